@@ -1,0 +1,1 @@
+"""CLI sub-commands of the foundation; each module has `register(subparsers)`."""

@@ -1,0 +1,256 @@
+"""Settings: one TOML file plus CONTACTD_* environment overrides, validated once at start.
+
+An environment variable `CONTACTD_<SECTION>__<KEY>` (double underscore between levels)
+overrides `[section] key` in the file, so secrets can stay out of the file entirely.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from datetime import time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+from pydantic import ValidationError as PydanticValidationError
+
+from contactd.errors import ConfigError
+
+ENV_PREFIX = "CONTACTD_"
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GeneralSettings(_Section):
+    data_dir: Path = Path("./data")
+    timezone: str = "UTC"
+    default_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "text"] = "text"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone {value!r}") from exc
+        return value
+
+
+class DatabaseSettings(_Section):
+    # Empty means SQLite in general.data_dir; see Settings.database_url.
+    url: SecretStr = SecretStr("")
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _supported_driver(cls, value: SecretStr) -> SecretStr:
+        raw = value.get_secret_value()
+        if raw and not re.match(r"^(sqlite\+aiosqlite|postgresql\+asyncpg)://", raw):
+            raise ValueError(
+                "expected a URL starting with sqlite+aiosqlite:// or postgresql+asyncpg://"
+            )
+        return value
+
+
+class WebSettings(_Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: Port = 8080
+    secret_key: SecretStr = SecretStr("")
+    languages: tuple[str, ...] = ("en", "de", "fr", "es")
+
+
+class AmiSettings(_Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: Port = 5038
+    username: str = "contactd"
+    secret: SecretStr = SecretStr("")
+    ping_interval_s: float = Field(default=20.0, gt=0)
+    action_timeout_s: float = Field(default=10.0, gt=0)
+    reconnect_min_s: float = Field(default=0.5, gt=0)
+    reconnect_max_s: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> AmiSettings:
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s must be >= reconnect_min_s")
+        return self
+
+
+class AsteriskSettings(_Section):
+    """Dialplan contexts contactd originates into; they must exist in extensions.conf."""
+
+    outbound_context: str = "contactd-outbound"
+    agent_context: str = "contactd-agent"
+    trunk_dial_template: str = "PJSIP/{number}@trunk"
+
+
+class AudioSocketSettings(_Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: Port = 9092
+
+
+class SpeechSettings(_Section):
+    # Path to an unpacked Vosk model folder; empty means DTMF-only IVR.
+    vosk_model_path: Path | None = None
+    tts_voice: str = ""
+    tts_language: str = "en"
+
+
+class SmppSettings(_Section):
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: Port = 2775
+    system_id: str = ""
+    password: SecretStr = SecretStr("")
+    system_type: str = ""
+    source_addr: str = ""
+    window: int = Field(default=10, ge=1, le=1000)
+    max_per_second: float = Field(default=0.0, ge=0)  # 0: no cap
+    enquire_link_s: float = Field(default=30.0, gt=0)
+
+
+class EmailSettings(_Section):
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: Port = 25
+    username: str = ""
+    password: SecretStr = SecretStr("")
+    security: Literal["none", "starttls", "tls"] = "none"
+    from_address: str = "contactd@localhost"
+    timeout_s: float = Field(default=30.0, gt=0)
+
+
+class DialerSettings(_Section):
+    window_start: time = time(8, 0)
+    window_end: time = time(21, 0)
+    ring_timeout_s: int = Field(default=25, ge=15, le=120)
+    abandon_limit_pct: float = Field(default=3.0, gt=0, le=100)
+    abandon_window_days: int = Field(default=30, ge=1)
+    abandon_short_window_hours: int = Field(default=24, ge=1)
+    agent_connect_s: float = Field(default=2.0, gt=0)
+    max_calls_per_second: float = Field(default=20.0, gt=0)
+    max_concurrent_calls: int = Field(default=100, ge=1)
+
+    @model_validator(mode="after")
+    def _window_order(self) -> DialerSettings:
+        if self.window_end <= self.window_start:
+            raise ValueError("window_end must be later than window_start")
+        return self
+
+
+class Settings(_Section):
+    general: GeneralSettings = GeneralSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    web: WebSettings = WebSettings()
+    ami: AmiSettings = AmiSettings()
+    asterisk: AsteriskSettings = AsteriskSettings()
+    audiosocket: AudioSocketSettings = AudioSocketSettings()
+    speech: SpeechSettings = SpeechSettings()
+    smpp: SmppSettings = SmppSettings()
+    email: EmailSettings = EmailSettings()
+    dialer: DialerSettings = DialerSettings()
+
+    @property
+    def database_url(self) -> str:
+        raw = self.database.url.get_secret_value()
+        if raw:
+            return raw
+        return f"sqlite+aiosqlite:///{self.general.data_dir.resolve() / 'contactd.db'}"
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Turn CONTACTD_SECTION__KEY=value into {"section": {"key": value}}."""
+    tree: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        path = name[len(ENV_PREFIX) :].lower().split("__")
+        node = tree
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = _parse_env_value(value)
+    return tree
+
+
+def _parse_env_value(value: str) -> Any:
+    # Lists/arrays may be given as TOML literals; everything else stays a string for pydantic.
+    if value.startswith("["):
+        try:
+            return tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            return value
+    return value
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _describe(error: Mapping[str, Any], source: str) -> str:
+    key = ".".join(str(p) for p in error.get("loc", ())) or "(top level)"
+    kind = error.get("type", "")
+    if kind == "extra_forbidden":
+        return f"{source}: unknown setting {key!r}"
+    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    return f"{source}: {key}: {message}"
+
+
+def load_settings(
+    path: Path | None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Read, merge and validate; every problem becomes one ConfigError line naming the key."""
+    env = os.environ if environ is None else environ
+    data: dict[str, Any] = {}
+    source = "environment"
+    if path is not None:
+        source = str(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: configuration file not found") from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read configuration: {exc.strerror}") from None
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    data = _merge(data, _env_overrides(env))
+    try:
+        settings = Settings.model_validate(data)
+    except PydanticValidationError as exc:
+        first = exc.errors()[0]
+        more = len(exc.errors()) - 1
+        suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+        raise ConfigError(_describe(first, source) + suffix) from None
+    data_dir = settings.general.data_dir
+    if path is not None and not data_dir.is_absolute():
+        # Relative folders are relative to the config file, not to wherever the daemon started.
+        general = settings.general.model_copy(update={"data_dir": path.parent / data_dir})
+        settings = settings.model_copy(update={"general": general})
+    return settings

@@ -1,0 +1,56 @@
+"""Every table; importing this package registers them all on `Base.metadata`."""
+
+from contactd.db.base import Base
+from contactd.db.models.crm import (
+    Address,
+    ChannelDecision,
+    Consent,
+    Contact,
+    ContactEmail,
+    ContactPhone,
+    CustomFieldDef,
+    Document,
+    DocumentTemplate,
+    DoNotCall,
+    Interaction,
+    Organisation,
+    Product,
+    ProductLink,
+    Segment,
+    Tag,
+    Task,
+    contact_tags,
+)
+from contactd.db.models.dialer import CallAttempt, Campaign, DialRefusal, Lead, LeadList
+from contactd.db.models.messaging import OutboxMessage
+from contactd.db.models.users import AuditEntry, User
+
+__all__ = [
+    "Address",
+    "AuditEntry",
+    "Base",
+    "CallAttempt",
+    "Campaign",
+    "ChannelDecision",
+    "Consent",
+    "Contact",
+    "ContactEmail",
+    "ContactPhone",
+    "CustomFieldDef",
+    "DialRefusal",
+    "DoNotCall",
+    "Document",
+    "DocumentTemplate",
+    "Interaction",
+    "Lead",
+    "LeadList",
+    "Organisation",
+    "OutboxMessage",
+    "Product",
+    "ProductLink",
+    "Segment",
+    "Tag",
+    "Task",
+    "User",
+    "contact_tags",
+]

@@ -1,0 +1,136 @@
+"""Outbound campaigns: lead lists, leads, each call attempt and every refusal to dial."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from contactd.db.base import Base, Timestamps, str_enum, utcnow
+from contactd.enums import (
+    AttemptState,
+    CallOutcome,
+    CampaignMode,
+    CampaignStatus,
+    Channel,
+    LeadStatus,
+)
+
+
+class Campaign(Timestamps, Base):
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    mode: Mapped[CampaignMode] = mapped_column(str_enum(CampaignMode))
+    status: Mapped[CampaignStatus] = mapped_column(
+        str_enum(CampaignStatus), default=CampaignStatus.DRAFT
+    )
+    caller_id: Mapped[str] = mapped_column(String(64), default="")
+    # None: take the [dialer] setting.
+    window_start: Mapped[time | None]
+    window_end: Mapped[time | None]
+    max_concurrent: Mapped[int | None]
+    max_calls_per_second: Mapped[float | None]
+    max_attempts: Mapped[int] = mapped_column(default=3)
+    # Per-outcome retry delays in seconds, e.g. {"busy": 600, "no_answer": 3600}.
+    retry_rules: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Automated campaigns: the prompt text or IVR flow played to the callee.
+    message: Mapped[str] = mapped_column(Text, default="")
+    ivr_flow: Mapped[str | None] = mapped_column(String(100))
+    agent_queue: Mapped[str | None] = mapped_column(String(64))
+    fallback_channel: Mapped[Channel | None] = mapped_column(str_enum(Channel))
+    fallback_template: Mapped[str | None] = mapped_column(String(100))
+    abandon_limit_pct: Mapped[float | None]
+    started_at: Mapped[datetime | None]
+    stopped_at: Mapped[datetime | None]
+
+
+class LeadList(Timestamps, Base):
+    __tablename__ = "lead_lists"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    active: Mapped[bool] = mapped_column(default=True)
+
+
+class Lead(Timestamps, Base):
+    """One number to work in one campaign; its status says what the dialer does next."""
+
+    __tablename__ = "leads"
+    __table_args__ = (
+        Index("ix_leads_claim", "campaign_id", "status", "next_attempt_at", "priority"),
+        Index("ix_leads_contact", "contact_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    lead_list_id: Mapped[int | None] = mapped_column(
+        ForeignKey("lead_lists.id", ondelete="CASCADE")
+    )
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    phone_e164: Mapped[str] = mapped_column(String(20))
+    priority: Mapped[int] = mapped_column(default=0)
+    status: Mapped[LeadStatus] = mapped_column(str_enum(LeadStatus), default=LeadStatus.NEW)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None]
+    callback_at: Mapped[datetime | None]
+    callback_user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    last_outcome: Mapped[CallOutcome | None] = mapped_column(str_enum(CallOutcome))
+
+
+class CallAttempt(Base):
+    """One dial. Written in state `dialing` before the Originate; its id is the ActionID."""
+
+    __tablename__ = "call_attempts"
+    __table_args__ = (
+        Index("ix_call_attempts_state", "state"),
+        Index("ix_call_attempts_campaign_created", "campaign_id", "created_at"),
+        Index("ix_call_attempts_lead", "lead_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="SET NULL"))
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id", ondelete="SET NULL"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    interaction_id: Mapped[int | None] = mapped_column(
+        ForeignKey("interactions.id", ondelete="SET NULL")
+    )
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    phone_e164: Mapped[str] = mapped_column(String(20))
+    state: Mapped[AttemptState] = mapped_column(
+        str_enum(AttemptState), default=AttemptState.DIALING
+    )
+    outcome: Mapped[CallOutcome | None] = mapped_column(str_enum(CallOutcome))
+    hangup_cause: Mapped[int | None]
+    amd_status: Mapped[str | None] = mapped_column(String(16))
+    amd_cause: Mapped[str | None] = mapped_column(String(64))
+    channel: Mapped[str | None] = mapped_column(String(200))
+    uniqueid: Mapped[str | None] = mapped_column(String(64), index=True)
+    linkedid: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    answered_at: Mapped[datetime | None]
+    bridged_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    ring_s: Mapped[float | None]
+    talk_s: Mapped[float | None]
+
+
+class DialRefusal(Base):
+    """A lead the dialer chose not to dial, and why (window, DNC, caps, abandon governor …)."""
+
+    __tablename__ = "dial_refusals"
+    __table_args__ = (Index("ix_dial_refusals_campaign_at", "campaign_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
+    phone_e164: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str] = mapped_column(String(300), default="")
+    at: Mapped[datetime] = mapped_column(default=utcnow)

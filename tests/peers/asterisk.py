@@ -1,0 +1,1 @@
+"""Fixtures for the asterisk peer (filled in by its harness)."""

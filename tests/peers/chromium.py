@@ -1,0 +1,1 @@
+"""Fixtures for the chromium peer (filled in by its harness)."""

@@ -1,0 +1,1 @@
+"""Fixtures for the postgres peer (filled in by its harness)."""

@@ -1,0 +1,1 @@
+"""Fixtures for the smsc peer (filled in by its harness)."""

@@ -1,0 +1,1 @@
+"""Fixtures for the smtp peer (filled in by its harness)."""
