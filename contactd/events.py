@@ -40,7 +40,9 @@ class EventBus:
         self._handlers: dict[type[DomainEvent], list[Handler]] = defaultdict(list)
         self.failures = 0
 
-    def subscribe(self, event_type: type[E], handler: Callable[[E], Awaitable[None] | None]) -> None:
+    def subscribe(
+        self, event_type: type[E], handler: Callable[[E], Awaitable[None] | None]
+    ) -> None:
         self._handlers[event_type].append(handler)
 
     def unsubscribe(

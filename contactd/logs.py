@@ -57,7 +57,8 @@ class JsonFormatter(logging.Formatter):
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         fields = _fields(record)
-        head = f"{fields.pop('ts')} {fields.pop('level'):7} {fields.pop('logger')}: {fields.pop('msg')}"
+        ts, level, logger = fields.pop("ts"), fields.pop("level"), fields.pop("logger")
+        head = f"{ts} {level:7} {logger}: {fields.pop('msg')}"
         exc = fields.pop("exc", None)
         tail = " ".join(f"{k}={v}" for k, v in fields.items())
         line = f"{head} {tail}".rstrip()

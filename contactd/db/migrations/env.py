@@ -10,10 +10,14 @@ from contactd.db.models import Base
 TARGET = Base.metadata
 
 
-def _include(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
-    # Full-text index tables (FTS5 and its shadow tables) are made by raw SQL, not by models.
-    return not (type_ == "table" and name is not None and name.endswith(("_fts", "_fts_data",
-        "_fts_idx", "_fts_docsize", "_fts_config", "_fts_content")))
+# Full-text index tables (FTS5 and its shadow tables) are made by raw SQL, not by models.
+_FTS_SUFFIXES = ("_fts", "_fts_data", "_fts_idx", "_fts_docsize", "_fts_config", "_fts_content")
+
+
+def _include(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    return not (type_ == "table" and name is not None and name.endswith(_FTS_SUFFIXES))
 
 
 def _run(connection: Connection) -> None:

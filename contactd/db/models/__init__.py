@@ -1,6 +1,7 @@
 """Every table; importing this package registers them all on `Base.metadata`."""
 
 from contactd.db.base import Base
+from contactd.db.models.calls import CallAttempt
 from contactd.db.models.crm import (
     Address,
     ChannelDecision,
@@ -21,7 +22,7 @@ from contactd.db.models.crm import (
     Task,
     contact_tags,
 )
-from contactd.db.models.dialer import CallAttempt, Campaign, DialRefusal, Lead, LeadList
+from contactd.db.models.dialer import Campaign, DialRefusal, Lead, LeadList
 from contactd.db.models.messaging import OutboxMessage
 from contactd.db.models.users import AuditEntry, User
 
