@@ -72,4 +72,5 @@ def setup_logging(level: str = "info", fmt: str = "text") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # panoramisk logs every frame at debug and reconnect noise at info.
-    logging.getLogger("panoramisk").setLevel(max(root.level, logging.WARNING))
+    for noisy in ("panoramisk", "alembic", "aiosqlite"):
+        logging.getLogger(noisy).setLevel(max(root.level, logging.WARNING))

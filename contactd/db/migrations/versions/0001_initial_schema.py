@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-29 22:53:25.005049
+Create Date: 2026-11-29 22:57:02.439011
 """
 
 from collections.abc import Sequence

@@ -1,0 +1,53 @@
+"""`contactd user add NAME --role ROLE`: passwords from a prompt or standard input, never argv."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from typing import Any
+
+from contactd.auth.service import UserService
+from contactd.cli import EXIT_OK, add_config_option, run_async, settings_from
+from contactd.db.bootstrap import open_database
+from contactd.enums import Role
+from contactd.errors import ValidationError
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        line = sys.stdin.readline()
+        if not line:
+            raise ValidationError("no password on standard input", field="password")
+        return line.rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise ValidationError("no terminal to prompt for a password: use --password-stdin")
+    first = getpass.getpass(f"Password for {args.name}: ")
+    if getpass.getpass("Again: ") != first:
+        raise ValidationError("the two passwords differ", field="password")
+    return first
+
+
+async def _add(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    password = _read_password(args)
+    async with await open_database(settings) as db:
+        user = await UserService(db).add(
+            args.name, password, Role(args.role), display_name=args.display_name or ""
+        )
+    print(f"user {user.username} added with role {user.role.value}")
+    return EXIT_OK
+
+
+def register(sub: Any) -> None:
+    user = sub.add_parser("user", help="manage panel users")
+    usub = user.add_subparsers(dest="user_command", metavar="COMMAND", required=True)
+    add = usub.add_parser("add", help="add a user")
+    add.add_argument("name", help="login name (lower-case)")
+    add.add_argument("--role", required=True, choices=[r.value for r in Role])
+    add.add_argument("--display-name", default="")
+    add.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    add_config_option(add)
+    add.set_defaults(handler=lambda a: run_async(_add(a)))

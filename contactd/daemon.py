@@ -1,0 +1,79 @@
+"""The one composition root: builds every component, starts them in order, stops them in reverse.
+
+Each long-lived part is an async context manager entered into one AsyncExitStack, so a failure
+while starting part N tears down parts N-1..1 and a stop request unwinds everything cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
+
+from contactd.config import Settings
+from contactd.db.bootstrap import open_database
+from contactd.db.session import Database
+from contactd.events import EventBus
+from contactd.health import ComponentHealth, HealthRegistry
+from contactd.web.app import WebServer, create_app
+
+log = logging.getLogger(__name__)
+
+# Called once the daemon is up, with the live components (the demo prints its login here).
+ReadyHook = Callable[["Components"], Awaitable[None] | None]
+
+
+class Components:
+    """What the composition root built; handed to hooks and tests, never imported as a global."""
+
+    def __init__(self, settings: Settings, db: Database, bus: EventBus, health: HealthRegistry):
+        self.settings = settings
+        self.db = db
+        self.bus = bus
+        self.health = health
+        self.web_url: str | None = None
+
+
+async def run_daemon(
+    settings: Settings,
+    *,
+    stop: asyncio.Event | None = None,
+    on_ready: ReadyHook | None = None,
+) -> None:
+    """Run until `stop` is set or SIGTERM/SIGINT arrives; StartupError propagates unchanged."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+    try:
+        async with AsyncExitStack() as stack:
+            health = HealthRegistry()
+            bus = EventBus()
+            db = await stack.enter_async_context(await open_database(settings))
+            db_since = datetime.now(UTC)
+            health.register("database", lambda: ComponentHealth("ok", db.dialect, db_since))
+            components = Components(settings, db, bus, health)
+            if settings.web.enabled:
+                app = create_app(settings, db, health)
+                web = await stack.enter_async_context(
+                    WebServer(app, settings.web.host, settings.web.port)
+                )
+                components.web_url = f"http://{web.host}:{web.port}/"
+            log.info("contactd started", extra={"data_dir": str(settings.general.data_dir)})
+            if on_ready is not None:
+                result = on_ready(components)
+                if asyncio.iscoroutine(result):
+                    await result
+            await stop.wait()
+            log.info("contactd stopping")
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+    log.info("contactd stopped")

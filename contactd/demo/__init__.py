@@ -1,0 +1,1 @@
+"""The demo installation: sample data and a ready-to-run configuration."""
