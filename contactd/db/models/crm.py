@@ -85,6 +85,9 @@ class Contact(Timestamps, Base):
     custom: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # Set when this record was merged into another; its interactions moved there.
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    # Names, company, numbers, e-mails and notes in one text: what the full-text index reads
+    # (contactd.crm.fts keeps contacts_fts in step with it by triggers).
+    search_text: Mapped[str] = mapped_column(Text, default="")
 
     organisation: Mapped[Organisation | None] = relationship(back_populates="contacts")
     phones: Mapped[list[ContactPhone]] = relationship(
@@ -255,7 +258,8 @@ class Interaction(Base):
     __tablename__ = "interactions"
     __table_args__ = (
         Index("ix_interactions_contact_started", "contact_id", "started_at"),
-        Index("ix_interactions_started", "started_at"),
+        # Covers the period reports (counts by channel, kind and outcome) without table reads.
+        Index("ix_interactions_report", "started_at", "channel", "kind", "outcome"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -297,6 +301,7 @@ class Task(Timestamps, Base):
     __table_args__ = (
         Index("ix_tasks_assignee_status_due", "assignee_id", "status", "due_at"),
         Index("ix_tasks_contact", "contact_id"),
+        Index("ix_tasks_status_due", "status", "due_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -317,6 +322,7 @@ class Task(Timestamps, Base):
     source: Mapped[TaskSource] = mapped_column(str_enum(TaskSource), default=TaskSource.MANUAL)
     due_at: Mapped[datetime | None]
     remind_at: Mapped[datetime | None]
+    reminded_at: Mapped[datetime | None]
     escalated_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
 
