@@ -1,0 +1,393 @@
+"""SMPP 3.4 client behind an async interface: submit text, get message ids, hear deliver_sm.
+
+The blocking work happens in `smpp_io` threads; here each request is a future keyed by its
+sequence number, a semaphore is the window, a sliding-second limiter is the account's cap,
+and ESME_RTHROTTLED / ESME_RMSGQFUL pause every sender with a growing back-off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Final
+
+import smpplib.consts
+
+from contactd.config import SmppSettings
+from contactd.messaging.encoding import decode_payload, split_message
+from contactd.messaging.errors import (
+    SendFailedError,
+    SmppBindError,
+    SmppUnavailableError,
+    TemporaryFailureError,
+)
+from contactd.messaging.smpp_io import (
+    BindRefused,
+    Down,
+    Endpoint,
+    Inbound,
+    Report,
+    Response,
+    SmppIo,
+    Up,
+)
+
+log = logging.getLogger(__name__)
+
+ESME_ROK: Final = 0x00
+ESME_RSYSERR: Final = 0x08
+ESME_RMSGQFUL: Final = 0x14
+ESME_RTHROTTLED: Final = 0x58
+RETRYABLE: Final = frozenset({ESME_RTHROTTLED, ESME_RMSGQFUL})
+ESM_RECEIPT_MASK: Final = 0x3C
+ESM_SMSC_RECEIPT: Final = 0x04
+_RECEIPT_FIELD = re.compile(r"(\w+(?: date)?):(\S*)")
+
+
+def describe_status(status: int) -> str:
+    return f"0x{status:02X} {smpplib.consts.DESCRIPTIONS.get(status, 'unknown status')}"
+
+
+@dataclass(frozen=True)
+class DeliverSm:
+    """An inbound deliver_sm: a delivery receipt (`receipt_id` set) or a mobile-originated text."""
+
+    source_addr: str
+    destination_addr: str
+    text: str
+    receipt_id: str | None = None
+    stat: str | None = None  # DELIVRD, UNDELIV, EXPIRED, REJECTD …
+    error: str | None = None
+
+
+def parse_deliver(pdu: Any) -> DeliverSm:
+    esm_class = int(pdu.esm_class or 0)
+    payload = pdu.short_message or b""
+    if isinstance(payload, str):
+        payload = payload.encode("latin-1")
+    source = (pdu.source_addr or b"").decode("latin-1")
+    dest = (pdu.destination_addr or b"").decode("latin-1")
+    if esm_class & ESM_RECEIPT_MASK != ESM_SMSC_RECEIPT:
+        text = decode_payload(payload, int(pdu.data_coding or 0), esm_class)
+        return DeliverSm(source, dest, text)
+    text = payload.decode("latin-1")
+    fields = dict(_RECEIPT_FIELD.findall(text))
+    receipted = getattr(pdu, "receipted_message_id", None)
+    receipt_id = receipted.decode("latin-1") if receipted else fields.get("id", "")
+    return DeliverSm(source, dest, text, receipt_id, fields.get("stat"), fields.get("err"))
+
+
+class SlidingRateLimiter:
+    """At most `rate` acquisitions inside any one-second window (a provider's hard cap)."""
+
+    def __init__(self, rate: float, *, margin_s: float = 0.01) -> None:
+        self.limit = max(1, int(rate))
+        self._span = 1.0 + margin_s
+        self._times: deque[float] = deque()
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            while len(self._times) >= self.limit:
+                wait = self._times[0] + self._span - time.monotonic()
+                if wait <= 0:
+                    self._times.popleft()
+                    continue
+                await asyncio.sleep(wait)
+            self._times.append(time.monotonic())
+
+
+@dataclass
+class SmppStats:
+    submitted: int = 0
+    throttled: int = 0
+    connects: int = 0
+    disconnects: int = 0
+    receipts: int = 0
+    mo: int = 0
+    last_error: str = ""
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+DeliverHandler = Callable[[DeliverSm], Awaitable[int]]
+
+
+class SmppClient:
+    """One bound transceiver session to one SMSC account, kept up for the client's lifetime."""
+
+    def __init__(
+        self,
+        settings: SmppSettings,
+        on_deliver: DeliverHandler | None = None,
+        *,
+        connect_timeout_s: float = 5.0,
+        response_timeout_s: float = 10.0,
+        wait_connected_s: float = 10.0,
+        throttle_backoff_s: tuple[float, float] = (0.05, 2.0),
+        throttle_budget_s: float = 60.0,
+        reconnect_s: tuple[float, float] = (0.2, 5.0),
+    ) -> None:
+        self.settings = settings
+        self._on_deliver = on_deliver
+        self._endpoint = Endpoint(
+            settings.host,
+            settings.port,
+            settings.system_id,
+            settings.password.get_secret_value(),
+            settings.system_type,
+            connect_timeout_s,
+        )
+        self._response_timeout_s = response_timeout_s
+        self._wait_connected_s = wait_connected_s
+        self._backoff = throttle_backoff_s
+        self._throttle_budget_s = throttle_budget_s
+        self._reconnect = reconnect_s
+        self._window = asyncio.Semaphore(settings.window)
+        self._limiter = (
+            SlidingRateLimiter(settings.max_per_second) if settings.max_per_second > 0 else None
+        )
+        self._pending: dict[int, tuple[asyncio.Future[Response], int]] = {}
+        self._up = asyncio.Event()
+        self._generation = 0
+        self._paused_until = 0.0
+        self._first: asyncio.Future[None] | None = None
+        self._io: SmppIo | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.stats = SmppStats()
+
+    @property
+    def connected(self) -> bool:
+        return self._up.is_set()
+
+    async def __aenter__(self) -> SmppClient:
+        loop = asyncio.get_running_loop()
+        self._first = loop.create_future()
+        self._io = SmppIo(
+            self._endpoint,
+            loop,
+            self._on_reports,
+            reconnect_min_s=self._reconnect[0],
+            reconnect_max_s=self._reconnect[1],
+        )
+        self._io.start()
+        self._spawn(self._enquire_link_loop(), "smpp-enquire-link")
+        try:
+            # A refused bind fails start-up at once; an unreachable SMSC only delays sending.
+            await asyncio.wait_for(asyncio.shield(self._first), self._wait_connected_s)
+        except TimeoutError:
+            log.warning("smpp: %s:%s not reachable yet; retrying", *self._addr())
+        except SmppBindError:
+            await self._close()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.connected:
+            with contextlib.suppress(TemporaryFailureError):
+                await self._request("unbind", timeout_s=2.0)
+        await self._close()
+
+    async def _close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._io is not None:
+            self._io.stop()
+            await asyncio.to_thread(self._io.join, 5.0)
+        self._fail_pending(None, "client closed")
+
+    def _addr(self) -> tuple[str, int]:
+        return self._endpoint.host, self._endpoint.port
+
+    def _spawn(self, coro: Awaitable[None], name: str) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        task.set_name(name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("smpp task %s failed", task.get_name(), exc_info=task.exception())
+
+    # -- reports from the threads ---------------------------------------------------------
+    def _on_reports(self, reports: list[Report]) -> None:
+        for report in reports:
+            if isinstance(report, Response):
+                entry = self._pending.pop(report.sequence, None)
+                if entry is not None and not entry[0].done():
+                    entry[0].set_result(report)
+            elif isinstance(report, Inbound):
+                self._spawn(self._handle_inbound(report), "smpp-deliver")
+            elif isinstance(report, Up):
+                self._generation = report.generation
+                self.stats.connects += 1
+                self._up.set()
+                log.info("smpp: bound to %s:%s as %s", *self._addr(), self._endpoint.system_id)
+                if self._first is not None and not self._first.done():
+                    self._first.set_result(None)
+            elif isinstance(report, Down):
+                self._up.clear()
+                self.stats.disconnects += 1
+                self.stats.last_error = report.reason
+                log.warning("smpp: session closed: %s", report.reason)
+                self._fail_pending(report.generation, report.reason)
+            elif isinstance(report, BindRefused):
+                self.stats.last_error = f"bind refused: {describe_status(report.status)}"
+                log.error("smpp: %s", self.stats.last_error)
+                if self._first is not None and not self._first.done():
+                    self._first.set_exception(self._bind_error(report))
+
+    def _bind_error(self, report: BindRefused) -> SmppBindError:
+        host, port = self._addr()
+        return SmppBindError(
+            f"SMSC {host}:{port} refused bind_transceiver for system_id "
+            f"{self._endpoint.system_id!r}: {describe_status(report.status)}",
+            status=report.status,
+        )
+
+    def _fail_pending(self, generation: int | None, reason: str) -> None:
+        for seq, (future, gen) in list(self._pending.items()):
+            if generation is None or gen == generation:
+                del self._pending[seq]
+                if not future.done():
+                    # The SMSC may have accepted it before the drop: callers retry (at least once).
+                    future.set_exception(SmppUnavailableError(f"smpp {reason}", maybe_sent=True))
+
+    async def _handle_inbound(self, report: Inbound) -> None:
+        status = ESME_ROK
+        try:
+            message = parse_deliver(report.pdu)
+            if message.receipt_id is not None:
+                self.stats.receipts += 1
+            else:
+                self.stats.mo += 1
+            if self._on_deliver is not None:
+                status = await self._on_deliver(message)
+        except Exception:
+            log.exception("smpp: deliver_sm handler failed; asking the SMSC to redeliver")
+            status = ESME_RSYSERR
+        # Answered only after the handler stored it: a crash before this means redelivery.
+        if self._io is not None:
+            data = self._io.encode("deliver_sm_resp", report.sequence, status=status)
+            self._io.send(report.generation, data)
+
+    # -- requests -------------------------------------------------------------------------
+    async def _request(
+        self, command: str, *, timeout_s: float | None = None, **fields: Any
+    ) -> Response:
+        assert self._io is not None, "use SmppClient as an async context manager"
+        if not self._up.is_set():
+            try:
+                await asyncio.wait_for(self._up.wait(), self._wait_connected_s)
+            except TimeoutError:
+                host, port = self._addr()
+                raise SmppUnavailableError(
+                    f"SMSC {host}:{port} not bound ({self.stats.last_error or 'connecting'})"
+                ) from None
+        sequence = self._io.sequences.next_sequence()
+        data = self._io.encode(command, sequence, **fields)
+        future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        self._pending[sequence] = (future, self._generation)
+        self._io.send(self._generation, data)
+        try:
+            return await asyncio.wait_for(future, timeout_s or self._response_timeout_s)
+        except TimeoutError:
+            raise SmppUnavailableError(f"no {command}_resp", maybe_sent=True) from None
+        finally:
+            self._pending.pop(sequence, None)
+
+    async def submit(
+        self,
+        destination: str,
+        payload: bytes,
+        *,
+        data_coding: int,
+        esm_class: int = 0,
+        source: str | None = None,
+        receipt: bool = True,
+    ) -> str:
+        """Submit one part; returns the SMSC's message id. Throttling is retried here."""
+        sender = (source if source is not None else self.settings.source_addr).lstrip("+")
+        delay = self._backoff[0]
+        deadline = time.monotonic() + self._throttle_budget_s
+        while True:
+            pause = self._paused_until - time.monotonic()
+            if pause > 0:
+                await asyncio.sleep(pause)
+            if self._limiter is not None:
+                await self._limiter.acquire()
+            async with self._window:
+                response = await self._request(
+                    "submit_sm",
+                    source_addr=sender,
+                    source_addr_ton=1 if sender.isdigit() else 5,  # international / alphanumeric
+                    source_addr_npi=1 if sender.isdigit() else 0,
+                    destination_addr=destination.lstrip("+"),
+                    dest_addr_ton=1,
+                    dest_addr_npi=1,
+                    esm_class=esm_class,
+                    data_coding=data_coding,
+                    registered_delivery=1 if receipt else 0,
+                    short_message=payload,
+                )
+            if response.status == ESME_ROK:
+                self.stats.submitted += 1
+                return response.message_id
+            if response.status not in RETRYABLE:
+                raise SendFailedError(
+                    f"SMSC refused submit_sm: {describe_status(response.status)}",
+                    status=response.status,
+                )
+            self.stats.throttled += 1
+            if time.monotonic() + delay > deadline:
+                raise TemporaryFailureError(
+                    f"SMSC still busy after {self._throttle_budget_s:.0f} s: "
+                    f"{describe_status(response.status)}",
+                    status=response.status,
+                )
+            # Every sender waits: the SMSC throttles the account, not one message.
+            self._paused_until = max(self._paused_until, time.monotonic() + delay)
+            delay = min(delay * 2, self._backoff[1])
+
+    async def send_text(
+        self, destination: str, text: str, *, reference: int, source: str | None = None
+    ) -> list[str]:
+        """Encode (GSM-7 or UCS-2), split with concatenation UDH, submit parts in order."""
+        ids: list[str] = []
+        for part in split_message(text, reference):
+            ids.append(
+                await self.submit(
+                    destination,
+                    part.payload,
+                    data_coding=int(part.data_coding),
+                    esm_class=part.esm_class,
+                    source=source,
+                )
+            )
+        return ids
+
+    async def _enquire_link_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.enquire_link_s)
+            if not self._up.is_set():
+                continue
+            generation = self._generation
+            try:
+                await self._request("enquire_link", timeout_s=self._response_timeout_s)
+            except TemporaryFailureError:
+                log.warning("smpp: enquire_link unanswered; reconnecting")
+                if self._io is not None:
+                    self._io.drop(generation)

@@ -1,0 +1,308 @@
+"""The blocking half of the SMPP client: smpplib in one reader thread and one writer thread.
+
+smpplib is blocking and not thread-safe, so it never runs on the event loop. The reader thread
+owns the connection (connect, bind, read loop, reconnect with back-off); the writer thread
+sends PDUs the loop has already encoded. Every socket write holds one lock. Whatever the
+threads learn goes to the loop through `call_soon_threadsafe`, batched so that a burst of
+responses costs one wake-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import queue
+import socket
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import smpplib.client
+import smpplib.consts
+import smpplib.exceptions
+import smpplib.smpp
+
+log = logging.getLogger(__name__)
+
+MAX_SEQUENCE: Final = 0x7FFFFFFF
+
+
+class SequenceGenerator:
+    """Thread-safe smpplib sequence source (smpplib's own is not; parsing also draws from it)."""
+
+    def __init__(self) -> None:
+        self._counter = itertools.count(1)
+        self._lock = threading.Lock()
+        self.sequence = 0
+
+    def next_sequence(self) -> int:
+        with self._lock:
+            self.sequence = next(self._counter) % MAX_SEQUENCE or 1
+            return self.sequence
+
+
+class _Client(smpplib.client.Client):  # type: ignore[misc]
+    """smpplib's client with TCP_NODELAY and a raw write for PDUs encoded elsewhere."""
+
+    def _create_socket(self) -> socket.socket:
+        sock: socket.socket = super()._create_socket()
+        # Nagle's algorithm delays small PDUs waiting for ACKs: 78 -> 1,757 msg/s measured.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    def write_raw(self, data: bytes) -> None:
+        sock = self._socket
+        if sock is None:
+            raise smpplib.exceptions.ConnectionError("not connected")
+        sock.sendall(data)
+
+    def shutdown(self) -> None:
+        sock = self._socket
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+    system_id: str
+    password: str
+    system_type: str
+    connect_timeout_s: float
+
+
+@dataclass(frozen=True)
+class Up:
+    generation: int
+
+
+@dataclass(frozen=True)
+class Down:
+    generation: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class BindRefused:
+    status: int
+    description: str
+
+
+@dataclass(frozen=True)
+class Response:
+    generation: int
+    sequence: int
+    command: str
+    status: int
+    message_id: str
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """A deliver_sm (receipt or MO) still to be answered by the loop."""
+
+    generation: int
+    sequence: int
+    pdu: Any
+
+
+Report = Up | Down | BindRefused | Response | Inbound
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    return str(value)
+
+
+class SmppIo:
+    """Runs the threads; the loop side reads `Report`s via the `deliver` callback."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        loop: asyncio.AbstractEventLoop,
+        deliver: Callable[[list[Report]], None],
+        *,
+        reconnect_min_s: float,
+        reconnect_max_s: float,
+    ) -> None:
+        self._endpoint = endpoint
+        self._loop = loop
+        self._deliver = deliver
+        self._reconnect = (reconnect_min_s, reconnect_max_s)
+        self.sequences = SequenceGenerator()
+        self._write_lock = threading.Lock()
+        self._writes: queue.SimpleQueue[tuple[int, bytes] | None] = queue.SimpleQueue()
+        self._stopping = threading.Event()
+        self._client: _Client | None = None
+        self._generation = 0
+        self._outbox: deque[Report] = deque()
+        self._scheduled = False
+        self._threads = [
+            threading.Thread(target=self._read_loop, name="smpp-reader", daemon=True),
+            threading.Thread(target=self._write_loop, name="smpp-writer", daemon=True),
+        ]
+
+    # -- called from the loop -------------------------------------------------------------
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def encode(self, command: str, sequence: int, **fields: Any) -> bytes:
+        pdu = smpplib.smpp.make_pdu(command, client=self._client, sequence=sequence, **fields)
+        # smpplib ignores a `sequence` keyword (its property already reads the client's
+        # counter), so it is set here: the counter may have moved on in the reader thread.
+        pdu.sequence = sequence
+        data: bytes = pdu.generate()
+        return data
+
+    def send(self, generation: int, data: bytes) -> None:
+        self._writes.put((generation, data))
+
+    def drop(self, generation: int) -> None:
+        """Force a reconnect (e.g. enquire_link unanswered)."""
+        client = self._client
+        if client is not None and generation == self._generation:
+            client.shutdown()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._writes.put(None)
+        client = self._client
+        if client is not None:
+            client.shutdown()
+
+    def join(self, timeout_s: float) -> None:
+        for thread in self._threads:
+            thread.join(timeout_s)
+
+    # -- threads --------------------------------------------------------------------------
+    def _report(self, item: Report) -> None:
+        self._outbox.append(item)
+        if not self._scheduled:
+            self._scheduled = True
+            with contextlib.suppress(RuntimeError):  # loop closed during shutdown
+                self._loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        self._scheduled = False
+        items: list[Report] = []
+        while self._outbox:
+            items.append(self._outbox.popleft())
+        if items:
+            self._deliver(items)
+
+    def _write(self, client: _Client, data: bytes) -> None:
+        with self._write_lock:
+            client.write_raw(data)
+
+    def _write_loop(self) -> None:
+        while True:
+            item = self._writes.get()
+            if item is None:
+                return
+            generation, data = item
+            client = self._client
+            if client is None or generation != self._generation:
+                continue  # written for a connection that is gone; its future already failed
+            try:
+                self._write(client, data)
+            except (OSError, smpplib.exceptions.ConnectionError) as exc:
+                log.warning("smpp write failed: %s", exc)
+                client.shutdown()
+
+    def _connect(self) -> _Client | None:
+        ep = self._endpoint
+        client = _Client(
+            ep.host,
+            ep.port,
+            timeout=ep.connect_timeout_s,
+            sequence_generator=self.sequences,
+            allow_unknown_opt_params=True,
+        )
+        try:
+            client.connect()
+            client.bind_transceiver(
+                system_id=ep.system_id, password=ep.password, system_type=ep.system_type
+            )
+        except smpplib.exceptions.PDUError as exc:
+            status = int(exc.args[1]) if len(exc.args) > 1 else smpplib.consts.SMPP_ESME_RBINDFAIL
+            desc = smpplib.consts.DESCRIPTIONS.get(status, "bind refused")
+            self._report(BindRefused(status, desc))
+            client.disconnect()
+            return None
+        except (OSError, smpplib.exceptions.ConnectionError) as exc:
+            log.info("smpp connect to %s:%s failed: %s", ep.host, ep.port, exc or "refused")
+            client.disconnect()
+            return None
+        # Blocking reads without a timeout: a timeout between a PDU's length and its body would
+        # desynchronise smpplib's reader. stop()/drop() wake it by shutting the socket down.
+        client._socket.settimeout(None)
+        return client
+
+    def _read_loop(self) -> None:
+        delay = self._reconnect[0]
+        while not self._stopping.is_set():
+            client = self._connect()
+            if client is None:
+                self._stopping.wait(delay)
+                delay = min(delay * 2, self._reconnect[1])
+                continue
+            delay = self._reconnect[0]
+            self._generation += 1
+            generation = self._generation
+            self._client = client
+            self._report(Up(generation))
+            reason = self._read_until_closed(client, generation)
+            self._client = None
+            with contextlib.suppress(OSError):
+                client.disconnect()
+            self._report(Down(generation, reason))
+            if not self._stopping.is_set():
+                self._stopping.wait(delay)
+
+    def _read_until_closed(self, client: _Client, generation: int) -> str:
+        while True:
+            try:
+                pdu = client.read_pdu()
+            except TimeoutError:
+                if self._stopping.is_set():
+                    return "stopping"
+                continue
+            except (OSError, smpplib.exceptions.ConnectionError) as exc:
+                return f"connection lost ({exc or 'closed'})"
+            except smpplib.exceptions.PDUError as exc:
+                return f"unreadable PDU ({exc})"
+            command = pdu.command
+            if command == "deliver_sm":
+                self._report(Inbound(generation, pdu.sequence, pdu))
+            elif command == "enquire_link":
+                self._answer(client, "enquire_link_resp", pdu.sequence)
+            elif command == "unbind":
+                self._answer(client, "unbind_resp", pdu.sequence)
+                return "unbound by the SMSC"
+            elif command.endswith("_resp") or command == "generic_nack":
+                message_id = _text(getattr(pdu, "message_id", None))
+                self._report(
+                    Response(generation, pdu.sequence, command, int(pdu.status or 0), message_id)
+                )
+                if command == "unbind_resp":
+                    return "unbound"
+            else:
+                log.debug("smpp: ignoring %s", command)
+
+    def _answer(self, client: _Client, command: str, sequence: int) -> None:
+        data = self.encode(command, sequence)
+        try:
+            self._write(client, data)
+        except (OSError, smpplib.exceptions.ConnectionError):
+            client.shutdown()
