@@ -53,7 +53,7 @@ class EventBus:
     async def publish(self, event: DomainEvent) -> None:
         """Deliver to every matching handler in subscription order, awaiting coroutines."""
         for klass in type(event).__mro__:
-            for handler in list(self._handlers.get(klass, ())):  # type: ignore[call-overload]
+            for handler in list(self._handlers.get(klass, ())):
                 try:
                     result = handler(event)
                     if asyncio.iscoroutine(result):

@@ -145,7 +145,7 @@ IVR_TRANSCRIPTS = (
 )
 
 
-def _numbers(rng: random.Random, region: str, kind: PhoneNumberType) -> PhoneInfo | None:
+def _numbers(rng: random.Random, region: str, kind: int) -> PhoneInfo | None:
     """A valid, realistic-looking number built from the region's example number."""
     example = phonenumbers.example_number_for_type(region, kind)
     if example is None:
@@ -184,7 +184,7 @@ async def create_demo_data(db: Database, admin_password: str, contacts: int = 32
             for sku, name, kind, price in PRODUCTS
         ]
         tags = [Tag(name=name) for name in TAGS]
-        session.add_all(products + tags)
+        session.add_all([*products, *tags])
         orgs = _organisations(rng, users)
         session.add_all(orgs)
         await session.flush()
