@@ -43,7 +43,9 @@ def parse_phone(raw: str, default_region: str | None = None) -> PhoneInfo:
     try:
         number = phonenumbers.parse(text, default_region)
     except phonenumbers.NumberParseException as exc:
-        raise ValidationError(f"phone number {raw!r} cannot be read: {exc}", field="phone") from None
+        raise ValidationError(
+            f"phone number {raw!r} cannot be read: {exc}", field="phone"
+        ) from None
     if not phonenumbers.is_valid_number(number):
         raise ValidationError(f"phone number {raw!r} is not a valid number", field="phone")
     # FIXED_LINE_OR_MOBILE (US/CA) counts as fixed: SMS to it is not assumed to work.
