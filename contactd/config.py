@@ -87,6 +87,9 @@ class AmiSettings(_Section):
     action_timeout_s: float = Field(default=10.0, gt=0)
     reconnect_min_s: float = Field(default=0.5, gt=0)
     reconnect_max_s: float = Field(default=30.0, gt=0)
+    # AMI event classes to receive; "dialplan" (Newexten/VarSet) is left out on purpose:
+    # several per call, none needed since the attempt id is the Linkedid of the call.
+    events: str = "system,call,user,agent"
 
     @model_validator(mode="after")
     def _backoff_order(self) -> AmiSettings:
@@ -138,6 +141,9 @@ class EmailSettings(_Section):
     security: Literal["none", "starttls", "tls"] = "none"
     from_address: str = "contactd@localhost"
     timeout_s: float = Field(default=30.0, gt=0)
+    # Connections kept open and reused for bursts; one message at a time on each.
+    pool_size: int = Field(default=4, ge=1, le=64)
+    validate_certs: bool = True
 
 
 class DialerSettings(_Section):

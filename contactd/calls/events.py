@@ -8,6 +8,7 @@ CallDialing → [CallRinging] → [CallAnswered → [CallBridged]] → CallEnded
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from contactd.enums import CallOutcome
@@ -46,6 +47,7 @@ class CallAnswered(CallEvent):
     """Published once the answer is classified (at the AMD verdict, or at answer without AMD)."""
 
     answered_by: AnsweredBy
+    answered_at: datetime | None = None
     channel: str | None = None
     amd_status: str | None = None
     amd_cause: str | None = None

@@ -1,0 +1,33 @@
+"""AMI errors, each with a stable code."""
+
+from __future__ import annotations
+
+from contactd.errors import ContactdError
+
+
+class AmiError(ContactdError):
+    code = "ami_error"
+
+
+class AmiUnavailable(AmiError):
+    """Not connected to Asterisk right now: the action was not sent."""
+
+    code = "ami_unavailable"
+
+
+class AmiDisconnected(AmiError):
+    """The link dropped after the action was sent and before its response: fate unknown."""
+
+    code = "ami_disconnected"
+
+
+class AmiTimeout(AmiError):
+    """No response within the action timeout: fate unknown."""
+
+    code = "ami_timeout"
+
+
+class AmiActionFailed(AmiError):
+    """Asterisk answered `Response: Error` (details carry its message)."""
+
+    code = "ami_action_failed"

@@ -1,0 +1,458 @@
+"""CallTracker: raw AMI events in, typed call events out. Pure: no I/O, time is passed in.
+
+A call is found by its attempt id, which the Originate made the Uniqueid of the callee
+channel and so the Linkedid of every channel of the call (Local ;1/;2 halves, legs placed by
+the dialplan, the agent leg a queue adds). A CONTACTD_ATTEMPT channel variable (VarSet or
+ChanVariable) links channels too, for Asterisk set-ups where ChannelId is not honoured.
+Events may come duplicated or out of order: state only moves forward (calls.machine), each
+domain event is emitted at most once, and events of unknown or finished calls are ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from contactd.ami.actions import ATTEMPT_VARIABLE, OTHER_CHANNEL_SUFFIX
+from contactd.calls import outcome
+from contactd.calls.events import (
+    AnsweredBy,
+    CallAnswered,
+    CallBridged,
+    CallEnded,
+    CallEvent,
+    CallRinging,
+)
+from contactd.calls.machine import can_move
+from contactd.enums import AttemptState, CallOutcome
+
+log = logging.getLogger(__name__)
+
+# The whole inbound surface of the tracker, in one place (STYLE.md §2).
+TRACKED_EVENTS: Final = (
+    "OriginateResponse",
+    "Newchannel",
+    "Newstate",
+    "DialBegin",
+    "DialEnd",
+    "BridgeEnter",
+    "BridgeLeave",
+    "Hangup",
+    "UserEvent",
+    "VarSet",
+)
+# asterisk-config/extensions.conf: UserEvent(ContactdAMD,Attempt: …,Status: …,Cause: …)
+AMD_USER_EVENT: Final = "ContactdAMD"
+STATE_RINGING: Final = "5"
+STATE_UP: Final = "6"
+FINISHED_MEMORY: Final = 20_000
+
+S = AttemptState
+RawEvent = Mapping[str, Any]
+
+
+def _text(event: RawEvent, key: str) -> str | None:
+    value = event.get(key)
+    return value if isinstance(value, str) else None
+
+
+def _int(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def _stamp(value: Any, default: float) -> float:
+    if isinstance(value, str):
+        try:
+            stamp = float(value)
+        except ValueError:
+            return default
+        if math.isfinite(stamp):
+            return stamp
+    return default
+
+
+def _interface(channel: str) -> str:
+    """PJSIP/agent1-0000002a → PJSIP/agent1; Local/x@ctx-00000001;1 → Local/x@ctx."""
+    base = channel.split(";", 1)[0]
+    head, sep, tail = base.rpartition("-")
+    return head if sep and tail and all(c in "0123456789abcdef" for c in tail) else base
+
+
+@dataclass(slots=True)
+class _Call:
+    attempt_id: str
+    started: float
+    expect_amd: bool
+    state: AttemptState = S.DIALING
+    channel: str | None = None
+    primary_seen: bool = False
+    primary_gone: bool = False
+    answered_at: float | None = None
+    answered_by: AnsweredBy | None = None
+    amd_status: str | None = None
+    amd_cause: str | None = None
+    classified: bool = False
+    cause: int | None = None
+    leg_cause: int | None = None
+    reason: int | None = None
+    uniqueids: set[str] = field(default_factory=set)
+
+
+class CallTracker:
+    """Follows watched attempts; `feed()` returns the domain events one raw event produced."""
+
+    def __init__(self, *, wall_clock: Callable[[float], datetime] | None = None) -> None:
+        self._calls: dict[str, _Call] = {}
+        self._by_link: dict[str, _Call] = {}
+        self._by_uid: dict[str, _Call] = {}
+        self._bridges: dict[str, dict[str, str]] = {}
+        self._finished: OrderedDict[str, None] = OrderedDict()
+        self._to_datetime = wall_clock or (lambda ts: datetime.fromtimestamp(ts, UTC))
+        self.malformed = 0
+        self.handlers: Mapping[str, Callable[[RawEvent, float], list[CallEvent]]] = {
+            "OriginateResponse": self._originate_response,
+            "Newchannel": self._newchannel,
+            "Newstate": self._newstate,
+            "DialBegin": self._dial_begin,
+            "DialEnd": self._dial_end,
+            "BridgeEnter": self._bridge_enter,
+            "BridgeLeave": self._bridge_leave,
+            "Hangup": self._hangup,
+            "UserEvent": self._user_event,
+            "VarSet": self._varset,
+        }
+        assert set(self.handlers) == set(TRACKED_EVENTS)
+
+    # ---- registration ----------------------------------------------------------------
+    def watch(self, attempt_id: str, *, started: float, expect_amd: bool = False) -> None:
+        """Follow an attempt; call before its Originate goes out."""
+        if attempt_id in self._calls or attempt_id in self._finished:
+            return
+        call = _Call(attempt_id, started, expect_amd)
+        self._calls[attempt_id] = call
+        self._by_link[attempt_id] = call
+        self._link_uid(call, attempt_id)
+        self._link_uid(call, attempt_id + OTHER_CHANNEL_SUFFIX)
+
+    def is_open(self, attempt_id: str) -> bool:
+        return attempt_id in self._calls
+
+    @property
+    def open_attempts(self) -> list[str]:
+        return list(self._calls)
+
+    def channel_of(self, attempt_id: str) -> str | None:
+        call = self._calls.get(attempt_id)
+        return call.channel if call else None
+
+    def _link_uid(self, call: _Call, uniqueid: str) -> None:
+        call.uniqueids.add(uniqueid)
+        self._by_uid[uniqueid] = call
+
+    # ---- the event entry point -------------------------------------------------------
+    def feed(self, event: RawEvent, now: float) -> list[CallEvent]:
+        """Apply one raw AMI event; a malformed one is logged and dropped, never raised."""
+        try:
+            name = event.get("Event")
+            handler = self.handlers.get(name) if isinstance(name, str) else None
+            if handler is None:
+                return []
+            # manager.conf timestampevents=yes: Asterisk's own clock makes durations exact.
+            return handler(event, _stamp(event.get("Timestamp"), now))
+        except Exception:
+            self.malformed += 1
+            log.warning("malformed AMI event ignored by the call tracker", exc_info=True)
+            return []
+
+    def _find(self, event: RawEvent) -> _Call | None:
+        linkedid = event.get("Linkedid")
+        if isinstance(linkedid, str):
+            call = self._by_link.get(linkedid)
+            if call is not None:
+                return call
+        uniqueid = event.get("Uniqueid")
+        if isinstance(uniqueid, str):
+            return self._by_uid.get(uniqueid)
+        return None
+
+    def _is_primary(self, call: _Call, event: RawEvent) -> bool:
+        return event.get("Uniqueid") == call.attempt_id
+
+    # ---- handlers --------------------------------------------------------------------
+    def _originate_response(self, event: RawEvent, now: float) -> list[CallEvent]:
+        action_id = _text(event, "ActionID")
+        call = self._calls.get(action_id) if action_id else None
+        if call is None:
+            return []
+        reason = _int(_text(event, "Reason"))
+        if reason is None:
+            log.warning("OriginateResponse without a numeric Reason", extra={"attempt": action_id})
+            return []
+        call.reason = reason
+        if reason == outcome.REASON_ANSWERED:
+            return self._answered(call, now)
+        if call.primary_gone or not call.primary_seen:
+            return self._end(call, now)
+        return []  # the callee channel still lives: its Hangup brings the exact cause
+
+    def _newchannel(self, event: RawEvent, now: float) -> list[CallEvent]:
+        call = self._find(event)
+        if call is not None and self._is_primary(call, event):
+            call.primary_seen = True
+            call.channel = _text(event, "Channel") or call.channel
+        return []
+
+    def _newstate(self, event: RawEvent, now: float) -> list[CallEvent]:
+        call = self._find(event)
+        if call is None:
+            return []
+        state = event.get("ChannelState")
+        primary = self._is_primary(call, event)
+        if primary:
+            call.primary_seen = True
+            call.channel = _text(event, "Channel") or call.channel
+        if state == STATE_UP and primary:
+            return self._answered(call, now)
+        if state == STATE_RINGING and can_move(call.state, S.RINGING):
+            call.state = S.RINGING
+            return [CallRinging(attempt_id=call.attempt_id, channel=call.channel)]
+        return []
+
+    def _dial_begin(self, event: RawEvent, now: float) -> list[CallEvent]:
+        call = self._find(event)
+        dest = _text(event, "DestUniqueid")
+        if call is not None and dest:
+            self._link_uid(call, dest)
+        return []
+
+    def _dial_end(self, event: RawEvent, now: float) -> list[CallEvent]:
+        call = self._find(event)
+        if call is None:
+            return []
+        cause = outcome.DIALSTATUS_CAUSE.get(_text(event, "DialStatus") or "")
+        if cause is not None:
+            call.leg_cause = cause
+        return []
+
+    def _bridge_enter(self, event: RawEvent, now: float) -> list[CallEvent]:
+        bridge = _text(event, "BridgeUniqueid")
+        uniqueid = _text(event, "Uniqueid")
+        channel = _text(event, "Channel")
+        if not bridge or not uniqueid or channel is None:
+            return []
+        members = self._bridges.setdefault(bridge, {})
+        members[uniqueid] = channel
+        if len(members) < 2:
+            return []
+        for member_uid in members:
+            call = self._calls.get(member_uid)
+            if call is None or not can_move(call.state, S.BRIDGED):
+                continue
+            others = [(uid, ch) for uid, ch in members.items() if uid != member_uid]
+            if not others:
+                continue
+            out = self._classify_if_needed(call, now)
+            agent = others[-1][1]
+            call.state = S.BRIDGED
+            out.append(
+                CallBridged(
+                    attempt_id=call.attempt_id,
+                    agent_channel=agent,
+                    agent_interface=_interface(agent),
+                )
+            )
+            return out
+        return []
+
+    def _bridge_leave(self, event: RawEvent, now: float) -> list[CallEvent]:
+        bridge = _text(event, "BridgeUniqueid")
+        uniqueid = _text(event, "Uniqueid")
+        members = self._bridges.get(bridge or "")
+        if members is not None and uniqueid is not None:
+            members.pop(uniqueid, None)
+            if not members:
+                del self._bridges[bridge or ""]
+        return []
+
+    def _hangup(self, event: RawEvent, now: float) -> list[CallEvent]:
+        uniqueid = _text(event, "Uniqueid")
+        if uniqueid is not None:
+            for members in self._bridges.values():
+                members.pop(uniqueid, None)
+        call = self._find(event)
+        if call is None:
+            return []
+        cause = _int(_text(event, "Cause"))
+        if not self._is_primary(call, event):
+            if outcome.is_specific(cause):
+                call.leg_cause = cause
+            return []
+        call.primary_seen = True
+        call.primary_gone = True
+        call.cause = cause
+        call.channel = _text(event, "Channel") or call.channel
+        if call.state in (S.ANSWERED, S.BRIDGED) or call.reason is not None:
+            return self._end(call, now)
+        return []  # unanswered: wait for OriginateResponse, whose Reason makes the outcome exact
+
+    def _user_event(self, event: RawEvent, now: float) -> list[CallEvent]:
+        if event.get("UserEvent") != AMD_USER_EVENT:
+            return []
+        call = self._find(event) or self._calls.get(_text(event, "Attempt") or "")
+        if call is None:
+            return []
+        return self._amd(call, _text(event, "Status"), _text(event, "Cause"), now)
+
+    def _varset(self, event: RawEvent, now: float) -> list[CallEvent]:
+        variable = _text(event, "Variable")
+        if variable == ATTEMPT_VARIABLE:
+            call = self._calls.get(_text(event, "Value") or "")
+            uniqueid = _text(event, "Uniqueid")
+            linkedid = _text(event, "Linkedid")
+            if call is not None and uniqueid:
+                self._link_uid(call, uniqueid)
+                if linkedid:
+                    self._by_link[linkedid] = call
+            return []
+        if variable == "AMDSTATUS":
+            call = self._find(event)
+            if call is not None:
+                return self._amd(call, _text(event, "Value"), None, now)
+        return []
+
+    # ---- transitions -----------------------------------------------------------------
+    def _answered(self, call: _Call, now: float) -> list[CallEvent]:
+        if not can_move(call.state, S.ANSWERED):
+            return []
+        call.state = S.ANSWERED
+        call.answered_at = now
+        if call.amd_status is not None or not call.expect_amd:
+            return self._classify_if_needed(call, now)
+        return []
+
+    def _amd(
+        self, call: _Call, status: str | None, cause: str | None, now: float
+    ) -> list[CallEvent]:
+        if call.amd_status is not None:
+            return []
+        call.amd_status = status or "NOTSURE"
+        call.amd_cause = cause
+        out = self._answered(call, now)  # an AMD verdict proves the answer, whatever came first
+        return out or self._classify_if_needed(call, now)
+
+    def _classify_if_needed(self, call: _Call, now: float) -> list[CallEvent]:
+        if call.classified or call.answered_at is None:
+            return []
+        call.classified = True
+        call.answered_by = (
+            outcome.amd_verdict(call.amd_status) if call.amd_status else AnsweredBy.UNKNOWN
+        )
+        return [
+            CallAnswered(
+                attempt_id=call.attempt_id,
+                answered_by=call.answered_by,
+                answered_at=self._to_datetime(call.answered_at),
+                channel=call.channel,
+                amd_status=call.amd_status,
+                amd_cause=call.amd_cause,
+            )
+        ]
+
+    def _end(self, call: _Call, now: float, *, lost: bool = False) -> list[CallEvent]:
+        out = self._classify_if_needed(call, now)
+        cause = call.cause
+        if call.answered_at is not None:
+            result = outcome.answered_outcome(call.answered_by)
+        else:
+            if not outcome.is_specific(cause) and outcome.is_specific(call.leg_cause):
+                cause = call.leg_cause
+            if (
+                not outcome.is_specific(cause)
+                and call.reason is not None
+                and call.reason in outcome.REASON_CAUSE
+            ):
+                cause = outcome.REASON_CAUSE[call.reason]
+            result = outcome.unanswered_outcome(cause, call.reason)
+            if lost and call.reason is None and not outcome.is_specific(cause):
+                result = CallOutcome.LOST
+        end_ring = call.answered_at if call.answered_at is not None else now
+        out.append(
+            CallEnded(
+                attempt_id=call.attempt_id,
+                outcome=result,
+                cause=cause,
+                cause_text=outcome.cause_text(cause),
+                originate_reason=call.reason,
+                ring_s=round(max(0.0, end_ring - call.started), 3),
+                talk_s=round(max(0.0, now - call.answered_at), 3) if call.answered_at else 0.0,
+                answered_by=call.answered_by,
+                lost=result is CallOutcome.LOST,
+            )
+        )
+        call.state = S.ENDED
+        self._forget(call)
+        return out
+
+    def _forget(self, call: _Call) -> None:
+        self._calls.pop(call.attempt_id, None)
+        for uniqueid in call.uniqueids:
+            if self._by_uid.get(uniqueid) is call:
+                del self._by_uid[uniqueid]
+        for linkedid in [k for k, v in self._by_link.items() if v is call]:
+            del self._by_link[linkedid]
+        self._finished[call.attempt_id] = None
+        if len(self._finished) > FINISHED_MEMORY:
+            self._finished.popitem(last=False)
+
+    # ---- reconciliation --------------------------------------------------------------
+    def resume(
+        self,
+        attempt_id: str,
+        *,
+        state: AttemptState,
+        started: float,
+        answered_at: float | None,
+        expect_amd: bool,
+        live: Iterable[Mapping[str, str]],
+        now: float,
+    ) -> list[CallEvent]:
+        """Follow again an attempt whose channels still live (after a restart or outage)."""
+        call = self._calls.get(attempt_id)
+        if call is None:
+            if attempt_id in self._finished:
+                return []
+            self.watch(attempt_id, started=started, expect_amd=expect_amd)
+            call = self._calls[attempt_id]
+            call.state = state
+            call.answered_at = answered_at
+            # A stored ANSWERED/BRIDGED state means CallAnswered went out before the outage.
+            call.classified = state in (S.ANSWERED, S.BRIDGED)
+            if call.classified and answered_at is None:
+                call.answered_at = started
+        out: list[CallEvent] = []
+        for channel in live:
+            if channel.get("Uniqueid") == attempt_id:
+                call.primary_seen = True
+                call.channel = channel.get("Channel") or call.channel
+                if channel.get("ChannelState") == STATE_UP:
+                    out += self._answered(call, now)
+            elif channel.get("Uniqueid"):
+                self._link_uid(call, channel["Uniqueid"])
+        return out
+
+    def settle_gone(self, attempt_id: str, now: float) -> list[CallEvent]:
+        """End an attempt none of whose channels lives any more: LOST unless its fate is known."""
+        call = self._calls.get(attempt_id)
+        if call is None:
+            return []
+        return self._end(call, now, lost=True)
