@@ -1,0 +1,562 @@
+"""The durable outbox: a message is a row before any provider sees it, and its state moves only
+along the transition table in `state.py`, guarded in SQL so two writers cannot disagree.
+
+One dispatcher claims due rows (queued → sending) and runs senders with a per-channel limit;
+one writer commits outcomes in batches (sending → sent/queued/failed, sent → delivered …) so
+thousands of messages a second cost a few transactions, not thousands. A restart puts rows
+left in `sending` back to `queued`: at least once rather than lost (an SMSC may have taken a
+message whose answer never arrived; SMPP has no idempotency key to ask it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any, Final, cast
+
+from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from contactd.db.models.crm import Interaction
+from contactd.db.models.messaging import OutboxMessage
+from contactd.db.session import Database
+from contactd.enums import Channel, Direction, InteractionKind, MessageState
+from contactd.events import EventBus
+from contactd.messaging import events
+from contactd.messaging.errors import TemporaryFailureError
+from contactd.messaging.smpp import DeliverSm
+from contactd.messaging.state import FINAL, backoff_s, sources_of
+from contactd.messaging.types import OutgoingMessage, Sender
+
+log = logging.getLogger(__name__)
+
+S = MessageState
+OUTBOX = cast(Table, OutboxMessage.__table__)
+INTERACTIONS = cast(Table, Interaction.__table__)
+EARLY_RECEIPT_WAIT_S: Final = 2.0  # a receipt may overtake the submit_sm_resp bookkeeping
+IDLE_WAKE_S: Final = 30.0
+WRITE_BATCH: Final = 1000
+FAILED_STATS: Final = {"UNDELIV", "REJECTD", "DELETED", "UNKNOWN"}
+_EVENT = {
+    S.SENT: events.MessageSent,
+    S.DELIVERED: events.MessageDelivered,
+    S.FAILED: events.MessageFailed,
+    S.EXPIRED: events.MessageExpired,
+}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """What a caller asks to send; `idempotency_key` makes asking twice harmless."""
+
+    idempotency_key: str
+    channel: Channel
+    to: str
+    body: str = ""
+    subject: str = ""
+    html_body: str | None = None
+    contact_id: int | None = None
+    campaign_id: int | None = None
+    interaction_id: int | None = None
+    template: str | None = None
+    language: str = "en"
+    expires_at: datetime | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OutboxStats:
+    enqueued: int = 0
+    sent: int = 0
+    delivered: int = 0
+    failed: int = 0
+    expired: int = 0
+    retried: int = 0
+    resumed: int = 0
+    receipts_unmatched: int = 0
+    batches: int = 0
+
+
+@dataclass
+class _Update:
+    state: MessageState
+    id: int
+    values: dict[str, Any]
+    done: asyncio.Future[None] | None = None
+
+
+@dataclass
+class _Tracked:
+    """What the process knows of a message it sent: for receipts and the timeline."""
+
+    channel: Channel
+    contact_id: int | None
+    campaign_id: int | None
+    interaction_id: int | None
+    parts: list[str] = field(default_factory=list)
+    parts_left: set[str] = field(default_factory=set)
+
+
+class Outbox:
+    """Enqueue messages, send them through per-channel senders, record every outcome."""
+
+    def __init__(
+        self,
+        db: Database,
+        senders: Mapping[Channel, Sender],
+        bus: EventBus | None = None,
+        *,
+        concurrency: Mapping[Channel, int] | None = None,
+        claim_batch: int = 500,
+        retry_base_s: float = 5.0,
+        retry_max_s: float = 600.0,
+        max_attempts: int = 8,
+        receipt_timeout_s: float = 48 * 3600.0,
+    ) -> None:
+        self._db = db
+        self._senders = dict(senders)
+        self._bus = bus
+        self._limits = {ch: (concurrency or {}).get(ch, 100) for ch in self._senders}
+        self._inflight = dict.fromkeys(self._senders, 0)
+        self._claim_batch = claim_batch
+        self._retry = (retry_base_s, retry_max_s)
+        self._max_attempts = max_attempts
+        self._receipt_timeout = timedelta(seconds=receipt_timeout_s)
+        self._wake = asyncio.Event()
+        self._writes: asyncio.Queue[_Update] = asyncio.Queue()
+        self._tracked: dict[int, _Tracked] = {}
+        self._by_part: dict[str, int] = {}
+        self._early: dict[str, asyncio.Future[int]] = {}
+        self._committed = asyncio.Condition()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.stats = OutboxStats()
+
+    # -- lifecycle ------------------------------------------------------------------------
+    async def __aenter__(self) -> Outbox:
+        async with self._db.transaction() as session:
+            result = await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.state == S.SENDING)
+                .values(state=S.QUEUED, next_attempt_at=None)
+            )
+        self.stats.resumed = int(getattr(result, "rowcount", 0) or 0)
+        if self.stats.resumed:
+            log.warning("outbox: %d message(s) interrupted mid-send requeued", self.stats.resumed)
+        self._spawn(self._dispatch_loop(), "outbox-dispatch")
+        self._spawn(self._write_loop(), "outbox-writer")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for task in list(self._tasks):
+            if task.get_name() == "outbox-dispatch" or task.get_name().startswith("outbox-send"):
+                task.cancel()
+        # Let the writer record what already happened; rows still `sending` resume next start.
+        await self._writes.join()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def _spawn(self, coro: Awaitable[None], name: str) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        task.set_name(name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("outbox task %s failed", task.get_name(), exc_info=task.exception())
+
+    # -- enqueue --------------------------------------------------------------------------
+    async def enqueue(self, message: OutboundMessage) -> int:
+        """Store the message (or find the one with the same key) and return its id."""
+        (message_id,) = await self.enqueue_many([message])
+        return message_id
+
+    async def enqueue_many(self, messages: Sequence[OutboundMessage]) -> list[int]:
+        keys = [m.idempotency_key for m in messages]
+        async with self._db.transaction() as session:
+            existing = await self._ids_for(session, keys)
+            unique = {m.idempotency_key: m for m in reversed(messages)}  # first one wins
+            fresh = [m for k, m in reversed(unique.items()) if k not in existing]
+            rows = []
+            for m in fresh:
+                interaction_id = m.interaction_id
+                if interaction_id is None and m.contact_id is not None:
+                    interaction_id = await self._timeline_row(session, m)
+                rows.append(self._row(m, interaction_id))
+            if rows:
+                try:
+                    await session.execute(insert(OutboxMessage), rows)
+                except IntegrityError:
+                    # Another enqueuer stored the same key meanwhile: take theirs one by one.
+                    await session.rollback()
+                    return [await self._enqueue_one(m) for m in messages]
+                existing.update(await self._ids_for(session, [m.idempotency_key for m in fresh]))
+        self.stats.enqueued += len(rows)
+        self._wake.set()
+        return [existing[k] for k in keys]
+
+    @staticmethod
+    async def _ids_for(session: Any, keys: list[str]) -> dict[str, int]:
+        result = await session.execute(
+            select(OutboxMessage.idempotency_key, OutboxMessage.id).where(
+                OutboxMessage.idempotency_key.in_(keys)
+            )
+        )
+        return {key: message_id for key, message_id in result}
+
+    async def _enqueue_one(self, message: OutboundMessage) -> int:
+        try:
+            async with self._db.transaction() as session:
+                interaction_id = message.interaction_id
+                if interaction_id is None and message.contact_id is not None:
+                    interaction_id = await self._timeline_row(session, message)
+                row = OutboxMessage(**self._row(message, interaction_id))
+                session.add(row)
+                await session.flush()
+                self.stats.enqueued += 1
+                self._wake.set()
+                return row.id
+        except IntegrityError:
+            async with self._db.session() as session:
+                found = await session.scalar(
+                    select(OutboxMessage.id).where(
+                        OutboxMessage.idempotency_key == message.idempotency_key
+                    )
+                )
+            assert found is not None
+            return found
+
+    @staticmethod
+    def _row(m: OutboundMessage, interaction_id: int | None) -> dict[str, Any]:
+        return {
+            "idempotency_key": m.idempotency_key,
+            "channel": m.channel,
+            "state": S.QUEUED,
+            "contact_id": m.contact_id,
+            "campaign_id": m.campaign_id,
+            "interaction_id": interaction_id,
+            "to_address": m.to,
+            "subject": m.subject,
+            "body": m.body,
+            "html_body": m.html_body,
+            "template": m.template,
+            "language": m.language,
+            "expires_at": m.expires_at,
+            "meta": m.meta,
+            "created_at": _now(),
+        }
+
+    @staticmethod
+    async def _timeline_row(session: Any, m: OutboundMessage) -> int:
+        kind = InteractionKind.SMS if m.channel is Channel.SMS else InteractionKind.EMAIL
+        row = Interaction(
+            contact_id=m.contact_id,
+            kind=kind,
+            direction=Direction.OUTBOUND,
+            channel=m.channel,
+            campaign_id=m.campaign_id,
+            subject=m.subject,
+            body=m.body,
+            remote_address=m.to,
+            outcome=S.QUEUED.value,
+        )
+        session.add(row)
+        await session.flush()
+        return row.id
+
+    # -- dispatch -------------------------------------------------------------------------
+    async def _dispatch_loop(self) -> None:
+        while True:
+            self._wake.clear()
+            claimed = 0
+            for channel, limit in self._limits.items():
+                free = limit - self._inflight[channel]
+                if free > 0:
+                    claimed += await self._claim(channel, min(free, self._claim_batch))
+            if claimed:
+                continue
+            await self._expire_stale()
+            wait_s = await self._seconds_to_next_due()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait_s)
+
+    async def _claim(self, channel: Channel, limit: int) -> int:
+        now = _now()
+        async with self._db.transaction() as session:
+            rows = (
+                await session.scalars(
+                    select(OutboxMessage)
+                    .where(
+                        OutboxMessage.state == S.QUEUED,
+                        OutboxMessage.channel == channel,
+                        (OutboxMessage.next_attempt_at.is_(None))
+                        | (OutboxMessage.next_attempt_at <= now),
+                    )
+                    .order_by(OutboxMessage.id)
+                    .limit(limit)
+                )
+            ).all()
+            if not rows:
+                return 0
+            ids = [row.id for row in rows]
+            await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(ids), OutboxMessage.state == S.QUEUED)
+                .values(state=S.SENDING, attempts=OutboxMessage.attempts + 1)
+                .execution_options(synchronize_session=False)
+            )
+        for row in rows:
+            if row.expires_at is not None and row.expires_at <= now:
+                self._post(_Update(S.EXPIRED, row.id, {"error": "expired before sending"}))
+                continue
+            self._tracked[row.id] = _Tracked(
+                channel, row.contact_id, row.campaign_id, row.interaction_id
+            )
+            self._inflight[channel] += 1
+            self._spawn(self._send(row, row.attempts + 1), f"outbox-send-{row.id}")
+        return len(rows)
+
+    async def _send(self, row: OutboxMessage, attempt: int) -> None:
+        message = OutgoingMessage(
+            row.id, row.channel, row.to_address, row.body, row.subject, row.html_body, row.meta
+        )
+        try:
+            result = await self._senders[row.channel].send(message)
+        except TemporaryFailureError as exc:
+            if attempt >= self._max_attempts:
+                self._post(_Update(S.FAILED, row.id, {"error": f"gave up: {exc}"[:500]}))
+            else:
+                delay = backoff_s(attempt, base_s=self._retry[0], max_s=self._retry[1])
+                self.stats.retried += 1
+                at = _now() + timedelta(seconds=delay)
+                self._post(_Update(S.QUEUED, row.id, {"next_attempt_at": at, "error": str(exc)}))
+        except Exception as exc:  # SendFailedError, or a sender bug: not worth retrying blindly
+            self._post(_Update(S.FAILED, row.id, {"error": str(exc)[:500]}))
+            if not isinstance(exc, TemporaryFailureError) and not hasattr(exc, "code"):
+                log.exception("outbox: sender crashed on message %s", row.id)
+        else:
+            values: dict[str, Any] = {"provider_id": result.provider_ids[0], "sent_at": _now()}
+            if len(result.provider_ids) > 1:
+                values["meta"] = {**row.meta, "parts": result.provider_ids}
+            tracked = self._tracked.get(row.id)
+            if result.awaits_receipt and tracked is not None:
+                tracked.parts = list(result.provider_ids)
+                tracked.parts_left = set(result.provider_ids)
+                for part in result.provider_ids:
+                    self._by_part[part] = row.id
+                    early = self._early.get(part)
+                    if early is not None and not early.done():
+                        early.set_result(row.id)
+            elif tracked is not None:
+                values["final"] = True
+            self._post(_Update(S.SENT, row.id, values))
+        finally:
+            self._inflight[row.channel] -= 1
+            self._wake.set()
+
+    async def _seconds_to_next_due(self) -> float:
+        async with self._db.session() as session:
+            nxt = await session.scalar(
+                select(func.min(OutboxMessage.next_attempt_at)).where(
+                    OutboxMessage.state == S.QUEUED
+                )
+            )
+        if nxt is None:
+            return IDLE_WAKE_S
+        return max(0.0, min(IDLE_WAKE_S, (nxt - _now()).total_seconds()))
+
+    async def _expire_stale(self) -> None:
+        now = _now()
+        async with self._db.transaction() as session:
+            rows = (
+                await session.execute(
+                    select(OutboxMessage.id).where(
+                        (
+                            (OutboxMessage.state == S.QUEUED)
+                            & OutboxMessage.expires_at.is_not(None)
+                            & (OutboxMessage.expires_at <= now)
+                        )
+                        | (
+                            (OutboxMessage.state == S.SENT)
+                            & (OutboxMessage.channel == Channel.SMS)
+                            & (OutboxMessage.sent_at <= now - self._receipt_timeout)
+                        )
+                    )
+                )
+            ).scalars()
+            for message_id in rows:
+                self._post(_Update(S.EXPIRED, message_id, {"error": "no delivery receipt"}))
+
+    # -- receipts -------------------------------------------------------------------------
+    async def on_receipt(self, receipt: DeliverSm) -> None:
+        """Apply an SMPP delivery receipt; returns once the outcome is committed."""
+        part = receipt.receipt_id or ""
+        message_id = self._by_part.get(part)
+        if message_id is None:
+            message_id = await self._match_late(part)
+        if message_id is None:
+            self.stats.receipts_unmatched += 1
+            log.warning("outbox: receipt for unknown message id %r", part)
+            return
+        stat = (receipt.stat or "").upper()
+        tracked = self._tracked.get(message_id)
+        if stat == "DELIVRD":
+            if tracked is not None:
+                tracked.parts_left.discard(part)
+                if tracked.parts_left:
+                    return  # the other parts' receipts decide
+            update_ = _Update(S.DELIVERED, message_id, {"delivered_at": _now()})
+        elif stat == "EXPIRED":
+            update_ = _Update(S.EXPIRED, message_id, {"error": "SMSC: validity period expired"})
+        elif stat in FAILED_STATS:
+            error = f"SMSC receipt {stat} err:{receipt.error or '?'}"
+            update_ = _Update(S.FAILED, message_id, {"error": error})
+        else:
+            return  # ENROUTE/ACCEPTD: intermediate
+        await self._post_and_wait(update_)
+
+    async def _match_late(self, part: str) -> int | None:
+        future = self._early.get(part)
+        if future is None:
+            future = self._early[part] = asyncio.get_running_loop().create_future()
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), EARLY_RECEIPT_WAIT_S)
+        except TimeoutError:
+            pass
+        finally:
+            self._early.pop(part, None)
+        # Sent before a restart: the first part's id is stored as provider_id.
+        async with self._db.session() as session:
+            found: int | None = await session.scalar(
+                select(OutboxMessage.id).where(
+                    OutboxMessage.channel == Channel.SMS, OutboxMessage.provider_id == part
+                )
+            )
+        return found
+
+    # -- writer ---------------------------------------------------------------------------
+    def _post(self, item: _Update) -> None:
+        self._writes.put_nowait(item)
+
+    async def _post_and_wait(self, item: _Update) -> None:
+        item.done = asyncio.get_running_loop().create_future()
+        self._post(item)
+        await item.done
+
+    async def _write_loop(self) -> None:
+        while True:
+            batch = [await self._writes.get()]
+            while len(batch) < WRITE_BATCH and not self._writes.empty():
+                batch.append(self._writes.get_nowait())
+            try:
+                await self._commit(batch)
+            except Exception as exc:
+                log.exception("outbox: could not record %d outcome(s)", len(batch))
+                for item in batch:
+                    if item.done is not None and not item.done.done():
+                        item.done.set_exception(exc)
+            finally:
+                for _ in batch:
+                    self._writes.task_done()
+
+    async def _commit(self, batch: list[_Update]) -> None:
+        changed: list[tuple[_Update, bool]] = []
+        async with self._db.transaction() as session:
+            # Order matters when a receipt follows its own `sent` in the same batch.
+            for state in (S.SENT, S.QUEUED, S.DELIVERED, S.FAILED, S.EXPIRED):
+                group = [u for u in batch if u.state is state]
+                for keys, items in _by_columns(group).items():
+                    stmt = (
+                        update(OUTBOX)
+                        .where(OUTBOX.c.id == bindparam("b_id"))
+                        .where(OUTBOX.c.state.in_(sources_of(state)))
+                        .values(state=state, **{k: bindparam(f"b_{k}") for k in keys})
+                    )
+                    params = [
+                        {"b_id": u.id, **{f"b_{k}": u.values[k] for k in keys}} for u in items
+                    ]
+                    await session.execute(stmt, params)
+                changed.extend((u, True) for u in group)
+            outcomes = self._timeline_outcomes(batch)
+            if outcomes:
+                await session.execute(
+                    update(INTERACTIONS)
+                    .where(INTERACTIONS.c.id == bindparam("b_id"))
+                    .values(outcome=bindparam("b_outcome")),
+                    outcomes,
+                )
+        self.stats.batches += 1
+        for item, _ in changed:
+            self._after_commit(item)
+        async with self._committed:
+            self._committed.notify_all()
+
+    def _timeline_outcomes(self, batch: Iterable[_Update]) -> list[dict[str, Any]]:
+        out = []
+        for u in batch:
+            tracked = self._tracked.get(u.id)
+            if tracked is not None and tracked.interaction_id is not None:
+                out.append({"b_id": tracked.interaction_id, "b_outcome": u.state.value})
+        return out
+
+    def _after_commit(self, item: _Update) -> None:
+        state = item.state
+        counter = {S.SENT: "sent", S.DELIVERED: "delivered", S.FAILED: "failed",
+                   S.EXPIRED: "expired"}.get(state)
+        if counter:
+            setattr(self.stats, counter, getattr(self.stats, counter) + 1)
+        tracked = self._tracked.get(item.id)
+        if state in FINAL or (state is S.SENT and item.values.get("final")):
+            self._forget(item.id)
+        if self._bus is not None and state in _EVENT:
+            event = _EVENT[state](
+                message_id=item.id,
+                channel=tracked.channel if tracked else Channel.SMS,
+                state=state,
+                contact_id=tracked.contact_id if tracked else None,
+                campaign_id=tracked.campaign_id if tracked else None,
+                error=str(item.values.get("error", "")),
+            )
+            self._spawn(self._bus.publish(event), "outbox-event")
+        if state is S.QUEUED:
+            self._forget(item.id)
+            self._wake.set()
+        if item.done is not None and not item.done.done():
+            item.done.set_result(None)
+
+    def _forget(self, message_id: int) -> None:
+        tracked = self._tracked.pop(message_id, None)
+        if tracked is not None:
+            for part in tracked.parts:
+                self._by_part.pop(part, None)
+
+    # -- waiting (tests, benchmarks, graceful stops) --------------------------------------
+    async def wait_for(self, condition: Callable[[OutboxStats], bool], timeout_s: float) -> None:
+        """Wait until `condition(stats)` holds after some commit."""
+        async with asyncio.timeout(timeout_s), self._committed:
+            await self._committed.wait_for(lambda: condition(self.stats))
+
+
+def _by_columns(group: list[_Update]) -> dict[tuple[str, ...], list[_Update]]:
+    """Rows updated with the same set of columns share one executemany statement."""
+    out: dict[tuple[str, ...], list[_Update]] = {}
+    for u in group:
+        keys = tuple(sorted(k for k in u.values if k != "final"))
+        out.setdefault(keys, []).append(u)
+    return out

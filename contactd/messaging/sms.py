@@ -1,0 +1,22 @@
+"""The SMS sender the outbox uses: one outbox row becomes one (possibly multi-part) SMPP text."""
+
+from __future__ import annotations
+
+from contactd.messaging.smpp import SmppClient
+from contactd.messaging.types import OutgoingMessage, SendResult
+
+
+class SmsSender:
+    def __init__(self, client: SmppClient) -> None:
+        self._client = client
+
+    async def send(self, message: OutgoingMessage) -> SendResult:
+        source = message.meta.get("source_addr")
+        ids = await self._client.send_text(
+            message.to,
+            message.body,
+            # The concatenation reference only has to differ between a handset's recent texts.
+            reference=message.id & 0xFF,
+            source=str(source) if source else None,
+        )
+        return SendResult(ids, awaits_receipt=True)

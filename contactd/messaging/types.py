@@ -1,0 +1,31 @@
+"""What the outbox hands a sender, and what a sender answers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from contactd.enums import Channel
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    id: int
+    channel: Channel
+    to: str
+    body: str
+    subject: str = ""
+    html_body: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    provider_ids: list[str]
+    awaits_receipt: bool  # SMS: stays SENT until a delivery receipt; email: SENT is final
+
+
+class Sender(Protocol):
+    """Sends one message; raises SendFailedError (permanent) or TemporaryFailureError."""
+
+    async def send(self, message: OutgoingMessage) -> SendResult: ...
