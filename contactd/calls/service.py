@@ -21,7 +21,8 @@ Build it in the composition root and enter it after the AMI client and the bus::
 sends it with ActionID = attempt id, ChannelId (Uniqueid/Linkedid of the call) = attempt id and
 the channel variable CONTACTD_ATTEMPT = attempt id. It returns the attempt id once Asterisk
 queued the Originate. Errors (contactd.calls.errors / contactd.ami.errors, each with a code):
-  - AmiUnavailable ("ami_unavailable"): not connected; nothing was written, dial later.
+  - AmiUnavailable ("ami_unavailable"): not connected; nothing was written, dial later (if
+    the link fell between the write and the send, the attempt is ended FAILED at once).
   - OriginateRejected ("originate_rejected"): Asterisk refused the action; the attempt is
     already ended (outcome FAILED) and CallEnded was published.
   - OriginateUncertain ("originate_uncertain"): the link dropped or the action timed out
@@ -29,10 +30,13 @@ queued the Originate. Errors (contactd.calls.errors / contactd.ami.errors, each 
     if the channel exists, else ended LOST). Never re-dial it yourself.
 
 Everything that follows is published on the EventBus (contactd.calls.events), per attempt in
-this order, each at most once: CallDialing → CallRinging → CallAnswered(answered_by=human|
-machine|unknown) → CallBridged(agent_channel, agent_interface) → CallEnded(outcome, cause,
-ring_s, talk_s, answered_by, lost). CallEnded is guaranteed for every attempt that
-`originate()` returned or reported uncertain: by the events, or by reconciliation.
+this order, each at most once: CallDialing (row stored, Originate going out) → CallRinging →
+CallAnswered(answered_by=human|machine|unknown, answered_at) → CallBridged(agent_channel,
+agent_interface) → CallEnded(outcome, cause, ring_s, talk_s, answered_by, lost).
+CallAnswered waits for the AMD verdict (UserEvent ContactdAMD) when detect_machine=True;
+detect_machine=False sets CONTACTD_AMD=no so the dialplan skips AMD.
+CallEnded is guaranteed for every attempt that `originate()` returned or reported
+uncertain: by the events, or by reconciliation.
 The attempt row (contactd.db.models.calls.CallAttempt) follows the same state machine
 (contactd.calls.machine) and is updated by the service's writer; read it with
 `AttemptRepository(db).get(attempt_id)`.
@@ -52,3 +56,257 @@ Other members:
     `command(text) -> str`, `core_show_channels() -> list[dict]`, and `events` (the
     EventDispatcher: `events.on("Name", handler)` for raw AMI events, failures logged/counted).
 """
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Final
+
+from contactd.ami.client import AmiClient, AmiHealth
+from contactd.ami.dispatcher import RawEvent
+from contactd.ami.errors import AmiActionFailed, AmiDisconnected, AmiTimeout, AmiUnavailable
+from contactd.calls.errors import OriginateRejected, OriginateUncertain
+from contactd.calls.events import CallDialing, CallEvent
+from contactd.calls.reconcile import ReconcileReport, settle
+from contactd.calls.repo import AttemptRepository, NewAttempt
+from contactd.calls.tracker import TRACKED_EVENTS, CallTracker
+from contactd.calls.writer import AttemptWriter
+from contactd.config import AsteriskSettings
+from contactd.db.session import Database
+from contactd.events import EventBus
+
+log = logging.getLogger(__name__)
+
+RECHECK_AFTER_TIMEOUT_S: Final = 5.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class OriginateRequest:
+    phone_e164: str
+    dial: str | None = None  # default: settings.asterisk.trunk_dial_template
+    context: str | None = None  # default: settings.asterisk.outbound_context
+    exten: str = "s"
+    priority: int = 1
+    caller_id: str = ""
+    ring_timeout_s: float = 25.0
+    detect_machine: bool = True
+    campaign_id: int | None = None
+    lead_id: int | None = None
+    contact_id: int | None = None
+    agent_id: int | None = None
+    interaction_id: int | None = None
+    variables: Mapping[str, str] = field(default_factory=dict)
+
+
+class CallService:
+    """Originates, follows and stores outbound call attempts; see the module docstring."""
+
+    def __init__(
+        self,
+        db: Database,
+        bus: EventBus,
+        ami: AmiClient,
+        asterisk: AsteriskSettings | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.ami = ami
+        self.bus = bus
+        self.asterisk = asterisk or AsteriskSettings()
+        self.repo = AttemptRepository(db)
+        self.writer = AttemptWriter(self.repo)
+        self.tracker = CallTracker()
+        self._clock = clock
+        self._in_hand: set[str] = set()
+        self._outbox: asyncio.Queue[CallEvent] = asyncio.Queue()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._reconcile_lock = asyncio.Lock()
+        self.last_reconcile: ReconcileReport | None = None
+
+    async def __aenter__(self) -> CallService:
+        await self.writer.__aenter__()
+        self._spawn(self._publish_loop(), "calls-publisher")
+        self.subscribe()
+        self.ami.on_connected(self._after_connect)
+        if self.ami.connected:
+            self._spawn(self._after_connect(self.ami.epoch), "calls-reconcile")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for name in TRACKED_EVENTS:
+            self.ami.events.off(name, self._on_ami_event)
+        await self._outbox.join()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.writer.__aexit__(exc_type, exc, tb)
+
+    def subscribe(self) -> None:
+        """Every raw AMI event the call layer handles (the tracker's whole surface)."""
+        for name in TRACKED_EVENTS:
+            self.ami.events.on(name, self._on_ami_event)
+
+    # ---- queries ---------------------------------------------------------------------
+    @property
+    def health(self) -> AmiHealth:
+        return self.ami.health
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.tracker.open_attempts)
+
+    def channel_of(self, attempt_id: str) -> str | None:
+        return self.tracker.channel_of(attempt_id)
+
+    # ---- originate -------------------------------------------------------------------
+    async def originate(self, request: OriginateRequest) -> str:
+        if not self.ami.connected:
+            raise AmiUnavailable("AMI is not connected; nothing dialed")
+        attempt_id = str(uuid.uuid4())
+        started = self._clock()
+        self._in_hand.add(attempt_id)
+        try:
+            self.tracker.watch(attempt_id, started=started, expect_amd=request.detect_machine)
+            await self.writer.create(
+                NewAttempt(
+                    attempt_id=attempt_id,
+                    phone_e164=request.phone_e164,
+                    campaign_id=request.campaign_id,
+                    lead_id=request.lead_id,
+                    contact_id=request.contact_id,
+                    agent_id=request.agent_id,
+                    interaction_id=request.interaction_id,
+                    detect_machine=request.detect_machine,
+                )
+            )
+            self._emit(
+                [
+                    CallDialing(
+                        attempt_id=attempt_id,
+                        phone_e164=request.phone_e164,
+                        campaign_id=request.campaign_id,
+                        lead_id=request.lead_id,
+                    )
+                ]
+            )
+            await self._send_originate(attempt_id, request)
+            return attempt_id
+        finally:
+            self._in_hand.discard(attempt_id)
+
+    async def _send_originate(self, attempt_id: str, request: OriginateRequest) -> None:
+        variables = dict(request.variables)
+        if not request.detect_machine:
+            variables.setdefault("CONTACTD_AMD", "no")
+        dial = request.dial or self.asterisk.trunk_dial_template.format(
+            number=request.phone_e164
+        )
+        try:
+            await self.ami.originate(
+                attempt_id,
+                dial,
+                context=request.context or self.asterisk.outbound_context,
+                exten=request.exten,
+                priority=request.priority,
+                caller_id=request.caller_id,
+                timeout_ms=int(request.ring_timeout_s * 1000),
+                variables=variables,
+            )
+        except (AmiActionFailed, AmiUnavailable) as exc:
+            # Certain: Asterisk refused it, or it never left. Closed now, never retried here.
+            self._emit(self.tracker.reject(attempt_id, self._clock()))
+            if isinstance(exc, AmiUnavailable):
+                raise
+            raise OriginateRejected(
+                f"Asterisk refused the Originate: {exc}", attempt_id=attempt_id
+            ) from exc
+        except (AmiDisconnected, AmiTimeout) as exc:
+            log.warning(
+                "Originate fate unknown; reconciliation will settle it",
+                extra={"attempt_id": attempt_id, "error": exc.code},
+            )
+            if isinstance(exc, AmiTimeout):
+                self._spawn(self._recheck_later(), "calls-recheck")
+            raise OriginateUncertain(str(exc), attempt_id=attempt_id) from exc
+
+    async def hangup(self, attempt_id: str, cause: int = 16) -> None:
+        channel = self.tracker.channel_of(attempt_id)
+        if channel is None:
+            return
+        try:
+            await self.ami.hangup(channel, cause)
+        except AmiActionFailed:
+            log.info("hangup: channel already gone", extra={"attempt_id": attempt_id})
+
+    # ---- events ----------------------------------------------------------------------
+    def _on_ami_event(self, event: RawEvent) -> None:
+        produced = self.tracker.feed(event, self._clock())
+        if produced:
+            self._emit(produced)
+
+    def _emit(self, events: Iterable[CallEvent]) -> None:
+        for event in events:
+            if not isinstance(event, CallDialing):
+                self.writer.apply(event)
+            self._outbox.put_nowait(event)
+
+    async def _publish_loop(self) -> None:
+        # One consumer keeps the bus order equal to the tracker's order.
+        while True:
+            event = await self._outbox.get()
+            try:
+                await self.bus.publish(event)
+            finally:
+                self._outbox.task_done()
+
+    # ---- reconciliation --------------------------------------------------------------
+    async def _after_connect(self, epoch: int) -> None:
+        await self.reconcile()
+
+    async def _recheck_later(self) -> None:
+        await asyncio.sleep(RECHECK_AFTER_TIMEOUT_S)
+        if self.ami.connected:
+            await self.reconcile()
+
+    async def reconcile(self) -> ReconcileReport:
+        """Settle every open attempt against the live channels; never re-dials."""
+        async with self._reconcile_lock:
+            await self.writer.flush()
+            rows = await self.repo.open_attempts()
+            live = await self.ami.core_show_channels()
+            report, events = settle(
+                self.tracker, rows, live, now=self._clock(), skip=set(self._in_hand)
+            )
+            self._emit(events)
+            await self.writer.flush()
+            self.last_reconcile = report
+            return report
+
+    async def drain(self) -> None:
+        """Wait until every event so far is stored and published (tests, shutdown)."""
+        await self.writer.flush()
+        await self._outbox.join()
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        async def run() -> None:
+            try:
+                await coro
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("call service task failed", extra={"task": name})
+
+        task = asyncio.create_task(run(), name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

@@ -450,6 +450,15 @@ class CallTracker:
                 self._link_uid(call, channel["Uniqueid"])
         return out
 
+    def reject(self, attempt_id: str, now: float) -> list[CallEvent]:
+        """End an attempt whose Originate Asterisk refused or that was never sent: FAILED."""
+        call = self._calls.get(attempt_id)
+        if call is None:
+            return []
+        if call.reason is None:
+            call.reason = 0
+        return self._end(call, now)
+
     def settle_gone(self, attempt_id: str, now: float) -> list[CallEvent]:
         """End an attempt none of whose channels lives any more: LOST unless its fate is known."""
         call = self._calls.get(attempt_id)

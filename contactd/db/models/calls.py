@@ -35,6 +35,9 @@ class CallAttempt(Base):
     )
     outcome: Mapped[CallOutcome | None] = mapped_column(str_enum(CallOutcome))
     hangup_cause: Mapped[int | None]
+    # Whether the dialplan runs AMD on this call (CallAnswered then waits for its verdict).
+    detect_machine: Mapped[bool] = mapped_column(default=False)
+    originate_reason: Mapped[int | None]
     amd_status: Mapped[str | None] = mapped_column(String(16))
     amd_cause: Mapped[str | None] = mapped_column(String(64))
     channel: Mapped[str | None] = mapped_column(String(200))
