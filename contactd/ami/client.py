@@ -22,7 +22,6 @@ from typing import IO, Any, Final
 
 from panoramisk import Manager
 from panoramisk.actions import Action
-from panoramisk.ami_protocol import AMIProtocol
 
 from contactd.ami import actions
 from contactd.ami.dispatcher import EventDispatcher
@@ -33,6 +32,7 @@ from contactd.ami.errors import (
     AmiTimeout,
     AmiUnavailable,
 )
+from contactd.ami.protocol import AmiProtocol
 from contactd.config import AmiSettings
 from contactd.health import ComponentHealth
 
@@ -145,6 +145,16 @@ class AmiClient:
                 f"AMI not connected within {timeout_s:g} s", detail=self._detail
             ) from None
 
+    def replay_protocol(self) -> AmiProtocol:
+        """A protocol wired to this client's dispatcher and to no socket: feed it recorded
+        AMI bytes with `data_received` (replay tests, the benchmark)."""
+        protocol = AmiProtocol()
+        protocol.connection_made(None)
+        protocol.factory = self._manager
+        protocol.log = log
+        protocol.responses = {}
+        return protocol
+
     # ---- health ----------------------------------------------------------------------
     @property
     def connected(self) -> bool:
@@ -215,7 +225,7 @@ class AmiClient:
         loop = asyncio.get_running_loop()
         timeout = self.settings.action_timeout_s
         _transport, protocol = await asyncio.wait_for(
-            loop.create_connection(AMIProtocol, self.settings.host, self.settings.port),
+            loop.create_connection(AmiProtocol, self.settings.host, self.settings.port),
             timeout,
         )
         manager = self._manager

@@ -1,0 +1,66 @@
+"""panoramisk's AMIProtocol with a sturdier framing: bytes are buffered and cut at the blank
+line before decoding (a UTF-8 caller name split across two TCP reads stays whole), and a frame
+that cannot be understood is logged and dropped instead of breaking the link."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Final
+
+from panoramisk.ami_protocol import AMIProtocol
+from panoramisk.message import Message
+
+log = logging.getLogger(__name__)
+
+FRAME_END: Final = b"\r\n\r\n"
+BANNER: Final = "Asterisk Call Manager/"
+MAX_PENDING_BYTES: Final = 1 << 20  # no AMI frame is anywhere near 1 MiB
+
+
+class AmiProtocol(AMIProtocol):  # type: ignore[misc]
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self.pending = b""
+        self.malformed = 0
+        self.encoding = "utf8"
+
+    def data_received(self, data: bytes) -> None:
+        stream = getattr(self.factory, "save_stream", None)
+        if stream is not None:
+            stream.write(data)
+        frames = (self.pending + data).split(FRAME_END)
+        self.pending = frames.pop()
+        if len(self.pending) > MAX_PENDING_BYTES:
+            self._drop(f"unterminated frame over {MAX_PENDING_BYTES} bytes")
+            self.pending = b""
+        for raw in frames:
+            self.frame_received(raw)
+
+    def frame_received(self, raw: bytes) -> None:
+        text = raw.decode(self.encoding, "replace").strip()
+        if not text:
+            return
+        if text.startswith(BANNER):
+            banner, _, text = text.partition("\r\n")
+            if getattr(self, "version", None) is None:
+                self.version = banner[len(BANNER) :].strip()
+            if not text:
+                return
+        try:
+            message = Message.from_line(text)
+        except Exception:
+            message = None
+        if message is None:
+            self._drop("frame without Event or Response header")
+            return
+        self.handle_message(message)
+
+    def handle_message(self, message: Any) -> None:
+        try:
+            super().handle_message(message)
+        except Exception as exc:
+            self._drop(f"{type(exc).__name__}: {exc}")
+
+    def _drop(self, why: str) -> None:
+        self.malformed += 1
+        log.warning("malformed AMI frame dropped: %s", why)
