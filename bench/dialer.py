@@ -1,0 +1,475 @@
+"""Pacing quality: a discrete-event simulation of an outbound team, strategy against strategy.
+
+One working day (09:00-17:00 by default) and, for the rolling 24-h figure, 30 days back to back.
+Calls answer with probability --answer-rate after 3-20 s of ringing, otherwise fail after
+15-30 s; talks are exponential (or lognormal) with mean --talk-mean, wrap-up lasts --wrap s. An
+answered person who finds no free agent within 2 s is an abandoned call.
+
+Strategies: (a) progressive 1:1, (b) VICIdial ADAPT_TAPERED as documented, (c) the best static
+rule "keep floor(a*free + b*busy) calls outstanding" grid-searched in hindsight per team size,
+(d) contactd's PredictivePacer (contactd/dialer/pacing.py, the code the daemon runs), which is
+told nothing about the conditions. Prints a table; the last line is one JSON object.
+
+    .venv/bin/python bench/dialer.py [--quick] [--agents 5,10,25,50] [--answer-rate 0.25] ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import itertools
+import json
+import math
+import random
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from contactd.dialer.governor import DAY_S, AbandonGovernor
+from contactd.dialer.pacing import (
+    GRACE_S,
+    PacingSnapshot,
+    PredictivePacer,
+    ProgressivePacer,
+    progressive_calls,
+)
+
+FREE, TALK, WRAP = 0, 1, 2
+LIMIT = 0.03
+TARGETS = {10: 0.82, 25: 0.90, 50: 0.94}
+
+
+@dataclass(frozen=True)
+class World:
+    agents: int
+    answer_rate: float = 0.25
+    talk_mean: float = 120.0
+    talk_dist: str = "exponential"
+    wrap: float = 10.0
+    hours: float = 8.0
+    days: int = 1
+    seed: int = 1
+
+
+@dataclass
+class Result:
+    occupancy: float
+    live: int
+    abandoned: int
+    worst_24h: float
+    dials: int
+    seconds: float
+    extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.abandoned / self.live if self.live else 0.0
+
+
+class Strategy:
+    """What the simulator asks of a pacing strategy (contactd's Pacer protocol plus a name)."""
+
+    name = ""
+
+    def calls_to_dial(self, snap: PacingSnapshot, now: float) -> int:
+        raise RuntimeError("abstract")
+
+    def call_resolved(self, ready_s: float, *, needs_agent: bool) -> None:
+        return None
+
+    def talk_ended(self, talk_s: float) -> None:
+        return None
+
+    def wrap_ended(self, wrap_s: float) -> None:
+        return None
+
+    def live_answer(self, now: float, *, abandoned: bool) -> None:
+        return None
+
+    def day_started(self, now: float) -> None:
+        return None
+
+
+class Wrapped(Strategy):
+    """Adapts a contactd pacer (the daemon's code, unchanged) to the simulator."""
+
+    def __init__(self, name: str, pacer: PredictivePacer | ProgressivePacer) -> None:
+        self.name = name
+        self.pacer = pacer
+        self.calls_to_dial = pacer.calls_to_dial  # type: ignore[method-assign]
+        self.call_resolved = pacer.call_resolved  # type: ignore[method-assign]
+        self.talk_ended = pacer.talk_ended  # type: ignore[method-assign]
+        self.wrap_ended = pacer.wrap_ended  # type: ignore[method-assign]
+        self.live_answer = pacer.live_answer  # type: ignore[method-assign]
+
+
+class StaticRule(Strategy):
+    """Keep floor(a*free + b*busy) calls outstanding (ringing or waiting for an agent)."""
+
+    def __init__(self, a: float, b: float) -> None:
+        self.a, self.b = a, b
+        self.name = f"static a={a:g} b={b:g}"
+
+    def calls_to_dial(self, snap: PacingSnapshot, now: float) -> int:
+        busy = len(snap.talking) + len(snap.wrapping)
+        target = math.floor(self.a * snap.free_agents + self.b * busy + 1e-9)
+        return max(0, target - len(snap.ringing) - snap.waiting)
+
+
+class AdaptTapered(Strategy):
+    """VICIdial's ADAPT_TAPERED method, re-implemented from its documented behaviour.
+
+    Every 15 s the dial level moves by level * (average waiting agents - waiting calls) /
+    active agents (intensity 0 adds no bias), clamped to 1.0-3.0. The day's drop percentage
+    (drops / live answers) is held to a limit that tapers: in the first half of the shift
+    (first dial to the latest dial time, 21:00) the limit may be exceeded, up to twice the
+    drop-% limit at the start and the limit itself at half-time and after; above it the level
+    is cut back in proportion to the excess and not raised. Calls wanted = level * agents
+    ready or in call (agents in wrap-up count as paused) - calls in progress.
+    """
+
+    name = "(b) VICIdial ADAPT_TAPERED"
+
+    def __init__(self, day_start_s: float, latest_dial_s: float) -> None:
+        self.level = 1.0
+        self.drop_limit = LIMIT
+        self.day_start_s = day_start_s
+        self.latest_dial_s = latest_dial_s
+        self.day_origin = 0.0
+        self.last_update = 0.0
+        self.diff_sum = 0.0
+        self.active_sum = 0.0
+        self.samples = 0
+        self.last_sample = -1.0
+        self.live_today = 0
+        self.drops_today = 0
+
+    def day_started(self, now: float) -> None:
+        self.day_origin = now
+        self.last_update = now
+        self.live_today = self.drops_today = 0
+        self.level = max(1.0, self.level)
+
+    def live_answer(self, now: float, *, abandoned: bool) -> None:
+        self.live_today += 1
+        self.drops_today += int(abandoned)
+
+    def _allowed_drop(self, now: float) -> float:
+        half = (self.latest_dial_s - self.day_start_s) / 2
+        elapsed = now - self.day_origin
+        return self.drop_limit * max(1.0, 2.0 - elapsed / half)
+
+    def calls_to_dial(self, snap: PacingSnapshot, now: float) -> int:
+        if int(now) != self.last_sample:  # one sample per second
+            self.last_sample = int(now)
+            self.diff_sum += snap.free_agents - snap.waiting
+            self.active_sum += snap.free_agents + len(snap.talking)
+            self.samples += 1
+        if now - self.last_update >= 15.0 and self.samples:
+            diff = self.diff_sum / self.samples
+            active = self.active_sum / self.samples
+            drop = self.drops_today / self.live_today if self.live_today else 0.0
+            allowed = self._allowed_drop(now)
+            if drop > allowed:
+                self.level -= self.level * min(1.0, (drop - allowed) / allowed)
+            elif active > 0:
+                self.level += self.level * diff / active
+            self.level = min(3.0, max(1.0, self.level))
+            self.last_update = now
+            self.diff_sum = self.active_sum = 0.0
+            self.samples = 0
+        active_now = snap.free_agents + len(snap.talking)
+        wanted = math.ceil(self.level * active_now - 1e-9)
+        in_progress = len(snap.ringing) + snap.waiting + len(snap.talking)
+        return max(0, wanted - in_progress, progressive_calls(snap))
+
+
+def simulate(world: World, strategy: Strategy) -> Result:
+    """Run the world for `days` working days; returns occupancy and abandon figures."""
+    rng = random.Random(world.seed)
+    began = time.perf_counter()
+    heap: list[tuple[float, int, int, int]] = []
+    seq = itertools.count()
+    RESOLVE, TALK_END, WRAP_END, GIVE_UP, TICK = range(5)
+    n = world.agents
+    state = [FREE] * n
+    since = [0.0] * n
+    busy_from = [0.0] * n
+    free: deque[int] = deque(range(n))
+    ringing: dict[int, float] = {}
+    human: dict[int, float] = {}  # call -> ring time to answer, for calls that will answer
+    waiting: deque[tuple[int, float]] = deque()
+    answers: list[tuple[float, bool]] = []
+    busy_total = 0.0
+    dials = 0
+    call_ids = itertools.count()
+    span = world.hours * 3600.0
+    sigma = 1.0
+    mu = math.log(world.talk_mean) - sigma * sigma / 2
+
+    def talk_time() -> float:
+        if world.talk_dist == "lognormal":
+            return rng.lognormvariate(mu, sigma)
+        return rng.expovariate(1.0 / world.talk_mean)
+
+    def connect(agent: int, now: float) -> None:
+        state[agent] = TALK
+        since[agent] = now
+        busy_from[agent] = now
+        heapq.heappush(heap, (now + talk_time(), next(seq), TALK_END, agent))
+
+    def snapshot(now: float) -> PacingSnapshot:
+        talking = [now - since[i] for i in range(n) if state[i] == TALK]
+        wrapping = [now - since[i] for i in range(n) if state[i] == WRAP]
+        return PacingSnapshot(
+            free_agents=len(free),
+            talking=talking,
+            wrapping=wrapping,
+            ringing=[now - t for t in ringing.values()],
+            waiting=len(waiting),
+        )
+
+    for day in range(world.days):
+        start = day * DAY_S
+        end = start + span
+        strategy.day_started(start)
+        heapq.heappush(heap, (start, next(seq), TICK, 0))
+        while heap:
+            now, _, kind, ref = heapq.heappop(heap)
+            decide = False
+            if kind == TICK:
+                decide = now < end
+                if now + 1.0 < end:
+                    heapq.heappush(heap, (now + 1.0, next(seq), TICK, 0))
+            elif kind == RESOLVE:
+                dialed = ringing.pop(ref)
+                if ref in human:
+                    strategy.call_resolved(now - dialed, needs_agent=True)
+                    if free:
+                        connect(free.popleft(), now)
+                        answers.append((now, False))
+                        strategy.live_answer(now, abandoned=False)
+                    else:
+                        waiting.append((ref, now))
+                        heapq.heappush(heap, (now + GRACE_S, next(seq), GIVE_UP, ref))
+                else:
+                    strategy.call_resolved(now - dialed, needs_agent=False)
+            elif kind == GIVE_UP:
+                for i, (call, _) in enumerate(waiting):
+                    if call == ref:
+                        del waiting[i]
+                        answers.append((now, True))
+                        strategy.live_answer(now, abandoned=True)
+                        break
+            elif kind == TALK_END:
+                strategy.talk_ended(now - since[ref])
+                state[ref] = WRAP
+                since[ref] = now
+                heapq.heappush(heap, (now + world.wrap, next(seq), WRAP_END, ref))
+            elif kind == WRAP_END:
+                strategy.wrap_ended(now - since[ref])
+                busy_total += max(0.0, min(now, end) - max(busy_from[ref], start))
+                state[ref] = FREE
+                since[ref] = now
+                if waiting:
+                    waiting.popleft()
+                    connect(ref, now)
+                    answers.append((now, False))
+                    strategy.live_answer(now, abandoned=False)
+                else:
+                    free.append(ref)
+                decide = now < end
+            if decide:
+                for _ in range(strategy.calls_to_dial(snapshot(now), now)):
+                    call = next(call_ids)
+                    dials += 1
+                    ringing[call] = now
+                    if rng.random() < world.answer_rate:
+                        ring = rng.uniform(3.0, 20.0)
+                        human[call] = ring
+                    else:
+                        ring = rng.uniform(15.0, 30.0)
+                    heapq.heappush(heap, (now + ring, next(seq), RESOLVE, call))
+    live = len(answers)
+    abandoned = sum(1 for _, a in answers if a)
+    return Result(
+        occupancy=busy_total / (n * span * world.days),
+        live=live,
+        abandoned=abandoned,
+        worst_24h=worst_window(answers, world),
+        dials=dials,
+        seconds=time.perf_counter() - began,
+    )
+
+
+def worst_window(answers: list[tuple[float, bool]], world: World) -> float:
+    """Worst abandon rate over rolling 24-h windows ending at each minute of a working day.
+
+    A single day is its own 24-h window; over several days, windows end at every minute of
+    days 2..N (each then holds a full day's worth of calls) and at the end of day 1.
+    """
+    if not answers:
+        return 0.0
+    times = [t for t, _ in answers]
+    cum = list(itertools.accumulate(int(a) for _, a in answers))
+    span = world.hours * 3600.0
+    ends = [span]
+    for day in range(1, world.days):
+        ends.extend(day * DAY_S + m * 60.0 for m in range(int(span // 60) + 1))
+    from bisect import bisect_right
+
+    worst = 0.0
+    for end in ends:
+        hi = bisect_right(times, end)
+        lo = bisect_right(times, end - DAY_S)
+        live = hi - lo
+        if live == 0:
+            continue
+        ab = cum[hi - 1] - (cum[lo - 1] if lo else 0)
+        worst = max(worst, ab / live)
+    return worst
+
+
+def predictive(world: World) -> Strategy:
+    return Wrapped("(d) contactd predictive", PredictivePacer(AbandonGovernor(limit_pct=3.0)))
+
+
+def progressive(world: World) -> Strategy:
+    return Wrapped("(a) progressive 1:1", ProgressivePacer())
+
+
+def adapt_tapered(world: World) -> Strategy:
+    return AdaptTapered(day_start_s=9 * 3600.0, latest_dial_s=21 * 3600.0)
+
+
+def grid_search(world: World, quick: bool) -> tuple[float, float, Result]:
+    """Hindsight oracle: the (a, b) with the highest occupancy whose abandon rate is <= 3%."""
+    a_values = [1.0, 2.0, 3.0] if quick else [1.0, 1.5, 2.0, 3.0, 4.0]
+    b_step = 0.1 if quick else 0.05
+    best: tuple[float, float, Result] | None = None
+    for a in a_values:
+        b = 0.0
+        while b <= 1.0 + 1e-9:
+            result = simulate(world, StaticRule(a, b))
+            if result.worst_24h > LIMIT or result.rate > LIMIT:
+                break  # higher b only dials more
+            if best is None or result.occupancy > best[2].occupancy:
+                best = (a, b, result)
+            b = round(b + b_step, 3)
+    assert best is not None
+    return best
+
+
+def fmt_pct(x: float) -> str:
+    return f"{100 * x:5.1f}%"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agents", default="5,10,25,50")
+    parser.add_argument("--answer-rate", type=float, default=0.25)
+    parser.add_argument("--talk-mean", type=float, default=120.0)
+    parser.add_argument("--talk-dist", choices=("exponential", "lognormal"), default="exponential")
+    parser.add_argument("--wrap", type=float, default=10.0)
+    parser.add_argument("--hours", type=float, default=8.0)
+    parser.add_argument("--days", type=int, default=30, help="days for the rolling-rate run")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--quick", action="store_true", help="coarser grid, 5 rolling days")
+    parser.add_argument("--sweep", default="0.10,0.20,0.30,0.40,0.50",
+                        help="answer rates for the robustness sweep of (d) ('' to skip)")
+    args = parser.parse_args(argv)
+    team_sizes = [int(x) for x in args.agents.split(",") if x]
+    days = min(args.days, 5) if args.quick else args.days
+    figures: dict[str, object] = {"conditions": {
+        "answer_rate": args.answer_rate, "talk_mean_s": args.talk_mean,
+        "talk_dist": args.talk_dist, "wrap_s": args.wrap, "hours": args.hours,
+        "rolling_days": days, "seed": args.seed, "quick": args.quick}}
+    rows: dict[str, dict[str, object]] = {}
+    verdicts: list[str] = []
+    print(f"answer rate {args.answer_rate:.0%}, talk {args.talk_dist} mean {args.talk_mean:g} s, "
+          f"wrap {args.wrap:g} s, {args.hours:g} h/day; rolling 24 h over {days} days; "
+          f"seed {args.seed}")
+    header = (f"{'agents':>6} {'strategy':<34} {'occupancy':>9} {'abandon':>8} "
+              f"{'worst24h':>8} {'30d occ':>8} {'30d rate':>8} {'dials':>7}")
+    print(header)
+    print("-" * len(header))
+    for agents in team_sizes:
+        one = World(agents, args.answer_rate, args.talk_mean, args.talk_dist, args.wrap,
+                    args.hours, 1, args.seed)
+        many = World(agents, args.answer_rate, args.talk_mean, args.talk_dist, args.wrap,
+                     args.hours, days, args.seed)
+        a, b, static_day = grid_search(one, args.quick)
+        makers: list[tuple[str, Callable[[World], Strategy]]] = [
+            ("a_progressive", progressive),
+            ("b_adapt_tapered", adapt_tapered),
+            ("c_static_oracle", lambda w, a=a, b=b: StaticRule(a, b)),  # type: ignore[misc]
+            ("d_contactd", predictive),
+        ]
+        per: dict[str, object] = {}
+        for key, make in makers:
+            day = static_day if key == "c_static_oracle" else simulate(one, make(one))
+            roll = simulate(many, make(many))
+            name = make(one).name
+            per[key] = {
+                "occupancy": round(day.occupancy, 4),
+                "abandon_rate": round(day.rate, 4),
+                "worst_24h": round(max(day.worst_24h, roll.worst_24h), 4),
+                "rolling_occupancy": round(roll.occupancy, 4),
+                "rolling_rate": round(roll.rate, 4),
+                "live_answers": day.live,
+                "abandoned": day.abandoned,
+                "dials": day.dials,
+                "sim_seconds": round(day.seconds + roll.seconds, 2),
+            }
+            if key == "c_static_oracle":
+                per[key]["a"], per[key]["b"] = a, b  # type: ignore[index]
+            print(f"{agents:>6} {name:<34} {fmt_pct(day.occupancy):>9} {fmt_pct(day.rate):>8} "
+                  f"{fmt_pct(max(day.worst_24h, roll.worst_24h)):>8} "
+                  f"{fmt_pct(roll.occupancy):>8} {fmt_pct(roll.rate):>8} {day.dials:>7}")
+        d = per["d_contactd"]
+        assert isinstance(d, dict)
+        checks = {"abandon<=3%": d["worst_24h"] <= LIMIT and d["abandon_rate"] <= LIMIT
+                  and d["rolling_rate"] <= LIMIT}
+        if agents in TARGETS:
+            checks[f"occupancy>={TARGETS[agents]:.0%}"] = d["occupancy"] >= TARGETS[agents]
+        for other in ("b_adapt_tapered", "c_static_oracle"):
+            o = per[other]
+            assert isinstance(o, dict)
+            checks[f"ahead of {other[0]}"] = d["occupancy"] > o["occupancy"]
+        per["targets"] = {k: ("met" if v else "MISSED") for k, v in checks.items()}
+        for k, v in checks.items():
+            verdicts.append(f"{agents:>3} agents: {k:<22} {'met' if v else 'MISSED'}")
+        rows[str(agents)] = per
+        print()
+    figures["teams"] = rows
+    print("targets for (d):")
+    for line in verdicts:
+        print("  " + line)
+    sweep = [float(x) for x in args.sweep.split(",") if x]
+    if sweep:
+        print("\nrobustness of (d) across answer rates (1 day, abandon must stay <= 3%):")
+        out = {}
+        for agents in team_sizes:
+            for rate in sweep:
+                w = World(agents, rate, args.talk_mean, args.talk_dist, args.wrap, args.hours, 1,
+                          args.seed)
+                r = simulate(w, predictive(w))
+                ok = r.rate <= LIMIT
+                out[f"{agents}@{rate:g}"] = {"occupancy": round(r.occupancy, 4),
+                                             "abandon_rate": round(r.rate, 4),
+                                             "ok": ok}
+                print(f"  {agents:>3} agents, answer {rate:4.0%}: occupancy "
+                      f"{fmt_pct(r.occupancy)}, abandon {fmt_pct(r.rate)} "
+                      f"{'ok' if ok else 'MISSED'}")
+        figures["answer_rate_sweep"] = out
+    print(json.dumps(figures, separators=(",", ":")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""Abandon-rate governor: how many more abandoned calls each rolling window can still absorb.
+
+An abandon is a live (human) answer that found no agent within the grace time (2 s). The law
+caps abandons at a share of live answers over a rolling window (US: 30 days; UK: 24 hours).
+The governor keeps per-minute counts and, looking `horizon_s` ahead, asks of every window:
+after the answers expected in the horizon, how many abandons keep the rate under
+`target_fraction` of the limit? That budget, spread over the expected answers, is the abandon
+probability the pacer may accept now - so pacing is cut while there is still room, not after
+the cap is crossed. Pure: the caller supplies the clock.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from dataclasses import dataclass
+
+DAY_S = 86400.0
+
+
+@dataclass(frozen=True)
+class WindowState:
+    window_s: float
+    live: int
+    abandoned: int
+
+    @property
+    def rate(self) -> float:
+        return self.abandoned / self.live if self.live else 0.0
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The abandon probability the pacer may accept now, and the window that binds it."""
+
+    allowed_rate: float
+    allowed_abandons: float
+    binding_window_s: float
+    windows: tuple[WindowState, ...]
+
+
+class AbandonGovernor:
+    """Rolling abandon counts over several windows, per campaign."""
+
+    def __init__(
+        self,
+        *,
+        limit_pct: float = 3.0,
+        windows_s: tuple[float, ...] = (30 * DAY_S, DAY_S),
+        target_fraction: float = 0.93,
+        horizon_s: float = 900.0,
+        bin_s: float = 60.0,
+        max_rate_factor: float = 1.0,
+    ) -> None:
+        if not 0 < target_fraction <= 1:
+            raise ValueError("target_fraction must be in (0, 1]")
+        self.limit = limit_pct / 100.0
+        self.windows_s = windows_s
+        self.target_fraction = target_fraction
+        self.horizon_s = horizon_s
+        self.bin_s = bin_s
+        self.max_rate = self.limit * max_rate_factor
+        # Per-bin start times with running totals, so a window is two bisects, not a scan.
+        self._starts: list[float] = []
+        self._cum_live: list[int] = []
+        self._cum_abandoned: list[int] = []
+        self._base_live = 0  # running totals just before the first kept bin
+        self._base_abandoned = 0
+        self.live_total = 0
+        self.abandoned_total = 0
+
+    def record(self, at: float, *, abandoned: bool) -> None:
+        """Count one live answer at time `at` (seconds), abandoned or connected."""
+        start = at - at % self.bin_s
+        self.live_total += 1
+        self.abandoned_total += int(abandoned)
+        if not self._starts or self._starts[-1] < start:
+            self._starts.append(start)
+            self._cum_live.append(self.live_total)
+            self._cum_abandoned.append(self.abandoned_total)
+            self._trim(at)
+            return
+        # Same bin, or a late report for an older bin: every later running total grows.
+        first = bisect_left(self._starts, start)
+        for i in range(first, len(self._starts)):
+            self._cum_live[i] += 1
+            self._cum_abandoned[i] += int(abandoned)
+
+    def _trim(self, now: float) -> None:
+        oldest = now - max(self.windows_s) - 2 * self.bin_s
+        if len(self._starts) > 1024 and self._starts[512] < oldest:
+            cut = bisect_left(self._starts, oldest)
+            self._base_live = self._cum_live[cut - 1]
+            self._base_abandoned = self._cum_abandoned[cut - 1]
+            del self._starts[:cut], self._cum_live[:cut], self._cum_abandoned[:cut]
+
+    def window(self, now: float, window_s: float, *, ahead_s: float = 0.0) -> WindowState:
+        """Counts in the window that will end at `now + ahead_s` (events up to now)."""
+        since = now + ahead_s - window_s
+        # Bins starting at or after `since - bin_s` overlap the window; count them whole.
+        first = bisect_left(self._starts, since - self.bin_s + 1e-9)
+        if first >= len(self._starts):
+            return WindowState(window_s, 0, 0)
+        base_live = self._cum_live[first - 1] if first > 0 else self._base_live
+        base_ab = self._cum_abandoned[first - 1] if first > 0 else self._base_abandoned
+        return WindowState(
+            window_s, self._cum_live[-1] - base_live, self._cum_abandoned[-1] - base_ab
+        )
+
+    def budget(self, now: float, expected_answers: float) -> Budget:
+        """Allowed abandon probability for the next `horizon_s`, given the answers expected."""
+        expected = max(expected_answers, 1.0)
+        target = self.limit * self.target_fraction
+        best = Budget(self.max_rate, float("inf"), 0.0, ())
+        states = []
+        for window_s in self.windows_s:
+            # Judge the window as it will stand at the end of the horizon: older counts drop out.
+            ahead = self.window(now, window_s, ahead_s=min(self.horizon_s, window_s / 2))
+            states.append(self.window(now, window_s))
+            allowed = max(0.0, target * (ahead.live + expected) - ahead.abandoned)
+            rate = allowed / expected
+            if rate < best.allowed_rate:
+                best = Budget(rate, allowed, window_s, ())
+        return Budget(best.allowed_rate, best.allowed_abandons, best.binding_window_s,
+                      tuple(states))

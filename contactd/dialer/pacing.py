@@ -1,0 +1,328 @@
+"""How many calls to start now: progressive (one per free agent) and predictive pacing.
+
+Pure: the caller passes a snapshot of the live state and its own clock (seconds), and reports
+what happened (calls resolved, talks and wraps ended, live answers). The same classes drive the
+daemon's dial loop and `bench/dialer.py`.
+
+The predictive pacer knows no parameters in advance. It learns online the chance that a call
+ends up needing an agent (human, after AMD when AMD runs), when that happens, when failures
+give up, and how long talks and wrap-ups last. From those it forecasts, over the next half
+minute, how many answered calls will need an agent versus how many agents will be free (plus
+the 2 s grace), and dials as many calls as keep the expected share of abandoned answers within
+what the abandon-rate governor allows now.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from contactd.dialer.governor import AbandonGovernor
+
+GRACE_S = 2.0  # an answered person must reach an agent within this, or the call is abandoned
+
+
+@dataclass(frozen=True)
+class PacingSnapshot:
+    """The live state of one campaign's agents and calls at one instant."""
+
+    free_agents: int
+    talking: Sequence[float] = ()  # seconds each talking agent has talked so far
+    wrapping: Sequence[float] = ()  # seconds each agent has spent in wrap-up so far
+    ringing: Sequence[float] = ()  # age (s) of every call dialed and not yet resolved
+    waiting: int = 0  # answered people not yet connected to an agent
+
+    @property
+    def agents(self) -> int:
+        return self.free_agents + len(self.talking) + len(self.wrapping)
+
+
+class Pacer(Protocol):
+    def calls_to_dial(self, snap: PacingSnapshot, now: float) -> int: ...
+
+    def call_resolved(self, ready_s: float, *, needs_agent: bool) -> None: ...
+
+    def talk_ended(self, talk_s: float) -> None: ...
+
+    def wrap_ended(self, wrap_s: float) -> None: ...
+
+    def live_answer(self, now: float, *, abandoned: bool) -> None: ...
+
+
+def progressive_calls(snap: PacingSnapshot) -> int:
+    """One call per free agent not already covered by a ringing or waiting call."""
+    return max(0, snap.free_agents - snap.waiting - len(snap.ringing))
+
+
+class ProgressivePacer:
+    """1:1 dialing: never more calls in flight than free agents, so no call is abandoned."""
+
+    def calls_to_dial(self, snap: PacingSnapshot, now: float) -> int:
+        return progressive_calls(snap)
+
+    def call_resolved(self, ready_s: float, *, needs_agent: bool) -> None:
+        return None
+
+    def talk_ended(self, talk_s: float) -> None:
+        return None
+
+    def wrap_ended(self, wrap_s: float) -> None:
+        return None
+
+    def live_answer(self, now: float, *, abandoned: bool) -> None:
+        return None
+
+
+class Distribution:
+    """Recent samples of a duration; the CDF is a table at `step_s` rebuilt as samples arrive."""
+
+    def __init__(self, capacity: int = 600, step_s: float = 1.0) -> None:
+        self._samples: deque[float] = deque(maxlen=capacity)
+        self.step_s = step_s
+        self._table: list[float] = [1.0]
+        self._fresh = 0
+        self._sum = 0.0
+
+    def __len__(self) -> int:
+        return len(self._samples)
+
+    def add(self, value: float) -> None:
+        value = max(0.0, value)
+        if len(self._samples) == self._samples.maxlen:
+            self._sum -= self._samples[0]
+        self._samples.append(value)
+        self._sum += value
+        self._fresh += 1
+
+    @property
+    def mean(self) -> float:
+        return self._sum / len(self._samples) if self._samples else 0.0
+
+    def refresh(self) -> bool:
+        """Rebuild the table when enough has changed (10% new samples); True if rebuilt."""
+        if self._fresh and self._fresh * 10 >= len(self._samples):
+            ordered = sorted(self._samples)
+            cells = int(ordered[-1] / self.step_s) + 2
+            table = [0.0] * cells
+            n = len(ordered)
+            i = 0
+            for cell in range(cells):
+                edge = cell * self.step_s
+                while i < n and ordered[i] <= edge:
+                    i += 1
+                table[cell] = i / n
+            self._table = table
+            self._fresh = 0
+            return True
+        return False
+
+    def cdf(self, x: float) -> float:
+        if x <= 0:
+            return self._table[0] if x == 0 else 0.0
+        pos = x / self.step_s
+        cell = int(pos)
+        table = self._table
+        if cell + 1 >= len(table):
+            return 1.0
+        low = table[cell]
+        return low + (table[cell + 1] - low) * (pos - cell)
+
+
+def _expected_excess(mean: float, var: float) -> float:
+    """E[max(X, 0)] for X ~ Normal(mean, var)."""
+    if var <= 1e-12:
+        return max(mean, 0.0)
+    sd = math.sqrt(var)
+    z = mean / sd
+    pdf = math.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+    cdf = 0.5 * (1.0 + math.erf(z / math.sqrt(2)))
+    return mean * cdf + sd * pdf
+
+
+@dataclass
+class Forecast:
+    """What the pacer expected when it last decided; shown in the live panel and the bench."""
+
+    allowed_rate: float = 0.0
+    governor_rate: float = 0.0
+    predicted_rate: float = 0.0
+    outstanding: int = 0
+    p_agent: float = 0.0
+    warm: bool = False
+    horizons: tuple[int, ...] = field(default_factory=tuple)
+
+
+class PredictivePacer:
+    """Dial ahead from live state and online estimates, within the governor's abandon budget."""
+
+    def __init__(
+        self,
+        governor: AbandonGovernor | None = None,
+        *,
+        grace_s: float = GRACE_S,
+        warmup_calls: int = 40,
+        warmup_talks: int = 10,
+        max_lines_per_agent: float = 8.0,
+        calibration_gain: float = 0.05,
+    ) -> None:
+        self.governor = governor or AbandonGovernor()
+        self.grace_s = grace_s
+        self.warmup_calls = warmup_calls
+        self.warmup_talks = warmup_talks
+        self.max_lines_per_agent = max_lines_per_agent
+        self.ready = Distribution()  # dial -> person ready for an agent
+        self.gave_up = Distribution()  # dial -> failure, no answer or machine
+        self.talk = Distribution()
+        self.wrap = Distribution()
+        self._outcomes: deque[bool] = deque(maxlen=600)
+        # Per-kind forecasts by (age, p), valid until the distributions they came from change.
+        self._memo: dict[str, dict[tuple[int, float], list[float]]] = {
+            "ring": {}, "talk": {}, "wrap": {}
+        }
+        self.calibration = 1.0
+        self.calibration_gain = calibration_gain
+        self.last = Forecast()
+
+    # --- observations -----------------------------------------------------------------
+    def call_resolved(self, ready_s: float, *, needs_agent: bool) -> None:
+        self._outcomes.append(needs_agent)
+        (self.ready if needs_agent else self.gave_up).add(ready_s)
+
+    def talk_ended(self, talk_s: float) -> None:
+        self.talk.add(talk_s)
+
+    def wrap_ended(self, wrap_s: float) -> None:
+        self.wrap.add(wrap_s)
+
+    def live_answer(self, now: float, *, abandoned: bool) -> None:
+        self.governor.record(now, abandoned=abandoned)
+        # The forecast is an approximation; learn its bias from what really happens so the
+        # realized abandon share converges on the allowance (stochastic approximation).
+        allowed = self.last.governor_rate
+        step = self.calibration_gain * ((allowed if allowed > 0 else 0.0) - float(abandoned))
+        self.calibration = min(20.0, max(0.05, self.calibration * math.exp(step)))
+
+    @property
+    def p_agent(self) -> float:
+        """Chance a dialed call ends up needing an agent (Laplace-smoothed)."""
+        return (sum(self._outcomes) + 1) / (len(self._outcomes) + 2)
+
+    @property
+    def warm(self) -> bool:
+        return (
+            len(self._outcomes) >= self.warmup_calls
+            and len(self.ready) >= 5
+            and len(self.talk) >= self.warmup_talks
+        )
+
+    # --- decision -----------------------------------------------------------------------
+    def calls_to_dial(self, snap: PacingSnapshot, now: float) -> int:
+        floor = progressive_calls(snap)
+        if not self.warm or snap.agents == 0:
+            self.last = Forecast(outstanding=len(snap.ringing) + floor, warm=False)
+            return floor
+        ready, gave_up, talk, wrap = (
+            d.refresh() for d in (self.ready, self.gave_up, self.talk, self.wrap)
+        )
+        for kind, stale in (("ring", ready or gave_up), ("talk", talk or wrap), ("wrap", wrap)):
+            if stale or len(self._memo[kind]) > 5000:
+                self._memo[kind].clear()
+        p = round(self.p_agent, 2)
+        handle_s = max(self.talk.mean + self.wrap.mean, 1.0)
+        expected = snap.agents * self.governor.horizon_s / handle_s
+        governed = self.governor.budget(now, expected).allowed_rate
+        allowed = governed * self.calibration
+
+        horizons = self._horizons()
+        base = self._balance(snap, horizons, p)
+        new_q = [p * self.ready.cdf(h) for h in horizons]
+        cap = max(floor, int(self.max_lines_per_agent * snap.agents) - len(snap.ringing))
+        # The expected abandoned share grows with every extra call: bisect for the largest
+        # number of new calls that stays within the allowance.
+        low, high = floor, cap
+        while low < high:
+            mid = (low + high + 1) // 2
+            if self._rate(base, new_q, mid) <= allowed:
+                low = mid
+            else:
+                high = mid - 1
+        self.last = Forecast(allowed, governed, self._rate(base, new_q, low),
+                             len(snap.ringing) + low, p, True, tuple(horizons))
+        return low
+
+    def _horizons(self) -> list[int]:
+        """Whole-second forecast points up to the time by which nearly every answer has come."""
+        top = 2
+        while top < 120 and self.ready.cdf(top) < 0.98:
+            top += 1
+        count = min(top, 6)
+        return sorted({round(1 + (top - 1) * i / (count - 1)) for i in range(count)})
+
+    def _balance(
+        self, snap: PacingSnapshot, horizons: list[int], p: float
+    ) -> list[tuple[float, float, float]]:
+        """Per horizon h: (mean demand, mean supply, var of demand - supply) by now + h."""
+        k = len(horizons)
+        demand = [float(snap.waiting)] * k
+        supply = [float(snap.free_agents)] * k
+        var = [0.0] * k
+        for ages, kind, target in (
+            (snap.ringing, "ring", demand),
+            (snap.talking, "talk", supply),
+            (snap.wrapping, "wrap", supply),
+        ):
+            memo = self._memo[kind]
+            for age, n in Counter(round(a) for a in ages).items():
+                key = (age, p) if kind == "ring" else (age, 0.0)
+                probs = memo.get(key)
+                if probs is None:
+                    probs = memo[key] = self._probabilities(kind, age, horizons, p)
+                for j, f in enumerate(probs):
+                    target[j] += n * f
+                    var[j] += n * f * (1 - f)
+        return list(zip(demand, supply, var, strict=True))
+
+    def _probabilities(self, kind: str, age: int, horizons: list[int], p: float) -> list[float]:
+        """Per horizon: chance a call of this age needs an agent, or an agent becomes free."""
+        if kind == "ring":
+            ready = self.ready.cdf
+            at_age = ready(age)
+            pending = p * (1 - at_age) + (1 - p) * (1 - self.gave_up.cdf(age))
+            if pending <= 1e-9:
+                return [0.0] * len(horizons)
+            return [min(1.0, p * (ready(age + h) - at_age) / pending) for h in horizons]
+        grace = self.grace_s
+        if kind == "wrap":
+            wrap = self.wrap.cdf
+            alive = 1 - wrap(age)
+            if alive <= 1e-6:
+                return [1.0] * len(horizons)
+            return [(wrap(age + h + grace) - wrap(age)) / alive for h in horizons]
+        talk = self.talk.cdf
+        at_age = talk(age)
+        alive = 1 - at_age
+        talk_mean = max(self.talk.mean, 1.0)
+        wrap_mean = self.wrap.mean
+        out = []
+        for h in horizons:
+            left = h + grace - wrap_mean
+            if left <= 0:
+                out.append(0.0)
+            elif alive <= 1e-6:  # longer than any talk seen: assume a memoryless tail
+                out.append(1 - math.exp(-left / talk_mean))
+            else:
+                out.append((talk(age + left) - at_age) / alive)
+        return out
+
+    @staticmethod
+    def _rate(base: list[tuple[float, float, float]], new_q: list[float], k: int) -> float:
+        """Expected abandoned share of the answers the calls in flight (plus k new) will bring."""
+        worst = 0.0
+        for (demand, supply, var), q in zip(base, new_q, strict=True):
+            excess = _expected_excess(demand + k * q - supply, var + k * q * (1 - q))
+            worst = max(worst, excess)
+        final_demand = base[-1][0] + k * new_q[-1]
+        return worst / final_demand if final_demand > 1e-9 else 0.0
