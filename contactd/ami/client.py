@@ -360,7 +360,8 @@ class AmiClient:
         if not self.connected:
             raise AmiUnavailable("AMI is not connected", action=str(fields.get("Action")))
         reply = await self._send(
-            fields, self.settings.action_timeout_s if timeout_s is None else timeout_s,
+            fields,
+            self.settings.action_timeout_s if timeout_s is None else timeout_s,
             as_list=as_list,
         )
         first = reply[0] if isinstance(reply, list) else reply

@@ -209,9 +209,7 @@ class CallService:
         variables = dict(request.variables)
         if not request.detect_machine:
             variables.setdefault("CONTACTD_AMD", "no")
-        dial = request.dial or self.asterisk.trunk_dial_template.format(
-            number=request.phone_e164
-        )
+        dial = request.dial or self.asterisk.trunk_dial_template.format(number=request.phone_e164)
         try:
             await self.ami.originate(
                 attempt_id,

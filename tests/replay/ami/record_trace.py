@@ -30,8 +30,10 @@ SCENARIOS: dict[str, tuple[str, dict[str, str]]] = {
     "congestion": ("303", {}),
     "machine": ("40004", {}),
     "bridged": ("20008", {"CONTACTD_MODE": "agent", "CONTACTD_AGENT": f"Local/7003@{WORLD}"}),
-    "no_amd": ("20003", {"CONTACTD_AMD": "no", "CONTACTD_MODE": "message",
-                         "CONTACTD_MESSAGE": "beep"}),
+    "no_amd": (
+        "20003",
+        {"CONTACTD_AMD": "no", "CONTACTD_MODE": "message", "CONTACTD_MESSAGE": "beep"},
+    ),
 }
 RING_TIMEOUT_MS = 3000
 
