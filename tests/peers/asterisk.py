@@ -12,6 +12,8 @@ Fixtures
              test. ``await ami_connect(asterisk)`` makes more (e.g. through the proxy).
   AmiEvents(manager, "UserEvent", "Hangup", ...) records events; ``await
              events.user_event("ContactdAMD", Attempt="a1")`` / ``wait_for(predicate)``.
+  audiosocket_recorder()  async context manager: a tiny AudioSocket server recording each
+             call (session UUID, 0x10 audio frames, 0x03 DTMF); with set_audiosocket().
   ami_proxy  (function) a ``TcpProxy`` (tests/peers/tcpproxy.py) in front of AMI: connect to
              ``ami_proxy.port``; ``await ami_proxy.drop()`` closes every live connection,
              ``await ami_proxy.pause()`` / ``resume()`` refuse / accept new ones.
@@ -57,6 +59,7 @@ import re
 import shutil
 import socket
 import subprocess
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -399,6 +402,71 @@ class AmiEvents:
     async def user_event(self, name: str, timeout_s: float = 20.0, **headers: str) -> Message:
         """Wait for UserEvent(name) whose headers equal the given ones (e.g. Attempt="a1")."""
         return await self.wait_for(lambda e: self._is_user_event(e, name, headers), timeout_s)
+
+
+KIND_HANGUP: Final = 0x00
+KIND_UUID: Final = 0x01
+KIND_DTMF: Final = 0x03
+KIND_AUDIO: Final = 0x10
+
+
+@dataclass
+class AudioSocketCall:
+    session: uuid.UUID | None = None
+    audio_frames: list[bytes] = field(default_factory=list)
+    dtmf: str = ""
+    digits: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    writer: asyncio.StreamWriter | None = None
+
+
+@dataclass
+class AudioSocketRecorder:
+    """A tiny AudioSocket server recording what Asterisk sends on each connection.
+
+    ``async with audiosocket_recorder() as rec``: point the dialplan at ``rec.port`` with
+    set_audiosocket(); ``await rec.connected.get()`` yields each call (session UUID, audio
+    frames, DTMF digits); ``call.writer.close()`` is the IVR hanging up its side.
+    """
+
+    port: int = 0
+    calls: list[AudioSocketCall] = field(default_factory=list)
+    connected: asyncio.Queue[AudioSocketCall] = field(default_factory=asyncio.Queue)
+    hold_open: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        call = AudioSocketCall(writer=writer)
+        self.calls.append(call)
+        await self.connected.put(call)
+        try:
+            while True:
+                header = await asyncio.wait_for(reader.readexactly(3), 30)
+                kind, length = header[0], int.from_bytes(header[1:3], "big")
+                payload = await reader.readexactly(length) if length else b""
+                if kind == KIND_UUID:
+                    call.session = uuid.UUID(bytes=payload)
+                elif kind == KIND_AUDIO:
+                    call.audio_frames.append(payload)
+                elif kind == KIND_DTMF:
+                    call.dtmf += payload.decode("ascii")
+                    call.digits.put_nowait(payload.decode("ascii"))
+                elif kind == KIND_HANGUP:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
+            pass  # Asterisk closes the socket on hang-up
+        finally:
+            call.ended.set()
+            writer.close()
+
+
+@contextlib.asynccontextmanager
+async def audiosocket_recorder() -> AsyncIterator[AudioSocketRecorder]:
+    recorder = AudioSocketRecorder()
+    server = await asyncio.start_server(recorder.handle, "127.0.0.1", 0)
+    recorder.port = int(server.sockets[0].getsockname()[1])
+    async with server:
+        yield recorder
+        server.close()
 
 
 @pytest.fixture

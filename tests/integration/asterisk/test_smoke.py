@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 
 import pytest
 from panoramisk import Manager
@@ -17,6 +14,7 @@ from tests.peers.asterisk import (
     AsteriskSandbox,
     agent,
     ami_connect,
+    audiosocket_recorder,
     human,
     machine,
     originate_caller,
@@ -27,11 +25,6 @@ from tests.peers.asterisk import (
 from tests.peers.tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.asterisk
-
-KIND_HANGUP = 0x00
-KIND_UUID = 0x01
-KIND_DTMF = 0x03
-KIND_AUDIO = 0x10
 
 
 async def test_ami_login_and_core_settings(ami: Manager) -> None:
@@ -99,63 +92,9 @@ async def test_outbound_human_without_agent_gets_the_abandon_message(ami: Manage
     assert hangup["Cause"] == "16"
 
 
-@dataclass
-class AudioSocketCall:
-    session: uuid.UUID | None = None
-    audio_frames: list[bytes] = field(default_factory=list)
-    dtmf: str = ""
-    digits: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
-    ended: asyncio.Event = field(default_factory=asyncio.Event)
-    writer: asyncio.StreamWriter | None = None
-
-
-@dataclass
-class AudioSocketRecorder:
-    """A tiny AudioSocket server recording what Asterisk sends on each connection."""
-
-    port: int = 0
-    calls: list[AudioSocketCall] = field(default_factory=list)
-    connected: asyncio.Queue[AudioSocketCall] = field(default_factory=asyncio.Queue)
-    hold_open: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        call = AudioSocketCall(writer=writer)
-        self.calls.append(call)
-        await self.connected.put(call)
-        try:
-            while True:
-                header = await asyncio.wait_for(reader.readexactly(3), 30)
-                kind, length = header[0], int.from_bytes(header[1:3], "big")
-                payload = await reader.readexactly(length) if length else b""
-                if kind == KIND_UUID:
-                    call.session = uuid.UUID(bytes=payload)
-                elif kind == KIND_AUDIO:
-                    call.audio_frames.append(payload)
-                elif kind == KIND_DTMF:
-                    call.dtmf += payload.decode("ascii")
-                    call.digits.put_nowait(payload.decode("ascii"))
-                elif kind == KIND_HANGUP:
-                    break
-        except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
-            pass  # Asterisk closes the socket on hang-up
-        finally:
-            call.ended.set()
-            writer.close()
-
-
-@contextlib.asynccontextmanager
-async def audiosocket_server() -> AsyncIterator[AudioSocketRecorder]:
-    recorder = AudioSocketRecorder()
-    server = await asyncio.start_server(recorder.handle, "127.0.0.1", 0)
-    recorder.port = int(server.sockets[0].getsockname()[1])
-    async with server:
-        yield recorder
-        server.close()
-
-
 async def test_audiosocket_receives_uuid_then_320_byte_audio_frames(ami: Manager) -> None:
     events = AmiEvents(ami, "UserEvent")
-    async with audiosocket_server() as recorder:
+    async with audiosocket_recorder() as recorder:
         await set_audiosocket(ami, "127.0.0.1", recorder.port)
         await ami.send_action(
             originate_caller("5550001", "speak", prompt="hello-world", hold_s=1, delay_s=0.2)
@@ -177,7 +116,7 @@ async def test_audiosocket_receives_uuid_then_320_byte_audio_frames(ami: Manager
 
 async def test_audiosocket_receives_dtmf_and_the_ivr_route_is_honoured(ami: Manager) -> None:
     events = AmiEvents(ami, "UserEvent")
-    async with audiosocket_server() as recorder:
+    async with audiosocket_recorder() as recorder:
         await set_audiosocket(ami, "127.0.0.1", recorder.port)
         await ami.send_action(originate_caller("5550002", "dtmf", dtmf="12#", hold_s=5))
         call = await asyncio.wait_for(recorder.connected.get(), 10)
