@@ -96,3 +96,21 @@ class DialRefusal(Base):
     reason: Mapped[str] = mapped_column(String(40))
     detail: Mapped[str] = mapped_column(String(300), default="")
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LiveAnswer(Base):
+    """A person answered a campaign call: connected to an agent in time, or abandoned.
+
+    The abandon-rate governor's durable memory: its rolling windows are rebuilt from these
+    rows after a restart, and campaign statistics count abandons from them.
+    """
+
+    __tablename__ = "dialer_live_answers"
+    __table_args__ = (Index("ix_dialer_live_answers_campaign_at", "campaign_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    attempt_id: Mapped[str] = mapped_column(String(36), unique=True)
+    abandoned: Mapped[bool] = mapped_column(default=False)
+    wait_s: Mapped[float] = mapped_column(default=0.0)
+    at: Mapped[datetime] = mapped_column(default=utcnow)

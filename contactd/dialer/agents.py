@@ -1,0 +1,136 @@
+"""Who can take a campaign's answered calls right now: the agent board the pacer reads.
+
+The web panel (agent logs in, ends wrap-up) and the dialer (claims an agent for an answered
+call, releases it when the call ends) move agents through an explicit state machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Final
+
+from contactd.errors import ConflictError, NotFoundError
+
+
+class AgentState(StrEnum):
+    FREE = "free"
+    TALKING = "talking"
+    WRAPPING = "wrapping"
+    PAUSED = "paused"
+
+
+class AgentEvent(StrEnum):
+    CLAIM = "claim"
+    CALL_ENDED = "call_ended"
+    READY = "ready"
+    PAUSE = "pause"
+
+
+AGENT_TRANSITIONS: Final[dict[tuple[AgentState, AgentEvent], AgentState]] = {
+    (AgentState.FREE, AgentEvent.CLAIM): AgentState.TALKING,
+    (AgentState.TALKING, AgentEvent.CALL_ENDED): AgentState.WRAPPING,
+    (AgentState.WRAPPING, AgentEvent.READY): AgentState.FREE,
+    (AgentState.PAUSED, AgentEvent.READY): AgentState.FREE,
+    (AgentState.FREE, AgentEvent.PAUSE): AgentState.PAUSED,
+    (AgentState.WRAPPING, AgentEvent.PAUSE): AgentState.PAUSED,
+}
+
+
+@dataclass
+class Agent:
+    name: str
+    dial: str  # dial string the dialplan connects the callee to, e.g. PJSIP/1001
+    campaign_id: int
+    state: AgentState = AgentState.FREE
+    since: float = 0.0
+    attempt_id: str | None = None
+
+
+@dataclass(frozen=True)
+class AgentsView:
+    free: int
+    talking: tuple[float, ...]
+    wrapping: tuple[float, ...]
+
+
+@dataclass
+class AgentBoard:
+    """In-process agent states per campaign; `auto_ready_s` ends wrap-up by itself."""
+
+    auto_ready_s: float | None = None
+    agents: dict[str, Agent] = field(default_factory=dict)
+    # (campaign id, seconds) of finished talks and wraps, drained by the dialer's pacers.
+    finished_talks: list[tuple[int, float]] = field(default_factory=list)
+    finished_wraps: list[tuple[int, float]] = field(default_factory=list)
+
+    def login(self, name: str, dial: str, campaign_id: int, now: float) -> Agent:
+        agent = Agent(name, dial, campaign_id, AgentState.FREE, now)
+        self.agents[name] = agent
+        return agent
+
+    def logout(self, name: str) -> None:
+        self.agents.pop(name, None)
+
+    def _move(self, agent: Agent, event: AgentEvent, now: float) -> None:
+        try:
+            new = AGENT_TRANSITIONS[(agent.state, event)]
+        except KeyError:
+            raise ConflictError(
+                f"agent {agent.name} is {agent.state.value}: cannot {event.value}",
+                code="agent_transition_invalid",
+            ) from None
+        if agent.state is AgentState.TALKING:
+            self.finished_talks.append((agent.campaign_id, now - agent.since))
+        if agent.state is AgentState.WRAPPING and new is AgentState.FREE:
+            self.finished_wraps.append((agent.campaign_id, now - agent.since))
+        agent.state, agent.since = new, now
+
+    def claim(self, campaign_id: int, attempt_id: str, now: float) -> Agent | None:
+        """The agent free the longest takes the call, or None when nobody is free."""
+        self.tick(now)
+        free = [a for a in self.agents.values()
+                if a.campaign_id == campaign_id and a.state is AgentState.FREE]
+        if not free:
+            return None
+        agent = min(free, key=lambda a: a.since)
+        self._move(agent, AgentEvent.CLAIM, now)
+        agent.attempt_id = attempt_id
+        return agent
+
+    def call_ended(self, attempt_id: str, now: float) -> Agent | None:
+        for agent in self.agents.values():
+            if agent.attempt_id == attempt_id and agent.state is AgentState.TALKING:
+                self._move(agent, AgentEvent.CALL_ENDED, now)
+                agent.attempt_id = None
+                return agent
+        return None
+
+    def ready(self, name: str, now: float) -> None:
+        agent = self.agents.get(name)
+        if agent is None:
+            raise NotFoundError(f"agent {name} is not logged in")
+        self._move(agent, AgentEvent.READY, now)
+
+    def pause(self, name: str, now: float) -> None:
+        agent = self.agents.get(name)
+        if agent is None:
+            raise NotFoundError(f"agent {name} is not logged in")
+        self._move(agent, AgentEvent.PAUSE, now)
+
+    def tick(self, now: float) -> None:
+        """End wrap-ups that reached `auto_ready_s`."""
+        if self.auto_ready_s is None:
+            return
+        for agent in self.agents.values():
+            if agent.state is AgentState.WRAPPING and now - agent.since >= self.auto_ready_s:
+                self._move(agent, AgentEvent.READY, agent.since + self.auto_ready_s)
+
+    def view(self, campaign_id: int, now: float) -> AgentsView:
+        self.tick(now)
+        mine = [a for a in self.agents.values() if a.campaign_id == campaign_id]
+        return AgentsView(
+            free=sum(1 for a in mine if a.state is AgentState.FREE),
+            talking=tuple(now - a.since for a in mine if a.state is AgentState.TALKING),
+            wrapping=tuple(now - a.since for a in mine if a.state is AgentState.WRAPPING),
+        )

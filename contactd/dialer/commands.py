@@ -1,0 +1,89 @@
+"""`contactd dialer ...`: explain why a number may not be dialed, campaign state and statistics.
+
+Exit codes for `explain`: 0 dialable, 1 not dialable, 2 bad input (unknown campaign, bad number,
+bad time, bad configuration).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from contactd.cli import EXIT_NO, EXIT_OK, add_config_option, run_async, settings_from
+from contactd.db.bootstrap import open_database
+from contactd.dialer import repo
+from contactd.dialer.campaigns import CampaignAction
+from contactd.dialer.explain import explain
+from contactd.dialer.service import change_status
+from contactd.dialer.stats import campaign_stats
+from contactd.errors import ValidationError
+
+
+def parse_instant(raw: str | None) -> datetime:
+    """ISO-8601 instant; a time without an offset is taken as UTC."""
+    if raw is None:
+        return datetime.now(UTC)
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationError(
+            f"--at {raw!r} is not an ISO-8601 date and time", field="at"
+        ) from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+async def _explain(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    at = parse_instant(args.at)
+    async with await open_database(settings) as db, db.session() as session:
+        result = await explain(session, settings, args.number, at, args.campaign)
+    for line in result.lines():
+        print(line)
+    return EXIT_OK if result.dialable else EXIT_NO
+
+
+async def _change(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    async with await open_database(settings) as db:
+        status = await change_status(db, args.name, CampaignAction(args.dialer_command))
+    print(f"campaign {args.name} is {status.value}")
+    return EXIT_OK
+
+
+async def _stats(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    async with await open_database(settings) as db, db.session() as session:
+        campaign = await repo.campaign_by_name(session, args.name)
+        stats = await campaign_stats(session, campaign.id)
+    if args.json:
+        print(json.dumps(stats.as_dict()))
+    else:
+        for line in stats.lines():
+            print(line)
+    return EXIT_OK
+
+
+def register(sub: Any) -> None:
+    dialer = sub.add_parser("dialer", help="outbound campaigns and the dialing rules")
+    dsub = dialer.add_subparsers(dest="dialer_command", metavar="COMMAND", required=True)
+    ex = dsub.add_parser(
+        "explain",
+        help="may this number be dialed now (or --at), and every reason it may not",
+    )
+    ex.add_argument("number", help="phone number (E.164, or national in general.default_region)")
+    ex.add_argument("--campaign", metavar="NAME", help="judge it within this campaign")
+    ex.add_argument("--at", metavar="ISO-8601", help="the instant to judge (default: now)")
+    add_config_option(ex)
+    ex.set_defaults(handler=lambda a: run_async(_explain(a)))
+    for action in (CampaignAction.START, CampaignAction.PAUSE, CampaignAction.STOP):
+        cmd = dsub.add_parser(action.value, help=f"{action.value} a campaign")
+        cmd.add_argument("name", help="campaign name")
+        add_config_option(cmd)
+        cmd.set_defaults(handler=lambda a: run_async(_change(a)))
+    st = dsub.add_parser("stats", help="campaign statistics")
+    st.add_argument("name", help="campaign name")
+    st.add_argument("--json", action="store_true", help="one JSON object")
+    add_config_option(st)
+    st.set_defaults(handler=lambda a: run_async(_stats(a)))

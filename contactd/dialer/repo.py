@@ -1,0 +1,140 @@
+"""Database reads and writes the dialer needs; adapters only, every decision is in policy.py."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import case, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contactd.db.models.calls import CallAttempt
+from contactd.db.models.crm import Consent, Contact, DoNotCall
+from contactd.db.models.dialer import Campaign, DialRefusal, Lead
+from contactd.dialer.policy import SELECTION_ORDER, Refusal
+from contactd.enums import AttemptState, Channel, ConsentStatus, LeadStatus
+from contactd.errors import NotFoundError
+
+
+async def campaign_by_name(session: AsyncSession, name: str) -> Campaign:
+    campaign = await session.scalar(select(Campaign).where(Campaign.name == name))
+    if campaign is None:
+        raise NotFoundError(f"no campaign named {name!r}", name=name)
+    return campaign
+
+
+async def dnc_flags(
+    session: AsyncSession, e164: str, campaign_id: int | None
+) -> tuple[bool, bool]:
+    """(on the global list, on this campaign's list), checked at dial time."""
+    rows = (
+        await session.execute(select(DoNotCall.campaign_id).where(DoNotCall.e164 == e164))
+    ).scalars().all()
+    on_global = any(c is None for c in rows)
+    on_campaign = campaign_id is not None and any(c == campaign_id for c in rows)
+    return on_global, on_campaign
+
+
+async def opted_out(session: AsyncSession, contact_id: int | None) -> bool:
+    """The newest call-consent row of the contact says revoked."""
+    if contact_id is None:
+        return False
+    status = await session.scalar(
+        select(Consent.status)
+        .where(Consent.contact_id == contact_id, Consent.channel == Channel.CALL)
+        .order_by(Consent.recorded_at.desc(), Consent.id.desc())
+        .limit(1)
+    )
+    return status is ConsentStatus.REVOKED
+
+
+async def contact_zone(session: AsyncSession, contact_id: int | None) -> str | None:
+    if contact_id is None:
+        return None
+    zone: str | None = await session.scalar(
+        select(Contact.timezone).where(Contact.id == contact_id)
+    )
+    return zone
+
+
+async def due_leads(
+    session: AsyncSession, campaign_id: int, now: datetime, limit: int
+) -> Sequence[Lead]:
+    """Leads ready to dial: callbacks due first, then fresh, then recycled; by priority."""
+    rank = case(
+        *((Lead.status == status, i) for i, status in enumerate(SELECTION_ORDER)),
+        else_=len(SELECTION_ORDER),
+    )
+    query = (
+        select(Lead)
+        .where(
+            Lead.campaign_id == campaign_id,
+            Lead.status.in_(SELECTION_ORDER),
+            or_(Lead.next_attempt_at.is_(None), Lead.next_attempt_at <= now),
+        )
+        .order_by(rank, Lead.priority.desc(), Lead.next_attempt_at, Lead.id)
+        .limit(limit)
+    )
+    return (await session.execute(query)).scalars().all()
+
+
+async def leads_left(session: AsyncSession, campaign_id: int) -> int:
+    """Leads that may still be dialed some day (not final)."""
+    count = await session.scalar(
+        select(func.count(Lead.id)).where(
+            Lead.campaign_id == campaign_id,
+            Lead.status.in_((*SELECTION_ORDER, LeadStatus.DIALING)),
+        )
+    )
+    return int(count or 0)
+
+
+async def record_refusals(
+    session: AsyncSession,
+    campaign_id: int | None,
+    lead_id: int | None,
+    e164: str,
+    refusals: Sequence[Refusal],
+    at: datetime,
+) -> None:
+    for refusal in refusals:
+        session.add(
+            DialRefusal(
+                campaign_id=campaign_id,
+                lead_id=lead_id,
+                phone_e164=e164,
+                reason=refusal.code.value,
+                detail=refusal.message[:300],
+                at=at,
+            )
+        )
+
+
+async def active_calls(session: AsyncSession, campaign_id: int | None) -> int:
+    query = select(func.count(CallAttempt.id)).where(CallAttempt.state != AttemptState.ENDED)
+    if campaign_id is not None:
+        query = query.where(CallAttempt.campaign_id == campaign_id)
+    return int(await session.scalar(query) or 0)
+
+
+async def recent_dials(
+    session: AsyncSession, campaign_id: int | None, now: datetime, seconds: float
+) -> list[datetime]:
+    query = select(CallAttempt.created_at).where(
+        CallAttempt.created_at > now - timedelta(seconds=seconds)
+    )
+    if campaign_id is not None:
+        query = query.where(CallAttempt.campaign_id == campaign_id)
+    return list((await session.execute(query)).scalars().all())
+
+
+async def lead_for_number(
+    session: AsyncSession, campaign_id: int, e164: str
+) -> Lead | None:
+    lead: Lead | None = await session.scalar(
+        select(Lead)
+        .where(Lead.campaign_id == campaign_id, Lead.phone_e164 == e164)
+        .order_by(Lead.id)
+        .limit(1)
+    )
+    return lead

@@ -1,0 +1,482 @@
+"""DialerService: runs the campaigns - picks leads, asks the policy, paces, dials, follows up.
+
+Public API::
+
+    board = AgentBoard(auto_ready_s=10)
+    async with DialerService(db, bus, settings, calls, agents=board, connector=calls_connector,
+                             fallback=messaging) as dialer:
+        await dialer.start("spring-sale"); await dialer.pause(...); await dialer.stop(...)
+        await dialer.schedule_callback(lead_id, at, user_id=3)
+        await dialer.dial_lead(lead_id)          # preview mode: the agent clicked
+        dialer.runtime(campaign_id).pacer.last   # the pacer's live forecast
+
+`calls` is the CallService (`originate(OriginateRequest) -> attempt id`); CallAnswered,
+CallBridged and CallEnded arrive on the bus. Every refusal to dial is stored as a DialRefusal
+(once per lead and reason set, not every tick). Crash safety: the lead is marked `dialing`
+with `attempts + 1` and `next_attempt_at` pushed past its retry window in the same transaction
+*before* the Originate, so a restart can never re-dial it early; `recover()` settles leads
+left `dialing` from their attempt rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any, Protocol
+
+from sqlalchemy import select
+
+from contactd.calls.events import AnsweredBy, CallAnswered, CallEnded
+from contactd.calls.service import OriginateRequest
+from contactd.config import Settings
+from contactd.db.models.calls import CallAttempt
+from contactd.db.models.dialer import Campaign, Lead, LiveAnswer
+from contactd.db.session import Database
+from contactd.dialer import repo
+from contactd.dialer.agents import AgentBoard
+from contactd.dialer.campaigns import CampaignAction, next_status
+from contactd.dialer.explain import build_request, retry_rules_for
+from contactd.dialer.governor import DAY_S, AbandonGovernor
+from contactd.dialer.pacing import (
+    PacingSnapshot,
+    PredictivePacer,
+    ProgressivePacer,
+)
+from contactd.dialer.policy import after_outcome, refusals, schedule_callback
+from contactd.enums import AttemptState, CallOutcome, CampaignMode, CampaignStatus, LeadStatus
+from contactd.errors import NotFoundError
+from contactd.events import EventBus
+
+log = logging.getLogger(__name__)
+
+
+class CallLauncher(Protocol):
+    async def originate(self, request: OriginateRequest) -> str: ...
+
+
+class AgentConnector(Protocol):
+    """Hands an answered call to an agent (Setvar CONTACTD_AGENT on the waiting channel)."""
+
+    async def connect(self, attempt_id: str, agent_dial: str) -> None: ...
+
+
+class FallbackSender(Protocol):
+    async def fallback(
+        self,
+        contact_id: int,
+        *,
+        idempotency_key: str,
+        campaign_id: int | None = None,
+        failed_call_attempts: int = 0,
+        last_outcome: CallOutcome | None = None,
+    ) -> Any: ...
+
+
+async def change_status(db: Database, name: str, action: CampaignAction) -> CampaignStatus:
+    """Move a campaign along its state machine and store it; the dial loop follows the row."""
+    async with db.transaction() as session:
+        campaign = await repo.campaign_by_name(session, name)
+        campaign.status = next_status(campaign.status, action)
+        now = datetime.now(UTC)
+        if campaign.status is CampaignStatus.RUNNING:
+            campaign.started_at = campaign.started_at or now
+        elif campaign.status in (CampaignStatus.STOPPED, CampaignStatus.FINISHED):
+            campaign.stopped_at = now
+        return campaign.status
+
+
+@dataclass
+class CampaignRuntime:
+    """The live, in-memory side of one campaign: its pacer and the calls it has out."""
+
+    campaign_id: int
+    pacer: PredictivePacer | ProgressivePacer
+    dialed: dict[str, float] = field(default_factory=dict)  # attempt -> dial time
+    waiting: dict[str, float] = field(default_factory=dict)  # answered, no agent yet
+    abandoned: set[str] = field(default_factory=set)
+    recent: deque[datetime] = field(default_factory=lambda: deque(maxlen=1000))
+    refused: dict[int, frozenset[str]] = field(default_factory=dict)
+    seeded: bool = False
+
+
+class DialerService:
+    def __init__(
+        self,
+        db: Database,
+        bus: EventBus,
+        settings: Settings,
+        calls: CallLauncher,
+        *,
+        agents: AgentBoard | None = None,
+        connector: AgentConnector | None = None,
+        fallback: FallbackSender | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.db, self.bus, self.settings, self.calls = db, bus, settings, calls
+        self.dialer = settings.dialer
+        self.agents = agents or AgentBoard(auto_ready_s=10.0)
+        self.connector = connector
+        self.fallback = fallback
+        self.clock = clock
+        self._runtimes: dict[int, CampaignRuntime] = {}
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._lock = asyncio.Lock()
+
+    # ---- life cycle ----------------------------------------------------------------------
+    async def __aenter__(self) -> DialerService:
+        await self.recover()
+        self.bus.subscribe(CallAnswered, self._on_answered)
+        self.bus.subscribe(CallEnded, self._on_ended)
+        self._spawn(self._loop(), "dialer-loop")
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.bus.unsubscribe(CallAnswered, self._on_answered)
+        self.bus.unsubscribe(CallEnded, self._on_ended)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("dialer task %s failed", name, exc_info=t.exception())
+
+        task.add_done_callback(done)
+
+    def wake(self) -> None:
+        """Something changed (agent free, campaign started): decide now, not at the next tick."""
+        self._wake.set()
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("dialer tick failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.dialer.pacing_tick_s)
+            self._wake.clear()
+
+    # ---- campaign commands ---------------------------------------------------------------
+    async def start(self, name: str) -> CampaignStatus:
+        status = await change_status(self.db, name, CampaignAction.START)
+        self.wake()
+        return status
+
+    async def pause(self, name: str) -> CampaignStatus:
+        return await change_status(self.db, name, CampaignAction.PAUSE)
+
+    async def stop(self, name: str) -> CampaignStatus:
+        return await change_status(self.db, name, CampaignAction.STOP)
+
+    async def schedule_callback(
+        self, lead_id: int, at: datetime, user_id: int | None = None
+    ) -> None:
+        now = datetime.now(UTC)
+        decision = schedule_callback(at, now)
+        async with self.db.transaction() as session:
+            lead = await session.get(Lead, lead_id)
+            if lead is None:
+                raise NotFoundError(f"no lead {lead_id}")
+            lead.status = decision.status
+            lead.callback_at = decision.next_attempt_at
+            lead.next_attempt_at = decision.next_attempt_at
+            lead.callback_user_id = user_id
+
+    # ---- the dial loop -------------------------------------------------------------------
+    def runtime(self, campaign: Campaign) -> CampaignRuntime:
+        rt = self._runtimes.get(campaign.id)
+        if rt is None:
+            if campaign.mode is CampaignMode.PREDICTIVE:
+                governor = AbandonGovernor(
+                    limit_pct=campaign.abandon_limit_pct or self.dialer.abandon_limit_pct,
+                    windows_s=(self.dialer.abandon_window_days * DAY_S,
+                               self.dialer.abandon_short_window_hours * 3600.0),
+                    target_fraction=self.dialer.abandon_target_fraction,
+                )
+                pacer: PredictivePacer | ProgressivePacer = PredictivePacer(
+                    governor, grace_s=self.dialer.agent_connect_s
+                )
+            else:
+                pacer = ProgressivePacer()
+            rt = self._runtimes[campaign.id] = CampaignRuntime(campaign.id, pacer)
+        return rt
+
+    async def tick(self) -> None:
+        async with self._lock:
+            async with self.db.session() as session:
+                campaigns = (await session.execute(
+                    select(Campaign).where(Campaign.status == CampaignStatus.RUNNING)
+                )).scalars().all()
+            for campaign in campaigns:
+                await self._run(campaign)
+
+    async def _run(self, campaign: Campaign) -> None:
+        rt = self.runtime(campaign)
+        if not rt.seeded:
+            rt.seeded = True
+            if isinstance(rt.pacer, PredictivePacer):
+                await self._seed_governor(campaign.id, rt.pacer.governor)
+        now_s = self.clock()
+        await self._settle_waiting(campaign, rt, now_s)
+        self._feed_pacer(rt)
+        wanted = self._wanted(campaign, rt, now_s)
+        if wanted <= 0:
+            return
+        now = datetime.fromtimestamp(now_s, UTC)
+        async with self.db.session() as session:
+            leads = list(await repo.due_leads(session, campaign.id, now, wanted * 4 + 10))
+            if not leads and not rt.dialed and await repo.leads_left(session, campaign.id) == 0:
+                await change_status(self.db, campaign.name, CampaignAction.FINISH)
+                return
+        for lead in leads:
+            if wanted <= 0:
+                break
+            if await self._try_dial(campaign, rt, lead, now):
+                wanted -= 1
+
+    def _wanted(self, campaign: Campaign, rt: CampaignRuntime, now_s: float) -> int:
+        if campaign.mode is CampaignMode.PREVIEW:
+            return 0
+        cap = campaign.max_concurrent or self.dialer.max_concurrent_calls
+        room = cap - len(rt.dialed)
+        if campaign.mode is CampaignMode.AUTOMATED:
+            return room
+        view = self.agents.view(campaign.id, now_s)
+        snap = PacingSnapshot(
+            free_agents=view.free,
+            talking=view.talking,
+            wrapping=view.wrapping,
+            ringing=tuple(now_s - t for a, t in rt.dialed.items() if a not in rt.waiting
+                          and a not in rt.abandoned),
+            waiting=len(rt.waiting),
+        )
+        return min(room, rt.pacer.calls_to_dial(snap, now_s))
+
+    def _feed_pacer(self, rt: CampaignRuntime) -> None:
+        for store, report in ((self.agents.finished_talks, rt.pacer.talk_ended),
+                              (self.agents.finished_wraps, rt.pacer.wrap_ended)):
+            keep = []
+            for campaign_id, seconds in store:
+                if campaign_id == rt.campaign_id:
+                    report(seconds)
+                else:
+                    keep.append((campaign_id, seconds))
+            store[:] = keep
+
+    async def _try_dial(
+        self, campaign: Campaign, rt: CampaignRuntime, lead: Lead, now: datetime
+    ) -> bool:
+        async with self.db.transaction() as session:
+            fresh = await session.get(Lead, lead.id)
+            if fresh is None or fresh.status not in (LeadStatus.NEW, LeadStatus.RETRY,
+                                                     LeadStatus.CALLBACK):
+                return False
+            req = await build_request(session, self.settings, fresh.phone_e164, now,
+                                      campaign, fresh)
+            reasons = refusals(req)
+            if reasons:
+                codes = frozenset(r.code.value for r in reasons)
+                if rt.refused.get(fresh.id) != codes:
+                    rt.refused[fresh.id] = codes
+                    await repo.record_refusals(session, campaign.id, fresh.id,
+                                               fresh.phone_e164, reasons, now)
+                return False
+            rules = retry_rules_for(campaign, self.dialer)
+            previous = (fresh.status, fresh.attempts, fresh.next_attempt_at)
+            fresh.status = LeadStatus.DIALING
+            fresh.attempts += 1
+            # Crash safety: until the outcome is known, the lead is not due again before the
+            # shortest retry window has passed, whatever happens to this process.
+            fresh.next_attempt_at = now + timedelta(seconds=min(rules.busy_s, rules.failed_s,
+                                                                rules.no_answer_s))
+        rt.refused.pop(lead.id, None)
+        mode = {CampaignMode.AUTOMATED: "ivr" if campaign.ivr_flow else "message"}.get(
+            campaign.mode, "queue" if campaign.agent_queue else "agent")
+        variables = {"CONTACTD_MODE": mode, "CONTACTD_CAMPAIGN": str(campaign.id)}
+        if campaign.agent_queue:
+            variables["CONTACTD_QUEUE"] = campaign.agent_queue
+        if campaign.message:
+            variables["CONTACTD_MESSAGE"] = campaign.message
+            variables["CONTACTD_MACHINE_MESSAGE"] = campaign.message
+        request = OriginateRequest(
+            phone_e164=lead.phone_e164,
+            dial=self.dial_string(lead.phone_e164),
+            caller_id=campaign.caller_id,
+            ring_timeout_s=float(self.dialer.ring_timeout_s),
+            detect_machine=campaign.mode in (CampaignMode.PREDICTIVE, CampaignMode.AUTOMATED),
+            campaign_id=campaign.id,
+            lead_id=lead.id,
+            contact_id=lead.contact_id,
+            variables=variables,
+        )
+        try:
+            attempt_id = await self.calls.originate(request)
+        except Exception as exc:
+            code = getattr(exc, "code", "")
+            if code == "originate_uncertain":
+                return True  # reconciliation will publish its CallEnded
+            if code == "originate_rejected":
+                return True  # CallEnded (FAILED) was published
+            async with self.db.transaction() as session:  # nothing left the building
+                back = await session.get(Lead, lead.id)
+                if back is not None:
+                    back.status, back.attempts, back.next_attempt_at = previous
+            log.warning("dial of lead %s not sent: %s", lead.id, exc)
+            return False
+        rt.dialed[attempt_id] = self.clock()
+        rt.recent.append(now)
+        return True
+
+    def dial_string(self, e164: str) -> str | None:
+        """None: the call layer's trunk template. Overridden in tests to reach the sandbox."""
+        return None
+
+    # ---- answers and outcomes ------------------------------------------------------------
+    async def _on_answered(self, event: CallAnswered) -> None:
+        rt = self._runtime_of(event.attempt_id)
+        if rt is None:
+            return
+        now_s = self.clock()
+        ring = now_s - rt.dialed.get(event.attempt_id, now_s)
+        person = event.answered_by is not AnsweredBy.MACHINE
+        rt.pacer.call_resolved(ring, needs_agent=person)
+        async with self.db.session() as session:
+            campaign = await session.get(Campaign, rt.campaign_id)
+        if not person or campaign is None or campaign.mode is CampaignMode.AUTOMATED:
+            return
+        if campaign.agent_queue:  # Asterisk's queue connects; count it as connected
+            await self._live_answer(rt, event.attempt_id, abandoned=False, wait_s=0.0)
+            return
+        rt.waiting[event.attempt_id] = now_s
+        await self._settle_waiting(campaign, rt, now_s)
+
+    async def _settle_waiting(self, campaign: Campaign, rt: CampaignRuntime, now_s: float) -> None:
+        """Give waiting people to free agents, oldest first; past the grace they are abandoned."""
+        for attempt_id, since in sorted(rt.waiting.items(), key=lambda kv: kv[1]):
+            if now_s - since > self.dialer.agent_connect_s:
+                del rt.waiting[attempt_id]
+                rt.abandoned.add(attempt_id)
+                await self._live_answer(rt, attempt_id, abandoned=True, wait_s=now_s - since)
+                continue
+            agent = self.agents.claim(campaign.id, attempt_id, now_s)
+            if agent is None:
+                break
+            del rt.waiting[attempt_id]
+            if self.connector is not None:
+                await self.connector.connect(attempt_id, agent.dial)
+            await self._live_answer(rt, attempt_id, abandoned=False, wait_s=now_s - since)
+
+    async def _live_answer(
+        self, rt: CampaignRuntime, attempt_id: str, *, abandoned: bool, wait_s: float
+    ) -> None:
+        rt.pacer.live_answer(self.clock(), abandoned=abandoned)
+        async with self.db.transaction() as session:
+            session.add(LiveAnswer(campaign_id=rt.campaign_id, attempt_id=attempt_id,
+                                   abandoned=abandoned, wait_s=wait_s))
+
+    def _runtime_of(self, attempt_id: str) -> CampaignRuntime | None:
+        for rt in self._runtimes.values():
+            if attempt_id in rt.dialed:
+                return rt
+        return None
+
+    async def _on_ended(self, event: CallEnded) -> None:
+        now_s = self.clock()
+        rt = self._runtime_of(event.attempt_id)
+        abandoned = False
+        if rt is not None:
+            if event.answered_by is None:  # never answered: a failure the pacer learns from
+                rt.pacer.call_resolved(now_s - rt.dialed[event.attempt_id], needs_agent=False)
+            rt.dialed.pop(event.attempt_id, None)
+            if rt.waiting.pop(event.attempt_id, None) is not None:
+                rt.abandoned.add(event.attempt_id)  # hung up while waiting: still an abandon
+                await self._live_answer(rt, event.attempt_id, abandoned=True, wait_s=0.0)
+            abandoned = event.attempt_id in rt.abandoned
+            rt.abandoned.discard(event.attempt_id)
+        self.agents.call_ended(event.attempt_id, now_s)
+        outcome = CallOutcome.ABANDONED if abandoned else event.outcome
+        await self.settle_lead(event.attempt_id, outcome)
+        self.wake()
+
+    async def settle_lead(self, attempt_id: str, outcome: CallOutcome) -> None:
+        """Apply the retry rules to the attempt's lead; queue a fallback message if they say so."""
+        now = datetime.now(UTC)
+        async with self.db.transaction() as session:
+            attempt = await session.get(CallAttempt, attempt_id)
+            if attempt is None or attempt.lead_id is None:
+                return
+            lead = await session.get(Lead, attempt.lead_id)
+            campaign = await session.get(Campaign, lead.campaign_id) if lead else None
+            if lead is None or campaign is None or lead.status is not LeadStatus.DIALING:
+                return
+            rules = retry_rules_for(campaign, self.dialer)
+            decision = after_outcome(outcome, lead.attempts, rules, now,
+                                     campaign.fallback_channel)
+            lead.status = decision.status
+            lead.last_outcome = outcome
+            lead.next_attempt_at = decision.next_attempt_at
+            lead_id, contact_id, attempts = lead.id, lead.contact_id, lead.attempts
+        if decision.fallback is not None and contact_id is not None and self.fallback:
+            try:
+                await self.fallback.fallback(
+                    contact_id, idempotency_key=f"dialer-fallback:{lead_id}:{attempts}",
+                    campaign_id=campaign.id, failed_call_attempts=attempts, last_outcome=outcome,
+                )
+            except Exception:
+                log.exception("fallback message for lead %s failed", lead_id)
+
+    # ---- crash safety ----------------------------------------------------------------------
+    async def recover(self) -> None:
+        """Settle leads left `dialing` by a previous run from their attempts' stored fate."""
+        async with self.db.session() as session:
+            stuck = (await session.execute(
+                select(Lead.id).where(Lead.status == LeadStatus.DIALING)
+            )).scalars().all()
+        for lead_id in stuck:
+            async with self.db.session() as session:
+                attempt = await session.scalar(
+                    select(CallAttempt).where(CallAttempt.lead_id == lead_id)
+                    .order_by(CallAttempt.created_at.desc()).limit(1)
+                )
+                abandoned = attempt is not None and bool(await session.scalar(
+                    select(LiveAnswer.abandoned).where(LiveAnswer.attempt_id == attempt.id)))
+            if attempt is not None and attempt.state is AttemptState.ENDED:
+                outcome = CallOutcome.ABANDONED if abandoned else (
+                    attempt.outcome or CallOutcome.LOST)
+                await self.settle_lead(attempt.id, outcome)
+            elif attempt is None:
+                # Crashed between marking the lead and writing the attempt: nothing was dialed.
+                # It stays out of reach until the next_attempt_at set before the crash.
+                async with self.db.transaction() as session:
+                    lead = await session.get(Lead, lead_id)
+                    if lead is not None:
+                        lead.status = LeadStatus.RETRY
+            # An open attempt: the call layer's reconciliation publishes its CallEnded.
+
+    async def _seed_governor(self, campaign_id: int, governor: AbandonGovernor) -> None:
+        since = datetime.now(UTC) - timedelta(seconds=max(governor.windows_s))
+        async with self.db.session() as session:
+            rows = (await session.execute(
+                select(LiveAnswer.at, LiveAnswer.abandoned)
+                .where(LiveAnswer.campaign_id == campaign_id, LiveAnswer.at >= since)
+                .order_by(LiveAnswer.at)
+            )).all()
+        for at, abandoned in rows:
+            governor.record(at.timestamp(), abandoned=abandoned)
+

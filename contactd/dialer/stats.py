@@ -1,0 +1,110 @@
+"""Campaign statistics as data, for the web panel, reports and `contactd dialer stats`."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contactd.db.models.calls import CallAttempt
+from contactd.enums import CallOutcome
+
+LIVE = (CallOutcome.HUMAN, CallOutcome.ABANDONED)
+
+
+@dataclass
+class HourStats:
+    hour: str  # ISO hour, UTC: "2026-11-30T14"
+    attempts: int = 0
+    answers: int = 0
+    humans: int = 0
+    machines: int = 0
+    abandons: int = 0
+    talk_s: float = 0.0
+
+
+@dataclass
+class CampaignStats:
+    campaign_id: int
+    attempts: int = 0
+    in_progress: int = 0
+    answers: int = 0
+    humans: int = 0
+    machines: int = 0
+    abandons: int = 0
+    talk_s: float = 0.0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    per_hour: list[HourStats] = field(default_factory=list)
+    agent_logged_in_s: float | None = None
+    wrap_s: float = 0.0
+
+    @property
+    def abandon_rate(self) -> float:
+        """Abandons over live (human) answers, as the law counts them."""
+        return self.abandons / self.humans if self.humans else 0.0
+
+    @property
+    def occupancy(self) -> float | None:
+        """(talk + wrap) / logged-in agent time, when the agent time is known."""
+        if not self.agent_logged_in_s:
+            return None
+        return (self.talk_s + self.wrap_s) / self.agent_logged_in_s
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["abandon_rate"] = round(self.abandon_rate, 4)
+        out["occupancy"] = None if self.occupancy is None else round(self.occupancy, 4)
+        return out
+
+    def lines(self) -> list[str]:
+        rows = [
+            f"attempts {self.attempts} (in progress {self.in_progress}), answers {self.answers}, "
+            f"humans {self.humans}, machines {self.machines}",
+            f"abandons {self.abandons} = {self.abandon_rate:.2%} of live answers",
+            "outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items())),
+        ]
+        if self.occupancy is not None:
+            rows.append(f"agent occupancy {self.occupancy:.1%}")
+        rows.extend(
+            f"  {h.hour}:00  attempts {h.attempts:>5}  answers {h.answers:>4}  humans "
+            f"{h.humans:>4}  machines {h.machines:>4}  abandons {h.abandons:>3}"
+            for h in self.per_hour
+        )
+        return rows
+
+
+async def campaign_stats(
+    session: AsyncSession,
+    campaign_id: int,
+    *,
+    since: datetime | None = None,
+    agent_logged_in_s: float | None = None,
+    wrap_s: float = 0.0,
+) -> CampaignStats:
+    query = select(
+        CallAttempt.created_at, CallAttempt.answered_at, CallAttempt.outcome, CallAttempt.talk_s
+    ).where(CallAttempt.campaign_id == campaign_id)
+    if since is not None:
+        query = query.where(CallAttempt.created_at >= since)
+    stats = CampaignStats(campaign_id, agent_logged_in_s=agent_logged_in_s, wrap_s=wrap_s)
+    hours: dict[str, HourStats] = {}
+    for created_at, answered_at, outcome, talk_s in (await session.execute(query)).all():
+        hour = hours.setdefault(
+            created_at.strftime("%Y-%m-%dT%H"), HourStats(created_at.strftime("%Y-%m-%dT%H"))
+        )
+        for bucket in (stats, hour):
+            bucket.attempts += 1
+            bucket.answers += int(answered_at is not None)
+            bucket.humans += int(outcome in LIVE)
+            bucket.machines += int(outcome is CallOutcome.MACHINE)
+            bucket.abandons += int(outcome is CallOutcome.ABANDONED)
+            bucket.talk_s += talk_s or 0.0
+        if outcome is None:
+            stats.in_progress += 1
+        else:
+            stats.outcomes[outcome.value] = stats.outcomes.get(outcome.value, 0) + 1
+    stats.per_hour = [hours[k] for k in sorted(hours)]
+    return stats
