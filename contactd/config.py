@@ -156,6 +156,18 @@ class DialerSettings(_Section):
     agent_connect_s: float = Field(default=2.0, gt=0)
     max_calls_per_second: float = Field(default=20.0, gt=0)
     max_concurrent_calls: int = Field(default=100, ge=1)
+    # The governor aims at this share of the abandon limit, so pacing is cut before the cap.
+    abandon_target_fraction: float = Field(default=0.93, gt=0, le=1)
+    max_attempts: int = Field(default=3, ge=1)
+    retry_busy_s: int = Field(default=600, ge=0)
+    retry_no_answer_s: int = Field(default=3600, ge=0)
+    retry_machine_s: int = Field(default=7200, ge=0)
+    retry_failed_s: int = Field(default=1800, ge=0)
+    retry_abandoned_s: int = Field(default=72 * 3600, ge=0)
+    machine_action: Literal["leave_message", "fallback", "retry"] = "retry"
+    # Zone assumed for numbers phonenumbers cannot place; empty: refuse such numbers.
+    unknown_zone_fallback: str = ""
+    pacing_tick_s: float = Field(default=1.0, gt=0)
 
     @model_validator(mode="after")
     def _window_order(self) -> DialerSettings:
