@@ -1,0 +1,1 @@
+"""Contact import from CSV/XLSX: read (encodings, delimiters), map columns, validate, write."""

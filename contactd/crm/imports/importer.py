@@ -1,0 +1,395 @@
+"""Contact import: validate rows in a worker thread, write them in batches of whole rows.
+
+Each batch is one transaction holding every row of it completely (contact, numbers, e-mails,
+tags, address), so a crash mid-import leaves only whole rows behind, and a re-run finds them
+as duplicates. Inserts are executemany/RETURNING in bulk: no ORM objects on the hot path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+from sqlalchemy import bindparam, case, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from contactd.crm import repo
+from contactd.crm.errors import ImportFileError
+from contactd.crm.fields import FieldDef
+from contactd.crm.imports.mapping import detect
+from contactd.crm.imports.reader import FileStats, open_rows
+from contactd.crm.imports.validate import ContactRow, RowError, RowValidator
+from contactd.crm.phones import PhoneNormaliser
+from contactd.db.base import utcnow
+from contactd.db.models import CustomFieldDef, Tag, User, contact_tags
+from contactd.db.session import Database
+from contactd.enums import CustomFieldEntity
+
+BATCH_ROWS: Final = 5000
+_FILLABLE: Final = ("first_name", "last_name", "job_title", "notes")
+_PHONE_COLUMNS: Final = ("contact_id", "e164", "type", "label", "region", "time_zones",
+                         "is_primary")
+_EMAIL_COLUMNS: Final = ("contact_id", "address", "label", "is_primary")
+_TAG_COLUMNS: Final = ("contact_id", "tag_id")
+_ADDRESS_COLUMNS: Final = ("contact_id", "label", "street", "city", "postal_code", "region",
+                           "country")
+
+
+@dataclass
+class ImportReport:
+    path: Path
+    dry_run: bool
+    rows: int = 0  # data rows read, empty ones included
+    empty: int = 0
+    imported: int = 0  # new contacts
+    updated: int = 0  # rows that matched a contact already stored
+    duplicates: int = 0  # rows that repeated an earlier row of the same file
+    invalid: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    encodings: dict[str, int] = field(default_factory=dict)
+    delimiter: str = ""
+    kind: str = ""
+    columns: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds else 0.0
+
+
+def write_error_report(report: ImportReport, target: Path) -> Path:
+    """The per-row error report: one line per problem (row, column, reason, value)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["row", "column", "reason", "value"])
+        for err in report.errors:
+            writer.writerow([err.row, err.column, err.reason, err.value])
+    return target
+
+
+@dataclass
+class _Context:
+    fields: list[FieldDef]
+    users: dict[str, int]
+    tags: dict[str, int]
+    organisations: dict[str, int]
+
+
+class _Batches:
+    """Pulls validated batches out of the file; every call runs in a worker thread."""
+
+    def __init__(
+        self, path: Path, ctx: _Context, region: str | None, mapping: Mapping[str, str] | None
+    ) -> None:
+        self.stats, self._rows = open_rows(path)
+        self.ctx, self.region, self.mapping = ctx, region, mapping
+        self.validator: RowValidator | None = None
+        self.number = 1  # spreadsheet row number: the header is row 1
+
+    def start(self) -> dict[str, str]:
+        header = next(self._rows, None)
+        if header is None:
+            raise ImportFileError("the file is empty")
+        columns = detect(header, explicit=self.mapping, custom_keys=[f.key for f in
+                                                                    self.ctx.fields])
+        self.validator = RowValidator(
+            columns, normaliser=PhoneNormaliser(self.region), custom_fields=self.ctx.fields,
+            users=self.ctx.users,
+        )
+        return columns.mapped
+
+    def next(self, size: int) -> tuple[int, list[ContactRow], list[RowError], int] | None:
+        assert self.validator is not None
+        rows: list[ContactRow] = []
+        errors: list[RowError] = []
+        read = empty = 0
+        check = self.validator.check
+        for cells in self._rows:
+            self.number += 1
+            read += 1
+            result = check(self.number, cells)
+            if result is None:
+                empty += 1
+            elif isinstance(result, ContactRow):
+                rows.append(result)
+            else:
+                errors.extend(result)
+            if read >= size:
+                break
+        if read == 0:
+            return None
+        return read, rows, errors, empty
+
+
+class ContactImporter:
+    """Imports one file; `progress(rows_done)` is called after every batch."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        default_region: str | None,
+        batch_rows: int = BATCH_ROWS,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.region = default_region
+        self.batch_rows = batch_rows
+        self.progress = progress
+        # dedupe key (E.164 or e-mail) -> contact id; negative: a new row not yet written.
+        self._seen: dict[str, int] = {}
+        self._pending: dict[int, ContactRow] = {}  # dry run: new rows by row number
+        self._created: set[int] = set()
+        # False when the import started on an empty contacts table: every stored number is
+        # then one this import wrote and knows, and the per-batch lookups are skipped.
+        self._stored_before = True
+
+    async def run(
+        self, path: Path, *, mapping: Mapping[str, str] | None = None, dry_run: bool = False
+    ) -> ImportReport:
+        started = time.perf_counter()
+        report = ImportReport(path=path, dry_run=dry_run)
+        ctx = await self._context()
+        batches = await asyncio.to_thread(_Batches, path, ctx, self.region, mapping)
+        report.columns = await asyncio.to_thread(batches.start)
+        failed_rows: set[int] = set()
+        # Validate batch n+1 in a worker thread while batch n is written (SQLite releases the
+        # GIL while it works, so both cores are busy).
+        ahead = asyncio.create_task(
+            asyncio.to_thread(batches.next, self.batch_rows), name="crm-import-read"
+        )
+        try:
+            while (batch := await ahead) is not None:
+                ahead = asyncio.create_task(
+                    asyncio.to_thread(batches.next, self.batch_rows), name="crm-import-read"
+                )
+                read, rows, errors, empty = batch
+                report.rows += read
+                report.empty += empty
+                report.errors.extend(errors)
+                failed_rows.update(e.row for e in errors)
+                await self._write(rows, ctx, report, dry_run)
+                if self.progress is not None:
+                    self.progress(report.rows)
+        finally:
+            if not ahead.done():
+                ahead.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await ahead
+        report.invalid = len(failed_rows)
+        report.kind, report.delimiter = batches.stats.kind, _delimiter(batches.stats)
+        report.encodings = dict(batches.stats.encodings)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    async def _context(self) -> _Context:
+        async with self.db.engine.connect() as conn:
+            defs = await conn.execute(
+                select(CustomFieldDef).where(CustomFieldDef.entity == CustomFieldEntity.CONTACT)
+            )
+            fields = [
+                FieldDef(d.key, d.label, d.type, tuple(d.choices), d.required)
+                for d in defs
+            ]
+            users = dict((await conn.execute(select(User.username, User.id))).tuples().all())
+            tags = dict((await conn.execute(select(Tag.name, Tag.id))).tuples().all())
+            self._stored_before = (
+                await conn.execute(select(repo.contacts.c.id).limit(1))
+            ).first() is not None
+            orgs: dict[str, int] = {}
+            for name, oid in await conn.execute(
+                select(repo.organisations.c.name, repo.organisations.c.id).order_by(
+                    repo.organisations.c.id
+                )
+            ):
+                orgs.setdefault(name.casefold(), oid)
+        return _Context(fields, users, tags, orgs)
+
+    async def _write(
+        self, rows: list[ContactRow], ctx: _Context, report: ImportReport, dry_run: bool
+    ) -> None:
+        if not rows:
+            return
+        if dry_run:
+            async with self.db.engine.connect() as conn:
+                await self._classify(conn, rows, report, dry_run=True)
+            return
+        async with self.db.engine.begin() as conn:
+            new, updates = await self._classify(conn, rows, report, dry_run=False)
+            await self._ensure_names(conn, new + [r for _, r in updates], ctx)
+            await self._insert(conn, new, ctx)
+            await self._update(conn, updates, ctx)
+
+    async def _classify(
+        self, conn: AsyncConnection, rows: list[ContactRow], report: ImportReport, *,
+        dry_run: bool,
+    ) -> tuple[list[ContactRow], list[tuple[int, ContactRow]]]:
+        """Split into new contacts and updates of stored ones; fold repeats into their first."""
+        if self._stored_before:
+            unknown_phones = [p.e164 for r in rows for p in r.phones if p.e164 not in self._seen]
+            unknown_mails = [e for r in rows for e in r.emails if e not in self._seen]
+            self._seen.update(await repo.owners_of_phones(conn, unknown_phones))
+            self._seen.update(await repo.owners_of_emails(conn, unknown_mails))
+        new: dict[int, ContactRow] = {}
+        updates: dict[int, ContactRow] = {}
+        for row in rows:
+            target = next((self._seen[k] for k in row.dedupe_keys() if k in self._seen), None)
+            if target is None:
+                new[row.row] = row
+                for key in row.dedupe_keys():
+                    self._seen[key] = -row.row
+                continue
+            if target < 0:  # repeats a row of this file not written yet
+                report.duplicates += 1
+                first = new.get(-target) or self._pending[-target]
+                first.absorb(row)
+            else:
+                if target in self._created or target in updates:
+                    report.duplicates += 1
+                else:
+                    report.updated += 1
+                if target in updates:
+                    updates[target].absorb(row)
+                else:
+                    updates[target] = row
+            for key in row.dedupe_keys():
+                self._seen.setdefault(key, target)
+        report.imported += len(new)
+        if dry_run:
+            self._pending.update(new)
+        return list(new.values()), list(updates.items())
+
+    async def _ensure_names(
+        self, conn: AsyncConnection, rows: list[ContactRow], ctx: _Context
+    ) -> None:
+        """Create the organisations and tags the rows name and nobody has yet."""
+        now = utcnow()
+        missing_orgs = sorted(
+            {r.organisation for r in rows if r.organisation}
+            - {n for n in (r.organisation for r in rows) if n.casefold() in ctx.organisations},
+            key=str.casefold,
+        )
+        unique: dict[str, str] = {}
+        for name in missing_orgs:
+            unique.setdefault(name.casefold(), name)
+        if unique:
+            ids = await repo.insert_ids(
+                conn,
+                repo.organisations,
+                [
+                    {"name": n, "kind": "buyer", "notes": "", "custom": {}, "created_at": now,
+                     "updated_at": now}
+                    for n in unique.values()
+                ],
+            )
+            for key, oid in zip(unique, ids, strict=True):
+                ctx.organisations[key] = oid
+        tags = sorted({t for r in rows for t in r.tags} - ctx.tags.keys())
+        if tags:
+            ids = await repo.insert_ids(conn, repo.tags, [{"name": t, "color": ""} for t in tags])
+            ctx.tags.update(zip(tags, ids, strict=True))
+
+    async def _insert(self, conn: AsyncConnection, rows: list[ContactRow], ctx: _Context) -> None:
+        if not rows:
+            return
+        now = utcnow()
+        ids = await repo.insert_ids(
+            conn, repo.contacts, [_contact_values(r, ctx, now) for r in rows]
+        )
+        self._created.update(ids)
+        for row, cid in zip(rows, ids, strict=True):
+            for key in row.dedupe_keys():
+                self._seen[key] = cid
+        await self._children(conn, list(zip(ids, rows, strict=True)), ctx, ignore=False)
+
+    async def _children(
+        self, conn: AsyncConnection, pairs: list[tuple[int, ContactRow]], ctx: _Context, *,
+        ignore: bool,
+    ) -> None:
+        phone_rows = [
+            (cid, p.e164, p.type.value, "", p.region, " ".join(p.time_zones), i == 0)
+            for cid, r in pairs for i, p in enumerate(r.phones)
+        ]
+        mail_rows = [(cid, e, "", i == 0) for cid, r in pairs for i, e in enumerate(r.emails)]
+        tag_rows = [(cid, ctx.tags[t]) for cid, r in pairs for t in r.tags]
+        address_rows = [
+            (cid, "", a["street"], a["city"], a["postal_code"], "", a["country"])
+            for cid, r in pairs if (a := r.address) is not None
+        ]
+        for table, columns, values in (
+            (repo.phones, _PHONE_COLUMNS, phone_rows),
+            (repo.emails, _EMAIL_COLUMNS, mail_rows),
+            (contact_tags, _TAG_COLUMNS, tag_rows),
+            (repo.addresses, _ADDRESS_COLUMNS, address_rows),
+        ):
+            if values and ignore:
+                await conn.execute(
+                    repo.insert_ignore(conn, table),
+                    [dict(zip(columns, v, strict=True)) for v in values],
+                )
+            elif values:
+                await repo.bulk_insert(conn, table, columns, values)
+
+    async def _update(
+        self, conn: AsyncConnection, updates: list[tuple[int, ContactRow]], ctx: _Context
+    ) -> None:
+        """Stored contacts keep what they have; the row fills empty fields and adds numbers."""
+        if not updates:
+            return
+        c = repo.contacts
+        values: dict[str, Any] = {
+            name: case((c.c[name] == "", bindparam(f"new_{name}")), else_=c.c[name])
+            for name in _FILLABLE
+        }
+        values["organisation_id"] = func.coalesce(c.c.organisation_id, bindparam("new_org"))
+        values["owner_id"] = func.coalesce(c.c.owner_id, bindparam("new_owner"))
+        values["updated_at"] = bindparam("now")
+        stmt = update(c).where(c.c.id == bindparam("cid")).values(**values)
+        now = utcnow()
+        await conn.execute(
+            stmt,
+            [
+                {"cid": cid, "now": now, "new_org": _org_id(r, ctx), "new_owner": r.owner_id,
+                 **{f"new_{n}": getattr(r, n) for n in _FILLABLE}}
+                for cid, r in updates
+            ],
+        )
+        await self._children(conn, updates, ctx, ignore=True)
+        await repo.refresh_search_text(conn, [cid for cid, _ in updates])
+
+
+def _org_id(row: ContactRow, ctx: _Context) -> int | None:
+    return ctx.organisations.get(row.organisation.casefold()) if row.organisation else None
+
+
+def _contact_values(row: ContactRow, ctx: _Context, now: datetime) -> dict[str, Any]:
+    return {
+        "first_name": row.first_name,
+        "last_name": row.last_name,
+        "organisation_id": _org_id(row, ctx),
+        "job_title": row.job_title,
+        "language": row.language or "en",
+        "owner_id": row.owner_id,
+        "notes": row.notes,
+        "custom": row.custom,
+        "created_at": now,
+        "updated_at": now,
+        "search_text": row.search_text,
+    }
+
+
+def _delimiter(stats: FileStats) -> str:
+    return {"\t": "tab", ",": "comma", ";": "semicolon", "|": "pipe"}.get(stats.delimiter, "")
+
+
+def iter_errors(report: ImportReport) -> Iterator[str]:
+    for err in report.errors:
+        yield f"row {err.row}, {err.column or '-'}: {err.reason}"

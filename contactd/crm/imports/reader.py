@@ -1,0 +1,127 @@
+"""Read rows out of CSV or XLSX files as lists of strings, whatever their encoding.
+
+CSV files come from every spreadsheet there is: UTF-8 with or without BOM, Windows-1252,
+Latin-1, sometimes all of them concatenated. Each line is decoded on its own (UTF-8 first,
+then cp1252, then Latin-1, which never fails), and the delimiter is sniffed from the start.
+Blocking I/O: callers run this in a thread.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, BinaryIO, Final
+
+from contactd.crm.errors import ImportFileError
+
+SNIFF_BYTES: Final = 64 * 1024
+DELIMITERS: Final = ",;\t|"
+XLSX_MAGIC: Final = b"PK\x03\x04"
+
+
+@dataclass
+class FileStats:
+    kind: str = "csv"
+    delimiter: str = ","
+    encodings: Counter[str] = field(default_factory=Counter)
+
+
+def _decode(line: bytes, stats: FileStats) -> str:
+    for encoding in ("utf-8", "cp1252"):
+        try:
+            text = line.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        if encoding != "utf-8" or not line.isascii():
+            stats.encodings[encoding] += 1
+        return text
+    stats.encodings["latin-1"] += 1
+    return line.decode("latin-1")
+
+
+def _lines(stream: BinaryIO, stats: FileStats) -> Iterator[str]:
+    first = True
+    for raw in stream:
+        if first:
+            first = False
+            if raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+                stats.encodings["utf-8-sig"] += 1
+        yield _decode(raw, stats)
+
+
+def _sniff(sample: str) -> str:
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=DELIMITERS).delimiter
+    except csv.Error:
+        # The Sniffer gives up on ragged samples: count delimiters on the header line.
+        header = sample.splitlines()[0] if sample else ""
+        counts = {d: header.count(d) for d in DELIMITERS}
+        best = max(counts, key=lambda d: counts[d])
+        return best if counts[best] else ","
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.date().isoformat() if value.time() == datetime.min.time() else (
+            value.isoformat()
+        )
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # phone numbers typed into number cells
+    return str(value).strip()
+
+
+def _xlsx_rows(path: Path) -> Iterator[list[str]]:
+    from openpyxl import load_workbook
+
+    try:
+        workbook = load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many kinds for a corrupt file
+        raise ImportFileError(f"{path}: not a readable XLSX file: {exc}") from None
+    try:
+        sheet = workbook.worksheets[0]
+        for row in sheet.iter_rows(values_only=True):
+            yield [_cell(v) for v in row]
+    finally:
+        workbook.close()
+
+
+def _csv_rows(path: Path, stats: FileStats) -> Iterator[list[str]]:
+    with path.open("rb") as stream:
+        head = stream.read(SNIFF_BYTES)
+        sample = head.decode("utf-8", errors="replace").lstrip("\ufeff")
+        if "\x00" in sample:
+            raise ImportFileError(f"{path}: binary data, not a CSV file")
+        stats.delimiter = _sniff(sample)
+        stream.seek(0)
+        reader = csv.reader(_lines(stream, stats), delimiter=stats.delimiter)
+        yield from reader
+
+
+def open_rows(path: Path) -> tuple[FileStats, Iterator[list[str]]]:
+    """The file's kind and a row iterator (header first); ImportFileError when unreadable."""
+    try:
+        with path.open("rb") as probe:
+            magic = probe.read(4)
+    except OSError as exc:
+        raise ImportFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    stats = FileStats()
+    if magic == XLSX_MAGIC or path.suffix.lower() in (".xlsx", ".xlsm"):
+        stats.kind = "xlsx"
+        return stats, _xlsx_rows(path)
+    return stats, _csv_rows(path, stats)
+
+
+def decode_text(data: bytes) -> str:
+    """Decode a whole small file line by line (tests and previews)."""
+    stats = FileStats()
+    return "".join(_lines(io.BytesIO(data), stats))

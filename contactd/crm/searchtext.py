@@ -1,0 +1,63 @@
+"""What the full-text index reads for a contact: one text with names, company, numbers in the
+forms people type them, e-mails and notes. Pure; both the service and the importer use it."""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable
+
+from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
+
+
+def _base_letter(code: int) -> str:
+    decomposed = unicodedata.normalize("NFKD", chr(code))
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)) or chr(code)
+
+
+# Latin letters with accents (U+00C0-U+024F) to their base letters, applied by str.translate.
+_LATIN: dict[int, str] = {code: _base_letter(code) for code in range(0xC0, 0x250)}
+_LATIN.update({0xDF: "ss", 0xC6: "ae", 0xE6: "ae", 0xD8: "o", 0xF8: "o", 0x141: "l", 0x142: "l"})
+
+
+def fold(text: str) -> str:
+    """Lower case without accents, so "Müller" finds "Muller" on SQLite and PostgreSQL alike."""
+    if text.isascii():
+        return text.lower()
+    text = text.translate(_LATIN)
+    if text.isascii():
+        return text.lower()
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).lower()
+
+
+def phone_forms(e164: str) -> list[str]:
+    """+4930123 -> 4930123, 30123, 030123: international, national and trunk-prefixed digits."""
+    digits = e164.lstrip("+")
+    for size in (1, 2, 3):
+        if int(digits[:size] or 0) in COUNTRY_CODE_TO_REGION_CODE:
+            national = digits[size:]
+            return [digits, national, "0" + national]
+    return [digits]
+
+
+def build_search_text(
+    *,
+    first_name: str = "",
+    last_name: str = "",
+    organisation: str = "",
+    job_title: str = "",
+    phones: Iterable[str] = (),
+    emails: Iterable[str] = (),
+    notes: str = "",
+) -> str:
+    words = [first_name, last_name, organisation, job_title]
+    for e164 in phones:
+        words.extend(phone_forms(e164))
+    words.extend(emails)
+    words.append(notes)
+    text = " ".join(w for w in words if w).lower()
+    if text.isascii():
+        return text
+    # Keep the original spelling and add the folded one of each accented word.
+    extra = [f for word in text.split() if (f := fold(word)) != word]
+    return f"{text} {' '.join(extra)}" if extra else text
