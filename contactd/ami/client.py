@@ -166,6 +166,11 @@ class AmiClient:
         return self._epoch
 
     @property
+    def pending_actions(self) -> int:
+        """Actions sent on the current link and still waiting for their response."""
+        return len(self._inflight)
+
+    @property
     def health(self) -> AmiHealth:
         return AmiHealth(self._state, self._since, self._connects, self._detail)
 
@@ -356,7 +361,10 @@ class AmiClient:
         timeout_s: float | None = None,
         as_list: bool | None = None,
     ) -> Any:
-        """Send one action once; `Response: Error` raises AmiActionFailed with its Message."""
+        """Send one action once; `Response: Error` raises AmiActionFailed with its Message.
+
+        `as_list=False` for single-response actions: panoramisk otherwise guesses from the
+        message text (it waits for more after "Added interface to queue")."""
         if not self.connected:
             raise AmiUnavailable("AMI is not connected", action=str(fields.get("Action")))
         reply = await self._send(
@@ -387,34 +395,37 @@ class AmiClient:
         extra_channel: str | None = None,
     ) -> None:
         await self.action(
-            actions.redirect(channel, context, exten, priority, extra_channel=extra_channel)
+            actions.redirect(channel, context, exten, priority, extra_channel=extra_channel),
+            as_list=False,
         )
 
     async def hangup(self, channel: str, cause: int = 16) -> None:
-        await self.action(actions.hangup(channel, cause))
+        await self.action(actions.hangup(channel, cause), as_list=False)
 
     async def setvar(self, channel: str | None, name: str, value: str) -> None:
-        await self.action(actions.setvar(channel, name, value))
+        await self.action(actions.setvar(channel, name, value), as_list=False)
 
     async def getvar(self, channel: str | None, name: str) -> str | None:
-        reply = await self.action(actions.getvar(channel, name))
+        reply = await self.action(actions.getvar(channel, name), as_list=False)
         value = reply.get("Value")
         return None if value in (None, "(null)") else str(value)
 
     async def queue_add(self, queue: str, interface: str, **kwargs: Any) -> None:
-        await self.action(actions.queue_add(queue, interface, **kwargs))
+        await self.action(actions.queue_add(queue, interface, **kwargs), as_list=False)
 
     async def queue_remove(self, queue: str, interface: str) -> None:
-        await self.action(actions.queue_remove(queue, interface))
+        await self.action(actions.queue_remove(queue, interface), as_list=False)
 
     async def queue_pause(
         self, interface: str, paused: bool, *, queue: str | None = None, reason: str = ""
     ) -> None:
-        await self.action(actions.queue_pause(interface, paused, queue=queue, reason=reason))
+        await self.action(
+            actions.queue_pause(interface, paused, queue=queue, reason=reason), as_list=False
+        )
 
     async def command(self, text: str) -> str:
         """Run a CLI command (diagnostics only) and return its output."""
-        reply = await self.action(actions.command(text))
+        reply = await self.action(actions.command(text), as_list=False)
         output = reply.get("Output", reply.content or "")
         return "\n".join(output) if isinstance(output, list) else str(output)
 
@@ -429,4 +440,4 @@ class AmiClient:
         ]
 
     async def ping(self) -> None:
-        await self.action({"Action": "Ping"})
+        await self.action({"Action": "Ping"}, as_list=False)

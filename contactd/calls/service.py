@@ -128,6 +128,8 @@ class CallService:
         self._tasks: set[asyncio.Task[None]] = set()
         self._reconcile_lock = asyncio.Lock()
         self.last_reconcile: ReconcileReport | None = None
+        self.reconciled_epoch = 0  # the AMI link epoch whose reconciliation has finished
+        self._reconciled = asyncio.Condition()
 
     async def __aenter__(self) -> CallService:
         await self.writer.__aenter__()
@@ -271,6 +273,14 @@ class CallService:
     # ---- reconciliation --------------------------------------------------------------
     async def _after_connect(self, epoch: int) -> None:
         await self.reconcile()
+        async with self._reconciled:
+            self.reconciled_epoch = max(self.reconciled_epoch, epoch)
+            self._reconciled.notify_all()
+
+    async def wait_reconciled(self, after_epoch: int, timeout_s: float) -> None:
+        """Wait until a link newer than `after_epoch` is up and its reconciliation done."""
+        async with asyncio.timeout(timeout_s), self._reconciled:
+            await self._reconciled.wait_for(lambda: self.reconciled_epoch > after_epoch)
 
     async def _recheck_later(self) -> None:
         await asyncio.sleep(RECHECK_AFTER_TIMEOUT_S)

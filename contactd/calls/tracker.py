@@ -201,9 +201,13 @@ class CallTracker:
         call.reason = reason
         if reason == outcome.REASON_ANSWERED:
             return self._answered(call, now)
-        if call.primary_gone or not call.primary_seen:
+        # A Uniqueid means a channel existed: its Hangup (which may come later, the event
+        # paths inside Asterisk differ) brings the exact cause. "<null>": no channel at all.
+        uniqueid = _text(event, "Uniqueid")
+        had_channel = call.primary_seen or uniqueid not in (None, "", "<null>")
+        if call.primary_gone or not had_channel:
             return self._end(call, now)
-        return []  # the callee channel still lives: its Hangup brings the exact cause
+        return []
 
     def _newchannel(self, event: RawEvent, now: float) -> list[CallEvent]:
         call = self._find(event)
