@@ -1,0 +1,203 @@
+"""Where every call, IVR session and message lands: an interaction row on the right contact
+and the follow-up tasks the rules in `policy` call for.
+
+The IVR calls `start` at the first frame and `update` as answers arrive (a hang-up mid-way
+still leaves a record), then `finish`; the dialer and messaging call `record` once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contactd.crm import repo
+from contactd.crm.events import InteractionRecorded, TaskCreated
+from contactd.crm.policy import InteractionFacts, follow_ups
+from contactd.crm.service import ContactInput, ContactService
+from contactd.crm.tasks import NewTask, TaskService
+from contactd.db.base import utcnow
+from contactd.db.models import ChannelDecision, Interaction
+from contactd.db.session import Database
+from contactd.enums import Channel, Direction, InteractionKind
+from contactd.errors import NotFoundError
+from contactd.events import EventBus
+
+_UPDATABLE = frozenset({"subject", "body", "transcript", "outcome", "recording_ref",
+                        "ended_at", "user_id", "contact_id"})
+
+
+@dataclass(frozen=True)
+class InboundContact:
+    """What the routed interaction knows about the remote party."""
+
+    kind: InteractionKind
+    direction: Direction
+    channel: Channel
+    remote_address: str = ""  # caller ID, SMS source or e-mail sender
+    contact_id: int | None = None  # known already (campaign lead, reply thread)
+    campaign_id: int | None = None
+    user_id: int | None = None
+    subject: str = ""
+    body: str = ""
+    transcript: str = ""
+    outcome: str = ""
+    recording_ref: str | None = None
+    started_at: datetime | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """How the interaction ended, for the follow-up rules."""
+
+    outcome: str = ""
+    ended_at: datetime | None = None
+    callback_at: datetime | None = None
+    wants_agent: bool = False
+    team: str | None = None
+    skill: str | None = None
+
+
+@dataclass(frozen=True)
+class Routed:
+    interaction_id: int
+    contact_id: int | None
+    task_ids: list[int]
+    created_contact: bool = False
+
+
+class Router:
+    def __init__(
+        self, db: Database, contacts: ContactService, tasks: TaskService, *,
+        bus: EventBus | None = None, create_unknown: bool = True,
+    ) -> None:
+        self.db = db
+        self.contacts = contacts
+        self.tasks = tasks
+        self.bus = bus
+        # An unknown caller becomes a contact holding just the number, so the agent who calls
+        # back sees the history; off, the interaction keeps only remote_address.
+        self.create_unknown = create_unknown
+
+    async def _resolve(self, item: InboundContact) -> tuple[int | None, bool]:
+        if item.contact_id is not None or not item.remote_address:
+            return item.contact_id, False
+        address = item.remote_address
+        if "@" in address:
+            match = await self.contacts.lookup_email(address)
+        else:
+            match = await self.contacts.lookup_phone(address)
+        if match is not None:
+            return match.contact_id, False
+        if not self.create_unknown:
+            return None, False
+        data = ContactInput(emails=[address]) if "@" in address else ContactInput(phones=[address])
+        try:
+            return await self.contacts.create_contact(data, allow_duplicate=True), True
+        except Exception:  # an unreadable caller ID stays on the interaction only
+            return None, False
+
+    async def start(self, item: InboundContact) -> Routed:
+        """Store the interaction now (matched to its contact); tasks come with `finish`."""
+        contact_id, created = await self._resolve(item)
+        async with self.db.transaction() as session:
+            row = Interaction(
+                contact_id=contact_id, kind=item.kind, direction=item.direction,
+                channel=item.channel, started_at=item.started_at or utcnow(),
+                outcome=item.outcome, subject=item.subject[:300], body=item.body,
+                transcript=item.transcript, recording_ref=item.recording_ref,
+                remote_address=item.remote_address, campaign_id=item.campaign_id,
+                user_id=item.user_id, data=item.data,
+            )
+            session.add(row)
+            await session.flush()
+            interaction_id = row.id
+        return Routed(interaction_id, contact_id, [], created)
+
+    async def update(self, interaction_id: int, **changes: Any) -> None:
+        """Record answers as they arrive: transcript, subject, outcome… (`data` is merged)."""
+        extra = changes.pop("data", None)
+        unknown = set(changes) - _UPDATABLE
+        if unknown:
+            raise ValueError(f"cannot update {', '.join(sorted(unknown))}")
+        async with self.db.transaction() as session:
+            row = await session.get(Interaction, interaction_id)
+            if row is None:
+                raise NotFoundError(f"no interaction {interaction_id}")
+            for name, value in changes.items():
+                setattr(row, name, value)
+            if extra:
+                row.data = {**row.data, **extra}
+
+    async def finish(self, interaction_id: int, end: FollowUp) -> Routed:
+        """Close the interaction and create the follow-up tasks in the same transaction."""
+        created: list[tuple[int, int | None, str]] = []
+        async with self.db.transaction() as session:
+            row = await session.get(Interaction, interaction_id)
+            if row is None:
+                raise NotFoundError(f"no interaction {interaction_id}")
+            if end.outcome:
+                row.outcome = end.outcome
+            row.ended_at = end.ended_at or row.ended_at or utcnow()
+            who = await self._who(session, row)
+            facts = InteractionFacts(
+                kind=row.kind, direction=row.direction, outcome=row.outcome,
+                campaign_id=row.campaign_id, subject=row.subject, callback_at=end.callback_at,
+                wants_agent=end.wants_agent, skill=end.skill, team=end.team,
+            )
+            for spec in follow_ups(facts, utcnow(), who):
+                created.append(await self.tasks.create_in(session, NewTask(
+                    title=spec.title, source=spec.source, contact_id=row.contact_id,
+                    interaction_id=row.id, due_at=spec.due_at, remind_at=spec.remind_at,
+                    priority=spec.priority, team=spec.team, skill=spec.skill,
+                    description=row.transcript or row.body,
+                )))
+            routed = Routed(row.id, row.contact_id, [t[0] for t in created])
+            event = InteractionRecorded(interaction_row_id=row.id, contact_id=row.contact_id,
+                                        kind=row.kind.value, outcome=row.outcome)
+        if self.bus is not None:
+            await self.bus.publish(event)
+            for task_id, assignee, source in created:
+                await self.bus.publish(
+                    TaskCreated(task_id=task_id, assignee_id=assignee, source=source)
+                )
+        return routed
+
+    async def record(self, item: InboundContact, end: FollowUp | None = None) -> Routed:
+        """A finished interaction in one call (dialer outcomes, SMS, e-mail)."""
+        started = await self.start(item)
+        finished = await self.finish(
+            started.interaction_id, end or FollowUp(outcome=item.outcome)
+        )
+        return Routed(finished.interaction_id, finished.contact_id, finished.task_ids,
+                      started.created_contact)
+
+    async def record_decision(
+        self, contact_id: int, channel: Channel, reason: str, *,
+        campaign_id: int | None = None, details: dict[str, Any] | None = None,
+    ) -> int:
+        """Why a contact was called, texted, e-mailed or left alone: shown on the timeline."""
+        async with self.db.transaction() as session:
+            row = ChannelDecision(contact_id=contact_id, channel=channel, reason=reason[:64],
+                                  campaign_id=campaign_id, details=details or {})
+            session.add(row)
+            await session.flush()
+            return row.id
+
+    async def _who(self, session: AsyncSession, row: Interaction) -> str:
+        if row.contact_id is not None:
+            c, o = repo.contacts, repo.organisations
+            found = (await session.execute(
+                select(c.c.first_name, c.c.last_name, o.c.name)
+                .select_from(c.outerjoin(o)).where(c.c.id == row.contact_id)
+            )).first()
+            if found is not None:
+                name = f"{found[0]} {found[1]}".strip() or (found[2] or "")
+                if name:
+                    return name
+        return row.remote_address or "unknown caller"
+

@@ -1,0 +1,256 @@
+"""Contact search: full text over names, companies, numbers, notes and transcripts (FTS5 on
+SQLite, tsvector on PostgreSQL), filters by tag, segment, owner and custom field, ranked.
+
+The statement is built once by `search_statement` so the service, the export and the
+benchmark's bare-SQL baseline all run the very same query.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Final
+
+from sqlalchemy import (
+    Float,
+    Integer,
+    Select,
+    and_,
+    exists,
+    func,
+    literal_column,
+    select,
+    text,
+)
+from sqlalchemy.sql.elements import ColumnElement
+
+from contactd.crm import repo
+from contactd.crm.searchtext import fold
+from contactd.db.models import Segment, Tag, contact_tags
+from contactd.db.session import Database
+from contactd.errors import NotFoundError, ValidationError
+
+MAX_TERMS: Final = 8
+# A match in an interaction's text counts for less than one in the record itself.
+INTERACTION_WEIGHT: Final = 0.5
+INTERACTION_HITS: Final = 500  # best interaction matches considered per query
+_PHONE_LIKE: Final = re.compile(r"[+\d][\d\s\-()./]{2,}")
+_WORD: Final = re.compile(r"\w+")
+
+
+@dataclass(frozen=True)
+class Filters:
+    query: str = ""
+    tags: tuple[str, ...] = ()  # all of them
+    owner_id: int | None = None
+    organisation_id: int | None = None
+    segment: str | None = None  # a saved segment's name; its filter is added to these
+    custom: tuple[tuple[str, str], ...] = ()  # key = value (as text)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Filters:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValidationError(f"unknown filter {', '.join(sorted(unknown))}")
+        custom = data.get("custom") or {}
+        return cls(
+            query=str(data.get("query") or ""),
+            tags=tuple(data.get("tags") or ()),
+            owner_id=data.get("owner_id"),
+            organisation_id=data.get("organisation_id"),
+            segment=data.get("segment"),
+            custom=tuple((str(k), str(v)) for k, v in dict(custom).items()),
+        )
+
+    def merged(self, other: Filters) -> Filters:
+        return Filters(
+            query=" ".join(q for q in (self.query, other.query) if q),
+            tags=tuple(dict.fromkeys(self.tags + other.tags)),
+            owner_id=self.owner_id if self.owner_id is not None else other.owner_id,
+            organisation_id=(
+                self.organisation_id if self.organisation_id is not None
+                else other.organisation_id
+            ),
+            custom=self.custom + other.custom,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    contact_id: int
+    first_name: str
+    last_name: str
+    organisation: str | None
+    phone: str | None
+    email: str | None
+    owner_id: int | None
+    score: float
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip() or (self.organisation or "")
+
+
+@dataclass
+class SearchResult:
+    hits: list[SearchHit] = field(default_factory=list)
+    query_terms: list[str] = field(default_factory=list)
+
+
+def terms(query: str) -> list[str]:
+    """Search words, folded; a phone-like query becomes its digits (matching any stored form)."""
+    out: list[str] = []
+    for chunk in _PHONE_LIKE.findall(query):
+        digits = re.sub(r"\D", "", chunk)
+        digits = digits[2:] if digits.startswith("00") else digits
+        if len(digits) >= 3:
+            out.append(digits)
+        query = query.replace(chunk, " ")
+    out.extend(_WORD.findall(fold(query)))
+    return list(dict.fromkeys(out))[:MAX_TERMS]
+
+
+def fts5_query(words: list[str]) -> str:
+    # Each word a quoted prefix: no FTS5 syntax can come from the user.
+    return " ".join('"' + w.replace('"', '""') + '"*' for w in words)
+
+
+def tsquery(words: list[str]) -> str:
+    return " & ".join(re.sub(r"[^\w]", "", w) + ":*" for w in words if re.sub(r"[^\w]", "", w))
+
+
+def _hits_sqlite() -> Any:
+    return text(
+        f"""SELECT rowid AS contact_id, bm25(contacts_fts) AS score
+            FROM contacts_fts WHERE contacts_fts MATCH :q
+            UNION ALL
+            SELECT contact_id, score * {INTERACTION_WEIGHT} FROM (
+                SELECT i.contact_id AS contact_id, bm25(interactions_fts, 2.0, 1.0, 0.5) AS score
+                FROM interactions_fts JOIN interactions i ON i.id = interactions_fts.rowid
+                WHERE interactions_fts MATCH :q AND i.contact_id IS NOT NULL
+                ORDER BY score LIMIT {INTERACTION_HITS})"""
+    ).columns(contact_id=Integer, score=Float)
+
+
+def _hits_postgres() -> Any:
+    # ts_rank grows with relevance; negate it so that lower is better, as bm25 on SQLite.
+    return text(
+        f"""SELECT contact_id, -ts_rank(document, to_tsquery('simple', :q)) AS score
+            FROM contacts_fts WHERE document @@ to_tsquery('simple', :q)
+            UNION ALL
+            SELECT contact_id, score * {INTERACTION_WEIGHT} FROM (
+                SELECT i.contact_id AS contact_id,
+                       -ts_rank(f.document, to_tsquery('simple', :q)) AS score
+                FROM interactions_fts f JOIN interactions i ON i.id = f.interaction_id
+                WHERE f.document @@ to_tsquery('simple', :q) AND i.contact_id IS NOT NULL
+                ORDER BY score LIMIT {INTERACTION_HITS}) AS ih"""
+    ).columns(contact_id=Integer, score=Float)
+
+
+def _conditions(filters: Filters) -> list[ColumnElement[bool]]:
+    c = repo.contacts
+    out: list[ColumnElement[bool]] = [c.c.merged_into_id.is_(None)]
+    for name in filters.tags:
+        out.append(
+            exists().where(
+                contact_tags.c.contact_id == c.c.id,
+                contact_tags.c.tag_id == select(Tag.id).where(Tag.name == name).scalar_subquery(),
+            )
+        )
+    if filters.owner_id is not None:
+        out.append(c.c.owner_id == filters.owner_id)
+    if filters.organisation_id is not None:
+        out.append(c.c.organisation_id == filters.organisation_id)
+    for key, value in filters.custom:
+        out.append(c.c.custom[key].as_string() == value)
+    return out
+
+
+def contact_columns() -> list[Any]:
+    c, p, e = repo.contacts, repo.phones, repo.emails
+    phone = (
+        select(p.c.e164).where(p.c.contact_id == c.c.id)
+        .order_by(p.c.is_primary.desc(), p.c.id).limit(1).scalar_subquery()
+    )
+    email = (
+        select(e.c.address).where(e.c.contact_id == c.c.id)
+        .order_by(e.c.is_primary.desc(), e.c.id).limit(1).scalar_subquery()
+    )
+    return [
+        c.c.id, c.c.first_name, c.c.last_name, repo.organisations.c.name.label("organisation"),
+        phone.label("phone"), email.label("email"), c.c.owner_id,
+    ]
+
+
+def search_statement(
+    filters: Filters, dialect: str, *, limit: int = 50, offset: int = 0
+) -> tuple[Select[Any], dict[str, Any]]:
+    """The one query behind search, export and segments, and its FTS parameter."""
+    c = repo.contacts
+    words = terms(filters.query)
+    columns = contact_columns()
+    params: dict[str, Any] = {}
+    base = c.outerjoin(repo.organisations, repo.organisations.c.id == c.c.organisation_id)
+    if words:
+        hits = (_hits_postgres() if dialect == "postgresql" else _hits_sqlite()).subquery("hits")
+        best = (
+            select(hits.c.contact_id, func.min(hits.c.score).label("score"))
+            .group_by(hits.c.contact_id).subquery("best")
+        )
+        stmt = (
+            select(*columns, best.c.score)
+            .select_from(base.join(best, best.c.contact_id == c.c.id))
+            .where(and_(*_conditions(filters)))
+            .order_by(best.c.score, c.c.id)
+        )
+        params["q"] = tsquery(words) if dialect == "postgresql" else fts5_query(words)
+    else:
+        stmt = (
+            select(*columns, literal_column("0.0", Float).label("score"))
+            .select_from(base)
+            .where(and_(*_conditions(filters)))
+            .order_by(c.c.last_name, c.c.first_name, c.c.id)
+        )
+    return stmt.limit(limit).offset(offset), params
+
+
+class ContactSearch:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def resolve(self, filters: Filters) -> Filters:
+        """Fold a named segment's saved filter into the given one."""
+        if filters.segment is None:
+            return filters
+        async with self.db.session() as session:
+            saved = await session.scalar(
+                select(Segment.filter).where(Segment.name == filters.segment)
+            )
+        if saved is None:
+            raise NotFoundError(f"no segment {filters.segment!r}")
+        return Filters(**{**_as_kwargs(filters), "segment": None}).merged(
+            Filters.from_dict(saved)
+        )
+
+    async def search(
+        self, filters: Filters | str, *, limit: int = 50, offset: int = 0
+    ) -> SearchResult:
+        if isinstance(filters, str):
+            filters = Filters(query=filters)
+        filters = await self.resolve(filters)
+        words = terms(filters.query)
+        if filters.query and not words:
+            return SearchResult()
+        stmt, params = search_statement(filters, self.db.dialect, limit=limit, offset=offset)
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(stmt, params)).all()
+        return SearchResult([SearchHit(*row) for row in rows], words)
+
+
+def _as_kwargs(filters: Filters) -> dict[str, Any]:
+    return {f.name: getattr(filters, f.name) for f in fields(filters)}
+
+
+

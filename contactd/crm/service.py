@@ -1,0 +1,336 @@
+"""Customer records: create with dedupe, look up by caller ID or e-mail, classify, link products.
+
+What the web panel, the IVR and the importer's single-record siblings call. Lookups are one
+indexed query; writes keep `contacts.search_text` (and so the full-text index) in step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from contactd.crm import repo
+from contactd.crm.errors import DuplicateContactError
+from contactd.crm.fields import FieldDef, validate
+from contactd.crm.imports.validate import EMAIL
+from contactd.crm.phones import PhoneNormaliser
+from contactd.db.models import (
+    Address,
+    Contact,
+    ContactEmail,
+    ContactPhone,
+    CustomFieldDef,
+    Organisation,
+    Product,
+    ProductLink,
+    Segment,
+    Tag,
+)
+from contactd.db.session import Database
+from contactd.enums import (
+    CustomFieldEntity,
+    CustomFieldType,
+    PartyKind,
+    ProductKind,
+    ProductRelation,
+)
+from contactd.errors import NotFoundError, ValidationError
+from contactd.phones import PhoneInfo
+
+
+@dataclass(frozen=True, slots=True)
+class ContactMatch:
+    """Who a caller ID or e-mail belongs to: enough for a screen pop or an IVR greeting."""
+
+    contact_id: int
+    display_name: str
+    organisation: str | None
+    owner_id: int | None
+    language: str
+
+
+@dataclass
+class ContactInput:
+    first_name: str = ""
+    last_name: str = ""
+    organisation_id: int | None = None
+    kind: PartyKind | None = None
+    job_title: str = ""
+    language: str = "en"
+    owner_id: int | None = None
+    notes: str = ""
+    phones: list[str] = field(default_factory=list)  # as typed; the first is primary
+    emails: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    custom: dict[str, Any] = field(default_factory=dict)
+    addresses: list[dict[str, str]] = field(default_factory=list)
+
+
+class ContactService:
+    def __init__(self, db: Database, *, default_region: str | None) -> None:
+        self.db = db
+        self.phones = PhoneNormaliser(default_region)
+
+    # -- lookups --------------------------------------------------------------------------
+
+    async def lookup_phone(self, raw: str) -> ContactMatch | None:
+        """Caller ID -> contact, in one indexed query; None for unknown or unreadable numbers."""
+        parsed = self.phones.try_parse(raw)
+        if isinstance(parsed, str):
+            return None
+        return await self._match(repo.phones.c.e164 == parsed.e164, repo.phones)
+
+    async def lookup_email(self, address: str) -> ContactMatch | None:
+        return await self._match(repo.emails.c.address == address.strip().lower(), repo.emails)
+
+    async def _match(self, condition: Any, table: Any) -> ContactMatch | None:
+        c, o = repo.contacts, repo.organisations
+        stmt = (
+            select(c.c.id, c.c.first_name, c.c.last_name, o.c.name, c.c.owner_id, c.c.language)
+            .select_from(table.join(c, c.c.id == table.c.contact_id).outerjoin(o))
+            .where(condition, c.c.merged_into_id.is_(None))
+            .order_by(c.c.id)
+            .limit(1)
+        )
+        async with self.db.engine.connect() as conn:
+            row = (await conn.execute(stmt)).first()
+        if row is None:
+            return None
+        cid, first, last, org, owner, language = row
+        name = f"{first} {last}".strip() or (org or "")
+        return ContactMatch(cid, name, org, owner, language)
+
+    async def find_duplicates(
+        self, phones: Sequence[str], emails: Sequence[str], *, exclude: int | None = None
+    ) -> list[int]:
+        """Live contacts sharing any of these E.164 numbers or e-mails."""
+        async with self.db.engine.connect() as conn:
+            found = set((await repo.owners_of_phones(conn, list(phones))).values())
+            found |= set((await repo.owners_of_emails(conn, list(emails))).values())
+        found.discard(exclude or 0)
+        return sorted(found)
+
+    # -- contacts -------------------------------------------------------------------------
+
+    async def create_contact(self, data: ContactInput, *, allow_duplicate: bool = False) -> int:
+        """Validate, refuse duplicates (same number or e-mail) unless allowed, store, index."""
+        parsed: list[PhoneInfo] = []
+        for raw in data.phones:
+            info = self.phones.try_parse(raw)
+            if isinstance(info, str):
+                raise ValidationError(info, field="phones", value=raw)
+            if all(p.e164 != info.e164 for p in parsed):
+                parsed.append(info)
+        emails: list[str] = []
+        for raw in data.emails:
+            address = raw.strip().lower()
+            if EMAIL.fullmatch(address) is None:
+                raise ValidationError(f"{raw!r} is not an e-mail address", field="emails")
+            if address not in emails:
+                emails.append(address)
+        if not (data.first_name or data.last_name or data.organisation_id or parsed or emails):
+            raise ValidationError("a contact needs a name, a company, a number or an e-mail")
+        custom = validate(await self.field_defs(), data.custom)
+        if not allow_duplicate:
+            dupes = await self.find_duplicates([p.e164 for p in parsed], emails)
+            if dupes:
+                raise DuplicateContactError(
+                    f"a contact with this number or e-mail exists (id {dupes[0]})",
+                    existing=dupes,
+                )
+        async with self.db.transaction() as session:
+            contact = Contact(
+                first_name=data.first_name.strip(), last_name=data.last_name.strip(),
+                organisation_id=data.organisation_id, kind=data.kind, job_title=data.job_title,
+                language=data.language, owner_id=data.owner_id, notes=data.notes, custom=custom,
+            )
+            contact.phones = [
+                ContactPhone(e164=p.e164, type=p.type, region=p.region,
+                             time_zones=" ".join(p.time_zones), is_primary=i == 0)
+                for i, p in enumerate(parsed)
+            ]
+            contact.emails = [
+                ContactEmail(address=e, is_primary=i == 0) for i, e in enumerate(emails)
+            ]
+            contact.tags = [await _tag(session, name) for name in dict.fromkeys(data.tags)]
+            session.add(contact)
+            await session.flush()
+            for values in data.addresses:
+                session.add(Address(contact_id=contact.id, **values))
+            await repo.refresh_search_text(await session.connection(), [contact.id])
+            return contact.id
+
+    async def update_contact(self, contact_id: int, **changes: Any) -> None:
+        """Change plain fields (names, notes, owner, custom values…); re-index."""
+        allowed = {"first_name", "last_name", "organisation_id", "kind", "job_title", "language",
+                   "timezone", "owner_id", "preferred_channel", "notes", "custom"}
+        unknown = set(changes) - allowed
+        if unknown:
+            raise ValidationError(f"cannot change {', '.join(sorted(unknown))}")
+        async with self.db.transaction() as session:
+            contact = await _live(session, contact_id)
+            if "custom" in changes:
+                merged = {**contact.custom, **changes["custom"]}
+                changes["custom"] = validate(await self.field_defs(), merged)
+            for name, value in changes.items():
+                setattr(contact, name, value)
+            await session.flush()
+            await repo.refresh_search_text(await session.connection(), [contact_id])
+
+    async def add_phone(self, contact_id: int, raw: str, *, label: str = "") -> str:
+        info = self.phones.parse(raw)
+        async with self.db.transaction() as session:
+            await _live(session, contact_id)
+            conn = await session.connection()
+            await conn.execute(
+                repo.insert_ignore(conn, repo.phones),
+                [{"contact_id": contact_id, "e164": info.e164, "type": info.type.value,
+                  "label": label, "region": info.region, "time_zones": " ".join(info.time_zones),
+                  "is_primary": False}],
+            )
+            await repo.refresh_search_text(conn, [contact_id])
+        return info.e164
+
+    async def tag(self, contact_id: int, *names: str) -> None:
+        async with self.db.transaction() as session:
+            contact = await session.get(Contact, contact_id, options=[selectinload(Contact.tags)])
+            if contact is None:
+                raise NotFoundError(f"no contact {contact_id}")
+            for name in names:
+                tag = await _tag(session, name)
+                if tag not in contact.tags:
+                    contact.tags.append(tag)
+
+    # -- organisations, products, links ---------------------------------------------------
+
+    async def create_organisation(
+        self, name: str, kind: PartyKind, *, owner_id: int | None = None,
+        custom: dict[str, Any] | None = None, **extra: Any,
+    ) -> int:
+        values = validate(await self.field_defs(CustomFieldEntity.ORGANISATION), custom or {})
+        async with self.db.transaction() as session:
+            org = Organisation(name=name, kind=kind, owner_id=owner_id, custom=values, **extra)
+            session.add(org)
+            await session.flush()
+            return org.id
+
+    async def create_product(
+        self, sku: str, name: str, kind: ProductKind, unit_price: Decimal, *,
+        currency: str = "EUR", description: str = "",
+    ) -> int:
+        if unit_price < 0:
+            raise ValidationError("a price cannot be negative", field="unit_price")
+        async with self.db.transaction() as session:
+            product = Product(sku=sku, name=name, kind=kind, unit_price=unit_price,
+                              currency=currency, description=description)
+            session.add(product)
+            await session.flush()
+            return product.id
+
+    async def link_product(
+        self, product_id: int, relation: ProductRelation, *, contact_id: int | None = None,
+        organisation_id: int | None = None, since: date | None = None,
+    ) -> int:
+        """Record who buys or supplies what (a contact or an organisation, not both)."""
+        if (contact_id is None) == (organisation_id is None):
+            raise ValidationError("link a product to a contact or an organisation, not both")
+        async with self.db.transaction() as session:
+            link = ProductLink(product_id=product_id, relation=relation, contact_id=contact_id,
+                               organisation_id=organisation_id, since=since)
+            session.add(link)
+            await session.flush()
+            return link.id
+
+    async def products_of(
+        self, *, contact_id: int | None = None, organisation_id: int | None = None
+    ) -> list[tuple[Product, ProductRelation]]:
+        stmt = select(Product, ProductLink.relation).join(ProductLink)
+        if contact_id is not None:
+            stmt = stmt.where(ProductLink.contact_id == contact_id)
+        if organisation_id is not None:
+            stmt = stmt.where(ProductLink.organisation_id == organisation_id)
+        async with self.db.session() as session:
+            return [(p, r) for p, r in (await session.execute(stmt.order_by(Product.name)))]
+
+    async def parties_of(self, product_id: int, relation: ProductRelation) -> list[int]:
+        """Contacts (directly or through their organisation) that buy/supply a product."""
+        c = repo.contacts
+        direct = select(ProductLink.contact_id).where(
+            ProductLink.product_id == product_id, ProductLink.relation == relation,
+            ProductLink.contact_id.is_not(None),
+        )
+        via_org = select(c.c.id).join(
+            ProductLink, ProductLink.organisation_id == c.c.organisation_id
+        ).where(ProductLink.product_id == product_id, ProductLink.relation == relation)
+        async with self.db.engine.connect() as conn:
+            ids = set((await conn.execute(direct)).scalars()) | set(
+                (await conn.execute(via_org)).scalars()
+            )
+        return sorted(i for i in ids if i is not None)
+
+    # -- custom fields and segments --------------------------------------------------------
+
+    async def define_field(
+        self, key: str, label: str, type_: CustomFieldType, *, choices: Sequence[str] = (),
+        required: bool = False, entity: CustomFieldEntity = CustomFieldEntity.CONTACT,
+    ) -> int:
+        if not key.isidentifier():
+            raise ValidationError(f"field key {key!r} must be a plain identifier", field="key")
+        if type_ is CustomFieldType.CHOICE and not choices:
+            raise ValidationError("a choice field needs choices", field="choices")
+        async with self.db.transaction() as session:
+            definition = CustomFieldDef(entity=entity, key=key, label=label, type=type_,
+                                        choices=list(choices), required=required)
+            session.add(definition)
+            await session.flush()
+            return definition.id
+
+    async def field_defs(
+        self, entity: CustomFieldEntity = CustomFieldEntity.CONTACT
+    ) -> list[FieldDef]:
+        async with self.db.session() as session:
+            rows = await session.scalars(
+                select(CustomFieldDef).where(CustomFieldDef.entity == entity)
+            )
+            return [FieldDef(d.key, d.label, d.type, tuple(d.choices), d.required) for d in rows]
+
+    async def save_segment(self, name: str, filters: dict[str, Any]) -> int:
+        """A segment is a saved filter (see contactd.crm.search.Filters), evaluated when used."""
+        from contactd.crm.search import Filters
+
+        Filters.from_dict(filters)  # refuse a filter that cannot be applied later
+        async with self.db.transaction() as session:
+            segment = await session.scalar(select(Segment).where(Segment.name == name))
+            if segment is None:
+                segment = Segment(name=name, filter=filters)
+                session.add(segment)
+            else:
+                segment.filter = filters
+            await session.flush()
+            return segment.id
+
+
+async def _live(session: AsyncSession, contact_id: int) -> Contact:
+    contact = await session.get(Contact, contact_id)
+    if contact is None or contact.merged_into_id is not None:
+        raise NotFoundError(f"no contact {contact_id}", contact_id=contact_id)
+    return contact
+
+
+async def _tag(session: AsyncSession, name: str) -> Tag:
+    name = name.strip()
+    if not name or len(name) > 64:
+        raise ValidationError(f"tag {name!r} must be 1-64 characters", field="tags")
+    tag = await session.scalar(select(Tag).where(Tag.name == name))
+    if tag is None:
+        tag = Tag(name=name)
+        session.add(tag)
+        await session.flush()
+    return tag

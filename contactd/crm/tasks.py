@@ -1,0 +1,245 @@
+"""Tasks: created by hand or by routing, assigned by the pure policy in `assign`, reminded
+before they are due and escalated when overdue. `TaskWatcher` runs the clock-driven part."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Final
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contactd.crm.assign import Agent, AssignPolicy, AssignRequest, choose, escalation_target
+from contactd.crm.events import TaskCreated, TaskEscalated, TaskReminderDue
+from contactd.db.base import utcnow
+from contactd.db.models import Contact, Task, User
+from contactd.db.session import Database
+from contactd.enums import Role, TaskPriority, TaskSource, TaskStatus
+from contactd.errors import ConflictError, NotFoundError
+from contactd.events import DomainEvent, EventBus
+
+log = logging.getLogger(__name__)
+
+OPEN_STATES: Final = (TaskStatus.OPEN, TaskStatus.IN_PROGRESS)
+# Allowed status changes; anything else is a ConflictError.
+TRANSITIONS: Final[dict[TaskStatus, frozenset[TaskStatus]]] = {
+    TaskStatus.OPEN: frozenset({TaskStatus.IN_PROGRESS, TaskStatus.DONE, TaskStatus.CANCELLED}),
+    TaskStatus.IN_PROGRESS: frozenset({TaskStatus.OPEN, TaskStatus.DONE, TaskStatus.CANCELLED}),
+    TaskStatus.DONE: frozenset({TaskStatus.OPEN}),
+    TaskStatus.CANCELLED: frozenset({TaskStatus.OPEN}),
+}
+WATCH_INTERVAL_S: Final = 30.0
+
+
+@dataclass(frozen=True)
+class NewTask:
+    title: str
+    source: TaskSource = TaskSource.MANUAL
+    contact_id: int | None = None
+    interaction_id: int | None = None
+    description: str = ""
+    due_at: datetime | None = None
+    remind_at: datetime | None = None
+    priority: TaskPriority = TaskPriority.NORMAL
+    team: str | None = None
+    skill: str | None = None
+    assignee_id: int | None = None  # given: no policy runs
+    created_by_id: int | None = None
+
+
+async def agent_snapshot(session: AsyncSession) -> list[Agent]:
+    """Active agents and supervisors with their open-task counts: the policy's input."""
+    counts = (
+        select(Task.assignee_id, func.count().label("n"))
+        .where(Task.status.in_(OPEN_STATES), Task.assignee_id.is_not(None))
+        .group_by(Task.assignee_id).subquery()
+    )
+    rows = await session.execute(
+        select(User.id, User.team, User.skills, func.coalesce(counts.c.n, 0))
+        .outerjoin(counts, counts.c.assignee_id == User.id)
+        .where(User.active.is_(True), User.role.in_([Role.AGENT, Role.SUPERVISOR]))
+    )
+    return [Agent(uid, team, frozenset(skills or ()), int(n)) for uid, team, skills, n in rows]
+
+
+class TaskService:
+    def __init__(
+        self, db: Database, *, bus: EventBus | None = None,
+        policy: AssignPolicy = AssignPolicy.LEAST_LOADED, keep_owner: bool = True,
+    ) -> None:
+        self.db = db
+        self.bus = bus
+        self.policy = policy
+        self.keep_owner = keep_owner
+
+    async def create(self, new: NewTask) -> int:
+        """Store and assign one task in its own transaction, then announce it."""
+        async with self.db.transaction() as session:
+            task_id, assignee, source = await self.create_in(session, new)
+        await self._publish(TaskCreated(task_id=task_id, assignee_id=assignee, source=source))
+        return task_id
+
+    async def create_in(
+        self, session: AsyncSession, new: NewTask
+    ) -> tuple[int, int | None, str]:
+        """Inside the caller's transaction; the caller announces (id, assignee, source)."""
+        task = await self._create(session, new)
+        return task.id, task.assignee_id, task.source.value
+
+    async def _create(self, session: AsyncSession, new: NewTask) -> Task:
+        assignee = new.assignee_id
+        if assignee is None:
+            assignee = await self._choose(session, new)
+        task = Task(
+            title=new.title[:300], description=new.description, contact_id=new.contact_id,
+            interaction_id=new.interaction_id, assignee_id=assignee,
+            created_by_id=new.created_by_id, team=new.team, skill=new.skill,
+            status=TaskStatus.OPEN, priority=new.priority, source=new.source, due_at=new.due_at,
+            remind_at=new.remind_at,
+        )
+        session.add(task)
+        await session.flush()
+        return task
+
+    async def _choose(self, session: AsyncSession, new: NewTask) -> int | None:
+        owner = None
+        if new.contact_id is not None:
+            owner = await session.scalar(
+                select(Contact.owner_id).where(Contact.id == new.contact_id)
+            )
+        last = await session.scalar(
+            select(Task.assignee_id)
+            .where(Task.assignee_id.is_not(None),
+                   Task.team.is_(None) if new.team is None else Task.team == new.team)
+            .order_by(Task.id.desc()).limit(1)
+        )
+        request = AssignRequest(
+            team=new.team, skill=new.skill, owner_id=owner, keep_owner=self.keep_owner,
+            policy=self.policy, last_assignee_id=last,
+        )
+        return choose(await agent_snapshot(session), request)
+
+    async def set_status(self, task_id: int, status: TaskStatus) -> None:
+        async with self.db.transaction() as session:
+            task = await session.get(Task, task_id)
+            if task is None:
+                raise NotFoundError(f"no task {task_id}")
+            if status not in TRANSITIONS[task.status]:
+                raise ConflictError(
+                    f"task {task_id} cannot go from {task.status.value} to {status.value}",
+                    code="task_transition_invalid",
+                )
+            task.status = status
+            task.completed_at = utcnow() if status is TaskStatus.DONE else None
+
+    async def assign(self, task_id: int, user_id: int | None) -> None:
+        async with self.db.transaction() as session:
+            task = await session.get(Task, task_id)
+            if task is None:
+                raise NotFoundError(f"no task {task_id}")
+            task.assignee_id = user_id
+
+    async def open_tasks(self, *, assignee_id: int | None = None, team: str | None = None,
+                         limit: int = 100) -> list[Task]:
+        stmt = select(Task).where(Task.status.in_(OPEN_STATES))
+        if assignee_id is not None:
+            stmt = stmt.where(Task.assignee_id == assignee_id)
+        if team is not None:
+            stmt = stmt.where(Task.team == team)
+        stmt = stmt.order_by(Task.due_at.is_(None), Task.due_at, Task.id).limit(limit)
+        async with self.db.session() as session:
+            return list(await session.scalars(stmt))
+
+    async def send_reminders(self, now: datetime | None = None) -> list[int]:
+        """Mark and announce tasks whose reminder time has come (each reminded once)."""
+        now = now or utcnow()
+        events: list[DomainEvent] = []
+        async with self.db.transaction() as session:
+            due = await session.scalars(
+                select(Task).where(Task.status.in_(OPEN_STATES), Task.remind_at <= now,
+                                   Task.reminded_at.is_(None))
+            )
+            for task in due:
+                task.reminded_at = now
+                events.append(TaskReminderDue(task_id=task.id, assignee_id=task.assignee_id))
+        for event in events:
+            await self._publish(event)
+        return [e.task_id for e in events if isinstance(e, TaskReminderDue)]
+
+    async def escalate_overdue(self, now: datetime | None = None) -> list[int]:
+        """Overdue open tasks go to a supervisor once, with urgent priority."""
+        now = now or utcnow()
+        events: list[TaskEscalated] = []
+        async with self.db.transaction() as session:
+            overdue = list(await session.scalars(
+                select(Task).where(Task.status.in_(OPEN_STATES), Task.due_at < now,
+                                   Task.escalated_at.is_(None))
+            ))
+            if not overdue:
+                return []
+            agents = await agent_snapshot(session)
+            supervisors = set((await session.scalars(
+                select(User.id).where(User.role == Role.SUPERVISOR, User.active.is_(True))
+            )).all())
+            for task in overdue:
+                target = escalation_target(agents, team=task.team, current_id=task.assignee_id,
+                                           supervisors=supervisors)
+                events.append(TaskEscalated(task_id=task.id, previous_assignee_id=task.assignee_id,
+                                            assignee_id=target or task.assignee_id))
+                task.escalated_at = now
+                task.priority = TaskPriority.URGENT
+                if target is not None:
+                    task.assignee_id = target
+        for event in events:
+            await self._publish(event)
+        return [e.task_id for e in events]
+
+    async def _publish(self, event: DomainEvent) -> None:
+        if self.bus is not None:
+            await self.bus.publish(event)
+
+
+class TaskWatcher:
+    """Runs reminders and escalation every `interval_s`; an async context manager."""
+
+    def __init__(
+        self, tasks: TaskService, *, interval_s: float = WATCH_INTERVAL_S,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.tasks = tasks
+        self.interval_s = interval_s
+        self.clock = clock
+        self._stop = asyncio.Event()
+        self._runner: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> TaskWatcher:
+        self._runner = asyncio.create_task(self._run(), name="crm-task-watcher")
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        if self._runner is not None:
+            await self._runner
+
+    async def tick(self) -> dict[str, Any]:
+        now = self.clock()
+        return {"reminded": await self.tasks.send_reminders(now),
+                "escalated": await self.tasks.escalate_overdue(now)}
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("task reminders/escalation failed; retrying next tick")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=self.interval_s)
