@@ -70,7 +70,13 @@ from typing import Any, Final
 
 from contactd.ami.client import AmiClient, AmiHealth
 from contactd.ami.dispatcher import RawEvent
-from contactd.ami.errors import AmiActionFailed, AmiDisconnected, AmiTimeout, AmiUnavailable
+from contactd.ami.errors import (
+    AmiActionFailed,
+    AmiDisconnected,
+    AmiError,
+    AmiTimeout,
+    AmiUnavailable,
+)
 from contactd.calls.errors import OriginateRejected, OriginateUncertain
 from contactd.calls.events import CallDialing, CallEvent
 from contactd.calls.reconcile import ReconcileReport, settle
@@ -272,7 +278,12 @@ class CallService:
 
     # ---- reconciliation --------------------------------------------------------------
     async def _after_connect(self, epoch: int) -> None:
-        await self.reconcile()
+        try:
+            await self.reconcile()
+        except AmiError as exc:
+            # The link fell again mid-way; the next connect reconciles again.
+            log.warning("reconciliation interrupted: %s", exc, extra={"epoch": epoch})
+            return
         async with self._reconciled:
             self.reconciled_epoch = max(self.reconciled_epoch, epoch)
             self._reconciled.notify_all()

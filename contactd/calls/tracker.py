@@ -387,8 +387,9 @@ class CallTracker:
             ):
                 cause = outcome.REASON_CAUSE[call.reason]
             result = outcome.unanswered_outcome(cause, call.reason)
-            if lost and call.reason is None and not outcome.is_specific(cause):
-                result = CallOutcome.LOST
+        if lost and (call.answered_at is not None or call.reason is None):
+            # Its end was never seen: LOST (answered_by still tells who had picked up).
+            result = CallOutcome.LOST
         end_ring = call.answered_at if call.answered_at is not None else now
         out.append(
             CallEnded(
@@ -464,7 +465,8 @@ class CallTracker:
         return self._end(call, now)
 
     def settle_gone(self, attempt_id: str, now: float) -> list[CallEvent]:
-        """End an attempt none of whose channels lives any more: LOST unless its fate is known."""
+        """End an attempt none of whose channels lives any more: LOST, unless an Originate
+        failure Reason already told its fate (then busy, congestion, … as usual)."""
         call = self._calls.get(attempt_id)
         if call is None:
             return []

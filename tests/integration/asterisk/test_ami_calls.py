@@ -50,6 +50,8 @@ from tests.peers.tcpproxy import TcpProxy
 pytestmark = pytest.mark.asterisk
 OC = CallOutcome
 MESSAGE = {"CONTACTD_MODE": "message", "CONTACTD_MESSAGE": "beep"}
+# Our side stays on the line 10 s: the callee decides when the call ends.
+STAY = {"CONTACTD_MODE": "message", "CONTACTD_MESSAGE": "silence/10"}
 
 
 @dataclass
@@ -194,7 +196,7 @@ async def test_200_concurrent_originations_all_accounted_for(
 
 async def test_asterisk_restart_mid_call(db: Database, asterisk: AsteriskSandbox) -> None:
     async with running(db, asterisk) as h:
-        ids = [await h.calls.originate(request(human(0), amd=False)) for _ in range(8)]
+        ids = [await h.calls.originate(request(human(0), amd=False, **STAY)) for _ in range(8)]
         await h.wait_until(lambda: all(len(h.of(i)) >= 2 for i in ids), 20)  # all answered
         epoch = h.ami.epoch
         await asterisk.arestart()
@@ -212,7 +214,8 @@ async def test_ami_link_dropped_calls_still_up_are_resumed(
     db: Database, asterisk: AsteriskSandbox, ami_proxy: TcpProxy
 ) -> None:
     async with running(db, asterisk, ami_proxy.port) as h:
-        ids = [await h.calls.originate(request(human(5), amd=False)) for _ in range(6)]
+        # callees hang up ~8 s after answering, well after the link is back
+        ids = [await h.calls.originate(request(human(8), amd=False, **STAY)) for _ in range(6)]
         await h.wait_until(lambda: all(len(h.of(i)) >= 2 for i in ids), 20)
         epoch = h.ami.epoch
         await ami_proxy.drop()
@@ -231,13 +234,14 @@ async def test_calls_gone_during_an_outage_end_lost(
     db: Database, asterisk: AsteriskSandbox, ami_proxy: TcpProxy
 ) -> None:
     async with running(db, asterisk, ami_proxy.port) as h:
-        ids = [await h.calls.originate(request(human(2), amd=False)) for _ in range(5)]
+        # callees hang up ~4.5 s after answering (hello-world, silence/3), during the outage
+        ids = [await h.calls.originate(request(human(4), amd=False, **STAY)) for _ in range(5)]
         await h.wait_until(lambda: all(len(h.of(i)) >= 2 for i in ids), 20)
         epoch = h.ami.epoch
         await ami_proxy.pause()  # no reconnect until the calls are over
         await ami_proxy.drop()
         assert h.ami.health.state is not LinkState.CONNECTED or h.ami.epoch == epoch
-        await asyncio.sleep(3.5)  # the callees hang up 2 s after answering, unseen
+        await asyncio.sleep(6.5)  # the calls end unseen
         await ami_proxy.resume()
         await h.wait_reconnected(epoch)
         await h.calls.drain()

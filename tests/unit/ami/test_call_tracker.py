@@ -260,3 +260,16 @@ def test_reject_ends_failed() -> None:
     assert isinstance(out[0], CallEnded)
     assert (out[0].outcome, out[0].originate_reason) == (CallOutcome.FAILED, 0)
     assert tracker.reject(A, 2) == []
+
+
+def test_answered_call_gone_unseen_is_lost_but_keeps_who_answered() -> None:
+    tracker = CallTracker()
+    tracker.watch(A, started=1.0, expect_amd=True)
+    run(tracker, answered_call("MACHINE")[:-2])  # answered, classified; hang-ups never seen
+    out = tracker.settle_gone(A, 50.0)
+    assert isinstance(out[0], CallEnded)
+    assert (out[0].outcome, out[0].lost, out[0].answered_by) == (
+        CallOutcome.LOST,
+        True,
+        AnsweredBy.MACHINE,
+    )
