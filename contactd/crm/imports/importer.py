@@ -93,9 +93,10 @@ class _Batches:
         self.ctx, self.region, self.mapping = ctx, region, mapping
         self.validator: RowValidator | None = None
         self.number = 1  # spreadsheet row number: the header is row 1
+        self._cells = self._guarded()  # one generator for the whole file, pulled per batch
 
     def start(self) -> dict[str, str]:
-        header = next(self._rows, None)
+        header = next(self._cells, None)
         if header is None:
             raise ImportFileError("the file is empty")
         columns = detect(header, explicit=self.mapping, custom_keys=[f.key for f in
@@ -106,13 +107,20 @@ class _Batches:
         )
         return columns.mapped
 
+    def _guarded(self) -> Iterator[list[str]]:
+        try:
+            yield from self._rows
+        except csv.Error as exc:
+            where = f"row {self.number + 1}"
+            raise ImportFileError(f"{where}: the file cannot be parsed: {exc}") from None
+
     def next(self, size: int) -> tuple[int, list[ContactRow], list[RowError], int] | None:
         assert self.validator is not None
         rows: list[ContactRow] = []
         errors: list[RowError] = []
         read = empty = 0
         check = self.validator.check
-        for cells in self._rows:
+        for cells in self._cells:
             self.number += 1
             read += 1
             result = check(self.number, cells)
@@ -199,8 +207,8 @@ class ContactImporter:
                 FieldDef(d.key, d.label, d.type, tuple(d.choices), d.required)
                 for d in defs
             ]
-            users = dict((await conn.execute(select(User.username, User.id))).tuples().all())
-            tags = dict((await conn.execute(select(Tag.name, Tag.id))).tuples().all())
+            users = {name: uid for name, uid in await conn.execute(select(User.username, User.id))}
+            tags = {name: tid for name, tid in await conn.execute(select(Tag.name, Tag.id))}
             self._stored_before = (
                 await conn.execute(select(repo.contacts.c.id).limit(1))
             ).first() is not None

@@ -28,10 +28,9 @@ LIMITS: Final = {
     "organisation": 200,
     "job_title": 200,
     "language": 16,
-    "street": 300,
-    "city": 120,
-    "postal_code": 20,
 }
+ADDRESS_LIMITS: Final = {"street": 300, "city": 120, "postal_code": 20}
+_MEANINGFUL: Final = re.compile(r"\w")
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +104,7 @@ class RowValidator:
         self.users = {k.casefold(): v for k, v in (users or {}).items()}
         self._single = {
             t: cols[0]
-            for t in (*LIMITS, "full_name", "notes", "owner", "country")
+            for t in (*LIMITS, *ADDRESS_LIMITS, "full_name", "notes", "owner", "country")
             if (cols := columns.columns_for(t))
         }
         self._phones = [(i, PhoneType.FIXED) for i in columns.columns_for("phone")] + [
@@ -127,8 +126,8 @@ class RowValidator:
 
     def check(self, number: int, cells: Sequence[str]) -> ContactRow | list[RowError] | None:
         """None for an empty row; the candidate; or every problem the row has."""
-        if not any(c.strip() for c in cells):
-            return None
+        if not any(_MEANINGFUL.search(c) for c in cells):
+            return None  # blank, or only stray separators and punctuation
         headers = self.columns.headers
         errors: list[RowError] = []
         row = ContactRow(number)
@@ -203,6 +202,10 @@ class RowValidator:
         parts = {k: self._get(cells, k) for k in ("street", "city", "postal_code", "country")}
         if not any(parts.values()):
             return
+        for name, limit in ADDRESS_LIMITS.items():
+            if len(parts[name]) > limit:
+                errors.append(RowError(number, self.columns.headers[self._single[name]],
+                                       f"longer than {limit} characters", parts[name][:80]))
         country = parts["country"].upper()
         if country and not re.fullmatch(r"[A-Z]{2}", country):
             errors.append(RowError(number, self.columns.headers[self._single["country"]],
