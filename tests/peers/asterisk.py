@@ -26,12 +26,13 @@ asterisk-config/test/extensions_local.conf simulates the world on Local channels
            after answering (00 = 60 s)
   201NN    person who lets it ring NN s first, then as 20000           answered after NN s
   300      busy                                                       Reason 5, cause 17
-  301      rings forever                                              Reason 3 (ring timeout)
-  302      unallocated number                                         Reason 1/0, cause 1
+  301      rings forever                                              Reason 3, cause 19
+  302      unallocated number                                         Reason 0, cause 1
   303      congestion                                                 Reason 8, cause 34
   400NN    answering machine: long greeting, beep, line open NN s     AMD MACHINE
            (00 = 30 s)
   500NN    answers silently, hangs up after NN s                      AMD HANGUP if NN < 5
+           (no ContactdAMD then: ContactdHangup has Amd: HANGUP); NN >= 5: NOTSURE
   501NN    person (as 200NN) who hangs up NN s after answering        AMD HUMAN, then gone
            (NN >= 4)
   70NN     agent: answers at once, talks NN s (00 = 60 s)             use as CONTACTD_AGENT
@@ -45,6 +46,10 @@ trunk's context: IVR over AudioSocket) whose caller side runs contactd-test-call
 ``dtmf`` (SendDTMF TEST_DTMF), ``speak`` (Playback TEST_PROMPT) or ``silent``, then holds the
 line TEST_HOLD_S seconds. Point the IVR at a test server with
 ``await set_audiosocket(ami, host, port)`` (global CONTACTD_AUDIOSOCKET).
+
+Custom test prompts (8 kHz 16-bit mono WAV) go into ``asterisk.sounds_dir`` (shared by
+every instance: use unique names) and play as ``custom/<name>``. Causes, reasons and the
+UserEvent sequence of each outbound mode are pinned by tests/integration/asterisk/test_world.py.
 
 Several pytest processes can run at once: each gets its own instance and ports; instances
 left by a killed pytest are stopped by the next session that starts.
