@@ -7,6 +7,7 @@ Q.850 causes per callee, and the UserEvent sequence per outbound mode.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 
 import pytest
 from panoramisk import Manager
@@ -14,12 +15,14 @@ from panoramisk.message import Message
 
 from tests.peers.asterisk import (
     AGENT_BUSY,
+    AGENT_CONTEXT,
     AGENT_NO_ANSWER,
     BUSY,
     CONGESTION,
     NO_ANSWER,
     UNALLOCATED,
     AmiEvents,
+    agent,
     human,
     human_after_ring,
     machine,
@@ -35,7 +38,7 @@ def _attempt(label: str) -> str:
     return f"world-{label}-{uuid.uuid4().hex[:8]}"
 
 
-async def _originate(ami: Manager, action: dict[str, object]) -> Message:
+async def _originate(ami: Manager, action: Mapping[str, object]) -> Message:
     replies = await ami.send_action(action)
     assert isinstance(replies, list)
     return next(m for m in replies if m.get("Event") == "OriginateResponse")
@@ -153,3 +156,26 @@ async def test_queue_mode_without_members_abandons(ami: Manager) -> None:
     await _originate(ami, originate_outbound(human(12), attempt, mode="queue"))
     abandon = await events.user_event("ContactdAbandon", Attempt=attempt)
     assert abandon["Status"] == "SUCCESS"
+
+
+async def test_click_to_call_rings_the_agent_then_dials_the_customer(ami: Manager) -> None:
+    events = AmiEvents(ami, "UserEvent")
+    attempt = _attempt("click")
+    customer = human(3)
+    action = {
+        "Action": "Originate",
+        "ActionID": attempt,
+        "Channel": world_channel(agent(6)),  # the agent's phone rings first
+        "Context": AGENT_CONTEXT,
+        "Exten": customer,
+        "Priority": "1",
+        "Timeout": "10000",
+        "Async": "true",
+        "Variable": f"CONTACTD_ATTEMPT={attempt}",
+    }
+    assert (await _originate(ami, action))["Reason"] == "4"
+    call = await events.user_event("ContactdAgentCall", Attempt=attempt)
+    assert call["Number"] == customer
+    end = await events.user_event("ContactdAgentCallEnd", Attempt=attempt)
+    assert end["DialStatus"] == "ANSWER"
+    await events.user_event("ContactdHangup", Attempt=attempt)
