@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 _SQLITE_CREATE: Final = (
     """CREATE VIRTUAL TABLE contacts_fts USING fts5(
-        search_text, content='contacts', content_rowid='id',
+        search_name, search_text, content='contacts', content_rowid='id',
         tokenize='unicode61 remove_diacritics 2')""",
     """CREATE VIRTUAL TABLE interactions_fts USING fts5(
         subject, body, transcript, content='interactions', content_rowid='id',
@@ -28,15 +28,17 @@ _HAS_TEXT: Final = "({r}.subject <> '' OR {r}.body <> '' OR {r}.transcript <> ''
 
 _SQLITE_TRIGGERS: Final = (
     """CREATE TRIGGER IF NOT EXISTS contacts_fts_ai AFTER INSERT ON contacts BEGIN
-        INSERT INTO contacts_fts(rowid, search_text) VALUES (new.id, new.search_text); END""",
+        INSERT INTO contacts_fts(rowid, search_name, search_text)
+        VALUES (new.id, new.search_name, new.search_text); END""",
     """CREATE TRIGGER IF NOT EXISTS contacts_fts_ad AFTER DELETE ON contacts BEGIN
-        INSERT INTO contacts_fts(contacts_fts, rowid, search_text)
-        VALUES ('delete', old.id, old.search_text); END""",
-    """CREATE TRIGGER IF NOT EXISTS contacts_fts_au AFTER UPDATE OF search_text ON contacts
-        BEGIN
-        INSERT INTO contacts_fts(contacts_fts, rowid, search_text)
-        VALUES ('delete', old.id, old.search_text);
-        INSERT INTO contacts_fts(rowid, search_text) VALUES (new.id, new.search_text); END""",
+        INSERT INTO contacts_fts(contacts_fts, rowid, search_name, search_text)
+        VALUES ('delete', old.id, old.search_name, old.search_text); END""",
+    """CREATE TRIGGER IF NOT EXISTS contacts_fts_au
+        AFTER UPDATE OF search_name, search_text ON contacts BEGIN
+        INSERT INTO contacts_fts(contacts_fts, rowid, search_name, search_text)
+        VALUES ('delete', old.id, old.search_name, old.search_text);
+        INSERT INTO contacts_fts(rowid, search_name, search_text)
+        VALUES (new.id, new.search_name, new.search_text); END""",
     f"""CREATE TRIGGER IF NOT EXISTS interactions_fts_ai AFTER INSERT ON interactions
         WHEN {_HAS_TEXT.format(r="new")} BEGIN
         INSERT INTO interactions_fts(rowid, subject, body, transcript)
@@ -92,7 +94,8 @@ _PG_CREATE: Final = (
     """CREATE OR REPLACE FUNCTION contacts_fts_sync() RETURNS trigger AS $$
     BEGIN
         INSERT INTO contacts_fts (contact_id, document)
-        VALUES (NEW.id, to_tsvector('simple', coalesce(NEW.search_text, '')))
+        VALUES (NEW.id, setweight(to_tsvector('simple', NEW.search_name), 'A')
+                        || setweight(to_tsvector('simple', NEW.search_text), 'B'))
         ON CONFLICT (contact_id) DO UPDATE SET document = EXCLUDED.document;
         RETURN NULL;
     END $$ LANGUAGE plpgsql""",
@@ -110,14 +113,16 @@ _PG_CREATE: Final = (
         RETURN NULL;
     END $$ LANGUAGE plpgsql""",
     "DROP TRIGGER IF EXISTS contacts_fts_sync ON contacts",
-    """CREATE TRIGGER contacts_fts_sync AFTER INSERT OR UPDATE OF search_text ON contacts
+    """CREATE TRIGGER contacts_fts_sync
+        AFTER INSERT OR UPDATE OF search_name, search_text ON contacts
         FOR EACH ROW EXECUTE FUNCTION contacts_fts_sync()""",
     "DROP TRIGGER IF EXISTS interactions_fts_sync ON interactions",
     """CREATE TRIGGER interactions_fts_sync
         AFTER INSERT OR UPDATE OF subject, body, transcript ON interactions
         FOR EACH ROW EXECUTE FUNCTION interactions_fts_sync()""",
     """INSERT INTO contacts_fts (contact_id, document)
-        SELECT id, to_tsvector('simple', search_text) FROM contacts
+        SELECT id, setweight(to_tsvector('simple', search_name), 'A')
+                   || setweight(to_tsvector('simple', search_text), 'B') FROM contacts
         ON CONFLICT (contact_id) DO NOTHING""",
     """INSERT INTO interactions_fts (interaction_id, document)
         SELECT id, setweight(to_tsvector('simple', subject), 'A')

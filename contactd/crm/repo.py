@@ -37,6 +37,24 @@ def insert_ignore(conn: AsyncConnection, table: Table) -> Insert:
     return sqlite.insert(table).on_conflict_do_nothing()
 
 
+async def contacts_with(
+    conn: AsyncConnection, numbers: Sequence[str], addresses: Sequence[str]
+) -> set[int]:
+    """Every live contact having one of these E.164 numbers or e-mails."""
+    found: set[int] = set()
+    for table, column, values in (
+        (phones, phones.c.e164, sorted(set(numbers))),
+        (emails, emails.c.address, sorted({a.lower() for a in addresses})),
+    ):
+        for part in chunks(values):
+            found.update((await conn.execute(
+                select(table.c.contact_id)
+                .join(contacts, contacts.c.id == table.c.contact_id)
+                .where(column.in_(part), contacts.c.merged_into_id.is_(None))
+            )).scalars())
+    return found
+
+
 async def owners_of_phones(conn: AsyncConnection, numbers: Sequence[str]) -> dict[str, int]:
     """E.164 -> id of the live (not merged) contact that has it; one indexed lookup per chunk."""
     found: dict[str, int] = {}
@@ -67,7 +85,7 @@ async def owners_of_emails(conn: AsyncConnection, addresses: Sequence[str]) -> d
 
 
 async def refresh_search_text(conn: AsyncConnection, contact_ids: Iterable[int]) -> None:
-    """Recompute contacts.search_text from the stored rows (the FTS triggers follow)."""
+    """Recompute contacts.search_name/search_text from the stored rows (FTS triggers follow)."""
     ids = sorted(set(contact_ids))
     for part in chunks(ids):
         numbers: dict[int, list[str]] = defaultdict(list)
@@ -88,21 +106,18 @@ async def refresh_search_text(conn: AsyncConnection, contact_ids: Iterable[int])
             .select_from(contacts.outerjoin(organisations))
             .where(contacts.c.id.in_(part))
         )
-        params = [
-            {
-                "cid": cid,
-                "text": build_search_text(
-                    first_name=first, last_name=last, organisation=org or "", job_title=title,
-                    phones=numbers[cid], emails=mails[cid], notes=notes,
-                ),
-            }
-            for cid, first, last, title, notes, org in rows
-        ]
+        params = []
+        for cid, first, last, title, notes, org in rows:
+            name, text = build_search_text(
+                first_name=first, last_name=last, organisation=org or "", job_title=title,
+                phones=numbers[cid], emails=mails[cid], notes=notes,
+            )
+            params.append({"cid": cid, "name": name, "text": text})
         if params:
             await conn.execute(
                 update(contacts)
                 .where(contacts.c.id == bindparam("cid"))
-                .values(search_text=bindparam("text")),
+                .values(search_name=bindparam("name"), search_text=bindparam("text")),
                 params,
             )
 

@@ -123,7 +123,7 @@ def tsquery(words: list[str]) -> str:
 
 def _hits_sqlite() -> Any:
     return text(
-        f"""SELECT rowid AS contact_id, bm25(contacts_fts) AS score
+        f"""SELECT rowid AS contact_id, bm25(contacts_fts, 4.0, 1.0) AS score
             FROM contacts_fts WHERE contacts_fts MATCH :q
             UNION ALL
             SELECT contact_id, score * {INTERACTION_WEIGHT} FROM (

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
 
@@ -40,6 +41,20 @@ def phone_forms(e164: str) -> list[str]:
     return [digits]
 
 
+class SearchText(NamedTuple):
+    name: str  # contacts.search_name
+    text: str  # contacts.search_text
+
+
+def _with_folded(text: str) -> str:
+    text = text.lower()
+    if text.isascii():
+        return text
+    # Keep the original spelling and add the folded one of each accented word.
+    extra = [f for word in text.split() if (f := fold(word)) != word]
+    return f"{text} {' '.join(extra)}" if extra else text
+
+
 def build_search_text(
     *,
     first_name: str = "",
@@ -49,15 +64,11 @@ def build_search_text(
     phones: Iterable[str] = (),
     emails: Iterable[str] = (),
     notes: str = "",
-) -> str:
-    words = [first_name, last_name, organisation, job_title]
+) -> SearchText:
+    name = " ".join(w for w in (first_name, last_name, job_title) if w)
+    words = [organisation]
     for e164 in phones:
         words.extend(phone_forms(e164))
     words.extend(emails)
     words.append(notes)
-    text = " ".join(w for w in words if w).lower()
-    if text.isascii():
-        return text
-    # Keep the original spelling and add the folded one of each accented word.
-    extra = [f for word in text.split() if (f := fold(word)) != word]
-    return f"{text} {' '.join(extra)}" if extra else text
+    return SearchText(_with_folded(name), _with_folded(" ".join(w for w in words if w)))

@@ -1,7 +1,7 @@
 """Customer records: create with dedupe, look up by caller ID or e-mail, classify, link products.
 
 What the web panel, the IVR and the importer's single-record siblings call. Lookups are one
-indexed query; writes keep `contacts.search_text` (and so the full-text index) in step.
+indexed query; writes keep `contacts.search_*` (and so the full-text index) in step.
 """
 
 from __future__ import annotations
@@ -112,8 +112,7 @@ class ContactService:
     ) -> list[int]:
         """Live contacts sharing any of these E.164 numbers or e-mails."""
         async with self.db.engine.connect() as conn:
-            found = set((await repo.owners_of_phones(conn, list(phones))).values())
-            found |= set((await repo.owners_of_emails(conn, list(emails))).values())
+            found = await repo.contacts_with(conn, phones, emails)
         found.discard(exclude or 0)
         return sorted(found)
 

@@ -390,6 +390,7 @@ def _contact_values(row: ContactRow, ctx: _Context, now: datetime) -> dict[str, 
         "custom": row.custom,
         "created_at": now,
         "updated_at": now,
+        "search_name": row.search_name,
         "search_text": row.search_text,
     }
 

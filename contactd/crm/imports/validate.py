@@ -56,10 +56,11 @@ class ContactRow:
     tags: list[str] = field(default_factory=list)
     custom: dict[str, Any] = field(default_factory=dict)
     address: dict[str, str] | None = None
+    search_name: str = ""
     search_text: str = ""
 
-    def index_text(self) -> str:
-        return build_search_text(
+    def index(self) -> None:
+        self.search_name, self.search_text = build_search_text(
             first_name=self.first_name, last_name=self.last_name, organisation=self.organisation,
             job_title=self.job_title, phones=[p.e164 for p in self.phones], emails=self.emails,
             notes=self.notes,
@@ -84,7 +85,7 @@ class ContactRow:
             self.address = other.address
         if self.owner_id is None:
             self.owner_id = other.owner_id
-        self.search_text = self.index_text()
+        self.index()
 
 
 class RowValidator:
@@ -178,7 +179,7 @@ class RowValidator:
         if errors:
             return errors
         # Computed here, in the worker thread, so the event loop only writes.
-        row.search_text = row.index_text()
+        row.index()
         return row
 
     def _check_custom(

@@ -85,8 +85,10 @@ class Contact(Timestamps, Base):
     custom: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # Set when this record was merged into another; its interactions moved there.
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
-    # Names, company, numbers, e-mails and notes in one text: what the full-text index reads
-    # (contactd.crm.fts keeps contacts_fts in step with it by triggers).
+    # What the full-text index reads (contactd.crm.fts keeps contacts_fts in step by
+    # triggers): the person's name and title, ranked first; then company, numbers in the forms
+    # people type them, e-mails and notes.
+    search_name: Mapped[str] = mapped_column(Text, default="")
     search_text: Mapped[str] = mapped_column(Text, default="")
 
     organisation: Mapped[Organisation | None] = relationship(back_populates="contacts")

@@ -57,7 +57,7 @@ async def test_semicolons_bom_and_german_headers(crm_db: Database, tmp_path: Pat
         assert await session.scalar(select(Organisation.name)) == "Bäckerei Süß"
         address = await session.scalar(select(Address))
         assert address is not None and (address.city, address.country) == ("Berlin", "DE")
-        assert "muller" in contact.search_text and "müller" in contact.search_text
+        assert "muller" in contact.search_name and "müller" in contact.search_name
 
 
 async def test_mixed_encodings_in_one_file(crm_db: Database, tmp_path: Path) -> None:
