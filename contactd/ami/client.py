@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 ENCODING: Final = "utf8"  # the protocol alone defaults to ASCII and drops non-ASCII names
 FULLY_BOOTED_WAIT_S: Final = 5.0
+ALWAYS_WANTED: Final = frozenset({"FullyBooted", "Shutdown"})
 
 ConnectListener = Callable[[int], Awaitable[None]]
 
@@ -258,10 +259,30 @@ class AmiClient:
                 f"AMI login refused for user {self.settings.username!r}",
                 code="ami_login_refused",
             )
+        await self._filter_events(timeout)
         try:
             await asyncio.wait_for(self._booted.wait(), FULLY_BOOTED_WAIT_S)
         except TimeoutError:
             log.warning("no FullyBooted from Asterisk after login; going on")
+
+    async def _filter_events(self, timeout_s: float) -> None:
+        """Ask Asterisk for the subscribed events only (each costs parsing time here).
+
+        The names come from the dispatcher at login, so subscribe before entering the client;
+        a "*" subscriber (or filter_events=false) receives everything.
+        """
+        names = self.events.names
+        if not self.settings.filter_events or not names or "*" in names:
+            return
+        wanted = "|".join(sorted(names | ALWAYS_WANTED))
+        # Whitelist regex on the event text; [[:space:]] keeps Hangup from matching HangupRequest.
+        reply = await self._send(
+            {"Action": "Filter", "Operation": "Add", "Filter": f"Event: ({wanted})[[:space:]]"},
+            timeout_s,
+            as_list=False,
+        )
+        if not reply.success:
+            log.warning("AMI event filter refused (%s); receiving every event", reply.message)
 
     async def _keep_alive(self) -> None:
         lost = self._lost

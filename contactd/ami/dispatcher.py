@@ -26,6 +26,7 @@ class EventDispatcher:
         self._handlers: dict[str, list[EventHandler]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.failures: Counter[str] = Counter()
+        self.unhandled: Counter[str] = Counter()  # events no handler wanted (filter check)
         self.dispatched = 0
 
     def on(self, name: str, handler: EventHandler) -> None:
@@ -52,6 +53,7 @@ class EventDispatcher:
         handlers = self._handlers.get(name)
         wildcard = self._handlers.get("*")
         if handlers is None and wildcard is None:
+            self.unhandled[name] += 1
             return
         for handler in (*(handlers or ()), *(wildcard or ())):
             try:

@@ -17,6 +17,24 @@ BANNER: Final = "Asterisk Call Manager/"
 MAX_PENDING_BYTES: Final = 1 << 20  # no AMI frame is anywhere near 1 MiB
 
 
+def parse_headers(text: str) -> dict[str, Any]:
+    """`Key: value` lines to a dict; a repeated key (ChanVariable, Output) becomes a list."""
+    headers: dict[str, Any] = {}
+    for line in text.split("\r\n"):
+        key, sep, value = line.partition(": ")
+        if not sep:
+            continue
+        if key in headers:
+            previous = headers[key]
+            if isinstance(previous, list):
+                previous.append(value)
+            else:
+                headers[key] = [previous, value]
+        else:
+            headers[key] = value
+    return headers
+
+
 class AmiProtocol(AMIProtocol):  # type: ignore[misc]
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
@@ -46,14 +64,26 @@ class AmiProtocol(AMIProtocol):  # type: ignore[misc]
                 self.version = banner[len(BANNER) :].strip()
             if not text:
                 return
-        try:
-            message = Message.from_line(text)
-        except Exception:
-            message = None
-        if message is None:
+        headers = parse_headers(text)
+        action_id = headers.get("ActionID")
+        if "Response" in headers or (action_id is not None and action_id in self.responses):
+            # Replies to our actions keep panoramisk's exact matching and body handling.
+            try:
+                message = Message.from_line(text)
+            except Exception:
+                message = None
+            if message is None:
+                self._drop("unreadable response frame")
+                return
+            self.handle_message(message)
+        elif "Event" in headers:
+            # Events skip panoramisk's Message (a case-insensitive dict, the costliest part of
+            # parsing): handlers get a plain dict with Asterisk's own header names.
+            if headers["Event"] == "Shutdown":
+                self.connection_lost(headers)
+            self.factory.dispatch(headers)
+        else:
             self._drop("frame without Event or Response header")
-            return
-        self.handle_message(message)
 
     def handle_message(self, message: Any) -> None:
         try:

@@ -3,10 +3,12 @@
 Public API (what other capabilities code against)
 -------------------------------------------------
 
-Build it in the composition root and enter it after the AMI client and the bus::
+Build it in the composition root BEFORE entering the AMI client (it subscribes to the raw
+events at construction, and the client asks Asterisk for exactly the subscribed events)::
 
-    async with AmiClient(settings.ami) as ami, \
-               CallService(db, bus, ami, settings.asterisk) as calls:
+    ami = AmiClient(settings.ami)
+    calls = CallService(db, bus, ami, settings.asterisk)
+    async with ami, calls:
         attempt_id = await calls.originate(OriginateRequest(
             phone_e164="+15551230000",
             dial="Local/5551230000@sim-callees",   # or omit: settings.asterisk.trunk_dial_template
@@ -134,13 +136,15 @@ class CallService:
         self._tasks: set[asyncio.Task[None]] = set()
         self._reconcile_lock = asyncio.Lock()
         self.last_reconcile: ReconcileReport | None = None
+        # Subscribed at construction, before the AmiClient is entered: its login-time event
+        # filter is built from the dispatcher's subscriptions.
+        self.subscribe()
         self.reconciled_epoch = 0  # the AMI link epoch whose reconciliation has finished
         self._reconciled = asyncio.Condition()
 
     async def __aenter__(self) -> CallService:
         await self.writer.__aenter__()
         self._spawn(self._publish_loop(), "calls-publisher")
-        self.subscribe()
         self.ami.on_connected(self._after_connect)
         if self.ami.connected:
             self._spawn(self._after_connect(self.ami.epoch), "calls-reconcile")

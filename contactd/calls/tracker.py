@@ -106,6 +106,7 @@ class _Call:
     leg_cause: int | None = None
     reason: int | None = None
     uniqueids: set[str] = field(default_factory=set)
+    linkedids: set[str] = field(default_factory=set)
 
 
 class CallTracker:
@@ -140,7 +141,7 @@ class CallTracker:
             return
         call = _Call(attempt_id, started, expect_amd)
         self._calls[attempt_id] = call
-        self._by_link[attempt_id] = call
+        self._link(call, attempt_id)
         self._link_uid(call, attempt_id)
         self._link_uid(call, attempt_id + OTHER_CHANNEL_SUFFIX)
 
@@ -154,6 +155,10 @@ class CallTracker:
     def channel_of(self, attempt_id: str) -> str | None:
         call = self._calls.get(attempt_id)
         return call.channel if call else None
+
+    def _link(self, call: _Call, linkedid: str) -> None:
+        call.linkedids.add(linkedid)
+        self._by_link[linkedid] = call
 
     def _link_uid(self, call: _Call, uniqueid: str) -> None:
         call.uniqueids.add(uniqueid)
@@ -326,7 +331,7 @@ class CallTracker:
             if call is not None and uniqueid:
                 self._link_uid(call, uniqueid)
                 if linkedid:
-                    self._by_link[linkedid] = call
+                    self._link(call, linkedid)
             return []
         if variable == "AMDSTATUS":
             call = self._find(event)
@@ -413,8 +418,9 @@ class CallTracker:
         for uniqueid in call.uniqueids:
             if self._by_uid.get(uniqueid) is call:
                 del self._by_uid[uniqueid]
-        for linkedid in [k for k, v in self._by_link.items() if v is call]:
-            del self._by_link[linkedid]
+        for linkedid in call.linkedids:
+            if self._by_link.get(linkedid) is call:
+                del self._by_link[linkedid]
         self._finished[call.attempt_id] = None
         if len(self._finished) > FINISHED_MEMORY:
             self._finished.popitem(last=False)

@@ -98,7 +98,9 @@ async def running(
         reconnect_max_s=1.0,
     )
     bus = EventBus()
-    async with AmiClient(settings) as ami, CallService(db, bus, ami) as calls:
+    ami = AmiClient(settings)
+    calls = CallService(db, bus, ami)  # subscribes first: the login filter follows it
+    async with ami, calls:
         harness = Harness(ami, calls)
         bus.subscribe(CallEvent, harness.on_event)
         await ami.wait_connected(20)
@@ -164,6 +166,8 @@ async def test_each_originate_outcome(db: Database, asterisk: AsteriskSandbox) -
             row = await h.calls.repo.get(ids[name])
             assert row is not None and row.state is AttemptState.ENDED
             assert (row.outcome, row.hangup_cause) == expected[-1][1:], name
+        # Asterisk sent only the subscribed events (the per-session filter works)
+        assert set(h.ami.events.unhandled) <= {"FullyBooted"}, h.ami.events.unhandled
         human_row = await h.calls.repo.get(ids["human"])
         assert human_row is not None and human_row.amd_status == "HUMAN"
         assert human_row.talk_s is not None and human_row.talk_s > 1
