@@ -90,6 +90,8 @@ class AmiSettings(_Section):
     # AMI event classes to receive; "dialplan" (Newexten/VarSet) is left out on purpose:
     # several per call, none needed since the attempt id is the Linkedid of the call.
     events: str = "system,call,user,agent"
+    # Also whitelist, per session, exactly the event names contactd subscribed to.
+    filter_events: bool = True
 
     @model_validator(mode="after")
     def _backoff_order(self) -> AmiSettings:
