@@ -77,7 +77,8 @@ async def test_export_neutralises_formulas(
     else:
         sheet = load_workbook(target).active
         assert sheet is not None
-        rows = [[("" if v is None else str(v)) for v in r] for r in sheet.iter_rows(values_only=True)]
+        rows = [["" if v is None else str(v) for v in r]
+                for r in sheet.iter_rows(values_only=True)]
     header, row = rows
     values = dict(zip(header, row, strict=True))
     assert values["first_name"] == "'=HYPERLINK(\"http://evil\")"
