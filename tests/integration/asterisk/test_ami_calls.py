@@ -7,6 +7,7 @@ simulated world (tests/peers/asterisk.py) plays busy, unallocated, machines and 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,7 +18,7 @@ import pytest
 from panoramisk import Manager
 
 from contactd.ami.client import AmiClient, LinkState
-from contactd.ami.errors import AmiActionFailed
+from contactd.ami.errors import AmiActionFailed, AmiUnavailable
 from contactd.calls.errors import OriginateUncertain
 from contactd.calls.events import (
     AnsweredBy,
@@ -312,3 +313,20 @@ async def test_channel_and_queue_actions(db: Database, asterisk: AsteriskSandbox
             assert "ermission" in str(exc)
         else:
             assert "uptime" in output.lower()
+
+
+async def test_wrong_secret_is_refused_and_never_logged(
+    asterisk: AsteriskSandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    wrong = "wrong-secret-4711"
+    settings = AmiSettings(
+        port=asterisk.ami_port, secret=wrong, reconnect_min_s=0.2, reconnect_max_s=0.5
+    )  # type: ignore[arg-type]
+    with caplog.at_level(logging.DEBUG):
+        async with AmiClient(settings) as ami:
+            with pytest.raises(AmiUnavailable):
+                await ami.wait_connected(2.0)
+            assert ami.health.state is LinkState.DOWN
+            assert "login refused" in ami.health.detail
+    assert wrong not in caplog.text
+    assert asterisk.ami_secret not in caplog.text
