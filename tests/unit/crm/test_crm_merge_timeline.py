@@ -130,3 +130,21 @@ async def test_ivr_session_is_stored_first_then_completed(
         kind=InteractionKind.CALL, direction=Direction.INBOUND, channel=Channel.CALL,
         remote_address="0307777777", outcome="answered"))
     assert again.contact_id == started.contact_id and not again.created_contact
+
+
+async def test_period_report_counts_by_day_channel_and_outcome(
+    crm_db: Database, contacts: ContactService, tasks: TaskService
+) -> None:
+    from contactd.crm.reports import period_report
+
+    cid = await contacts.create_contact(ContactInput(last_name="Rep"))
+    router = Router(crm_db, contacts, tasks)
+    t0 = datetime(2026, 2, 1, 23, 30, tzinfo=UTC)
+    for i, outcome in enumerate(["answered", "missed", "answered"]):
+        await router.record(call(cid, t0 + timedelta(hours=i), outcome=outcome))
+    await router.record(call(cid, t0 + timedelta(days=40)))  # outside the window
+    report = await period_report(crm_db, t0, t0 + timedelta(days=30))
+    assert report.total == 3
+    assert report.by_outcome == {"answered": 2, "missed": 1}
+    assert report.by_channel == {"call": 3}
+    assert list(report.by_day.values()) == [1, 2]  # 23:30 on the 1st, then the 2nd
