@@ -165,7 +165,7 @@ async def paced(total: int, rate: float, launch: Any) -> None:
 
 async def wait_idle(port: int) -> None:
     """Wait until the previous run's channels are gone (both runs get an empty Asterisk)."""
-    settings = AmiSettings(port=port, secret=SECRET)  # type: ignore[arg-type]
+    settings = AmiSettings(port=port, secret=SECRET)
     async with AmiClient(settings) as ami:
         await ami.wait_connected(30)
         for _ in range(120):
@@ -232,7 +232,7 @@ async def contactd_originate(port: int, total: int, rate: float, folder: Path) -
                 finished.set()
 
     bus.subscribe(CallEnded, on_end)
-    settings = AmiSettings(port=port, secret=SECRET)  # type: ignore[arg-type]
+    settings = AmiSettings(port=port, secret=SECRET)
     request = OriginateRequest(
         phone_e164="+15550100",
         dial=f"Local/{CALLEE}@{WORLD}",

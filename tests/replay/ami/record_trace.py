@@ -39,7 +39,7 @@ CALLS_DONE_AFTER_S = 15.0  # the longest scenario (bridged) lasts about 12 s
 
 
 async def record(port: int, secret: str) -> None:
-    settings = AmiSettings(port=port, secret=secret)  # type: ignore[arg-type]
+    settings = AmiSettings(port=port, secret=secret)
     ids: dict[str, str] = {}
     with (HERE / "calls.ami").open("wb") as stream:
         async with AmiClient(settings, record_stream=stream) as ami:

@@ -26,7 +26,7 @@ def closed_port() -> int:
 async def test_refused_link_backs_off_and_reports_down(caplog: pytest.LogCaptureFixture) -> None:
     settings = AmiSettings(
         port=closed_port(), secret=SECRET, reconnect_min_s=0.05, reconnect_max_s=0.2
-    )  # type: ignore[arg-type]
+    )
     client = AmiClient(settings, rng=random.Random(7))
     with caplog.at_level(logging.DEBUG):
         async with client:
