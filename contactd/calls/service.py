@@ -23,10 +23,10 @@ events at construction, and the client asks Asterisk for exactly the subscribed 
 sends it with ActionID = attempt id, ChannelId (Uniqueid/Linkedid of the call) = attempt id and
 the channel variable CONTACTD_ATTEMPT = attempt id. It returns the attempt id once Asterisk
 queued the Originate. Errors (contactd.calls.errors / contactd.ami.errors, each with a code):
-  - AmiUnavailable ("ami_unavailable"): not connected; nothing was written, dial later (if
-    the link fell between the write and the send, the attempt is ended FAILED at once).
-  - OriginateRejected ("originate_rejected"): Asterisk refused the action; the attempt is
-    already ended (outcome FAILED) and CallEnded was published.
+  - AmiUnavailable ("ami_unavailable"): not connected; nothing was written, dial later.
+  - OriginateRejected ("originate_rejected"): Asterisk refused the action, or the link fell
+    between the write and the send (details["reason"] says which); the attempt is already
+    ended (outcome FAILED) and CallEnded was published.
   - OriginateUncertain ("originate_uncertain"): the link dropped or the action timed out
     before Asterisk answered; the attempt stays open and reconciliation settles it (resumed
     if the channel exists, else ended LOST). Never re-dial it yourself.
@@ -190,18 +190,7 @@ class CallService:
         self._in_hand.add(attempt_id)
         try:
             self.tracker.watch(attempt_id, started=started, expect_amd=request.detect_machine)
-            await self.writer.create(
-                NewAttempt(
-                    attempt_id=attempt_id,
-                    phone_e164=request.phone_e164,
-                    campaign_id=request.campaign_id,
-                    lead_id=request.lead_id,
-                    contact_id=request.contact_id,
-                    agent_id=request.agent_id,
-                    interaction_id=request.interaction_id,
-                    detect_machine=request.detect_machine,
-                )
-            )
+            await self._store(attempt_id, request)
             self._emit(
                 [
                     CallDialing(
@@ -216,6 +205,24 @@ class CallService:
             return attempt_id
         finally:
             self._in_hand.discard(attempt_id)
+
+    async def _store(self, attempt_id: str, request: OriginateRequest) -> None:
+        try:
+            await self.writer.create(
+                NewAttempt(
+                    attempt_id=attempt_id,
+                    phone_e164=request.phone_e164,
+                    campaign_id=request.campaign_id,
+                    lead_id=request.lead_id,
+                    contact_id=request.contact_id,
+                    agent_id=request.agent_id,
+                    interaction_id=request.interaction_id,
+                    detect_machine=request.detect_machine,
+                )
+            )
+        except BaseException:
+            self.tracker.unwatch(attempt_id)  # nothing stored, nothing sent: forget it
+            raise
 
     async def _send_originate(self, attempt_id: str, request: OriginateRequest) -> None:
         variables = dict(request.variables)
@@ -234,12 +241,11 @@ class CallService:
                 variables=variables,
             )
         except (AmiActionFailed, AmiUnavailable) as exc:
-            # Certain: Asterisk refused it, or it never left. Closed now, never retried here.
+            # Certain: Asterisk refused it, or it never left (the link fell after the row was
+            # written). Closed now as FAILED, CallEnded published; never retried here.
             self._emit(self.tracker.reject(attempt_id, self._clock()))
-            if isinstance(exc, AmiUnavailable):
-                raise
             raise OriginateRejected(
-                f"Asterisk refused the Originate: {exc}", attempt_id=attempt_id
+                f"Originate not placed: {exc}", attempt_id=attempt_id, reason=exc.code
             ) from exc
         except (AmiDisconnected, AmiTimeout) as exc:
             log.warning(

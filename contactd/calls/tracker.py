@@ -145,6 +145,13 @@ class CallTracker:
         self._link_uid(call, attempt_id)
         self._link_uid(call, attempt_id + OTHER_CHANNEL_SUFFIX)
 
+    def unwatch(self, attempt_id: str) -> None:
+        """Forget an attempt that was never stored nor sent (no event is produced)."""
+        call = self._calls.get(attempt_id)
+        if call is not None:
+            self._forget(call)
+            self._finished.pop(attempt_id, None)
+
     def is_open(self, attempt_id: str) -> bool:
         return attempt_id in self._calls
 

@@ -19,7 +19,7 @@ from panoramisk import Manager
 
 from contactd.ami.client import AmiClient, LinkState
 from contactd.ami.errors import AmiActionFailed, AmiUnavailable
-from contactd.calls.errors import OriginateUncertain
+from contactd.calls.errors import OriginateRejected, OriginateUncertain
 from contactd.calls.events import (
     AnsweredBy,
     CallAnswered,
@@ -295,7 +295,7 @@ async def test_drop_between_originate_and_response_never_dials_twice(
         attempt_ids = [
             r if isinstance(r, str) else str(r.details["attempt_id"])
             for r in results
-            if isinstance(r, str | OriginateUncertain)
+            if isinstance(r, str | OriginateUncertain | OriginateRejected)
         ]
         assert len(attempt_ids) == len(results)
         per_attempt = Counter(str(e.get("Uniqueid")) for e in observer.seen)
