@@ -11,6 +11,7 @@ the cap is crossed. Pure: the caller supplies the clock.
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left
 from dataclasses import dataclass
 
@@ -50,6 +51,7 @@ class AbandonGovernor:
         horizon_s: float = 900.0,
         bin_s: float = 60.0,
         max_rate_factor: float = 1.0,
+        reserve_sd: float = 2.0,
     ) -> None:
         if not 0 < target_fraction <= 1:
             raise ValueError("target_fraction must be in (0, 1]")
@@ -59,6 +61,7 @@ class AbandonGovernor:
         self.horizon_s = horizon_s
         self.bin_s = bin_s
         self.max_rate = self.limit * max_rate_factor
+        self.reserve_sd = reserve_sd
         # Per-bin start times with running totals, so a window is two bisects, not a scan.
         self._starts: list[float] = []
         self._cum_live: list[int] = []
@@ -116,7 +119,10 @@ class AbandonGovernor:
             # Judge the window as it will stand at the end of the horizon: older counts drop out.
             ahead = self.window(now, window_s, ahead_s=min(self.horizon_s, window_s / 2))
             states.append(self.window(now, window_s))
-            allowed = max(0.0, target * (ahead.live + expected) - ahead.abandoned)
+            # Keep a reserve of a few standard deviations of the abandons the horizon may bring:
+            # it matters for small teams (few answers per window), hardly for large ones.
+            reserve = self.reserve_sd * math.sqrt(target * expected)
+            allowed = max(0.0, target * (ahead.live + expected) - ahead.abandoned - reserve)
             rate = allowed / expected
             if rate < best.allowed_rate:
                 best = Budget(rate, allowed, window_s, ())

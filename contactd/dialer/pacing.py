@@ -131,17 +131,6 @@ class Distribution:
         return low + (table[cell + 1] - low) * (pos - cell)
 
 
-def _expected_excess(mean: float, var: float) -> float:
-    """E[max(X, 0)] for X ~ Normal(mean, var)."""
-    if var <= 1e-12:
-        return max(mean, 0.0)
-    sd = math.sqrt(var)
-    z = mean / sd
-    pdf = math.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
-    cdf = 0.5 * (1.0 + math.erf(z / math.sqrt(2)))
-    return mean * cdf + sd * pdf
-
-
 @dataclass
 class Forecast:
     """What the pacer expected when it last decided; shown in the live panel and the bench."""
@@ -166,8 +155,10 @@ class PredictivePacer:
         warmup_calls: int = 40,
         warmup_talks: int = 10,
         max_lines_per_agent: float = 8.0,
-        calibration_gain: float = 0.05,
+        calibration_gain: float = 0.15,
+        horizon_points: int = 16,
     ) -> None:
+        self.horizon_points = horizon_points
         self.governor = governor or AbandonGovernor()
         self.grace_s = grace_s
         self.warmup_calls = warmup_calls
@@ -179,7 +170,7 @@ class PredictivePacer:
         self.wrap = Distribution()
         self._outcomes: deque[bool] = deque(maxlen=600)
         # Per-kind forecasts by (age, p), valid until the distributions they came from change.
-        self._memo: dict[str, dict[tuple[int, float], list[float]]] = {
+        self._memo: dict[str, dict[tuple[int, float], tuple[tuple[float, ...], ...]]] = {
             "ring": {}, "talk": {}, "wrap": {}
         }
         self.calibration = 1.0
@@ -258,31 +249,37 @@ class PredictivePacer:
         top = 2
         while top < 120 and self.ready.cdf(top) < 0.98:
             top += 1
-        count = min(top, 6)
+        count = min(top, self.horizon_points)
         return sorted({round(1 + (top - 1) * i / (count - 1)) for i in range(count)})
 
     def _balance(
         self, snap: PacingSnapshot, horizons: list[int], p: float
     ) -> list[tuple[float, float, float]]:
         """Per horizon h: (mean demand, mean supply, var of demand - supply) by now + h."""
-        k = len(horizons)
-        demand = [float(snap.waiting)] * k
-        supply = [float(snap.free_agents)] * k
-        var = [0.0] * k
-        for ages, kind, target in (
-            (snap.ringing, "ring", demand),
-            (snap.talking, "talk", supply),
-            (snap.wrapping, "wrap", supply),
-        ):
+        zero = [0.0] * len(horizons)
+        sums: dict[str, list[float]] = {}
+        var_rows: list[tuple[float, ...]] = [tuple(zero)]
+        for ages, kind in ((snap.ringing, "ring"), (snap.talking, "talk"),
+                           (snap.wrapping, "wrap")):
             memo = self._memo[kind]
+            rows: list[tuple[float, ...]] = [tuple(zero)]
             for age, n in Counter(round(a) for a in ages).items():
                 key = (age, p) if kind == "ring" else (age, 0.0)
-                probs = memo.get(key)
-                if probs is None:
-                    probs = memo[key] = self._probabilities(kind, age, horizons, p)
-                for j, f in enumerate(probs):
-                    target[j] += n * f
-                    var[j] += n * f * (1 - f)
+                entry = memo.get(key)
+                if entry is None:
+                    probs = self._probabilities(kind, age, horizons, p)
+                    entry = memo[key] = (tuple(probs), tuple(f * (1 - f) for f in probs))
+                if n == 1:
+                    rows.append(entry[0])
+                    var_rows.append(entry[1])
+                else:
+                    rows.append(tuple(n * f for f in entry[0]))
+                    var_rows.append(tuple(n * v for v in entry[1]))
+            sums[kind] = [sum(col) for col in zip(*rows, strict=True)]
+        var = [sum(col) for col in zip(*var_rows, strict=True)]
+        demand = [snap.waiting + d for d in sums["ring"]]
+        supply = [snap.free_agents + t + w
+                  for t, w in zip(sums["talk"], sums["wrap"], strict=True)]
         return list(zip(demand, supply, var, strict=True))
 
     def _probabilities(self, kind: str, age: int, horizons: list[int], p: float) -> list[float]:
@@ -317,12 +314,22 @@ class PredictivePacer:
                 out.append((talk(age + left) - at_age) / alive)
         return out
 
-    @staticmethod
-    def _rate(base: list[tuple[float, float, float]], new_q: list[float], k: int) -> float:
-        """Expected abandoned share of the answers the calls in flight (plus k new) will bring."""
-        worst = 0.0
+    def _rate(self, base: list[tuple[float, float, float]], new_q: list[float], k: int) -> float:
+        """Expected abandoned share of the answers the calls in flight (plus k new) will bring.
+
+        Each slice of the forecast brings (demand[j] - demand[j-1]) answers; an answer in that
+        slice is blocked when the agents free by then (plus the grace) do not outnumber the
+        answers before it. Normal approximation with a continuity correction.
+        """
+        blocked = 0.0
+        before = 0.0
         for (demand, supply, var), q in zip(base, new_q, strict=True):
-            excess = _expected_excess(demand + k * q - supply, var + k * q * (1 - q))
-            worst = max(worst, excess)
-        final_demand = base[-1][0] + k * new_q[-1]
-        return worst / final_demand if final_demand > 1e-9 else 0.0
+            total = demand + k * q
+            arriving = total - before
+            if arriving > 1e-9:
+                middle = before + arriving / 2
+                sd = math.sqrt(var + k * q * (1 - q) + 0.25)
+                z = (middle + 0.5 - supply) / sd
+                blocked += arriving * 0.5 * (1.0 + math.erf(z / math.sqrt(2)))
+            before = max(before, total)
+        return blocked / before if before > 1e-9 else 0.0

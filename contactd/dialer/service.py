@@ -49,7 +49,13 @@ from contactd.dialer.pacing import (
     PredictivePacer,
     ProgressivePacer,
 )
-from contactd.dialer.policy import after_outcome, refusals, schedule_callback
+from contactd.dialer.policy import (
+    after_outcome,
+    rate_allowance,
+    rate_window_s,
+    refusals,
+    schedule_callback,
+)
 from contactd.enums import AttemptState, CallOutcome, CampaignMode, CampaignStatus, LeadStatus
 from contactd.errors import NotFoundError
 from contactd.events import EventBus
@@ -254,7 +260,10 @@ class DialerService:
         if campaign.mode is CampaignMode.PREVIEW:
             return 0
         cap = campaign.max_concurrent or self.dialer.max_concurrent_calls
-        room = cap - len(rt.dialed)
+        cps = campaign.max_calls_per_second or self.dialer.max_calls_per_second
+        since = datetime.fromtimestamp(now_s - rate_window_s(cps), UTC)
+        started = sum(1 for t in rt.recent if t > since)
+        room = min(cap - len(rt.dialed), rate_allowance(cps) - started)
         if campaign.mode is CampaignMode.AUTOMATED:
             return room
         view = self.agents.view(campaign.id, now_s)
@@ -319,7 +328,8 @@ class DialerService:
             dial=self.dial_string(lead.phone_e164),
             caller_id=campaign.caller_id,
             ring_timeout_s=float(self.dialer.ring_timeout_s),
-            detect_machine=campaign.mode in (CampaignMode.PREDICTIVE, CampaignMode.AUTOMATED),
+            # Agents should only ever meet people; preview calls are placed by the agent.
+            detect_machine=campaign.mode is not CampaignMode.PREVIEW,
             campaign_id=campaign.id,
             lead_id=lead.id,
             contact_id=lead.contact_id,
@@ -426,8 +436,9 @@ class DialerService:
             if lead is None or campaign is None or lead.status is not LeadStatus.DIALING:
                 return
             rules = retry_rules_for(campaign, self.dialer)
-            decision = after_outcome(outcome, lead.attempts, rules, now,
-                                     campaign.fallback_channel)
+            # Without a contact there is no address to fall back to.
+            fallback = campaign.fallback_channel if lead.contact_id is not None else None
+            decision = after_outcome(outcome, lead.attempts, rules, now, fallback)
             lead.status = decision.status
             lead.last_outcome = outcome
             lead.next_attempt_at = decision.next_attempt_at
