@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from types import TracebackType
 from typing import Any
 
 from sqlalchemy import select
@@ -20,6 +21,7 @@ from contactd.crm import repo
 from contactd.crm.errors import DuplicateContactError
 from contactd.crm.fields import FieldDef, validate
 from contactd.crm.imports.validate import EMAIL
+from contactd.crm.lookup import CallerLookup, ContactMatch
 from contactd.crm.phones import PhoneNormaliser
 from contactd.db.models import (
     Address,
@@ -45,17 +47,6 @@ from contactd.errors import NotFoundError, ValidationError
 from contactd.phones import PhoneInfo
 
 
-@dataclass(frozen=True, slots=True)
-class ContactMatch:
-    """Who a caller ID or e-mail belongs to: enough for a screen pop or an IVR greeting."""
-
-    contact_id: int
-    display_name: str
-    organisation: str | None
-    owner_id: int | None
-    language: str
-
-
 @dataclass
 class ContactInput:
     first_name: str = ""
@@ -74,38 +65,32 @@ class ContactInput:
 
 
 class ContactService:
+    """Entered as an async context manager it keeps the fast caller-ID lookup connection open
+    (see contactd.crm.lookup); used without, lookups go through the pool."""
+
     def __init__(self, db: Database, *, default_region: str | None) -> None:
         self.db = db
         self.phones = PhoneNormaliser(default_region)
+        self.lookup = CallerLookup(db, default_region=default_region)
+
+    async def __aenter__(self) -> ContactService:
+        await self.lookup.__aenter__()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.lookup.__aexit__(exc_type, exc, tb)
 
     # -- lookups --------------------------------------------------------------------------
 
     async def lookup_phone(self, raw: str) -> ContactMatch | None:
         """Caller ID -> contact, in one indexed query; None for unknown or unreadable numbers."""
-        parsed = self.phones.try_parse(raw)
-        if isinstance(parsed, str):
-            return None
-        return await self._match(repo.phones.c.e164 == parsed.e164, repo.phones)
+        return await self.lookup.by_phone(raw)
 
     async def lookup_email(self, address: str) -> ContactMatch | None:
-        return await self._match(repo.emails.c.address == address.strip().lower(), repo.emails)
-
-    async def _match(self, condition: Any, table: Any) -> ContactMatch | None:
-        c, o = repo.contacts, repo.organisations
-        stmt = (
-            select(c.c.id, c.c.first_name, c.c.last_name, o.c.name, c.c.owner_id, c.c.language)
-            .select_from(table.join(c, c.c.id == table.c.contact_id).outerjoin(o))
-            .where(condition, c.c.merged_into_id.is_(None))
-            .order_by(c.c.id)
-            .limit(1)
-        )
-        async with self.db.engine.connect() as conn:
-            row = (await conn.execute(stmt)).first()
-        if row is None:
-            return None
-        cid, first, last, org, owner, language = row
-        name = f"{first} {last}".strip() or (org or "")
-        return ContactMatch(cid, name, org, owner, language)
+        return await self.lookup.by_email(address)
 
     async def find_duplicates(
         self, phones: Sequence[str], emails: Sequence[str], *, exclude: int | None = None

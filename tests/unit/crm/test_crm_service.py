@@ -99,3 +99,19 @@ async def test_tags_and_phones_added_later(contacts: ContactService) -> None:
     async with contacts.db.session() as session:
         row = await session.scalar(select(Contact.search_text).where(Contact.id == cid))
     assert row is not None and "4915123456789" in row
+
+
+async def test_lookup_through_its_own_connection_sees_new_rows(
+    contacts: ContactService,
+) -> None:
+    async with contacts:
+        assert contacts.lookup._conn is not None
+        assert await contacts.lookup_phone("030 4444444") is None
+        cid = await contacts.create_contact(ContactInput(last_name="Fresh",
+                                                         phones=["030 4444444"]))
+        match = await contacts.lookup_phone("+49 30 4444444")
+        assert match is not None and match.contact_id == cid
+        await contacts.update_contact(cid, first_name="Now")
+        match = await contacts.lookup_phone("+49304444444")
+        assert match is not None and match.display_name == "Now Fresh"
+    assert contacts.lookup._conn is None

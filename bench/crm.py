@@ -1,0 +1,313 @@
+"""CRM at scale on SQLite: import rate, caller-ID lookup, search, a 30-day report.
+
+Generates a CSV of contacts (some messy: national/international formats, 2% invalid numbers,
+1% repeated rows, accents), imports it through ContactImporter (the CLI's code path, with
+validation and dedupe) into an empty database, then bulk-loads interactions (10% with an IVR
+transcript) and times:
+  - caller-ID lookup through ContactService.lookup_phone (p50/p99),
+  - search through ContactSearch.search against the same statement run bare on sqlite3 in the
+    same run (p50/p95 and the ratio),
+  - a 30-day period report over all interactions.
+Prints a table; the last line is one JSON object with every figure.
+
+    .venv/bin/python bench/crm.py [--quick] [--contacts N] [--interactions N] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from contactd.crm.fts import create_fts
+from contactd.crm.imports.importer import ContactImporter
+from contactd.crm.reports import period_report
+from contactd.crm.search import ContactSearch, Filters, search_statement
+from contactd.crm.service import ContactService
+from contactd.db.models import Base
+from contactd.db.session import Database
+
+TARGETS = {"import_rows_per_s": 17_000, "lookup_p99_ms": 2.0, "search_p95_ms": 50.0,
+           "search_ratio": 3.0, "report_s": 1.0}
+FIRST = ["Anna", "Ben", "Clara", "David", "Emma", "Felix", "Greta", "Hugo", "Ida", "Jonas",
+         "Karla", "Leon", "Mia", "Noah", "Olga", "Paul", "Rosa", "Sven", "Tina", "Uwe", "Zoë",
+         "José", "Ana", "Luca", "Chiara", "Mehmet", "Ayşe", "Jan", "Eva", "Tom"]
+LAST_STEMS = ["Müller", "Schmidt", "Schneider", "Fischer", "Weber", "Meyer", "Wagner", "Becker",
+              "Schulz", "Hoffmann", "Koch", "Richter", "Klein", "Wolf", "Neumann", "Schwarz",
+              "Braun", "Zimmermann", "Krüger", "Hartmann", "Lange", "Werner", "Krause", "Lehmann"]
+SUFFIX = ["", "er", "mann", "s", "ing", "hoff", "berg", "feld", "ski", "ova", "ez", "i"]
+WORDS = [
+    "invoice", "payment", "delivery", "late", "refund", "contract", "upgrade", "cancel",
+    "question", "address", "password", "broken", "warranty", "discount", "appointment",
+    "callback", "urgent", "complaint", "order", "tracking", "shipment", "replacement", "price",
+    "offer", "renewal", "meter", "reading", "heating", "water", "internet", "router", "outage",
+    "technician", "visit", "billing", "direct", "debit", "account", "balance"
+]
+CITIES = ["30", "40", "89", "69", "221", "211", "711", "341", "351", "511"]
+
+
+def last_names() -> list[str]:
+    return [s + x for s in LAST_STEMS for x in SUFFIX]
+
+
+def generate_csv(path: Path, n: int, rng: random.Random) -> list[str]:
+    """Write the import file; returns the E.164 numbers written (for the lookup sample)."""
+    surnames = last_names()
+    numbers: list[str] = []
+    orgs = [f"{rng.choice(surnames)} {rng.choice(['GmbH', 'AG', 'KG', 'Ltd', 'SARL'])}"
+            for _ in range(max(n // 20, 10))]
+    with path.open("w", encoding="utf-8", newline="") as out:
+        out.write("Vorname;Nachname;Firma;Telefon;E-Mail;Tags;Notizen\n")
+        for i in range(n):
+            if i and rng.random() < 0.01:
+                # A repeated person: same number as an earlier row, another format.
+                j = rng.randrange(len(numbers))
+                out.write(f"{rng.choice(FIRST)};{rng.choice(surnames)};;{numbers[j]};;;\n")
+                continue
+            area = rng.choice(CITIES)
+            local = str(2_000_000 + i)
+            e164 = f"+49{area}{local}"
+            kind = rng.random()
+            if kind < 0.02:
+                shown = f"0{area} {local[:2]}"  # too short: invalid
+            elif kind < 0.5:
+                shown = f"0{area} {local}"
+            elif kind < 0.8:
+                shown = f"+49 {area} {local}"
+            else:
+                shown = f"0049{area}/{local}"
+            if kind >= 0.02:
+                numbers.append(e164)
+            first, last = rng.choice(FIRST), rng.choice(surnames)
+            email = f"{first.lower()}.{i}@example.com" if rng.random() < 0.6 else ""
+            tags = rng.choice(["", "", "vip", "newsletter", "vip,newsletter", "lead"])
+            org = rng.choice(orgs) if rng.random() < 0.3 else ""
+            notes = " ".join(rng.sample(WORDS, 3)) if rng.random() < 0.2 else ""
+            out.write(f"{first};{last};{org};{shown};{email};{tags};{notes}\n")
+    return numbers
+
+
+_INTERACTION_INDEXES = ("ix_interactions_contact_started", "ix_interactions_report")
+
+
+def load_interactions(db_path: Path, n: int, contacts: int, rng: random.Random,
+                      now: datetime) -> float:
+    """Bulk-load interactions the way a year of operation would leave them; seconds taken.
+
+    Indexes and the interactions full-text table are dropped for the load and rebuilt after
+    (create_fts indexes existing rows), as a migration on a loaded database would."""
+    conn = sqlite3.connect(db_path)
+    started = time.perf_counter()
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=OFF")
+    for name in _INTERACTION_INDEXES:
+        conn.execute(f"DROP INDEX IF EXISTS {name}")
+    for trig in ("ai", "ad", "au_old", "au_new"):
+        conn.execute(f"DROP TRIGGER IF EXISTS interactions_fts_{trig}")
+    conn.execute("DROP TABLE IF EXISTS interactions_fts")
+    kinds = [("call", "inbound", "call"), ("call", "outbound", "call"),
+             ("ivr_session", "inbound", "call"), ("sms", "outbound", "sms"),
+             ("email", "outbound", "email"), ("note", "internal", "none")]
+    outcomes = ["answered", "answered", "answered", "missed", "no_answer", "busy", "human",
+                "machine", "delivered", ""]
+    year_s = 365 * 86400
+    base = now - timedelta(seconds=year_s)
+    sql = ("INSERT INTO interactions (contact_id, kind, direction, channel, started_at, outcome,"
+           " subject, body, transcript, remote_address, data) VALUES (?,?,?,?,?,?,?,?,?,?,?)")
+    batch = 200_000
+    rand, randrange, sample = rng.random, rng.randrange, rng.sample
+    for start in range(0, n, batch):
+        rows = []
+        for _ in range(min(batch, n - start)):
+            kind, direction, channel = kinds[randrange(6)]
+            at = base + timedelta(seconds=randrange(year_s))
+            transcript = " ".join(sample(WORDS, 8)) if kind == "ivr_session" and rand() < 0.6 \
+                else ""
+            rows.append((randrange(1, contacts + 1), kind, direction, channel,
+                         at.strftime("%Y-%m-%d %H:%M:%S.%f"), outcomes[randrange(10)], "", "",
+                         transcript, "", "{}"))
+        conn.executemany(sql, rows)
+        conn.commit()
+    conn.execute("CREATE INDEX ix_interactions_contact_started "
+                 "ON interactions (contact_id, started_at)")
+    conn.execute("CREATE INDEX ix_interactions_report "
+                 "ON interactions (started_at, channel, kind, outcome)")
+    conn.commit()
+    conn.execute("ANALYZE")
+    conn.commit()
+    conn.close()
+    return time.perf_counter() - started
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def queries(rng: random.Random, numbers: list[str], n: int) -> list[str]:
+    surnames = last_names()
+    out = []
+    for _ in range(n):
+        k = rng.random()
+        if k < 0.35:
+            out.append(rng.choice(surnames))
+        elif k < 0.5:
+            out.append(f"{rng.choice(FIRST)} {rng.choice(surnames)}")
+        elif k < 0.65:
+            e164 = rng.choice(numbers)
+            out.append("0" + e164[3:9])  # a national prefix of a stored number
+        elif k < 0.8:
+            out.append(rng.choice(WORDS) + " " + rng.choice(WORDS))  # notes and transcripts
+        elif k < 0.9:
+            out.append(rng.choice(surnames)[:4])  # a prefix as typed
+        else:
+            out.append(rng.choice(LAST_STEMS) + " GmbH")
+    return out
+
+
+async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    rng = random.Random(args.seed)
+    figures: dict[str, Any] = {"contacts_rows": args.contacts,
+                               "interactions": args.interactions, "targets": TARGETS}
+    csv_path = work / "contacts.csv"
+    t = time.perf_counter()
+    numbers = generate_csv(csv_path, args.contacts, rng)
+    figures["generate_csv_s"] = round(time.perf_counter() - t, 1)
+    db_path = work / "bench.db"
+    db = Database(f"sqlite+aiosqlite:///{db_path}")
+    async with db.engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+        await conn.run_sync(create_fts)
+    async with db:
+        report = await ContactImporter(db, default_region="DE").run(csv_path)
+        figures["import"] = {
+            "rows": report.rows, "imported": report.imported, "updated": report.updated,
+            "duplicates": report.duplicates, "invalid": report.invalid,
+            "seconds": round(report.seconds, 2), "rows_per_s": round(report.rows_per_second),
+        }
+        print(f"import: {report.rows:,} rows in {report.seconds:.1f} s = "
+              f"{report.rows_per_second:,.0f} rows/s (imported {report.imported:,}, "
+              f"repeated {report.duplicates:,}, invalid {report.invalid:,})")
+    await db.engine.dispose()
+
+    now = datetime.now(UTC)
+    load_s = load_interactions(db_path, args.interactions, report.imported, rng, now)
+    db = Database(f"sqlite+aiosqlite:///{db_path}")
+    t = time.perf_counter()
+    async with db.engine.begin() as conn:
+        await conn.run_sync(create_fts)  # indexes the loaded transcripts
+    fts_s = time.perf_counter() - t
+    figures["load_interactions_s"] = round(load_s, 1)
+    figures["interactions_fts_build_s"] = round(fts_s, 1)
+    print(f"loaded {args.interactions:,} interactions in {load_s:.1f} s, "
+          f"transcript index in {fts_s:.1f} s")
+
+    async with db, ContactService(db, default_region="DE") as service:
+        sample = [rng.choice(numbers) for _ in range(args.lookups)]
+        for i in range(0, len(sample), 10):  # a tenth unknown numbers
+            sample[i] = f"+4930{rng.randrange(10**7, 10**8)}"
+        shown = [f"0{n[3:]}" if i % 2 else n for i, n in enumerate(sample)]
+        for raw in shown[:50]:
+            await service.lookup_phone(raw)
+        lat = []
+        found = 0
+        for raw in shown:
+            t = time.perf_counter()
+            match = await service.lookup_phone(raw)
+            lat.append((time.perf_counter() - t) * 1000)
+            found += match is not None
+        figures["lookup"] = {"n": len(lat), "found": found, "p50_ms": round(pct(lat, .5), 3),
+                             "p99_ms": round(pct(lat, .99), 3)}
+        print(f"caller-ID lookup: p50 {pct(lat, .5):.3f} ms, p99 {pct(lat, .99):.3f} ms "
+              f"({found}/{len(lat)} matched)")
+
+        search = ContactSearch(db)
+        bare = sqlite3.connect(db_path)
+        qs = queries(rng, numbers, args.searches)
+        svc_lat, bare_lat, hits_n = [], [], []
+        for q in qs:
+            stmt, params = search_statement(Filters(query=q), "sqlite", limit=20)
+            compiled = stmt.compile(dialect=db.engine.dialect)
+            bound = compiled.construct_params(params)
+            positional = [bound[name] for name in compiled.positiontup or ()]
+            sql = str(compiled)
+            bare.execute(sql, positional).fetchall()  # warm both the same way
+            await search.search(q, limit=20)
+            t = time.perf_counter()
+            rows = bare.execute(sql, positional).fetchall()
+            bare_lat.append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
+            result = await search.search(q, limit=20)
+            svc_lat.append((time.perf_counter() - t) * 1000)
+            assert len(result.hits) == len(rows), q
+            hits_n.append(len(rows))
+        bare.close()
+        s95, b95 = pct(svc_lat, .95), pct(bare_lat, .95)
+        figures["search"] = {
+            "n": len(qs), "service_p50_ms": round(pct(svc_lat, .5), 2),
+            "service_p95_ms": round(s95, 2), "bare_p50_ms": round(pct(bare_lat, .5), 2),
+            "bare_p95_ms": round(b95, 2), "ratio_p95": round(s95 / b95, 2) if b95 else None,
+            "mean_hits": round(statistics.mean(hits_n), 1),
+        }
+        print(f"search: service p50 {pct(svc_lat, .5):.2f} ms p95 {s95:.2f} ms; bare SQL p50 "
+              f"{pct(bare_lat, .5):.2f} ms p95 {b95:.2f} ms; ratio {s95 / b95:.2f}x")
+
+        start = now - timedelta(days=30)
+        await period_report(db, start, now)  # warm
+        runs = []
+        for _ in range(3):
+            t = time.perf_counter()
+            rep = await period_report(db, start, now)
+            runs.append(time.perf_counter() - t)
+        figures["report_30d"] = {"rows": rep.total, "seconds": round(min(runs), 3),
+                                 "seconds_max": round(max(runs), 3), "days": len(rep.by_day)}
+        print(f"30-day report: {rep.total:,} interactions in {min(runs):.3f} s "
+              f"(max of 3: {max(runs):.3f} s)")
+    figures["met"] = {
+        "import": figures["import"]["rows_per_s"] >= TARGETS["import_rows_per_s"],
+        "lookup": figures["lookup"]["p99_ms"] <= TARGETS["lookup_p99_ms"],
+        "search_p95": figures["search"]["service_p95_ms"] <= TARGETS["search_p95_ms"],
+        "search_ratio": (figures["search"]["ratio_p95"] or 0) <= TARGETS["search_ratio"],
+        "report": figures["report_30d"]["seconds"] <= TARGETS["report_s"],
+    }
+    figures["db_mb"] = round(db_path.stat().st_size / 1e6, 1)
+    return figures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="100k contacts, 1M interactions")
+    parser.add_argument("--contacts", type=int)
+    parser.add_argument("--interactions", type=int)
+    parser.add_argument("--lookups", type=int, default=5000)
+    parser.add_argument("--searches", type=int, default=400)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--keep", type=Path, help="work in this folder and keep the database")
+    args = parser.parse_args()
+    args.contacts = args.contacts or (100_000 if args.quick else 1_000_000)
+    args.interactions = args.interactions or (1_000_000 if args.quick else 10_000_000)
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        figures = asyncio.run(run(args, args.keep))
+    else:
+        with tempfile.TemporaryDirectory(prefix="contactd-bench-crm-") as tmp:
+            figures = asyncio.run(run(args, Path(tmp)))
+    print("targets: " + ", ".join(f"{k} {'met' if v else 'MISSED'}"
+                                  for k, v in figures["met"].items()))
+    print(json.dumps(figures, separators=(",", ":")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
