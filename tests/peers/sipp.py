@@ -242,6 +242,11 @@ class SippProcess:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.proc.wait(), STOP_TIMEOUT_S)
 
+    def messages(self) -> str:
+        """Every SIP message SIPp sent and received (complete once it has ended)."""
+        path = self.work_dir / "messages.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
     def log(self) -> str:
         """SIPp's screen output and error log (the tail of each), for assertion messages."""
         parts = []
@@ -307,29 +312,31 @@ class SippLauncher:
         until Asterisk CANCELs.
         """
         name = f"carrier-{scenario}-{len(self.processes)}"
-        source = SCENARIOS / f"carrier_{scenario}.xml"
-        if status:
-            text = source.read_text()
+        folder = self._folder(name)
+        text = (SCENARIOS / f"carrier_{scenario}.xml").read_text()
+        if status:  # SIPp reads status codes at load time: no keyword possible there
             if "SIP/2.0 486 Busy Here" not in text:
-                raise ValueError(f"{source.name} has no status line to replace")
-            source = self.work_dir / f"{name}.xml"
-            source.write_text(text.replace("SIP/2.0 486 Busy Here", f"SIP/2.0 {status}"))
+                raise ValueError(f"carrier_{scenario}.xml has no status line to replace")
+            text = text.replace("SIP/2.0 486 Busy Here", f"SIP/2.0 {status}")
+        # SIPp looks for pcap files next to the scenario: both go into the process's folder.
+        source = folder / f"carrier_{scenario}.xml"
+        source.write_text(text)
+        if pcap is not None:
+            shutil.copyfile(pcap, folder / "callee.pcap")
         args = [
             "-sf", str(source),
             "-i", CARRIER_HOST, "-mi", CARRIER_HOST, "-mp", str(_free_udp_port()),
             "-m", str(calls), "-d", str(ring_ms),
         ]  # fmt: skip
-        if pcap is not None:  # SIPp opens it at start-up, from its working folder
-            shutil.copyfile(pcap, self._folder(name) / "callee.pcap")
         process = await self._start(name, args, self.trunk_port)
         await _wait_bound(process, CARRIER_HOST)
         return process
 
-    async def agent_phone(self, extension: str, *, talk_ms: int = 2000) -> SippProcess:
+    async def agent_phone(self, extension: str) -> SippProcess:
         """A SIPp phone registering as `extension` (digest auth) and answering one call.
 
-        It answers OPTIONS (qualify), rings, answers the agent leg, talks talk_ms, hangs up,
-        then unregisters and exits.
+        It answers OPTIONS (qualify), rings, answers the agent leg, talks 3 s, hangs up, then
+        unregisters and exits.
         """
         port = _free_udp_port(PHONE_HOST)
         args = [
@@ -338,7 +345,6 @@ class SippLauncher:
             "-oocsf", str(SCENARIOS / "agent_answer.xml"),
             "-key", "agent", extension,
             "-au", extension, "-ap", AGENT_PASSWORDS[extension],
-            "-set", "talk_ms", str(talk_ms),
             "-i", PHONE_HOST, "-mi", PHONE_HOST, "-mp", str(_free_udp_port(PHONE_HOST)),
             "-m", "1", "-l", "1",
         ]  # fmt: skip
@@ -380,6 +386,11 @@ class SipAsteriskSandbox(AsteriskSandbox):
 
     def _env(self) -> dict[str, str]:
         return {**super()._env(), "CONTACTD_ASTERISK_TRUNK_PORT": str(self.trunk_port)}
+
+    @property
+    def messages_log(self) -> Path:
+        """Asterisk's notice/warning/error log of this instance (logger.conf)."""
+        return self.root / "srv/contactd" / self.instance / "log/messages.log"
 
 
 def _reap_sip_orphans(root: Path) -> None:
