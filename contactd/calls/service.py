@@ -65,7 +65,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final
@@ -80,7 +80,7 @@ from contactd.ami.errors import (
     AmiUnavailable,
 )
 from contactd.calls.errors import OriginateRejected, OriginateUncertain
-from contactd.calls.events import CallDialing, CallEvent
+from contactd.calls.events import CallDialing, CallEnded, CallEvent
 from contactd.calls.reconcile import ReconcileReport, settle
 from contactd.calls.repo import AttemptRepository, NewAttempt
 from contactd.calls.tracker import TRACKED_EVENTS, CallTracker
@@ -131,7 +131,10 @@ class CallService:
         self.writer = AttemptWriter(self.repo)
         self.tracker = CallTracker()
         self._clock = clock
-        self._in_hand: set[str] = set()
+        # The AMI link epoch each attempt of this process was (or is being) sent on: the
+        # event stream of the current link is whole, so only attempts sent on an older link
+        # (or by an earlier process) can have vanished unseen.
+        self._epoch_of: dict[str, int] = {}
         self._outbox: asyncio.Queue[CallEvent] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
         self._reconcile_lock = asyncio.Lock()
@@ -187,7 +190,7 @@ class CallService:
             raise AmiUnavailable("AMI is not connected; nothing dialed")
         attempt_id = str(uuid.uuid4())
         started = self._clock()
-        self._in_hand.add(attempt_id)
+        self._epoch_of[attempt_id] = self.ami.epoch
         try:
             self.tracker.watch(attempt_id, started=started, expect_amd=request.detect_machine)
             await self._store(attempt_id, request)
@@ -203,8 +206,10 @@ class CallService:
             )
             await self._send_originate(attempt_id, request)
             return attempt_id
-        finally:
-            self._in_hand.discard(attempt_id)
+        except BaseException:
+            if not self.tracker.is_open(attempt_id):
+                self._epoch_of.pop(attempt_id, None)
+            raise
 
     async def _store(self, attempt_id: str, request: OriginateRequest) -> None:
         try:
@@ -229,6 +234,7 @@ class CallService:
         if not request.detect_machine:
             variables.setdefault("CONTACTD_AMD", "no")
         dial = request.dial or self.asterisk.trunk_dial_template.format(number=request.phone_e164)
+        self._epoch_of[attempt_id] = self.ami.epoch  # the link it really goes out on
         try:
             await self.ami.originate(
                 attempt_id,
@@ -253,7 +259,7 @@ class CallService:
                 extra={"attempt_id": attempt_id, "error": exc.code},
             )
             if isinstance(exc, AmiTimeout):
-                self._spawn(self._recheck_later(), "calls-recheck")
+                self._spawn(self._recheck_later(attempt_id), "calls-recheck")
             raise OriginateUncertain(str(exc), attempt_id=attempt_id) from exc
 
     async def hangup(self, attempt_id: str, cause: int = 16) -> None:
@@ -273,6 +279,8 @@ class CallService:
 
     def _emit(self, events: Iterable[CallEvent]) -> None:
         for event in events:
+            if isinstance(event, CallEnded):
+                self._epoch_of.pop(event.attempt_id, None)
             if not isinstance(event, CallDialing):
                 self.writer.apply(event)
             self._outbox.put_nowait(event)
@@ -303,20 +311,30 @@ class CallService:
         async with asyncio.timeout(timeout_s), self._reconciled:
             await self._reconciled.wait_for(lambda: self.reconciled_epoch > after_epoch)
 
-    async def _recheck_later(self) -> None:
+    async def _recheck_later(self, attempt_id: str) -> None:
+        # The link stayed up but the Originate got no answer: look for its channel later.
         await asyncio.sleep(RECHECK_AFTER_TIMEOUT_S)
-        if self.ami.connected:
-            await self.reconcile()
+        if self.ami.connected and self.tracker.is_open(attempt_id):
+            await self.reconcile(only={attempt_id})
 
-    async def reconcile(self) -> ReconcileReport:
-        """Settle every open attempt against the live channels; never re-dials."""
+    async def reconcile(self, *, only: Collection[str] | None = None) -> ReconcileReport:
+        """Settle open attempts against the live channels; never re-dials.
+
+        By default every open attempt not sent on the current link (an older link, or an
+        earlier process); `only` names the attempts to settle whatever link they went on.
+        """
         async with self._reconcile_lock:
+            epoch = self.ami.epoch
             await self.writer.flush()
             rows = await self.repo.open_attempts()
             live = await self.ami.core_show_channels()
-            report, events = settle(
-                self.tracker, rows, live, now=self._clock(), skip=set(self._in_hand)
-            )
+            if only is not None:
+                wanted = set(only)
+                skip = {row.id for row in rows if row.id not in wanted}
+            else:
+                # Read after the rows: an attempt created meanwhile carries the current epoch.
+                skip = {a for a, sent_on in self._epoch_of.items() if sent_on >= epoch}
+            report, events = settle(self.tracker, rows, live, now=self._clock(), skip=skip)
             self._emit(events)
             await self.writer.flush()
             self.last_reconcile = report
