@@ -150,10 +150,15 @@ def originate_trunk(
     variables: Mapping[str, str] | None = None,
     timeout_s: float = 30.0,
     caller_id: str = "contactd <5550100>",
+    channel_id: str | None = None,
 ) -> dict[str, Any]:
-    """contactd's Originate over the production trunk: PJSIP/<number>@trunk -> outbound."""
+    """contactd's Originate over the production trunk: PJSIP/<number>@trunk -> outbound.
+
+    channel_id (Originate ChannelId) becomes the channel's Uniqueid: the only way to tie the
+    Hangup event (the cause) of a call that was never answered to its attempt.
+    """
     var = {"CONTACTD_ATTEMPT": attempt_id, "CONTACTD_MODE": mode, **(variables or {})}
-    return {
+    action: dict[str, Any] = {
         "Action": "Originate",
         "ActionID": attempt_id,
         "Channel": f"PJSIP/{number}@{TRUNK}",
@@ -165,6 +170,9 @@ def originate_trunk(
         "Async": "true",
         "Variable": [f"{k}={v}" for k, v in var.items()],
     }
+    if channel_id:
+        action["ChannelId"] = channel_id
+    return action
 
 
 def _ulaw(sample: int) -> int:
@@ -361,17 +369,20 @@ def _free_udp_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def _udp_bound(host: str, port: int) -> bool:
+    """Whether some socket is bound to host:port/udp (read from /proc: probing with a bind
+    could steal the port from a SIPp that is starting)."""
+    wanted = f"{socket.inet_aton(host)[::-1].hex().upper()}:{port:04X}"
+    with open("/proc/net/udp", encoding="ascii") as table:
+        return any(line.split()[1] == wanted for line in table.readlines()[1:])
+
+
 async def _wait_bound(process: SippProcess, host: str, timeout_s: float = 15.0) -> None:
     """Until SIPp holds its UDP port (it is ready to receive), or fail with its log."""
     async with asyncio.timeout(timeout_s):
-        while True:
+        while not _udp_bound(host, process.port):
             if not process.running:
                 raise RuntimeError(f"{process.name} exited at start-up\n{process.log()}")
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-                try:
-                    sock.bind((host, process.port))
-                except OSError:
-                    return
             await asyncio.sleep(0.05)
 
 

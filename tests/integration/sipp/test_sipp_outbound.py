@@ -84,6 +84,11 @@ async def test_answered_call_over_the_trunk_plays_the_message(
     # Asterisk hung up with a BYE that SIPp answered: the carrier saw one complete call.
     result = await carrier.finish(timeout_s=20)
     assert result.successful == 1
+    # What the carrier was asked: the number, contactd's caller ID, G.711 offered.
+    sip = carrier.messages()
+    assert f"INVITE sip:{CALLEE}@127.0.0.1:{sip_asterisk.trunk_port} SIP/2.0" in sip
+    assert '"contactd" <sip:5550100@' in sip
+    assert "a=rtpmap:0 PCMU/8000" in sip
 
 
 @pytest.mark.parametrize(
@@ -105,10 +110,15 @@ async def test_refused_call_reports_reason_and_cause(
     carrier = await sipp.carrier("reject", status=f"{status} {phrase}")
     events = AmiEvents(sip_ami, "Hangup", "UserEvent")
     attempt = _attempt(status)
-    response = await _originate(sip_ami, originate_trunk(CALLEE, attempt, timeout_s=20))
-    hangup = await events.wait_for(lambda e: e["Channel"].startswith("PJSIP/trunk-"))
+    channel_id = str(uuid.uuid4())
+    action = originate_trunk(CALLEE, attempt, timeout_s=20, channel_id=channel_id)
+    response = await _originate(sip_ami, action)
+    # Over PJSIP the Reason is 0 ("failed") for every refusal; only the Hangup event of the
+    # channel (found by its ChannelId) tells busy from unallocated from congestion.
     assert (response["Response"], response["Reason"]) == ("Failure", reason)
-    assert hangup["Cause"] == cause, hangup
+    hangup = await events.wait_for(lambda e: e["Uniqueid"] == channel_id)
+    assert hangup["Channel"].startswith("PJSIP/trunk-")
+    assert (hangup["Cause"], hangup["TechCause"]) == (cause, status), hangup
     # The dialplan never ran: no UserEvent for a call nobody answered.
     assert _sequence(events, attempt) == []
     assert (await carrier.finish(timeout_s=20)).successful == 1
@@ -122,9 +132,11 @@ async def test_unanswered_call_times_out_with_reason_3(
     attempt = _attempt("ring")
     # Reason 3: Asterisk gave up when the Originate's Timeout ran out (measured: 4.0 s), and
     # cancelled the INVITE.
-    response = await _originate(sip_ami, originate_trunk(CALLEE, attempt, timeout_s=4))
+    channel_id = str(uuid.uuid4())
+    action = originate_trunk(CALLEE, attempt, timeout_s=4, channel_id=channel_id)
+    response = await _originate(sip_ami, action)
     assert (response["Response"], response["Reason"]) == ("Failure", "3")
-    hangup = await events.wait_for(lambda e: e["Channel"].startswith("PJSIP/trunk-"))
+    hangup = await events.wait_for(lambda e: e["Uniqueid"] == channel_id)
     assert hangup["Cause"] == "19", hangup
     # SIPp got the CANCEL, answered it and ended the INVITE with 487.
     assert (await carrier.finish(timeout_s=20)).successful == 1
