@@ -340,11 +340,11 @@ class SippLauncher:
         await _wait_bound(process, CARRIER_HOST)
         return process
 
-    async def agent_phone(self, extension: str) -> SippProcess:
+    async def agent_phone(self, extension: str, *, password: str | None = None) -> SippProcess:
         """A SIPp phone registering as `extension` (digest auth) and answering one call.
 
         It answers OPTIONS (qualify), rings, answers the agent leg, talks 3 s, hangs up, then
-        unregisters and exits.
+        unregisters and exits. `password` overrides the configured one (to be refused).
         """
         port = _free_udp_port(PHONE_HOST)
         args = [
@@ -352,7 +352,7 @@ class SippLauncher:
             "-sf", str(SCENARIOS / "agent_register.xml"),
             "-oocsf", str(SCENARIOS / "agent_answer.xml"),
             "-key", "agent", extension,
-            "-au", extension, "-ap", AGENT_PASSWORDS[extension],
+            "-au", extension, "-ap", password or AGENT_PASSWORDS[extension],
             "-i", PHONE_HOST, "-mi", PHONE_HOST, "-mp", str(_free_udp_port(PHONE_HOST)),
             "-m", "1", "-l", "1",
         ]  # fmt: skip

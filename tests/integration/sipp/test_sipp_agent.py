@@ -123,6 +123,19 @@ async def test_registered_agent_phone_answers_the_agent_leg(
     assert "INVITE sip:1001@127.0.0.2:" in phone.messages()
 
 
+async def test_phone_with_a_wrong_password_is_refused(sip_ami: Manager, sipp: SippLauncher) -> None:
+    events = AmiEvents(sip_ami, "ContactStatus")
+    phone = await sipp.agent_phone("1001", password="not-the-password")
+    # The challenge answered with the wrong secret is challenged again: SIPp, expecting 200,
+    # fails its only call and exits.
+    with pytest.raises(RuntimeError, match="exited 1"):
+        await phone.finish(timeout_s=30)
+    replies = [line for line in phone.messages().splitlines() if line.startswith("SIP/2.0 ")]
+    assert len(replies) >= 2  # the challenge, and the refusal of the answer to it
+    assert set(replies) == {"SIP/2.0 401 Unauthorized"}
+    assert not [e for e in events.seen if e.get("AOR") == "1001"]
+
+
 async def test_click_to_call_rings_the_phone_then_dials_the_customer_over_the_trunk(
     sip_asterisk: SipAsteriskSandbox, sip_ami: Manager, sipp: SippLauncher, tmp_path: Path
 ) -> None:
