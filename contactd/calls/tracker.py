@@ -11,25 +11,24 @@ domain event is emitted at most once, and events of unknown or finished calls ar
 from __future__ import annotations
 
 import logging
-import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Final
 
 from contactd.ami.actions import ATTEMPT_VARIABLE, OTHER_CHANNEL_SUFFIX
 from contactd.calls import outcome
+from contactd.calls.callstate import CallState, ended_event
 from contactd.calls.events import (
     AnsweredBy,
     CallAnswered,
     CallBridged,
-    CallEnded,
     CallEvent,
     CallRinging,
 )
+from contactd.calls.fields import RawEvent, integer, interface, stamp, text
 from contactd.calls.machine import can_move
-from contactd.enums import AttemptState, CallOutcome
+from contactd.enums import AttemptState
 
 log = logging.getLogger(__name__)
 
@@ -53,69 +52,15 @@ STATE_UP: Final = "6"
 FINISHED_MEMORY: Final = 20_000
 
 S = AttemptState
-RawEvent = Mapping[str, Any]
-
-
-def _text(event: RawEvent, key: str) -> str | None:
-    value = event.get(key)
-    return value if isinstance(value, str) else None
-
-
-def _int(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        return None
-
-
-def _stamp(value: Any, default: float) -> float:
-    if isinstance(value, str):
-        try:
-            stamp = float(value)
-        except ValueError:
-            return default
-        if math.isfinite(stamp):
-            return stamp
-    return default
-
-
-def _interface(channel: str) -> str:
-    """PJSIP/agent1-0000002a → PJSIP/agent1; Local/x@ctx-00000001;1 → Local/x@ctx."""
-    base = channel.split(";", 1)[0]
-    head, sep, tail = base.rpartition("-")
-    return head if sep and tail and all(c in "0123456789abcdef" for c in tail) else base
-
-
-@dataclass(slots=True)
-class _Call:
-    attempt_id: str
-    started: float
-    expect_amd: bool
-    state: AttemptState = S.DIALING
-    channel: str | None = None
-    primary_seen: bool = False
-    primary_gone: bool = False
-    answered_at: float | None = None
-    answered_by: AnsweredBy | None = None
-    amd_status: str | None = None
-    amd_cause: str | None = None
-    classified: bool = False
-    cause: int | None = None
-    leg_cause: int | None = None
-    reason: int | None = None
-    uniqueids: set[str] = field(default_factory=set)
-    linkedids: set[str] = field(default_factory=set)
 
 
 class CallTracker:
     """Follows watched attempts; `feed()` returns the domain events one raw event produced."""
 
     def __init__(self, *, wall_clock: Callable[[float], datetime] | None = None) -> None:
-        self._calls: dict[str, _Call] = {}
-        self._by_link: dict[str, _Call] = {}
-        self._by_uid: dict[str, _Call] = {}
+        self._calls: dict[str, CallState] = {}
+        self._by_link: dict[str, CallState] = {}
+        self._by_uid: dict[str, CallState] = {}
         self._bridges: dict[str, dict[str, str]] = {}
         self._finished: OrderedDict[str, None] = OrderedDict()
         self._to_datetime = wall_clock or (lambda ts: datetime.fromtimestamp(ts, UTC))
@@ -139,7 +84,7 @@ class CallTracker:
         """Follow an attempt; call before its Originate goes out."""
         if attempt_id in self._calls or attempt_id in self._finished:
             return
-        call = _Call(attempt_id, started, expect_amd)
+        call = CallState(attempt_id, started, expect_amd)
         self._calls[attempt_id] = call
         self._link(call, attempt_id)
         self._link_uid(call, attempt_id)
@@ -163,11 +108,11 @@ class CallTracker:
         call = self._calls.get(attempt_id)
         return call.channel if call else None
 
-    def _link(self, call: _Call, linkedid: str) -> None:
+    def _link(self, call: CallState, linkedid: str) -> None:
         call.linkedids.add(linkedid)
         self._by_link[linkedid] = call
 
-    def _link_uid(self, call: _Call, uniqueid: str) -> None:
+    def _link_uid(self, call: CallState, uniqueid: str) -> None:
         call.uniqueids.add(uniqueid)
         self._by_uid[uniqueid] = call
 
@@ -180,13 +125,13 @@ class CallTracker:
             if handler is None:
                 return []
             # manager.conf timestampevents=yes: Asterisk's own clock makes durations exact.
-            return handler(event, _stamp(event.get("Timestamp"), now))
+            return handler(event, stamp(event.get("Timestamp"), now))
         except Exception:
             self.malformed += 1
             log.warning("malformed AMI event ignored by the call tracker", exc_info=True)
             return []
 
-    def _find(self, event: RawEvent) -> _Call | None:
+    def _find(self, event: RawEvent) -> CallState | None:
         linkedid = event.get("Linkedid")
         if isinstance(linkedid, str):
             call = self._by_link.get(linkedid)
@@ -197,16 +142,16 @@ class CallTracker:
             return self._by_uid.get(uniqueid)
         return None
 
-    def _is_primary(self, call: _Call, event: RawEvent) -> bool:
+    def _is_primary(self, call: CallState, event: RawEvent) -> bool:
         return event.get("Uniqueid") == call.attempt_id
 
     # ---- handlers --------------------------------------------------------------------
     def _originate_response(self, event: RawEvent, now: float) -> list[CallEvent]:
-        action_id = _text(event, "ActionID")
+        action_id = text(event, "ActionID")
         call = self._calls.get(action_id) if action_id else None
         if call is None:
             return []
-        reason = _int(_text(event, "Reason"))
+        reason = integer(text(event, "Reason"))
         if reason is None:
             log.warning("OriginateResponse without a numeric Reason", extra={"attempt": action_id})
             return []
@@ -215,7 +160,7 @@ class CallTracker:
             return self._answered(call, now)
         # A Uniqueid means a channel existed: its Hangup (which may come later, the event
         # paths inside Asterisk differ) brings the exact cause. "<null>": no channel at all.
-        uniqueid = _text(event, "Uniqueid")
+        uniqueid = text(event, "Uniqueid")
         had_channel = call.primary_seen or uniqueid not in (None, "", "<null>")
         if call.primary_gone or not had_channel:
             return self._end(call, now)
@@ -225,7 +170,7 @@ class CallTracker:
         call = self._find(event)
         if call is not None and self._is_primary(call, event):
             call.primary_seen = True
-            call.channel = _text(event, "Channel") or call.channel
+            call.channel = text(event, "Channel") or call.channel
         return []
 
     def _newstate(self, event: RawEvent, now: float) -> list[CallEvent]:
@@ -236,7 +181,7 @@ class CallTracker:
         primary = self._is_primary(call, event)
         if primary:
             call.primary_seen = True
-            call.channel = _text(event, "Channel") or call.channel
+            call.channel = text(event, "Channel") or call.channel
         if state == STATE_UP and primary:
             return self._answered(call, now)
         if state == STATE_RINGING and can_move(call.state, S.RINGING):
@@ -246,7 +191,7 @@ class CallTracker:
 
     def _dial_begin(self, event: RawEvent, now: float) -> list[CallEvent]:
         call = self._find(event)
-        dest = _text(event, "DestUniqueid")
+        dest = text(event, "DestUniqueid")
         if call is not None and dest:
             self._link_uid(call, dest)
         return []
@@ -255,15 +200,15 @@ class CallTracker:
         call = self._find(event)
         if call is None:
             return []
-        cause = outcome.DIALSTATUS_CAUSE.get(_text(event, "DialStatus") or "")
+        cause = outcome.DIALSTATUS_CAUSE.get(text(event, "DialStatus") or "")
         if cause is not None:
             call.leg_cause = cause
         return []
 
     def _bridge_enter(self, event: RawEvent, now: float) -> list[CallEvent]:
-        bridge = _text(event, "BridgeUniqueid")
-        uniqueid = _text(event, "Uniqueid")
-        channel = _text(event, "Channel")
+        bridge = text(event, "BridgeUniqueid")
+        uniqueid = text(event, "Uniqueid")
+        channel = text(event, "Channel")
         if not bridge or not uniqueid or channel is None:
             return []
         members = self._bridges.setdefault(bridge, {})
@@ -284,15 +229,15 @@ class CallTracker:
                 CallBridged(
                     attempt_id=call.attempt_id,
                     agent_channel=agent,
-                    agent_interface=_interface(agent),
+                    agent_interface=interface(agent),
                 )
             )
             return out
         return []
 
     def _bridge_leave(self, event: RawEvent, now: float) -> list[CallEvent]:
-        bridge = _text(event, "BridgeUniqueid")
-        uniqueid = _text(event, "Uniqueid")
+        bridge = text(event, "BridgeUniqueid")
+        uniqueid = text(event, "Uniqueid")
         members = self._bridges.get(bridge or "")
         if members is not None and uniqueid is not None:
             members.pop(uniqueid, None)
@@ -301,14 +246,14 @@ class CallTracker:
         return []
 
     def _hangup(self, event: RawEvent, now: float) -> list[CallEvent]:
-        uniqueid = _text(event, "Uniqueid")
+        uniqueid = text(event, "Uniqueid")
         if uniqueid is not None:
             for members in self._bridges.values():
                 members.pop(uniqueid, None)
         call = self._find(event)
         if call is None:
             return []
-        cause = _int(_text(event, "Cause"))
+        cause = integer(text(event, "Cause"))
         if not self._is_primary(call, event):
             if outcome.is_specific(cause):
                 call.leg_cause = cause
@@ -316,7 +261,7 @@ class CallTracker:
         call.primary_seen = True
         call.primary_gone = True
         call.cause = cause
-        call.channel = _text(event, "Channel") or call.channel
+        call.channel = text(event, "Channel") or call.channel
         if call.state in (S.ANSWERED, S.BRIDGED) or call.reason is not None:
             return self._end(call, now)
         return []  # unanswered: wait for OriginateResponse, whose Reason makes the outcome exact
@@ -324,17 +269,17 @@ class CallTracker:
     def _user_event(self, event: RawEvent, now: float) -> list[CallEvent]:
         if event.get("UserEvent") != AMD_USER_EVENT:
             return []
-        call = self._find(event) or self._calls.get(_text(event, "Attempt") or "")
+        call = self._find(event) or self._calls.get(text(event, "Attempt") or "")
         if call is None:
             return []
-        return self._amd(call, _text(event, "Status"), _text(event, "Cause"), now)
+        return self._amd(call, text(event, "Status"), text(event, "Cause"), now)
 
     def _varset(self, event: RawEvent, now: float) -> list[CallEvent]:
-        variable = _text(event, "Variable")
+        variable = text(event, "Variable")
         if variable == ATTEMPT_VARIABLE:
-            call = self._calls.get(_text(event, "Value") or "")
-            uniqueid = _text(event, "Uniqueid")
-            linkedid = _text(event, "Linkedid")
+            call = self._calls.get(text(event, "Value") or "")
+            uniqueid = text(event, "Uniqueid")
+            linkedid = text(event, "Linkedid")
             if call is not None and uniqueid:
                 self._link_uid(call, uniqueid)
                 if linkedid:
@@ -343,11 +288,11 @@ class CallTracker:
         if variable == "AMDSTATUS":
             call = self._find(event)
             if call is not None:
-                return self._amd(call, _text(event, "Value"), None, now)
+                return self._amd(call, text(event, "Value"), None, now)
         return []
 
     # ---- transitions -----------------------------------------------------------------
-    def _answered(self, call: _Call, now: float) -> list[CallEvent]:
+    def _answered(self, call: CallState, now: float) -> list[CallEvent]:
         if not can_move(call.state, S.ANSWERED):
             return []
         call.state = S.ANSWERED
@@ -357,7 +302,7 @@ class CallTracker:
         return []
 
     def _amd(
-        self, call: _Call, status: str | None, cause: str | None, now: float
+        self, call: CallState, status: str | None, cause: str | None, now: float
     ) -> list[CallEvent]:
         if call.amd_status is not None:
             return []
@@ -366,7 +311,7 @@ class CallTracker:
         out = self._answered(call, now)  # an AMD verdict proves the answer, whatever came first
         return out or self._classify_if_needed(call, now)
 
-    def _classify_if_needed(self, call: _Call, now: float) -> list[CallEvent]:
+    def _classify_if_needed(self, call: CallState, now: float) -> list[CallEvent]:
         if call.classified or call.answered_at is None:
             return []
         call.classified = True
@@ -384,43 +329,14 @@ class CallTracker:
             )
         ]
 
-    def _end(self, call: _Call, now: float, *, lost: bool = False) -> list[CallEvent]:
-        out = self._classify_if_needed(call, now)
-        cause = call.cause
-        if call.answered_at is not None:
-            result = outcome.answered_outcome(call.answered_by)
-        else:
-            if not outcome.is_specific(cause) and outcome.is_specific(call.leg_cause):
-                cause = call.leg_cause
-            if (
-                not outcome.is_specific(cause)
-                and call.reason is not None
-                and call.reason in outcome.REASON_CAUSE
-            ):
-                cause = outcome.REASON_CAUSE[call.reason]
-            result = outcome.unanswered_outcome(cause, call.reason)
-        if lost and (call.answered_at is not None or call.reason is None):
-            # Its end was never seen: LOST (answered_by still tells who had picked up).
-            result = CallOutcome.LOST
-        end_ring = call.answered_at if call.answered_at is not None else now
-        out.append(
-            CallEnded(
-                attempt_id=call.attempt_id,
-                outcome=result,
-                cause=cause,
-                cause_text=outcome.cause_text(cause),
-                originate_reason=call.reason,
-                ring_s=round(max(0.0, end_ring - call.started), 3),
-                talk_s=round(max(0.0, now - call.answered_at), 3) if call.answered_at else 0.0,
-                answered_by=call.answered_by,
-                lost=result is CallOutcome.LOST,
-            )
-        )
+    def _end(self, call: CallState, now: float, *, lost: bool = False) -> list[CallEvent]:
+        out: list[CallEvent] = [*self._classify_if_needed(call, now)]
+        out.append(ended_event(call, now, lost=lost))
         call.state = S.ENDED
         self._forget(call)
         return out
 
-    def _forget(self, call: _Call) -> None:
+    def _forget(self, call: CallState) -> None:
         self._calls.pop(call.attempt_id, None)
         for uniqueid in call.uniqueids:
             if self._by_uid.get(uniqueid) is call:
