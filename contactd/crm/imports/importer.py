@@ -12,8 +12,10 @@ import contextlib
 import csv
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Final
 
@@ -33,6 +35,7 @@ from contactd.db.session import Database
 from contactd.enums import CustomFieldEntity
 
 BATCH_ROWS: Final = 5000
+PROCESS_BYTES: Final = 4 << 20  # files from ~40,000 rows validate in a worker process
 _FILLABLE: Final = ("first_name", "last_name", "job_title", "notes")
 _PHONE_COLUMNS: Final = ("contact_id", "e164", "type", "label", "region", "time_zones",
                          "is_primary")
@@ -137,8 +140,65 @@ class _Batches:
         return read, rows, errors, empty
 
 
+Batch = tuple[int, list[ContactRow], list[RowError], int]
+
+# The validating side of an import running in a worker process (one per import): its state
+# lives here between calls, the executor has a single worker.
+_WORKER: _Batches | None = None
+
+
+def _worker_open(
+    path: Path, ctx: _Context, region: str | None, mapping: Mapping[str, str] | None
+) -> dict[str, str]:
+    global _WORKER
+    _WORKER = _Batches(path, ctx, region, mapping)
+    return _WORKER.start()
+
+
+def _worker_next(size: int) -> tuple[Batch | None, FileStats]:
+    assert _WORKER is not None
+    return _WORKER.next(size), _WORKER.stats
+
+
+class _Reader:
+    """Reads and validates batches off the event loop: in a thread for small files, in a
+    worker process for big ones, where validation (pure Python, GIL-bound) gets a core of its
+    own while this process writes."""
+
+    def __init__(self, path: Path, ctx: _Context, region: str | None,
+                 mapping: Mapping[str, str] | None, *, process: bool) -> None:
+        self.args = (path, _Context(ctx.fields, ctx.users, {}, {}), region, mapping)
+        self.stats = FileStats()
+        self._executor: ProcessPoolExecutor | None = None
+        self._batches: _Batches | None = None
+        if process:
+            self._executor = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
+
+    async def start(self) -> dict[str, str]:
+        if self._executor is None:
+            self._batches = await asyncio.to_thread(_Batches, *self.args)
+            self.stats = self._batches.stats
+            return await asyncio.to_thread(self._batches.start)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, _worker_open, *self.args)
+
+    async def next(self, size: int) -> Batch | None:
+        if self._batches is not None:
+            return await asyncio.to_thread(self._batches.next, size)
+        assert self._executor is not None
+        loop = asyncio.get_running_loop()
+        batch, self.stats = await loop.run_in_executor(self._executor, _worker_next, size)
+        return batch
+
+    async def close(self) -> None:
+        if self._executor is not None:
+            await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
+
+
 class ContactImporter:
-    """Imports one file; `progress(rows_done)` is called after every batch."""
+    """Imports one file; `progress(rows_done)` is called after every batch.
+
+    `processes`: validate in a worker process (None: when the file is over PROCESS_BYTES)."""
 
     def __init__(
         self,
@@ -147,8 +207,10 @@ class ContactImporter:
         default_region: str | None,
         batch_rows: int = BATCH_ROWS,
         progress: Callable[[int], None] | None = None,
+        processes: bool | None = None,
     ) -> None:
         self.db = db
+        self.processes = processes
         self.region = default_region
         self.batch_rows = batch_rows
         self.progress = progress
@@ -166,19 +228,30 @@ class ContactImporter:
         started = time.perf_counter()
         report = ImportReport(path=path, dry_run=dry_run)
         ctx = await self._context()
-        batches = await asyncio.to_thread(_Batches, path, ctx, self.region, mapping)
-        report.columns = await asyncio.to_thread(batches.start)
+        process = self.processes
+        if process is None:
+            size = await asyncio.to_thread(lambda: path.stat().st_size if path.exists() else 0)
+            process = size >= PROCESS_BYTES
+        reader = _Reader(path, ctx, self.region, mapping, process=process)
+        try:
+            report.columns = await reader.start()
+            await self._pump(reader, ctx, report, dry_run)
+        finally:
+            await reader.close()
+        report.kind, report.delimiter = reader.stats.kind, _delimiter(reader.stats)
+        report.encodings = dict(reader.stats.encodings)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    async def _pump(
+        self, reader: _Reader, ctx: _Context, report: ImportReport, dry_run: bool
+    ) -> None:
         failed_rows: set[int] = set()
-        # Validate batch n+1 in a worker thread while batch n is written (SQLite releases the
-        # GIL while it works, so both cores are busy).
-        ahead = asyncio.create_task(
-            asyncio.to_thread(batches.next, self.batch_rows), name="crm-import-read"
-        )
+        # Validate batch n+1 while batch n is written.
+        ahead = asyncio.create_task(reader.next(self.batch_rows), name="crm-import-read")
         try:
             while (batch := await ahead) is not None:
-                ahead = asyncio.create_task(
-                    asyncio.to_thread(batches.next, self.batch_rows), name="crm-import-read"
-                )
+                ahead = asyncio.create_task(reader.next(self.batch_rows), name="crm-import-read")
                 read, rows, errors, empty = batch
                 report.rows += read
                 report.empty += empty
@@ -193,10 +266,6 @@ class ContactImporter:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await ahead
         report.invalid = len(failed_rows)
-        report.kind, report.delimiter = batches.stats.kind, _delimiter(batches.stats)
-        report.encodings = dict(batches.stats.encodings)
-        report.seconds = time.perf_counter() - started
-        return report
 
     async def _context(self) -> _Context:
         async with self.db.engine.connect() as conn:

@@ -148,7 +148,10 @@ async def test_dry_run_writes_nothing_and_counts_the_same(
     assert (real.imported, real.duplicates, real.invalid) == (1, 1, 1)
 
 
-async def test_ten_thousand_rows_with_explicit_mapping(crm_db: Database, tmp_path: Path) -> None:
+@pytest.mark.parametrize("processes", [False, True], ids=["thread", "worker-process"])
+async def test_ten_thousand_rows_with_explicit_mapping(
+    crm_db: Database, tmp_path: Path, processes: bool
+) -> None:
     lines = ["Kunde,Rufnummer,Kennung"]
     for i in range(10_000):
         number = f"030 {2000000 + i}" if i % 100 else "12"  # every 100th invalid
@@ -159,7 +162,8 @@ async def test_ten_thousand_rows_with_explicit_mapping(crm_db: Database, tmp_pat
         session.add(CustomFieldDef(entity=CustomFieldEntity.CONTACT, key="kennung",
                                    label="Kennung", type=CustomFieldType.TEXT))
     seen: list[int] = []
-    report = await importer(crm_db, batch_rows=3000, progress=seen.append).run(
+    report = await importer(crm_db, batch_rows=3000, progress=seen.append,
+                            processes=processes).run(
         path, mapping={"Kunde": "full_name", "Rufnummer": "phone", "Kennung": "custom:kennung"}
     )
     assert (report.imported, report.invalid) == (9_900, 100)
@@ -239,3 +243,13 @@ async def test_unreadable_files(
     assert message in str(caught.value)
     with pytest.raises(ImportFileError):
         await importer(crm_db).run(tmp_path / "missing.csv")
+
+
+async def test_unreadable_file_reported_from_the_worker_process(
+    crm_db: Database, tmp_path: Path
+) -> None:
+    path = tmp_path / "nothing.csv"
+    path.write_bytes(b"colour,size\nred,XL\n")
+    with pytest.raises(ImportFileError) as caught:
+        await importer(crm_db, processes=True).run(path)
+    assert "no column looks like" in str(caught.value)
