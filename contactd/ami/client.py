@@ -201,7 +201,7 @@ class AmiClient(AmiCommands):
         while True:
             try:
                 await self._open_link()
-            except (OSError, TimeoutError, AmiError) as exc:
+            except Exception as exc:  # any failure to connect means: back off and retry
                 self._close_link(f"connect failed: {exc}")
                 wait = self._backoff(delay)
                 log.warning(
@@ -221,7 +221,11 @@ class AmiClient(AmiCommands):
             self._set_state(LinkState.CONNECTED, f"{self.settings.host}:{self.settings.port}")
             for listener in self._listeners:
                 self._spawn(listener(self._epoch), "ami-on-connected")
-            await self._keep_alive()
+            try:
+                await self._keep_alive()
+            except Exception:
+                log.exception("AMI keep-alive failed; dropping the link")
+                self._close_link("keep-alive failed")
             self._set_state(LinkState.RECONNECTING, "link lost")
 
     def _backoff(self, delay: float) -> float:
@@ -299,8 +303,8 @@ class AmiClient(AmiCommands):
             except AmiTimeout:
                 log.warning("AMI Ping unanswered; dropping the link to reconnect")
                 self._close_link("ping timeout")
-            except AmiDisconnected:
-                return
+            except (AmiDisconnected, AmiUnavailable):
+                return  # the link fell meanwhile
 
     def _on_lost(self, exc: object) -> None:
         """Called by panoramisk when the transport closed (or Asterisk said Shutdown)."""
