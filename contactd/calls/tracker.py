@@ -61,7 +61,8 @@ class CallTracker:
         self._calls: dict[str, CallState] = {}
         self._by_link: dict[str, CallState] = {}
         self._by_uid: dict[str, CallState] = {}
-        self._bridges: dict[str, dict[str, str]] = {}
+        self._bridges: dict[str, dict[str, str]] = {}  # bridge id → {uniqueid: channel}
+        self._bridge_of: dict[str, str] = {}  # uniqueid → bridge id
         self._finished: OrderedDict[str, None] = OrderedDict()
         self._to_datetime = wall_clock or (lambda ts: datetime.fromtimestamp(ts, UTC))
         self.malformed = 0
@@ -211,8 +212,10 @@ class CallTracker:
         channel = text(event, "Channel")
         if not bridge or not uniqueid or channel is None:
             return []
+        self._leave_bridge(uniqueid)  # a channel is in one bridge at a time
         members = self._bridges.setdefault(bridge, {})
         members[uniqueid] = channel
+        self._bridge_of[uniqueid] = bridge
         if len(members) < 2:
             return []
         for member_uid in members:
@@ -236,20 +239,23 @@ class CallTracker:
         return []
 
     def _bridge_leave(self, event: RawEvent, now: float) -> list[CallEvent]:
-        bridge = text(event, "BridgeUniqueid")
         uniqueid = text(event, "Uniqueid")
-        members = self._bridges.get(bridge or "")
-        if members is not None and uniqueid is not None:
+        if uniqueid is not None and self._bridge_of.get(uniqueid) == text(event, "BridgeUniqueid"):
+            self._leave_bridge(uniqueid)
+        return []
+
+    def _leave_bridge(self, uniqueid: str) -> None:
+        bridge = self._bridge_of.pop(uniqueid, None)
+        members = self._bridges.get(bridge) if bridge is not None else None
+        if bridge is not None and members is not None:
             members.pop(uniqueid, None)
             if not members:
-                del self._bridges[bridge or ""]
-        return []
+                del self._bridges[bridge]
 
     def _hangup(self, event: RawEvent, now: float) -> list[CallEvent]:
         uniqueid = text(event, "Uniqueid")
         if uniqueid is not None:
-            for members in self._bridges.values():
-                members.pop(uniqueid, None)
+            self._leave_bridge(uniqueid)
         call = self._find(event)
         if call is None:
             return []
