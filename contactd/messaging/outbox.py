@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Final, cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from contactd.db.models.crm import Interaction
@@ -40,6 +40,7 @@ OUTBOX = cast(Table, OutboxMessage.__table__)
 INTERACTIONS = cast(Table, Interaction.__table__)
 EARLY_RECEIPT_WAIT_S: Final = 2.0  # a receipt may overtake the submit_sm_resp bookkeeping
 IDLE_WAKE_S: Final = 30.0
+CLOSE_TIMEOUT_S: Final = 10.0
 WRITE_BATCH: Final = 1000
 FAILED_STATS: Final = {"UNDELIV", "REJECTD", "DELETED", "UNKNOWN"}
 _EVENT = {
@@ -138,6 +139,7 @@ class Outbox:
         self._early: dict[str, asyncio.Future[int]] = {}
         self._committed = asyncio.Condition()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
         self.stats = OutboxStats()
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -161,14 +163,27 @@ class Outbox:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        for task in list(self._tasks):
-            if task.get_name() == "outbox-dispatch" or task.get_name().startswith("outbox-send"):
-                task.cancel()
+        # The dispatcher finishes its current database step (cancelling a task inside an
+        # aiosqlite call leaves the pooled connection broken); sends only wait on providers.
+        self._closing = True
+        self._wake.set()
+        await self._finish(lambda name: name == "outbox-dispatch", cancel=False)
+        await self._finish(lambda name: name.startswith("outbox-send"), cancel=True)
         # Let the writer record what already happened; rows still `sending` resume next start.
         await self._writes.join()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._finish(lambda name: name == "outbox-writer", cancel=True)
+        await self._finish(lambda name: True, cancel=False)
+
+    async def _finish(self, which: Callable[[str], bool], *, cancel: bool) -> None:
+        tasks = [t for t in self._tasks if which(t.get_name())]
+        if cancel:
+            for task in tasks:
+                task.cancel()
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT_S)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     def _spawn(self, coro: Awaitable[None], name: str) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
@@ -282,14 +297,14 @@ class Outbox:
 
     # -- dispatch -------------------------------------------------------------------------
     async def _dispatch_loop(self) -> None:
-        while True:
+        while not self._closing:
             self._wake.clear()
             claimed = 0
             for channel, limit in self._limits.items():
                 free = limit - self._inflight[channel]
                 if free > 0:
                     claimed += await self._claim(channel, min(free, self._claim_batch))
-            if claimed:
+            if claimed or self._closing:
                 continue
             await self._expire_stale()
             wait_s = await self._seconds_to_next_due()
@@ -406,6 +421,9 @@ class Outbox:
     # -- receipts -------------------------------------------------------------------------
     async def on_receipt(self, receipt: DeliverSm) -> None:
         """Apply an SMPP delivery receipt; returns once the outcome is committed."""
+        if self._closing:
+            # Not acknowledged, so the SMSC delivers it again after the next bind.
+            raise TemporaryFailureError("outbox is closing")
         part = receipt.receipt_id or ""
         message_id = self._by_part.get(part)
         if message_id is None:
@@ -485,7 +503,8 @@ class Outbox:
                     stmt = (
                         update(OUTBOX)
                         .where(OUTBOX.c.id == bindparam("b_id"))
-                        .where(OUTBOX.c.state.in_(sources_of(state)))
+                        # Not IN (…): expanding parameters cannot be used with executemany.
+                        .where(or_(*(OUTBOX.c.state == src for src in sources_of(state))))
                         .values(state=state, **{k: bindparam(f"b_{k}") for k in keys})
                     )
                     params = [

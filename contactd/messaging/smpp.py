@@ -87,7 +87,7 @@ def parse_deliver(pdu: Any) -> DeliverSm:
 class SlidingRateLimiter:
     """At most `rate` acquisitions inside any one-second window (a provider's hard cap)."""
 
-    def __init__(self, rate: float, *, margin_s: float = 0.01) -> None:
+    def __init__(self, rate: float, *, margin_s: float = 0.05) -> None:
         self.limit = max(1, int(rate))
         self._span = 1.0 + margin_s
         self._times: deque[float] = deque()
@@ -200,9 +200,16 @@ class SmppClient:
         await self._close()
 
     async def _close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        tasks = list(self._tasks)
+        for task in tasks:
+            if task.get_name() == "smpp-enquire-link":
+                task.cancel()
+        # deliver_sm handlers write to the database: let them finish rather than cut them.
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=self._response_timeout_s)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         if self._io is not None:
             self._io.stop()
             await asyncio.to_thread(self._io.join, 5.0)
@@ -327,9 +334,11 @@ class SmppClient:
             pause = self._paused_until - time.monotonic()
             if pause > 0:
                 await asyncio.sleep(pause)
-            if self._limiter is not None:
-                await self._limiter.acquire()
             async with self._window:
+                # Inside the window: a token taken while waiting for a slot would let sends
+                # bunch up later and break the cap as the SMSC measures it.
+                if self._limiter is not None:
+                    await self._limiter.acquire()
                 response = await self._request(
                     "submit_sm",
                     source_addr=sender,

@@ -48,6 +48,8 @@ class SequenceGenerator:
 class _Client(smpplib.client.Client):  # type: ignore[misc]
     """smpplib's client with TCP_NODELAY and a raw write for PDUs encoded elsewhere."""
 
+    _socket: socket.socket | None
+
     def _create_socket(self) -> socket.socket:
         sock: socket.socket = super()._create_socket()
         # Nagle's algorithm delays small PDUs waiting for ACKs: 78 -> 1,757 msg/s measured.
@@ -59,6 +61,18 @@ class _Client(smpplib.client.Client):  # type: ignore[misc]
         if sock is None:
             raise smpplib.exceptions.ConnectionError("not connected")
         sock.sendall(data)
+
+    def block_forever(self) -> None:
+        if self._socket is not None:
+            self._socket.settimeout(None)
+
+    def close_quietly(self) -> None:
+        """smpplib's disconnect() logs a warning whenever it is not unbound first; we know."""
+        sock, self._socket = self._socket, None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
+        self.state = smpplib.consts.SMPP_CLIENT_STATE_CLOSED
 
     def shutdown(self) -> None:
         sock = self._socket
@@ -238,15 +252,15 @@ class SmppIo:
             status = int(exc.args[1]) if len(exc.args) > 1 else smpplib.consts.SMPP_ESME_RBINDFAIL
             desc = smpplib.consts.DESCRIPTIONS.get(status, "bind refused")
             self._report(BindRefused(status, desc))
-            client.disconnect()
+            client.close_quietly()
             return None
         except (OSError, smpplib.exceptions.ConnectionError) as exc:
             log.info("smpp connect to %s:%s failed: %s", ep.host, ep.port, exc or "refused")
-            client.disconnect()
+            client.close_quietly()
             return None
         # Blocking reads without a timeout: a timeout between a PDU's length and its body would
         # desynchronise smpplib's reader. stop()/drop() wake it by shutting the socket down.
-        client._socket.settimeout(None)
+        client.block_forever()
         return client
 
     def _read_loop(self) -> None:
@@ -264,8 +278,7 @@ class SmppIo:
             self._report(Up(generation))
             reason = self._read_until_closed(client, generation)
             self._client = None
-            with contextlib.suppress(OSError):
-                client.disconnect()
+            client.close_quietly()
             self._report(Down(generation, reason))
             if not self._stopping.is_set():
                 self._stopping.wait(delay)

@@ -127,6 +127,7 @@ class Smsc {
     this.counts = { binds: 0, bind_failures: 0, submits: 0, throttled: 0, queue_full: 0,
       rejected: 0, receipts_sent: 0, receipts_acked: 0, enquire_links: 0, unbinds: 0 };
     this.arrivals = {}; // system_id -> arrival times (ms) of accepted submits
+    this.pendingReceipts = {}; // system_id -> receipts whose session closed before sending
     this.recent = {}; // system_id -> arrival times in the last second (for throttling)
   }
 
@@ -157,18 +158,30 @@ class Smsc {
 
   dropSessions(abrupt) {
     for (const session of this.sessions) {
+      // Paused: PDUs not yet read stay unanswered (the client must resend them); answers
+      // already written are flushed before the FIN. A paused socket never sees the peer's
+      // FIN, so it is destroyed once our side is flushed.
       session.pause();
       if (abrupt) session.destroy();
-      else session.close();
+      else session.socket.end(() => session.destroy());
     }
     this.sessions.clear();
   }
 
   onSession(session) {
     session.bound = null;
+    session.unacked = new Map(); // sequence -> receipt not yet answered with deliver_sm_resp
     this.sessions.add(session);
     session.socket.setNoDelay(true);
-    session.on('close', () => this.sessions.delete(session));
+    session.on('close', () => {
+      this.sessions.delete(session);
+      // Unanswered receipts are delivered again after the next bind, as an SMSC does.
+      for (const receipt of session.unacked.values()) {
+        (this.pendingReceipts[receipt.system_id] =
+          this.pendingReceipts[receipt.system_id] || []).push(receipt);
+      }
+      session.unacked.clear();
+    });
     session.on('error', () => this.sessions.delete(session));
     const onBind = (mode) => (pdu) => {
       const expected = this.opts.accounts[pdu.system_id];
@@ -182,6 +195,12 @@ class Smsc {
       this.counts.binds++;
       session.bound = { mode, system_id: pdu.system_id };
       session.send(pdu.response({ system_id: 'contactd-smsc-peer' }));
+      if (mode !== 'transmitter') {
+        // Like a real SMSC, receipts wait for the account's next receiver bind.
+        const waiting = this.pendingReceipts[pdu.system_id] || [];
+        delete this.pendingReceipts[pdu.system_id];
+        for (const receipt of waiting) this.sendReceipt(session, receipt);
+      }
     };
     session.on('bind_transceiver', onBind('transceiver'));
     session.on('bind_transmitter', onBind('transmitter'));
@@ -196,7 +215,7 @@ class Smsc {
       session.close();
     });
     session.on('submit_sm', (pdu) => this.onSubmit(session, pdu));
-    session.on('deliver_sm_resp', (pdu) => this.onDeliverResp(pdu));
+    session.on('deliver_sm_resp', (pdu) => this.onDeliverResp(session, pdu));
     session.on('unknown', (pdu) => session.send(pdu.response()));
   }
 
@@ -264,22 +283,21 @@ class Smsc {
       });
     }
     if (this.config.receipts && (pdu.registered_delivery & 0x01)) {
-      const send = () => this.sendReceipt(session, pdu, messageId);
+      const receipt = this.makeReceipt(id, pdu, messageId);
+      const send = () => this.sendReceipt(session, receipt);
       if (this.config.receipt_delay_ms > 0) setTimeout(send, this.config.receipt_delay_ms);
       else setImmediate(send);
     }
   }
 
-  sendReceipt(session, submit, messageId) {
-    if (!this.sessions.has(session) || !session.bound || session.bound.mode === 'transmitter') {
-      return;
-    }
+  makeReceipt(systemId, submit, messageId) {
     const stat = this.config.receipt_stat[submit.destination_addr] || 'DELIVRD';
     const now = smppTime(new Date());
     const delivered = stat === 'DELIVRD' ? '001' : '000';
     const text = `id:${messageId} sub:001 dlvrd:${delivered} submit date:${now} ` +
       `done date:${now} stat:${stat} err:${stat === 'DELIVRD' ? '000' : '001'} text:`;
-    session.deliver_sm({
+    return {
+      system_id: systemId,
       source_addr: submit.destination_addr,
       destination_addr: submit.source_addr,
       esm_class: 0x04,
@@ -287,14 +305,34 @@ class Smsc {
       short_message: Buffer.from(text, 'latin1'),
       receipted_message_id: messageId,
       message_state: RECEIPT_STATE[stat] || 7,
-    });
+    };
+  }
+
+  sendReceipt(session, receipt) {
+    let target = session;
+    if (!this.sessions.has(target) || !target.bound || target.bound.mode === 'transmitter') {
+      target = [...this.sessions].find((s) => s.bound && s.bound.mode !== 'transmitter' &&
+        s.bound.system_id === receipt.system_id);
+    }
+    if (!target) {
+      (this.pendingReceipts[receipt.system_id] =
+        this.pendingReceipts[receipt.system_id] || []).push(receipt);
+      return;
+    }
+    const { system_id: _ignored, ...fields } = receipt;
+    target.deliver_sm(fields);
+    target.unacked.set(target.sequence, receipt);
     this.counts.receipts_sent++;
   }
 
-  onDeliverResp(pdu) {
+  onDeliverResp(session, pdu) {
+    if (session.unacked.has(pdu.sequence_number)) {
+      if (pdu.command_status === 0) session.unacked.delete(pdu.sequence_number);
+      this.counts.receipts_acked++;
+      return;
+    }
     const mo = this.mo.find((m) => m.sequence_number === pdu.sequence_number && m.status === null);
     if (mo) mo.status = pdu.command_status;
-    else this.counts.receipts_acked++;
   }
 
   injectMo(body) {
@@ -383,6 +421,7 @@ function control(smsc) {
     },
     'GET /mo': async () => ({ mo: smsc.mo }),
     'POST /reset': async () => {
+      for (const session of smsc.sessions) session.unacked.clear(); // nothing carries over
       smsc.dropSessions(true);
       smsc.reset();
       await smsc.listen();

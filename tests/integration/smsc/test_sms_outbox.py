@@ -1,0 +1,251 @@
+"""The outbox sending SMS through the real SMSC peer: receipts, outages, restarts, STOP replies."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from contactd.config import Settings
+from contactd.db.models import (
+    ChannelDecision,
+    Consent,
+    Contact,
+    ContactPhone,
+    DoNotCall,
+    Interaction,
+    OutboxMessage,
+)
+from contactd.db.session import Database
+from contactd.enums import (
+    CallOutcome,
+    Channel,
+    ConsentStatus,
+    Direction,
+    InteractionKind,
+    MessageState,
+    PhoneType,
+)
+from contactd.events import EventBus
+from contactd.messaging.events import InboundSmsReceived, MessageDelivered
+from contactd.messaging.outbox import OutboundMessage
+from contactd.messaging.service import Messaging
+from tests.peers.smsc import SmscPeer
+
+pytestmark = pytest.mark.smsc
+
+
+def messaging(
+    settings: Settings, smsc: SmscPeer, db: Database, bus: EventBus | None = None, **smpp: Any
+) -> Messaging:
+    configured = settings.model_copy(update={"smpp": smsc.settings(**smpp)})
+    return Messaging(
+        configured,
+        db,
+        bus,
+        is_window_open=lambda *_: True,
+        smpp_options={"reconnect_s": (0.1, 1.0), "wait_connected_s": 2.0},
+        outbox_options={"retry_base_s": 0.5, "retry_max_s": 2.0, "max_attempts": 100},
+    )
+
+
+def sms(i: int, **extra: Any) -> OutboundMessage:
+    return OutboundMessage(f"sms-{i}", Channel.SMS, f"+4915200{i:05d}", f"message {i}", **extra)
+
+
+async def rows(db: Database) -> list[OutboxMessage]:
+    async with db.session() as session:
+        return list((await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))).all())
+
+
+async def test_each_message_is_delivered_once_and_a_repeated_key_sends_nothing(
+    settings: Settings, smsc: SmscPeer, db: Database
+) -> None:
+    bus = EventBus()
+    delivered: list[int] = []
+    bus.subscribe(MessageDelivered, lambda e: delivered.append(e.message_id))
+    async with messaging(settings, smsc, db, bus) as m:
+        ids = await m.outbox.enqueue_many([sms(i) for i in range(300)])
+        await m.outbox.wait_for(lambda s: s.delivered == 300, 60)
+        again = await m.outbox.enqueue_many([sms(i) for i in range(300)])
+        assert again == ids
+    stored = await rows(db)
+    assert [r.state for r in stored] == [MessageState.DELIVERED] * 300
+    assert all(r.provider_id and r.delivered_at and r.attempts == 1 for r in stored)
+    submits = await smsc.submits()
+    assert sorted(s["text"] for s in submits) == sorted(f"message {i}" for i in range(300))
+    assert {r.provider_id for r in stored} == {s["message_id"] for s in submits}
+    await asyncio.sleep(0)  # let the last event handlers run
+    assert sorted(delivered) == sorted(ids)
+
+
+async def test_a_long_message_is_delivered_when_every_part_is(
+    settings: Settings, smsc: SmscPeer, db: Database
+) -> None:
+    text = "Ваш заказ готов к выдаче. " * 12
+    async with messaging(settings, smsc, db) as m:
+        await m.send(OutboundMessage("long", Channel.SMS, "+491520000001", text))
+        await m.outbox.wait_for(lambda s: s.delivered == 1, 20)
+    (row,) = await rows(db)
+    submits = await smsc.submits()
+    assert row.meta["parts"] == [s["message_id"] for s in submits]
+    assert len(submits) > 1
+    assert "".join(s["text"] for s in submits) == text
+
+
+async def test_an_undeliverable_receipt_marks_the_message_failed(
+    settings: Settings, smsc: SmscPeer, db: Database
+) -> None:
+    await smsc.configure(receipt_stat={"491520000002": "UNDELIV"})
+    async with messaging(settings, smsc, db) as m:
+        await m.send(OutboundMessage("dead", Channel.SMS, "+491520000002", "hello?"))
+        await m.outbox.wait_for(lambda s: s.failed == 1, 20)
+    (row,) = await rows(db)
+    assert row.state is MessageState.FAILED
+    assert "UNDELIV" in row.error
+
+
+@pytest.mark.slow
+async def test_smsc_down_for_30_seconds_then_back_delivers_everything_exactly_once(
+    settings: Settings, smsc: SmscPeer, db: Database
+) -> None:
+    count = 200
+    async with messaging(settings, smsc, db, max_per_second=40) as m:
+        await m.outbox.enqueue_many([sms(i) for i in range(count)])
+        await m.outbox.wait_for(lambda s: s.sent >= 40, 20)
+        await smsc.stop()
+        await asyncio.sleep(30)
+        assert m.outbox.stats.delivered < count
+        await smsc.start()
+        await m.outbox.wait_for(lambda s: s.delivered == count, 90)
+        assert m.outbox.stats.retried > 0
+    submits = await smsc.submits()
+    per_text = Counter(s["text"] for s in submits)
+    assert set(per_text) == {f"message {i}" for i in range(count)}
+    assert max(per_text.values()) == 1
+    assert all(r.state is MessageState.DELIVERED for r in await rows(db))
+
+
+async def test_a_restart_resumes_the_outbox(
+    settings: Settings, smsc: SmscPeer, db: Database
+) -> None:
+    await smsc.stop()
+    async with messaging(settings, smsc, db) as m:
+        await m.outbox.enqueue_many([sms(i) for i in range(20)])
+        await m.outbox.wait_for(lambda s: s.retried >= 1, 20)
+    # A crash mid-send leaves a row `sending`: the next start must pick it up again.
+    async with db.transaction() as session:
+        session.add(
+            OutboxMessage(
+                idempotency_key="crashed",
+                channel=Channel.SMS,
+                state=MessageState.SENDING,
+                to_address="+491520000099",
+                body="interrupted",
+                attempts=1,
+            )
+        )
+    await smsc.start()
+    async with messaging(settings, smsc, db) as m:
+        # The crashed row, and whatever the first run stopped while waiting for the SMSC.
+        assert m.outbox.stats.resumed >= 1
+        await m.outbox.wait_for(lambda s: s.delivered == 21, 30)
+    assert sorted(s["text"] for s in await smsc.submits()) == sorted(
+        [f"message {i}" for i in range(20)] + ["interrupted"]
+    )
+
+
+async def _contact(db: Database, number: str, *, sms_consent: bool = True) -> int:
+    async with db.transaction() as session:
+        contact = Contact(first_name="Zoë", last_name="Quinn", language="de")
+        session.add(contact)
+        await session.flush()
+        session.add(ContactPhone(contact_id=contact.id, e164=number, type=PhoneType.MOBILE))
+        if sms_consent:
+            session.add(
+                Consent(contact_id=contact.id, channel=Channel.SMS, status=ConsentStatus.GRANTED)
+            )
+        return contact.id
+
+
+async def test_a_stop_reply_opts_the_contact_out_of_sms_and_calls(
+    settings: Settings, smsc: SmscPeer, db: Database
+) -> None:
+    contact_id = await _contact(db, "+491520000010")
+    async with db.transaction() as session:
+        session.add(
+            OutboxMessage(
+                idempotency_key="later",
+                channel=Channel.SMS,
+                to_address="+491520000010",
+                body="a reminder for tomorrow",
+                next_attempt_at=datetime.now(UTC) + timedelta(days=1),
+            )
+        )
+    bus = EventBus()
+    heard: list[InboundSmsReceived] = []
+    arrived = asyncio.Event()
+
+    def on_inbound(event: InboundSmsReceived) -> None:
+        heard.append(event)
+        arrived.set()
+
+    bus.subscribe(InboundSmsReceived, on_inbound)
+    async with messaging(settings, smsc, db, bus):
+        await smsc.inject_mo("491520000010", "Stop please")
+        await asyncio.wait_for(arrived.wait(), 10)
+    async with db.session() as session:
+        (interaction,) = (await session.scalars(select(Interaction))).all()
+        consents = (
+            await session.execute(
+                select(Consent.channel, Consent.status, Consent.source).order_by(Consent.id)
+            )
+        ).all()
+        dnc = (await session.scalars(select(DoNotCall))).all()
+        later = await session.scalar(
+            select(OutboxMessage).where(OutboxMessage.idempotency_key == "later")
+        )
+    assert interaction.contact_id == contact_id
+    assert (interaction.kind, interaction.direction) == (InteractionKind.SMS, Direction.INBOUND)
+    assert interaction.body == "Stop please" and interaction.outcome == "opted_out"
+    revoked = {c for c, s, src in consents if s is ConsentStatus.REVOKED and src == "sms STOP"}
+    assert revoked == {Channel.SMS, Channel.CALL}
+    assert [(d.e164, d.campaign_id) for d in dnc] == [("+491520000010", None)]
+    assert later is not None and later.state is MessageState.FAILED
+    assert heard[0].opted_out and heard[0].contact_id == contact_id
+    assert (await smsc.mo())[0]["status"] == 0
+
+
+async def test_fallback_after_a_machine_answer_texts_the_contact(
+    settings: Settings, smsc: SmscPeer, db: Database
+) -> None:
+    contact_id = await _contact(db, "+491520000011")
+    async with messaging(settings, smsc, db) as m:
+        result = await m.fallback(
+            contact_id, idempotency_key="fallback-1", last_outcome=CallOutcome.MACHINE
+        )
+        assert result.decision.channel is Channel.SMS
+        assert result.message_id is not None
+        await m.outbox.wait_for(lambda s: s.delivered == 1, 20)
+    submits = await smsc.submits()
+    assert {s["destination_addr"] for s in submits} == {"491520000011"}
+    text = "".join(s["text"] for s in submits)
+    assert text.startswith("Hallo Zoë, wir haben versucht, Sie anzurufen.")
+    assert text.endswith("Antworten Sie STOP zum Abmelden.")
+    async with db.session() as session:
+        (decision,) = (await session.scalars(select(ChannelDecision))).all()
+        timeline = (
+            await session.scalars(select(Interaction).where(Interaction.contact_id == contact_id))
+        ).all()
+    assert (decision.contact_id, decision.channel, decision.reason) == (
+        contact_id,
+        Channel.SMS,
+        "machine_answered",
+    )
+    assert [(i.kind, i.direction, i.outcome) for i in timeline] == [
+        (InteractionKind.SMS, Direction.OUTBOUND, "delivered")
+    ]
