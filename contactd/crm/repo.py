@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
+from itertools import chain
 from typing import Any, Final
 
 from sqlalchemy import Insert, Table, bindparam, func, insert, select, update
@@ -126,6 +127,12 @@ tags: Final[Table] = Tag.__table__  # type: ignore[assignment]
 addresses: Final[Table] = Address.__table__  # type: ignore[assignment]
 
 
+def _json(value: Any) -> str:
+    if not value:
+        return "{}" if isinstance(value, dict) else "[]"
+    return json.dumps(value)
+
+
 def _sqlite_converter(sample: Any) -> Callable[[Any], Any] | None:
     """How SQLAlchemy would bind a value like `sample` on SQLite; None: as it is."""
     if isinstance(sample, datetime):
@@ -142,7 +149,7 @@ def _sqlite_converter(sample: Any) -> Callable[[Any], Any] | None:
 
         return stamp
     if isinstance(sample, dict | list):
-        return json.dumps
+        return _json
     if isinstance(sample, bool):
         return int
     if isinstance(sample, StrEnum):
@@ -186,12 +193,17 @@ async def bulk_insert(
     assert driver is not None
     for start in range(0, len(rows), page):
         part = rows[start : start + page]
-        params = [v for row in part for v in row]
+        params = list(chain.from_iterable(part))
         sql = full_sql if len(part) == page else head + ", ".join([one] * len(part))
         await driver.execute(sql, params)
 
 
-async def insert_ids(conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> list[int]:
+async def insert_ids(
+    conn: AsyncConnection,
+    table: Table,
+    rows: list[dict[str, Any]] | list[tuple[Any, ...]],
+    columns: Sequence[str] | None = None,
+) -> list[int]:
     """Insert many rows, return their ids in order, fast on both backends.
 
     PostgreSQL: INSERT … RETURNING in pages. SQLite cannot order RETURNING rows, which makes
@@ -202,12 +214,17 @@ async def insert_ids(conn: AsyncConnection, table: Table, rows: list[dict[str, A
     if not rows:
         return []
     pk = table.c.id
+    if columns is None:  # rows are dicts
+        columns = list(rows[0])
+        tuples = [tuple(r[c] for c in columns) for r in rows]  # type: ignore[call-overload]
+    else:
+        tuples = rows  # type: ignore[assignment]
     if conn.dialect.name != "sqlite":
         result = await conn.execute(
-            insert(table).returning(pk, sort_by_parameter_order=True), rows
+            insert(table).returning(pk, sort_by_parameter_order=True),
+            [dict(zip(columns, t, strict=True)) for t in tuples],
         )
         return list(result.scalars())
-    columns = list(rows[0])
-    await bulk_insert(conn, table, columns, [tuple(r[c] for c in columns) for r in rows])
+    await bulk_insert(conn, table, columns, tuples)
     last = (await conn.execute(select(func.max(pk)))).scalar_one()
     return list(range(last - len(rows) + 1, last + 1))

@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Final
@@ -37,6 +36,9 @@ from contactd.enums import CustomFieldEntity
 BATCH_ROWS: Final = 5000
 PROCESS_BYTES: Final = 4 << 20  # files from ~40,000 rows validate in a worker process
 _FILLABLE: Final = ("first_name", "last_name", "job_title", "notes")
+_CONTACT_COLUMNS: Final = ("first_name", "last_name", "organisation_id", "job_title", "language",
+                           "owner_id", "notes", "custom", "created_at", "updated_at",
+                           "search_name", "search_text")
 _PHONE_COLUMNS: Final = ("contact_id", "e164", "type", "label", "region", "time_zones",
                          "is_primary")
 _EMAIL_COLUMNS: Final = ("contact_id", "address", "label", "is_primary")
@@ -378,8 +380,17 @@ class ContactImporter:
         if not rows:
             return
         now = utcnow()
+        orgs = ctx.organisations
         ids = await repo.insert_ids(
-            conn, repo.contacts, [_contact_values(r, ctx, now) for r in rows]
+            conn, repo.contacts,
+            [
+                (r.first_name, r.last_name,
+                 orgs.get(r.organisation.casefold()) if r.organisation else None, r.job_title,
+                 r.language or "en", r.owner_id, r.notes, r.custom, now, now, r.search_name,
+                 r.search_text)
+                for r in rows
+            ],
+            _CONTACT_COLUMNS,
         )
         self._created.update(ids)
         for row, cid in zip(rows, ids, strict=True):
@@ -445,23 +456,6 @@ class ContactImporter:
 
 def _org_id(row: ContactRow, ctx: _Context) -> int | None:
     return ctx.organisations.get(row.organisation.casefold()) if row.organisation else None
-
-
-def _contact_values(row: ContactRow, ctx: _Context, now: datetime) -> dict[str, Any]:
-    return {
-        "first_name": row.first_name,
-        "last_name": row.last_name,
-        "organisation_id": _org_id(row, ctx),
-        "job_title": row.job_title,
-        "language": row.language or "en",
-        "owner_id": row.owner_id,
-        "notes": row.notes,
-        "custom": row.custom,
-        "created_at": now,
-        "updated_at": now,
-        "search_name": row.search_name,
-        "search_text": row.search_text,
-    }
 
 
 def _delimiter(stats: FileStats) -> str:

@@ -58,8 +58,11 @@ class ContactRow:
     address: dict[str, str] | None = None
     search_name: str = ""
     search_text: str = ""
+    keys: list[str] = field(default_factory=list)
 
     def index(self) -> None:
+        """Fill what the writer needs, here in the worker: index text and dedupe keys."""
+        self.keys = [p.e164 for p in self.phones] + self.emails
         self.search_name, self.search_text = build_search_text(
             first_name=self.first_name, last_name=self.last_name, organisation=self.organisation,
             job_title=self.job_title, phones=[p.e164 for p in self.phones], emails=self.emails,
@@ -68,7 +71,7 @@ class ContactRow:
 
     def dedupe_keys(self) -> list[str]:
         """What identifies this contact for dedupe: its numbers and e-mails."""
-        return [p.e164 for p in self.phones] + self.emails
+        return self.keys
 
     def absorb(self, other: ContactRow) -> None:
         """Take what a duplicate row adds: numbers, e-mails, tags, empty fields."""
