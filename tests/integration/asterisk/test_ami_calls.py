@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import re
+import signal
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -346,3 +349,32 @@ async def test_wrong_secret_is_refused_and_never_logged(
             assert "login refused" in ami.health.detail
     assert wrong not in caplog.text
     assert asterisk.ami_secret not in caplog.text
+
+
+async def test_unresponsive_asterisk_is_detected_by_ping(asterisk: AsteriskSandbox) -> None:
+    """A frozen Asterisk keeps the TCP link up; only the Ping timeout can notice it."""
+    match = re.search(r"pid=(\d+)", asterisk.run("status"))
+    assert match is not None
+    pid = int(match.group(1))
+    settings = AmiSettings(
+        port=asterisk.ami_port,
+        secret=asterisk.ami_secret,
+        ping_interval_s=0.3,
+        action_timeout_s=1.0,
+        reconnect_min_s=0.2,
+        reconnect_max_s=0.5,
+    )
+    async with AmiClient(settings) as ami:
+        await ami.wait_connected(20)
+        epoch = ami.epoch
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            async with asyncio.timeout(10):
+                while ami.connected:  # noqa: ASYNC110 - the client has no "lost" event to await
+                    await asyncio.sleep(0.05)
+            assert ami.health.state is LinkState.RECONNECTING
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        await ami.wait_connected(30)
+        assert ami.epoch > epoch and ami.health.connects >= 2
+        await ami.ping()
