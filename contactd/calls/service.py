@@ -92,6 +92,7 @@ from contactd.events import EventBus
 log = logging.getLogger(__name__)
 
 RECHECK_AFTER_TIMEOUT_S: Final = 5.0
+SHUTDOWN_DRAIN_S: Final = 10.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -161,7 +162,10 @@ class CallService:
     ) -> None:
         for name in TRACKED_EVENTS:
             self.ami.events.off(name, self._on_ami_event)
-        await self._outbox.join()
+        try:
+            await asyncio.wait_for(self._outbox.join(), SHUTDOWN_DRAIN_S)
+        except TimeoutError:
+            log.warning("call events still unpublished at shutdown: %d", self._outbox.qsize())
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -291,6 +295,8 @@ class CallService:
             event = await self._outbox.get()
             try:
                 await self.bus.publish(event)
+            except Exception:
+                log.exception("publishing a call event failed", extra={"event": repr(event)})
             finally:
                 self._outbox.task_done()
 
