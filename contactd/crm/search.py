@@ -187,33 +187,39 @@ def contact_columns() -> list[Any]:
 def search_statement(
     filters: Filters, dialect: str, *, limit: int = 50, offset: int = 0
 ) -> tuple[Select[Any], dict[str, Any]]:
-    """The one query behind search, export and segments, and its FTS parameter."""
+    """The one query behind search, export and segments, and its FTS parameter.
+
+    Ranking, filtering and the page cut happen on ids and scores alone; names, company,
+    first number and e-mail are looked up for the page only (not for every match)."""
     c = repo.contacts
     words = terms(filters.query)
-    columns = contact_columns()
     params: dict[str, Any] = {}
-    base = c.outerjoin(repo.organisations, repo.organisations.c.id == c.c.organisation_id)
     if words:
         hits = (_hits_postgres() if dialect == "postgresql" else _hits_sqlite()).subquery("hits")
         best = (
             select(hits.c.contact_id, func.min(hits.c.score).label("score"))
             .group_by(hits.c.contact_id).subquery("best")
         )
-        stmt = (
-            select(*columns, best.c.score)
-            .select_from(base.join(best, best.c.contact_id == c.c.id))
+        page = (
+            select(c.c.id.label("contact_id"), best.c.score)
+            .select_from(c.join(best, best.c.contact_id == c.c.id))
             .where(and_(*_conditions(filters)))
             .order_by(best.c.score, c.c.id)
         )
         params["q"] = tsquery(words) if dialect == "postgresql" else fts5_query(words)
     else:
-        stmt = (
-            select(*columns, literal_column("0.0", Float).label("score"))
-            .select_from(base)
+        page = (
+            select(c.c.id.label("contact_id"), literal_column("0.0", Float).label("score"))
             .where(and_(*_conditions(filters)))
             .order_by(c.c.last_name, c.c.first_name, c.c.id)
         )
-    return stmt.limit(limit).offset(offset), params
+    top = page.limit(limit).offset(offset).subquery("top")
+    base = c.join(top, top.c.contact_id == c.c.id).outerjoin(
+        repo.organisations, repo.organisations.c.id == c.c.organisation_id
+    )
+    order = (top.c.score, c.c.id) if words else (c.c.last_name, c.c.first_name, c.c.id)
+    stmt = select(*contact_columns(), top.c.score).select_from(base).order_by(*order)
+    return stmt, params
 
 
 class ContactSearch:
