@@ -84,6 +84,7 @@ def bare_events(chunks: list[bytes]) -> tuple[float, int]:
         seen += 1
 
     manager.register_event("*", on_event)
+    manager.callbacks["FullyBooted"].clear()  # its re-send hook is no part of parsing
     protocol = AMIProtocol()
     protocol.connection_made(None)
     protocol.factory = manager
@@ -186,6 +187,7 @@ async def bare_originate(port: int, total: int, rate: float) -> dict[str, float]
         ping_interval=3600,
         forgetable_actions=actions.FORGETTABLE_ACTIONS,
     )
+    manager.callbacks["FullyBooted"].clear()  # no re-sending of awaiting actions here
     await manager.connect()
     assert manager.authenticated_future is not None
     await manager.authenticated_future
@@ -198,7 +200,6 @@ async def bare_originate(port: int, total: int, rate: float) -> dict[str, float]
             finished.set()
 
     manager.register_event("OriginateResponse", on_response)
-    manager.callbacks["FullyBooted"].clear()  # no re-sending of awaiting actions here
     futures: list[asyncio.Future[Any]] = []
     accepted_at: list[float] = []
     t0 = time.perf_counter()
