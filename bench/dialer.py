@@ -20,11 +20,13 @@ import heapq
 import itertools
 import json
 import math
+import os
 import random
 import sys
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -369,6 +371,49 @@ def fmt_pct(x: float) -> str:
     return f"{100 * x:5.1f}%"
 
 
+MAKERS: dict[str, Callable[[World], Strategy]] = {
+    "a_progressive": progressive,
+    "b_adapt_tapered": adapt_tapered,
+    "d_contactd": predictive,
+}
+NAMES = {
+    "a_progressive": "(a) progressive 1:1",
+    "b_adapt_tapered": "(b) VICIdial ADAPT_TAPERED",
+    "c_static_oracle": "(c) static oracle",
+    "d_contactd": "(d) contactd predictive",
+}
+
+
+def run_strategy(key: str, one: World, many: World, quick: bool) -> dict[str, object]:
+    """One strategy at one team size: a working day, then the rolling run over many days."""
+    extra: dict[str, object] = {}
+    if key == "c_static_oracle":
+        a, b, day = grid_search(one, quick)
+        roll = simulate(many, StaticRule(a, b))
+        extra = {"a": a, "b": b}
+    else:
+        day = simulate(one, MAKERS[key](one))
+        roll = simulate(many, MAKERS[key](many))
+    return {
+        "occupancy": round(day.occupancy, 4),
+        "abandon_rate": round(day.rate, 4),
+        "worst_24h": round(max(day.worst_24h, roll.worst_24h), 4),
+        "rolling_occupancy": round(roll.occupancy, 4),
+        "rolling_rate": round(roll.rate, 4),
+        "live_answers": day.live,
+        "abandoned": day.abandoned,
+        "dials": day.dials,
+        "sim_seconds": round(day.seconds + roll.seconds, 2),
+        **extra,
+    }
+
+
+def run_sweep(world: World) -> dict[str, object]:
+    r = simulate(world, predictive(world))
+    return {"occupancy": round(r.occupancy, 4), "abandon_rate": round(r.rate, 4),
+            "ok": r.rate <= LIMIT}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", default="5,10,25,50")
@@ -379,94 +424,91 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hours", type=float, default=8.0)
     parser.add_argument("--days", type=int, default=30, help="days for the rolling-rate run")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--quick", action="store_true", help="coarser grid, 5 rolling days")
+    parser.add_argument("--quick", action="store_true", help="coarser grid, 3 rolling days")
     parser.add_argument("--sweep", default="0.10,0.20,0.30,0.40,0.50",
                         help="answer rates for the robustness sweep of (d) ('' to skip)")
+    parser.add_argument("--sweep-agents", default="10", help="team sizes for the sweep")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="simulations run in parallel processes")
     args = parser.parse_args(argv)
     team_sizes = [int(x) for x in args.agents.split(",") if x]
-    days = min(args.days, 5) if args.quick else args.days
-    figures: dict[str, object] = {"conditions": {
-        "answer_rate": args.answer_rate, "talk_mean_s": args.talk_mean,
-        "talk_dist": args.talk_dist, "wrap_s": args.wrap, "hours": args.hours,
-        "rolling_days": days, "seed": args.seed, "quick": args.quick}}
-    rows: dict[str, dict[str, object]] = {}
-    verdicts: list[str] = []
+    days = min(args.days, 3) if args.quick else args.days
+    began = time.perf_counter()
+
+    def world(agents: int, n_days: int, rate: float | None = None) -> World:
+        return World(agents, args.answer_rate if rate is None else rate, args.talk_mean,
+                     args.talk_dist, args.wrap, args.hours, n_days, args.seed)
+
+    sweep = [(a, float(r)) for a in (int(x) for x in args.sweep_agents.split(",") if x)
+             for r in args.sweep.split(",") if r]
+    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        # Longest first: the predictive pacer on the largest team over the rolling days.
+        team_jobs = {
+            (agents, key): pool.submit(run_strategy, key, world(agents, 1), world(agents, days),
+                                       args.quick)
+            for agents in sorted(team_sizes, reverse=True)
+            for key in ("d_contactd", "c_static_oracle", "b_adapt_tapered", "a_progressive")
+        }
+        sweep_jobs = {item: pool.submit(run_sweep, world(item[0], 1, item[1])) for item in sweep}
+        results = {k: f.result() for k, f in team_jobs.items()}
+        swept = {k: f.result() for k, f in sweep_jobs.items()}
+
     print(f"answer rate {args.answer_rate:.0%}, talk {args.talk_dist} mean {args.talk_mean:g} s, "
           f"wrap {args.wrap:g} s, {args.hours:g} h/day; rolling 24 h over {days} days; "
           f"seed {args.seed}")
-    header = (f"{'agents':>6} {'strategy':<34} {'occupancy':>9} {'abandon':>8} "
-              f"{'worst24h':>8} {'30d occ':>8} {'30d rate':>8} {'dials':>7}")
+    header = (f"{'agents':>6} {'strategy':<30} {'occupancy':>9} {'abandon':>8} "
+              f"{'worst24h':>8} {f'{days}d occ':>8} {f'{days}d rate':>9} {'dials':>7}")
     print(header)
     print("-" * len(header))
+    rows: dict[str, dict[str, object]] = {}
+    verdicts: list[str] = []
     for agents in team_sizes:
-        one = World(agents, args.answer_rate, args.talk_mean, args.talk_dist, args.wrap,
-                    args.hours, 1, args.seed)
-        many = World(agents, args.answer_rate, args.talk_mean, args.talk_dist, args.wrap,
-                     args.hours, days, args.seed)
-        a, b, static_day = grid_search(one, args.quick)
-        makers: list[tuple[str, Callable[[World], Strategy]]] = [
-            ("a_progressive", progressive),
-            ("b_adapt_tapered", adapt_tapered),
-            ("c_static_oracle", lambda w, a=a, b=b: StaticRule(a, b)),  # type: ignore[misc]
-            ("d_contactd", predictive),
-        ]
         per: dict[str, object] = {}
-        for key, make in makers:
-            day = static_day if key == "c_static_oracle" else simulate(one, make(one))
-            roll = simulate(many, make(many))
-            name = make(one).name
-            per[key] = {
-                "occupancy": round(day.occupancy, 4),
-                "abandon_rate": round(day.rate, 4),
-                "worst_24h": round(max(day.worst_24h, roll.worst_24h), 4),
-                "rolling_occupancy": round(roll.occupancy, 4),
-                "rolling_rate": round(roll.rate, 4),
-                "live_answers": day.live,
-                "abandoned": day.abandoned,
-                "dials": day.dials,
-                "sim_seconds": round(day.seconds + roll.seconds, 2),
-            }
+        for key in ("a_progressive", "b_adapt_tapered", "c_static_oracle", "d_contactd"):
+            r = results[(agents, key)]
+            per[key] = r
+            name = NAMES[key]
             if key == "c_static_oracle":
-                per[key]["a"], per[key]["b"] = a, b  # type: ignore[index]
-            print(f"{agents:>6} {name:<34} {fmt_pct(day.occupancy):>9} {fmt_pct(day.rate):>8} "
-                  f"{fmt_pct(max(day.worst_24h, roll.worst_24h)):>8} "
-                  f"{fmt_pct(roll.occupancy):>8} {fmt_pct(roll.rate):>8} {day.dials:>7}")
-        d = per["d_contactd"]
-        assert isinstance(d, dict)
-        checks = {"abandon<=3%": d["worst_24h"] <= LIMIT and d["abandon_rate"] <= LIMIT
-                  and d["rolling_rate"] <= LIMIT}
-        if agents in TARGETS:
-            checks[f"occupancy>={TARGETS[agents]:.0%}"] = d["occupancy"] >= TARGETS[agents]
-        for other in ("b_adapt_tapered", "c_static_oracle"):
-            o = per[other]
-            assert isinstance(o, dict)
-            checks[f"ahead of {other[0]}"] = d["occupancy"] > o["occupancy"]
-        per["targets"] = {k: ("met" if v else "MISSED") for k, v in checks.items()}
-        for k, v in checks.items():
-            verdicts.append(f"{agents:>3} agents: {k:<22} {'met' if v else 'MISSED'}")
-        rows[str(agents)] = per
+                name += f" a={r['a']:g} b={r['b']:g}"
+            print(f"{agents:>6} {name:<30} {fmt_pct(float(r['occupancy'])):>9} "  # type: ignore[arg-type]
+                  f"{fmt_pct(float(r['abandon_rate'])):>8} "  # type: ignore[arg-type]
+                  f"{fmt_pct(float(r['worst_24h'])):>8} "  # type: ignore[arg-type]
+                  f"{fmt_pct(float(r['rolling_occupancy'])):>8} "  # type: ignore[arg-type]
+                  f"{fmt_pct(float(r['rolling_rate'])):>9} {r['dials']:>7}")
         print()
-    figures["teams"] = rows
+        d = results[(agents, "d_contactd")]
+        checks = {"abandon<=3% every window": float(d["worst_24h"]) <= LIMIT  # type: ignore[arg-type]
+                  and float(d["abandon_rate"]) <= LIMIT  # type: ignore[arg-type]
+                  and float(d["rolling_rate"]) <= LIMIT}  # type: ignore[arg-type]
+        if agents in TARGETS:
+            checks[f"occupancy>={TARGETS[agents]:.0%}"] = (
+                float(d["occupancy"]) >= TARGETS[agents])  # type: ignore[arg-type]
+        for other in ("b_adapt_tapered", "c_static_oracle"):
+            checks[f"ahead of ({other[0]})"] = (
+                float(d["occupancy"]) > float(results[(agents, other)]["occupancy"]))  # type: ignore[arg-type]
+        per["targets"] = {k: ("met" if v else "MISSED") for k, v in checks.items()}
+        verdicts += [f"{agents:>3} agents: {k:<26} {'met' if v else 'MISSED'}"
+                     for k, v in checks.items()]
+        rows[str(agents)] = per
     print("targets for (d):")
     for line in verdicts:
         print("  " + line)
-    sweep = [float(x) for x in args.sweep.split(",") if x]
-    if sweep:
-        print("\nrobustness of (d) across answer rates (1 day, abandon must stay <= 3%):")
-        out = {}
-        for agents in team_sizes:
-            for rate in sweep:
-                w = World(agents, rate, args.talk_mean, args.talk_dist, args.wrap, args.hours, 1,
-                          args.seed)
-                r = simulate(w, predictive(w))
-                ok = r.rate <= LIMIT
-                out[f"{agents}@{rate:g}"] = {"occupancy": round(r.occupancy, 4),
-                                             "abandon_rate": round(r.rate, 4),
-                                             "ok": ok}
-                print(f"  {agents:>3} agents, answer {rate:4.0%}: occupancy "
-                      f"{fmt_pct(r.occupancy)}, abandon {fmt_pct(r.rate)} "
-                      f"{'ok' if ok else 'MISSED'}")
-        figures["answer_rate_sweep"] = out
+    figures: dict[str, object] = {
+        "conditions": {"answer_rate": args.answer_rate, "talk_mean_s": args.talk_mean,
+                       "talk_dist": args.talk_dist, "wrap_s": args.wrap, "hours": args.hours,
+                       "rolling_days": days, "seed": args.seed, "quick": args.quick},
+        "teams": rows,
+        "baseline": "a_progressive, b_adapt_tapered, c_static_oracle measured in this run",
+    }
+    if swept:
+        print("\nrobustness of (d) across answer rates (1 day; abandon must stay <= 3%):")
+        for (agents, rate), r in swept.items():
+            print(f"  {agents:>3} agents, answer {rate:4.0%}: occupancy "
+                  f"{fmt_pct(float(r['occupancy']))}, abandon "  # type: ignore[arg-type]
+                  f"{fmt_pct(float(r['abandon_rate']))} "  # type: ignore[arg-type]
+                  f"{'ok' if r['ok'] else 'MISSED'}")
+        figures["answer_rate_sweep"] = {f"{a}@{r:g}": v for (a, r), v in swept.items()}
+    figures["wall_seconds"] = round(time.perf_counter() - began, 1)
     print(json.dumps(figures, separators=(",", ":")))
     return 0
 

@@ -31,7 +31,8 @@ class WindowState:
 
 @dataclass(frozen=True)
 class Budget:
-    """The abandon probability the pacer may accept now, and the window that binds it."""
+    """The abandon probability the pacer may accept now, the abandons every window can still
+    absorb over the horizon, and the window that binds the probability."""
 
     allowed_rate: float
     allowed_abandons: float
@@ -47,7 +48,7 @@ class AbandonGovernor:
         *,
         limit_pct: float = 3.0,
         windows_s: tuple[float, ...] = (30 * DAY_S, DAY_S),
-        target_fraction: float = 0.93,
+        target_fraction: float = 0.95,
         horizon_s: float = 900.0,
         bin_s: float = 60.0,
         max_rate_factor: float = 1.0,
@@ -60,7 +61,7 @@ class AbandonGovernor:
         self.target_fraction = target_fraction
         self.horizon_s = horizon_s
         self.bin_s = bin_s
-        self.max_rate = self.limit * max_rate_factor
+        self.max_rate = self.limit * target_fraction * max_rate_factor
         self.reserve_sd = reserve_sd
         # Per-bin start times with running totals, so a window is two bisects, not a scan.
         self._starts: list[float] = []
@@ -116,15 +117,22 @@ class AbandonGovernor:
         best = Budget(self.max_rate, float("inf"), 0.0, ())
         states = []
         for window_s in self.windows_s:
-            # Judge the window as it will stand at the end of the horizon: older counts drop out.
+            # Judge the window as it stands now and as it will stand at the end of the horizon
+            # (older counts drop out); the stricter of the two binds.
+            now_state = self.window(now, window_s)
             ahead = self.window(now, window_s, ahead_s=min(self.horizon_s, window_s / 2))
-            states.append(self.window(now, window_s))
+            states.append(now_state)
             # Keep a reserve of a few standard deviations of the abandons the horizon may bring:
             # it matters for small teams (few answers per window), hardly for large ones.
             reserve = self.reserve_sd * math.sqrt(target * expected)
-            allowed = max(0.0, target * (ahead.live + expected) - ahead.abandoned - reserve)
+            allowed = max(0.0, min(
+                target * (state.live + expected) - state.abandoned - reserve
+                for state in (now_state, ahead)
+            ))
             rate = allowed / expected
             if rate < best.allowed_rate:
-                best = Budget(rate, allowed, window_s, ())
+                best = Budget(rate, best.allowed_abandons, window_s, ())
+            fewest = min(best.allowed_abandons, allowed)
+            best = Budget(best.allowed_rate, fewest, best.binding_window_s, ())
         return Budget(best.allowed_rate, best.allowed_abandons, best.binding_window_s,
                       tuple(states))

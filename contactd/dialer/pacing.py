@@ -224,8 +224,12 @@ class PredictivePacer:
         p = round(self.p_agent, 2)
         handle_s = max(self.talk.mean + self.wrap.mean, 1.0)
         expected = snap.agents * self.governor.horizon_s / handle_s
-        governed = self.governor.budget(now, expected).allowed_rate
+        budget = self.governor.budget(now, expected)
+        governed = budget.allowed_rate
         allowed = governed * self.calibration
+        # Never more expected abandons in flight than any window can still absorb: guards
+        # against a burst (a shift starting with every agent free) spending the budget at once.
+        room = budget.allowed_abandons * self.calibration
 
         horizons = self._horizons()
         base = self._balance(snap, horizons, p)
@@ -236,11 +240,13 @@ class PredictivePacer:
         low, high = floor, cap
         while low < high:
             mid = (low + high + 1) // 2
-            if self._rate(base, new_q, mid) <= allowed:
+            blocked, answers = self._blocked(base, new_q, mid)
+            if blocked <= allowed * answers and blocked <= room:
                 low = mid
             else:
                 high = mid - 1
-        self.last = Forecast(allowed, governed, self._rate(base, new_q, low),
+        blocked, answers = self._blocked(base, new_q, low)
+        self.last = Forecast(allowed, governed, blocked / answers if answers > 1e-9 else 0.0,
                              len(snap.ringing) + low, p, True, tuple(horizons))
         return low
 
@@ -314,8 +320,11 @@ class PredictivePacer:
                 out.append((talk(age + left) - at_age) / alive)
         return out
 
-    def _rate(self, base: list[tuple[float, float, float]], new_q: list[float], k: int) -> float:
-        """Expected abandoned share of the answers the calls in flight (plus k new) will bring.
+    def _blocked(
+        self, base: list[tuple[float, float, float]], new_q: list[float], k: int
+    ) -> tuple[float, float]:
+        """Expected abandons among the answers the calls in flight (plus k new) will bring, and
+        the expected number of those answers.
 
         Each slice of the forecast brings (demand[j] - demand[j-1]) answers; an answer in that
         slice is blocked when the agents free by then (plus the grace) do not outnumber the
@@ -332,4 +341,4 @@ class PredictivePacer:
                 z = (middle + 0.5 - supply) / sd
                 blocked += arriving * 0.5 * (1.0 + math.erf(z / math.sqrt(2)))
             before = max(before, total)
-        return blocked / before if before > 1e-9 else 0.0
+        return blocked, before
