@@ -159,7 +159,7 @@ class DialerSettings(_Section):
     max_calls_per_second: float = Field(default=20.0, gt=0)
     max_concurrent_calls: int = Field(default=100, ge=1)
     # The governor aims at this share of the abandon limit, so pacing is cut before the cap.
-    abandon_target_fraction: float = Field(default=0.93, gt=0, le=1)
+    abandon_target_fraction: float = Field(default=0.95, gt=0, le=1)
     max_attempts: int = Field(default=3, ge=1)
     retry_busy_s: int = Field(default=600, ge=0)
     retry_no_answer_s: int = Field(default=3600, ge=0)
