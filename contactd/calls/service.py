@@ -48,15 +48,20 @@ Other members:
   - `calls.in_flight` → number of attempts not yet ended.
   - `calls.channel_of(attempt_id)` → the callee channel name (for Redirect/Hangup), or None.
   - `await calls.hangup(attempt_id)` → hang up an attempt's channel (no-op when gone).
-  - `await calls.reconcile()` → settle open attempts against live channels now (the service
-    does it by itself after every (re)connect).
+  - `await calls.reconcile(only=None)` → settle open attempts against live channels now
+    (the service does it by itself after every (re)connect, for attempts sent on an older
+    link or by an earlier process); `await calls.wait_reconciled(after_epoch, timeout_s)`.
+  - `await calls.drain()` → wait until every event so far is stored and published.
   - `calls.ami` → the AmiClient, for the channel/queue actions the IVR and agents need:
     `redirect(channel, context, exten, priority=1, extra_channel=None)`, `hangup(channel,
     cause=16)`, `setvar(channel, name, value)`, `getvar(channel, name)`,
     `queue_add(queue, interface, member_name=None, penalty=0, paused=False)`,
     `queue_remove(queue, interface)`, `queue_pause(interface, paused, queue=None, reason="")`,
-    `command(text) -> str`, `core_show_channels() -> list[dict]`, and `events` (the
-    EventDispatcher: `events.on("Name", handler)` for raw AMI events, failures logged/counted).
+    `command(text) -> str`, `core_show_channels() -> list[dict]`, `probe()` (for the
+    HealthRegistry), and `events` (the EventDispatcher: `events.on("Name", handler)` for raw
+    AMI events as plain dicts with Asterisk's header names; failures logged and counted).
+    Subscribe before entering the client: its login filter asks Asterisk only for the
+    subscribed event names (AmiSettings.filter_events; a "*" subscriber receives all).
 """
 
 from __future__ import annotations
