@@ -72,6 +72,10 @@ class _Region:
     idd: re.Pattern[str] | None
     possible: frozenset[int]
     local_only: frozenset[int]
+    # Every type pattern in phonenumbers' order as one alternation: one regex run finds the
+    # first type whose pattern matches; its length list is then checked.
+    combined: re.Pattern[str] | None
+    ordered: tuple[tuple[PhoneType, _Desc], ...]
 
 
 def _desc(raw: object) -> _Desc | None:
@@ -97,8 +101,21 @@ def _region(code: str) -> _Region | None:
     simple_prefix = not meta.national_prefix_transform_rule and (
         prefix is None or prefix.groups == 0
     )
+    ordered: list[tuple[PhoneType, _Desc]] = [
+        (PhoneType.VOIP if name == "voip" else PhoneType.OTHER, desc) for name, desc in special
+    ]
+    fixed, mobile = _desc(meta.fixed_line), _desc(meta.mobile)
+    if fixed is not None:
+        ordered.append((PhoneType.FIXED, fixed))
+    if mobile is not None and not meta.same_mobile_and_fixed_line_pattern:
+        ordered.append((PhoneType.MOBILE, mobile))
+    combined = re.compile(
+        "|".join(f"(?P<t{i}>{desc.pattern.pattern})" for i, (_, desc) in enumerate(ordered))
+    ) if ordered else None
     return _Region(
         code=code,
+        combined=combined,
+        ordered=tuple(ordered),
         country_code=int(meta.country_code),
         general=general,
         special=special,
@@ -118,6 +135,17 @@ def _type_of(region: _Region, nsn: str) -> PhoneType | None:
     """None when the number is not valid for the region (phonenumbers' UNKNOWN)."""
     if not region.general.matches(nsn):
         return None
+    if region.combined is not None:
+        found = region.combined.fullmatch(nsn)
+        if found is None:
+            return None  # no type pattern matches: sequential tests would fail too
+        kind, desc = region.ordered[int((found.lastgroup or "t0")[1:])]
+        if not desc.lengths or len(nsn) in desc.lengths:
+            return kind
+    return _type_of_slow(region, nsn)
+
+
+def _type_of_slow(region: _Region, nsn: str) -> PhoneType | None:
     for name, desc in region.special:
         if desc.matches(nsn):
             return PhoneType.VOIP if name == "voip" else PhoneType.OTHER
