@@ -1,0 +1,279 @@
+"""Messaging throughput against the real peers started for this run.
+
+1. SMS submitted per second with receipts flowing, against scripts/smsc-peer (Node, npm smpp):
+   (a) the peer's own ceiling: its Node load generator, window 10;
+   (b) smpplib driven bare in a loop (submit, read until the submit_sm_resp, answer receipts);
+   (c) contactd's SmppClient at window 1 and window 10 (receipts all back before the clock
+       stops);
+   (d) the whole outbox (row enqueued, sent, receipt matched, state committed) at window 10;
+   (e) SmppClient with a per-account cap: the peer's own measure of the most submits it saw
+       in any sliding second must not exceed the cap.
+   Target: (c) window 10 >= 3,000 msg/s.
+2. Emails per second to aiosmtpd (run as its own process with the Sink handler):
+   (a) aiosmtplib bare, one connection in a loop; (b) EmailSender with a pool of 4.
+   Target: >= 1,000/s.
+
+    .venv/bin/python bench/messaging.py [--quick]
+
+Prints a table; the last line is one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import aiosmtplib
+import smpplib.client
+import smpplib.consts
+
+from contactd.config import EmailSettings, SmppSettings
+from contactd.db.models import Base
+from contactd.db.session import Database
+from contactd.enums import Channel
+from contactd.messaging.email import EmailSender
+from contactd.messaging.outbox import OutboundMessage, Outbox
+from contactd.messaging.smpp import DeliverSm, SmppClient
+from contactd.messaging.sms import SmsSender
+from contactd.messaging.types import OutgoingMessage
+from tests.peers.smsc import PEER_DIR, SmscPeer, start_peer, stop_peer
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def peer_ceiling(peer: SmscPeer, count: int, window: int) -> float:
+    out = subprocess.run(
+        ["node", str(PEER_DIR / "loadgen.js"), "--port", str(peer.port), "--count", str(count),
+         "--window", str(window)],
+        capture_output=True, text=True, timeout=180, check=True,
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    return count / float(result["receipts_s"])
+
+
+def smpplib_bare(peer: SmscPeer, count: int) -> float:
+    """smpplib as its README drives it: send, then read until our answer comes back."""
+    client = smpplib.client.Client(peer.host, peer.port, allow_unknown_opt_params=True)
+    receipts = 0
+
+    def on_receipt(pdu: Any) -> int:
+        nonlocal receipts
+        receipts += 1
+        return 0
+
+    answered = 0
+
+    def on_sent(pdu: Any) -> None:
+        nonlocal answered
+        answered += 1
+
+    client.set_message_received_handler(on_receipt)
+    client.set_message_sent_handler(on_sent)
+    client.connect()
+    client._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    client.bind_transceiver(system_id="contactd", password="secret")
+    start = time.perf_counter()
+    for i in range(count):
+        client.send_message(
+            source_addr="BARE", destination_addr=f"4915100{i:05d}",
+            short_message=f"bare {i}".encode(), data_coding=0, registered_delivery=1,
+        )
+        while answered <= i:
+            client.read_once()
+    while receipts < count:
+        client.read_once()
+    elapsed = time.perf_counter() - start
+    client.unbind()
+    client.disconnect()
+    return count / elapsed
+
+
+async def smpp_client(peer: SmscPeer, count: int, window: int, cap: float = 0.0) -> float:
+    done = asyncio.Event()
+    receipts = 0
+
+    async def on_deliver(message: DeliverSm) -> int:
+        nonlocal receipts
+        receipts += 1
+        if receipts == count:
+            done.set()
+        return 0
+
+    settings = SmppSettings(enabled=True, host=peer.host, port=peer.port, system_id="contactd",
+                            password="secret", source_addr="CONTACTD", window=window,
+                            max_per_second=cap)
+    async with SmppClient(settings, on_deliver) as client:
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for i in range(count):
+            queue.put_nowait(i)
+
+        async def worker() -> None:
+            while not queue.empty():
+                i = queue.get_nowait()
+                await client.send_text(f"+4915100{i:05d}", f"async {i}", reference=i)
+
+        start = time.perf_counter()
+        async with asyncio.TaskGroup() as group:
+            for _ in range(window * 2):
+                group.create_task(worker())
+        await asyncio.wait_for(done.wait(), 120)
+        elapsed = time.perf_counter() - start
+    return count / elapsed
+
+
+async def outbox_pipeline(peer: SmscPeer, count: int, window: int) -> tuple[float, float]:
+    with tempfile.TemporaryDirectory() as folder:
+        db = Database(f"sqlite+aiosqlite:///{folder}/bench.db")
+        async with db.engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+        async with db:
+            settings = SmppSettings(enabled=True, host=peer.host, port=peer.port,
+                                    system_id="contactd", password="secret",
+                                    source_addr="CONTACTD", window=window)
+            outbox: Outbox | None = None
+
+            async def on_deliver(message: DeliverSm) -> int:
+                assert outbox is not None
+                await outbox.on_receipt(message)
+                return 0
+
+            async with SmppClient(settings, on_deliver) as client:
+                outbox = Outbox(db, {Channel.SMS: SmsSender(client)},
+                                concurrency={Channel.SMS: window * 4})
+                messages = [OutboundMessage(f"b{i}", Channel.SMS, f"+4915100{i:05d}",
+                                            f"outbox {i}") for i in range(count)]
+                async with outbox:
+                    start = time.perf_counter()
+                    for i in range(0, count, 1000):
+                        await outbox.enqueue_many(messages[i:i + 1000])
+                    enqueued = time.perf_counter() - start
+                    await outbox.wait_for(lambda s: s.delivered == count, 300)
+                    elapsed = time.perf_counter() - start
+    return count / elapsed, count / enqueued
+
+
+async def cap_check(peer: SmscPeer, count: int, cap: float) -> tuple[float, int]:
+    await peer.acall("POST", "/reset", {})
+    rate = await smpp_client(peer, count, 10, cap)
+    state = await peer.state()
+    return rate, int(state["max_per_second"]["contactd"])
+
+
+def email_message(i: int) -> EmailMessage:
+    mail = EmailMessage()
+    mail["From"] = "bench@example.test"
+    mail["To"] = f"user{i}@example.test"
+    mail["Subject"] = f"Bench {i} — Grüße"
+    mail.set_content("Hello from the messaging benchmark. Grüße!\n")
+    return mail
+
+
+async def email_bare(port: int, count: int) -> float:
+    smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False)
+    await smtp.connect()
+    start = time.perf_counter()
+    for i in range(count):
+        await smtp.send_message(email_message(i))
+    elapsed = time.perf_counter() - start
+    await smtp.quit()
+    return count / elapsed
+
+
+async def email_sender(port: int, count: int, pool: int) -> float:
+    settings = EmailSettings(enabled=True, host="127.0.0.1", port=port, pool_size=pool,
+                             from_address="bench@example.test")
+    async with EmailSender(settings) as sender:
+        start = time.perf_counter()
+        await asyncio.gather(*(
+            sender.send(OutgoingMessage(i, Channel.EMAIL, f"user{i}@example.test",
+                                        "Hello from the messaging benchmark. Grüße!\n",
+                                        f"Bench {i} — Grüße"))
+            for i in range(count)
+        ))
+        return count / (time.perf_counter() - start)
+
+
+def start_smtp_sink() -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}",
+         "-c", "aiosmtpd.handlers.Sink"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return process, port
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError("aiosmtpd did not start")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer messages")
+    args = parser.parse_args()
+    sms_n = 2000 if args.quick else 10000
+    mail_n = 1000 if args.quick else 4000
+    cap = 200.0
+    figures: dict[str, Any] = {"sms_count": sms_n, "email_count": mail_n}
+
+    peer = start_peer(record=False)
+    try:
+        figures["peer_ceiling_w10"] = peer_ceiling(peer, sms_n, 10)
+        figures["smpplib_bare_loop"] = await asyncio.to_thread(smpplib_bare, peer, sms_n // 2)
+        figures["smpp_client_w1"] = await smpp_client(peer, sms_n // 2, 1)
+        figures["smpp_client_w10"] = await smpp_client(peer, sms_n, 10)
+        delivered, enqueued = await outbox_pipeline(peer, sms_n, 10)
+        figures["outbox_w10_delivered"] = delivered
+        figures["outbox_enqueue"] = enqueued
+        rate, seen = await cap_check(peer, int(cap * 3), cap)
+        figures.update(cap=cap, cap_rate=rate, cap_max_seen_per_s=seen)
+    finally:
+        stop_peer(peer)
+
+    sink, port = start_smtp_sink()
+    try:
+        figures["email_bare_1conn"] = await email_bare(port, mail_n // 2)
+        figures["email_sender_pool4"] = await email_sender(port, mail_n, 4)
+    finally:
+        sink.terminate()
+        sink.wait(5)
+
+    rows = [
+        ("SMS, peer ceiling (Node loadgen, window 10)", figures["peer_ceiling_w10"]),
+        ("SMS, smpplib bare loop (baseline)", figures["smpplib_bare_loop"]),
+        ("SMS, SmppClient window 1", figures["smpp_client_w1"]),
+        ("SMS, SmppClient window 10 (target 3000)", figures["smpp_client_w10"]),
+        ("SMS, outbox end to end window 10 (delivered)", figures["outbox_w10_delivered"]),
+        ("SMS, outbox enqueue_many rows", figures["outbox_enqueue"]),
+        (f"SMS, capped at {cap:.0f}/s (achieved)", figures["cap_rate"]),
+        (f"SMS, capped: most seen by SMSC in 1 s (<= {cap:.0f})", figures["cap_max_seen_per_s"]),
+        ("Email, aiosmtplib bare, 1 connection (baseline)", figures["email_bare_1conn"]),
+        ("Email, EmailSender pool 4 (target 1000)", figures["email_sender_pool4"]),
+    ]
+    print(f"{'measure':<52} {'per second':>12}")
+    for name, value in rows:
+        print(f"{name:<52} {value:>12,.0f}")
+    print(json.dumps({k: round(v, 1) if isinstance(v, float) else v for k, v in figures.items()}))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
