@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contactd.db.models.calls import CallAttempt
+from contactd.db.models.dialer import LiveAnswer
 from contactd.enums import CallOutcome
 
 LIVE = (CallOutcome.HUMAN, CallOutcome.ABANDONED)
@@ -85,13 +86,28 @@ async def campaign_stats(
     wrap_s: float = 0.0,
 ) -> CampaignStats:
     query = select(
-        CallAttempt.created_at, CallAttempt.answered_at, CallAttempt.outcome, CallAttempt.talk_s
+        CallAttempt.id,
+        CallAttempt.created_at,
+        CallAttempt.answered_at,
+        CallAttempt.outcome,
+        CallAttempt.talk_s,
     ).where(CallAttempt.campaign_id == campaign_id)
+    # The dialer, not the call layer, knows a person found no agent in time: LiveAnswer rows.
+    abandoned_ids = set(
+        (await session.execute(
+            select(LiveAnswer.attempt_id).where(
+                LiveAnswer.campaign_id == campaign_id, LiveAnswer.abandoned.is_(True)
+            )
+        )).scalars()
+    )
     if since is not None:
         query = query.where(CallAttempt.created_at >= since)
     stats = CampaignStats(campaign_id, agent_logged_in_s=agent_logged_in_s, wrap_s=wrap_s)
     hours: dict[str, HourStats] = {}
-    for created_at, answered_at, outcome, talk_s in (await session.execute(query)).all():
+    for attempt_id, created_at, answered_at, outcome, talk_s in (
+        await session.execute(query)
+    ).all():
+        abandoned = outcome is CallOutcome.ABANDONED or attempt_id in abandoned_ids
         hour = hours.setdefault(
             created_at.strftime("%Y-%m-%dT%H"), HourStats(created_at.strftime("%Y-%m-%dT%H"))
         )
@@ -100,7 +116,7 @@ async def campaign_stats(
             bucket.answers += int(answered_at is not None)
             bucket.humans += int(outcome in LIVE)
             bucket.machines += int(outcome is CallOutcome.MACHINE)
-            bucket.abandons += int(outcome is CallOutcome.ABANDONED)
+            bucket.abandons += int(abandoned)
             bucket.talk_s += talk_s or 0.0
         if outcome is None:
             stats.in_progress += 1

@@ -1,0 +1,39 @@
+"""The agent board: longest-free agent first, explicit transitions, wrap-up timing reported."""
+
+from __future__ import annotations
+
+import pytest
+
+from contactd.dialer.agents import AgentBoard, AgentState
+from contactd.errors import ConflictError
+
+
+def test_claim_call_end_and_auto_ready() -> None:
+    board = AgentBoard(auto_ready_s=10.0)
+    board.login("ann", "PJSIP/1001", 1, now=0.0)
+    board.login("bob", "PJSIP/1002", 1, now=5.0)
+    board.login("cy", "PJSIP/1003", 2, now=0.0)  # another campaign
+    first = board.claim(1, "a1", now=20.0)
+    assert first is not None and first.name == "ann"  # free the longest
+    view = board.view(1, now=30.0)
+    assert (view.free, view.talking, view.wrapping) == (1, (10.0,), ())
+    assert board.call_ended("a1", now=80.0) is first
+    assert first.state is AgentState.WRAPPING
+    assert board.view(1, now=85.0).wrapping == (5.0,)
+    assert board.view(1, now=95.0).free == 2  # wrap-up ended by itself after 10 s
+    assert board.finished_talks == [(1, 60.0)]
+    assert board.finished_wraps == [(1, 10.0)]
+    assert board.claim(1, "a2", now=96.0) is not None
+    assert board.claim(1, "a3", now=96.0) is not None
+    assert board.claim(1, "a4", now=96.0) is None  # nobody left
+
+
+def test_invalid_transitions_are_refused() -> None:
+    board = AgentBoard()
+    board.login("ann", "PJSIP/1001", 1, now=0.0)
+    with pytest.raises(ConflictError):
+        board.ready("ann", now=1.0)  # already free
+    board.pause("ann", now=2.0)
+    assert board.claim(1, "a1", now=3.0) is None  # paused agents take no calls
+    board.ready("ann", now=4.0)
+    assert board.claim(1, "a1", now=5.0) is not None

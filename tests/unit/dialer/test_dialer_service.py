@@ -1,0 +1,203 @@
+"""The campaign service on a real database: lead order, refusals recorded once, the campaign
+state machine, crash safety across a restart, statistics. The only stand-in is a launcher that
+fails the way a dropped AMI link does (a fault the real peer cannot produce on demand)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from contactd.calls.errors import OriginateUncertain
+from contactd.calls.service import OriginateRequest
+from contactd.config import Settings
+from contactd.db.models.calls import CallAttempt
+from contactd.db.models.crm import DoNotCall
+from contactd.db.models.dialer import Campaign, DialRefusal, Lead, LiveAnswer
+from contactd.db.session import Database
+from contactd.dialer import repo
+from contactd.dialer.agents import AgentBoard
+from contactd.dialer.campaigns import CampaignAction, CampaignTransitionError, next_status
+from contactd.dialer.service import DialerService
+from contactd.dialer.stats import campaign_stats
+from contactd.enums import (
+    AttemptState,
+    CallOutcome,
+    CampaignMode,
+    CampaignStatus,
+    LeadStatus,
+)
+from contactd.events import EventBus
+
+NOW = datetime.now(UTC)
+
+
+class DroppingLink:
+    """Every Originate is sent, then the AMI link drops before Asterisk answers."""
+
+    def __init__(self) -> None:
+        self.sent: list[OriginateRequest] = []
+
+    async def originate(self, request: OriginateRequest) -> str:
+        self.sent.append(request)
+        raise OriginateUncertain("link dropped before the response")
+
+
+def open_settings(settings: Settings) -> Settings:
+    dialer = settings.dialer.model_copy(update={
+        "window_start": datetime.min.time(), "window_end": datetime.max.time().replace(
+            microsecond=0)})
+    return settings.model_copy(update={"dialer": dialer})
+
+
+async def add_campaign(db: Database, **fields: object) -> int:
+    async with db.transaction() as session:
+        fields.setdefault("status", CampaignStatus.RUNNING)
+        campaign = Campaign(name=str(fields.pop("name", "c")), mode=CampaignMode.AUTOMATED,
+                            **fields)
+        session.add(campaign)
+        await session.flush()
+        return campaign.id
+
+
+def test_campaign_state_machine() -> None:
+    s, a = CampaignStatus, CampaignAction
+    assert next_status(s.DRAFT, a.START) is s.RUNNING
+    assert next_status(s.RUNNING, a.PAUSE) is s.PAUSED
+    assert next_status(s.PAUSED, a.START) is s.RUNNING
+    assert next_status(s.PAUSED, a.STOP) is s.STOPPED
+    assert next_status(s.RUNNING, a.FINISH) is s.FINISHED
+    with pytest.raises(CampaignTransitionError) as err:
+        next_status(s.STOPPED, a.PAUSE)
+    assert err.value.code == "campaign_transition_invalid"
+    assert "allowed: start" in str(err.value)
+
+
+async def test_due_leads_callbacks_first_then_fresh_then_recycled(db: Database) -> None:
+    cid = await add_campaign(db)
+    async with db.transaction() as session:
+        session.add_all([
+            Lead(campaign_id=cid, phone_e164="+441", status=LeadStatus.RETRY, priority=9,
+                 next_attempt_at=NOW - timedelta(minutes=1)),
+            Lead(campaign_id=cid, phone_e164="+442", status=LeadStatus.NEW),
+            Lead(campaign_id=cid, phone_e164="+443", status=LeadStatus.CALLBACK,
+                 next_attempt_at=NOW - timedelta(seconds=5)),
+            Lead(campaign_id=cid, phone_e164="+444", status=LeadStatus.NEW, priority=5),
+            Lead(campaign_id=cid, phone_e164="+445", status=LeadStatus.CALLBACK,
+                 next_attempt_at=NOW + timedelta(hours=1)),  # not due yet
+            Lead(campaign_id=cid, phone_e164="+446", status=LeadStatus.RETRY,
+                 next_attempt_at=NOW + timedelta(minutes=5)),  # retry not due
+            Lead(campaign_id=cid, phone_e164="+447", status=LeadStatus.DONE),
+        ])
+    async with db.session() as session:
+        due = await repo.due_leads(session, cid, NOW, 10)
+    assert [lead.phone_e164 for lead in due] == ["+443", "+444", "+442", "+441"]
+
+
+async def test_refusals_are_recorded_once_with_their_reason(
+    db: Database, settings: Settings
+) -> None:
+    cid = await add_campaign(db)
+    async with db.transaction() as session:
+        session.add(Lead(campaign_id=cid, phone_e164="+442079460001"))
+        session.add(DoNotCall(e164="+442079460001", campaign_id=None))
+    link = DroppingLink()
+    dialer = DialerService(db, EventBus(), open_settings(settings), link)
+    for _ in range(3):
+        await dialer.tick()
+    async with db.session() as session:
+        refusals = (await session.execute(select(DialRefusal))).scalars().all()
+    assert [(r.reason, r.phone_e164) for r in refusals] == [("dnc_global", "+442079460001")]
+    assert "do-not-call" in refusals[0].detail
+    assert link.sent == []
+
+
+async def test_nothing_is_redialed_within_its_retry_window_after_a_crash(
+    db: Database, settings: Settings
+) -> None:
+    cid = await add_campaign(db)
+    async with db.transaction() as session:
+        session.add(Lead(campaign_id=cid, phone_e164="+442079460002"))
+    link = DroppingLink()
+    first = DialerService(db, EventBus(), open_settings(settings), link)
+    await first.tick()
+    assert [r.phone_e164 for r in link.sent] == ["+442079460002"]
+    async with db.session() as session:
+        lead = (await session.execute(select(Lead))).scalar_one()
+    # Marked before the Originate left: dialing, counted, out of reach for a retry window.
+    assert (lead.status, lead.attempts) == (LeadStatus.DIALING, 1)
+    assert lead.next_attempt_at is not None and lead.next_attempt_at > NOW
+
+    # The process dies; a new one starts and recovers. No attempt row was ever written
+    # (the crash came first), so the lead is recycled, but only after its retry window.
+    restarted = DialerService(db, EventBus(), open_settings(settings), link)
+    await restarted.recover()
+    for _ in range(3):
+        await restarted.tick()
+    assert len(link.sent) == 1
+    async with db.session() as session:
+        lead = (await session.execute(select(Lead))).scalar_one()
+    assert lead.status is LeadStatus.RETRY and lead.attempts == 1
+
+
+async def test_recovery_settles_leads_from_their_attempts(
+    db: Database, settings: Settings
+) -> None:
+    cid = await add_campaign(db, max_attempts=3)
+    async with db.transaction() as session:
+        ended = Lead(campaign_id=cid, phone_e164="+442079460003", status=LeadStatus.DIALING,
+                     attempts=1, next_attempt_at=NOW + timedelta(minutes=10))
+        still_open = Lead(campaign_id=cid, phone_e164="+442079460004",
+                          status=LeadStatus.DIALING, attempts=1,
+                          next_attempt_at=NOW + timedelta(minutes=10))
+        session.add_all([ended, still_open])
+        await session.flush()
+        session.add_all([
+            CallAttempt(id="busy-1", campaign_id=cid, lead_id=ended.id,
+                        phone_e164=ended.phone_e164, state=AttemptState.ENDED,
+                        outcome=CallOutcome.BUSY),
+            CallAttempt(id="open-1", campaign_id=cid, lead_id=still_open.id,
+                        phone_e164=still_open.phone_e164, state=AttemptState.RINGING),
+        ])
+        ids = ended.id, still_open.id
+    dialer = DialerService(db, EventBus(), open_settings(settings), DroppingLink())
+    await dialer.recover()
+    async with db.session() as session:
+        busy = await session.get(Lead, ids[0])
+        pending = await session.get(Lead, ids[1])
+    assert busy is not None and pending is not None
+    assert (busy.status, busy.last_outcome) == (LeadStatus.RETRY, CallOutcome.BUSY)
+    assert busy.next_attempt_at is not None and busy.next_attempt_at > NOW
+    # Still ringing somewhere: the call layer's reconciliation will publish its end.
+    assert pending.status is LeadStatus.DIALING
+
+
+async def test_campaign_commands_and_statistics(db: Database, settings: Settings) -> None:
+    cid = await add_campaign(db, name="stats", status=CampaignStatus.DRAFT)
+    dialer = DialerService(db, EventBus(), settings, DroppingLink(), agents=AgentBoard())
+    assert await dialer.start("stats") is CampaignStatus.RUNNING
+    assert await dialer.pause("stats") is CampaignStatus.PAUSED
+    assert await dialer.stop("stats") is CampaignStatus.STOPPED
+    hour = NOW.replace(minute=0, second=0, microsecond=0)
+    async with db.transaction() as session:
+        # The last one is a person who found no agent: the call layer says HUMAN, the
+        # dialer's LiveAnswer row says abandoned.
+        outcomes = [CallOutcome.HUMAN] * 3 + [CallOutcome.MACHINE, CallOutcome.BUSY,
+                                              CallOutcome.HUMAN]
+        for i, outcome in enumerate(outcomes):
+            answered = outcome in (CallOutcome.HUMAN, CallOutcome.MACHINE,
+                                   CallOutcome.ABANDONED)
+            session.add(CallAttempt(id=f"s{i}", campaign_id=cid, phone_e164="+1",
+                                    state=AttemptState.ENDED, outcome=outcome,
+                                    created_at=hour + timedelta(minutes=i),
+                                    answered_at=hour if answered else None, talk_s=60.0))
+        session.add(LiveAnswer(campaign_id=cid, attempt_id="s5", abandoned=True))
+    async with db.session() as session:
+        stats = await campaign_stats(session, cid, agent_logged_in_s=3600.0, wrap_s=40.0)
+    assert (stats.attempts, stats.answers, stats.humans, stats.machines, stats.abandons) == (
+        6, 5, 4, 1, 1)
+    assert stats.abandon_rate == pytest.approx(0.25)
+    assert stats.occupancy == pytest.approx((360 + 40) / 3600)
+    assert [h.attempts for h in stats.per_hour] == [6]
+    assert stats.as_dict()["abandon_rate"] == 0.25
