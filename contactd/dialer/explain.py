@@ -27,7 +27,7 @@ from contactd.dialer.policy import (
     rate_window_s,
     refusals,
 )
-from contactd.errors import ValidationError
+from contactd.errors import NotFoundError, ValidationError
 
 
 def normalise_number(raw: str, default_region: str) -> str:
@@ -137,4 +137,17 @@ async def explain(
     campaign = await repo.campaign_by_name(session, campaign_name) if campaign_name else None
     req = await build_request(session, settings, e164, at, campaign)
     zones = callee_zones(e164, req.contact_zone, req.fallback_zone) or ()
+    return Explanation(req, refusals(req), local_times(at, zones))
+
+
+async def explain_lead(
+    session: AsyncSession, settings: Settings, lead_id: int, at: datetime
+) -> Explanation:
+    """The same answer for one lead, as the web panel shows it on the lead's page."""
+    lead = await session.get(Lead, lead_id)
+    if lead is None:
+        raise NotFoundError(f"no lead {lead_id}", lead_id=lead_id)
+    campaign = await session.get(Campaign, lead.campaign_id)
+    req = await build_request(session, settings, lead.phone_e164, at, campaign, lead)
+    zones = callee_zones(lead.phone_e164, req.contact_zone, req.fallback_zone) or ()
     return Explanation(req, refusals(req), local_times(at, zones))

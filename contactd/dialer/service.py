@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from sqlalchemy import select
 
@@ -61,6 +61,9 @@ from contactd.errors import NotFoundError
 from contactd.events import EventBus
 
 log = logging.getLogger(__name__)
+
+CONNECT_MARGIN_S: Final = 0.5  # AMI latency allowance against the dialplan's agent wait
+WAITING_CHECK_S: Final = 0.1
 
 
 class CallLauncher(Protocol):
@@ -174,8 +177,11 @@ class DialerService:
                 await self.tick()
             except Exception:
                 log.exception("dialer tick failed")
+            # People waiting for an agent are checked often; otherwise once per pacing tick.
+            waiting = any(rt.waiting for rt in self._runtimes.values())
+            timeout = WAITING_CHECK_S if waiting else self.dialer.pacing_tick_s
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.dialer.pacing_tick_s)
+                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
             self._wake.clear()
 
     # ---- campaign commands ---------------------------------------------------------------
@@ -390,7 +396,13 @@ class DialerService:
             del rt.waiting[attempt_id]
             if self.connector is not None:
                 await self.connector.connect(attempt_id, agent.dial)
-            await self._live_answer(rt, attempt_id, abandoned=False, wait_s=now_s - since)
+            # The dialplan's own 2 s clock started before the AMD verdict reached us: a late
+            # hand-off may find the call already in the identification message. Count it as
+            # abandoned then - never under-count abandons.
+            late = now_s - since > self.dialer.agent_connect_s - CONNECT_MARGIN_S
+            if late:
+                rt.abandoned.add(attempt_id)
+            await self._live_answer(rt, attempt_id, abandoned=late, wait_s=now_s - since)
 
     async def _live_answer(
         self, rt: CampaignRuntime, attempt_id: str, *, abandoned: bool, wait_s: float

@@ -19,6 +19,7 @@ from contactd.db.session import Database
 from contactd.dialer import repo
 from contactd.dialer.agents import AgentBoard
 from contactd.dialer.campaigns import CampaignAction, CampaignTransitionError, next_status
+from contactd.dialer.explain import explain_lead
 from contactd.dialer.service import DialerService
 from contactd.dialer.stats import campaign_stats
 from contactd.enums import (
@@ -201,3 +202,19 @@ async def test_campaign_commands_and_statistics(db: Database, settings: Settings
     assert stats.occupancy == pytest.approx((360 + 40) / 3600)
     assert [h.attempts for h in stats.per_hour] == [6]
     assert stats.as_dict()["abandon_rate"] == 0.25
+
+
+async def test_lead_explanation_matches_the_dial_loop(db: Database, settings: Settings) -> None:
+    cid = await add_campaign(db, max_attempts=2)
+    async with db.transaction() as session:
+        lead = Lead(campaign_id=cid, phone_e164="+12125550150", attempts=2,
+                    status=LeadStatus.RETRY)
+        session.add(lead)
+        await session.flush()
+        lead_id = lead.id
+    at = datetime(2026, 6, 10, 3, 0, tzinfo=UTC)  # 23:00 in New York
+    async with db.session() as session:
+        why = await explain_lead(session, settings, lead_id, at)
+    assert not why.dialable
+    assert [r.code.value for r in why.refusals] == ["outside_window", "attempts_exhausted"]
+    assert "callee local time: America/New_York 2026-06-09 23:00 EDT" in why.lines()[1]
