@@ -68,11 +68,13 @@ class TcpProxy:
         """Close every live connection on both sides, then wait for the links to end."""
         for writer in list(self._writers):
             _abort(writer)
+        # Aborted transports end every pipe by themselves; cancelling the handlers instead
+        # would make asyncio's stream callback log each CancelledError as an error.
         links = list(self._links)
-        for task in links:
-            task.cancel()
         if links:
-            await asyncio.gather(*links, return_exceptions=True)
+            _, stuck = await asyncio.wait(links, timeout=5.0)
+            for task in stuck:
+                task.cancel()
 
     async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -91,7 +93,7 @@ class TcpProxy:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(_pipe(client_r, upstream), name="tcpproxy-up")
                 tg.create_task(_pipe(upstream_r, client_w), name="tcpproxy-down")
-        except (OSError, TimeoutError, ExceptionGroup):
+        except (OSError, TimeoutError, ExceptionGroup, asyncio.CancelledError):
             pass  # a dropped or refused link simply ends; the client sees the close
         finally:
             for writer in (client_w, upstream_w):

@@ -326,12 +326,10 @@ async def test_channel_and_queue_actions(db: Database, asterisk: AsteriskSandbox
         await h.ami.queue_remove("contactd", "Local/7001@contactd-test-world")
         with pytest.raises(AmiActionFailed):
             await h.ami.queue_remove("contactd", "Local/7001@contactd-test-world")
-        try:
-            output = await h.ami.command("core show uptime")
-        except AmiActionFailed as exc:  # manager.conf grants no `command` right in production
-            assert "ermission" in str(exc)
-        else:
-            assert "uptime" in output.lower()
+        # The shipped manager.conf grants no `command` right (it would allow any CLI command,
+        # `core stop now` included): the action must fail cleanly, not hang or crash.
+        with pytest.raises(AmiActionFailed, match="ermission"):
+            await h.ami.command("core show uptime")
 
 
 async def test_wrong_secret_is_refused_and_never_logged(
