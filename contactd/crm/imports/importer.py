@@ -1,4 +1,4 @@
-"""Contact import: validate rows in a worker thread, write them in batches of whole rows.
+"""Contact import: validate rows off the loop (see batches), write them in batches of whole rows.
 
 Each batch is one transaction holding every row of it completely (contact, numbers, e-mails,
 tags, address), so a crash mid-import leaves only whole rows behind, and a re-run finds them
@@ -12,9 +12,7 @@ import contextlib
 import csv
 import time
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Final
 
@@ -22,12 +20,10 @@ from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contactd.crm import repo
-from contactd.crm.errors import ImportFileError
 from contactd.crm.fields import FieldDef
-from contactd.crm.imports.mapping import detect
-from contactd.crm.imports.reader import FileStats, open_rows
-from contactd.crm.imports.validate import ContactRow, RowError, RowValidator
-from contactd.crm.phones import PhoneNormaliser
+from contactd.crm.imports.batches import Context, Reader
+from contactd.crm.imports.reader import FileStats
+from contactd.crm.imports.validate import ContactRow, RowError
 from contactd.db.base import utcnow
 from contactd.db.models import CustomFieldDef, Tag, User, contact_tags
 from contactd.db.session import Database
@@ -80,123 +76,6 @@ def write_error_report(report: ImportReport, target: Path) -> Path:
     return target
 
 
-@dataclass
-class _Context:
-    fields: list[FieldDef]
-    users: dict[str, int]
-    tags: dict[str, int]
-    organisations: dict[str, int]
-
-
-class _Batches:
-    """Pulls validated batches out of the file; every call runs in a worker thread."""
-
-    def __init__(
-        self, path: Path, ctx: _Context, region: str | None, mapping: Mapping[str, str] | None
-    ) -> None:
-        self.stats, self._rows = open_rows(path)
-        self.ctx, self.region, self.mapping = ctx, region, mapping
-        self.validator: RowValidator | None = None
-        self.number = 1  # spreadsheet row number: the header is row 1
-        self._cells = self._guarded()  # one generator for the whole file, pulled per batch
-
-    def start(self) -> dict[str, str]:
-        header = next(self._cells, None)
-        if header is None:
-            raise ImportFileError("the file is empty")
-        columns = detect(header, explicit=self.mapping, custom_keys=[f.key for f in
-                                                                    self.ctx.fields])
-        self.validator = RowValidator(
-            columns, normaliser=PhoneNormaliser(self.region), custom_fields=self.ctx.fields,
-            users=self.ctx.users,
-        )
-        return columns.mapped
-
-    def _guarded(self) -> Iterator[list[str]]:
-        try:
-            yield from self._rows
-        except csv.Error as exc:
-            where = f"row {self.number + 1}"
-            raise ImportFileError(f"{where}: the file cannot be parsed: {exc}") from None
-
-    def next(self, size: int) -> tuple[int, list[ContactRow], list[RowError], int] | None:
-        assert self.validator is not None
-        rows: list[ContactRow] = []
-        errors: list[RowError] = []
-        read = empty = 0
-        check = self.validator.check
-        for cells in self._cells:
-            self.number += 1
-            read += 1
-            result = check(self.number, cells)
-            if result is None:
-                empty += 1
-            elif isinstance(result, ContactRow):
-                rows.append(result)
-            else:
-                errors.extend(result)
-            if read >= size:
-                break
-        if read == 0:
-            return None
-        return read, rows, errors, empty
-
-
-Batch = tuple[int, list[ContactRow], list[RowError], int]
-
-# The validating side of an import running in a worker process (one per import): its state
-# lives here between calls, the executor has a single worker.
-_WORKER: _Batches | None = None
-
-
-def _worker_open(
-    path: Path, ctx: _Context, region: str | None, mapping: Mapping[str, str] | None
-) -> dict[str, str]:
-    global _WORKER
-    _WORKER = _Batches(path, ctx, region, mapping)
-    return _WORKER.start()
-
-
-def _worker_next(size: int) -> tuple[Batch | None, FileStats]:
-    assert _WORKER is not None
-    return _WORKER.next(size), _WORKER.stats
-
-
-class _Reader:
-    """Reads and validates batches off the event loop: in a thread for small files, in a
-    worker process for big ones, where validation (pure Python, GIL-bound) gets a core of its
-    own while this process writes."""
-
-    def __init__(self, path: Path, ctx: _Context, region: str | None,
-                 mapping: Mapping[str, str] | None, *, process: bool) -> None:
-        self.args = (path, _Context(ctx.fields, ctx.users, {}, {}), region, mapping)
-        self.stats = FileStats()
-        self._executor: ProcessPoolExecutor | None = None
-        self._batches: _Batches | None = None
-        if process:
-            self._executor = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
-
-    async def start(self) -> dict[str, str]:
-        if self._executor is None:
-            self._batches = await asyncio.to_thread(_Batches, *self.args)
-            self.stats = self._batches.stats
-            return await asyncio.to_thread(self._batches.start)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, _worker_open, *self.args)
-
-    async def next(self, size: int) -> Batch | None:
-        if self._batches is not None:
-            return await asyncio.to_thread(self._batches.next, size)
-        assert self._executor is not None
-        loop = asyncio.get_running_loop()
-        batch, self.stats = await loop.run_in_executor(self._executor, _worker_next, size)
-        return batch
-
-    async def close(self) -> None:
-        if self._executor is not None:
-            await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
-
-
 class ContactImporter:
     """Imports one file; `progress(rows_done)` is called after every batch.
 
@@ -234,7 +113,7 @@ class ContactImporter:
         if process is None:
             size = await asyncio.to_thread(lambda: path.stat().st_size if path.exists() else 0)
             process = size >= PROCESS_BYTES
-        reader = _Reader(path, ctx, self.region, mapping, process=process)
+        reader = Reader(path, ctx, self.region, mapping, process=process)
         try:
             report.columns = await reader.start()
             await self._pump(reader, ctx, report, dry_run)
@@ -246,7 +125,7 @@ class ContactImporter:
         return report
 
     async def _pump(
-        self, reader: _Reader, ctx: _Context, report: ImportReport, dry_run: bool
+        self, reader: Reader, ctx: Context, report: ImportReport, dry_run: bool
     ) -> None:
         failed_rows: set[int] = set()
         # Validate batch n+1 while batch n is written.
@@ -269,7 +148,7 @@ class ContactImporter:
                     await ahead
         report.invalid = len(failed_rows)
 
-    async def _context(self) -> _Context:
+    async def _context(self) -> Context:
         async with self.db.engine.connect() as conn:
             defs = await conn.execute(
                 select(CustomFieldDef).where(CustomFieldDef.entity == CustomFieldEntity.CONTACT)
@@ -290,10 +169,10 @@ class ContactImporter:
                 )
             ):
                 orgs.setdefault(name.casefold(), oid)
-        return _Context(fields, users, tags, orgs)
+        return Context(fields, users, tags, orgs)
 
     async def _write(
-        self, rows: list[ContactRow], ctx: _Context, report: ImportReport, dry_run: bool
+        self, rows: list[ContactRow], ctx: Context, report: ImportReport, dry_run: bool
     ) -> None:
         if not rows:
             return
@@ -347,7 +226,7 @@ class ContactImporter:
         return list(new.values()), list(updates.items())
 
     async def _ensure_names(
-        self, conn: AsyncConnection, rows: list[ContactRow], ctx: _Context
+        self, conn: AsyncConnection, rows: list[ContactRow], ctx: Context
     ) -> None:
         """Create the organisations and tags the rows name and nobody has yet."""
         now = utcnow()
@@ -376,7 +255,7 @@ class ContactImporter:
             ids = await repo.insert_ids(conn, repo.tags, [{"name": t, "color": ""} for t in tags])
             ctx.tags.update(zip(tags, ids, strict=True))
 
-    async def _insert(self, conn: AsyncConnection, rows: list[ContactRow], ctx: _Context) -> None:
+    async def _insert(self, conn: AsyncConnection, rows: list[ContactRow], ctx: Context) -> None:
         if not rows:
             return
         now = utcnow()
@@ -399,7 +278,7 @@ class ContactImporter:
         await self._children(conn, list(zip(ids, rows, strict=True)), ctx, ignore=False)
 
     async def _children(
-        self, conn: AsyncConnection, pairs: list[tuple[int, ContactRow]], ctx: _Context, *,
+        self, conn: AsyncConnection, pairs: list[tuple[int, ContactRow]], ctx: Context, *,
         ignore: bool,
     ) -> None:
         phone_rows = [
@@ -427,7 +306,7 @@ class ContactImporter:
                 await repo.bulk_insert(conn, table, columns, values)
 
     async def _update(
-        self, conn: AsyncConnection, updates: list[tuple[int, ContactRow]], ctx: _Context
+        self, conn: AsyncConnection, updates: list[tuple[int, ContactRow]], ctx: Context
     ) -> None:
         """Stored contacts keep what they have; the row fills empty fields and adds numbers."""
         if not updates:
@@ -454,7 +333,7 @@ class ContactImporter:
         await repo.refresh_search_text(conn, [cid for cid, _ in updates])
 
 
-def _org_id(row: ContactRow, ctx: _Context) -> int | None:
+def _org_id(row: ContactRow, ctx: Context) -> int | None:
     return ctx.organisations.get(row.organisation.casefold()) if row.organisation else None
 
 
