@@ -14,11 +14,14 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 
+from contactd.ami.client import AmiClient
+from contactd.calls.service import CallService
 from contactd.config import Settings
 from contactd.db.bootstrap import open_database
 from contactd.db.session import Database
 from contactd.events import EventBus
 from contactd.health import ComponentHealth, HealthRegistry
+from contactd.messaging.service import Messaging
 from contactd.web.app import WebServer, create_app
 
 log = logging.getLogger(__name__)
@@ -35,6 +38,8 @@ class Components:
         self.db = db
         self.bus = bus
         self.health = health
+        self.calls: CallService | None = None
+        self.messaging: Messaging | None = None
         self.web_url: str | None = None
 
 
@@ -60,6 +65,15 @@ async def run_daemon(
             db_since = datetime.now(UTC)
             health.register("database", lambda: ComponentHealth("ok", db.dialect, db_since))
             components = Components(settings, db, bus, health)
+            if settings.ami.enabled:
+                # CallService subscribes at construction: the client's login-time event
+                # filter is built from those subscriptions, so build both before entering.
+                ami = AmiClient(settings.ami)
+                calls = CallService(db, bus, ami, settings.asterisk)
+                await stack.enter_async_context(ami)
+                components.calls = await stack.enter_async_context(calls)
+                health.register("ami", ami.probe)
+            components.messaging = await stack.enter_async_context(Messaging(settings, db, bus))
             if settings.web.enabled:
                 app = create_app(settings, db, health)
                 web = await stack.enter_async_context(
