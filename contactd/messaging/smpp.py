@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 import time
@@ -28,6 +29,7 @@ from contactd.messaging.errors import (
     SmppUnavailableError,
     TemporaryFailureError,
 )
+from contactd.messaging.pdu import deliver_sm_resp, submit_sm
 from contactd.messaging.smpp_io import (
     BindRefused,
     Down,
@@ -288,12 +290,16 @@ class SmppClient:
             status = ESME_RSYSERR
         # Answered only after the handler stored it: a crash before this means redelivery.
         if self._io is not None:
-            data = self._io.encode("deliver_sm_resp", report.sequence, status=status)
-            self._io.send(report.generation, data)
+            self._io.send(report.generation, deliver_sm_resp(report.sequence, status))
 
     # -- requests -------------------------------------------------------------------------
     async def _request(
-        self, command: str, *, timeout_s: float | None = None, **fields: Any
+        self,
+        command: str,
+        *,
+        timeout_s: float | None = None,
+        packed: Callable[[int], bytes] | None = None,
+        **fields: Any,
     ) -> Response:
         assert self._io is not None, "use SmppClient as an async context manager"
         if not self._up.is_set():
@@ -305,7 +311,10 @@ class SmppClient:
                     f"SMSC {host}:{port} not bound ({self.stats.last_error or 'connecting'})"
                 ) from None
         sequence = self._io.sequences.next_sequence()
-        data = self._io.encode(command, sequence, **fields)
+        if packed is not None:
+            data = packed(sequence)
+        else:
+            data = self._io.encode(command, sequence, **fields)
         future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         self._pending[sequence] = (future, self._generation)
         self._io.send(self._generation, data)
@@ -341,16 +350,19 @@ class SmppClient:
                     await self._limiter.acquire()
                 response = await self._request(
                     "submit_sm",
-                    source_addr=sender,
-                    source_addr_ton=1 if sender.isdigit() else 5,  # international / alphanumeric
-                    source_addr_npi=1 if sender.isdigit() else 0,
-                    destination_addr=destination.lstrip("+"),
-                    dest_addr_ton=1,
-                    dest_addr_npi=1,
-                    esm_class=esm_class,
-                    data_coding=data_coding,
-                    registered_delivery=1 if receipt else 0,
-                    short_message=payload,
+                    packed=functools.partial(
+                        submit_sm,
+                        source_addr=sender,
+                        source_addr_ton=1 if sender.isdigit() else 5,  # international / alpha
+                        source_addr_npi=1 if sender.isdigit() else 0,
+                        destination_addr=destination.lstrip("+"),
+                        dest_addr_ton=1,
+                        dest_addr_npi=1,
+                        esm_class=esm_class,
+                        data_coding=data_coding,
+                        registered_delivery=1 if receipt else 0,
+                        short_message=payload,
+                    ),
                 )
             if response.status == ESME_ROK:
                 self.stats.submitted += 1

@@ -66,6 +66,12 @@ class _Client(smpplib.client.Client):  # type: ignore[misc]
         if self._socket is not None:
             self._socket.settimeout(None)
 
+    def send_nowait(self, data: bytes) -> int:
+        sock = self._socket
+        if sock is None:
+            raise OSError("not connected")
+        return sock.send(data, socket.MSG_DONTWAIT)
+
     def close_quietly(self) -> None:
         """smpplib's disconnect() logs a warning whenever it is not unbound first; we know."""
         sock, self._socket = self._socket, None
@@ -156,6 +162,8 @@ class SmppIo:
         self.sequences = SequenceGenerator()
         self._write_lock = threading.Lock()
         self._writes: queue.SimpleQueue[tuple[int, bytes] | None] = queue.SimpleQueue()
+        self._loop_queued = 0
+        self._written = 0
         self._stopping = threading.Event()
         self._client: _Client | None = None
         self._generation = 0
@@ -180,6 +188,35 @@ class SmppIo:
         return data
 
     def send(self, generation: int, data: bytes) -> None:
+        """Write now when nothing is queued and the socket takes it all; else via the writer.
+
+        The fast path saves a thread hop per PDU; it never blocks (MSG_DONTWAIT), and bytes it
+        could not write go to the writer queue before the lock is released, so PDUs never
+        interleave and keep their order.
+        """
+        if self._loop_queued == self._written and self._write_lock.acquire(blocking=False):
+            try:
+                client = self._client
+                if client is None or generation != self._generation:
+                    return
+                try:
+                    sent = client.send_nowait(data)
+                except BlockingIOError:
+                    sent = 0
+                except OSError:
+                    client.shutdown()
+                    return
+                if sent == len(data):
+                    return
+                self._enqueue(generation, data[sent:])
+            finally:
+                self._write_lock.release()
+            return
+        self._enqueue(generation, data)
+
+    def _enqueue(self, generation: int, data: bytes) -> None:
+        # Only the loop thread touches _loop_queued, only the writer _written: no lock needed.
+        self._loop_queued += 1
         self._writes.put((generation, data))
 
     def drop(self, generation: int) -> None:
@@ -226,13 +263,17 @@ class SmppIo:
                 return
             generation, data = item
             client = self._client
-            if client is None or generation != self._generation:
-                continue  # written for a connection that is gone; its future already failed
             try:
+                if client is None or generation not in (-1, self._generation):
+                    continue  # for a connection that is gone; its future already failed
                 self._write(client, data)
             except (OSError, smpplib.exceptions.ConnectionError) as exc:
                 log.warning("smpp write failed: %s", exc)
-                client.shutdown()
+                if client is not None:
+                    client.shutdown()
+            finally:
+                if generation >= 0:
+                    self._written += 1
 
     def _connect(self) -> _Client | None:
         ep = self._endpoint
@@ -314,8 +355,6 @@ class SmppIo:
                 log.debug("smpp: ignoring %s", command)
 
     def _answer(self, client: _Client, command: str, sequence: int) -> None:
-        data = self.encode(command, sequence)
-        try:
-            self._write(client, data)
-        except (OSError, smpplib.exceptions.ConnectionError):
-            client.shutdown()
+        # Through the writer (generation -1: not counted against the loop's fast path),
+        # so it cannot land between the two halves of a PDU the fast path split.
+        self._writes.put((-1, self.encode(command, sequence)))
