@@ -136,7 +136,9 @@ async def smpp_client(peer: SmscPeer, count: int, window: int, cap: float = 0.0)
     return count / elapsed
 
 
-async def outbox_pipeline(peer: SmscPeer, count: int, window: int) -> tuple[float, float]:
+async def outbox_pipeline(
+    peer: SmscPeer, count: int, window: int
+) -> tuple[float, float, int]:
     with tempfile.TemporaryDirectory() as folder:
         db = Database(f"sqlite+aiosqlite:///{folder}/bench.db")
         async with db.engine.begin() as conn:
@@ -164,7 +166,8 @@ async def outbox_pipeline(peer: SmscPeer, count: int, window: int) -> tuple[floa
                     enqueued = time.perf_counter() - start
                     await outbox.wait_for(lambda s: s.delivered == count, 300)
                     elapsed = time.perf_counter() - start
-    return count / elapsed, count / enqueued
+                    batches = outbox.stats.batches
+    return count / elapsed, count / enqueued, batches
 
 
 async def cap_check(peer: SmscPeer, count: int, cap: float) -> tuple[float, int]:
@@ -241,9 +244,10 @@ async def main() -> None:
         figures["smpplib_bare_loop"] = await asyncio.to_thread(smpplib_bare, peer, sms_n // 2)
         figures["smpp_client_w1"] = await smpp_client(peer, sms_n // 2, 1)
         figures["smpp_client_w10"] = await smpp_client(peer, sms_n, 10)
-        delivered, enqueued = await outbox_pipeline(peer, sms_n, 10)
+        delivered, enqueued, batches = await outbox_pipeline(peer, sms_n, 10)
         figures["outbox_w10_delivered"] = delivered
         figures["outbox_enqueue"] = enqueued
+        figures["outbox_write_batches"] = batches
         rate, seen = await cap_check(peer, int(cap * 3), cap)
         figures.update(cap=cap, cap_rate=rate, cap_max_seen_per_s=seen)
     finally:

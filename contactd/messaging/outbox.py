@@ -11,8 +11,8 @@ message whose answer never arrived; SMPP has no idempotency key to ask it).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -41,8 +41,23 @@ INTERACTIONS = cast(Table, Interaction.__table__)
 EARLY_RECEIPT_WAIT_S: Final = 2.0  # a receipt may overtake the submit_sm_resp bookkeeping
 IDLE_WAKE_S: Final = 30.0
 CLOSE_TIMEOUT_S: Final = 10.0
+SWEEP_S: Final = 10.0  # how often expired rows are looked for
 WRITE_BATCH: Final = 1000
 FAILED_STATS: Final = {"UNDELIV", "REJECTD", "DELETED", "UNKNOWN"}
+_CLAIM_COLUMNS: Final = (
+    OutboxMessage.id,
+    OutboxMessage.channel,
+    OutboxMessage.to_address,
+    OutboxMessage.body,
+    OutboxMessage.subject,
+    OutboxMessage.html_body,
+    OutboxMessage.meta,
+    OutboxMessage.attempts,
+    OutboxMessage.expires_at,
+    OutboxMessage.contact_id,
+    OutboxMessage.campaign_id,
+    OutboxMessage.interaction_id,
+)
 _EVENT = {
     S.SENT: events.MessageSent,
     S.DELIVERED: events.MessageDelivered,
@@ -140,6 +155,7 @@ class Outbox:
         self._committed = asyncio.Condition()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
+        self._maybe_due = True
         self.stats = OutboxStats()
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -223,7 +239,7 @@ class Outbox:
                     return [await self._enqueue_one(m) for m in messages]
                 existing.update(await self._ids_for(session, [m.idempotency_key for m in fresh]))
         self.stats.enqueued += len(rows)
-        self._wake.set()
+        self._kick()
         return [existing[k] for k in keys]
 
     @staticmethod
@@ -245,7 +261,7 @@ class Outbox:
                 session.add(row)
                 await session.flush()
                 self.stats.enqueued += 1
-                self._wake.set()
+                self._kick()
                 return row.id
         except IntegrityError:
             async with self._db.session() as session:
@@ -297,26 +313,47 @@ class Outbox:
 
     # -- dispatch -------------------------------------------------------------------------
     async def _dispatch_loop(self) -> None:
+        """Claim due rows while slots are free; sleep until woken or the next retry is due.
+
+        `_maybe_due` avoids a query per finished send: it is cleared when a claim comes back
+        short (nothing else due now) and set again by enqueue, retries and the due timer.
+        """
+        last_sweep = 0.0
         while not self._closing:
             self._wake.clear()
-            claimed = 0
-            for channel, limit in self._limits.items():
-                free = limit - self._inflight[channel]
-                if free > 0:
-                    claimed += await self._claim(channel, min(free, self._claim_batch))
-            if claimed or self._closing:
-                continue
-            await self._expire_stale()
-            wait_s = await self._seconds_to_next_due()
-            with contextlib.suppress(TimeoutError):
+            if self._maybe_due:
+                exhausted = True
+                for channel, limit in self._limits.items():
+                    free = limit - self._inflight[channel]
+                    if free < max(1, limit // 4):
+                        exhausted = False  # claim in batches once enough slots are free
+                        continue
+                    want = min(free, self._claim_batch)
+                    if await self._claim(channel, want) == want:
+                        exhausted = False
+                if exhausted:
+                    self._maybe_due = False
+            if self._closing:
+                break
+            if time.monotonic() - last_sweep >= SWEEP_S:
+                last_sweep = time.monotonic()
+                await self._expire_stale()
+            wait_s = SWEEP_S if self._maybe_due else await self._seconds_to_next_due()
+            try:
                 await asyncio.wait_for(self._wake.wait(), wait_s)
+            except TimeoutError:
+                self._maybe_due = True
+
+    def _kick(self) -> None:
+        self._maybe_due = True
+        self._wake.set()
 
     async def _claim(self, channel: Channel, limit: int) -> int:
         now = _now()
         async with self._db.transaction() as session:
             rows = (
-                await session.scalars(
-                    select(OutboxMessage)
+                await session.execute(
+                    select(*_CLAIM_COLUMNS)
                     .where(
                         OutboxMessage.state == S.QUEUED,
                         OutboxMessage.channel == channel,
@@ -347,7 +384,7 @@ class Outbox:
             self._spawn(self._send(row, row.attempts + 1), f"outbox-send-{row.id}")
         return len(rows)
 
-    async def _send(self, row: OutboxMessage, attempt: int) -> None:
+    async def _send(self, row: Any, attempt: int) -> None:
         message = OutgoingMessage(
             row.id, row.channel, row.to_address, row.body, row.subject, row.html_body, row.meta
         )
@@ -383,7 +420,8 @@ class Outbox:
             self._post(_Update(S.SENT, row.id, values))
         finally:
             self._inflight[row.channel] -= 1
-            self._wake.set()
+            if self._maybe_due:
+                self._wake.set()
 
     async def _seconds_to_next_due(self) -> float:
         async with self._db.session() as session:
@@ -555,7 +593,7 @@ class Outbox:
             self._spawn(self._bus.publish(event), "outbox-event")
         if state is S.QUEUED:
             self._forget(item.id)
-            self._wake.set()
+            self._wake.set()  # recompute when the next retry is due
         if item.done is not None and not item.done.done():
             item.done.set_result(None)
 

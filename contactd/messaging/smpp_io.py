@@ -15,6 +15,7 @@ import itertools
 import logging
 import queue
 import socket
+import struct
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -26,9 +27,12 @@ import smpplib.consts
 import smpplib.exceptions
 import smpplib.smpp
 
+from contactd.messaging import pdu as pdu_codec
+
 log = logging.getLogger(__name__)
 
 MAX_SEQUENCE: Final = 0x7FFFFFFF
+MAX_PDU_BYTES: Final = 65536  # anything larger is a broken stream, not a PDU
 
 
 class SequenceGenerator:
@@ -61,6 +65,15 @@ class _Client(smpplib.client.Client):  # type: ignore[misc]
         if sock is None:
             raise smpplib.exceptions.ConnectionError("not connected")
         sock.sendall(data)
+
+    def read_raw(self) -> bytes:
+        """One whole PDU as bytes; parsing is the caller's choice."""
+        head: bytes = self._recv_exact(4)
+        (length,) = struct.unpack(">I", head)
+        if not 16 <= length <= MAX_PDU_BYTES:
+            raise smpplib.exceptions.ConnectionError(f"bad PDU length {length}")
+        body: bytes = self._recv_exact(length - 4)
+        return head + body
 
     def block_forever(self) -> None:
         if self._socket is not None:
@@ -327,32 +340,59 @@ class SmppIo:
     def _read_until_closed(self, client: _Client, generation: int) -> str:
         while True:
             try:
-                pdu = client.read_pdu()
+                raw = client.read_raw()
             except TimeoutError:
                 if self._stopping.is_set():
                     return "stopping"
                 continue
             except (OSError, smpplib.exceptions.ConnectionError) as exc:
                 return f"connection lost ({exc or 'closed'})"
-            except smpplib.exceptions.PDUError as exc:
-                return f"unreadable PDU ({exc})"
-            command = pdu.command
-            if command == "deliver_sm":
-                self._report(Inbound(generation, pdu.sequence, pdu))
-            elif command == "enquire_link":
-                self._answer(client, "enquire_link_resp", pdu.sequence)
-            elif command == "unbind":
-                self._answer(client, "unbind_resp", pdu.sequence)
-                return "unbound by the SMSC"
-            elif command.endswith("_resp") or command == "generic_nack":
-                message_id = _text(getattr(pdu, "message_id", None))
-                self._report(
-                    Response(generation, pdu.sequence, command, int(pdu.status or 0), message_id)
-                )
-                if command == "unbind_resp":
-                    return "unbound"
-            else:
-                log.debug("smpp: ignoring %s", command)
+            if not self._fast_path(raw, generation):
+                try:
+                    pdu = smpplib.smpp.parse_pdu(
+                        raw, client=client, allow_unknown_opt_params=True
+                    )
+                except (smpplib.exceptions.PDUError, ValueError, IndexError) as exc:
+                    return f"unreadable PDU ({exc})"
+                if not self._dispatch(client, generation, pdu):
+                    return "unbound" if pdu.command == "unbind_resp" else "unbound by the SMSC"
+
+    def _fast_path(self, raw: bytes, generation: int) -> bool:
+        """The two PDUs that arrive once per message, read without smpplib (see pdu.py)."""
+        command = pdu_codec.command_id(raw)
+        try:
+            if command == pdu_codec.SUBMIT_SM_RESP:
+                sequence, status, message_id = pdu_codec.parse_submit_sm_resp(raw)
+                self._report(Response(generation, sequence, "submit_sm_resp", status, message_id))
+                return True
+            if command == pdu_codec.DELIVER_SM:
+                deliver = pdu_codec.parse_deliver_sm(raw)
+                self._report(Inbound(generation, deliver.sequence, deliver))
+                return True
+        except (ValueError, IndexError, struct.error):
+            log.warning("smpp: odd %08x PDU; parsing it with smpplib", command)
+        return False
+
+    def _dispatch(self, client: _Client, generation: int, pdu: Any) -> bool:
+        """Act on a PDU smpplib parsed; False when the session ends with it."""
+        command = pdu.command
+        if command == "deliver_sm":
+            self._report(Inbound(generation, pdu.sequence, pdu))
+        elif command == "enquire_link":
+            self._answer(client, "enquire_link_resp", pdu.sequence)
+        elif command == "unbind":
+            self._answer(client, "unbind_resp", pdu.sequence)
+            return False
+        elif command.endswith("_resp") or command == "generic_nack":
+            message_id = _text(getattr(pdu, "message_id", None))
+            self._report(
+                Response(generation, pdu.sequence, command, int(pdu.status or 0), message_id)
+            )
+            if command == "unbind_resp":
+                return False
+        else:
+            log.debug("smpp: ignoring %s", command)
+        return True
 
     def _answer(self, client: _Client, command: str, sequence: int) -> None:
         # Through the writer (generation -1: not counted against the loop's fast path),
