@@ -12,7 +12,7 @@ Public API::
 
 `calls` is the CallService (`originate(OriginateRequest) -> attempt id`); CallAnswered,
 CallBridged and CallEnded arrive on the bus. Every refusal to dial is stored as a DialRefusal
-(once per lead and reason set, not every tick). Crash safety: the lead is marked `dialing`
+(once per lead and reason, not every tick). Crash safety: the lead is marked `dialing`
 with `attempts + 1` and `next_attempt_at` pushed past its retry window in the same transaction
 *before* the Originate, so a restart can never re-dial it early; `recover()` settles leads
 left `dialing` from their attempt rows.
@@ -111,7 +111,7 @@ class CampaignRuntime:
     waiting: dict[str, float] = field(default_factory=dict)  # answered, no agent yet
     abandoned: set[str] = field(default_factory=set)
     recent: deque[datetime] = field(default_factory=lambda: deque(maxlen=1000))
-    refused: dict[int, frozenset[str]] = field(default_factory=dict)
+    refused: dict[int, set[str]] = field(default_factory=dict)
     seeded: bool = False
 
 
@@ -306,11 +306,12 @@ class DialerService:
                                       campaign, fresh)
             reasons = refusals(req)
             if reasons:
-                codes = frozenset(r.code.value for r in reasons)
-                if rt.refused.get(fresh.id) != codes:
-                    rt.refused[fresh.id] = codes
-                    await repo.record_refusals(session, campaign.id, fresh.id,
-                                               fresh.phone_e164, reasons, now)
+                # Each reason is stored once per lead until it is dialed, not once per tick.
+                seen = rt.refused.setdefault(fresh.id, set())
+                new = [r for r in reasons if r.code.value not in seen]
+                seen.update(r.code.value for r in new)
+                await repo.record_refusals(session, campaign.id, fresh.id, fresh.phone_e164,
+                                           new, now)
                 return False
             rules = retry_rules_for(campaign, self.dialer)
             previous = (fresh.status, fresh.attempts, fresh.next_attempt_at)
