@@ -17,27 +17,27 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, Final, cast
+from typing import Any, Final
 
-from sqlalchemy import Table, bindparam, func, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, select, update
 
-from contactd.db.models.crm import Interaction
 from contactd.db.models.messaging import OutboxMessage
 from contactd.db.session import Database
-from contactd.enums import Channel, Direction, InteractionKind, MessageState
+from contactd.enums import Channel, MessageState
 from contactd.events import EventBus
 from contactd.messaging import events
+from contactd.messaging import outbox_store as store
 from contactd.messaging.errors import TemporaryFailureError
+from contactd.messaging.outbox_store import OutboundMessage, Outcome
 from contactd.messaging.smpp import DeliverSm
-from contactd.messaging.state import FINAL, backoff_s, sources_of
+from contactd.messaging.state import FINAL, backoff_s
 from contactd.messaging.types import OutgoingMessage, Sender
+
+__all__ = ["OutboundMessage", "Outbox", "OutboxStats"]
 
 log = logging.getLogger(__name__)
 
 S = MessageState
-OUTBOX = cast(Table, OutboxMessage.__table__)
-INTERACTIONS = cast(Table, Interaction.__table__)
 EARLY_RECEIPT_WAIT_S: Final = 2.0  # a receipt may overtake the submit_sm_resp bookkeeping
 IDLE_WAKE_S: Final = 30.0
 CLOSE_TIMEOUT_S: Final = 10.0
@@ -70,25 +70,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(frozen=True)
-class OutboundMessage:
-    """What a caller asks to send; `idempotency_key` makes asking twice harmless."""
-
-    idempotency_key: str
-    channel: Channel
-    to: str
-    body: str = ""
-    subject: str = ""
-    html_body: str | None = None
-    contact_id: int | None = None
-    campaign_id: int | None = None
-    interaction_id: int | None = None
-    template: str | None = None
-    language: str = "en"
-    expires_at: datetime | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
-
-
 @dataclass
 class OutboxStats:
     enqueued: int = 0
@@ -100,14 +81,6 @@ class OutboxStats:
     resumed: int = 0
     receipts_unmatched: int = 0
     batches: int = 0
-
-
-@dataclass
-class _Update:
-    state: MessageState
-    id: int
-    values: dict[str, Any]
-    done: asyncio.Future[None] | None = None
 
 
 @dataclass
@@ -148,7 +121,7 @@ class Outbox:
         self._max_attempts = max_attempts
         self._receipt_timeout = timedelta(seconds=receipt_timeout_s)
         self._wake = asyncio.Event()
-        self._writes: asyncio.Queue[_Update] = asyncio.Queue()
+        self._writes: asyncio.Queue[Outcome] = asyncio.Queue()
         self._tracked: dict[int, _Tracked] = {}
         self._by_part: dict[str, int] = {}
         self._early: dict[str, asyncio.Future[int]] = {}
@@ -156,6 +129,7 @@ class Outbox:
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
         self._maybe_due = True
+        self._kicks = 0
         self.stats = OutboxStats()
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -219,97 +193,12 @@ class Outbox:
         return message_id
 
     async def enqueue_many(self, messages: Sequence[OutboundMessage]) -> list[int]:
-        keys = [m.idempotency_key for m in messages]
-        async with self._db.transaction() as session:
-            existing = await self._ids_for(session, keys)
-            unique = {m.idempotency_key: m for m in reversed(messages)}  # first one wins
-            fresh = [m for k, m in reversed(unique.items()) if k not in existing]
-            rows = []
-            for m in fresh:
-                interaction_id = m.interaction_id
-                if interaction_id is None and m.contact_id is not None:
-                    interaction_id = await self._timeline_row(session, m)
-                rows.append(self._row(m, interaction_id))
-            if rows:
-                try:
-                    await session.execute(insert(OutboxMessage), rows)
-                except IntegrityError:
-                    # Another enqueuer stored the same key meanwhile: take theirs one by one.
-                    await session.rollback()
-                    return [await self._enqueue_one(m) for m in messages]
-                existing.update(await self._ids_for(session, [m.idempotency_key for m in fresh]))
-        self.stats.enqueued += len(rows)
-        self._kick()
-        return [existing[k] for k in keys]
-
-    @staticmethod
-    async def _ids_for(session: Any, keys: list[str]) -> dict[str, int]:
-        result = await session.execute(
-            select(OutboxMessage.idempotency_key, OutboxMessage.id).where(
-                OutboxMessage.idempotency_key.in_(keys)
-            )
-        )
-        return {key: message_id for key, message_id in result}
-
-    async def _enqueue_one(self, message: OutboundMessage) -> int:
-        try:
-            async with self._db.transaction() as session:
-                interaction_id = message.interaction_id
-                if interaction_id is None and message.contact_id is not None:
-                    interaction_id = await self._timeline_row(session, message)
-                row = OutboxMessage(**self._row(message, interaction_id))
-                session.add(row)
-                await session.flush()
-                self.stats.enqueued += 1
-                self._kick()
-                return row.id
-        except IntegrityError:
-            async with self._db.session() as session:
-                found = await session.scalar(
-                    select(OutboxMessage.id).where(
-                        OutboxMessage.idempotency_key == message.idempotency_key
-                    )
-                )
-            assert found is not None
-            return found
-
-    @staticmethod
-    def _row(m: OutboundMessage, interaction_id: int | None) -> dict[str, Any]:
-        return {
-            "idempotency_key": m.idempotency_key,
-            "channel": m.channel,
-            "state": S.QUEUED,
-            "contact_id": m.contact_id,
-            "campaign_id": m.campaign_id,
-            "interaction_id": interaction_id,
-            "to_address": m.to,
-            "subject": m.subject,
-            "body": m.body,
-            "html_body": m.html_body,
-            "template": m.template,
-            "language": m.language,
-            "expires_at": m.expires_at,
-            "meta": m.meta,
-            "created_at": _now(),
-        }
-
-    @staticmethod
-    async def _timeline_row(session: Any, m: OutboundMessage) -> int:
-        kind = InteractionKind.SMS if m.channel is Channel.SMS else InteractionKind.EMAIL
-        row = Interaction(
-            contact_id=m.contact_id,
-            kind=kind,
-            direction=Direction.OUTBOUND,
-            channel=m.channel,
-            campaign_id=m.campaign_id,
-            subject=m.subject,
-            body=m.body,
-            remote_address=m.to,
-            outcome=S.QUEUED.value,
-        )
-        session.add(row)
-        await session.flush()
-        return row.id
+        """Store many at once (one transaction); ids in the order given."""
+        ids, inserted = await store.insert_messages(self._db, messages)
+        self.stats.enqueued += inserted
+        if inserted:
+            self._kick()
+        return ids
 
     # -- dispatch -------------------------------------------------------------------------
     async def _dispatch_loop(self) -> None:
@@ -322,6 +211,7 @@ class Outbox:
         while not self._closing:
             self._wake.clear()
             if self._maybe_due:
+                kicks = self._kicks
                 exhausted = True
                 for channel, limit in self._limits.items():
                     free = limit - self._inflight[channel]
@@ -331,7 +221,7 @@ class Outbox:
                     want = min(free, self._claim_batch)
                     if await self._claim(channel, want) == want:
                         exhausted = False
-                if exhausted:
+                if exhausted and kicks == self._kicks:  # no enqueue raced with the claim
                     self._maybe_due = False
             if self._closing:
                 break
@@ -345,6 +235,7 @@ class Outbox:
                 self._maybe_due = True
 
     def _kick(self) -> None:
+        self._kicks += 1
         self._maybe_due = True
         self._wake.set()
 
@@ -375,7 +266,7 @@ class Outbox:
             )
         for row in rows:
             if row.expires_at is not None and row.expires_at <= now:
-                self._post(_Update(S.EXPIRED, row.id, {"error": "expired before sending"}))
+                self._post(Outcome(S.EXPIRED, row.id, {"error": "expired before sending"}))
                 continue
             self._tracked[row.id] = _Tracked(
                 channel, row.contact_id, row.campaign_id, row.interaction_id
@@ -392,14 +283,14 @@ class Outbox:
             result = await self._senders[row.channel].send(message)
         except TemporaryFailureError as exc:
             if attempt >= self._max_attempts:
-                self._post(_Update(S.FAILED, row.id, {"error": f"gave up: {exc}"[:500]}))
+                self._post(Outcome(S.FAILED, row.id, {"error": f"gave up: {exc}"[:500]}))
             else:
                 delay = backoff_s(attempt, base_s=self._retry[0], max_s=self._retry[1])
                 self.stats.retried += 1
                 at = _now() + timedelta(seconds=delay)
-                self._post(_Update(S.QUEUED, row.id, {"next_attempt_at": at, "error": str(exc)}))
+                self._post(Outcome(S.QUEUED, row.id, {"next_attempt_at": at, "error": str(exc)}))
         except Exception as exc:  # SendFailedError, or a sender bug: not worth retrying blindly
-            self._post(_Update(S.FAILED, row.id, {"error": str(exc)[:500]}))
+            self._post(Outcome(S.FAILED, row.id, {"error": str(exc)[:500]}))
             if not isinstance(exc, TemporaryFailureError) and not hasattr(exc, "code"):
                 log.exception("outbox: sender crashed on message %s", row.id)
         else:
@@ -417,22 +308,31 @@ class Outbox:
                         early.set_result(row.id)
             elif tracked is not None:
                 values["final"] = True
-            self._post(_Update(S.SENT, row.id, values))
+            self._post(Outcome(S.SENT, row.id, values))
         finally:
             self._inflight[row.channel] -= 1
             if self._maybe_due:
                 self._wake.set()
 
     async def _seconds_to_next_due(self) -> float:
+        now = _now()
         async with self._db.session() as session:
             nxt = await session.scalar(
-                select(func.min(OutboxMessage.next_attempt_at)).where(
-                    OutboxMessage.state == S.QUEUED
+                select(
+                    # A row without next_attempt_at is due now.
+                    func.min(func.coalesce(OutboxMessage.next_attempt_at, now))
+                ).where(
+                    OutboxMessage.state == S.QUEUED,
+                    OutboxMessage.channel.in_(list(self._limits)),
                 )
             )
         if nxt is None:
             return IDLE_WAKE_S
-        return max(0.0, min(IDLE_WAKE_S, (nxt - _now()).total_seconds()))
+        if isinstance(nxt, str):  # SQLite hands back an aggregate over a coalesce as text
+            nxt = datetime.fromisoformat(nxt)
+        if nxt.tzinfo is None:
+            nxt = nxt.replace(tzinfo=UTC)
+        return max(0.0, min(IDLE_WAKE_S, (nxt - now).total_seconds()))
 
     async def _expire_stale(self) -> None:
         now = _now()
@@ -454,7 +354,7 @@ class Outbox:
                 )
             ).scalars()
             for message_id in rows:
-                self._post(_Update(S.EXPIRED, message_id, {"error": "no delivery receipt"}))
+                self._post(Outcome(S.EXPIRED, message_id, {"error": "no delivery receipt"}))
 
     # -- receipts -------------------------------------------------------------------------
     async def on_receipt(self, receipt: DeliverSm) -> None:
@@ -477,12 +377,12 @@ class Outbox:
                 tracked.parts_left.discard(part)
                 if tracked.parts_left:
                     return  # the other parts' receipts decide
-            update_ = _Update(S.DELIVERED, message_id, {"delivered_at": _now()})
+            update_ = Outcome(S.DELIVERED, message_id, {"delivered_at": _now()})
         elif stat == "EXPIRED":
-            update_ = _Update(S.EXPIRED, message_id, {"error": "SMSC: validity period expired"})
+            update_ = Outcome(S.EXPIRED, message_id, {"error": "SMSC: validity period expired"})
         elif stat in FAILED_STATS:
             error = f"SMSC receipt {stat} err:{receipt.error or '?'}"
-            update_ = _Update(S.FAILED, message_id, {"error": error})
+            update_ = Outcome(S.FAILED, message_id, {"error": error})
         else:
             return  # ENROUTE/ACCEPTD: intermediate
         await self._post_and_wait(update_)
@@ -507,10 +407,10 @@ class Outbox:
         return found
 
     # -- writer ---------------------------------------------------------------------------
-    def _post(self, item: _Update) -> None:
+    def _post(self, item: Outcome) -> None:
         self._writes.put_nowait(item)
 
-    async def _post_and_wait(self, item: _Update) -> None:
+    async def _post_and_wait(self, item: Outcome) -> None:
         item.done = asyncio.get_running_loop().create_future()
         self._post(item)
         await item.done
@@ -531,40 +431,15 @@ class Outbox:
                 for _ in batch:
                     self._writes.task_done()
 
-    async def _commit(self, batch: list[_Update]) -> None:
-        changed: list[tuple[_Update, bool]] = []
-        async with self._db.transaction() as session:
-            # Order matters when a receipt follows its own `sent` in the same batch.
-            for state in (S.SENT, S.QUEUED, S.DELIVERED, S.FAILED, S.EXPIRED):
-                group = [u for u in batch if u.state is state]
-                for keys, items in _by_columns(group).items():
-                    stmt = (
-                        update(OUTBOX)
-                        .where(OUTBOX.c.id == bindparam("b_id"))
-                        # Not IN (…): expanding parameters cannot be used with executemany.
-                        .where(or_(*(OUTBOX.c.state == src for src in sources_of(state))))
-                        .values(state=state, **{k: bindparam(f"b_{k}") for k in keys})
-                    )
-                    params = [
-                        {"b_id": u.id, **{f"b_{k}": u.values[k] for k in keys}} for u in items
-                    ]
-                    await session.execute(stmt, params)
-                changed.extend((u, True) for u in group)
-            outcomes = self._timeline_outcomes(batch)
-            if outcomes:
-                await session.execute(
-                    update(INTERACTIONS)
-                    .where(INTERACTIONS.c.id == bindparam("b_id"))
-                    .values(outcome=bindparam("b_outcome")),
-                    outcomes,
-                )
+    async def _commit(self, batch: list[Outcome]) -> None:
+        await store.write_outcomes(self._db, batch, self._timeline_outcomes(batch))
         self.stats.batches += 1
-        for item, _ in changed:
+        for item in batch:
             self._after_commit(item)
         async with self._committed:
             self._committed.notify_all()
 
-    def _timeline_outcomes(self, batch: Iterable[_Update]) -> list[dict[str, Any]]:
+    def _timeline_outcomes(self, batch: Iterable[Outcome]) -> list[dict[str, Any]]:
         out = []
         for u in batch:
             tracked = self._tracked.get(u.id)
@@ -572,7 +447,7 @@ class Outbox:
                 out.append({"b_id": tracked.interaction_id, "b_outcome": u.state.value})
         return out
 
-    def _after_commit(self, item: _Update) -> None:
+    def _after_commit(self, item: Outcome) -> None:
         state = item.state
         counter = {S.SENT: "sent", S.DELIVERED: "delivered", S.FAILED: "failed",
                    S.EXPIRED: "expired"}.get(state)
@@ -608,12 +483,3 @@ class Outbox:
         """Wait until `condition(stats)` holds after some commit."""
         async with asyncio.timeout(timeout_s), self._committed:
             await self._committed.wait_for(lambda: condition(self.stats))
-
-
-def _by_columns(group: list[_Update]) -> dict[tuple[str, ...], list[_Update]]:
-    """Rows updated with the same set of columns share one executemany statement."""
-    out: dict[tuple[str, ...], list[_Update]] = {}
-    for u in group:
-        keys = tuple(sorted(k for k in u.values if k != "final"))
-        out.setdefault(keys, []).append(u)
-    return out
