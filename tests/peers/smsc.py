@@ -94,7 +94,7 @@ def ensure_installed() -> None:
     """Install the peer's pinned npm dependencies when node_modules is missing."""
     if (PEER_DIR / "node_modules" / "smpp").is_dir():
         return
-    subprocess.run(["sh", str(PEER_DIR / "install.sh")], check=True, timeout=300)
+    subprocess.run(["sh", str(PEER_DIR / "install")], check=True, timeout=300)
 
 
 def start_peer(*, record: bool = True) -> SmscPeer:
