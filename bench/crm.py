@@ -98,7 +98,8 @@ def generate_csv(path: Path, n: int, rng: random.Random) -> list[str]:
     return numbers
 
 
-_INTERACTION_INDEXES = ("ix_interactions_contact_started", "ix_interactions_report")
+_INTERACTION_INDEXES = ("ix_interactions_contact_started", "ix_interactions_report",
+                        "ix_interactions_mix")
 
 
 def load_interactions(db_path: Path, n: int, contacts: int, rng: random.Random,
@@ -143,6 +144,8 @@ def load_interactions(db_path: Path, n: int, contacts: int, rng: random.Random,
                  "ON interactions (contact_id, started_at)")
     conn.execute("CREATE INDEX ix_interactions_report "
                  "ON interactions (started_at, channel, kind, outcome)")
+    conn.execute("CREATE INDEX ix_interactions_mix "
+                 "ON interactions (channel, kind, outcome, started_at)")
     conn.commit()
     conn.execute("ANALYZE")
     conn.commit()

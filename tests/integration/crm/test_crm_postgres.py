@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from sqlalchemy import text
 from contactd.crm.fts import create_fts, drop_fts
 from contactd.crm.imports.importer import ContactImporter
 from contactd.crm.merge import merge_contacts
+from contactd.crm.reports import period_report
 from contactd.crm.routing import InboundContact, Router
 from contactd.crm.search import ContactSearch, Filters
 from contactd.crm.service import ContactInput, ContactService
@@ -54,6 +56,8 @@ async def test_search_ranking_and_transcripts(pg: Database) -> None:
     assert [h.contact_id for h in vip.hits] == [hans]
     match = await contacts.lookup_phone("+49 30 1234567")
     assert match is not None and match.contact_id == hans
+    report = await period_report(pg, datetime.now(UTC) - timedelta(days=1), datetime.now(UTC))
+    assert report.total == 1 and report.by_kind == {"ivr_session": 1}
 
 
 async def test_import_and_merge(pg: Database, tmp_path: Path) -> None:
