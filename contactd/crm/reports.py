@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any, Final
 
-from sqlalchemy import and_, func, select, tuple_
+from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contactd.db.models import Interaction
@@ -49,23 +49,34 @@ def _days(start: datetime, end: datetime) -> list[tuple[date, datetime, datetime
     return out
 
 
+async def _next(
+    conn: AsyncConnection, column: Any, fixed: list[Any], after: Any | None
+) -> Any | None:
+    """The smallest value of `column` after `after` under the fixed prefix: one index seek.
+
+    (A row-value comparison over the three columns would seek to the first entry of the
+    previous combination and walk all its rows; one column at a time seeks past them.)"""
+    stmt = select(column).where(*fixed)
+    if after is not None:
+        stmt = stmt.where(column > after)
+    return (await conn.execute(stmt.order_by(column).limit(1))).scalar()
+
+
 async def _combinations(conn: AsyncConnection) -> list[tuple[Any, Any, str]]:
     """Every (channel, kind, outcome) present, by successive seeks (a loose index scan)."""
     i = Interaction
-    key = tuple_(i.channel, i.kind, i.outcome)
     found: list[tuple[Any, Any, str]] = []
-    last: tuple[Any, Any, str] | None = None
-    while len(found) < MAX_COMBINATIONS:
-        stmt = select(i.channel, i.kind, i.outcome)
-        if last is not None:
-            stmt = stmt.where(key > tuple_(*last))
-        row = (await conn.execute(
-            stmt.order_by(i.channel, i.kind, i.outcome).limit(1)
-        )).first()
-        if row is None:
-            break
-        last = (row[0], row[1], row[2])
-        found.append(last)
+    channel = await _next(conn, i.channel, [], None)
+    while channel is not None and len(found) < MAX_COMBINATIONS:
+        kind = await _next(conn, i.kind, [i.channel == channel], None)
+        while kind is not None:
+            where = [i.channel == channel, i.kind == kind]
+            outcome = await _next(conn, i.outcome, where, None)
+            while outcome is not None:
+                found.append((channel, kind, outcome))
+                outcome = await _next(conn, i.outcome, where, outcome)
+            kind = await _next(conn, i.kind, [i.channel == channel], kind)
+        channel = await _next(conn, i.channel, [], channel)
     return found
 
 
