@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import smpplib.smpp
 from hypothesis import given
@@ -30,7 +32,7 @@ def test_submit_sm_matches_smpplib(
     registered: int,
     payload: bytes,
 ) -> None:
-    fields = {
+    fields: dict[str, Any] = {
         "source_addr": source,
         "source_addr_ton": 5,
         "source_addr_npi": 0,
