@@ -38,6 +38,7 @@ from contactd.messaging.smpp_io import (
     Report,
     Response,
     SmppIo,
+    Unreachable,
     Up,
 )
 
@@ -253,6 +254,13 @@ class SmppClient:
                 self.stats.last_error = report.reason
                 log.warning("smpp: session closed: %s", report.reason)
                 self._fail_pending(report.generation, report.reason)
+            elif isinstance(report, Unreachable):
+                self.stats.last_error = report.reason
+                if self._first is not None and not self._first.done():
+                    # Start-up goes on; the reader keeps trying and sends wait for it.
+                    log.warning("smpp: %s:%s unreachable (%s); retrying", *self._addr(),
+                                report.reason)
+                    self._first.set_result(None)
             elif isinstance(report, BindRefused):
                 self.stats.last_error = f"bind refused: {describe_status(report.status)}"
                 log.error("smpp: %s", self.stats.last_error)

@@ -128,6 +128,11 @@ class BindRefused:
 
 
 @dataclass(frozen=True)
+class Unreachable:
+    reason: str
+
+
+@dataclass(frozen=True)
 class Response:
     generation: int
     sequence: int
@@ -145,7 +150,7 @@ class Inbound:
     pdu: Any
 
 
-Report = Up | Down | BindRefused | Response | Inbound
+Report = Up | Down | BindRefused | Unreachable | Response | Inbound
 
 
 def _text(value: Any) -> str:
@@ -311,6 +316,7 @@ class SmppIo:
         except (OSError, smpplib.exceptions.ConnectionError) as exc:
             log.info("smpp connect to %s:%s failed: %s", ep.host, ep.port, exc or "refused")
             client.close_quietly()
+            self._report(Unreachable(str(exc) or "connection refused"))
             return None
         # Blocking reads without a timeout: a timeout between a PDU's length and its body would
         # desynchronise smpplib's reader. stop()/drop() wake it by shutting the socket down.
