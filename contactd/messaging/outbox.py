@@ -130,6 +130,9 @@ class Outbox:
         self._closing = False
         self._maybe_due = True
         self._kicks = 0
+        # The outbox's own write transactions take turns here rather than inside SQLite,
+        # whose busy handler sleeps in steps of milliseconds when two writers meet.
+        self._db_writes = asyncio.Lock()
         self.stats = OutboxStats()
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -194,7 +197,8 @@ class Outbox:
 
     async def enqueue_many(self, messages: Sequence[OutboundMessage]) -> list[int]:
         """Store many at once (one transaction); ids in the order given."""
-        ids, inserted = await store.insert_messages(self._db, messages)
+        async with self._db_writes:
+            ids, inserted = await store.insert_messages(self._db, messages)
         self.stats.enqueued += inserted
         if inserted:
             self._kick()
@@ -241,7 +245,7 @@ class Outbox:
 
     async def _claim(self, channel: Channel, limit: int) -> int:
         now = _now()
-        async with self._db.transaction() as session:
+        async with self._db_writes, self._db.transaction() as session:
             rows = (
                 await session.execute(
                     select(*_CLAIM_COLUMNS)
@@ -432,7 +436,8 @@ class Outbox:
                     self._writes.task_done()
 
     async def _commit(self, batch: list[Outcome]) -> None:
-        await store.write_outcomes(self._db, batch, self._timeline_outcomes(batch))
+        async with self._db_writes:
+            await store.write_outcomes(self._db, batch, self._timeline_outcomes(batch))
         self.stats.batches += 1
         for item in batch:
             self._after_commit(item)
