@@ -90,7 +90,9 @@ def parse_deliver(pdu: Any) -> DeliverSm:
 class SlidingRateLimiter:
     """At most `rate` acquisitions inside any one-second window (a provider's hard cap)."""
 
-    def __init__(self, rate: float, *, margin_s: float = 0.05) -> None:
+    def __init__(self, rate: float, *, margin_s: float = 0.1) -> None:
+        # The margin absorbs jitter between taking a token and the bytes reaching the SMSC,
+        # which measures the cap on arrival.
         self.limit = max(1, int(rate))
         self._span = 1.0 + margin_s
         self._times: deque[float] = deque()
