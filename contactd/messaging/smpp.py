@@ -16,12 +16,14 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Final
 
 import smpplib.consts
 
 from contactd.config import SmppSettings
+from contactd.health import ComponentHealth
 from contactd.messaging.encoding import decode_payload, split_message
 from contactd.messaging.errors import (
     SendFailedError,
@@ -165,11 +167,19 @@ class SmppClient:
         self._first: asyncio.Future[None] | None = None
         self._io: SmppIo | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._since: datetime | None = None
         self.stats = SmppStats()
 
     @property
     def connected(self) -> bool:
         return self._up.is_set()
+
+    def probe(self) -> ComponentHealth:
+        """For the health registry: bound or not, and why not."""
+        host, port = self._addr()
+        if self._up.is_set():
+            return ComponentHealth("ok", f"bound to {host}:{port}", self._since)
+        return ComponentHealth("down", self.stats.last_error or "connecting", self._since)
 
     async def __aenter__(self) -> SmppClient:
         loop = asyncio.get_running_loop()
@@ -247,11 +257,13 @@ class SmppClient:
                 self._generation = report.generation
                 self.stats.connects += 1
                 self._up.set()
+                self._since = datetime.now(UTC)
                 log.info("smpp: bound to %s:%s as %s", *self._addr(), self._endpoint.system_id)
                 if self._first is not None and not self._first.done():
                     self._first.set_result(None)
             elif isinstance(report, Down):
                 self._up.clear()
+                self._since = datetime.now(UTC)
                 self.stats.disconnects += 1
                 self.stats.last_error = report.reason
                 log.warning("smpp: session closed: %s", report.reason)

@@ -120,6 +120,7 @@ async def test_per_account_cap_is_never_exceeded(smsc: SmscPeer) -> None:
 
 async def test_reconnects_after_the_connection_is_dropped(smsc: SmscPeer) -> None:
     async with SmppClient(smsc.settings(), reconnect_s=(0.05, 0.5)) as client:
+        assert client.probe().status == "ok"
         await client.send_text("+491510000006", "before", reference=1)
         await smsc.drop()
         try:

@@ -135,6 +135,7 @@ async def test_a_restart_resumes_the_outbox(
 ) -> None:
     await smsc.stop()
     async with messaging(settings, smsc, db) as m:
+        assert m.smpp is not None and m.smpp.probe().status == "down"
         await m.outbox.enqueue_many([sms(i) for i in range(20)])
         await m.outbox.wait_for(lambda s: s.retried >= 1, 20)
     # A crash mid-send leaves a row `sending`: the next start must pick it up again.
