@@ -282,7 +282,7 @@ class ContactImporter:
         ignore: bool,
     ) -> None:
         phone_rows = [
-            (cid, p.e164, p.type.value, "", p.region, " ".join(p.time_zones), i == 0)
+            (cid, p.e164, p.type, "", p.region, p.time_zones, i == 0)
             for cid, r in pairs for i, p in enumerate(r.phones)
         ]
         mail_rows = [(cid, e, "", i == 0) for cid, r in pairs for i, e in enumerate(r.emails)]
