@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "contactd.commands.demo",
     "contactd.dialer.commands",
     "contactd.crm.commands",
+    "contactd.messaging.commands",
 )
 
 Handler = Callable[[argparse.Namespace], int]

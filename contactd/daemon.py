@@ -73,7 +73,10 @@ async def run_daemon(
                 await stack.enter_async_context(ami)
                 components.calls = await stack.enter_async_context(calls)
                 health.register("ami", ami.probe)
-            components.messaging = await stack.enter_async_context(Messaging(settings, db, bus))
+            messaging = await stack.enter_async_context(Messaging(settings, db, bus))
+            components.messaging = messaging
+            if messaging.smpp is not None:
+                health.register("smpp", messaging.smpp.probe)
             if settings.web.enabled:
                 app = create_app(settings, db, health)
                 web = await stack.enter_async_context(
