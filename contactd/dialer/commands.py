@@ -16,7 +16,7 @@ from contactd.db.bootstrap import open_database
 from contactd.dialer import repo
 from contactd.dialer.campaigns import CampaignAction
 from contactd.dialer.explain import explain
-from contactd.dialer.service import change_status
+from contactd.dialer.recovery import change_status
 from contactd.dialer.stats import campaign_stats
 from contactd.errors import ValidationError
 

@@ -41,7 +41,8 @@ from contactd.db.models.dialer import Campaign, Lead, LiveAnswer
 from contactd.db.session import Database
 from contactd.dialer import repo
 from contactd.dialer.agents import AgentBoard
-from contactd.dialer.campaigns import CampaignAction, next_status
+from contactd.dialer.campaigns import CampaignAction
+from contactd.dialer.dialplan import originate_request
 from contactd.dialer.explain import build_request, retry_rules_for
 from contactd.dialer.governor import DAY_S, AbandonGovernor
 from contactd.dialer.pacing import (
@@ -56,7 +57,8 @@ from contactd.dialer.policy import (
     refusals,
     schedule_callback,
 )
-from contactd.enums import AttemptState, CallOutcome, CampaignMode, CampaignStatus, LeadStatus
+from contactd.dialer.recovery import change_status, recover_leads, seed_governor
+from contactd.enums import CallOutcome, CampaignMode, CampaignStatus, LeadStatus
 from contactd.errors import NotFoundError
 from contactd.events import EventBus
 
@@ -86,19 +88,6 @@ class FallbackSender(Protocol):
         failed_call_attempts: int = 0,
         last_outcome: CallOutcome | None = None,
     ) -> Any: ...
-
-
-async def change_status(db: Database, name: str, action: CampaignAction) -> CampaignStatus:
-    """Move a campaign along its state machine and store it; the dial loop follows the row."""
-    async with db.transaction() as session:
-        campaign = await repo.campaign_by_name(session, name)
-        campaign.status = next_status(campaign.status, action)
-        now = datetime.now(UTC)
-        if campaign.status is CampaignStatus.RUNNING:
-            campaign.started_at = campaign.started_at or now
-        elif campaign.status in (CampaignStatus.STOPPED, CampaignStatus.FINISHED):
-            campaign.stopped_at = now
-        return campaign.status
 
 
 @dataclass
@@ -243,7 +232,7 @@ class DialerService:
         if not rt.seeded:
             rt.seeded = True
             if isinstance(rt.pacer, PredictivePacer):
-                await self._seed_governor(campaign.id, rt.pacer.governor)
+                await seed_governor(self.db, campaign.id, rt.pacer.governor)
         now_s = self.clock()
         await self._settle_waiting(campaign, rt, now_s)
         self._feed_pacer(rt)
@@ -322,26 +311,8 @@ class DialerService:
             fresh.next_attempt_at = now + timedelta(seconds=min(rules.busy_s, rules.failed_s,
                                                                 rules.no_answer_s))
         rt.refused.pop(lead.id, None)
-        mode = {CampaignMode.AUTOMATED: "ivr" if campaign.ivr_flow else "message"}.get(
-            campaign.mode, "queue" if campaign.agent_queue else "agent")
-        variables = {"CONTACTD_MODE": mode, "CONTACTD_CAMPAIGN": str(campaign.id)}
-        if campaign.agent_queue:
-            variables["CONTACTD_QUEUE"] = campaign.agent_queue
-        if campaign.message:
-            variables["CONTACTD_MESSAGE"] = campaign.message
-            variables["CONTACTD_MACHINE_MESSAGE"] = campaign.message
-        request = OriginateRequest(
-            phone_e164=lead.phone_e164,
-            dial=self.dial_string(lead.phone_e164),
-            caller_id=campaign.caller_id,
-            ring_timeout_s=float(self.dialer.ring_timeout_s),
-            # Agents should only ever meet people; preview calls are placed by the agent.
-            detect_machine=campaign.mode is not CampaignMode.PREVIEW,
-            campaign_id=campaign.id,
-            lead_id=lead.id,
-            contact_id=lead.contact_id,
-            variables=variables,
-        )
+        request = originate_request(campaign, lead, self.dial_string(lead.phone_e164),
+                                    float(self.dialer.ring_timeout_s))
         try:
             attempt_id = await self.calls.originate(request)
         except Exception as exc:
@@ -384,8 +355,14 @@ class DialerService:
         await self._settle_waiting(campaign, rt, now_s)
 
     async def _settle_waiting(self, campaign: Campaign, rt: CampaignRuntime, now_s: float) -> None:
-        """Give waiting people to free agents, oldest first; past the grace they are abandoned."""
+        """Give waiting people to free agents, oldest first; past the grace they are abandoned.
+
+        Call events are handled while this awaits, so every step re-checks that the call is
+        still waiting (a person may hang up, ending the call, at any moment).
+        """
         for attempt_id, since in sorted(rt.waiting.items(), key=lambda kv: kv[1]):
+            if attempt_id not in rt.waiting:
+                continue
             if now_s - since > self.dialer.agent_connect_s:
                 del rt.waiting[attempt_id]
                 rt.abandoned.add(attempt_id)
@@ -395,8 +372,6 @@ class DialerService:
             if agent is None:
                 break
             del rt.waiting[attempt_id]
-            if self.connector is not None:
-                await self.connector.connect(attempt_id, agent.dial)
             # The dialplan's own 2 s clock started before the AMD verdict reached us: a late
             # hand-off may find the call already in the identification message. Count it as
             # abandoned then - never under-count abandons.
@@ -404,6 +379,13 @@ class DialerService:
             if late:
                 rt.abandoned.add(attempt_id)
             await self._live_answer(rt, attempt_id, abandoned=late, wait_s=now_s - since)
+            if self.connector is not None:
+                try:
+                    await self.connector.connect(attempt_id, agent.dial)
+                except Exception as exc:  # the caller hung up meanwhile: the channel is gone
+                    log.info("hand-off of %s to %s failed: %s", attempt_id, agent.name, exc)
+            if attempt_id not in rt.dialed:  # ended while we were connecting: free the agent
+                self.agents.call_ended(attempt_id, self.clock())
 
     async def _live_answer(
         self, rt: CampaignRuntime, attempt_id: str, *, abandoned: bool, wait_s: float
@@ -468,39 +450,4 @@ class DialerService:
     # ---- crash safety ----------------------------------------------------------------------
     async def recover(self) -> None:
         """Settle leads left `dialing` by a previous run from their attempts' stored fate."""
-        async with self.db.session() as session:
-            stuck = (await session.execute(
-                select(Lead.id).where(Lead.status == LeadStatus.DIALING)
-            )).scalars().all()
-        for lead_id in stuck:
-            async with self.db.session() as session:
-                attempt = await session.scalar(
-                    select(CallAttempt).where(CallAttempt.lead_id == lead_id)
-                    .order_by(CallAttempt.created_at.desc()).limit(1)
-                )
-                abandoned = attempt is not None and bool(await session.scalar(
-                    select(LiveAnswer.abandoned).where(LiveAnswer.attempt_id == attempt.id)))
-            if attempt is not None and attempt.state is AttemptState.ENDED:
-                outcome = CallOutcome.ABANDONED if abandoned else (
-                    attempt.outcome or CallOutcome.LOST)
-                await self.settle_lead(attempt.id, outcome)
-            elif attempt is None:
-                # Crashed between marking the lead and writing the attempt: nothing was dialed.
-                # It stays out of reach until the next_attempt_at set before the crash.
-                async with self.db.transaction() as session:
-                    lead = await session.get(Lead, lead_id)
-                    if lead is not None:
-                        lead.status = LeadStatus.RETRY
-            # An open attempt: the call layer's reconciliation publishes its CallEnded.
-
-    async def _seed_governor(self, campaign_id: int, governor: AbandonGovernor) -> None:
-        since = datetime.now(UTC) - timedelta(seconds=max(governor.windows_s))
-        async with self.db.session() as session:
-            rows = (await session.execute(
-                select(LiveAnswer.at, LiveAnswer.abandoned)
-                .where(LiveAnswer.campaign_id == campaign_id, LiveAnswer.at >= since)
-                .order_by(LiveAnswer.at)
-            )).all()
-        for at, abandoned in rows:
-            governor.record(at.timestamp(), abandoned=abandoned)
-
+        await recover_leads(self.db, self.settle_lead)

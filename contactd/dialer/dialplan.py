@@ -1,0 +1,39 @@
+"""The Originate a campaign call becomes, following the dialplan contract in
+asterisk-config/README.md (contactd-outbound and its CONTACTD_* channel variables)."""
+
+from __future__ import annotations
+
+from contactd.calls.service import OriginateRequest
+from contactd.db.models.dialer import Campaign, Lead
+from contactd.enums import CampaignMode
+
+
+def outbound_mode(campaign: Campaign) -> str:
+    """CONTACTD_MODE: automated campaigns play a message or run an IVR flow; the others
+    hand people to an agent (directly, or through an Asterisk queue)."""
+    if campaign.mode is CampaignMode.AUTOMATED:
+        return "ivr" if campaign.ivr_flow else "message"
+    return "queue" if campaign.agent_queue else "agent"
+
+
+def originate_request(
+    campaign: Campaign, lead: Lead, dial: str | None, ring_timeout_s: float
+) -> OriginateRequest:
+    variables = {"CONTACTD_MODE": outbound_mode(campaign), "CONTACTD_CAMPAIGN": str(campaign.id)}
+    if campaign.agent_queue:
+        variables["CONTACTD_QUEUE"] = campaign.agent_queue
+    if campaign.message:
+        variables["CONTACTD_MESSAGE"] = campaign.message
+        variables["CONTACTD_MACHINE_MESSAGE"] = campaign.message
+    return OriginateRequest(
+        phone_e164=lead.phone_e164,
+        dial=dial,
+        caller_id=campaign.caller_id,
+        ring_timeout_s=ring_timeout_s,
+        # Agents should only ever meet people; preview calls are placed by the agent.
+        detect_machine=campaign.mode is not CampaignMode.PREVIEW,
+        campaign_id=campaign.id,
+        lead_id=lead.id,
+        contact_id=lead.contact_id,
+        variables=variables,
+    )
