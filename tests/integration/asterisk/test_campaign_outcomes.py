@@ -214,7 +214,9 @@ async def test_thirty_leads_reach_their_final_states(
                     select(Lead.id, Lead.status, Lead.attempts, Lead.next_attempt_at)
                     .where(Lead.status.not_in(FINAL))
                 )).all()
-            pytest.fail(f"leads not settled after 240 s: {stuck}")
+            live = {cid: (rt.dialed, rt.waiting) for cid, rt in dialer._runtimes.items()}
+            agents = [(a.name, a.state, a.attempt_id) for a in board.agents.values()]
+            pytest.fail(f"leads not settled after 240 s: {stuck}; calls {live}; agents {agents}")
 
     async with db.session() as session:
         leads = {lead.id: lead for lead in (await session.execute(select(Lead))).scalars()}
