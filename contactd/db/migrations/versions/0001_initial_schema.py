@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 23:51:49.620865
+Create Date: 2026-11-30 00:27:24.811134
 """
 
 from collections.abc import Sequence
@@ -348,6 +348,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('interactions', schema=None) as batch_op:
         batch_op.create_index('ix_interactions_contact_started', ['contact_id', 'started_at'], unique=False)
+        batch_op.create_index('ix_interactions_mix', ['channel', 'kind', 'outcome', 'started_at'], unique=False)
         batch_op.create_index('ix_interactions_report', ['started_at', 'channel', 'kind', 'outcome'], unique=False)
 
     op.create_table('leads',
@@ -549,6 +550,7 @@ def downgrade() -> None:
     op.drop_table('leads')
     with op.batch_alter_table('interactions', schema=None) as batch_op:
         batch_op.drop_index('ix_interactions_report')
+        batch_op.drop_index('ix_interactions_mix')
         batch_op.drop_index('ix_interactions_contact_started')
 
     op.drop_table('interactions')
