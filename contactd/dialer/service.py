@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -66,6 +66,7 @@ log = logging.getLogger(__name__)
 
 CONNECT_MARGIN_S: Final = 0.5  # AMI latency allowance against the dialplan's agent wait
 WAITING_CHECK_S: Final = 0.1
+ENDED_EARLY_KEEP: Final = 10_000
 
 
 class CallLauncher(Protocol):
@@ -127,6 +128,9 @@ class DialerService:
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
+        # CallEnded can be handled before originate() returned the attempt id (an instant
+        # failure): remembered here so the call is not counted as ringing forever.
+        self._ended_early: OrderedDict[str, float] = OrderedDict()
 
     # ---- life cycle ----------------------------------------------------------------------
     async def __aenter__(self) -> DialerService:
@@ -313,6 +317,7 @@ class DialerService:
         rt.refused.pop(lead.id, None)
         request = originate_request(campaign, lead, self.dial_string(lead.phone_e164),
                                     float(self.dialer.ring_timeout_s))
+        dialed_at = self.clock()
         try:
             attempt_id = await self.calls.originate(request)
         except Exception as exc:
@@ -327,8 +332,11 @@ class DialerService:
                     back.status, back.attempts, back.next_attempt_at = previous
             log.warning("dial of lead %s not sent: %s", lead.id, exc)
             return False
-        rt.dialed[attempt_id] = self.clock()
         rt.recent.append(now)
+        if self._ended_early.pop(attempt_id, None) is None:
+            rt.dialed[attempt_id] = dialed_at
+        else:  # it failed so fast that CallEnded was handled before originate() returned
+            rt.pacer.call_resolved(self.clock() - dialed_at, needs_agent=False)
         return True
 
     def dial_string(self, e164: str) -> str | None:
@@ -414,6 +422,10 @@ class DialerService:
                 await self._live_answer(rt, event.attempt_id, abandoned=True, wait_s=0.0)
             abandoned = event.attempt_id in rt.abandoned
             rt.abandoned.discard(event.attempt_id)
+        else:
+            self._ended_early[event.attempt_id] = now_s
+            while len(self._ended_early) > ENDED_EARLY_KEEP:
+                self._ended_early.popitem(last=False)
         self.agents.call_ended(event.attempt_id, now_s)
         outcome = CallOutcome.ABANDONED if abandoned else event.outcome
         await self.settle_lead(event.attempt_id, outcome)

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from contactd.calls.errors import OriginateUncertain
+from contactd.calls.events import CallEnded
 from contactd.calls.service import OriginateRequest
 from contactd.config import Settings
 from contactd.db.models.calls import CallAttempt
@@ -218,3 +219,42 @@ async def test_lead_explanation_matches_the_dial_loop(db: Database, settings: Se
     assert not why.dialable
     assert [r.code.value for r in why.refusals] == ["outside_window", "attempts_exhausted"]
     assert "callee local time: America/New_York 2026-06-09 23:00 EDT" in why.lines()[1]
+
+
+class InstantFailure:
+    """A trunk that fails the call at once: CallEnded is published (and handled) before
+    originate() returns - the race that once left a phantom call ringing forever."""
+
+    def __init__(self, db: Database, bus: EventBus) -> None:
+        self.db, self.bus, self.count = db, bus, 0
+
+    async def originate(self, request: OriginateRequest) -> str:
+        self.count += 1
+        attempt_id = f"fast-{self.count}"
+        async with self.db.transaction() as session:
+            session.add(CallAttempt(id=attempt_id, campaign_id=request.campaign_id,
+                                    lead_id=request.lead_id, phone_e164=request.phone_e164,
+                                    state=AttemptState.ENDED, outcome=CallOutcome.CONGESTION))
+        await self.bus.publish(CallEnded(attempt_id=attempt_id, outcome=CallOutcome.CONGESTION,
+                                         cause=34))
+        return attempt_id
+
+
+async def test_a_call_ending_before_originate_returns_is_not_left_ringing(
+    db: Database, settings: Settings
+) -> None:
+    cid = await add_campaign(db, max_concurrent=1)
+    async with db.transaction() as session:
+        session.add_all([Lead(campaign_id=cid, phone_e164=f"+44207946010{i}") for i in range(3)])
+    bus = EventBus()
+    dialer = DialerService(db, bus, open_settings(settings), InstantFailure(db, bus))
+    bus.subscribe(CallEnded, dialer._on_ended)
+    for _ in range(3):
+        await dialer.tick()
+    async with db.session() as session:
+        leads = (await session.execute(select(Lead))).scalars().all()
+        campaign = await session.get(Campaign, cid)
+    assert campaign is not None
+    # With one line (max_concurrent=1) every lead still got its attempt: no phantom call.
+    assert sorted(lead.status for lead in leads) == [LeadStatus.RETRY] * 3
+    assert all(rt.dialed == {} for rt in dialer._runtimes.values())
