@@ -20,12 +20,10 @@ from contactd.cli import EXIT_OK, add_config_option, run_async, settings_from
 from contactd.config import Settings
 from contactd.crm.errors import ImportFileError
 from contactd.crm.exports import export_contacts
-from contactd.crm.fts import create_fts
 from contactd.crm.imports.importer import ContactImporter, ImportReport, write_error_report
 from contactd.crm.search import Filters
 from contactd.db.bootstrap import open_database
 from contactd.db.models import User
-from contactd.db.session import Database
 from contactd.errors import ValidationError
 
 BAR_WIDTH = 30
@@ -74,14 +72,6 @@ def estimate_rows(path: Path) -> int | None:
     except OSError:
         return None
     return max(lines - 1, 1)
-
-
-async def open_crm_database(settings: Settings) -> Database:
-    """The configured database, migrated, with the full-text tables in place."""
-    db = await open_database(settings)
-    async with db.engine.begin() as conn:
-        await conn.run_sync(create_fts)
-    return db
 
 
 def _mapping(pairs: list[str]) -> dict[str, str]:
@@ -137,7 +127,7 @@ def _import_command(args: argparse.Namespace) -> int:
 async def _import(
     args: argparse.Namespace, settings: Settings, path: Path, region: str, bar: ProgressBar
 ) -> ImportReport:
-    async with await open_crm_database(settings) as db:
+    async with await open_database(settings) as db:
         importer = ContactImporter(db, default_region=region, progress=bar)
         try:
             report = await importer.run(path, mapping=_mapping(args.map), dry_run=args.dry_run)
@@ -149,7 +139,7 @@ async def _import(
 async def _export(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     custom = _mapping(args.custom) if args.custom else {}
-    async with await open_crm_database(settings) as db:
+    async with await open_database(settings) as db:
         owner_id = None
         if args.owner:
             async with db.session() as session:

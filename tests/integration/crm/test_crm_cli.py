@@ -9,24 +9,19 @@ import sys
 from pathlib import Path
 
 import pytest
-from alembic import command
 from sqlalchemy import func, select
 
-from contactd.crm.fts import create_fts
 from contactd.db import migrate
-from contactd.db.models import Base, Contact
+from contactd.db.models import Contact
 from contactd.db.session import Database
 
 CONTACTD = Path(sys.executable).with_name("contactd")
 
 
 async def _prepare(url: str) -> None:
-    # The schema as `contactd db upgrade` leaves it once the migration carries the CRM tables.
+    # The schema exactly as `contactd db upgrade` leaves it.
     db = Database(url)
-    async with db.engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
-        await conn.run_sync(create_fts)
-        await conn.run_sync(lambda sync: command.stamp(migrate.alembic_config(sync), "head"))
+    await migrate.upgrade(db)
     await db.engine.dispose()
 
 
