@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from contactd.ami.client import AmiClient
 from contactd.calls.service import CallService
 from contactd.config import Settings
+from contactd.crm.service import ContactService
+from contactd.crm.tasks import TaskService, TaskWatcher
 from contactd.db.bootstrap import open_database
 from contactd.db.session import Database
 from contactd.events import EventBus
@@ -38,6 +40,8 @@ class Components:
         self.db = db
         self.bus = bus
         self.health = health
+        self.contacts: ContactService | None = None
+        self.tasks: TaskService | None = None
         self.calls: CallService | None = None
         self.messaging: Messaging | None = None
         self.web_url: str | None = None
@@ -65,6 +69,11 @@ async def run_daemon(
             db_since = datetime.now(UTC)
             health.register("database", lambda: ComponentHealth("ok", db.dialect, db_since))
             components = Components(settings, db, bus, health)
+            components.contacts = await stack.enter_async_context(
+                ContactService(db, default_region=settings.general.default_region)
+            )
+            components.tasks = TaskService(db, bus=bus)
+            await stack.enter_async_context(TaskWatcher(components.tasks))
             if settings.ami.enabled:
                 # CallService subscribes at construction: the client's login-time event
                 # filter is built from those subscriptions, so build both before entering.
