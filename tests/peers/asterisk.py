@@ -293,19 +293,22 @@ def _free_udp_port(avoid: int) -> int:
             return port
 
 
-def _reap_orphans(root: Path) -> None:
-    """Stop and remove instances of pytest processes that are gone (killed or finished).
+def reap_orphans(
+    root: Path, suffix: str = "", kind: type[AsteriskSandbox] | None = None
+) -> None:
+    """Stop and remove instances `pytest-<pid><suffix>` whose pytest process is gone.
 
     A finished session leaves its instance folder (logs) for a post-mortem until the next one.
     """
-    for inst in sorted((root / "srv/contactd").glob("pytest-*")):
-        match = re.fullmatch(r"pytest-(\d+)", inst.name)
+    factory = kind or AsteriskSandbox
+    for inst in sorted((root / "srv/contactd").glob(f"pytest-*{suffix}")):
+        match = re.fullmatch(rf"pytest-(\d+){re.escape(suffix)}", inst.name)
         if match is None:
             continue
         with contextlib.suppress(ProcessLookupError):
             os.kill(int(match.group(1)), 0)
             continue  # its pytest is alive
-        AsteriskSandbox(instance=inst.name, ami_port=0, sip_port=0, root=root).stop()
+        factory(instance=inst.name, ami_port=0, sip_port=0, root=root).stop()
         shutil.rmtree(inst, ignore_errors=True)
 
 
@@ -320,7 +323,7 @@ def asterisk() -> Iterator[AsteriskSandbox]:
         root=root,
     )
     sandbox.build()
-    _reap_orphans(root)
+    reap_orphans(root)
     try:
         sandbox.start()
         yield sandbox

@@ -42,7 +42,7 @@ from typing import Any, Final
 import pytest
 from panoramisk import Manager
 
-from tests.peers.asterisk import OUTBOUND_CONTEXT, AsteriskSandbox, ami_connect
+from tests.peers.asterisk import OUTBOUND_CONTEXT, AsteriskSandbox, ami_connect, reap_orphans
 from tests.peers.ports import free_port
 
 SCENARIOS: Final = Path(__file__).resolve().parents[1] / "integration/sipp"
@@ -404,19 +404,6 @@ class SipAsteriskSandbox(AsteriskSandbox):
         return self.root / "srv/contactd" / self.instance / "log/messages.log"
 
 
-def _reap_sip_orphans(root: Path) -> None:
-    """Stop the SIP instances of pytest processes that are gone (killed or finished)."""
-    for inst in sorted((root / "srv/contactd").glob("pytest-*-sip")):
-        match = re.fullmatch(r"pytest-(\d+)-sip", inst.name)
-        if match is None:
-            continue
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(int(match.group(1)), 0)
-            continue  # its pytest is alive
-        SipAsteriskSandbox(instance=inst.name, ami_port=0, sip_port=0, root=root).stop()
-        shutil.rmtree(inst, ignore_errors=True)
-
-
 @pytest.fixture(scope="session")
 def sip_asterisk() -> Iterator[SipAsteriskSandbox]:
     ami_port = free_port()
@@ -431,7 +418,7 @@ def sip_asterisk() -> Iterator[SipAsteriskSandbox]:
         trunk_port=trunk_port,
     )
     sandbox.build()
-    _reap_sip_orphans(sandbox.root)
+    reap_orphans(sandbox.root, "-sip", SipAsteriskSandbox)
     try:
         sandbox.start()
         # The test overlay sends the agent leg into the simulated world; here it goes over the
