@@ -52,7 +52,7 @@ class AbandonGovernor:
         horizon_s: float = 900.0,
         bin_s: float = 60.0,
         max_rate_factor: float = 1.0,
-        reserve_sd: float = 2.0,
+        reserve_sd: float = 3.0,
     ) -> None:
         if not 0 < target_fraction <= 1:
             raise ValueError("target_fraction must be in (0, 1]")
