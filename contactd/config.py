@@ -170,6 +170,8 @@ class DialerSettings(_Section):
     # Zone assumed for numbers phonenumbers cannot place; empty: refuse such numbers.
     unknown_zone_fallback: str = ""
     pacing_tick_s: float = Field(default=1.0, gt=0)
+    # Wrap-up after a call ends by itself after this long, until agents end it in the panel.
+    agent_wrap_s: float = Field(default=10.0, ge=0)
 
     @model_validator(mode="after")
     def _window_order(self) -> DialerSettings:

@@ -21,6 +21,9 @@ from contactd.crm.service import ContactService
 from contactd.crm.tasks import TaskService, TaskWatcher
 from contactd.db.bootstrap import open_database
 from contactd.db.session import Database
+from contactd.dialer.agents import AgentBoard
+from contactd.dialer.connect import SetvarConnector
+from contactd.dialer.service import DialerService
 from contactd.events import EventBus
 from contactd.health import ComponentHealth, HealthRegistry
 from contactd.messaging.service import Messaging
@@ -44,6 +47,7 @@ class Components:
         self.tasks: TaskService | None = None
         self.calls: CallService | None = None
         self.messaging: Messaging | None = None
+        self.dialer: DialerService | None = None
         self.web_url: str | None = None
 
 
@@ -86,6 +90,17 @@ async def run_daemon(
             components.messaging = messaging
             if messaging.smpp is not None:
                 health.register("smpp", messaging.smpp.probe)
+            if components.calls is not None:
+                # Agents log in through the panel (next wave); until then the board is empty
+                # and only automated campaigns, which need no agent, place calls.
+                components.dialer = await stack.enter_async_context(
+                    DialerService(
+                        db, bus, settings, components.calls,
+                        agents=AgentBoard(auto_ready_s=settings.dialer.agent_wrap_s),
+                        connector=SetvarConnector(components.calls),
+                        fallback=messaging,
+                    )
+                )
             if settings.web.enabled:
                 app = create_app(settings, db, health)
                 web = await stack.enter_async_context(

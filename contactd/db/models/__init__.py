@@ -22,7 +22,7 @@ from contactd.db.models.crm import (
     Task,
     contact_tags,
 )
-from contactd.db.models.dialer import Campaign, DialRefusal, Lead, LeadList
+from contactd.db.models.dialer import Campaign, DialRefusal, Lead, LeadList, LiveAnswer
 from contactd.db.models.messaging import OutboxMessage
 from contactd.db.models.users import AuditEntry, User
 
@@ -45,6 +45,7 @@ __all__ = [
     "Interaction",
     "Lead",
     "LeadList",
+    "LiveAnswer",
     "Organisation",
     "OutboxMessage",
     "Product",

@@ -27,6 +27,7 @@ from contactd.db.models.dialer import Campaign, DialRefusal, Lead, LiveAnswer
 from contactd.db.models.messaging import OutboxMessage
 from contactd.db.session import Database
 from contactd.dialer.agents import AgentBoard
+from contactd.dialer.connect import SetvarConnector
 from contactd.dialer.service import DialerService
 from contactd.dialer.stats import campaign_stats
 from contactd.enums import (
@@ -67,18 +68,6 @@ class SandboxDialer(DialerService):
 
     def dial_string(self, e164: str) -> str | None:
         return world_channel(self.world[e164])
-
-
-class SetvarConnector:
-    """Hands an answered call to an agent the way production does: Setvar CONTACTD_AGENT."""
-
-    def __init__(self, calls: CallService) -> None:
-        self.calls = calls
-
-    async def connect(self, attempt_id: str, agent_dial: str) -> None:
-        channel = self.calls.channel_of(attempt_id)
-        assert channel is not None, attempt_id
-        await self.calls.ami.setvar(channel, "CONTACTD_AGENT", agent_dial)
 
 
 # (world number, expected final status, expected attempts, last outcome, has a contact)
