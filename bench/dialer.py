@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from contactd.dialer.governor import DAY_S, AbandonGovernor
 from contactd.dialer.pacing import (
     GRACE_S,
+    Pacer,
     PacingSnapshot,
     PredictivePacer,
     ProgressivePacer,
@@ -73,25 +74,10 @@ class Result:
         return self.abandoned / self.live if self.live else 0.0
 
 
-class Strategy:
-    """What the simulator asks of a pacing strategy (contactd's Pacer protocol plus a name)."""
+class Strategy(Pacer):
+    """What the simulator asks of a pacing strategy: contactd's Pacer plus a name and a day hook."""
 
     name = ""
-
-    def calls_to_dial(self, snap: PacingSnapshot, now: float) -> int:
-        raise RuntimeError("abstract")
-
-    def call_resolved(self, ready_s: float, *, needs_agent: bool) -> None:
-        return None
-
-    def talk_ended(self, talk_s: float) -> None:
-        return None
-
-    def wrap_ended(self, wrap_s: float) -> None:
-        return None
-
-    def live_answer(self, now: float, *, abandoned: bool) -> None:
-        return None
 
     def day_started(self, now: float) -> None:
         return None
@@ -367,6 +353,13 @@ def grid_search(world: World, quick: bool) -> tuple[float, float, Result]:
     return best
 
 
+def num(value: object) -> float:
+    """A figure read back from a result dict (typed `object` because dicts mix kinds)."""
+    if not isinstance(value, int | float):
+        raise TypeError(f"expected a number, got {value!r}")
+    return float(value)
+
+
 def fmt_pct(x: float) -> str:
     return f"{100 * x:5.1f}%"
 
@@ -470,22 +463,22 @@ def main(argv: list[str] | None = None) -> int:
             name = NAMES[key]
             if key == "c_static_oracle":
                 name += f" a={r['a']:g} b={r['b']:g}"
-            print(f"{agents:>6} {name:<30} {fmt_pct(float(r['occupancy'])):>9} "  # type: ignore[arg-type]
-                  f"{fmt_pct(float(r['abandon_rate'])):>8} "  # type: ignore[arg-type]
-                  f"{fmt_pct(float(r['worst_24h'])):>8} "  # type: ignore[arg-type]
-                  f"{fmt_pct(float(r['rolling_occupancy'])):>8} "  # type: ignore[arg-type]
-                  f"{fmt_pct(float(r['rolling_rate'])):>9} {r['dials']:>7}")
+            print(f"{agents:>6} {name:<30} {fmt_pct(num(r['occupancy'])):>9} "
+                  f"{fmt_pct(num(r['abandon_rate'])):>8} "
+                  f"{fmt_pct(num(r['worst_24h'])):>8} "
+                  f"{fmt_pct(num(r['rolling_occupancy'])):>8} "
+                  f"{fmt_pct(num(r['rolling_rate'])):>9} {r['dials']:>7}")
         print()
         d = results[(agents, "d_contactd")]
-        checks = {"abandon<=3% every window": float(d["worst_24h"]) <= LIMIT  # type: ignore[arg-type]
-                  and float(d["abandon_rate"]) <= LIMIT  # type: ignore[arg-type]
-                  and float(d["rolling_rate"]) <= LIMIT}  # type: ignore[arg-type]
+        checks = {"abandon<=3% every window": num(d["worst_24h"]) <= LIMIT
+                  and num(d["abandon_rate"]) <= LIMIT
+                  and num(d["rolling_rate"]) <= LIMIT}
         if agents in TARGETS:
             checks[f"occupancy>={TARGETS[agents]:.0%}"] = (
-                float(d["occupancy"]) >= TARGETS[agents])  # type: ignore[arg-type]
+                num(d["occupancy"]) >= TARGETS[agents])
         for other in ("b_adapt_tapered", "c_static_oracle"):
             checks[f"ahead of ({other[0]})"] = (
-                float(d["occupancy"]) > float(results[(agents, other)]["occupancy"]))  # type: ignore[arg-type]
+                num(d["occupancy"]) > num(results[(agents, other)]["occupancy"]))
         per["targets"] = {k: ("met" if v else "MISSED") for k, v in checks.items()}
         verdicts += [f"{agents:>3} agents: {k:<26} {'met' if v else 'MISSED'}"
                      for k, v in checks.items()]
@@ -504,8 +497,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\nrobustness of (d) across answer rates (1 day; abandon must stay <= 3%):")
         for (agents, rate), r in swept.items():
             print(f"  {agents:>3} agents, answer {rate:4.0%}: occupancy "
-                  f"{fmt_pct(float(r['occupancy']))}, abandon "  # type: ignore[arg-type]
-                  f"{fmt_pct(float(r['abandon_rate']))} "  # type: ignore[arg-type]
+                  f"{fmt_pct(num(r['occupancy']))}, abandon "
+                  f"{fmt_pct(num(r['abandon_rate']))} "
                   f"{'ok' if r['ok'] else 'MISSED'}")
         figures["answer_rate_sweep"] = {f"{a}@{r:g}": v for (a, r), v in swept.items()}
     figures["wall_seconds"] = round(time.perf_counter() - began, 1)

@@ -18,7 +18,6 @@ import math
 from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from contactd.dialer.governor import AbandonGovernor
 
@@ -40,28 +39,11 @@ class PacingSnapshot:
         return self.free_agents + len(self.talking) + len(self.wrapping)
 
 
-class Pacer(Protocol):
-    def calls_to_dial(self, snap: PacingSnapshot, now: float) -> int: ...
-
-    def call_resolved(self, ready_s: float, *, needs_agent: bool) -> None: ...
-
-    def talk_ended(self, talk_s: float) -> None: ...
-
-    def wrap_ended(self, wrap_s: float) -> None: ...
-
-    def live_answer(self, now: float, *, abandoned: bool) -> None: ...
-
-
-def progressive_calls(snap: PacingSnapshot) -> int:
-    """One call per free agent not already covered by a ringing or waiting call."""
-    return max(0, snap.free_agents - snap.waiting - len(snap.ringing))
-
-
-class ProgressivePacer:
-    """1:1 dialing: never more calls in flight than free agents, so no call is abandoned."""
+class Pacer:
+    """What a dial loop asks of a pacing strategy; the feedback hooks default to ignoring."""
 
     def calls_to_dial(self, snap: PacingSnapshot, now: float) -> int:
-        return progressive_calls(snap)
+        raise TypeError(f"{type(self).__name__} must define calls_to_dial")
 
     def call_resolved(self, ready_s: float, *, needs_agent: bool) -> None:
         return None
@@ -74,6 +56,18 @@ class ProgressivePacer:
 
     def live_answer(self, now: float, *, abandoned: bool) -> None:
         return None
+
+
+def progressive_calls(snap: PacingSnapshot) -> int:
+    """One call per free agent not already covered by a ringing or waiting call."""
+    return max(0, snap.free_agents - snap.waiting - len(snap.ringing))
+
+
+class ProgressivePacer(Pacer):
+    """1:1 dialing: never more calls in flight than free agents, so no call is abandoned."""
+
+    def calls_to_dial(self, snap: PacingSnapshot, now: float) -> int:
+        return progressive_calls(snap)
 
 
 class Distribution:
@@ -144,7 +138,7 @@ class Forecast:
     horizons: tuple[int, ...] = field(default_factory=tuple)
 
 
-class PredictivePacer:
+class PredictivePacer(Pacer):
     """Dial ahead from live state and online estimates, within the governor's abandon budget."""
 
     def __init__(
