@@ -14,6 +14,16 @@ from contactd.db.session import Database
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
+# Full-text index tables (FTS5 and its shadow tables) are made by raw SQL, not by models.
+FTS_SUFFIXES = ("_fts", "_fts_data", "_fts_idx", "_fts_docsize", "_fts_config", "_fts_content")
+
+
+def include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    """Alembic filter: compare every table the models own, never the full-text ones."""
+    return not (type_ == "table" and name is not None and name.endswith(FTS_SUFFIXES))
+
 
 def alembic_config(connection: Connection | None = None) -> Config:
     cfg = Config()

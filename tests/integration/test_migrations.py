@@ -14,12 +14,6 @@ from contactd.db import migrate
 from contactd.db.models import Base
 from contactd.db.session import Database
 
-FTS_SUFFIXES = ("_fts", "_fts_data", "_fts_idx", "_fts_docsize", "_fts_config", "_fts_content")
-
-
-def _include(obj: object, name: str | None, type_: str, reflected: bool, other: object) -> bool:
-    return not (type_ == "table" and name is not None and name.endswith(FTS_SUFFIXES))
-
 
 async def _round_trip(url: str) -> None:
     async with Database(url) as db:
@@ -29,7 +23,7 @@ async def _round_trip(url: str) -> None:
             diff = await conn.run_sync(
                 lambda sync: compare_metadata(
                     MigrationContext.configure(
-                        sync, opts={"include_object": _include, "compare_type": False}
+                        sync, opts={"include_object": migrate.include_object, "compare_type": False}
                     ),
                     Base.metadata,
                 )

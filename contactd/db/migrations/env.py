@@ -5,19 +5,10 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy.engine import Connection
 
+from contactd.db.migrate import include_object
 from contactd.db.models import Base
 
 TARGET = Base.metadata
-
-
-# Full-text index tables (FTS5 and its shadow tables) are made by raw SQL, not by models.
-_FTS_SUFFIXES = ("_fts", "_fts_data", "_fts_idx", "_fts_docsize", "_fts_config", "_fts_content")
-
-
-def _include(
-    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
-) -> bool:
-    return not (type_ == "table" and name is not None and name.endswith(_FTS_SUFFIXES))
 
 
 def _run(connection: Connection) -> None:
@@ -25,7 +16,7 @@ def _run(connection: Connection) -> None:
         connection=connection,
         target_metadata=TARGET,
         render_as_batch=connection.dialect.name == "sqlite",
-        include_object=_include,
+        include_object=include_object,
         compare_type=True,
     )
     with context.begin_transaction():
