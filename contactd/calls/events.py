@@ -2,7 +2,9 @@
 
 Every event carries the attempt id (the CallAttempt row id, also the Originate ActionID and
 the Uniqueid/Linkedid of the originated channel). Per attempt the order is always
-CallDialing → [CallRinging] → [CallAnswered → [CallBridged]] → CallEnded, each at most once.
+CallDialing → [CallRinging] → [CallAnswered → [CallBridged] → [CallAbandoned]] → CallEnded,
+each at most once. CallAbandoned follows CallBridged only if the dialplan abandons a call after
+a bridge ended (the shipped one does not); it always comes after CallAnswered.
 """
 
 from __future__ import annotations
@@ -59,6 +61,15 @@ class CallBridged(CallEvent):
 
     agent_channel: str
     agent_interface: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallAbandoned(CallEvent):
+    """Asterisk gave up connecting the answered person (queue timeout, agent phone not
+    answering, no agent in time) and played the identification message (UserEvent
+    ContactdAbandon); `prompt_status` is its PLAYBACKSTATUS (SUCCESS/FAILED, "" if absent)."""
+
+    prompt_status: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)

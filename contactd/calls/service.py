@@ -34,7 +34,9 @@ queued the Originate. Errors (contactd.calls.errors / contactd.ami.errors, each 
 Everything that follows is published on the EventBus (contactd.calls.events), per attempt in
 this order, each at most once: CallDialing (row stored, Originate going out) → CallRinging →
 CallAnswered(answered_by=human|machine|unknown, answered_at) → CallBridged(agent_channel,
-agent_interface) → CallEnded(outcome, cause, ring_s, talk_s, answered_by, lost).
+agent_interface) → CallAbandoned(prompt_status) → CallEnded(outcome, cause, ring_s, talk_s,
+answered_by, lost). CallAbandoned: the dialplan gave up connecting the person (UserEvent
+ContactdAbandon from contactd-abandon); the call layer stores nothing for it (the dialer does).
 CallAnswered waits for the AMD verdict (UserEvent ContactdAMD) when detect_machine=True;
 detect_machine=False sets CONTACTD_AMD=no so the dialplan skips AMD.
 CallEnded is guaranteed for every attempt that `originate()` returned or reported

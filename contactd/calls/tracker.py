@@ -21,6 +21,7 @@ from contactd.calls import outcome
 from contactd.calls.callstate import CallState, ended_event
 from contactd.calls.events import (
     AnsweredBy,
+    CallAbandoned,
     CallAnswered,
     CallBridged,
     CallEvent,
@@ -47,6 +48,8 @@ TRACKED_EVENTS: Final = (
 )
 # asterisk-config/extensions.conf: UserEvent(ContactdAMD,Attempt: …,Status: …,Cause: …)
 AMD_USER_EVENT: Final = "ContactdAMD"
+# contactd-abandon: UserEvent(ContactdAbandon,Attempt: …,Status: <PLAYBACKSTATUS>)
+ABANDON_USER_EVENT: Final = "ContactdAbandon"
 STATE_RINGING: Final = "5"
 STATE_UP: Final = "6"
 FINISHED_MEMORY: Final = 20_000
@@ -64,6 +67,7 @@ class CallTracker:
         self._bridges: dict[str, dict[str, str]] = {}  # bridge id → {uniqueid: channel}
         self._bridge_of: dict[str, str] = {}  # uniqueid → bridge id
         self._finished: OrderedDict[str, None] = OrderedDict()
+        self._abandoned: set[str] = set()  # open attempts whose CallAbandoned went out
         self._to_datetime = wall_clock or (lambda ts: datetime.fromtimestamp(ts, UTC))
         self.malformed = 0
         self.handlers: Mapping[str, Callable[[RawEvent, float], list[CallEvent]]] = {
@@ -273,11 +277,14 @@ class CallTracker:
         return []  # unanswered: wait for OriginateResponse, whose Reason makes the outcome exact
 
     def _user_event(self, event: RawEvent, now: float) -> list[CallEvent]:
-        if event.get("UserEvent") != AMD_USER_EVENT:
+        name = event.get("UserEvent")
+        if name not in (AMD_USER_EVENT, ABANDON_USER_EVENT):
             return []
         call = self._find(event) or self._calls.get(text(event, "Attempt") or "")
         if call is None:
             return []
+        if name == ABANDON_USER_EVENT:
+            return self._abandon(call, text(event, "Status"), now)
         return self._amd(call, text(event, "Status"), text(event, "Cause"), now)
 
     def _varset(self, event: RawEvent, now: float) -> list[CallEvent]:
@@ -317,6 +324,17 @@ class CallTracker:
         out = self._answered(call, now)  # an AMD verdict proves the answer, whatever came first
         return out or self._classify_if_needed(call, now)
 
+    def _abandon(self, call: CallState, status: str | None, now: float) -> list[CallEvent]:
+        if call.attempt_id in self._abandoned:
+            return []
+        self._abandoned.add(call.attempt_id)
+        # Only an answered call reaches contactd-abandon: prove the answer (classified, even
+        # without an AMD verdict) so CallAnswered always precedes CallAbandoned.
+        out = self._answered(call, now)
+        out += self._classify_if_needed(call, now)
+        out.append(CallAbandoned(attempt_id=call.attempt_id, prompt_status=status or ""))
+        return out
+
     def _classify_if_needed(self, call: CallState, now: float) -> list[CallEvent]:
         if call.classified or call.answered_at is None:
             return []
@@ -344,6 +362,7 @@ class CallTracker:
 
     def _forget(self, call: CallState) -> None:
         self._calls.pop(call.attempt_id, None)
+        self._abandoned.discard(call.attempt_id)
         for uniqueid in call.uniqueids:
             if self._by_uid.get(uniqueid) is call:
                 del self._by_uid[uniqueid]
