@@ -42,7 +42,7 @@ def ended() -> list[dict[str, str]]:
     ]
 
 
-def run(events: list[dict[str, str]], *, expect_amd: bool = True) -> list[CallEvent]:
+def run(events: list[dict[str, Any]], *, expect_amd: bool = True) -> list[CallEvent]:
     tracker = CallTracker()
     tracker.watch(A, started=100.0, expect_amd=expect_amd)
     out: list[CallEvent] = []
@@ -101,7 +101,7 @@ def test_abandon_before_any_answer_event_still_reports_the_answer_first() -> Non
 
 
 def test_unknown_malformed_and_late_abandons_are_ignored() -> None:
-    stray = [
+    stray: list[dict[str, Any]] = [
         user("ContactdAbandon", Attempt="not-watched", Status="SUCCESS",
              **chan(uid="u-7", linkedid="u-7")),
         user("ContactdAbandon"),  # no channel, no attempt
