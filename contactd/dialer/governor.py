@@ -136,3 +136,21 @@ class AbandonGovernor:
             best = Budget(best.allowed_rate, fewest, best.binding_window_s, ())
         return Budget(best.allowed_rate, best.allowed_abandons, best.binding_window_s,
                       tuple(states))
+
+    def amend(self, at: float) -> bool:
+        """A live answer recorded connected at `at` was abandoned after all (Asterisk's queue
+        or the agent's phone gave up): one more abandon, no extra live answer. The answer is
+        found in the bin `record()` put it in; False (nothing changed) when that bin holds no
+        connected answer."""
+        first = bisect_left(self._starts, at - at % self.bin_s)
+        if first >= len(self._starts):
+            return False
+        live_before = self._cum_live[first - 1] if first > 0 else self._base_live
+        ab_before = self._cum_abandoned[first - 1] if first > 0 else self._base_abandoned
+        connected = (self._cum_live[first] - live_before) - (self._cum_abandoned[first] - ab_before)
+        if connected <= 0:
+            return False
+        self.abandoned_total += 1
+        for i in range(first, len(self._starts)):
+            self._cum_abandoned[i] += 1
+        return True
