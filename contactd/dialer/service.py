@@ -11,11 +11,13 @@ Public API::
         dialer.runtime(campaign_id).pacer.last   # the pacer's live forecast
 
 `calls` is the CallService (`originate(OriginateRequest) -> attempt id`); CallAnswered,
-CallBridged and CallEnded arrive on the bus. Every refusal to dial is stored as a DialRefusal
-(once per lead and reason, not every tick). Crash safety: the lead is marked `dialing`
-with `attempts + 1` and `next_attempt_at` pushed past its retry window in the same transaction
-*before* the Originate, so a restart can never re-dial it early; `recover()` settles leads
-left `dialing` from their attempt rows.
+CallAbandoned and CallEnded arrive on the bus. Each live answer is counted once (a LiveAnswer
+row, the governor); when Asterisk abandons a call counted connected (queue timeout, agent phone
+not answering: CallAbandoned) that count is amended to abandoned, never doubled. Every
+refusal to dial is stored as a DialRefusal (once per lead and reason, not every tick). Crash
+safety: the lead is marked `dialing` with `attempts + 1` and `next_attempt_at` pushed past its
+retry window in the same transaction *before* the Originate, so a restart can never re-dial it
+early; `recover()` settles leads left `dialing` from their attempt rows.
 """
 
 from __future__ import annotations
@@ -33,13 +35,13 @@ from typing import Any, Final, Protocol
 
 from sqlalchemy import select
 
-from contactd.calls.events import AnsweredBy, CallAnswered, CallEnded
+from contactd.calls.events import AnsweredBy, CallAbandoned, CallAnswered, CallEnded
 from contactd.calls.service import OriginateRequest
 from contactd.config import Settings
 from contactd.db.models.calls import CallAttempt
-from contactd.db.models.dialer import Campaign, Lead, LiveAnswer
+from contactd.db.models.dialer import Campaign, Lead
 from contactd.db.session import Database
-from contactd.dialer import repo
+from contactd.dialer import answers, repo
 from contactd.dialer.agents import AgentBoard
 from contactd.dialer.campaigns import CampaignAction
 from contactd.dialer.dialplan import originate_request
@@ -67,6 +69,7 @@ log = logging.getLogger(__name__)
 CONNECT_MARGIN_S: Final = 0.5  # AMI latency allowance against the dialplan's agent wait
 WAITING_CHECK_S: Final = 0.1
 ENDED_EARLY_KEEP: Final = 10_000
+ANSWERS_KEEP: Final = 10_000  # live answers remembered per campaign (late CallAbandoned)
 
 
 class CallLauncher(Protocol):
@@ -103,6 +106,9 @@ class CampaignRuntime:
     recent: deque[datetime] = field(default_factory=lambda: deque(maxlen=1000))
     refused: dict[int, set[str]] = field(default_factory=dict)
     seeded: bool = False
+    # Live answers counted by this process, so a late abandon amends rather than doubles.
+    live_answers: OrderedDict[str, answers.Answer] = field(default_factory=OrderedDict)
+    answer_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class DialerService:
@@ -131,11 +137,14 @@ class DialerService:
         # CallEnded can be handled before originate() returned the attempt id (an instant
         # failure): remembered here so the call is not counted as ringing forever.
         self._ended_early: OrderedDict[str, float] = OrderedDict()
+        # Attempts of an earlier process that Asterisk abandoned: their lead ends ABANDONED.
+        self._abandoned_elsewhere: OrderedDict[str, float] = OrderedDict()
 
     # ---- life cycle ----------------------------------------------------------------------
     async def __aenter__(self) -> DialerService:
         await self.recover()
         self.bus.subscribe(CallAnswered, self._on_answered)
+        self.bus.subscribe(CallAbandoned, self._on_abandoned)
         self.bus.subscribe(CallEnded, self._on_ended)
         self._spawn(self._loop(), "dialer-loop")
         return self
@@ -144,6 +153,7 @@ class DialerService:
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.bus.unsubscribe(CallAnswered, self._on_answered)
+        self.bus.unsubscribe(CallAbandoned, self._on_abandoned)
         self.bus.unsubscribe(CallEnded, self._on_ended)
         for task in list(self._tasks):
             task.cancel()
@@ -356,7 +366,8 @@ class DialerService:
             campaign = await session.get(Campaign, rt.campaign_id)
         if not person or campaign is None or campaign.mode is CampaignMode.AUTOMATED:
             return
-        if campaign.agent_queue:  # Asterisk's queue connects; count it as connected
+        if campaign.agent_queue:
+            # Asterisk's queue connects: counted connected now, amended if the queue gives up.
             await self._live_answer(rt, event.attempt_id, abandoned=False, wait_s=0.0)
             return
         rt.waiting[event.attempt_id] = now_s
@@ -398,10 +409,62 @@ class DialerService:
     async def _live_answer(
         self, rt: CampaignRuntime, attempt_id: str, *, abandoned: bool, wait_s: float
     ) -> None:
-        rt.pacer.live_answer(self.clock(), abandoned=abandoned)
-        async with self.db.transaction() as session:
-            session.add(LiveAnswer(campaign_id=rt.campaign_id, attempt_id=attempt_id,
-                                   abandoned=abandoned, wait_s=wait_s))
+        """Count a live answer once; one counted connected may later turn abandoned."""
+        async with rt.answer_lock:  # one writer per campaign: no row written twice
+            known = rt.live_answers.get(attempt_id)
+            if known is None:
+                answer = answers.Answer(self.clock(), abandoned)
+                rt.live_answers[attempt_id] = answer
+                while len(rt.live_answers) > ANSWERS_KEEP:
+                    rt.live_answers.popitem(last=False)
+                rt.pacer.live_answer(answer.at, abandoned=abandoned)
+                await answers.insert(self.db, rt.campaign_id, attempt_id, answer, wait_s)
+            elif abandoned and not known.abandoned:
+                rt.live_answers[attempt_id] = known._replace(abandoned=True)
+                answers.amend_pacer(rt.pacer, known.at)
+                await answers.mark_abandoned(self.db, attempt_id)
+
+    async def _on_abandoned(self, event: CallAbandoned) -> None:
+        """Asterisk gave up connecting the person (queue timeout, agent phone not answering):
+        an abandon, whatever the dialer had counted; its lead ends ABANDONED."""
+        now_s = self.clock()
+        attempt_id = event.attempt_id
+        rt = self._runtime_of(attempt_id)
+        if rt is None:
+            await self._abandoned_unowned(attempt_id, now_s)
+        else:
+            since = rt.waiting.pop(attempt_id, None)
+            rt.abandoned.add(attempt_id)
+            wait_s = now_s - since if since is not None else 0.0
+            await self._live_answer(rt, attempt_id, abandoned=True, wait_s=wait_s)
+        # The person hears the identification message: the agent claimed for them is free.
+        self.agents.call_ended(attempt_id, now_s)
+        self.wake()
+
+    async def _abandoned_unowned(self, attempt_id: str, now_s: float) -> None:
+        """An attempt dialed by an earlier process (before a restart): amend its stored row."""
+        known = await answers.stored(self.db, attempt_id)
+        if known.campaign_id is None:
+            return
+        self._abandoned_elsewhere[attempt_id] = now_s
+        while len(self._abandoned_elsewhere) > ENDED_EARLY_KEEP:
+            self._abandoned_elsewhere.popitem(last=False)
+        if known.answer is not None and known.answer.abandoned:
+            return
+        # Under the tick's lock: a governor is seeded from the rows either before (then it is
+        # amended here) or after this change (then it reads the amended row).
+        async with self._lock:
+            rt = self._runtimes.get(known.campaign_id)
+            counted = rt is not None and rt.seeded
+            if known.answer is None:
+                answer = answers.Answer(now_s, True)
+                await answers.insert(self.db, known.campaign_id, attempt_id, answer, 0.0)
+                if rt is not None and counted:
+                    rt.pacer.live_answer(now_s, abandoned=True)
+            else:
+                await answers.mark_abandoned(self.db, attempt_id)
+                if rt is not None and counted:
+                    answers.amend_pacer(rt.pacer, known.answer.at)
 
     def _runtime_of(self, attempt_id: str) -> CampaignRuntime | None:
         for rt in self._runtimes.values():
@@ -412,7 +475,7 @@ class DialerService:
     async def _on_ended(self, event: CallEnded) -> None:
         now_s = self.clock()
         rt = self._runtime_of(event.attempt_id)
-        abandoned = False
+        abandoned = self._abandoned_elsewhere.pop(event.attempt_id, None) is not None
         if rt is not None:
             if event.answered_by is None:  # never answered: a failure the pacer learns from
                 rt.pacer.call_resolved(now_s - rt.dialed[event.attempt_id], needs_agent=False)

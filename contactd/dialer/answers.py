@@ -1,0 +1,79 @@
+"""Live answers: the LiveAnswer rows the abandon-rate governor and the statistics count.
+
+One row per attempt a person answered, connected or abandoned. Asterisk may abandon a call the
+dialer had counted connected (its queue timed out, the agent's phone did not answer): the row
+is then amended in place, never doubled, so a governor rebuilt from the rows after a restart
+(recovery.seed_governor) counts exactly what the live one counted.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import NamedTuple
+
+from sqlalchemy import select, update
+
+from contactd.db.models.calls import CallAttempt
+from contactd.db.models.dialer import LiveAnswer
+from contactd.db.session import Database
+from contactd.dialer.pacing import Pacer, PredictivePacer
+
+# PredictivePacer.live_answer keeps its calibration within these bounds.
+CALIBRATION_MIN = 0.05
+
+
+class Answer(NamedTuple):
+    at: float  # seconds: the instant the governor counted it (the row's `at`)
+    abandoned: bool
+
+
+class StoredAnswer(NamedTuple):
+    campaign_id: int | None  # the attempt's campaign; None: not a campaign call
+    answer: Answer | None  # its live answer row, if one was written
+
+
+def as_datetime(at: float) -> datetime:
+    return datetime.fromtimestamp(at, UTC)
+
+
+async def insert(
+    db: Database, campaign_id: int, attempt_id: str, answer: Answer, wait_s: float
+) -> None:
+    async with db.transaction() as session:
+        session.add(LiveAnswer(campaign_id=campaign_id, attempt_id=attempt_id,
+                               abandoned=answer.abandoned, wait_s=wait_s,
+                               at=as_datetime(answer.at)))
+
+
+async def mark_abandoned(db: Database, attempt_id: str) -> None:
+    async with db.transaction() as session:
+        await session.execute(
+            update(LiveAnswer).where(LiveAnswer.attempt_id == attempt_id).values(abandoned=True)
+        )
+
+
+async def stored(db: Database, attempt_id: str) -> StoredAnswer:
+    """What the database knows of an attempt this process did not dial (after a restart)."""
+    async with db.session() as session:
+        campaign_id = await session.scalar(
+            select(CallAttempt.campaign_id).where(CallAttempt.id == attempt_id)
+        )
+        row = (await session.execute(
+            select(LiveAnswer.at, LiveAnswer.abandoned).where(LiveAnswer.attempt_id == attempt_id)
+        )).first()
+    if row is None:
+        return StoredAnswer(campaign_id, None)
+    return StoredAnswer(campaign_id, Answer(row.at.timestamp(), row.abandoned))
+
+
+def amend_pacer(pacer: Pacer, at: float) -> None:
+    """The pacer counted a connected live answer at `at` that was abandoned after all."""
+    if not isinstance(pacer, PredictivePacer):
+        return  # progressive pacing keeps no abandon statistics
+    if not pacer.governor.amend(at):
+        return
+    # live_answer() moved the calibration by exp(gain * (allowed - 0)); an abandon moves it by
+    # exp(gain * (allowed - 1)): the difference is exp(-gain).
+    pacer.calibration = max(CALIBRATION_MIN,
+                            pacer.calibration * math.exp(-pacer.calibration_gain))

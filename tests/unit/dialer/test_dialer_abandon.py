@@ -1,0 +1,272 @@
+"""The dialer counts the abandons Asterisk decides (CallAbandoned): a live answer counted
+connected is amended - one LiveAnswer row, one more abandon and no second live answer in the
+governor, the pacer's calibration lowered, the agent released, the lead ABANDONED - never
+counted twice, and rebuilt to the same counts after a restart. Real database; the call layer's
+events are published on the bus as the CallService publishes them (tests/unit/calls and the
+Asterisk end-to-end tests cover how they arise)."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from contactd.calls.events import AnsweredBy, CallAbandoned, CallAnswered, CallEnded
+from contactd.calls.service import OriginateRequest
+from contactd.config import Settings
+from contactd.db.models.calls import CallAttempt
+from contactd.db.models.dialer import Campaign, Lead, LiveAnswer
+from contactd.db.session import Database
+from contactd.dialer.agents import AgentBoard, AgentState
+from contactd.dialer.governor import DAY_S, AbandonGovernor
+from contactd.dialer.pacing import PredictivePacer
+from contactd.dialer.recovery import seed_governor
+from contactd.dialer.service import DialerService
+from contactd.enums import AttemptState, CallOutcome, CampaignMode, CampaignStatus, LeadStatus
+from contactd.events import EventBus
+
+AGENT = "PJSIP/1001"
+
+
+class StoringLauncher:
+    """Writes the attempt row as the CallService does and returns its id; the call's events
+    are then published by the test."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.sent: list[tuple[str, OriginateRequest]] = []
+
+    async def originate(self, request: OriginateRequest) -> str:
+        attempt_id = f"ab-{len(self.sent) + 1}"
+        async with self.db.transaction() as session:
+            session.add(CallAttempt(id=attempt_id, campaign_id=request.campaign_id,
+                                    lead_id=request.lead_id, phone_e164=request.phone_e164,
+                                    state=AttemptState.DIALING))
+        self.sent.append((attempt_id, request))
+        return attempt_id
+
+
+class RecordingConnector:
+    def __init__(self) -> None:
+        self.connected: list[tuple[str, str]] = []
+
+    async def connect(self, attempt_id: str, agent_dial: str) -> None:
+        self.connected.append((attempt_id, agent_dial))
+
+
+def open_settings(settings: Settings) -> Settings:
+    dialer = settings.dialer.model_copy(update={
+        "window_start": datetime.min.time(),
+        "window_end": datetime.max.time().replace(microsecond=0),
+    })
+    return settings.model_copy(update={"dialer": dialer})
+
+
+class World:
+    def __init__(self, db: Database, settings: Settings, *, queue: str | None) -> None:
+        self.db, self.queue = db, queue
+        self.bus = EventBus()
+        self.board = AgentBoard()
+        self.launcher = StoringLauncher(db)
+        self.connector = RecordingConnector()
+        self.dialer = self.new_dialer(settings)
+
+    def new_dialer(self, settings: Settings) -> DialerService:
+        dialer = DialerService(self.db, self.bus, open_settings(settings), self.launcher,
+                               agents=self.board, connector=self.connector)
+        # What __aenter__ subscribes, without its background loop: the test ticks by hand.
+        self.bus.subscribe(CallAnswered, dialer._on_answered)
+        self.bus.subscribe(CallAbandoned, dialer._on_abandoned)
+        self.bus.subscribe(CallEnded, dialer._on_ended)
+        return dialer
+
+    async def campaign(self, leads: int = 1) -> int:
+        async with self.db.transaction() as session:
+            campaign = Campaign(name="abandons", mode=CampaignMode.PREDICTIVE,
+                                status=CampaignStatus.RUNNING, agent_queue=self.queue,
+                                max_attempts=3)
+            session.add(campaign)
+            await session.flush()
+            session.add_all([Lead(campaign_id=campaign.id, phone_e164=f"+44207946020{i}")
+                             for i in range(leads)])
+            return campaign.id
+
+    async def dial(self) -> str:
+        before = len(self.launcher.sent)
+        await self.dialer.tick()
+        assert len(self.launcher.sent) == before + 1
+        return self.launcher.sent[-1][0]
+
+    async def answer(self, attempt_id: str) -> None:
+        await self.bus.publish(CallAnswered(attempt_id=attempt_id, answered_by=AnsweredBy.HUMAN))
+
+    async def abandon(self, attempt_id: str) -> None:
+        await self.bus.publish(CallAbandoned(attempt_id=attempt_id, prompt_status="SUCCESS"))
+
+    async def end(self, attempt_id: str) -> None:
+        async with self.db.transaction() as session:
+            attempt = await session.get(CallAttempt, attempt_id)
+            assert attempt is not None
+            attempt.state, attempt.outcome = AttemptState.ENDED, CallOutcome.HUMAN
+        await self.bus.publish(CallEnded(attempt_id=attempt_id, outcome=CallOutcome.HUMAN,
+                                         cause=16, answered_by=AnsweredBy.HUMAN))
+
+    async def rows(self) -> list[tuple[str, bool]]:
+        async with self.db.session() as session:
+            rows = (await session.execute(select(LiveAnswer))).scalars().all()
+        return [(r.attempt_id, r.abandoned) for r in rows]
+
+    async def lead(self) -> Lead:
+        async with self.db.session() as session:
+            return (await session.execute(select(Lead))).scalars().first()  # type: ignore[return-value]
+
+    def pacer(self, campaign_id: int) -> PredictivePacer:
+        pacer = self.dialer._runtimes[campaign_id].pacer
+        assert isinstance(pacer, PredictivePacer)
+        return pacer
+
+
+def counts(governor: AbandonGovernor) -> list[tuple[int, int]]:
+    now = datetime.now(UTC).timestamp()
+    return [(w.live, w.abandoned) for w in (governor.window(now, s) for s in governor.windows_s)]
+
+
+async def rebuilt(db: Database, campaign_id: int) -> list[tuple[int, int]]:
+    governor = AbandonGovernor(windows_s=(30 * DAY_S, DAY_S))
+    await seed_governor(db, campaign_id, governor)
+    return counts(governor)
+
+
+async def test_queue_timeout_amends_the_connected_answer(
+    db: Database, settings: Settings
+) -> None:
+    w = World(db, settings, queue="sales")
+    cid = await w.campaign()
+    w.board.login("a1", AGENT, cid, w.dialer.clock())
+    attempt = await w.dial()
+    await w.answer(attempt)
+    pacer = w.pacer(cid)
+    # Queue mode: the queue connects, so the answer is counted connected at once.
+    assert await w.rows() == [(attempt, False)]
+    assert counts(pacer.governor) == [(1, 0), (1, 0)]
+    calibration = pacer.calibration
+
+    await w.abandon(attempt)  # the queue timed out: contactd-abandon played the message
+    assert await w.rows() == [(attempt, True)]
+    assert counts(pacer.governor) == [(1, 1), (1, 1)]
+    assert pacer.calibration == calibration * math.exp(-pacer.calibration_gain)
+    await w.abandon(attempt)  # a duplicate changes nothing
+    assert await w.rows() == [(attempt, True)]
+    assert counts(pacer.governor) == [(1, 1), (1, 1)]
+
+    await w.end(attempt)
+    lead = await w.lead()
+    assert (lead.status, lead.last_outcome) == (LeadStatus.RETRY, CallOutcome.ABANDONED)
+    # The abandon retry rule applies (3 days by default), not the dial-time placeholder.
+    assert lead.next_attempt_at is not None
+    assert lead.next_attempt_at > datetime.now(UTC) + timedelta(
+        seconds=settings.dialer.retry_abandoned_s - 60)
+    # After a restart the governor is rebuilt from the amended row to the same counts.
+    assert await rebuilt(db, cid) == counts(pacer.governor)
+
+
+async def test_agent_not_answering_frees_the_agent_and_abandons(
+    db: Database, settings: Settings
+) -> None:
+    w = World(db, settings, queue=None)
+    cid = await w.campaign()
+    w.board.login("a1", AGENT, cid, w.dialer.clock())
+    attempt = await w.dial()
+    await w.answer(attempt)
+    # Agent mode: the agent was claimed, the channel told to dial it, counted connected.
+    assert w.connector.connected == [(attempt, AGENT)]
+    assert w.board.agents["a1"].state is AgentState.TALKING
+    assert await w.rows() == [(attempt, False)]
+
+    await w.abandon(attempt)  # the agent's phone did not answer
+    agent = w.board.agents["a1"]
+    assert agent.state is not AgentState.TALKING and agent.attempt_id is None
+    assert await w.rows() == [(attempt, True)]
+    assert counts(w.pacer(cid).governor) == [(1, 1), (1, 1)]
+    await w.end(attempt)
+    assert (await w.lead()).last_outcome is CallOutcome.ABANDONED
+    assert await rebuilt(db, cid) == [(1, 1), (1, 1)]
+
+
+async def test_already_counted_abandoned_is_not_counted_again(
+    db: Database, settings: Settings
+) -> None:
+    w = World(db, settings, queue=None)
+    cid = await w.campaign()
+    w.board.login("a1", AGENT, cid, w.dialer.clock())
+    attempt = await w.dial()
+    w.board.pause("a1", w.dialer.clock())  # nobody free: the person waits
+    await w.answer(attempt)
+    assert await w.rows() == []
+    rt = w.dialer._runtimes[cid]
+    rt.waiting[attempt] -= 10.0  # waited past the grace: the dialer abandons it itself
+    await w.dialer.tick()
+    assert await w.rows() == [(attempt, True)]
+    calibration = w.pacer(cid).calibration
+    await w.abandon(attempt)  # Asterisk's own timer reached the same verdict
+    assert await w.rows() == [(attempt, True)]
+    assert counts(w.pacer(cid).governor) == [(1, 1), (1, 1)]
+    assert w.pacer(cid).calibration == calibration
+    await w.end(attempt)
+    assert (await w.lead()).last_outcome is CallOutcome.ABANDONED
+
+
+async def test_abandon_of_a_waiting_person_records_one_abandoned_answer(
+    db: Database, settings: Settings
+) -> None:
+    w = World(db, settings, queue=None)
+    cid = await w.campaign()
+    w.board.login("a1", AGENT, cid, w.dialer.clock())
+    attempt = await w.dial()
+    w.board.pause("a1", w.dialer.clock())
+    await w.answer(attempt)
+    await w.abandon(attempt)  # the dialplan's 2 s ran out before the dialer's did
+    rt = w.dialer._runtimes[cid]
+    assert attempt not in rt.waiting
+    assert await w.rows() == [(attempt, True)]
+    assert counts(w.pacer(cid).governor) == [(1, 1), (1, 1)]
+    await w.dialer.tick()  # the dialer's own grace check finds nothing left to abandon
+    await w.end(attempt)
+    assert await w.rows() == [(attempt, True)]
+    assert counts(w.pacer(cid).governor) == [(1, 1), (1, 1)]
+    assert (await w.lead()).last_outcome is CallOutcome.ABANDONED
+
+
+async def test_abandon_after_a_restart_amends_the_stored_answer(
+    db: Database, settings: Settings
+) -> None:
+    w = World(db, settings, queue="sales")
+    cid = await w.campaign(leads=2)
+    w.board.login("a1", AGENT, cid, w.dialer.clock())
+    attempt = await w.dial()
+    await w.answer(attempt)
+    assert await w.rows() == [(attempt, False)]
+
+    # The process restarts while the person is in the queue; the new one seeds its governor.
+    w.bus = EventBus()
+    w.board = AgentBoard()
+    restarted = w.dialer = w.new_dialer(settings)
+    await restarted.recover()
+    w.board.login("a1", AGENT, cid, restarted.clock())
+    second = await w.dial()
+    assert counts(w.pacer(cid).governor) == [(1, 0), (1, 0)]
+
+    await w.abandon(attempt)
+    assert sorted(await w.rows()) == [(attempt, True)]
+    assert counts(w.pacer(cid).governor) == [(1, 1), (1, 1)]
+    await w.abandon(attempt)
+    assert counts(w.pacer(cid).governor) == [(1, 1), (1, 1)]
+    await w.end(attempt)
+    async with db.session() as session:
+        first_lead = await session.scalar(
+            select(Lead).join(CallAttempt, CallAttempt.lead_id == Lead.id)
+            .where(CallAttempt.id == attempt))
+    assert first_lead is not None and first_lead.last_outcome is CallOutcome.ABANDONED
+    assert second != attempt
+    assert await rebuilt(db, cid) == counts(w.pacer(cid).governor)
