@@ -8,9 +8,12 @@ is then amended in place, never doubled, so a governor rebuilt from the rows aft
 
 from __future__ import annotations
 
+import asyncio
 import math
+from collections import OrderedDict
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from sqlalchemy import select, update
 
@@ -20,7 +23,8 @@ from contactd.db.session import Database
 from contactd.dialer.pacing import Pacer, PredictivePacer
 
 # PredictivePacer.live_answer keeps its calibration within these bounds.
-CALIBRATION_MIN = 0.05
+CALIBRATION_MIN: Final = 0.05
+KEEP: Final = 10_000  # live answers remembered per campaign (a late CallAbandoned amends them)
 
 
 class Answer(NamedTuple):
@@ -77,3 +81,53 @@ def amend_pacer(pacer: Pacer, at: float) -> None:
     # exp(gain * (allowed - 1)): the difference is exp(-gain).
     pacer.calibration = max(CALIBRATION_MIN,
                             pacer.calibration * math.exp(-pacer.calibration_gain))
+
+
+class AnswerLedger:
+    """One campaign's live answers as this process counted them: each counted once, in the
+    pacer and as a row; one counted connected may later turn abandoned (amended in place)."""
+
+    def __init__(self, db: Database, campaign_id: int, pacer: Pacer) -> None:
+        self.db, self.campaign_id, self.pacer = db, campaign_id, pacer
+        self._known: OrderedDict[str, Answer] = OrderedDict()
+        self._lock = asyncio.Lock()  # one writer: a row is never written twice
+
+    def get(self, attempt_id: str) -> Answer | None:
+        return self._known.get(attempt_id)
+
+    async def count(self, attempt_id: str, *, at: float, abandoned: bool, wait_s: float) -> None:
+        async with self._lock:
+            known = self._known.get(attempt_id)
+            if known is None:
+                answer = self._known[attempt_id] = Answer(at, abandoned)
+                while len(self._known) > KEEP:
+                    self._known.popitem(last=False)
+                self.pacer.live_answer(at, abandoned=abandoned)
+                await insert(self.db, self.campaign_id, attempt_id, answer, wait_s)
+            elif abandoned and not known.abandoned:
+                self._known[attempt_id] = known._replace(abandoned=True)
+                amend_pacer(self.pacer, known.at)
+                await mark_abandoned(self.db, attempt_id)
+
+
+async def amend_stored(
+    db: Database, attempt_id: str, now: float, seeded_pacer: Callable[[int], Pacer | None]
+) -> bool:
+    """Abandon an attempt dialed by an earlier process (before a restart): amend its stored
+    row (or write one), and the pacer of its campaign if that was already seeded from the
+    rows (`seeded_pacer`; the caller keeps seeding out meanwhile). True: a campaign call."""
+    known = await stored(db, attempt_id)
+    if known.campaign_id is None:
+        return False
+    if known.answer is not None and known.answer.abandoned:
+        return True
+    pacer = seeded_pacer(known.campaign_id)
+    if known.answer is None:
+        await insert(db, known.campaign_id, attempt_id, Answer(now, True), 0.0)
+        if pacer is not None:
+            pacer.live_answer(now, abandoned=True)
+    else:
+        await mark_abandoned(db, attempt_id)
+        if pacer is not None:
+            amend_pacer(pacer, known.answer.at)
+    return True

@@ -69,7 +69,6 @@ log = logging.getLogger(__name__)
 CONNECT_MARGIN_S: Final = 0.5  # AMI latency allowance against the dialplan's agent wait
 WAITING_CHECK_S: Final = 0.1
 ENDED_EARLY_KEEP: Final = 10_000
-ANSWERS_KEEP: Final = 10_000  # live answers remembered per campaign (late CallAbandoned)
 
 
 class CallLauncher(Protocol):
@@ -100,15 +99,13 @@ class CampaignRuntime:
 
     campaign_id: int
     pacer: PredictivePacer | ProgressivePacer
+    ledger: answers.AnswerLedger
     dialed: dict[str, float] = field(default_factory=dict)  # attempt -> dial time
     waiting: dict[str, float] = field(default_factory=dict)  # answered, no agent yet
     abandoned: set[str] = field(default_factory=set)
     recent: deque[datetime] = field(default_factory=lambda: deque(maxlen=1000))
     refused: dict[int, set[str]] = field(default_factory=dict)
     seeded: bool = False
-    # Live answers counted by this process, so a late abandon amends rather than doubles.
-    live_answers: OrderedDict[str, answers.Answer] = field(default_factory=OrderedDict)
-    answer_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class DialerService:
@@ -229,7 +226,8 @@ class DialerService:
                 )
             else:
                 pacer = ProgressivePacer()
-            rt = self._runtimes[campaign.id] = CampaignRuntime(campaign.id, pacer)
+            ledger = answers.AnswerLedger(self.db, campaign.id, pacer)
+            rt = self._runtimes[campaign.id] = CampaignRuntime(campaign.id, pacer, ledger)
         return rt
 
     async def tick(self) -> None:
@@ -410,19 +408,7 @@ class DialerService:
         self, rt: CampaignRuntime, attempt_id: str, *, abandoned: bool, wait_s: float
     ) -> None:
         """Count a live answer once; one counted connected may later turn abandoned."""
-        async with rt.answer_lock:  # one writer per campaign: no row written twice
-            known = rt.live_answers.get(attempt_id)
-            if known is None:
-                answer = answers.Answer(self.clock(), abandoned)
-                rt.live_answers[attempt_id] = answer
-                while len(rt.live_answers) > ANSWERS_KEEP:
-                    rt.live_answers.popitem(last=False)
-                rt.pacer.live_answer(answer.at, abandoned=abandoned)
-                await answers.insert(self.db, rt.campaign_id, attempt_id, answer, wait_s)
-            elif abandoned and not known.abandoned:
-                rt.live_answers[attempt_id] = known._replace(abandoned=True)
-                answers.amend_pacer(rt.pacer, known.at)
-                await answers.mark_abandoned(self.db, attempt_id)
+        await rt.ledger.count(attempt_id, at=self.clock(), abandoned=abandoned, wait_s=wait_s)
 
     async def _on_abandoned(self, event: CallAbandoned) -> None:
         """Asterisk gave up connecting the person (queue timeout, agent phone not answering):
@@ -430,41 +416,27 @@ class DialerService:
         now_s = self.clock()
         attempt_id = event.attempt_id
         rt = self._runtime_of(attempt_id)
-        if rt is None:
-            await self._abandoned_unowned(attempt_id, now_s)
-        else:
+        if rt is not None:
             since = rt.waiting.pop(attempt_id, None)
             rt.abandoned.add(attempt_id)
             wait_s = now_s - since if since is not None else 0.0
             await self._live_answer(rt, attempt_id, abandoned=True, wait_s=wait_s)
+        else:
+            # Dialed before a restart. Under the tick's lock: a governor is seeded from the
+            # rows either before (then amended here) or after this change (reads the new row).
+            async with self._lock:
+                mine = await answers.amend_stored(self.db, attempt_id, now_s, self._seeded_pacer)
+            if mine:
+                self._abandoned_elsewhere[attempt_id] = now_s
+                while len(self._abandoned_elsewhere) > ENDED_EARLY_KEEP:
+                    self._abandoned_elsewhere.popitem(last=False)
         # The person hears the identification message: the agent claimed for them is free.
         self.agents.call_ended(attempt_id, now_s)
         self.wake()
 
-    async def _abandoned_unowned(self, attempt_id: str, now_s: float) -> None:
-        """An attempt dialed by an earlier process (before a restart): amend its stored row."""
-        known = await answers.stored(self.db, attempt_id)
-        if known.campaign_id is None:
-            return
-        self._abandoned_elsewhere[attempt_id] = now_s
-        while len(self._abandoned_elsewhere) > ENDED_EARLY_KEEP:
-            self._abandoned_elsewhere.popitem(last=False)
-        if known.answer is not None and known.answer.abandoned:
-            return
-        # Under the tick's lock: a governor is seeded from the rows either before (then it is
-        # amended here) or after this change (then it reads the amended row).
-        async with self._lock:
-            rt = self._runtimes.get(known.campaign_id)
-            counted = rt is not None and rt.seeded
-            if known.answer is None:
-                answer = answers.Answer(now_s, True)
-                await answers.insert(self.db, known.campaign_id, attempt_id, answer, 0.0)
-                if rt is not None and counted:
-                    rt.pacer.live_answer(now_s, abandoned=True)
-            else:
-                await answers.mark_abandoned(self.db, attempt_id)
-                if rt is not None and counted:
-                    answers.amend_pacer(rt.pacer, known.answer.at)
+    def _seeded_pacer(self, campaign_id: int) -> PredictivePacer | ProgressivePacer | None:
+        rt = self._runtimes.get(campaign_id)
+        return rt.pacer if rt is not None and rt.seeded else None
 
     def _runtime_of(self, attempt_id: str) -> CampaignRuntime | None:
         for rt in self._runtimes.values():
