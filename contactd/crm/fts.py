@@ -69,6 +69,18 @@ _SQLITE_FILL: Final = (
         WHERE {_HAS_TEXT.format(r="i")}""",
 )
 
+# Bulk imports on SQLite: inside the batch's transaction the per-row insert trigger is dropped,
+# the batch's contacts are indexed with one INSERT … SELECT over their id range (one FTS5
+# segment instead of a flush per statement), and the trigger is created again with the very
+# statement above, so the schema is unchanged at commit and a rollback restores it anyway.
+CONTACTS_INSERT_TRIGGER: Final = "contacts_fts_ai"
+SQLITE_SUSPEND_CONTACTS_TRIGGER: Final = f"DROP TRIGGER {CONTACTS_INSERT_TRIGGER}"
+SQLITE_RESTORE_CONTACTS_TRIGGER: Final = _SQLITE_TRIGGERS[0]
+SQLITE_INDEX_CONTACTS_RANGE: Final = (
+    "INSERT INTO contacts_fts(rowid, search_name, search_text) "
+    "SELECT id, search_name, search_text FROM contacts WHERE id BETWEEN ? AND ?"
+)
+
 _SQLITE_DROP: Final = (
     "DROP TRIGGER IF EXISTS contacts_fts_ai",
     "DROP TRIGGER IF EXISTS contacts_fts_ad",

@@ -61,6 +61,7 @@ class _Desc:
 class _Region:
     code: str
     country_code: int
+    cc_text: str
     general: _Desc
     special: tuple[tuple[str, _Desc], ...]
     fixed: _Desc | None
@@ -117,6 +118,7 @@ def _region(code: str) -> _Region | None:
         combined=combined,
         ordered=tuple(ordered),
         country_code=int(meta.country_code),
+        cc_text=str(meta.country_code),
         general=general,
         special=special,
         fixed=_desc(meta.fixed_line),
@@ -197,6 +199,54 @@ def _zones_for(e164: str, cc: int, kind: PhoneType) -> tuple[str, ...]:
     return cached
 
 
+@dataclass(frozen=True, slots=True)
+class _Country:
+    """What the fast path needs for one country code, resolved once."""
+
+    main: _Region
+    regions: tuple[_Region | None, ...]
+    several: bool
+    longest: int  # max(main.possible), 0 when unknown
+    zone_depth: int  # longest key of the zone table under this code
+
+
+_COUNTRIES: dict[int, _Country | None] = {}
+
+
+def _country(cc: int) -> _Country | None:
+    if cc in _COUNTRIES:
+        return _COUNTRIES[cc]
+    codes = _regions_for(cc)
+    main = _region(codes[0]) if codes else None
+    country = None
+    if main is not None:
+        prefix = str(cc)
+        depth = max((len(k) for k in TIMEZONE_DATA if k.startswith(prefix)), default=0)
+        country = _Country(
+            main=main,
+            regions=tuple(_region(code) for code in codes),
+            several=len(codes) > 1,
+            longest=max(main.possible, default=0),
+            zone_depth=min(depth, _LONGEST_ZONE_PREFIX),
+        )
+    _COUNTRIES[cc] = country
+    return country
+
+
+_ZONES: dict[str, tuple[str, ...]] = {}
+
+
+def _zones(e164: str, cc: int, kind: PhoneType, depth: int) -> tuple[str, ...]:
+    """`_zones_for` with the prefix walk cut to the depth the zone table has for `cc`."""
+    if kind is PhoneType.FIXED or (kind is PhoneType.MOBILE and cc in _GEO_MOBILE_COUNTRY_CODES):
+        key = e164[1 : 1 + depth]
+        zones = _ZONES.get(key)
+        if zones is None:
+            zones = _ZONES[key] = _geo_zones(key)
+        return zones
+    return _zones_for(e164, cc, kind)
+
+
 def _strip_prefix(region: _Region, digits: str) -> str | None:
     """phonenumbers' national-prefix stripping and length test; None: leave to phonenumbers."""
     if region.prefix is None:
@@ -219,7 +269,12 @@ def _strip_prefix(region: _Region, digits: str) -> str | None:
     return digits
 
 
-def _fast(raw: str, default: _Region | None) -> PhoneInfo | None:
+_Found = tuple[str, PhoneType, str, tuple[str, ...]]  # e164, type, region, time zones
+# e164, PhoneType value, region, time zones separated by spaces
+StoredPhone = tuple[str, str, str | None, str]
+
+
+def _fast(raw: str, default: _Region | None) -> _Found | None:
     if _SIMPLE.fullmatch(raw) is None:
         return None
     text = raw.strip()
@@ -238,7 +293,7 @@ def _fast(raw: str, default: _Region | None) -> PhoneInfo | None:
         return None
     if default is None:
         return None
-    if digits.startswith(str(default.country_code)):
+    if digits.startswith(default.cc_text):
         # "4930…" typed without + in Germany: phonenumbers may read a country code there;
         # leave the ambiguous case to it. Likewise a number starting with the exit code.
         return None
@@ -247,18 +302,32 @@ def _fast(raw: str, default: _Region | None) -> PhoneInfo | None:
     return _finish(default.country_code, digits)
 
 
-def _finish(cc: int, digits: str) -> PhoneInfo | None:
-    codes = _regions_for(cc)
-    if not codes or (main := _region(codes[0])) is None:
+def _finish(cc: int, digits: str) -> _Found | None:
+    country = _COUNTRIES[cc] if cc in _COUNTRIES else _country(cc)
+    if country is None:
         return None
-    nsn = _strip_prefix(main, digits)
-    if nsn is None or len(nsn) < 2:
+    main = country.main
+    # _strip_prefix, inlined: this runs for every number of an import.
+    nsn = digits
+    if main.prefix is not None:
+        if not main.simple_prefix:
+            return None
+        match = main.prefix.match(digits)
+        if match is not None:
+            stripped = digits[match.end() :]
+            general = main.general.pattern
+            length = len(stripped)
+            keep = (general.fullmatch(digits) and not general.fullmatch(stripped)) or (
+                not main.possible or length in main.local_only
+            )
+            if not keep and (length in main.possible or length > country.longest):
+                nsn = stripped
+    if len(nsn) < 2:
         return None
-    for code in codes:
-        region = _region(code)
+    for region in country.regions:
         if region is None:
             return None
-        if len(codes) > 1 and region.leading_digits is not None:
+        if country.several and region.leading_digits is not None:
             if region.leading_digits.match(nsn) is None:
                 continue
             kind = _type_of(region, nsn)
@@ -269,7 +338,7 @@ def _finish(cc: int, digits: str) -> PhoneInfo | None:
             if kind is None:
                 continue
         e164 = f"+{cc}{nsn}"
-        return PhoneInfo(e164=e164, type=kind, region=code, time_zones=_zones_for(e164, cc, kind))
+        return e164, kind, region.code, _zones(e164, cc, kind, country.zone_depth)
     return None
 
 
@@ -282,9 +351,9 @@ class PhoneNormaliser:
 
     def parse(self, raw: str) -> PhoneInfo:
         """Like `contactd.phones.parse_phone`: a PhoneInfo, or ValidationError."""
-        info = _fast(raw, self._default)
-        if info is not None:
-            return info
+        found = _fast(raw, self._default)
+        if found is not None:
+            return PhoneInfo(e164=found[0], type=found[1], region=found[2], time_zones=found[3])
         return parse_phone(raw, self.default_region)
 
     def try_parse(self, raw: str) -> PhoneInfo | str:
@@ -293,3 +362,15 @@ class PhoneNormaliser:
             return self.parse(raw)
         except ValidationError as exc:
             return exc.message
+
+    def stored(self, raw: str) -> StoredPhone | str:
+        """The number as a contact_phones row stores it (plain values, for bulk imports),
+        or the reason it is not a usable number. Same answers as `try_parse`."""
+        found = _fast(raw, self._default)
+        if found is not None:
+            return found[0], found[1].value, found[2], " ".join(found[3])
+        try:
+            info = parse_phone(raw, self.default_region)
+        except ValidationError as exc:
+            return exc.message
+        return info.e164, info.type.value, info.region, " ".join(info.time_zones)

@@ -1,24 +1,27 @@
 """Reading and validating an import file batch by batch, off the event loop.
 
 Small files are read in a thread; big ones in a worker process, where validation (pure
-Python, GIL-bound) gets a core of its own while the importer's process writes.
+Python, GIL-bound) gets a core of its own while the importer's process writes. A batch leaves
+the worker as one marshal blob of plain tuples: a tenth of what pickling row objects costs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import csv
+import marshal
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
+from typing import Final
 
 from contactd.crm.errors import ImportFileError
 from contactd.crm.fields import FieldDef
 from contactd.crm.imports.mapping import detect
 from contactd.crm.imports.reader import FileStats, open_rows
-from contactd.crm.imports.validate import ContactRow, RowError, RowValidator
+from contactd.crm.imports.validate import Candidate, RowError, RowValidator
 from contactd.crm.phones import PhoneNormaliser
 
 
@@ -61,22 +64,24 @@ class Batches:
             where = f"row {self.number + 1}"
             raise ImportFileError(f"{where}: the file cannot be parsed: {exc}") from None
 
-    def next(self, size: int) -> tuple[int, list[ContactRow], list[RowError], int] | None:
+    def next(self, size: int) -> Batch | None:
         assert self.validator is not None
-        rows: list[ContactRow] = []
+        rows: list[Candidate] = []
         errors: list[RowError] = []
         read = empty = 0
         check = self.validator.check
+        number = self.number
         for cells in self._cells:
-            self.number += 1
+            number += 1
+            self.number = number
             read += 1
-            result = check(self.number, cells)
+            result = check(number, cells)
             if result is None:
                 empty += 1
-            elif isinstance(result, ContactRow):
-                rows.append(result)
-            else:
+            elif isinstance(result, list):
                 errors.extend(result)
+            else:
+                rows.append(result)
             if read >= size:
                 break
         if read == 0:
@@ -84,7 +89,13 @@ class Batches:
         return read, rows, errors, empty
 
 
-Batch = tuple[int, list[ContactRow], list[RowError], int]
+Batch = tuple[int, list[Candidate], list[RowError], int]
+
+# Fork where there is fork: the worker starts with the phone metadata already loaded (a spawned
+# one spends ~1.3 s importing phonenumbers before its first row). It only reads the file and
+# validates; it never touches the parent's database connections or event loop, and
+# ProcessPoolExecutor forks its worker before starting its own management thread.
+_START: Final = "fork" if "fork" in get_all_start_methods() else "spawn"
 
 # The validating side of an import running in a worker process (one per import): its state
 # lives here between calls, the executor has a single worker.
@@ -99,9 +110,20 @@ def worker_open(
     return _WORKER.start()
 
 
-def worker_next(size: int) -> tuple[Batch | None, FileStats]:
+def worker_next(size: int) -> tuple[bytes | None, FileStats]:
+    """The next batch as marshal data (plain tuples; errors as tuples too)."""
     assert _WORKER is not None
-    return _WORKER.next(size), _WORKER.stats
+    batch = _WORKER.next(size)
+    if batch is None:
+        return None, _WORKER.stats
+    read, rows, errors, empty = batch
+    plain = [(e.row, e.column, e.reason, e.value) for e in errors]
+    return marshal.dumps((read, rows, plain, empty)), _WORKER.stats
+
+
+def _unpack(blob: bytes) -> Batch:
+    read, rows, plain, empty = marshal.loads(blob)
+    return read, rows, [RowError(*e) for e in plain], empty
 
 
 class Reader:
@@ -116,7 +138,7 @@ class Reader:
         self._executor: ProcessPoolExecutor | None = None
         self._batches: Batches | None = None
         if process:
-            self._executor = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
+            self._executor = ProcessPoolExecutor(max_workers=1, mp_context=get_context(_START))
 
     async def start(self) -> dict[str, str]:
         if self._executor is None:
@@ -131,8 +153,8 @@ class Reader:
             return await asyncio.to_thread(self._batches.next, size)
         assert self._executor is not None
         loop = asyncio.get_running_loop()
-        batch, self.stats = await loop.run_in_executor(self._executor, worker_next, size)
-        return batch
+        blob, self.stats = await loop.run_in_executor(self._executor, worker_next, size)
+        return None if blob is None else await asyncio.to_thread(_unpack, blob)
 
     async def close(self) -> None:
         if self._executor is not None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from openpyxl import Workbook
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from contactd.crm.errors import ImportFileError
 from contactd.crm.imports.importer import ContactImporter, write_error_report
@@ -28,6 +28,16 @@ from contactd.enums import CustomFieldEntity, CustomFieldType
 async def count(db: Database, what: object) -> int:
     async with db.session() as session:
         return int(await session.scalar(select(func.count()).select_from(what)) or 0)
+
+
+async def fts_ids(db: Database, word: str) -> list[int]:
+    """Contacts whose index entry has `word` (first names here)."""
+    async with db.session() as session:
+        rows = await session.execute(
+            text("SELECT rowid FROM contacts_fts WHERE contacts_fts MATCH :q ORDER BY rowid"),
+            {"q": f"search_name:{word}"},
+        )
+        return [r[0] for r in rows]
 
 
 def importer(db: Database, **kw: object) -> ContactImporter:
@@ -201,16 +211,17 @@ async def test_a_failing_batch_leaves_only_whole_rows(
     path.write_text("name,phone,email,tags\n" + "\n".join(rows) + "\n", encoding="utf-8")
     imp = importer(crm_db, batch_rows=100)
     calls = 0
-    original = imp._children
+    original = imp._write_new
 
     async def crash_on_second_batch(*args: object, **kw: object) -> None:
+        # The fault after every row of the batch (and its full-text rows) went in.
         nonlocal calls
         calls += 1
         await original(*args, **kw)  # type: ignore[arg-type]
         if calls == 2:
             raise RuntimeError("power cut")
 
-    monkeypatch.setattr(imp, "_children", crash_on_second_batch)
+    monkeypatch.setattr(imp, "_write_new", crash_on_second_batch)
     with pytest.raises(RuntimeError):
         await imp.run(path)
     # The first batch is complete; nothing of the second is left: no contact without its
@@ -219,9 +230,16 @@ async def test_a_failing_batch_leaves_only_whole_rows(
     assert await count(crm_db, ContactPhone) == 100
     assert await count(crm_db, ContactEmail) == 100
     assert await count(crm_db, contact_tags) == 100
+    # The full-text index holds the first batch only, and its insert trigger is back.
+    assert await fts_ids(crm_db, "p99") == [100] and await fts_ids(crm_db, "p100") == []
     again = await importer(crm_db).run(path)
     assert (again.imported, again.updated) == (150, 100)
     assert await count(crm_db, Contact) == 250
+    assert await fts_ids(crm_db, "p100") == [101]
+    async with crm_db.transaction() as session:
+        session.add(Contact(first_name="Later", last_name="Added", custom={},
+                            search_name="later added", search_text=""))
+    assert len(await fts_ids(crm_db, "later")) == 1
 
 
 @pytest.mark.parametrize(
