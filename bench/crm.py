@@ -18,7 +18,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
+import resource
 import sqlite3
 import statistics
 import sys
@@ -30,8 +32,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from contactd.crm import fts
 from contactd.crm.fts import create_fts
-from contactd.crm.imports.importer import ContactImporter
+from contactd.crm.imports import bulk
+from contactd.crm.imports.importer import BATCH_ROWS, ContactImporter
 from contactd.crm.reports import period_report
 from contactd.crm.search import ContactSearch, Filters, search_statement
 from contactd.crm.service import ContactService
@@ -96,6 +100,74 @@ def generate_csv(path: Path, n: int, rng: random.Random) -> list[str]:
             notes = " ".join(rng.sample(WORDS, 3)) if rng.random() < 0.2 else ""
             out.write(f"{first};{last};{org};{shown};{email};{tags};{notes}\n")
     return numbers
+
+
+_BASELINE_TABLES = (
+    ("contacts", "id, first_name, last_name, organisation_id, job_title, language, owner_id, "
+                 "notes, custom, created_at, updated_at, search_name, search_text", "id"),
+    ("contact_phones", "contact_id, e164, type, label, region, time_zones, is_primary",
+     "contact_id"),
+    ("contact_emails", "contact_id, address, label, is_primary", "contact_id"),
+    ("contact_tags", "contact_id, tag_id", "contact_id"),
+    ("addresses", "contact_id, label, street, city, postal_code, region, country", "contact_id"),
+)
+
+
+async def bare_insert_baseline(imported_db: Path, work: Path, batch: int) -> dict[str, Any]:
+    """The floor under the import: the rows it wrote (already normalised, deduplicated and
+    indexed text computed) inserted again into an empty database by bare sqlite3 executemany,
+    in batches of the same size, each one transaction with the same full-text maintenance
+    (trigger suspended, one INSERT … SELECT into contacts_fts), the same pragmas."""
+    source = sqlite3.connect(imported_db)
+    tables = {
+        name: source.execute(f"SELECT {cols} FROM {name} ORDER BY {key}").fetchall()
+        for name, cols, key in _BASELINE_TABLES
+    }
+    organisations = source.execute("SELECT * FROM organisations").fetchall()
+    tags = source.execute("SELECT * FROM tags").fetchall()
+    source.close()
+    target = work / "baseline.db"
+    db = Database(f"sqlite+aiosqlite:///{target}")
+    async with db.engine.begin() as setup:
+        await setup.run_sync(Base.metadata.create_all)
+        await setup.run_sync(create_fts)
+    await db.engine.dispose()
+    bare = sqlite3.connect(target, isolation_level=None)
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON",
+                   f"cache_size=-{bulk.IMPORT_CACHE_KIB}"):
+        bare.execute(f"PRAGMA {pragma}")
+    bare.executemany(f"INSERT INTO organisations VALUES ({','.join('?' * 10)})", organisations)
+    bare.executemany("INSERT INTO tags VALUES (?, ?, ?)", tags)
+    statements = {
+        name: f"INSERT INTO {name} ({cols}) VALUES ({', '.join('?' * len(cols.split(',')))})"
+        for name, cols, _ in _BASELINE_TABLES
+    }
+    contacts = tables["contacts"]
+    children = {name: rows for name, rows in tables.items() if name != "contacts"}
+    cursors = dict.fromkeys(children, 0)
+    started = time.perf_counter()
+    cpu = time.process_time()
+    for start in range(0, len(contacts), batch):
+        part = contacts[start : start + batch]
+        first, last = part[0][0], part[-1][0]
+        bare.execute("BEGIN IMMEDIATE")
+        bare.execute(fts.SQLITE_SUSPEND_CONTACTS_TRIGGER)
+        bare.executemany(statements["contacts"], part)
+        for name, rows in children.items():
+            end = cursors[name]
+            while end < len(rows) and rows[end][0] <= last:
+                end += 1
+            if end > cursors[name]:
+                bare.executemany(statements[name], rows[cursors[name] : end])
+            cursors[name] = end
+        bare.execute(fts.SQLITE_INDEX_CONTACTS_RANGE, (first, last))
+        bare.execute(fts.SQLITE_RESTORE_CONTACTS_TRIGGER)
+        bare.execute("COMMIT")
+    seconds = time.perf_counter() - started
+    cpu = time.process_time() - cpu
+    bare.close()
+    return {"contacts": len(contacts), "seconds": round(seconds, 2), "cpu_s": round(cpu, 2),
+            "contacts_per_s": round(len(contacts) / seconds)}
 
 
 _INTERACTION_INDEXES = ("ix_interactions_contact_started", "ix_interactions_report",
@@ -209,16 +281,33 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             await conn.run_sync(Base.metadata.create_all)
             await conn.run_sync(create_fts)
         async with db:
+            load = os.getloadavg()[0]
+            usage = resource.getrusage(resource.RUSAGE_SELF)
             report = await ContactImporter(db, default_region="DE").run(csv_path)
+            after = resource.getrusage(resource.RUSAGE_SELF)
             figures["import"] = {
                 "rows": report.rows, "imported": report.imported, "updated": report.updated,
                 "duplicates": report.duplicates, "invalid": report.invalid,
                 "seconds": round(report.seconds, 2), "rows_per_s": round(report.rows_per_second),
+                "contacts_per_s": round(report.imported / report.seconds),
+                "writer_cpu_s": round(after.ru_utime + after.ru_stime - usage.ru_utime
+                                      - usage.ru_stime, 2),
+                "loadavg_1m_before": round(load, 2),
             }
             print(f"import: {report.rows:,} rows in {report.seconds:.1f} s = "
                   f"{report.rows_per_second:,.0f} rows/s (imported {report.imported:,}, "
-                  f"repeated {report.duplicates:,}, invalid {report.invalid:,})")
+                  f"repeated {report.duplicates:,}, invalid {report.invalid:,}; "
+                  f"load average {load:.2f} before)")
         await db.engine.dispose()
+        base = await bare_insert_baseline(db_path, work, BATCH_ROWS)
+        base["import_share"] = round(figures["import"]["contacts_per_s"] / base["contacts_per_s"],
+                                     2)
+        figures["import_baseline_bare_executemany"] = base
+        print(f"baseline, bare sqlite3 executemany of the imported rows (no validation, no "
+              f"dedupe, same full-text upkeep): {base['contacts']:,} contacts in "
+              f"{base['seconds']:.1f} s = {base['contacts_per_s']:,} contacts/s; the import "
+              f"wrote {figures['import']['contacts_per_s']:,} contacts/s "
+              f"({base['import_share']:.0%} of it)")
 
         now = datetime.now(UTC)
         load_s = load_interactions(db_path, args.interactions, report.imported, rng, now)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from openpyxl import Workbook
@@ -25,7 +26,7 @@ from contactd.db.session import Database
 from contactd.enums import CustomFieldEntity, CustomFieldType
 
 
-async def count(db: Database, what: object) -> int:
+async def count(db: Database, what: Any) -> int:
     async with db.session() as session:
         return int(await session.scalar(select(func.count()).select_from(what)) or 0)
 
