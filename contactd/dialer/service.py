@@ -35,7 +35,13 @@ from typing import Any, Final, Protocol
 
 from sqlalchemy import select
 
-from contactd.calls.events import AnsweredBy, CallAbandoned, CallAnswered, CallEnded
+from contactd.calls.events import (
+    AnsweredBy,
+    CallAbandoned,
+    CallAnswered,
+    CallBridged,
+    CallEnded,
+)
 from contactd.calls.service import OriginateRequest
 from contactd.config import Settings
 from contactd.db.models.calls import CallAttempt
@@ -103,6 +109,7 @@ class CampaignRuntime:
     dialed: dict[str, float] = field(default_factory=dict)  # attempt -> dial time
     waiting: dict[str, float] = field(default_factory=dict)  # answered, no agent yet
     abandoned: set[str] = field(default_factory=set)
+    bridged: set[str] = field(default_factory=set)  # reached an agent or a queue member
     recent: deque[datetime] = field(default_factory=lambda: deque(maxlen=1000))
     refused: dict[int, set[str]] = field(default_factory=dict)
     seeded: bool = False
@@ -141,6 +148,7 @@ class DialerService:
     async def __aenter__(self) -> DialerService:
         await self.recover()
         self.bus.subscribe(CallAnswered, self._on_answered)
+        self.bus.subscribe(CallBridged, self._on_bridged)
         self.bus.subscribe(CallAbandoned, self._on_abandoned)
         self.bus.subscribe(CallEnded, self._on_ended)
         self._spawn(self._loop(), "dialer-loop")
@@ -150,6 +158,7 @@ class DialerService:
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.bus.unsubscribe(CallAnswered, self._on_answered)
+        self.bus.unsubscribe(CallBridged, self._on_bridged)
         self.bus.unsubscribe(CallAbandoned, self._on_abandoned)
         self.bus.unsubscribe(CallEnded, self._on_ended)
         for task in list(self._tasks):
@@ -434,6 +443,11 @@ class DialerService:
         self.agents.call_ended(attempt_id, now_s)
         self.wake()
 
+    def _on_bridged(self, event: CallBridged) -> None:
+        rt = self._runtime_of(event.attempt_id)
+        if rt is not None:
+            rt.bridged.add(event.attempt_id)
+
     def _seeded_pacer(self, campaign_id: int) -> PredictivePacer | ProgressivePacer | None:
         rt = self._runtimes.get(campaign_id)
         return rt.pacer if rt is not None and rt.seeded else None
@@ -452,9 +466,17 @@ class DialerService:
             if event.answered_by is None:  # never answered: a failure the pacer learns from
                 rt.pacer.call_resolved(now_s - rt.dialed[event.attempt_id], needs_agent=False)
             rt.dialed.pop(event.attempt_id, None)
+            counted = rt.ledger.get(event.attempt_id)
             if rt.waiting.pop(event.attempt_id, None) is not None:
                 rt.abandoned.add(event.attempt_id)  # hung up while waiting: still an abandon
                 await self._live_answer(rt, event.attempt_id, abandoned=True, wait_s=0.0)
+            elif counted and not counted.abandoned and event.attempt_id not in rt.bridged:
+                # Counted connected, yet it never reached anyone: the queue or the agent gave
+                # up and the person hung up before ContactdAbandon (during the identification
+                # message), or while the queue or the agent's phone still rang. An abandon.
+                rt.abandoned.add(event.attempt_id)
+                await self._live_answer(rt, event.attempt_id, abandoned=True, wait_s=0.0)
+            rt.bridged.discard(event.attempt_id)
             abandoned = event.attempt_id in rt.abandoned
             rt.abandoned.discard(event.attempt_id)
         else:

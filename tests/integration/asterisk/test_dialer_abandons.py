@@ -4,7 +4,8 @@ The production path: DialerService → CallService → Asterisk (contactd-outbou
 queue or the agent hand-off; contactd-abandon: identification message, UserEvent
 ContactdAbandon) → CallAbandoned on the bus → LiveAnswer row, governor, agent board, lead.
 (a) a queue with nobody in it times out: abandoned; (b) a queue member answers: connected;
-(c) the agent handed the call does not answer: abandoned, and the agent is free again.
+(c) the agent handed the call does not answer: abandoned, and the agent is free again;
+(d) the person hangs up during the identification message (no ContactdAbandon): abandoned.
 """
 
 from __future__ import annotations
@@ -34,7 +35,14 @@ from contactd.dialer.service import DialerService
 from contactd.dialer.stats import CampaignStats, campaign_stats
 from contactd.enums import CallOutcome, CampaignMode, CampaignStatus, LeadStatus
 from contactd.events import EventBus
-from tests.peers.asterisk import AGENT_NO_ANSWER, AsteriskSandbox, agent, human, world_channel
+from tests.peers.asterisk import (
+    AGENT_NO_ANSWER,
+    AsteriskSandbox,
+    agent,
+    human,
+    human_hangup,
+    world_channel,
+)
 
 pytestmark = pytest.mark.asterisk
 
@@ -128,9 +136,10 @@ async def campaign_call(
     agent_dial: str,
     queue_member: str | None = None,
     variables: Mapping[str, str] | None = None,
+    callee: str = human(20),
 ) -> Run:
-    """One lead (a person who stays on the line 20 s) in a running campaign, one agent on the
-    board; returns once the dialer has settled the lead."""
+    """One lead (by default a person who stays on the line 20 s) in a running campaign, one
+    agent on the board; returns once the dialer has settled the lead."""
     settings = settings_for(tmp_path)
     async with db.transaction() as session:
         campaign = Campaign(name="abandons", mode=mode, caller_id="Acme <5550100>",
@@ -150,7 +159,7 @@ async def campaign_call(
         try:
             dialer = SandboxDialer(db, bus, settings, ShortAgentRing(calls, variables or {}),
                                    agents=board, connector=SetvarConnector(calls))
-            dialer.world = {CALLEE: human(20)}
+            dialer.world = {CALLEE: callee}
             ended = asyncio.Event()
 
             def seen(event: CallEvent) -> None:
@@ -188,9 +197,10 @@ async def campaign_call(
     return run
 
 
-def assert_abandoned(run: Run) -> None:
+def assert_abandoned(run: Run, *, heard: bool = True) -> None:
     assert run.lead is not None and run.stats is not None
-    assert run.kinds()[-2:] == ["CallAbandoned", "CallEnded"], run.kinds()
+    last = ["CallAbandoned", "CallEnded"] if heard else ["CallAnswered", "CallEnded"]
+    assert run.kinds()[-2:] == last, run.kinds()
     ended = run.events[-1]
     # The call layer reports the line (a person, normal clearing); the dialer the abandon.
     assert isinstance(ended, CallEnded) and ended.outcome is CallOutcome.HUMAN
@@ -253,4 +263,19 @@ async def test_agent_who_does_not_answer_abandons_and_is_freed(
     assert run.agent_at_abandon is not None
     state, attempt = run.agent_at_abandon
     assert state is not AgentState.TALKING and attempt is None
+    assert run.governor == run.rebuilt == [(1, 1), (1, 1)]
+
+
+async def test_person_hanging_up_during_the_identification_message_is_an_abandon(
+    db: Database, asterisk: AsteriskSandbox, tmp_path: Path
+) -> None:
+    # The queue gives up at ~4.6 s (AMD ~2.6 s + 2 s); the message (73 s here, by the per-call
+    # CONTACTD_ABANDON_PROMPT) is still playing when the person hangs up at 8 s, so the
+    # dialplan never reaches UserEvent ContactdAbandon: the dialer still counts the abandon.
+    run = await campaign_call(db, asterisk, tmp_path, mode=CampaignMode.PREDICTIVE,
+                              queue=QUEUE, agent_dial=world_channel(agent(5)),
+                              variables={"CONTACTD_ABANDON_PROMPT": "demo-instruct"},
+                              callee=human_hangup(8))
+    assert "ContactdAbandon" not in [name for name, _ in run.user_events]
+    assert_abandoned(run, heard=False)
     assert run.governor == run.rebuilt == [(1, 1), (1, 1)]

@@ -12,7 +12,13 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from contactd.calls.events import AnsweredBy, CallAbandoned, CallAnswered, CallEnded
+from contactd.calls.events import (
+    AnsweredBy,
+    CallAbandoned,
+    CallAnswered,
+    CallBridged,
+    CallEnded,
+)
 from contactd.calls.service import OriginateRequest
 from contactd.config import Settings
 from contactd.db.models.calls import CallAttempt
@@ -77,6 +83,7 @@ class World:
                                agents=self.board, connector=self.connector)
         # What __aenter__ subscribes, without its background loop: the test ticks by hand.
         self.bus.subscribe(CallAnswered, dialer._on_answered)
+        self.bus.subscribe(CallBridged, dialer._on_bridged)
         self.bus.subscribe(CallAbandoned, dialer._on_abandoned)
         self.bus.subscribe(CallEnded, dialer._on_ended)
         return dialer
@@ -100,6 +107,10 @@ class World:
 
     async def answer(self, attempt_id: str) -> None:
         await self.bus.publish(CallAnswered(attempt_id=attempt_id, answered_by=AnsweredBy.HUMAN))
+
+    async def bridge(self, attempt_id: str) -> None:
+        await self.bus.publish(CallBridged(attempt_id=attempt_id, agent_channel="Local/7003;1",
+                                           agent_interface="Local/7003"))
 
     async def abandon(self, attempt_id: str) -> None:
         await self.bus.publish(CallAbandoned(attempt_id=attempt_id, prompt_status="SUCCESS"))
@@ -270,3 +281,34 @@ async def test_abandon_after_a_restart_amends_the_stored_answer(
     assert first_lead is not None and first_lead.last_outcome is CallOutcome.ABANDONED
     assert second != attempt
     assert await rebuilt(db, cid) == counts(w.pacer(cid).governor)
+
+
+async def test_connected_answer_that_never_reached_anyone_is_an_abandon(
+    db: Database, settings: Settings
+) -> None:
+    # The queue gave up and the person hung up during the identification message: no
+    # ContactdAbandon ever came, and no bridge either.
+    w = World(db, settings, queue="sales")
+    cid = await w.campaign()
+    w.board.login("a1", AGENT, cid, w.dialer.clock())
+    attempt = await w.dial()
+    await w.answer(attempt)
+    assert await w.rows() == [(attempt, False)]
+    await w.end(attempt)
+    assert await w.rows() == [(attempt, True)]
+    assert counts(w.pacer(cid).governor) == [(1, 1), (1, 1)]
+    assert (await w.lead()).last_outcome is CallOutcome.ABANDONED
+
+
+async def test_a_bridged_answer_stays_connected(db: Database, settings: Settings) -> None:
+    w = World(db, settings, queue="sales")
+    cid = await w.campaign()
+    w.board.login("a1", AGENT, cid, w.dialer.clock())
+    attempt = await w.dial()
+    await w.answer(attempt)
+    await w.bridge(attempt)  # a queue member took it
+    await w.end(attempt)
+    assert await w.rows() == [(attempt, False)]
+    assert counts(w.pacer(cid).governor) == [(1, 0), (1, 0)]
+    lead = await w.lead()
+    assert (lead.status, lead.last_outcome) == (LeadStatus.DONE, CallOutcome.HUMAN)
