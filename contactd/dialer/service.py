@@ -440,7 +440,10 @@ class DialerService:
                 while len(self._abandoned_elsewhere) > ENDED_EARLY_KEEP:
                     self._abandoned_elsewhere.popitem(last=False)
         # The person hears the identification message: the agent claimed for them is free.
-        self.agents.call_ended(attempt_id, now_s)
+        # Their phone only rang: no talk sample for the pacer (it would shorten its estimate).
+        samples = len(self.agents.finished_talks)
+        if self.agents.call_ended(attempt_id, now_s) is not None:
+            del self.agents.finished_talks[samples:]
         self.wake()
 
     def _on_bridged(self, event: CallBridged) -> None:

@@ -198,6 +198,7 @@ async def test_agent_not_answering_frees_the_agent_and_abandons(
     await w.abandon(attempt)  # the agent's phone did not answer
     agent = w.board.agents["a1"]
     assert agent.state is not AgentState.TALKING and agent.attempt_id is None
+    assert w.board.finished_talks == []  # the phone only rang: not a talk for the pacer
     assert await w.rows() == [(attempt, True)]
     assert counts(w.pacer(cid).governor) == [(1, 1), (1, 1)]
     await w.end(attempt)
