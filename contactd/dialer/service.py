@@ -11,9 +11,10 @@ Public API::
         dialer.runtime(campaign_id).pacer.last   # the pacer's live forecast
 
 `calls` is the CallService (`originate(OriginateRequest) -> attempt id`); CallAnswered,
-CallAbandoned and CallEnded arrive on the bus. Each live answer is counted once (a LiveAnswer
-row, the governor); when Asterisk abandons a call counted connected (queue timeout, agent phone
-not answering: CallAbandoned) that count is amended to abandoned, never doubled. Every
+CallBridged, CallAbandoned and CallEnded arrive on the bus. Each live answer is counted once (a
+LiveAnswer row, the governor); when Asterisk abandons a call counted connected (queue timeout,
+agent phone not answering: CallAbandoned), or it ends never bridged to anyone, that count is
+amended to abandoned, never doubled (dialer.answers). Every
 refusal to dial is stored as a DialRefusal (once per lead and reason, not every tick). Crash
 safety: the lead is marked `dialing` with `attempts + 1` and `next_attempt_at` pushed past its
 retry window in the same transaction *before* the Originate, so a restart can never re-dial it
