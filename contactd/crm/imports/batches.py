@@ -19,6 +19,7 @@ from typing import Final
 
 from contactd.crm.errors import ImportFileError
 from contactd.crm.fields import FieldDef
+from contactd.crm.imports.fold import Folded, Folder
 from contactd.crm.imports.mapping import detect
 from contactd.crm.imports.reader import FileStats, open_rows
 from contactd.crm.imports.validate import Candidate, RowError, RowValidator
@@ -31,6 +32,7 @@ class Context:
     users: dict[str, int]
     tags: dict[str, int]
     organisations: dict[str, int]
+    fold: bool = False  # fold repeats here (see fold): the contacts table was empty
 
 
 class Batches:
@@ -44,6 +46,7 @@ class Batches:
         self.validator: RowValidator | None = None
         self.number = 1  # spreadsheet row number: the header is row 1
         self._cells = self._guarded()  # one generator for the whole file, pulled per batch
+        self.folder = Folder() if ctx.fold else None
 
     def start(self) -> dict[str, str]:
         header = next(self._cells, None)
@@ -86,10 +89,13 @@ class Batches:
                 break
         if read == 0:
             return None
-        return read, rows, errors, empty
+        if self.folder is not None:
+            return read, [], errors, empty, self.folder.fold(rows)
+        return read, rows, errors, empty, None
 
 
-Batch = tuple[int, list[Candidate], list[RowError], int]
+# Rows read, valid rows (when not folded), errors, empty rows, the folded batch (when folded).
+Batch = tuple[int, list[Candidate], list[RowError], int, Folded | None]
 
 # Fork where there is fork: the worker starts with the phone metadata already loaded (a spawned
 # one spends ~1.3 s importing phonenumbers before its first row). It only reads the file and
@@ -116,14 +122,14 @@ def worker_next(size: int) -> tuple[bytes | None, FileStats]:
     batch = _WORKER.next(size)
     if batch is None:
         return None, _WORKER.stats
-    read, rows, errors, empty = batch
+    read, rows, errors, empty, folded = batch
     plain = [(e.row, e.column, e.reason, e.value) for e in errors]
-    return marshal.dumps((read, rows, plain, empty)), _WORKER.stats
+    return marshal.dumps((read, rows, plain, empty, folded)), _WORKER.stats
 
 
 def _unpack(blob: bytes) -> Batch:
-    read, rows, plain, empty = marshal.loads(blob)
-    return read, rows, [RowError(*e) for e in plain], empty
+    read, rows, plain, empty, folded = marshal.loads(blob)
+    return read, rows, [RowError(*e) for e in plain], empty, folded
 
 
 class Reader:
@@ -133,7 +139,7 @@ class Reader:
 
     def __init__(self, path: Path, ctx: Context, region: str | None,
                  mapping: Mapping[str, str] | None, *, process: bool) -> None:
-        self.args = (path, Context(ctx.fields, ctx.users, {}, {}), region, mapping)
+        self.args = (path, Context(ctx.fields, ctx.users, {}, {}, ctx.fold), region, mapping)
         self.stats = FileStats()
         self._executor: ProcessPoolExecutor | None = None
         self._batches: Batches | None = None

@@ -1,41 +1,56 @@
 """Writing a batch of new contacts on SQLite: plain executemany on the driver connection.
 
 SQLAlchemy's insert machinery costs more per row than SQLite itself, so new contacts go in
-through the aiosqlite connection under the batch's transaction: one executemany per table,
-fed by generators that the driver's thread consumes (the event loop only queues the calls).
-Ids are given explicitly (max(id)+1…, the transaction holds the write lock), and the
+through the aiosqlite connection under the batch's transaction: one executemany per table
+of parameter rows made by the validating side (see fold); the event loop only queues the
+calls. Ids are given explicitly (max(id)+1…, the transaction holds the write lock), and the
 full-text rows of the batch are made by one INSERT … SELECT over that id range instead of
 the per-row trigger, which FTS5 pays for with a flush per statement.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from itertools import count
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contactd.crm import fts
-from contactd.crm.imports.validate import Candidate
+from contactd.crm.imports.fold import Params
 
+# Per batch, `{base}` (the batch's first contact id, an int) and `{now}` (a timestamp this
+# module formats) are written into the statements: the parameter rows come as they are.
 CONTACTS_SQL: Final = (
     "INSERT INTO contacts (id, first_name, last_name, organisation_id, job_title, language, "
     "owner_id, notes, custom, created_at, updated_at, search_name, search_text) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "VALUES (? + {base}, ?, ?, (SELECT id FROM temp.contactd_import_orgs WHERE key = ?), "
+    "?, ?, ?, ?, ?, '{now}', '{now}', ?, ?)"
 )
 PHONES_SQL: Final = (
     "INSERT INTO contact_phones (contact_id, e164, type, label, region, time_zones, is_primary) "
-    "VALUES (?, ?, ?, '', ?, ?, ?)"
+    "VALUES (? + {base}, ?, ?, '', ?, ?, ?)"
 )
 EMAILS_SQL: Final = (
-    "INSERT INTO contact_emails (contact_id, address, label, is_primary) VALUES (?, ?, '', ?)"
+    "INSERT INTO contact_emails (contact_id, address, label, is_primary) "
+    "VALUES (? + {base}, ?, '', ?)"
 )
-TAGS_SQL: Final = "INSERT INTO contact_tags (contact_id, tag_id) VALUES (?, ?)"
+TAGS_SQL: Final = (
+    "INSERT INTO contact_tags (contact_id, tag_id) "
+    "VALUES (? + {base}, (SELECT id FROM tags WHERE name = ?))"
+)
 ADDRESSES_SQL: Final = (
     "INSERT INTO addresses (contact_id, label, street, city, postal_code, region, country) "
-    "VALUES (?, '', ?, ?, ?, '', ?)"
+    "VALUES (? + {base}, '', ?, ?, ?, '', ?)"
 )
+# Organisation ids by case-folded name, for the contacts statement; the import's connection
+# only, dropped when the import ends.
+ORG_KEYS_CREATE: Final = (
+    "CREATE TEMP TABLE IF NOT EXISTS contactd_import_orgs "
+    "(key TEXT PRIMARY KEY, id INTEGER NOT NULL)"
+)
+ORG_KEYS_ADD: Final = "INSERT OR IGNORE INTO temp.contactd_import_orgs (key, id) VALUES (?, ?)"
+ORG_KEYS_DROP: Final = "DROP TABLE IF EXISTS temp.contactd_import_orgs"
 # Pages the import's connection may keep in memory (KiB when negative): the indexes of a
 # large contacts table stay cached between batches. Restored when the import ends.
 IMPORT_CACHE_KIB: Final = 65536
@@ -65,48 +80,24 @@ async def has_insert_trigger(conn: AsyncConnection) -> bool:
     return result.first() is not None
 
 
-async def write_new(
-    conn: AsyncConnection,
-    rows: Sequence[Candidate],
-    first_id: int,
-    *,
-    organisations: dict[str, int],
-    tags: dict[str, int],
-    now: str,
-    index: bool,
+async def write_rows(
+    conn: AsyncConnection, rows: Params, first_id: int, *, now: datetime, index: bool
 ) -> None:
-    """Insert `rows` as contacts first_id, first_id+1, … with their numbers, e-mails, tags and
-    addresses, inside the caller's transaction. `index`: keep contacts_fts in step."""
-    if not rows:
+    """Insert new contacts first_id, first_id+1, … (rows numbered 0…, see fold) with their
+    numbers, e-mails, tags and addresses, inside the caller's transaction, which holds the
+    write lock. Organisations must be in the org-key table, tags in `tags`. `index`: keep
+    contacts_fts in step."""
+    contacts, phones, emails, tags, addresses = rows
+    if not contacts:
         return
     db = await driver(conn)
-    last_id = first_id + len(rows) - 1
-
-    def contacts() -> Iterator[tuple[Any, ...]]:
-        for cid, c in zip(count(first_id), rows):
-            org = organisations.get(c[3].casefold()) if c[3] else None
-            yield (cid, c[1], c[2], org, c[4], c[5] or "en", c[7], c[6], c[8], now, now, c[13],
-                   c[14])
-
+    fill = {"base": int(first_id), "now": now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")}
     if index:
         await db.execute(fts.SQLITE_SUSPEND_CONTACTS_TRIGGER)
-    await db.executemany(CONTACTS_SQL, contacts())
-    await db.executemany(PHONES_SQL, (
-        (cid, p[0], p[1], p[2], p[3], i == 0)
-        for cid, c in zip(count(first_id), rows) for i, p in enumerate(c[9])
-    ))
-    if any(c[10] for c in rows):
-        await db.executemany(EMAILS_SQL, (
-            (cid, e, i == 0) for cid, c in zip(count(first_id), rows) for i, e in enumerate(c[10])
-        ))
-    if any(c[11] for c in rows):
-        await db.executemany(TAGS_SQL, (
-            (cid, tags[t]) for cid, c in zip(count(first_id), rows) for t in c[11]
-        ))
-    if any(c[12] for c in rows):
-        await db.executemany(ADDRESSES_SQL, (
-            (cid, *a) for cid, c in zip(count(first_id), rows) if (a := c[12]) is not None
-        ))
+    for sql, params in ((CONTACTS_SQL, contacts), (PHONES_SQL, phones), (EMAILS_SQL, emails),
+                        (TAGS_SQL, tags), (ADDRESSES_SQL, addresses)):
+        if params:
+            await db.executemany(sql.format_map(fill), params)
     if index:
-        await db.execute(fts.SQLITE_INDEX_CONTACTS_RANGE, (first_id, last_id))
+        await db.execute(fts.SQLITE_INDEX_CONTACTS_RANGE, (first_id, first_id + len(contacts) - 1))
         await db.execute(fts.SQLITE_RESTORE_CONTACTS_TRIGGER)

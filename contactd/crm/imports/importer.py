@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC
+from bisect import bisect_right
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -24,10 +22,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contactd.crm import repo
 from contactd.crm.fields import FieldDef
-from contactd.crm.imports import bulk
+from contactd.crm.imports import bulk, fold
 from contactd.crm.imports.batches import Context, Reader
-from contactd.crm.imports.reader import FileStats
-from contactd.crm.imports.validate import Candidate, ContactRow, RowError
+from contactd.crm.imports.report import (
+    ImportReport,
+    delimiter_name,
+    iter_errors,
+    write_error_report,
+)
+from contactd.crm.imports.validate import Candidate, ContactRow
 from contactd.db.base import utcnow
 from contactd.db.models import CustomFieldDef, Tag, User, contact_tags
 from contactd.db.session import Database
@@ -45,39 +48,7 @@ _EMAIL_COLUMNS: Final = ("contact_id", "address", "label", "is_primary")
 _TAG_COLUMNS: Final = ("contact_id", "tag_id")
 _ADDRESS_COLUMNS: Final = ("contact_id", "label", "street", "city", "postal_code", "region",
                            "country")
-
-
-@dataclass
-class ImportReport:
-    path: Path
-    dry_run: bool
-    rows: int = 0  # data rows read, empty ones included
-    empty: int = 0
-    imported: int = 0  # new contacts
-    updated: int = 0  # rows that matched a contact already stored
-    duplicates: int = 0  # rows that repeated an earlier row of the same file
-    invalid: int = 0
-    errors: list[RowError] = field(default_factory=list)
-    encodings: dict[str, int] = field(default_factory=dict)
-    delimiter: str = ""
-    kind: str = ""
-    columns: dict[str, str] = field(default_factory=dict)
-    seconds: float = 0.0
-
-    @property
-    def rows_per_second(self) -> float:
-        return self.rows / self.seconds if self.seconds else 0.0
-
-
-def write_error_report(report: ImportReport, target: Path) -> Path:
-    """The per-row error report: one line per problem (row, column, reason, value)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with target.open("w", newline="", encoding="utf-8") as out:
-        writer = csv.writer(out)
-        writer.writerow(["row", "column", "reason", "value"])
-        for err in report.errors:
-            writer.writerow([err.row, err.column, err.reason, err.value])
-    return target
+__all__ = ["BATCH_ROWS", "ContactImporter", "ImportReport", "iter_errors", "write_error_report"]
 
 
 class ContactImporter:
@@ -107,6 +78,9 @@ class ContactImporter:
         # then one this import wrote and knows, and the per-batch lookups are skipped.
         self._stored_before = True
         self._index = False  # SQLite: the batch fills contacts_fts itself (see bulk)
+        # Folded batches (see fold): first ordinal and first contact id of each batch written.
+        self._ordinals: list[int] = []
+        self._first_ids: list[int] = []
 
     async def run(
         self, path: Path, *, mapping: Mapping[str, str] | None = None, dry_run: bool = False
@@ -122,29 +96,34 @@ class ContactImporter:
             reader = Reader(path, ctx, self.region, mapping, process=process)
             try:
                 report.columns = await reader.start()
-                async with self._tuned(conn):
+                async with self._tuned(conn, ctx):
                     await self._pump(conn, reader, ctx, report, dry_run)
             finally:
                 await reader.close()
-        report.kind, report.delimiter = reader.stats.kind, _delimiter(reader.stats)
+        report.kind, report.delimiter = reader.stats.kind, delimiter_name(reader.stats)
         report.encodings = dict(reader.stats.encodings)
         report.seconds = time.perf_counter() - started
         return report
 
     @contextlib.asynccontextmanager
-    async def _tuned(self, conn: AsyncConnection) -> AsyncIterator[None]:
-        """SQLite: a larger page cache on the import's connection for the import only."""
+    async def _tuned(self, conn: AsyncConnection, ctx: Context) -> AsyncIterator[None]:
+        """SQLite: a larger page cache on the import's connection, and the organisation ids
+        by folded name in a temporary table, for the import only."""
         if conn.dialect.name != "sqlite":
             yield
             return
         before = (await conn.exec_driver_sql("PRAGMA cache_size")).scalar_one()
         await conn.exec_driver_sql(f"PRAGMA cache_size=-{bulk.IMPORT_CACHE_KIB}")
+        await conn.exec_driver_sql(bulk.ORG_KEYS_CREATE)
+        if ctx.organisations:
+            await conn.exec_driver_sql(bulk.ORG_KEYS_ADD, list(ctx.organisations.items()))
         await conn.commit()
         try:
             yield
         finally:
             if conn.in_transaction():
                 await conn.rollback()
+            await conn.exec_driver_sql(bulk.ORG_KEYS_DROP)
             await conn.exec_driver_sql(f"PRAGMA cache_size={int(before)}")
             await conn.commit()
 
@@ -158,12 +137,15 @@ class ContactImporter:
         try:
             while (batch := await ahead) is not None:
                 ahead = asyncio.create_task(reader.next(self.batch_rows), name="crm-import-read")
-                read, rows, errors, empty = batch
+                read, rows, errors, empty, folded = batch
                 report.rows += read
                 report.empty += empty
                 report.errors.extend(errors)
                 failed_rows.update(e.row for e in errors)
-                await self._write(conn, rows, ctx, report, dry_run)
+                if folded is not None:
+                    await self._write_folded(conn, folded, ctx, report, dry_run)
+                else:
+                    await self._write(conn, rows, ctx, report, dry_run)
                 if self.progress is not None:
                     self.progress(report.rows)
         finally:
@@ -194,9 +176,10 @@ class ContactImporter:
                 )
             ):
                 orgs.setdefault(name.casefold(), oid)
-            if conn.dialect.name == "sqlite":
+            sqlite = conn.dialect.name == "sqlite"
+            if sqlite:
                 self._index = await bulk.has_insert_trigger(conn)
-        return Context(fields, users, tags, orgs)
+        return Context(fields, users, tags, orgs, fold=sqlite and not self._stored_before)
 
     async def _write(
         self, conn: AsyncConnection, rows: list[Candidate], ctx: Context, report: ImportReport,
@@ -214,12 +197,53 @@ class ContactImporter:
                 # The write lock now: nobody adds contacts between max(id) and the inserts.
                 await conn.exec_driver_sql("BEGIN IMMEDIATE")
             new, updates = await self._classify(conn, rows, report, dry_run=False)
-            await self._ensure_names(conn, new, [r for _, r in updates], ctx)
+            orgs, tags = fold.names(new)
+            await self._ensure_names(conn, orgs, tags, [r for _, r in updates], ctx)
             if sqlite:
-                await self._write_new(conn, new, ctx)
+                await self._write_new(conn, new)
             else:
                 await self._insert(conn, new, ctx)
             await self._update(conn, updates, ctx)
+
+    async def _write_folded(
+        self, conn: AsyncConnection, folded: fold.Folded, ctx: Context, report: ImportReport,
+        dry_run: bool,
+    ) -> None:
+        """A batch the reading side folded (SQLite, import into an empty contacts table):
+        repeats of rows of earlier batches update those contacts; the rest goes in as is."""
+        count, first_ordinal, params, orgs, tags, folded_rows, repeats = folded
+        report.imported += count
+        report.duplicates += folded_rows + len(repeats)
+        if dry_run or not (count or repeats):
+            return
+        first_id = 0
+        async with conn.begin():
+            await conn.exec_driver_sql("BEGIN IMMEDIATE")
+            updates: dict[int, ContactRow] = {}
+            for ordinal, candidate in repeats:
+                cid = self._cid(ordinal)
+                row = ContactRow.from_candidate(candidate)
+                if cid in updates:
+                    updates[cid].absorb(row)
+                else:
+                    updates[cid] = row
+            await self._ensure_names(conn, orgs, tags, list(updates.values()), ctx)
+            if count:
+                first_id = await self._next_id(conn)
+                await bulk.write_rows(conn, params, first_id, now=utcnow(), index=self._index)
+            await self._update(conn, list(updates.items()), ctx)
+        if count:
+            self._ordinals.append(first_ordinal)
+            self._first_ids.append(first_id)
+
+    def _cid(self, ordinal: int) -> int:
+        """The contact id of the ordinal-th new row of a folded import."""
+        at = bisect_right(self._ordinals, ordinal) - 1
+        return self._first_ids[at] + ordinal - self._ordinals[at]
+
+    async def _next_id(self, conn: AsyncConnection) -> int:
+        last = (await conn.execute(select(func.max(repo.contacts.c.id)))).scalar_one()
+        return int(last or 0) + 1
 
     async def _classify(
         self, conn: AsyncConnection, rows: list[Candidate], report: ImportReport, *,
@@ -276,12 +300,12 @@ class ContactImporter:
         )
 
     async def _ensure_names(
-        self, conn: AsyncConnection, new: list[Candidate], updates: list[ContactRow],
-        ctx: Context,
+        self, conn: AsyncConnection, org_names: list[str], tag_names: list[str],
+        updates: list[ContactRow], ctx: Context,
     ) -> None:
         """Create the organisations and tags the rows name and nobody has yet."""
         now = utcnow()
-        named = {c[3] for c in new if c[3]} | {r.organisation for r in updates if r.organisation}
+        named = set(org_names) | {r.organisation for r in updates if r.organisation}
         missing_orgs = sorted(
             (n for n in named if n.casefold() not in ctx.organisations), key=str.casefold
         )
@@ -300,21 +324,20 @@ class ContactImporter:
             )
             for key, oid in zip(unique, ids, strict=True):
                 ctx.organisations[key] = oid
-        names = {t for c in new for t in c[11]} | {t for r in updates for t in r.tags}
+            if conn.dialect.name == "sqlite":
+                await conn.exec_driver_sql(bulk.ORG_KEYS_ADD, list(zip(unique, ids, strict=True)))
+        names = set(tag_names) | {t for r in updates for t in r.tags}
         tags = sorted(names - ctx.tags.keys())
         if tags:
             ids = await repo.insert_ids(conn, repo.tags, [{"name": t, "color": ""} for t in tags])
             ctx.tags.update(zip(tags, ids, strict=True))
 
-    async def _write_new(self, conn: AsyncConnection, rows: list[Candidate], ctx: Context) -> None:
+    async def _write_new(self, conn: AsyncConnection, rows: list[Candidate]) -> None:
         """SQLite: the batch's new contacts in bulk (see bulk), ids from max(id) + 1."""
         if not rows:
             return
-        last = (await conn.execute(select(func.max(repo.contacts.c.id)))).scalar_one()
-        first_id = (last or 0) + 1
-        stamp = utcnow().astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-        await bulk.write_new(conn, rows, first_id, organisations=ctx.organisations,
-                             tags=ctx.tags, now=stamp, index=self._index)
+        first_id = await self._next_id(conn)
+        await bulk.write_rows(conn, fold.params(rows), first_id, now=utcnow(), index=self._index)
         self._remember(rows, range(first_id, first_id + len(rows)))
 
     def _remember(self, rows: list[Candidate], ids: Iterable[int]) -> None:
@@ -401,12 +424,3 @@ class ContactImporter:
 
 def _org_id(row: ContactRow, ctx: Context) -> int | None:
     return ctx.organisations.get(row.organisation.casefold()) if row.organisation else None
-
-
-def _delimiter(stats: FileStats) -> str:
-    return {"\t": "tab", ",": "comma", ";": "semicolon", "|": "pipe"}.get(stats.delimiter, "")
-
-
-def iter_errors(report: ImportReport) -> Iterator[str]:
-    for err in report.errors:
-        yield f"row {err.row}, {err.column or '-'}: {err.reason}"

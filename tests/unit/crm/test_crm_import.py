@@ -10,6 +10,7 @@ from openpyxl import Workbook
 from sqlalchemy import func, select, text
 
 from contactd.crm.errors import ImportFileError
+from contactd.crm.imports import bulk
 from contactd.crm.imports.importer import ContactImporter, write_error_report
 from contactd.crm.service import ContactInput, ContactService
 from contactd.db.models import (
@@ -204,39 +205,48 @@ async def test_xlsx_with_number_cells(crm_db: Database, tmp_path: Path) -> None:
     assert numbers == {"+33142685300", "+33142685399"}
 
 
+@pytest.mark.parametrize("stored_before", [False, True], ids=["empty-table", "stored-contact"])
 async def test_a_failing_batch_leaves_only_whole_rows(
-    crm_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    crm_db: Database, contacts: ContactService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    stored_before: bool,
 ) -> None:
+    # Into an empty table the reading side folds repeats; otherwise the writer does: both
+    # write through bulk.write_rows.
+    before = 0
+    if stored_before:
+        await contacts.create_contact(ContactInput(last_name="Else", phones=["030 9999999"]))
+        before = 1
     path = tmp_path / "crash.csv"
     rows = [f"P{i},030 {3000000 + i},p{i}@example.com,vip" for i in range(250)]
     path.write_text("name,phone,email,tags\n" + "\n".join(rows) + "\n", encoding="utf-8")
-    imp = importer(crm_db, batch_rows=100)
     calls = 0
-    original = imp._write_new
+    original = bulk.write_rows
 
-    async def crash_on_second_batch(*args: object, **kw: object) -> None:
+    async def crash_on_second_batch(*args: Any, **kw: Any) -> None:
         # The fault after every row of the batch (and its full-text rows) went in.
         nonlocal calls
         calls += 1
-        await original(*args, **kw)  # type: ignore[arg-type]
+        await original(*args, **kw)
         if calls == 2:
             raise RuntimeError("power cut")
 
-    monkeypatch.setattr(imp, "_write_new", crash_on_second_batch)
+    monkeypatch.setattr(bulk, "write_rows", crash_on_second_batch)
     with pytest.raises(RuntimeError):
-        await imp.run(path)
+        await importer(crm_db, batch_rows=100).run(path)
     # The first batch is complete; nothing of the second is left: no contact without its
     # number, e-mail and tag.
-    assert await count(crm_db, Contact) == 100
-    assert await count(crm_db, ContactPhone) == 100
+    assert await count(crm_db, Contact) == before + 100
+    assert await count(crm_db, ContactPhone) == before + 100
     assert await count(crm_db, ContactEmail) == 100
     assert await count(crm_db, contact_tags) == 100
     # The full-text index holds the first batch only, and its insert trigger is back.
-    assert await fts_ids(crm_db, "p99") == [100] and await fts_ids(crm_db, "p100") == []
+    assert await fts_ids(crm_db, "p99") == [before + 100]
+    assert await fts_ids(crm_db, "p100") == []
+    monkeypatch.setattr(bulk, "write_rows", original)
     again = await importer(crm_db).run(path)
     assert (again.imported, again.updated) == (150, 100)
-    assert await count(crm_db, Contact) == 250
-    assert await fts_ids(crm_db, "p100") == [101]
+    assert await count(crm_db, Contact) == before + 250
+    assert await fts_ids(crm_db, "p100") == [before + 101]
     async with crm_db.transaction() as session:
         session.add(Contact(first_name="Later", last_name="Added", custom={},
                             search_name="later added", search_text=""))

@@ -1,0 +1,53 @@
+"""What an import did: the counts the CLI prints, and the per-row error report."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from contactd.crm.imports.reader import FileStats
+from contactd.crm.imports.validate import RowError
+
+
+@dataclass
+class ImportReport:
+    path: Path
+    dry_run: bool
+    rows: int = 0  # data rows read, empty ones included
+    empty: int = 0
+    imported: int = 0  # new contacts
+    updated: int = 0  # rows that matched a contact already stored
+    duplicates: int = 0  # rows that repeated an earlier row of the same file
+    invalid: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    encodings: dict[str, int] = field(default_factory=dict)
+    delimiter: str = ""
+    kind: str = ""
+    columns: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds else 0.0
+
+
+def write_error_report(report: ImportReport, target: Path) -> Path:
+    """The per-row error report: one line per problem (row, column, reason, value)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["row", "column", "reason", "value"])
+        for err in report.errors:
+            writer.writerow([err.row, err.column, err.reason, err.value])
+    return target
+
+
+def delimiter_name(stats: FileStats) -> str:
+    return {"\t": "tab", ",": "comma", ";": "semicolon", "|": "pipe"}.get(stats.delimiter, "")
+
+
+def iter_errors(report: ImportReport) -> Iterator[str]:
+    for err in report.errors:
+        yield f"row {err.row}, {err.column or '-'}: {err.reason}"
