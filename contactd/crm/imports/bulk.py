@@ -3,7 +3,8 @@
 SQLAlchemy's insert machinery costs more per row than SQLite itself, so new contacts go in
 through the aiosqlite connection under the batch's transaction: one executemany per table
 of parameter rows made by the validating side (see fold); the event loop only queues the
-calls. Ids are given explicitly (max(id)+1…, the transaction holds the write lock), and the
+calls. Ids are given explicitly (from max(id)+1 on, the transaction holds the write lock:
+row number + an offset, so they may skip the numbers of invalid or repeated rows), and the
 full-text rows of the batch are made by one INSERT … SELECT over that id range instead of
 the per-row trigger, which FTS5 pays for with a flush per statement.
 """
@@ -19,29 +20,29 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from contactd.crm import fts
 from contactd.crm.imports.fold import Params
 
-# Per batch, `{base}` (the batch's first contact id, an int) and `{now}` (a timestamp this
+# Per batch, `{offset}` (contact id minus row number, an int) and `{now}` (a timestamp this
 # module formats) are written into the statements: the parameter rows come as they are.
 CONTACTS_SQL: Final = (
     "INSERT INTO contacts (id, first_name, last_name, organisation_id, job_title, language, "
     "owner_id, notes, custom, created_at, updated_at, search_name, search_text) "
-    "VALUES (? + {base}, ?, ?, (SELECT id FROM temp.contactd_import_orgs WHERE key = ?), "
-    "?, ?, ?, ?, ?, '{now}', '{now}', ?, ?)"
+    "VALUES (? + {offset}, ?, ?, (SELECT id FROM temp.contactd_import_orgs WHERE key = ?), "
+    "?, coalesce(nullif(?, ''), 'en'), ?, ?, ?, '{now}', '{now}', ?, ?)"
 )
 PHONES_SQL: Final = (
     "INSERT INTO contact_phones (contact_id, e164, type, label, region, time_zones, is_primary) "
-    "VALUES (? + {base}, ?, ?, '', ?, ?, ?)"
+    "VALUES (? + {offset}, ?, ?, '', ?, ?, ?)"
 )
 EMAILS_SQL: Final = (
     "INSERT INTO contact_emails (contact_id, address, label, is_primary) "
-    "VALUES (? + {base}, ?, '', ?)"
+    "VALUES (? + {offset}, ?, '', ?)"
 )
 TAGS_SQL: Final = (
     "INSERT INTO contact_tags (contact_id, tag_id) "
-    "VALUES (? + {base}, (SELECT id FROM tags WHERE name = ?))"
+    "VALUES (? + {offset}, (SELECT id FROM tags WHERE name = ?))"
 )
 ADDRESSES_SQL: Final = (
     "INSERT INTO addresses (contact_id, label, street, city, postal_code, region, country) "
-    "VALUES (? + {base}, '', ?, ?, ?, '', ?)"
+    "VALUES (? + {offset}, '', ?, ?, ?, '', ?)"
 )
 # Organisation ids by case-folded name, for the contacts statement; the import's connection
 # only, dropped when the import ends.
@@ -82,16 +83,15 @@ async def has_insert_trigger(conn: AsyncConnection) -> bool:
 
 async def write_rows(
     conn: AsyncConnection, rows: Params, first_id: int, *, now: datetime, index: bool
-) -> None:
-    """Insert new contacts first_id, first_id+1, … (rows numbered 0…, see fold) with their
-    numbers, e-mails, tags and addresses, inside the caller's transaction, which holds the
-    write lock. Organisations must be in the org-key table, tags in `tags`. `index`: keep
-    contacts_fts in step."""
+) -> int:
+    """Insert the new contacts of a batch with their numbers, e-mails, tags and addresses,
+    inside the caller's transaction, which holds the write lock, as ids first_id + (row
+    number - the first row's number). Organisations must be in the org-key table, tags in
+    `tags`. `index`: keep contacts_fts in step. Returns the offset (id - row number)."""
     contacts, phones, emails, tags, addresses = rows
-    if not contacts:
-        return
+    offset = int(first_id) - contacts[0][0]
     db = await driver(conn)
-    fill = {"base": int(first_id), "now": now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")}
+    fill = {"offset": offset, "now": now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")}
     if index:
         await db.execute(fts.SQLITE_SUSPEND_CONTACTS_TRIGGER)
     for sql, params in ((CONTACTS_SQL, contacts), (PHONES_SQL, phones), (EMAILS_SQL, emails),
@@ -99,5 +99,6 @@ async def write_rows(
         if params:
             await db.executemany(sql.format_map(fill), params)
     if index:
-        await db.execute(fts.SQLITE_INDEX_CONTACTS_RANGE, (first_id, first_id + len(contacts) - 1))
+        await db.execute(fts.SQLITE_INDEX_CONTACTS_RANGE, (first_id, contacts[-1][0] + offset))
         await db.execute(fts.SQLITE_RESTORE_CONTACTS_TRIGGER)
+    return offset

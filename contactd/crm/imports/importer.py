@@ -78,9 +78,9 @@ class ContactImporter:
         # then one this import wrote and knows, and the per-batch lookups are skipped.
         self._stored_before = True
         self._index = False  # SQLite: the batch fills contacts_fts itself (see bulk)
-        # Folded batches (see fold): first ordinal and first contact id of each batch written.
-        self._ordinals: list[int] = []
-        self._first_ids: list[int] = []
+        # Folded batches (see fold): first row number and id offset of each batch written.
+        self._first_rows: list[int] = []
+        self._offsets: list[int] = []
 
     async def run(
         self, path: Path, *, mapping: Mapping[str, str] | None = None, dry_run: bool = False
@@ -211,17 +211,18 @@ class ContactImporter:
     ) -> None:
         """A batch the reading side folded (SQLite, import into an empty contacts table):
         repeats of rows of earlier batches update those contacts; the rest goes in as is."""
-        count, first_ordinal, params, orgs, tags, folded_rows, repeats = folded
+        params, orgs, tags, folded_rows, repeats = folded
+        count = len(params[0])
         report.imported += count
         report.duplicates += folded_rows + len(repeats)
         if dry_run or not (count or repeats):
             return
-        first_id = 0
+        offset = 0
         async with conn.begin():
             await conn.exec_driver_sql("BEGIN IMMEDIATE")
             updates: dict[int, ContactRow] = {}
-            for ordinal, candidate in repeats:
-                cid = self._cid(ordinal)
+            for number, candidate in repeats:
+                cid = self._cid(number)
                 row = ContactRow.from_candidate(candidate)
                 if cid in updates:
                     updates[cid].absorb(row)
@@ -229,17 +230,16 @@ class ContactImporter:
                     updates[cid] = row
             await self._ensure_names(conn, orgs, tags, list(updates.values()), ctx)
             if count:
-                first_id = await self._next_id(conn)
-                await bulk.write_rows(conn, params, first_id, now=utcnow(), index=self._index)
+                offset = await bulk.write_rows(conn, params, await self._next_id(conn),
+                                               now=utcnow(), index=self._index)
             await self._update(conn, list(updates.items()), ctx)
         if count:
-            self._ordinals.append(first_ordinal)
-            self._first_ids.append(first_id)
+            self._first_rows.append(params[0][0][0])
+            self._offsets.append(offset)
 
-    def _cid(self, ordinal: int) -> int:
-        """The contact id of the ordinal-th new row of a folded import."""
-        at = bisect_right(self._ordinals, ordinal) - 1
-        return self._first_ids[at] + ordinal - self._ordinals[at]
+    def _cid(self, number: int) -> int:
+        """The contact id of the new row at row `number` of a folded import."""
+        return number + self._offsets[bisect_right(self._first_rows, number) - 1]
 
     async def _next_id(self, conn: AsyncConnection) -> int:
         last = (await conn.execute(select(func.max(repo.contacts.c.id)))).scalar_one()
@@ -252,23 +252,23 @@ class ContactImporter:
         """Split into new contacts and updates of stored ones; fold repeats into their first."""
         seen = self._seen
         if self._stored_before:
-            unknown_phones = [k for r in rows for k in r[15] if k not in seen and k[0] == "+"]
-            unknown_mails = [k for r in rows for k in r[15] if k not in seen and k[0] != "+"]
+            unknown_phones = [k for r in rows for k in r[6] if k not in seen and k[0] == "+"]
+            unknown_mails = [k for r in rows for k in r[6] if k not in seen and k[0] != "+"]
             seen.update(await repo.owners_of_phones(conn, unknown_phones))
             seen.update(await repo.owners_of_emails(conn, unknown_mails))
         new: dict[int, Candidate | ContactRow] = {}
         updates: dict[int, ContactRow] = {}
         for c in rows:
-            keys = c[15]
+            keys = c[6]
             target = None
             for key in keys:
                 target = seen.get(key)
                 if target is not None:
                     break
             if target is None:
-                new[c[0]] = c
+                new[c[0][0]] = c
                 for key in keys:
-                    seen[key] = -c[0]
+                    seen[key] = -c[0][0]
                 continue
             row = ContactRow.from_candidate(c)
             if target < 0:  # repeats a row of this file not written yet
@@ -336,16 +336,16 @@ class ContactImporter:
         """SQLite: the batch's new contacts in bulk (see bulk), ids from max(id) + 1."""
         if not rows:
             return
-        first_id = await self._next_id(conn)
-        await bulk.write_rows(conn, fold.params(rows), first_id, now=utcnow(), index=self._index)
-        self._remember(rows, range(first_id, first_id + len(rows)))
+        offset = await bulk.write_rows(conn, fold.params(rows), await self._next_id(conn),
+                                       now=utcnow(), index=self._index)
+        self._remember(rows, [c[0][0] + offset for c in rows])
 
     def _remember(self, rows: list[Candidate], ids: Iterable[int]) -> None:
         seen = self._seen
         created = self._created
         for c, cid in zip(rows, ids, strict=True):
             created.add(cid)
-            for key in c[15]:
+            for key in c[6]:
                 seen[key] = cid
 
     async def _insert(self, conn: AsyncConnection, rows: list[Candidate], ctx: Context) -> None:
@@ -357,9 +357,9 @@ class ContactImporter:
         ids = await repo.insert_ids(
             conn, repo.contacts,
             [
-                (c[1], c[2], orgs.get(c[3].casefold()) if c[3] else None, c[4], c[5] or "en",
-                 c[7], c[6], json.loads(c[8]), now, now, c[13], c[14])
-                for c in rows
+                (k[1], k[2], orgs.get(k[3]) if k[3] else None, k[4], k[5] or "en", k[6], k[7],
+                 json.loads(k[8]), now, now, k[9], k[10])
+                for k in (c[0] for c in rows)
             ],
             _CONTACT_COLUMNS,
         )
@@ -370,14 +370,11 @@ class ContactImporter:
         self, conn: AsyncConnection, pairs: list[tuple[int, Candidate]], ctx: Context, *,
         ignore: bool,
     ) -> None:
-        phone_rows = [
-            (cid, p[0], p[1], "", p[2], p[3], i == 0)
-            for cid, c in pairs for i, p in enumerate(c[9])
-        ]
-        mail_rows = [(cid, e, "", i == 0) for cid, c in pairs for i, e in enumerate(c[10])]
-        tag_rows = [(cid, ctx.tags[t]) for cid, c in pairs for t in c[11]]
+        phone_rows = [(cid, p[1], p[2], "", p[3], p[4], p[5]) for cid, c in pairs for p in c[1]]
+        mail_rows = [(cid, e[1], "", e[2]) for cid, c in pairs for e in c[2]]
+        tag_rows = [(cid, ctx.tags[t[1]]) for cid, c in pairs for t in c[3]]
         address_rows = [
-            (cid, "", a[0], a[1], a[2], "", a[3]) for cid, c in pairs if (a := c[12]) is not None
+            (cid, "", a[1], a[2], a[3], "", a[4]) for cid, c in pairs if (a := c[4]) is not None
         ]
         for table, columns, values in (
             (repo.phones, _PHONE_COLUMNS, phone_rows),

@@ -18,7 +18,7 @@ from contactd.crm.errors import CustomFieldError
 from contactd.crm.fields import FieldDef, validate
 from contactd.crm.imports.mapping import ColumnMap
 from contactd.crm.phones import PhoneNormaliser, StoredPhone
-from contactd.crm.searchtext import build_search_text
+from contactd.crm.searchtext import build_search_text, fold, phone_forms
 from contactd.enums import PhoneType
 
 EMAIL: Final = re.compile(r"[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>.]{2,}")
@@ -39,20 +39,67 @@ _ABSENT: Final = 1 << 30  # column index of an unmapped target: never < len(cell
 _SINGLE: Final = ("first_name", "last_name", "organisation", "job_title", "language",
                   "full_name", "notes", "owner", "street", "city", "postal_code", "country")
 
-AddressRow = tuple[str, str, str, str]  # street, city, postal code, country (upper case)
-# A valid row as the writer takes it. Plain tuples, strings, ints and None only (marshal).
+# A valid row as the writer takes it: its insert parameters, each led by the row number in
+# the file, from which the writer makes the contact id (row + an offset per batch). Plain
+# tuples, strings, ints, bools and None only: a batch crosses processes by marshal.
+ContactParams = tuple[
+    int, str, str, str | None, str, str, int | None, str, str, str, str
+]  # row, first, last, organisation key (case-folded), job title, language ("" for the
+#    default), owner id, notes, custom fields as JSON, search_name, search_text
+PhoneParams = tuple[int, str, str, str | None, str, bool]  # row, e164, type, region, zones, 1st
+EmailParams = tuple[int, str, bool]  # row, address (lower case), first
+TagParams = tuple[int, str]  # row, tag name
+AddressParams = tuple[int, str, str, str, str]  # row, street, city, postal code, country
 Candidate = tuple[
-    int,  # row number in the file
-    str, str, str, str, str, str,  # first, last, organisation, job title, language, notes
-    int | None,  # owner id
-    str,  # custom fields as JSON
-    tuple[StoredPhone, ...],
-    tuple[str, ...],  # e-mails, lower case
-    tuple[str, ...],  # tag names
-    AddressRow | None,
-    str, str,  # search_name, search_text
+    ContactParams,
+    tuple[PhoneParams, ...],
+    tuple[EmailParams, ...],
+    tuple[TagParams, ...],
+    AddressParams | None,
+    str,  # organisation name as written
     tuple[str, ...],  # dedupe keys: numbers then e-mails
 ]
+
+
+_COUNTRY_CODE_SIZE: dict[str, int] = {}  # first three digits of an E.164 -> country code size
+
+
+def _phone_forms(e164: str) -> list[str]:
+    """searchtext.phone_forms, remembering the country code size by the leading digits (all
+    that phone_forms looks at to find it)."""
+    digits = e164.lstrip("+")
+    head = digits[:3]
+    size = _COUNTRY_CODE_SIZE.get(head)
+    if size is None:
+        forms = phone_forms(e164)
+        _COUNTRY_CODE_SIZE[head] = len(digits) - len(forms[1]) if len(forms) == 3 else 0
+        return forms
+    if size:
+        national = digits[size:]
+        return [digits, national, "0" + national]
+    return [digits]
+
+
+def _with_folded(text: str) -> str:
+    text = text.lower()
+    if text.isascii():
+        return text
+    extra = [f for word in text.split() if (f := fold(word)) != word]
+    return f"{text} {' '.join(extra)}" if extra else text
+
+
+def search_texts(
+    first: str, last: str, organisation: str, job_title: str, numbers: list[str],
+    emails: list[str], notes: str,
+) -> tuple[str, str]:
+    """searchtext.build_search_text for the import's hot path (same answers, unit-tested)."""
+    name = " ".join([w for w in (first, last, job_title) if w])
+    words = [organisation]
+    for e164 in numbers:
+        words.extend(_phone_forms(e164))
+    words.extend(emails)
+    words.append(notes)
+    return _with_folded(name), _with_folded(" ".join([w for w in words if w]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,25 +142,30 @@ class ContactRow:
         )
 
     def candidate(self) -> Candidate:
-        a = self.address
+        r, a = self.row, self.address
         return (
-            self.row, self.first_name, self.last_name, self.organisation, self.job_title,
-            self.language, self.notes, self.owner_id,
-            json.dumps(self.custom) if self.custom else "{}",
-            tuple(self.phones), tuple(self.emails), tuple(self.tags),
-            None if a is None else (a["street"], a["city"], a["postal_code"], a["country"]),
-            self.search_name, self.search_text, tuple(self.keys),
+            (r, self.first_name, self.last_name, self.organisation.casefold() or None,
+             self.job_title, self.language, self.owner_id, self.notes,
+             json.dumps(self.custom) if self.custom else "{}", self.search_name,
+             self.search_text),
+            tuple((r, *p, i == 0) for i, p in enumerate(self.phones)),
+            tuple((r, e, i == 0) for i, e in enumerate(self.emails)),
+            tuple((r, t) for t in self.tags),
+            None if a is None else (r, a["street"], a["city"], a["postal_code"], a["country"]),
+            self.organisation,
+            tuple(self.keys),
         )
 
     @classmethod
     def from_candidate(cls, c: Candidate) -> ContactRow:
-        a = c[12]
+        k, a = c[0], c[4]
         return cls(
-            row=c[0], first_name=c[1], last_name=c[2], organisation=c[3], job_title=c[4],
-            language=c[5], notes=c[6], owner_id=c[7], custom=json.loads(c[8]),
-            phones=list(c[9]), emails=list(c[10]), tags=list(c[11]),
-            address=None if a is None else dict(zip(_ADDRESS_KEYS, a, strict=True)),
-            search_name=c[13], search_text=c[14], keys=list(c[15]),
+            row=k[0], first_name=k[1], last_name=k[2], organisation=c[5], job_title=k[4],
+            language=k[5], owner_id=k[6], notes=k[7], custom=json.loads(k[8]),
+            phones=[(p[1], p[2], p[3], p[4]) for p in c[1]], emails=[e[1] for e in c[2]],
+            tags=[t[1] for t in c[3]],
+            address=None if a is None else dict(zip(_ADDRESS_KEYS, a[1:], strict=True)),
+            search_name=k[9], search_text=k[10], keys=list(c[6]),
         )
 
     def dedupe_keys(self) -> list[str]:
@@ -206,7 +258,7 @@ class RowValidator:
                 parsed = stored(part)
                 if isinstance(parsed, str):
                     return self._slow(number, cells)
-                if all(p[0] != parsed[0] for p in phones):
+                if not phones or all(p[0] != parsed[0] for p in phones):
                     phones.append(parsed)
         emails: list[str] = []
         for index in self._emails:
@@ -241,7 +293,7 @@ class RowValidator:
             except CustomFieldError:
                 return self._slow(number, cells)
             custom = json.dumps(coerced) if coerced else "{}"
-        address: AddressRow | None = None
+        address: tuple[str, str, str, str] | None = None
         if street or city or postal_code or country:
             country = country.upper()
             if (len(street) > 300 or len(city) > 120 or len(postal_code) > 20
@@ -251,13 +303,18 @@ class RowValidator:
         if not (first or last or organisation or phones or emails):
             return self._slow(number, cells)
         numbers = [p[0] for p in phones]
-        search_name, search_text = build_search_text(
-            first_name=first, last_name=last, organisation=organisation, job_title=job_title,
-            phones=numbers, emails=emails, notes=notes,
+        search_name, search_text = search_texts(first, last, organisation, job_title, numbers,
+                                                emails, notes)
+        return (
+            (number, first, last, organisation.casefold() or None, job_title, language,
+             owner_id, notes, custom, search_name, search_text),
+            tuple([(number, *p, i == 0) for i, p in enumerate(phones)]),
+            tuple([(number, e, i == 0) for i, e in enumerate(emails)]),
+            tuple([(number, t) for t in tags]),
+            None if address is None else (number, *address),
+            organisation,
+            (*numbers, *emails),
         )
-        return (number, first, last, organisation, job_title, language, notes, owner_id, custom,
-                tuple(phones), tuple(emails), tuple(tags), address, search_name, search_text,
-                (*numbers, *emails))
 
     def _slow(self, number: int, cells: Sequence[str]) -> Candidate | list[RowError] | None:
         result = self.complete(number, cells)

@@ -222,13 +222,14 @@ async def test_a_failing_batch_leaves_only_whole_rows(
     calls = 0
     original = bulk.write_rows
 
-    async def crash_on_second_batch(*args: Any, **kw: Any) -> None:
+    async def crash_on_second_batch(*args: Any, **kw: Any) -> int:
         # The fault after every row of the batch (and its full-text rows) went in.
         nonlocal calls
         calls += 1
-        await original(*args, **kw)
+        offset = await original(*args, **kw)
         if calls == 2:
             raise RuntimeError("power cut")
+        return offset
 
     monkeypatch.setattr(bulk, "write_rows", crash_on_second_batch)
     with pytest.raises(RuntimeError):
