@@ -143,6 +143,9 @@ class Reader:
         self.stats = FileStats()
         self._executor: ProcessPoolExecutor | None = None
         self._batches: Batches | None = None
+        # Batches that may be asked for at once: calls queue up in the single worker process;
+        # a thread would race another on the file, so one at a time there.
+        self.depth = 2 if process else 1
         if process:
             self._executor = ProcessPoolExecutor(max_workers=1, mp_context=get_context(_START))
 

@@ -13,6 +13,7 @@ import contextlib
 import json
 import time
 from bisect import bisect_right
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -23,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from contactd.crm import repo
 from contactd.crm.fields import FieldDef
 from contactd.crm.imports import bulk, fold
-from contactd.crm.imports.batches import Context, Reader
+from contactd.crm.imports.batches import Batch, Context, Reader
 from contactd.crm.imports.report import (
     ImportReport,
     delimiter_name,
@@ -132,11 +133,19 @@ class ContactImporter:
         dry_run: bool,
     ) -> None:
         failed_rows: set[int] = set()
-        # Validate batch n+1 while batch n is written.
-        ahead = asyncio.create_task(reader.next(self.batch_rows), name="crm-import-read")
+        # Validate the next batches while this one is written: a worker process keeps
+        # `reader.depth` batches ahead, so neither side waits on the other's slower batches.
+        ahead: deque[asyncio.Task[Batch | None]] = deque()
+
+        def read_ahead() -> None:
+            while len(ahead) < reader.depth:
+                ahead.append(asyncio.create_task(reader.next(self.batch_rows),
+                                                 name="crm-import-read"))
+
+        read_ahead()
         try:
-            while (batch := await ahead) is not None:
-                ahead = asyncio.create_task(reader.next(self.batch_rows), name="crm-import-read")
+            while (batch := await ahead.popleft()) is not None:
+                read_ahead()
                 read, rows, errors, empty, folded = batch
                 report.rows += read
                 report.empty += empty
@@ -149,10 +158,11 @@ class ContactImporter:
                 if self.progress is not None:
                     self.progress(report.rows)
         finally:
-            if not ahead.done():
-                ahead.cancel()
+            for task in ahead:
+                task.cancel()
+            for task in ahead:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await ahead
+                    await task
         report.invalid = len(failed_rows)
 
     async def _context(self, conn: AsyncConnection) -> Context:

@@ -20,6 +20,7 @@ from typing import Any, BinaryIO, Final
 from contactd.crm.errors import ImportFileError
 
 SNIFF_BYTES: Final = 64 * 1024
+BLOCK_BYTES: Final = 1 << 20
 DELIMITERS: Final = ",;\t|"
 XLSX_MAGIC: Final = b"PK\x03\x04"
 
@@ -45,14 +46,44 @@ def _decode(line: bytes, stats: FileStats) -> str:
 
 
 def _lines(stream: BinaryIO, stats: FileStats) -> Iterator[str]:
+    """Decoded lines (split at "\n" only, as binary line iteration does), each line decoded on
+    its own as `_decode` does. Reads in blocks: a block that is valid UTF-8 as a whole is
+    valid line by line too (a newline byte never sits inside a character), so it is decoded
+    in one call; any other block goes line by line."""
+    rest = b""
     first = True
-    for raw in stream:
-        if first:
+    while True:
+        chunk = stream.read(BLOCK_BYTES)
+        block = rest + chunk
+        cut = block.rfind(b"\n") + 1 if chunk else len(block)
+        if cut == 0 and chunk:
+            rest = block
+            continue
+        block, rest = block[:cut], block[cut:]
+        if first and block:
             first = False
-            if raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
+            end = block.find(b"\n") + 1 or len(block)
+            line, block = block[:end], block[end:]
+            if line.startswith(b"\xef\xbb\xbf"):
+                line = line[3:]
                 stats.encodings["utf-8-sig"] += 1
-        yield _decode(raw, stats)
+            yield _decode(line, stats)
+        if block:
+            yield from _decode_block(block, stats)
+        if not chunk:
+            return
+
+
+def _decode_block(block: bytes, stats: FileStats) -> Iterator[str]:
+    try:
+        text = block.decode("utf-8")
+    except UnicodeDecodeError:
+        for line in io.BytesIO(block):
+            yield _decode(line, stats)
+        return
+    if not block.isascii():
+        stats.encodings["utf-8"] += sum(1 for line in block.split(b"\n") if not line.isascii())
+    yield from io.StringIO(text, newline="\n")
 
 
 def _sniff(sample: str) -> str:

@@ -3,17 +3,21 @@ repeats folded by the reading side (empty table) or by the writer (contacts stor
 
 from __future__ import annotations
 
+import io
 import random
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
 from contactd.crm.fts import create_fts
+from contactd.crm.imports import reader
 from contactd.crm.imports.importer import ContactImporter
 from contactd.crm.imports.mapping import detect
+from contactd.crm.imports.reader import FileStats
 from contactd.crm.imports.validate import ContactRow, RowValidator, search_texts
 from contactd.crm.phones import PhoneNormaliser
 from contactd.crm.search import ContactSearch
@@ -142,3 +146,29 @@ async def test_folded_and_writer_side_dedupe_write_the_same(
     some = [r for r in folded["contacts"] if r[2].startswith("Müller")][-1]
     hits = await ContactSearch(crm_db).search(f"Anna Muller {some[2].split()[1]}", limit=5)
     assert [h.contact_id for h in hits.hits] == [some[0]]
+
+
+def lines_one_by_one(data: bytes) -> tuple[list[str], FileStats]:
+    """The reference: binary line iteration, each line decoded on its own."""
+    stats = FileStats()
+    out = []
+    for number, raw in enumerate(io.BytesIO(data)):
+        if number == 0 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+            stats.encodings["utf-8-sig"] += 1
+        out.append(reader._decode(raw, stats))
+    return out, stats
+
+
+@settings(max_examples=300, deadline=None)
+@given(parts=st.lists(st.sampled_from(
+    [b"abc", "Müller".encode(), "Müller".encode("cp1252"), b"\r", b"\n", b"\n", b",", b'"',
+     "€".encode("cp1252"), b"\x81", "日本".encode(), b"\xef\xbb\xbf", b"\xef", b"\xbb"]),
+    max_size=120), block=st.sampled_from([1, 2, 3, 7, 64, 1 << 20]))
+def test_block_decoding_reads_lines_like_line_by_line(parts: list[bytes], block: int) -> None:
+    data = b"".join(parts)
+    expected, expected_stats = lines_one_by_one(data)
+    stats = FileStats()
+    with patch.object(reader, "BLOCK_BYTES", block):
+        got = list(reader._lines(io.BytesIO(data), stats))
+    assert got == expected and stats.encodings == expected_stats.encodings
