@@ -127,6 +127,8 @@ async def bare_insert_baseline(imported_db: Path, work: Path, batch: int) -> dic
     tags = source.execute("SELECT * FROM tags").fetchall()
     source.close()
     target = work / "baseline.db"
+    for leftover in (target, work / "baseline.db-wal", work / "baseline.db-shm"):
+        leftover.unlink(missing_ok=True)
     db = Database(f"sqlite+aiosqlite:///{target}")
     async with db.engine.begin() as setup:
         await setup.run_sync(Base.metadata.create_all)

@@ -115,6 +115,9 @@ class RowError:
 
 @dataclass(slots=True)
 class ContactRow:
+    """A row as fields, for the rare work on whole rows: folding a repeat into its first row,
+    updating a stored contact, and the complete check."""
+
     row: int
     first_name: str = ""
     last_name: str = ""
@@ -194,7 +197,7 @@ _ADDRESS_KEYS: Final = ("street", "city", "postal_code", "country")
 
 
 class RowValidator:
-    """Turns raw cells into ContactRow or RowErrors with the column's header and the reason."""
+    """Turns raw cells into a Candidate, or RowErrors with the column's header and the reason."""
 
     def __init__(
         self,
