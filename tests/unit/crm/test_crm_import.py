@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -283,3 +284,24 @@ async def test_unreadable_file_reported_from_the_worker_process(
     with pytest.raises(ImportFileError) as caught:
         await importer(crm_db, processes=True).run(path)
     assert "no column looks like" in str(caught.value)
+
+
+async def test_a_fault_inside_the_bulk_write_rolls_the_batch_back(
+    crm_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite fails after the contacts of the batch went in and the full-text trigger was
+    suspended: the batch is gone entirely and the trigger is back."""
+    path = tmp_path / "fault.csv"
+    path.write_text("name,phone\n" + "\n".join(f"Q{i},030 {4000000 + i}" for i in range(30))
+                    + "\n", encoding="utf-8")
+    monkeypatch.setattr(bulk, "PHONES_SQL", bulk.PHONES_SQL.replace("contact_phones",
+                                                                    "no_such_table"))
+    with pytest.raises(sqlite3.OperationalError, match="no_such_table"):
+        await importer(crm_db).run(path)
+    assert await count(crm_db, Contact) == 0
+    async with crm_db.session() as session:
+        trigger = await session.scalar(text(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name = 'contacts_fts_ai'"
+        ))
+        pages = await session.scalar(text("PRAGMA cache_size"))
+    assert trigger == 1 and pages == -2000  # and the import's page cache setting is undone
