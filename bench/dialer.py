@@ -3,7 +3,9 @@
 One working day (09:00-17:00 by default) and, for the rolling 24-h figure, 30 days back to back.
 Calls answer with probability --answer-rate after 3-20 s of ringing, otherwise fail after
 15-30 s; talks are exponential (or lognormal) with mean --talk-mean, wrap-up lasts --wrap s. An
-answered person who finds no free agent within 2 s is an abandoned call.
+answered person who finds no free agent within 2 s is an abandoned call. Strategies decide every
+second and at every call event (a call resolved, a talk or wrap-up ended), as the daemon's dial
+loop does; the n-th call dialed and the n-th talk draw the same fate whatever the strategy.
 
 Strategies: (a) progressive 1:1, (b) VICIdial ADAPT_TAPERED as documented, (c) the best static
 rule "keep floor(a*free + b*busy) calls outstanding" grid-searched in hindsight per team size,
@@ -179,7 +181,10 @@ class AdaptTapered(Strategy):
 
 def simulate(world: World, strategy: Strategy) -> Result:
     """Run the world for `days` working days; returns occupancy and abandon figures."""
+    # Separate streams for call fates and talk times: the n-th call dialed and the n-th talk
+    # are the same whatever the strategy, so strategies are compared on the same day.
     rng = random.Random(world.seed)
+    talk_rng = random.Random(world.seed * 7919 + 1)
     began = time.perf_counter()
     heap: list[tuple[float, int, int, int]] = []
     seq = itertools.count()
@@ -202,8 +207,8 @@ def simulate(world: World, strategy: Strategy) -> Result:
 
     def talk_time() -> float:
         if world.talk_dist == "lognormal":
-            return rng.lognormvariate(mu, sigma)
-        return rng.expovariate(1.0 / world.talk_mean)
+            return talk_rng.lognormvariate(mu, sigma)
+        return talk_rng.expovariate(1.0 / world.talk_mean)
 
     def connect(agent: int, now: float) -> None:
         state[agent] = TALK
@@ -247,6 +252,7 @@ def simulate(world: World, strategy: Strategy) -> Result:
                         heapq.heappush(heap, (now + GRACE_S, next(seq), GIVE_UP, ref))
                 else:
                     strategy.call_resolved(now - dialed, needs_agent=False)
+                decide = now < end  # the daemon re-decides at every call event
             elif kind == GIVE_UP:
                 for i, (call, _) in enumerate(waiting):
                     if call == ref:
@@ -259,6 +265,7 @@ def simulate(world: World, strategy: Strategy) -> Result:
                 state[ref] = WRAP
                 since[ref] = now
                 heapq.heappush(heap, (now + world.wrap, next(seq), WRAP_END, ref))
+                decide = now < end
             elif kind == WRAP_END:
                 strategy.wrap_ended(now - since[ref])
                 busy_total += max(0.0, min(now, end) - max(busy_from[ref], start))

@@ -9,7 +9,6 @@ is then amended in place, never doubled, so a governor rebuilt from the rows aft
 from __future__ import annotations
 
 import asyncio
-import math
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -20,10 +19,8 @@ from sqlalchemy import select, update
 from contactd.db.models.calls import CallAttempt
 from contactd.db.models.dialer import LiveAnswer
 from contactd.db.session import Database
-from contactd.dialer.pacing import Pacer, PredictivePacer
+from contactd.dialer.pacing import Pacer
 
-# PredictivePacer.live_answer keeps its calibration within these bounds.
-CALIBRATION_MIN: Final = 0.05
 KEEP: Final = 10_000  # live answers remembered per campaign (a late CallAbandoned amends them)
 
 
@@ -73,14 +70,7 @@ async def stored(db: Database, attempt_id: str) -> StoredAnswer:
 
 def amend_pacer(pacer: Pacer, at: float) -> None:
     """The pacer counted a connected live answer at `at` that was abandoned after all."""
-    if not isinstance(pacer, PredictivePacer):
-        return  # progressive pacing keeps no abandon statistics
-    if not pacer.governor.amend(at):
-        return
-    # live_answer() moved the calibration by exp(gain * (allowed - 0)); an abandon moves it by
-    # exp(gain * (allowed - 1)): the difference is exp(-gain).
-    pacer.calibration = max(CALIBRATION_MIN,
-                            pacer.calibration * math.exp(-pacer.calibration_gain))
+    pacer.answer_amended(at)  # progressive pacing keeps no abandon statistics: a no-op
 
 
 class AnswerLedger:

@@ -53,7 +53,9 @@ class AbandonGovernor:
         bin_s: float = 60.0,
         max_rate_factor: float = 1.0,
         reserve_sd: float = 3.0,
+        react_s: float = 120.0,
     ) -> None:
+        self.react_s = react_s
         if not 0 < target_fraction <= 1:
             raise ValueError("target_fraction must be in (0, 1]")
         self.limit = limit_pct / 100.0
@@ -113,6 +115,10 @@ class AbandonGovernor:
     def budget(self, now: float, expected_answers: float) -> Budget:
         """Allowed abandon probability for the next `horizon_s`, given the answers expected."""
         expected = max(expected_answers, 1.0)
+        # The reserve covers what can still go wrong before a cut in pacing takes effect: the
+        # abandons of the answers expected while the calls in flight resolve (`react_s`), not
+        # of the whole horizon - once the budget is spent the pacer falls back to 1:1 dialing.
+        reacting = expected * min(1.0, self.react_s / max(self.horizon_s, 1e-9))
         target = self.limit * self.target_fraction
         best = Budget(self.max_rate, float("inf"), 0.0, ())
         states = []
@@ -122,9 +128,9 @@ class AbandonGovernor:
             now_state = self.window(now, window_s)
             ahead = self.window(now, window_s, ahead_s=min(self.horizon_s, window_s / 2))
             states.append(now_state)
-            # Keep a reserve of a few standard deviations of the abandons the horizon may bring:
-            # it matters for small teams (few answers per window), hardly for large ones.
-            reserve = self.reserve_sd * math.sqrt(target * expected)
+            # A few standard deviations of those abandons: it matters for small teams (few
+            # answers per window), hardly for large ones.
+            reserve = self.reserve_sd * math.sqrt(target * reacting)
             allowed = max(0.0, min(
                 target * (state.live + expected) - state.abandoned - reserve
                 for state in (now_state, ahead)

@@ -8,8 +8,11 @@ The predictive pacer knows no parameters in advance. It learns online the chance
 ends up needing an agent (human, after AMD when AMD runs), when that happens, when failures
 give up, and how long talks and wrap-ups last. From those it forecasts, over the next half
 minute, how many answered calls will need an agent versus how many agents will be free (plus
-the 2 s grace), and dials as many calls as keep the expected share of abandoned answers within
-what the abandon-rate governor allows now.
+the 2 s grace), and adds calls while the *next* call's expected abandons per expected answer
+stay within what the abandon-rate governor allows now. Judging the marginal call, not the
+average over the calls in flight, spends the abandon budget where it buys the most talk time
+(a Lagrangian threshold); a calibration factor learnt from real outcomes maps the threshold to
+the realized rate.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from dataclasses import dataclass, field
 from contactd.dialer.governor import AbandonGovernor
 
 GRACE_S = 2.0  # an answered person must reach an agent within this, or the call is abandoned
+CALIBRATION_MIN, CALIBRATION_MAX = 0.05, 20.0
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,11 @@ class Pacer:
 
     def live_answer(self, now: float, *, abandoned: bool) -> None:
         return None
+
+    def answer_amended(self, at: float) -> bool:
+        """A live answer reported connected at `at` was abandoned after all (Asterisk gave up
+        connecting it). True when the pacer moved it."""
+        return False
 
 
 def progressive_calls(snap: PacingSnapshot) -> int:
@@ -151,6 +160,8 @@ class PredictivePacer(Pacer):
         max_lines_per_agent: float = 8.0,
         calibration_gain: float = 0.15,
         horizon_points: int = 16,
+        outcome_memory: int = 2500,
+        samples: int = 600,
     ) -> None:
         self.horizon_points = horizon_points
         self.governor = governor or AbandonGovernor()
@@ -158,11 +169,13 @@ class PredictivePacer(Pacer):
         self.warmup_calls = warmup_calls
         self.warmup_talks = warmup_talks
         self.max_lines_per_agent = max_lines_per_agent
-        self.ready = Distribution()  # dial -> person ready for an agent
-        self.gave_up = Distribution()  # dial -> failure, no answer or machine
-        self.talk = Distribution()
-        self.wrap = Distribution()
-        self._outcomes: deque[bool] = deque(maxlen=600)
+        self.ready = Distribution(samples)  # dial -> person ready for an agent
+        self.gave_up = Distribution(samples)  # dial -> failure, no answer or machine
+        self.talk = Distribution(samples)
+        self.wrap = Distribution(samples)
+        # The answer chance scales every forecast: its sampling noise (sd 0.018 over 600 calls
+        # at 25%) cost more talk time in the bench than the lag of a longer memory.
+        self._outcomes: deque[bool] = deque(maxlen=outcome_memory)
         # Per-kind forecasts by (age, p), valid until the distributions they came from change.
         self._memo: dict[str, dict[tuple[int, float], tuple[tuple[float, ...], ...]]] = {
             "ring": {}, "talk": {}, "wrap": {}
@@ -188,7 +201,17 @@ class PredictivePacer(Pacer):
         # realized abandon share converges on the allowance (stochastic approximation).
         allowed = self.last.governor_rate
         step = self.calibration_gain * ((allowed if allowed > 0 else 0.0) - float(abandoned))
-        self.calibration = min(20.0, max(0.05, self.calibration * math.exp(step)))
+        self.calibration = min(CALIBRATION_MAX, max(CALIBRATION_MIN,
+                                                    self.calibration * math.exp(step)))
+
+    def answer_amended(self, at: float) -> bool:
+        if not self.governor.amend(at):
+            return False
+        # live_answer() moved the calibration by exp(gain * allowed); an abandon would have
+        # moved it by exp(gain * (allowed - 1)): the difference is exp(-gain).
+        self.calibration = max(CALIBRATION_MIN,
+                               self.calibration * math.exp(-self.calibration_gain))
+        return True
 
     @property
     def p_agent(self) -> float:
@@ -229,17 +252,34 @@ class PredictivePacer(Pacer):
         base = self._balance(snap, horizons, p)
         new_q = [p * self.ready.cdf(h) for h in horizons]
         cap = max(floor, int(self.max_lines_per_agent * snap.agents) - len(snap.ringing))
-        # The expected abandoned share grows with every extra call: bisect for the largest
-        # number of new calls that stays within the allowance.
-        low, high = floor, cap
-        while low < high:
-            mid = (low + high + 1) // 2
-            blocked, answers = self._blocked(base, new_q, mid)
-            if blocked <= allowed * answers and blocked <= room:
-                low = mid
-            else:
-                high = mid - 1
-        blocked, answers = self._blocked(base, new_q, low)
+
+        def fits(prev: tuple[float, float], this: tuple[float, float]) -> bool:
+            """The added call's expected abandons per expected answer are within the allowance."""
+            extra_answers = max(this[1] - prev[1], 1e-9)
+            return this[0] - prev[0] <= allowed * extra_answers and this[0] <= room
+
+        # That marginal share grows with every call added, so the answer is the last call that
+        # fits. Usually only a few calls are added per decision: walk up from the floor reusing
+        # each forecast; past a few steps (a shift starting), bisect the rest of the range.
+        low = floor
+        prev = self._blocked(base, new_q, low)
+        for _ in range(8):
+            if low >= cap:
+                break
+            this = self._blocked(base, new_q, low + 1)
+            if not fits(prev, this):
+                break
+            low, prev = low + 1, this
+        else:
+            high = cap
+            while low < high:
+                mid = (low + high + 1) // 2
+                if fits(self._blocked(base, new_q, mid - 1), self._blocked(base, new_q, mid)):
+                    low = mid
+                else:
+                    high = mid - 1
+            prev = self._blocked(base, new_q, low)
+        blocked, answers = prev
         self.last = Forecast(allowed, governed, blocked / answers if answers > 1e-9 else 0.0,
                              len(snap.ringing) + low, p, True, tuple(horizons))
         return low

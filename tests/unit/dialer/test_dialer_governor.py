@@ -13,8 +13,17 @@ def test_fresh_campaign_may_use_the_target_share_less_a_reserve() -> None:
     gov = AbandonGovernor(limit_pct=3.0, target_fraction=0.9, reserve_sd=0.0)
     assert gov.budget(0.0, 100).allowed_rate == pytest.approx(0.027)
     # The reserve (2 sd of the abandons 1000 answers may bring) comes off the top.
-    reserved = AbandonGovernor(limit_pct=3.0, target_fraction=0.9, reserve_sd=2.0)
+    reserved = AbandonGovernor(limit_pct=3.0, target_fraction=0.9, reserve_sd=2.0,
+                               react_s=900.0)
     assert reserved.budget(0.0, 1000).allowed_abandons == pytest.approx(27 - 2 * 27**0.5)
+
+
+def test_the_reserve_covers_only_the_answers_before_a_cut_takes_effect() -> None:
+    # 1000 answers expected over the 900 s horizon; a cut takes effect within 90 s, so the
+    # reserve is 2 sd of the abandons of 100 answers, not of 1000.
+    gov = AbandonGovernor(limit_pct=3.0, target_fraction=0.9, reserve_sd=2.0,
+                          horizon_s=900.0, react_s=90.0)
+    assert gov.budget(0.0, 1000).allowed_abandons == pytest.approx(27 - 2 * 2.7**0.5)
 
 
 def test_budget_shrinks_as_abandons_use_it_and_is_zero_before_the_cap() -> None:

@@ -88,3 +88,33 @@ def test_distribution_cdf_tracks_the_samples() -> None:
     assert dist.cdf(50) == pytest.approx(0.5, abs=0.06)
     assert dist.cdf(1000) == 1.0
     assert dist.mean == pytest.approx(50, abs=4)
+
+
+def test_the_last_call_added_is_within_the_allowance_and_one_more_is_not() -> None:
+    pacer = trained()
+    snap = PacingSnapshot(free_agents=1, talking=(60.0,) * 30, wrapping=(5.0,) * 3)
+    k = pacer.calls_to_dial(snap, 0.0)
+    assert k > progressive_calls(snap)  # it dials ahead here
+    allowed = pacer.last.allowed_rate
+    horizons = list(pacer.last.horizons)
+    p = round(pacer.p_agent, 2)
+    base = pacer._balance(snap, horizons, p)
+    new_q = [p * pacer.ready.cdf(h) for h in horizons]
+
+    def marginal(n: int) -> float:
+        (b1, a1), (b0, a0) = pacer._blocked(base, new_q, n), pacer._blocked(base, new_q, n - 1)
+        return (b1 - b0) / (a1 - a0)
+
+    assert marginal(k) <= allowed < marginal(k + 1)
+
+
+def test_an_amended_answer_becomes_an_abandon_once() -> None:
+    pacer = trained()
+    pacer.live_answer(100.0, abandoned=False)
+    before = pacer.calibration
+    assert pacer.answer_amended(100.0)
+    window = pacer.governor.window(100.0, 86400.0)
+    assert (window.live, window.abandoned) == (1, 1)
+    assert pacer.calibration < before
+    assert not pacer.answer_amended(100.0)  # nothing connected left to amend in that minute
+    assert not ProgressivePacer().answer_amended(100.0)
