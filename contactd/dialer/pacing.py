@@ -298,11 +298,11 @@ class PredictivePacer(Pacer):
         """Per horizon h: (mean demand, mean supply, var of demand - supply) by now + h."""
         zero = [0.0] * len(horizons)
         sums: dict[str, list[float]] = {}
-        var_rows: list[tuple[float, ...]] = [tuple(zero)]
+        var = zero
         for ages, kind in ((snap.ringing, "ring"), (snap.talking, "talk"),
                            (snap.wrapping, "wrap")):
             memo = self._memo[kind]
-            rows: list[tuple[float, ...]] = [tuple(zero)]
+            acc = zero
             for age, n in Counter(round(a) for a in ages).items():
                 key = (age, p) if kind == "ring" else (age, 0.0)
                 entry = memo.get(key)
@@ -310,13 +310,12 @@ class PredictivePacer(Pacer):
                     probs = self._probabilities(kind, age, horizons, p)
                     entry = memo[key] = (tuple(probs), tuple(f * (1 - f) for f in probs))
                 if n == 1:
-                    rows.append(entry[0])
-                    var_rows.append(entry[1])
+                    acc = [x + f for x, f in zip(acc, entry[0], strict=True)]
+                    var = [x + v for x, v in zip(var, entry[1], strict=True)]
                 else:
-                    rows.append(tuple(n * f for f in entry[0]))
-                    var_rows.append(tuple(n * v for v in entry[1]))
-            sums[kind] = [sum(col) for col in zip(*rows, strict=True)]
-        var = [sum(col) for col in zip(*var_rows, strict=True)]
+                    acc = [x + n * f for x, f in zip(acc, entry[0], strict=True)]
+                    var = [x + n * v for x, v in zip(var, entry[1], strict=True)]
+            sums[kind] = acc
         demand = [snap.waiting + d for d in sums["ring"]]
         supply = [snap.free_agents + t + w
                   for t, w in zip(sums["talk"], sums["wrap"], strict=True)]
