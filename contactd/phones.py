@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import phonenumbers
-from phonenumbers import PhoneNumberType, geocoder, timezone
+from phonenumbers import PhoneNumberType, timezone
 
 from contactd.enums import PhoneType
 from contactd.errors import ValidationError
@@ -67,4 +67,7 @@ def describe_location(e164: str, language: str = "en") -> str:
         number = phonenumbers.parse(e164, None)
     except phonenumbers.NumberParseException:
         return ""
+    # Imported here: the geocoder's data takes about a second to load, and only this needs it.
+    from phonenumbers import geocoder
+
     return str(geocoder.description_for_number(number, language))
