@@ -46,7 +46,7 @@ class SearchText(NamedTuple):
     text: str  # contacts.search_text
 
 
-def _with_folded(text: str) -> str:
+def with_folded(text: str) -> str:
     text = text.lower()
     if text.isascii():
         return text
@@ -71,4 +71,4 @@ def build_search_text(
         words.extend(phone_forms(e164))
     words.extend(emails)
     words.append(notes)
-    return SearchText(_with_folded(name), _with_folded(" ".join(w for w in words if w)))
+    return SearchText(with_folded(name), with_folded(" ".join(w for w in words if w)))

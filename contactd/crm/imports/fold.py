@@ -40,6 +40,16 @@ def params(rows: list[Candidate]) -> Params:
     )
 
 
+def first_owner(keys: tuple[str, ...], seen: dict[str, int]) -> int | None:
+    """The row (or contact) that first had one of these numbers or e-mails, if any: a row
+    repeats the one that first had its first known key."""
+    for key in keys:
+        target = seen.get(key)
+        if target is not None:
+            return target
+    return None
+
+
 def names(rows: list[Candidate]) -> tuple[list[str], list[str]]:
     """Distinct organisation and tag names of the rows, in order of appearance."""
     orgs = list(dict.fromkeys(c[5] for c in rows if c[5]))
@@ -61,11 +71,7 @@ class Folder:
         repeats: list[tuple[int, Candidate]] = []
         for c in rows:
             keys = c[6]
-            target = None
-            for key in keys:
-                target = seen.get(key)
-                if target is not None:
-                    break
+            target = first_owner(keys, seen)
             if target is None:
                 number = c[0][0]
                 new[number] = c

@@ -270,11 +270,7 @@ class ContactImporter:
         updates: dict[int, ContactRow] = {}
         for c in rows:
             keys = c[6]
-            target = None
-            for key in keys:
-                target = seen.get(key)
-                if target is not None:
-                    break
+            target = fold.first_owner(keys, seen)
             if target is None:
                 new[c[0][0]] = c
                 for key in keys:

@@ -18,7 +18,7 @@ from contactd.crm.errors import CustomFieldError
 from contactd.crm.fields import FieldDef, validate
 from contactd.crm.imports.mapping import ColumnMap
 from contactd.crm.phones import PhoneNormaliser, StoredPhone
-from contactd.crm.searchtext import build_search_text, fold, phone_forms
+from contactd.crm.searchtext import build_search_text, phone_forms, with_folded
 from contactd.enums import PhoneType
 
 EMAIL: Final = re.compile(r"[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>.]{2,}")
@@ -80,14 +80,6 @@ def _phone_forms(e164: str) -> list[str]:
     return [digits]
 
 
-def _with_folded(text: str) -> str:
-    text = text.lower()
-    if text.isascii():
-        return text
-    extra = [f for word in text.split() if (f := fold(word)) != word]
-    return f"{text} {' '.join(extra)}" if extra else text
-
-
 def search_texts(
     first: str, last: str, organisation: str, job_title: str, numbers: list[str],
     emails: list[str], notes: str,
@@ -99,7 +91,7 @@ def search_texts(
         words.extend(_phone_forms(e164))
     words.extend(emails)
     words.append(notes)
-    return _with_folded(name), _with_folded(" ".join([w for w in words if w]))
+    return with_folded(name), with_folded(" ".join([w for w in words if w]))
 
 
 @dataclass(frozen=True, slots=True)
