@@ -54,8 +54,10 @@ class AbandonGovernor:
         max_rate_factor: float = 1.0,
         reserve_sd: float = 3.0,
         react_s: float = 120.0,
+        min_reserve: float = 2.0,
     ) -> None:
         self.react_s = react_s
+        self.min_reserve = min_reserve
         if not 0 < target_fraction <= 1:
             raise ValueError("target_fraction must be in (0, 1]")
         self.limit = limit_pct / 100.0
@@ -128,9 +130,10 @@ class AbandonGovernor:
             now_state = self.window(now, window_s)
             ahead = self.window(now, window_s, ahead_s=min(self.horizon_s, window_s / 2))
             states.append(now_state)
-            # A few standard deviations of those abandons: it matters for small teams (few
-            # answers per window), hardly for large ones.
-            reserve = self.reserve_sd * math.sqrt(target * reacting)
+            # A few standard deviations of those abandons, and never under `min_reserve` whole
+            # abandons: it matters for small teams (one abandon moves their window visibly),
+            # hardly for large ones.
+            reserve = max(self.min_reserve, self.reserve_sd * math.sqrt(target * reacting))
             allowed = max(0.0, min(
                 target * (state.live + expected) - state.abandoned - reserve
                 for state in (now_state, ahead)

@@ -10,7 +10,7 @@ from contactd.dialer.governor import DAY_S, AbandonGovernor
 
 
 def test_fresh_campaign_may_use_the_target_share_less_a_reserve() -> None:
-    gov = AbandonGovernor(limit_pct=3.0, target_fraction=0.9, reserve_sd=0.0)
+    gov = AbandonGovernor(limit_pct=3.0, target_fraction=0.9, reserve_sd=0.0, min_reserve=0.0)
     assert gov.budget(0.0, 100).allowed_rate == pytest.approx(0.027)
     # The reserve (2 sd of the abandons 1000 answers may bring) comes off the top.
     reserved = AbandonGovernor(limit_pct=3.0, target_fraction=0.9, reserve_sd=2.0,
@@ -26,9 +26,18 @@ def test_the_reserve_covers_only_the_answers_before_a_cut_takes_effect() -> None
     assert gov.budget(0.0, 1000).allowed_abandons == pytest.approx(27 - 2 * 2.7**0.5)
 
 
+def test_the_reserve_is_never_less_than_whole_abandons() -> None:
+    # A small team expects few answers before a cut; one abandon more or less still moves its
+    # window by a visible share, so at least `min_reserve` abandons are held back.
+    gov = AbandonGovernor(limit_pct=3.0, target_fraction=0.9, reserve_sd=1.0, min_reserve=2.0,
+                          react_s=900.0)
+    assert gov.budget(0.0, 100).allowed_abandons == pytest.approx(2.7 - 2.0)  # 1 sd is 1.6
+    assert gov.budget(0.0, 1000).allowed_abandons == pytest.approx(27 - 27**0.5)  # 1 sd: 5.2
+
+
 def test_budget_shrinks_as_abandons_use_it_and_is_zero_before_the_cap() -> None:
     gov = AbandonGovernor(limit_pct=3.0, target_fraction=0.8, windows_s=(DAY_S,),
-                          reserve_sd=0.0, max_rate_factor=1.25)
+                          reserve_sd=0.0, min_reserve=0.0, max_rate_factor=1.25)
     for i in range(1000):
         gov.record(float(i), abandoned=False)
     rates = []
@@ -45,7 +54,7 @@ def test_budget_shrinks_as_abandons_use_it_and_is_zero_before_the_cap() -> None:
 
 def test_the_tighter_window_binds() -> None:
     gov = AbandonGovernor(limit_pct=3.0, target_fraction=1.0, windows_s=(30 * DAY_S, DAY_S),
-                          reserve_sd=0.0)
+                          reserve_sd=0.0, min_reserve=0.0)
     # A clean month, then a bad morning: the 24 h window must bind.
     for day in range(20):
         for i in range(300):
@@ -60,7 +69,8 @@ def test_the_tighter_window_binds() -> None:
 
 
 def test_old_counts_roll_out_of_the_window() -> None:
-    gov = AbandonGovernor(limit_pct=3.0, windows_s=(DAY_S,), horizon_s=0.0, reserve_sd=0.0)
+    gov = AbandonGovernor(limit_pct=3.0, windows_s=(DAY_S,), horizon_s=0.0, reserve_sd=0.0,
+                          min_reserve=0.0)
     for i in range(10):
         gov.record(float(i), abandoned=True)
     assert gov.budget(100.0, 10).allowed_rate == 0.0
