@@ -108,6 +108,17 @@ class World:
     async def answer(self, attempt_id: str) -> None:
         await self.bus.publish(CallAnswered(attempt_id=attempt_id, answered_by=AnsweredBy.HUMAN))
 
+    async def answered_call(self, *, leads: int = 1, agent_free: bool = True) -> tuple[int, str]:
+        """A running campaign with agent a1 logged in, one call dialed and answered by a person
+        (while a1 is on pause when not `agent_free`): (campaign id, attempt id)."""
+        cid = await self.campaign(leads)
+        self.board.login("a1", AGENT, cid, self.dialer.clock())
+        attempt = await self.dial()
+        if not agent_free:
+            self.board.pause("a1", self.dialer.clock())
+        await self.answer(attempt)
+        return cid, attempt
+
     async def bridge(self, attempt_id: str) -> None:
         await self.bus.publish(CallBridged(attempt_id=attempt_id, agent_channel="Local/7003;1",
                                            agent_interface="Local/7003"))
@@ -153,10 +164,7 @@ async def test_queue_timeout_amends_the_connected_answer(
     db: Database, settings: Settings
 ) -> None:
     w = World(db, settings, queue="sales")
-    cid = await w.campaign()
-    w.board.login("a1", AGENT, cid, w.dialer.clock())
-    attempt = await w.dial()
-    await w.answer(attempt)
+    cid, attempt = await w.answered_call()
     pacer = w.pacer(cid)
     # Queue mode: the queue connects, so the answer is counted connected at once.
     assert await w.rows() == [(attempt, False)]
@@ -186,10 +194,7 @@ async def test_agent_not_answering_frees_the_agent_and_abandons(
     db: Database, settings: Settings
 ) -> None:
     w = World(db, settings, queue=None)
-    cid = await w.campaign()
-    w.board.login("a1", AGENT, cid, w.dialer.clock())
-    attempt = await w.dial()
-    await w.answer(attempt)
+    cid, attempt = await w.answered_call()
     # Agent mode: the agent was claimed, the channel told to dial it, counted connected.
     assert w.connector.connected == [(attempt, AGENT)]
     assert w.board.agents["a1"].state is AgentState.TALKING
@@ -210,11 +215,7 @@ async def test_already_counted_abandoned_is_not_counted_again(
     db: Database, settings: Settings
 ) -> None:
     w = World(db, settings, queue=None)
-    cid = await w.campaign()
-    w.board.login("a1", AGENT, cid, w.dialer.clock())
-    attempt = await w.dial()
-    w.board.pause("a1", w.dialer.clock())  # nobody free: the person waits
-    await w.answer(attempt)
+    cid, attempt = await w.answered_call(agent_free=False)  # nobody free: the person waits
     assert await w.rows() == []
     rt = w.dialer._runtimes[cid]
     rt.waiting[attempt] -= 10.0  # waited past the grace: the dialer abandons it itself
@@ -233,11 +234,7 @@ async def test_abandon_of_a_waiting_person_records_one_abandoned_answer(
     db: Database, settings: Settings
 ) -> None:
     w = World(db, settings, queue=None)
-    cid = await w.campaign()
-    w.board.login("a1", AGENT, cid, w.dialer.clock())
-    attempt = await w.dial()
-    w.board.pause("a1", w.dialer.clock())
-    await w.answer(attempt)
+    cid, attempt = await w.answered_call(agent_free=False)
     await w.abandon(attempt)  # the dialplan's 2 s ran out before the dialer's did
     rt = w.dialer._runtimes[cid]
     assert attempt not in rt.waiting
@@ -254,10 +251,7 @@ async def test_abandon_after_a_restart_amends_the_stored_answer(
     db: Database, settings: Settings
 ) -> None:
     w = World(db, settings, queue="sales")
-    cid = await w.campaign(leads=2)
-    w.board.login("a1", AGENT, cid, w.dialer.clock())
-    attempt = await w.dial()
-    await w.answer(attempt)
+    cid, attempt = await w.answered_call(leads=2)
     assert await w.rows() == [(attempt, False)]
 
     # The process restarts while the person is in the queue; the new one seeds its governor.
@@ -290,10 +284,7 @@ async def test_connected_answer_that_never_reached_anyone_is_an_abandon(
     # The queue gave up and the person hung up during the identification message: no
     # ContactdAbandon ever came, and no bridge either.
     w = World(db, settings, queue="sales")
-    cid = await w.campaign()
-    w.board.login("a1", AGENT, cid, w.dialer.clock())
-    attempt = await w.dial()
-    await w.answer(attempt)
+    cid, attempt = await w.answered_call()
     assert await w.rows() == [(attempt, False)]
     await w.end(attempt)
     assert await w.rows() == [(attempt, True)]
@@ -303,10 +294,7 @@ async def test_connected_answer_that_never_reached_anyone_is_an_abandon(
 
 async def test_a_bridged_answer_stays_connected(db: Database, settings: Settings) -> None:
     w = World(db, settings, queue="sales")
-    cid = await w.campaign()
-    w.board.login("a1", AGENT, cid, w.dialer.clock())
-    attempt = await w.dial()
-    await w.answer(attempt)
+    cid, attempt = await w.answered_call()
     await w.bridge(attempt)  # a queue member took it
     await w.end(attempt)
     assert await w.rows() == [(attempt, False)]
