@@ -278,6 +278,9 @@ async def test_drop_between_originate_and_response_never_dials_twice(
     observer = AmiEvents(ami, "Newchannel")
     async with running(db, asterisk, ami_proxy.port) as h:
         epoch = h.ami.epoch
+        # The link's own reconciliation (CoreShowChannels) must be over: the drop below waits
+        # for an action in flight, and that must be one of the Originates.
+        await h.calls.wait_reconciled(epoch - 1, 10)
         # Busy callees end at once: a re-sent Originate would show as a second Newchannel.
         tasks = [
             asyncio.create_task(h.calls.originate(request(BUSY, amd=False))) for _ in range(30)
