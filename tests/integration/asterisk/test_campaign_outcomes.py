@@ -109,7 +109,7 @@ async def running(
     ami_settings = AmiSettings(
         port=sandbox.ami_port,
         username=sandbox.ami_username,
-        secret=sandbox.ami_secret,  # type: ignore[arg-type]
+        secret=sandbox.ami_secret,
         ping_interval_s=1.0,
         action_timeout_s=5.0,
         reconnect_min_s=0.2,
@@ -203,9 +203,9 @@ async def test_thirty_leads_reach_their_final_states(
                     select(Lead.id, Lead.status, Lead.attempts, Lead.next_attempt_at)
                     .where(Lead.status.not_in(FINAL))
                 )).all()
-            live = {cid: (rt.dialed, rt.waiting) for cid, rt in dialer._runtimes.items()}
+            calls = {cid: (rt.dialed, rt.waiting) for cid, rt in dialer._runtimes.items()}
             agents = [(a.name, a.state, a.attempt_id) for a in board.agents.values()]
-            pytest.fail(f"leads not settled after 240 s: {stuck}; calls {live}; agents {agents}")
+            pytest.fail(f"leads not settled after 240 s: {stuck}; calls {calls}; agents {agents}")
 
     async with db.session() as session:
         leads = {lead.id: lead for lead in (await session.execute(select(Lead))).scalars()}
