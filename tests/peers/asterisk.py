@@ -74,6 +74,7 @@ import pytest
 from panoramisk import Manager
 from panoramisk.message import Message
 
+from contactd.config import AmiSettings
 from tests.peers.ports import free_port
 from tests.peers.tcpproxy import TcpProxy
 
@@ -224,6 +225,19 @@ class AsteriskSandbox:
             "CONTACTD_ASTERISK_SIP_PORT": str(self.sip_port),
             "CONTACTD_ASTERISK_AMI_SECRET": self.ami_secret,
         }
+
+    def ami_settings(self, port: int | None = None) -> AmiSettings:
+        """contactd's AMI settings for this instance (or a proxy in front of it on `port`),
+        with pings and reconnects short enough for tests."""
+        return AmiSettings(
+            port=port or self.ami_port,
+            username=self.ami_username,
+            secret=self.ami_secret,
+            ping_interval_s=1.0,
+            action_timeout_s=5.0,
+            reconnect_min_s=0.2,
+            reconnect_max_s=1.0,
+        )
 
     def run(self, *args: str, timeout_s: float = SCRIPT_TIMEOUT_S) -> str:
         done = subprocess.run(

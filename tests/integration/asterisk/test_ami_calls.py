@@ -92,15 +92,7 @@ class Harness:
 async def running(
     db: Database, sandbox: AsteriskSandbox, port: int | None = None
 ) -> AsyncIterator[Harness]:
-    settings = AmiSettings(
-        port=port or sandbox.ami_port,
-        username=sandbox.ami_username,
-        secret=sandbox.ami_secret,
-        ping_interval_s=1.0,
-        action_timeout_s=5.0,
-        reconnect_min_s=0.2,
-        reconnect_max_s=1.0,
-    )
+    settings = sandbox.ami_settings(port)
     bus = EventBus()
     ami = AmiClient(settings)
     calls = CallService(db, bus, ami)  # subscribes first: the login filter follows it

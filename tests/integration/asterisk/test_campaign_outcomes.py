@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from contactd.ami.client import AmiClient
 from contactd.calls.events import CallEnded
 from contactd.calls.service import CallService
-from contactd.config import AmiSettings, Settings, load_settings
+from contactd.config import Settings, load_settings
 from contactd.db.models.calls import CallAttempt
 from contactd.db.models.crm import Consent, Contact, ContactPhone, DoNotCall
 from contactd.db.models.dialer import Campaign, DialRefusal, Lead, LiveAnswer
@@ -106,17 +106,8 @@ def campaign_settings(tmp_path: Path) -> Settings:
 async def running(
     db: Database, sandbox: AsteriskSandbox, settings: Settings, world: dict[str, str]
 ) -> AsyncIterator[tuple[SandboxDialer, AgentBoard]]:
-    ami_settings = AmiSettings(
-        port=sandbox.ami_port,
-        username=sandbox.ami_username,
-        secret=sandbox.ami_secret,
-        ping_interval_s=1.0,
-        action_timeout_s=5.0,
-        reconnect_min_s=0.2,
-        reconnect_max_s=1.0,
-    )
     bus = EventBus()
-    ami = AmiClient(ami_settings)
+    ami = AmiClient(sandbox.ami_settings())
     calls = CallService(db, bus, ami)
     board = AgentBoard(auto_ready_s=0.5)
     async with ami, calls, Messaging(settings, db, bus) as messaging:

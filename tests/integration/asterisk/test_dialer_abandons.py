@@ -23,7 +23,7 @@ from sqlalchemy import select
 from contactd.ami.client import AmiClient
 from contactd.calls.events import CallAbandoned, CallBridged, CallEnded, CallEvent
 from contactd.calls.service import CallService, OriginateRequest
-from contactd.config import AmiSettings, Settings, load_settings
+from contactd.config import Settings, load_settings
 from contactd.db.models.dialer import Campaign, Lead, LiveAnswer
 from contactd.db.session import Database
 from contactd.dialer.agents import AgentBoard, AgentState
@@ -110,15 +110,7 @@ async def call_stack(
     sandbox: AsteriskSandbox, db: Database
 ) -> AsyncIterator[tuple[EventBus, CallService]]:
     bus = EventBus()
-    ami = AmiClient(AmiSettings(
-        port=sandbox.ami_port,
-        username=sandbox.ami_username,
-        secret=sandbox.ami_secret,
-        ping_interval_s=1.0,
-        action_timeout_s=5.0,
-        reconnect_min_s=0.2,
-        reconnect_max_s=1.0,
-    ))
+    ami = AmiClient(sandbox.ami_settings())
     calls = CallService(db, bus, ami)
     async with ami, calls:
         await ami.wait_connected(20)
