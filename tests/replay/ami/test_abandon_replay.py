@@ -4,30 +4,19 @@ CallAnswered → CallAbandoned → CallEnded - and a connected control call that
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 from contactd.ami.client import AmiClient
-from contactd.calls.events import (
-    AnsweredBy,
-    CallAbandoned,
-    CallAnswered,
-    CallBridged,
-    CallEnded,
-    CallEvent,
-)
+from contactd.calls.events import AnsweredBy, CallEvent
 from contactd.calls.repo import AttemptRepository, NewAttempt
 from contactd.calls.service import CallService
-from contactd.calls.tracker import TRACKED_EVENTS, CallTracker
 from contactd.config import AmiSettings
 from contactd.db.session import Database
 from contactd.enums import AttemptState, CallOutcome
 from contactd.events import EventBus
+from tests.replay.ami import trace
 
-HERE = Path(__file__).parent
-STREAM = (HERE / "abandon.ami").read_bytes()
-IDS: dict[str, str] = json.loads((HERE / "abandon.json").read_text())
+STREAM, IDS = trace.load("abandon")
 B, OC = AnsweredBy, CallOutcome
 
 ABANDONED = [("CallAnswered", B.HUMAN), ("CallAbandoned", "SUCCESS"), ("CallEnded", OC.HUMAN, 16)]
@@ -51,33 +40,9 @@ STRAY = (
 )
 
 
-def summary(event: CallEvent) -> tuple[Any, ...]:
-    if isinstance(event, CallAnswered):
-        return ("CallAnswered", event.answered_by)
-    if isinstance(event, CallAbandoned):
-        return ("CallAbandoned", event.prompt_status)
-    if isinstance(event, CallBridged):
-        return ("CallBridged", event.agent_interface)
-    assert isinstance(event, CallEnded)
-    return ("CallEnded", event.outcome, event.cause)
-
-
 def replay(stream: bytes) -> dict[str, list[tuple[Any, ...]]]:
-    client = AmiClient(AmiSettings())
-    tracker = CallTracker()
-    for attempt_id in IDS.values():
-        tracker.watch(attempt_id, started=0.0, expect_amd=True)
-    produced: list[CallEvent] = []
-    for name in TRACKED_EVENTS:
-        client.events.on(name, lambda e: produced.extend(tracker.feed(e, 0.0)))
-    protocol = client.replay_protocol()
-    protocol.data_received(stream)
-    assert protocol.malformed == 0 and not client.events.failures and tracker.malformed == 0
-    assert tracker.open_attempts == []
-    by_id = {attempt_id: name for name, attempt_id in IDS.items()}
-    out: dict[str, list[tuple[Any, ...]]] = {name: [] for name in IDS}
-    for event in produced:
-        out[by_id[event.attempt_id]].append(summary(event))
+    out, tracker = trace.replay([stream], IDS, expect_amd=lambda name: True)
+    assert tracker.malformed == 0
     return out
 
 
@@ -86,9 +51,7 @@ def test_each_abandon_from_the_recorded_stream() -> None:
 
 
 def test_every_frame_twice_and_stray_abandons() -> None:
-    frames = [f for f in STREAM.split(b"\r\n\r\n") if f]
-    doubled = b"".join(f + b"\r\n\r\n" + f + b"\r\n\r\n" for f in frames)
-    assert replay(STRAY + doubled + STRAY) == EXPECTED
+    assert replay(STRAY + trace.frames_twice(STREAM) + STRAY) == EXPECTED
 
 
 async def test_through_the_service_abandon_is_published_before_the_end(db: Database) -> None:
@@ -105,7 +68,7 @@ async def test_through_the_service_abandon_is_published_before_the_end(db: Datab
         client.replay_protocol().data_received(STREAM)
         await calls.drain()
     for name, attempt_id in IDS.items():
-        mine = [summary(e) for e in published if e.attempt_id == attempt_id]
+        mine = [trace.summary(e) for e in published if e.attempt_id == attempt_id]
         assert mine == EXPECTED[name], name
         row = await repo.get(attempt_id)
         # The call layer stores the line's fate; the abandon is the dialer's to record.

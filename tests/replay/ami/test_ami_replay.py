@@ -4,33 +4,22 @@ and stored rows, also when every frame comes twice or the bytes arrive in odd ch
 
 from __future__ import annotations
 
-import json
 import random
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from contactd.ami.client import AmiClient
-from contactd.calls.events import (
-    AnsweredBy,
-    CallAnswered,
-    CallBridged,
-    CallEnded,
-    CallEvent,
-    CallRinging,
-)
+from contactd.calls.events import AnsweredBy, CallEnded, CallEvent
 from contactd.calls.repo import AttemptRepository, NewAttempt
 from contactd.calls.service import CallService
-from contactd.calls.tracker import TRACKED_EVENTS, CallTracker
 from contactd.config import AmiSettings
 from contactd.db.session import Database
 from contactd.enums import AttemptState, CallOutcome
 from contactd.events import EventBus
+from tests.replay.ami import trace
 
-HERE = Path(__file__).parent
-STREAM = (HERE / "calls.ami").read_bytes()
-IDS: dict[str, str] = json.loads((HERE / "calls.json").read_text())
+STREAM, IDS = trace.load("calls")
 OC, B = CallOutcome, AnsweredBy
 
 # From the sandbox's number table (tests/peers/asterisk.py), not from the tracker's output.
@@ -50,35 +39,8 @@ EXPECTED: dict[str, list[tuple[Any, ...]]] = {
 }
 
 
-def summary(event: CallEvent) -> tuple[Any, ...]:
-    if isinstance(event, CallAnswered):
-        return ("CallAnswered", event.answered_by)
-    if isinstance(event, CallBridged):
-        return ("CallBridged", event.agent_interface)
-    if isinstance(event, CallEnded):
-        return ("CallEnded", event.outcome, event.cause)
-    assert isinstance(event, CallRinging)
-    return ("CallRinging",)
-
-
 def replay(chunks: list[bytes]) -> dict[str, list[tuple[Any, ...]]]:
-    client = AmiClient(AmiSettings())
-    tracker = CallTracker()
-    for name, attempt_id in IDS.items():
-        tracker.watch(attempt_id, started=0.0, expect_amd=name != "no_amd")
-    produced: list[CallEvent] = []
-    for name in TRACKED_EVENTS:
-        client.events.on(name, lambda e: produced.extend(tracker.feed(e, 0.0)))
-    protocol = client.replay_protocol()
-    for chunk in chunks:
-        protocol.data_received(chunk)
-    assert protocol.malformed == 0 and not client.events.failures
-    by_name = {attempt_id: name for name, attempt_id in IDS.items()}
-    out: dict[str, list[tuple[Any, ...]]] = {name: [] for name in IDS}
-    for event in produced:
-        out[by_name[event.attempt_id]].append(summary(event))
-    assert tracker.open_attempts == []
-    return out
+    return trace.replay(chunks, IDS, expect_amd=lambda name: name != "no_amd")[0]
 
 
 def test_each_outcome_from_the_recorded_stream() -> None:
@@ -86,9 +48,7 @@ def test_each_outcome_from_the_recorded_stream() -> None:
 
 
 def test_every_frame_twice() -> None:
-    frames = [f for f in STREAM.split(b"\r\n\r\n") if f]
-    doubled = b"".join(f + b"\r\n\r\n" + f + b"\r\n\r\n" for f in frames)
-    assert replay([doubled]) == EXPECTED
+    assert replay([trace.frames_twice(STREAM)]) == EXPECTED
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
