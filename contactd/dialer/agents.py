@@ -72,7 +72,9 @@ class AgentBoard:
     def logout(self, name: str) -> None:
         self.agents.pop(name, None)
 
-    def _move(self, agent: Agent, event: AgentEvent, now: float) -> None:
+    def _move(
+        self, agent: Agent, event: AgentEvent, now: float, *, talk_sample: bool = True
+    ) -> None:
         try:
             new = AGENT_TRANSITIONS[(agent.state, event)]
         except KeyError:
@@ -80,7 +82,7 @@ class AgentBoard:
                 f"agent {agent.name} is {agent.state.value}: cannot {event.value}",
                 code="agent_transition_invalid",
             ) from None
-        if agent.state is AgentState.TALKING:
+        if agent.state is AgentState.TALKING and talk_sample:
             self.finished_talks.append((agent.campaign_id, now - agent.since))
         if agent.state is AgentState.WRAPPING and new is AgentState.FREE:
             self.finished_wraps.append((agent.campaign_id, now - agent.since))
@@ -98,10 +100,12 @@ class AgentBoard:
         agent.attempt_id = attempt_id
         return agent
 
-    def call_ended(self, attempt_id: str, now: float) -> Agent | None:
+    def call_ended(self, attempt_id: str, now: float, *, talked: bool = True) -> Agent | None:
+        """The agent's call ended; `talked=False` when the agent never spoke with the person
+        (their phone only rang): that time is no talk sample for the pacer."""
         for agent in self.agents.values():
             if agent.attempt_id == attempt_id and agent.state is AgentState.TALKING:
-                self._move(agent, AgentEvent.CALL_ENDED, now)
+                self._move(agent, AgentEvent.CALL_ENDED, now, talk_sample=talked)
                 agent.attempt_id = None
                 return agent
         return None

@@ -442,9 +442,7 @@ class DialerService:
                     self._abandoned_elsewhere.popitem(last=False)
         # The person hears the identification message: the agent claimed for them is free.
         # Their phone only rang: no talk sample for the pacer (it would shorten its estimate).
-        samples = len(self.agents.finished_talks)
-        if self.agents.call_ended(attempt_id, now_s) is not None:
-            del self.agents.finished_talks[samples:]
+        self.agents.call_ended(attempt_id, now_s, talked=False)
         self.wake()
 
     def _on_bridged(self, event: CallBridged) -> None:
