@@ -122,6 +122,10 @@ class AbandonGovernor:
         # of the whole horizon - once the budget is spent the pacer falls back to 1:1 dialing.
         reacting = expected * min(1.0, self.react_s / max(self.horizon_s, 1e-9))
         target = self.limit * self.target_fraction
+        # A few standard deviations of those abandons, and never under `min_reserve` whole
+        # abandons: it matters for small teams (one abandon moves their window visibly), hardly
+        # for large ones.
+        reserve = max(self.min_reserve, self.reserve_sd * math.sqrt(target * reacting))
         best = Budget(self.max_rate, float("inf"), 0.0, ())
         states = []
         for window_s in self.windows_s:
@@ -130,10 +134,6 @@ class AbandonGovernor:
             now_state = self.window(now, window_s)
             ahead = self.window(now, window_s, ahead_s=min(self.horizon_s, window_s / 2))
             states.append(now_state)
-            # A few standard deviations of those abandons, and never under `min_reserve` whole
-            # abandons: it matters for small teams (one abandon moves their window visibly),
-            # hardly for large ones.
-            reserve = max(self.min_reserve, self.reserve_sd * math.sqrt(target * reacting))
             allowed = max(0.0, min(
                 target * (state.live + expected) - state.abandoned - reserve
                 for state in (now_state, ahead)
