@@ -68,11 +68,6 @@ async def stored(db: Database, attempt_id: str) -> StoredAnswer:
     return StoredAnswer(campaign_id, Answer(row.at.timestamp(), row.abandoned))
 
 
-def amend_pacer(pacer: Pacer, at: float) -> None:
-    """The pacer counted a connected live answer at `at` that was abandoned after all."""
-    pacer.answer_amended(at)  # progressive pacing keeps no abandon statistics: a no-op
-
-
 class AnswerLedger:
     """One campaign's live answers as this process counted them: each counted once, in the
     pacer and as a row; one counted connected may later turn abandoned (amended in place)."""
@@ -96,7 +91,7 @@ class AnswerLedger:
                 await insert(self.db, self.campaign_id, attempt_id, answer, wait_s)
             elif abandoned and not known.abandoned:
                 self._known[attempt_id] = known._replace(abandoned=True)
-                amend_pacer(self.pacer, known.at)
+                self.pacer.answer_amended(known.at)
                 await mark_abandoned(self.db, attempt_id)
 
 
@@ -119,5 +114,5 @@ async def amend_stored(
     else:
         await mark_abandoned(db, attempt_id)
         if pacer is not None:
-            amend_pacer(pacer, known.answer.at)
+            pacer.answer_amended(known.answer.at)
     return True
