@@ -24,8 +24,6 @@ from contactd.enums import PhoneType
 from contactd.errors import ValidationError
 from contactd.phones import PhoneInfo, parse_phone
 
-_SIMPLE: Final = re.compile(r"\s*\+?[\d\s\-().\u00a0/]+")
-_NOT_DIGIT: Final = re.compile(r"\D")
 _UNKNOWN_ZONE: Final = "Etc/Unknown"
 _LONGEST_ZONE_PREFIX: Final = int(getattr(timezone, "TIMEZONE_LONGEST_PREFIX", 9))
 # Countries whose mobile numbers are geographic (phonenumbers keeps this list private).
@@ -76,7 +74,7 @@ class _Region:
     # Every type pattern in phonenumbers' order as one alternation: one regex run finds the
     # first type whose pattern matches; its length list is then checked.
     combined: re.Pattern[str] | None
-    ordered: tuple[tuple[PhoneType, _Desc], ...]
+    by_group: dict[str, tuple[PhoneType, _Desc]]  # the combined pattern's groups
 
 
 def _desc(raw: object) -> _Desc | None:
@@ -116,7 +114,7 @@ def _region(code: str) -> _Region | None:
     return _Region(
         code=code,
         combined=combined,
-        ordered=tuple(ordered),
+        by_group={f"t{i}": entry for i, entry in enumerate(ordered)},
         country_code=int(meta.country_code),
         cc_text=str(meta.country_code),
         general=general,
@@ -133,15 +131,21 @@ def _region(code: str) -> _Region | None:
     )
 
 
-def _type_of(region: _Region, nsn: str) -> PhoneType | None:
-    """None when the number is not valid for the region (phonenumbers' UNKNOWN)."""
-    if not region.general.matches(nsn):
+def _type_of(region: _Region, nsn: str, valid: bool | None = None) -> PhoneType | None:
+    """None when the number is not valid for the region (phonenumbers' UNKNOWN). `valid`:
+    whether region.general's pattern matches nsn, when the caller knows it already."""
+    general = region.general
+    if general.lengths and len(nsn) not in general.lengths:
+        return None
+    if valid is None:
+        valid = general.pattern.fullmatch(nsn) is not None
+    if not valid:
         return None
     if region.combined is not None:
         found = region.combined.fullmatch(nsn)
         if found is None:
             return None  # no type pattern matches: sequential tests would fail too
-        kind, desc = region.ordered[int((found.lastgroup or "t0")[1:])]
+        kind, desc = region.by_group[found.lastgroup or "t0"]
         if not desc.lengths or len(nsn) in desc.lengths:
             return kind
     return _type_of_slow(region, nsn)
@@ -247,43 +251,26 @@ def _zones(e164: str, cc: int, kind: PhoneType, depth: int) -> tuple[str, ...]:
     return _zones_for(e164, cc, kind)
 
 
-def _strip_prefix(region: _Region, digits: str) -> str | None:
-    """phonenumbers' national-prefix stripping and length test; None: leave to phonenumbers."""
-    if region.prefix is None:
-        return digits
-    if not region.simple_prefix:
-        return None
-    match = region.prefix.match(digits)
-    if match is None:
-        return digits
-    stripped = digits[match.end() :]
-    if region.general.pattern.fullmatch(digits) and not region.general.pattern.fullmatch(
-        stripped
-    ):
-        return digits
-    length = len(stripped)
-    if not region.possible or length in region.local_only:
-        return digits
-    if length in region.possible or length > max(region.possible):
-        return stripped
-    return digits
-
-
 _Found = tuple[str, PhoneType, str, tuple[str, ...]]  # e164, type, region, time zones
 # e164, PhoneType value, region, time zones separated by spaces
 StoredPhone = tuple[str, str, str | None, str]
 
 
+# What may sit between the digits of a plain number, deleted by str.translate.
+_SEPARATORS: Final = str.maketrans("", "", " -().\u00a0/")
+
+
 def _fast(raw: str, default: _Region | None) -> _Found | None:
-    if _SIMPLE.fullmatch(raw) is None:
-        return None
     text = raw.strip()
-    digits = _NOT_DIGIT.sub("", text)
-    if len(digits) < 3 or len(digits) > 17:
+    plus = text.startswith("+")
+    digits = (text[1:] if plus else text).translate(_SEPARATORS)
+    # Digits only (ASCII: str.isdigit takes other scripts' digits too): anything else, such
+    # as a second "+", a letter or an unusual space, is left to phonenumbers.
+    if not (digits.isdigit() and digits.isascii()) or not 3 <= len(digits) <= 17:
         return None
-    if text.startswith("00"):
-        text, digits = "+", digits[2:]  # as contactd.phones.parse_phone does
-    if text.startswith("+"):
+    if not plus and text.startswith("00"):
+        plus, digits = True, digits[2:]  # as contactd.phones.parse_phone does
+    if plus:
         if digits.startswith("0"):
             return None  # no country code starts with 0
         for size in (1, 2, 3):
@@ -307,21 +294,27 @@ def _finish(cc: int, digits: str) -> _Found | None:
     if country is None:
         return None
     main = country.main
-    # _strip_prefix, inlined: this runs for every number of an import.
+    general = main.general.pattern
+    # phonenumbers' national-prefix stripping and length test. `valid`: whether the general
+    # pattern matches nsn, when that is already known.
     nsn = digits
+    valid: bool | None = None
     if main.prefix is not None:
         if not main.simple_prefix:
             return None
         match = main.prefix.match(digits)
         if match is not None:
             stripped = digits[match.end() :]
-            general = main.general.pattern
             length = len(stripped)
-            keep = (general.fullmatch(digits) and not general.fullmatch(stripped)) or (
-                not main.possible or length in main.local_only
-            )
+            if not main.possible or length in main.local_only:
+                keep = True
+            else:
+                valid = general.fullmatch(stripped) is not None
+                keep = not valid and general.fullmatch(digits) is not None
             if not keep and (length in main.possible or length > country.longest):
                 nsn = stripped
+            else:
+                valid = None
     if len(nsn) < 2:
         return None
     for region in country.regions:
@@ -334,7 +327,7 @@ def _finish(cc: int, digits: str) -> _Found | None:
             if kind is None:
                 return None
         else:
-            kind = _type_of(region, nsn)
+            kind = _type_of(region, nsn, valid if region is main else None)
             if kind is None:
                 continue
         e164 = f"+{cc}{nsn}"

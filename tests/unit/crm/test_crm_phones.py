@@ -28,9 +28,11 @@ def fast(raw: str, region: str) -> PhoneInfo | None:
 
 numbers = st.builds(
     lambda prefix, digits, sep: prefix + sep.join([digits[:3], digits[3:7], digits[7:]]),
-    st.sampled_from(["", "0", "+", "00", "+49 ", "+1 ", "(0", "0049 ", "+44 (0)"]),
+    st.sampled_from(["", "0", "+", "00", "+49 ", "+1 ", "(0", "0049 ", "+44 (0)", " +", "++",
+                     "\u00a0+", "0 0"]),
     st.text(alphabet="0123456789", min_size=5, max_size=13),
-    st.sampled_from(["", " ", "-", "/", "."]),
+    # A tab is no separator to phonenumbers: such a number is invalid, fast path or not.
+    st.sampled_from(["", " ", "-", "/", ".", "\u00a0", "\t", "+"]),
 )
 
 
@@ -48,6 +50,7 @@ def test_fast_path_agrees_with_phonenumbers(raw: str, region: str) -> None:
         ("+49 (0)30 1234567", "DE", "+49301234567", PhoneType.FIXED),
         ("0044 20 7946 0958", "DE", "+442079460958", PhoneType.FIXED),
         ("0301", "DE", None, None),  # too short for any German number
+        ("030\t1234567", "DE", None, None),  # phonenumbers takes no tab inside a number
         ("(201) 555-0123", "US", "+12015550123", PhoneType.FIXED),
     ],
 )
