@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from contactd.crm import fts
 from contactd.crm.fts import create_fts
 from contactd.crm.imports import bulk
-from contactd.crm.imports.importer import BATCH_ROWS, ContactImporter
+from contactd.crm.imports.importer import LARGEST_ROWS, ContactImporter
 from contactd.crm.reports import period_report
 from contactd.crm.search import ContactSearch, Filters, search_statement
 from contactd.crm.service import ContactService
@@ -312,7 +312,7 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                   f"load average {load:.2f} before); CPU: writer {writer_cpu:.1f} s, "
                   f"validating worker {validator_cpu:.1f} s")
         await db.engine.dispose()
-        base = await bare_insert_baseline(db_path, work, BATCH_ROWS)
+        base = await bare_insert_baseline(db_path, work, LARGEST_ROWS)
         base["import_share"] = round(figures["import"]["contacts_per_s"] / base["contacts_per_s"],
                                      2)
         figures["import_baseline_bare_executemany"] = base

@@ -238,6 +238,9 @@ def _country(cc: int) -> _Country | None:
 
 
 _ZONES: dict[str, tuple[str, ...]] = {}
+# Time zones as contact_phones stores them, one string object per set: also lets marshal send
+# a reference instead of the text when a batch leaves the worker process.
+_ZONES_TEXT: dict[tuple[str, ...], str] = {}
 
 
 def _zones(e164: str, cc: int, kind: PhoneType, depth: int) -> tuple[str, ...]:
@@ -361,7 +364,11 @@ class PhoneNormaliser:
         or the reason it is not a usable number. Same answers as `try_parse`."""
         found = _fast(raw, self._default)
         if found is not None:
-            return found[0], found[1].value, found[2], " ".join(found[3])
+            zones = found[3]
+            text = _ZONES_TEXT.get(zones)
+            if text is None:
+                text = _ZONES_TEXT[zones] = " ".join(zones)
+            return found[0], found[1].value, found[2], text
         try:
             info = parse_phone(raw, self.default_region)
         except ValidationError as exc:

@@ -21,9 +21,26 @@ from contactd.crm.errors import ImportFileError
 from contactd.crm.fields import FieldDef
 from contactd.crm.imports.fold import Folded, Folder
 from contactd.crm.imports.mapping import detect
-from contactd.crm.imports.reader import FileStats, open_rows
+from contactd.crm.imports.reader import FileStats, count_lines, open_rows
 from contactd.crm.imports.validate import Candidate, RowError, RowValidator
 from contactd.crm.phones import PhoneNormaliser
+
+# Automatic batch sizes: the first batch is small, so the writer starts while the rest is
+# being validated; near the end of the file each batch takes half of what is left (down to
+# LAST_ROWS), so little is left to write once validation is over.
+LARGEST_ROWS: Final = 10_000  # rows per transaction; fewer, larger FTS segments and commits
+FIRST_ROWS: Final = 2_000
+LAST_ROWS: Final = 1_000
+
+
+def batch_size(done: int, expected: int | None) -> int:
+    """Rows for the next automatically sized batch, `done` rows read of `expected` (None:
+    unknown)."""
+    if done == 0:
+        return FIRST_ROWS
+    if expected is None:
+        return LARGEST_ROWS
+    return max(LAST_ROWS, min(LARGEST_ROWS, (expected - done) // 2))
 
 
 @dataclass
@@ -41,14 +58,18 @@ class Batches:
     def __init__(
         self, path: Path, ctx: Context, region: str | None, mapping: Mapping[str, str] | None
     ) -> None:
+        self.path = path
         self.stats, self._rows = open_rows(path)
         self.ctx, self.region, self.mapping = ctx, region, mapping
         self.validator: RowValidator | None = None
         self.number = 1  # spreadsheet row number: the header is row 1
         self._cells = self._guarded()  # one generator for the whole file, pulled per batch
         self.folder = Folder() if ctx.fold else None
+        self.expected: int | None = None  # rows in the file, about (see count_lines)
 
     def start(self) -> dict[str, str]:
+        lines = count_lines(self.path, self.stats)
+        self.expected = None if lines is None else lines - 1
         header = next(self._cells, None)
         if header is None:
             raise ImportFileError("the file is empty")
@@ -67,8 +88,11 @@ class Batches:
             where = f"row {self.number + 1}"
             raise ImportFileError(f"{where}: the file cannot be parsed: {exc}") from None
 
-    def next(self, size: int) -> Batch | None:
+    def next(self, size: int | None) -> Batch | None:
+        """The next batch of `size` rows (None: sized by batch_size)."""
         assert self.validator is not None
+        if size is None:
+            size = batch_size(self.number - 1, self.expected)
         rows: list[Candidate] = []
         errors: list[RowError] = []
         read = empty = 0
@@ -116,7 +140,7 @@ def worker_open(
     return _WORKER.start()
 
 
-def worker_next(size: int) -> tuple[bytes | None, FileStats]:
+def worker_next(size: int | None) -> tuple[bytes | None, FileStats]:
     """The next batch as marshal data (plain tuples; errors as tuples too)."""
     assert _WORKER is not None
     batch = _WORKER.next(size)
@@ -157,7 +181,7 @@ class Reader:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, worker_open, *self.args)
 
-    async def next(self, size: int) -> Batch | None:
+    async def next(self, size: int | None) -> Batch | None:
         if self._batches is not None:
             return await asyncio.to_thread(self._batches.next, size)
         assert self._executor is not None

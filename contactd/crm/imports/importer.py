@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from contactd.crm import repo
 from contactd.crm.fields import FieldDef
 from contactd.crm.imports import bulk, fold
-from contactd.crm.imports.batches import Batch, Context, Reader
+from contactd.crm.imports.batches import LARGEST_ROWS, Batch, Context, Reader
 from contactd.crm.imports.report import (
     ImportReport,
     delimiter_name,
@@ -37,7 +37,6 @@ from contactd.db.models import CustomFieldDef, Tag, User, contact_tags
 from contactd.db.session import Database
 from contactd.enums import CustomFieldEntity
 
-BATCH_ROWS: Final = 10_000  # rows per transaction; fewer, larger FTS segments and commits
 PROCESS_BYTES: Final = 4 << 20  # files from ~40,000 rows validate in a worker process
 _FILLABLE: Final = ("first_name", "last_name", "job_title", "notes")
 _CONTACT_COLUMNS: Final = ("first_name", "last_name", "organisation_id", "job_title", "language",
@@ -49,12 +48,14 @@ _EMAIL_COLUMNS: Final = ("contact_id", "address", "label", "is_primary")
 _TAG_COLUMNS: Final = ("contact_id", "tag_id")
 _ADDRESS_COLUMNS: Final = ("contact_id", "label", "street", "city", "postal_code", "region",
                            "country")
-__all__ = ["BATCH_ROWS", "ContactImporter", "ImportReport", "iter_errors", "write_error_report"]
+__all__ = ["LARGEST_ROWS", "ContactImporter", "ImportReport", "iter_errors", "write_error_report"]
 
 
 class ContactImporter:
     """Imports one file; `progress(rows_done)` is called after every batch.
 
+    `batch_rows`: rows per batch, each one transaction (None: sized as the file goes, at most
+    LARGEST_ROWS; see batches.batch_size).
     `processes`: validate in a worker process (None: when the file is over PROCESS_BYTES)."""
 
     def __init__(
@@ -62,7 +63,7 @@ class ContactImporter:
         db: Database,
         *,
         default_region: str | None,
-        batch_rows: int = BATCH_ROWS,
+        batch_rows: int | None = None,
         progress: Callable[[int], None] | None = None,
         processes: bool | None = None,
     ) -> None:

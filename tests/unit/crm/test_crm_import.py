@@ -12,6 +12,7 @@ from sqlalchemy import func, select, text
 
 from contactd.crm.errors import ImportFileError
 from contactd.crm.imports import bulk
+from contactd.crm.imports.batches import FIRST_ROWS, LARGEST_ROWS, LAST_ROWS, batch_size
 from contactd.crm.imports.importer import ContactImporter, write_error_report
 from contactd.crm.service import ContactInput, ContactService
 from contactd.db.models import (
@@ -185,6 +186,27 @@ async def test_ten_thousand_rows_with_explicit_mapping(
     async with crm_db.session() as session:
         row = await session.scalar(select(Contact).where(Contact.last_name == "4321"))
         assert row is not None and row.first_name == "Person" and row.custom == {"kennung": "K2"}
+
+
+async def test_batches_sized_automatically(crm_db: Database, tmp_path: Path) -> None:
+    # A small first batch (the writer starts early) and shrinking last ones (little is left
+    # to write once validation ends); every row counted once.
+    path = tmp_path / "auto.csv"
+    path.write_text("name,phone\n" + "".join(f"P{i},030 {2000000 + i}\n" for i in range(5000)),
+                    encoding="utf-8")
+    seen: list[int] = []
+    report = await importer(crm_db, progress=seen.append).run(path)
+    assert seen == [2000, 3500, 4500, 5000]
+    assert report.imported == await count(crm_db, Contact) == 5000
+
+
+def test_batch_size_schedule() -> None:
+    assert batch_size(0, 1_000_000) == FIRST_ROWS
+    assert batch_size(FIRST_ROWS, 1_000_000) == LARGEST_ROWS
+    assert batch_size(990_000, 1_000_000) == 5_000  # half of what is left
+    assert batch_size(999_900, 1_000_000) == LAST_ROWS
+    assert batch_size(5_000_000, None) == LARGEST_ROWS  # XLSX: the end is not known
+    assert batch_size(2_000, 1_500) == LAST_ROWS  # more rows than lines counted: still goes on
 
 
 async def test_xlsx_with_number_cells(crm_db: Database, tmp_path: Path) -> None:
