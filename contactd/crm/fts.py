@@ -81,6 +81,24 @@ SQLITE_INDEX_CONTACTS_RANGE: Final = (
     "SELECT id, search_name, search_text FROM contacts WHERE id BETWEEN ? AND ?"
 )
 
+# Many contacts' texts changed at once (an import's repeats of stored contacts): the per-row
+# update trigger writes the FTS5 pending terms out at every row (each row's rowid is lower
+# than the last one it added), so inside the caller's transaction the trigger is dropped, the
+# old texts are deleted from the index in one statement, the rows updated, the new texts
+# added in one statement, and the trigger restored. `{ids}`: the ids' placeholders.
+CONTACTS_UPDATE_TRIGGER: Final = "contacts_fts_au"
+SQLITE_SUSPEND_UPDATE_TRIGGER: Final = f"DROP TRIGGER {CONTACTS_UPDATE_TRIGGER}"
+SQLITE_RESTORE_UPDATE_TRIGGER: Final = _SQLITE_TRIGGERS[2]
+SQLITE_UNINDEX_CONTACTS: Final = (
+    "INSERT INTO contacts_fts(contacts_fts, rowid, search_name, search_text) "
+    "SELECT 'delete', id, search_name, search_text FROM contacts WHERE id IN ({ids}) "
+    "ORDER BY id"
+)
+SQLITE_INDEX_CONTACTS: Final = (
+    "INSERT INTO contacts_fts(rowid, search_name, search_text) "
+    "SELECT id, search_name, search_text FROM contacts WHERE id IN ({ids}) ORDER BY id"
+)
+
 _SQLITE_DROP: Final = (
     "DROP TRIGGER IF EXISTS contacts_fts_ai",
     "DROP TRIGGER IF EXISTS contacts_fts_ad",

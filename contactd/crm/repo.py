@@ -14,10 +14,13 @@ from sqlalchemy import Insert, Table, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from contactd.crm import fts
 from contactd.crm.searchtext import build_search_text
 from contactd.db.models import Address, Contact, ContactEmail, ContactPhone, Organisation, Tag
 
 CHUNK: Final = 5000  # bound parameters per IN (...) list
+# Contacts from which refresh_search_text re-indexes in bulk on SQLite (see fts).
+BULK_REFRESH: Final = 20
 SQLITE_MAX_PARAMS: Final = 32000  # SQLite >= 3.32 allows 32766 bound parameters
 
 contacts: Final[Table] = Contact.__table__  # type: ignore[assignment]
@@ -88,6 +91,11 @@ async def owners_of_emails(conn: AsyncConnection, addresses: Sequence[str]) -> d
 async def refresh_search_text(conn: AsyncConnection, contact_ids: Iterable[int]) -> None:
     """Recompute contacts.search_name/search_text from the stored rows (FTS triggers follow)."""
     ids = sorted(set(contact_ids))
+    bulk = (
+        conn.dialect.name == "sqlite"
+        and len(ids) >= BULK_REFRESH
+        and await sqlite_trigger_exists(conn, fts.CONTACTS_UPDATE_TRIGGER)
+    )
     for part in chunks(ids):
         numbers: dict[int, list[str]] = defaultdict(list)
         for cid, e164 in await conn.execute(
@@ -114,13 +122,29 @@ async def refresh_search_text(conn: AsyncConnection, contact_ids: Iterable[int])
                 phones=numbers[cid], emails=mails[cid], notes=notes,
             )
             params.append({"cid": cid, "name": name, "text": text})
-        if params:
-            await conn.execute(
-                update(contacts)
-                .where(contacts.c.id == bindparam("cid"))
-                .values(search_name=bindparam("name"), search_text=bindparam("text")),
-                params,
-            )
+        if not params:
+            continue
+        statement = (
+            update(contacts)
+            .where(contacts.c.id == bindparam("cid"))
+            .values(search_name=bindparam("name"), search_text=bindparam("text"))
+        )
+        if not bulk:
+            await conn.execute(statement, params)
+            continue
+        marks = ", ".join("?" * len(part))
+        await conn.exec_driver_sql(fts.SQLITE_SUSPEND_UPDATE_TRIGGER)
+        await conn.exec_driver_sql(fts.SQLITE_UNINDEX_CONTACTS.format(ids=marks), tuple(part))
+        await conn.execute(statement, params)
+        await conn.exec_driver_sql(fts.SQLITE_INDEX_CONTACTS.format(ids=marks), tuple(part))
+        await conn.exec_driver_sql(fts.SQLITE_RESTORE_UPDATE_TRIGGER)
+
+
+async def sqlite_trigger_exists(conn: AsyncConnection, name: str) -> bool:
+    result = await conn.exec_driver_sql(
+        "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = ?", (name,)
+    )
+    return result.first() is not None
 
 
 tags: Final[Table] = Tag.__table__  # type: ignore[assignment]

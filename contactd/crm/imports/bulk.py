@@ -72,15 +72,6 @@ async def driver(conn: AsyncConnection) -> _Driver:
     return found
 
 
-async def has_insert_trigger(conn: AsyncConnection) -> bool:
-    """Whether contacts are indexed by the full-text trigger (migrated schema)."""
-    result = await conn.exec_driver_sql(
-        "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = ?",
-        (fts.CONTACTS_INSERT_TRIGGER,),
-    )
-    return result.first() is not None
-
-
 async def write_rows(
     conn: AsyncConnection, rows: Params, first_id: int, *, now: datetime, index: bool
 ) -> int:

@@ -21,7 +21,7 @@ from typing import Any, Final
 from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from contactd.crm import repo
+from contactd.crm import fts, repo
 from contactd.crm.fields import FieldDef
 from contactd.crm.imports import bulk, fold
 from contactd.crm.imports.batches import LARGEST_ROWS, Batch, Context, Reader
@@ -189,7 +189,7 @@ class ContactImporter:
                 orgs.setdefault(name.casefold(), oid)
             sqlite = conn.dialect.name == "sqlite"
             if sqlite:
-                self._index = await bulk.has_insert_trigger(conn)
+                self._index = await repo.sqlite_trigger_exists(conn, fts.CONTACTS_INSERT_TRIGGER)
         return Context(fields, users, tags, orgs, fold=sqlite and not self._stored_before)
 
     async def _write(

@@ -188,6 +188,33 @@ async def test_ten_thousand_rows_with_explicit_mapping(
         assert row is not None and row.first_name == "Person" and row.custom == {"kennung": "K2"}
 
 
+async def test_updating_many_stored_contacts_keeps_the_index_exact(
+    crm_db: Database, tmp_path: Path
+) -> None:
+    # 60 stored contacts gain a job title and a note from a second file: their index entries
+    # are replaced in bulk (see fts), and the index must match the table exactly afterwards.
+    first = tmp_path / "first.csv"
+    first.write_text("name,phone\n" + "".join(f"P{i},030 {4000000 + i}\n" for i in range(60)),
+                     encoding="utf-8")
+    second = tmp_path / "second.csv"
+    second.write_text("name,phone,notes\n" + "".join(
+        f"P{i},030 {4000000 + i},renewal{i}\n" for i in range(60)), encoding="utf-8")
+    await importer(crm_db).run(first)
+    report = await importer(crm_db).run(second)
+    assert (report.imported, report.updated) == (0, 60)
+    async with crm_db.session() as session:
+        hits = await session.execute(
+            text("SELECT rowid FROM contacts_fts WHERE contacts_fts MATCH 'renewal7'"))
+        assert [r[0] for r in hits] == [8]
+        # FTS5 compares every index entry with the content table: raises if one is stale.
+        await session.execute(text(
+            "INSERT INTO contacts_fts(contacts_fts, rank) VALUES ('integrity-check', 1)"))
+        trigger = await session.scalar(text(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'contacts_fts_au'"))
+    assert trigger == 1
+    assert await fts_ids(crm_db, "p7") == [8]
+
+
 async def test_batches_sized_automatically(crm_db: Database, tmp_path: Path) -> None:
     # A small first batch (the writer starts early) and shrinking last ones (little is left
     # to write once validation ends); every row counted once.
