@@ -55,6 +55,11 @@ ORG_KEYS_DROP: Final = "DROP TABLE IF EXISTS temp.contactd_import_orgs"
 # Pages the import's connection may keep in memory (KiB when negative): the indexes of a
 # large contacts table stay cached between batches. Restored when the import ends.
 IMPORT_CACHE_KIB: Final = 65536
+# WAL pages after which the import's connection copies the WAL back into the database (the
+# default is 1,000). Each checkpoint rewrites the index pages every batch touches; at 16,384
+# (64 MiB) a million-row import spent about a quarter less time writing. One checkpoint
+# runs when the import ends, so no work is left for the next writer. Restored afterwards.
+IMPORT_CHECKPOINT_PAGES: Final = 16384
 
 
 class _Driver(Protocol):
