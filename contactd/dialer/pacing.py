@@ -21,6 +21,7 @@ import math
 from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from contactd.dialer.governor import AbandonGovernor
 
@@ -80,7 +81,14 @@ class ProgressivePacer(Pacer):
 
 
 class Distribution:
-    """Recent samples of a duration; the CDF is a table at `step_s` rebuilt as samples arrive."""
+    """Recent samples of a duration; the CDF is a table at `step_s` rebuilt as samples arrive.
+
+    Until the memory first overflows it holds every duration that ended since the start, so
+    durations still running (`refresh(running=...)`) are censored samples of the same
+    population: the table is then a Kaplan-Meier estimate with a memoryless tail. Without
+    that, the first durations to end are the short ones and a fresh campaign would expect
+    agents back far sooner than they come.
+    """
 
     def __init__(self, capacity: int = 600, step_s: float = 1.0) -> None:
         self._samples: deque[float] = deque(maxlen=capacity)
@@ -88,39 +96,76 @@ class Distribution:
         self._table: list[float] = [1.0]
         self._fresh = 0
         self._sum = 0.0
+        self._dropped = False
+        self._tail_mean = 0.0  # mean of the memoryless tail past the table (censored only)
+        self._censored_mean: float | None = None
 
     def __len__(self) -> int:
         return len(self._samples)
+
+    @property
+    def complete(self) -> bool:
+        """True while every sample since the start is still held."""
+        return not self._dropped
 
     def add(self, value: float) -> None:
         value = max(0.0, value)
         if len(self._samples) == self._samples.maxlen:
             self._sum -= self._samples[0]
+            self._dropped = True
         self._samples.append(value)
         self._sum += value
         self._fresh += 1
 
     @property
     def mean(self) -> float:
+        if self._censored_mean is not None:
+            return self._censored_mean
         return self._sum / len(self._samples) if self._samples else 0.0
 
-    def refresh(self) -> bool:
-        """Rebuild the table when enough has changed (10% new samples); True if rebuilt."""
-        if self._fresh and self._fresh * 10 >= len(self._samples):
-            ordered = sorted(self._samples)
-            cells = int(ordered[-1] / self.step_s) + 2
-            table = [0.0] * cells
-            n = len(ordered)
+    def refresh(self, running: Sequence[float] = ()) -> bool:
+        """Rebuild the table when enough has changed (10% new samples); True if rebuilt.
+        `running` (durations not ended yet) counts only while the memory is complete."""
+        if not (self._fresh and self._fresh * 10 >= len(self._samples)):
+            return False
+        censored = sorted(max(0.0, c) for c in running) if self.complete else []
+        ordered = sorted(self._samples)
+        top = max(ordered[-1], censored[-1] if censored else 0.0)
+        cells = int(top / self.step_s) + 2
+        table = [0.0] * cells
+        n = len(ordered)
+        if not censored:
             i = 0
             for cell in range(cells):
                 edge = cell * self.step_s
                 while i < n and ordered[i] <= edge:
                     i += 1
                 table[cell] = i / n
-            self._table = table
-            self._fresh = 0
-            return True
-        return False
+            self._tail_mean = 0.0
+            self._censored_mean = None
+        else:
+            # Kaplan-Meier: each ended duration removes its share of the survivors at risk.
+            at_risk = n + len(censored)
+            survival = 1.0
+            i = j = 0
+            for cell in range(cells):
+                edge = cell * self.step_s
+                while (i < n and ordered[i] <= edge) or (j < len(censored)
+                                                         and censored[j] <= edge):
+                    if i < n and (j >= len(censored) or ordered[i] <= censored[j]):
+                        survival *= 1 - 1 / at_risk
+                        i += 1
+                    else:
+                        j += 1
+                    at_risk -= 1
+                table[cell] = 1 - survival
+            # Past the longest duration seen: memoryless, at the rate of ends per time at risk.
+            self._tail_mean = (self._sum + sum(censored)) / n
+            area = sum(1 - (a + b) / 2 for a, b in pairwise(table))
+            self._censored_mean = area * self.step_s + (1 - table[-1]) * self._tail_mean
+        self._table = table
+        self._fresh = 0
+        return True
 
     def cdf(self, x: float) -> float:
         if x <= 0:
@@ -129,7 +174,11 @@ class Distribution:
         cell = int(pos)
         table = self._table
         if cell + 1 >= len(table):
-            return 1.0
+            last = table[-1]
+            if last >= 1.0 or self._tail_mean <= 0:
+                return 1.0
+            past = x - (len(table) - 1) * self.step_s
+            return 1 - (1 - last) * math.exp(-past / self._tail_mean)
         low = table[cell]
         return low + (table[cell + 1] - low) * (pos - cell)
 
@@ -158,7 +207,8 @@ class PredictivePacer(Pacer):
         warmup_calls: int = 40,
         warmup_talks: int = 10,
         max_lines_per_agent: float = 8.0,
-        calibration_gain: float = 0.15,
+        calibration_gain: float = 0.05,
+        calibration_gain_max: float = 0.3,
         horizon_points: int = 16,
         outcome_memory: int = 2500,
         samples: int = 600,
@@ -181,7 +231,10 @@ class PredictivePacer(Pacer):
             "ring": {}, "talk": {}, "wrap": {}
         }
         self.calibration = 1.0
-        self.calibration_gain = calibration_gain
+        self.calibration_gain_min = calibration_gain
+        self.calibration_gain_max = max(calibration_gain, calibration_gain_max)
+        self._expected_abandons = 0.0  # the allowance summed over the live answers seen
+        self._supply_known = False  # talks seen: busy agents count as coming free
         self.last = Forecast()
 
     # --- observations -----------------------------------------------------------------
@@ -199,8 +252,9 @@ class PredictivePacer(Pacer):
         self.governor.record(now, abandoned=abandoned)
         # The forecast is an approximation; learn its bias from what really happens so the
         # realized abandon share converges on the allowance (stochastic approximation).
-        allowed = self.last.governor_rate
-        step = self.calibration_gain * ((allowed if allowed > 0 else 0.0) - float(abandoned))
+        allowed = max(0.0, self.last.governor_rate)
+        step = self.calibration_gain * (allowed - float(abandoned))
+        self._expected_abandons += allowed
         self.calibration = min(CALIBRATION_MAX, max(CALIBRATION_MIN,
                                                     self.calibration * math.exp(step)))
 
@@ -214,6 +268,19 @@ class PredictivePacer(Pacer):
         return True
 
     @property
+    def calibration_gain(self) -> float:
+        """The calibration's step now: 1 / (abandons the allowance expected so far), between
+        `calibration_gain_max` and the `calibration_gain` floor.
+
+        A decaying step (the Robbins-Monro schedule) learns the factor within the first
+        minutes of a campaign, then lets it settle: a fixed large step kept it swinging by
+        +-50% all day, and the wasted budget cost more talk time than any lag.
+        """
+        n = self._expected_abandons
+        step = 1.0 / n if n > 0 else self.calibration_gain_max
+        return min(self.calibration_gain_max, max(self.calibration_gain_min, step))
+
+    @property
     def p_agent(self) -> float:
         """Chance a dialed call ends up needing an agent (Laplace-smoothed)."""
         return (sum(self._outcomes) + 1) / (len(self._outcomes) + 2)
@@ -223,8 +290,14 @@ class PredictivePacer(Pacer):
         return (
             len(self._outcomes) >= self.warmup_calls
             and len(self.ready) >= 5
-            and len(self.talk) >= self.warmup_talks
+            and len(self.talk) > 0
         )
+
+    @property
+    def supply_known(self) -> bool:
+        """Enough talks and wrap-ups ended to forecast when busy agents come free; until then
+        only free agents count as supply (the pacer dials ahead for them alone)."""
+        return len(self.talk) >= self.warmup_talks and len(self.wrap) > 0
 
     # --- decision -----------------------------------------------------------------------
     def calls_to_dial(self, snap: PacingSnapshot, now: float) -> int:
@@ -232,9 +305,11 @@ class PredictivePacer(Pacer):
         if not self.warm or snap.agents == 0:
             self.last = Forecast(outstanding=len(snap.ringing) + floor, warm=False)
             return floor
-        ready, gave_up, talk, wrap = (
-            d.refresh() for d in (self.ready, self.gave_up, self.talk, self.wrap)
-        )
+        ready, gave_up, wrap = (d.refresh() for d in (self.ready, self.gave_up, self.wrap))
+        talk = self.talk.refresh(snap.talking)
+        known = self.supply_known
+        if known != self._supply_known:
+            self._supply_known = talk = wrap = known
         for kind, stale in (("ring", ready or gave_up), ("talk", talk or wrap), ("wrap", wrap)):
             if stale or len(self._memo[kind]) > 5000:
                 self._memo[kind].clear()
@@ -331,6 +406,8 @@ class PredictivePacer(Pacer):
                 return [0.0] * len(horizons)
             return [min(1.0, p * (ready(age + h) - at_age) / pending) for h in horizons]
         grace = self.grace_s
+        if not self._supply_known:
+            return [0.0] * len(horizons)
         if kind == "wrap":
             wrap = self.wrap.cdf
             alive = 1 - wrap(age)
