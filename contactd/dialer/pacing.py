@@ -13,6 +13,11 @@ stay within what the abandon-rate governor allows now. Judging the marginal call
 average over the calls in flight, spends the abandon budget where it buys the most talk time
 (a Lagrangian threshold); a calibration factor learnt from real outcomes maps the threshold to
 the realized rate.
+
+A fresh campaign is the hard part: it dials 1:1 only until the first outcomes and the first
+ended talk are in, then dials ahead for its free agents (busy ones count as coming free once
+`warmup_talks` talks have ended); talk lengths count the talks still running (the first to
+end are the short ones), and the calibration's step starts large and decays.
 """
 
 from __future__ import annotations
