@@ -313,7 +313,7 @@ class PredictivePacer(Pacer):
         ready, gave_up, wrap = (d.refresh() for d in (self.ready, self.gave_up, self.wrap))
         talk = self.talk.refresh(snap.talking)
         known = self.supply_known
-        if known != self._supply_known:
+        if known != self._supply_known:  # busy agents start counting: forget the zero forecasts
             self._supply_known = talk = wrap = known
         for kind, stale in (("ring", ready or gave_up), ("talk", talk or wrap), ("wrap", wrap)):
             if stale or len(self._memo[kind]) > 5000:
