@@ -240,6 +240,7 @@ class PredictivePacer(Pacer):
         self.calibration_gain_max = max(calibration_gain, calibration_gain_max)
         self._expected_abandons = 0.0  # the allowance summed over the live answers seen
         self._supply_known = False  # talks seen: busy agents count as coming free
+        self._memo_horizons: tuple[int, ...] = ()
         self.last = Forecast()
 
     # --- observations -----------------------------------------------------------------
@@ -315,6 +316,10 @@ class PredictivePacer(Pacer):
         known = self.supply_known
         if known != self._supply_known:  # busy agents start counting: forget the zero forecasts
             self._supply_known = talk = wrap = known
+        horizons = self._horizons()
+        if tuple(horizons) != self._memo_horizons:  # every forecast is per horizon point
+            self._memo_horizons = tuple(horizons)
+            ready = talk = wrap = True
         for kind, stale in (("ring", ready or gave_up), ("talk", talk or wrap), ("wrap", wrap)):
             if stale or len(self._memo[kind]) > 5000:
                 self._memo[kind].clear()
@@ -328,7 +333,6 @@ class PredictivePacer(Pacer):
         # against a burst (a shift starting with every agent free) spending the budget at once.
         room = budget.allowed_abandons * self.calibration
 
-        horizons = self._horizons()
         base = self._balance(snap, horizons, p)
         new_q = [p * self.ready.cdf(h) for h in horizons]
         cap = max(floor, int(self.max_lines_per_agent * snap.agents) - len(snap.ringing))

@@ -105,3 +105,23 @@ def test_the_calibration_step_decays_with_the_abandons_expected_so_far() -> None
     for _ in range(2000):  # 45 abandons expected: the step is down to its floor
         pacer.live_answer(2.0, abandoned=False)
     assert pacer.calibration_gain == 0.05
+
+
+def test_forecasts_are_redone_when_the_horizon_points_change() -> None:
+    # Warm with few, quick answers: the forecast reaches fewer points than later. Talk
+    # forecasts remembered for the old points must not be reused for the new ones.
+    pacer = PredictivePacer(AbandonGovernor())
+    for i in range(40):
+        if i % 4 == 0:
+            pacer.call_resolved(3.0 + i % 5, needs_agent=True)
+        else:
+            pacer.call_resolved(20.0, needs_agent=False)
+    pacer.talk_ended(30.0)
+    pacer.wrap_ended(10.0)
+    snap = PacingSnapshot(free_agents=5, talking=(12.0,) * 10)
+    pacer.calls_to_dial(snap, 0.0)
+    few = pacer.last.horizons
+    for _ in range(40):
+        pacer.call_resolved(25.0, needs_agent=True)  # later answers: a longer horizon
+    pacer.calls_to_dial(snap, 1.0)
+    assert len(pacer.last.horizons) > len(few)
