@@ -315,7 +315,8 @@ class PredictivePacer(Pacer):
         talk = self.talk.refresh(snap.talking)
         known = self.supply_known
         if known != self._supply_known:  # busy agents start counting: forget the zero forecasts
-            self._supply_known = talk = wrap = known
+            self._supply_known = known
+            talk = wrap = True
         horizons = self._horizons()
         if tuple(horizons) != self._memo_horizons:  # every forecast is per horizon point
             self._memo_horizons = tuple(horizons)
