@@ -349,13 +349,9 @@ async def test_unresponsive_asterisk_is_detected_by_ping(asterisk: AsteriskSandb
     match = re.search(r"pid=(\d+)", asterisk.run("status"))
     assert match is not None
     pid = int(match.group(1))
-    settings = AmiSettings(
-        port=asterisk.ami_port,
-        secret=asterisk.ami_secret,
-        ping_interval_s=0.3,
-        action_timeout_s=1.0,
-        reconnect_min_s=0.2,
-        reconnect_max_s=0.5,
+    # Faster pings and a shorter action timeout than the sandbox's test settings.
+    settings = asterisk.ami_settings().model_copy(
+        update={"ping_interval_s": 0.3, "action_timeout_s": 1.0, "reconnect_max_s": 0.5}
     )
     async with AmiClient(settings) as ami:
         await ami.wait_connected(20)
