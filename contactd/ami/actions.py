@@ -5,10 +5,26 @@ Header names are the ones Asterisk 22 documents; a list value becomes one header
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from typing import Final
+from typing import Any, Final
+
+from contactd.ami.errors import AmiUnsafeValue
 
 ActionFields = dict[str, str | list[str]]
+
+# A header line ends at LF (Asterisk also accepts a bare LF) and C strings end at NUL: any of
+# them inside a key or value would let text chosen by a caller or a campaign write headers, or
+# a whole new action (an `Originate … Application: System` is a shell on the PBX).
+_FRAMING: Final = re.compile(r"[\r\n\x00]")
+_KEY: Final = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+VARIABLE_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# manager.c splits every `Variable:` header with AST_STANDARD_APP_ARGS (app.c
+# __ast_app_separate_args): a comma outside quotes, parentheses and brackets starts another
+# `name=value`; quotes and backslashes are removed; a backslash keeps the next character as
+# it is. So each of these characters is sent behind a backslash and arrives unchanged
+# (tests/integration/asterisk/test_ami_injection.py proves it on Asterisk 22).
+_SPLIT_SPECIALS: Final = re.compile(r'([\\,"()\[\]])')
 
 ATTEMPT_VARIABLE: Final = "CONTACTD_ATTEMPT"
 OTHER_CHANNEL_SUFFIX: Final = "-2"
@@ -36,6 +52,45 @@ FORGETTABLE_ACTIONS: Final = (
     "mixmonitor",
     "stopmixmonitor",
 )
+
+
+def check_fields(fields: Mapping[str, Any]) -> None:
+    """Refuse any key or value that could end a header line or the action (AmiUnsafeValue)."""
+    for key, value in fields.items():
+        if not isinstance(key, str) or not _KEY.fullmatch(key):
+            raise AmiUnsafeValue(f"AMI header name {key!r} is not a plain name", header=repr(key))
+        for item in value if isinstance(value, list | tuple) else (value,):
+            if _FRAMING.search(str(item)):
+                raise AmiUnsafeValue(
+                    f"AMI header {key} holds a line break or NUL character: refused",
+                    header=key,
+                )
+
+
+def wire(fields: Mapping[str, Any]) -> bytes:
+    """The bytes of one action as written to Asterisk (checked first); a list value is one
+    header line per item."""
+    check_fields(fields)
+    lines: list[str] = []
+    for key, value in fields.items():
+        for item in value if isinstance(value, list | tuple) else (value,):
+            lines.append(f"{key}: {item}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("utf8")
+
+
+def check_variable_name(name: str) -> str:
+    if not VARIABLE_NAME.fullmatch(name):
+        raise AmiUnsafeValue(
+            f"channel variable name {name!r} must match {VARIABLE_NAME.pattern}",
+            variable=name,
+        )
+    return name
+
+
+def variable(name: str, value: str) -> str:
+    """One Originate `Variable:` header value that Asterisk reads back as exactly name=value."""
+    escaped = _SPLIT_SPECIALS.sub(r"\\\1", value)
+    return f"{check_variable_name(name)}={escaped}"
 
 
 def originate(
@@ -67,8 +122,9 @@ def originate(
         "Timeout": str(int(timeout_ms)),
         "ChannelId": attempt_id,
         "OtherChannelId": attempt_id + OTHER_CHANNEL_SUFFIX,
-        "Variable": [f"{ATTEMPT_VARIABLE}={attempt_id}"]
-        + [f"{name}={value}" for name, value in (variables or {}).items()],
+        # One header per variable, each escaped: a comma in a value never makes another one.
+        "Variable": [variable(ATTEMPT_VARIABLE, attempt_id)]
+        + [variable(name, value) for name, value in (variables or {}).items()],
     }
     if application is not None:
         fields["Application"] = application
@@ -112,14 +168,15 @@ def hangup(channel: str, cause: int = 16) -> ActionFields:
 
 
 def setvar(channel: str | None, name: str, value: str) -> ActionFields:
-    fields: ActionFields = {"Action": "Setvar", "Variable": name, "Value": value}
+    # Setvar's Value is taken whole (no splitting): only its framing is checked, at sending.
+    fields: ActionFields = {"Action": "Setvar", "Variable": check_variable_name(name), "Value": value}
     if channel:
         fields["Channel"] = channel
     return fields
 
 
 def getvar(channel: str | None, name: str) -> ActionFields:
-    fields: ActionFields = {"Action": "Getvar", "Variable": name}
+    fields: ActionFields = {"Action": "Getvar", "Variable": check_variable_name(name)}
     if channel:
         fields["Channel"] = channel
     return fields

@@ -362,6 +362,9 @@ class AmiClient(AmiCommands):
     async def _send(
         self, fields: Mapping[str, Any], timeout_s: float, *, as_list: bool | None = None
     ) -> Any:
+        # The one place actions are written: nothing that could frame another header or action
+        # goes out, whoever built the fields (AmiUnsafeValue before anything is sent).
+        actions.check_fields(fields)
         if not self._link_up:
             raise AmiUnavailable("AMI is not connected", action=str(fields.get("Action")))
         action = Action(dict(fields), as_list=as_list)

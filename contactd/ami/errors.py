@@ -31,3 +31,11 @@ class AmiActionFailed(AmiError):
     """Asterisk answered `Response: Error` (details carry its message)."""
 
     code = "ami_action_failed"
+
+
+class AmiUnsafeValue(AmiError):
+    """An action key or value that would change the action's framing on the wire (CR, LF,
+    NUL: Asterisk takes a bare LF as a line end, so one more line is one more header or a
+    new action), or a channel variable name Asterisk would not read back as one name."""
+
+    code = "ami_unsafe_value"
