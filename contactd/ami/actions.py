@@ -169,7 +169,11 @@ def hangup(channel: str, cause: int = 16) -> ActionFields:
 
 def setvar(channel: str | None, name: str, value: str) -> ActionFields:
     # Setvar's Value is taken whole (no splitting): only its framing is checked, at sending.
-    fields: ActionFields = {"Action": "Setvar", "Variable": check_variable_name(name), "Value": value}
+    fields: ActionFields = {
+        "Action": "Setvar",
+        "Variable": check_variable_name(name),
+        "Value": value,
+    }
     if channel:
         fields["Channel"] = channel
     return fields

@@ -97,14 +97,14 @@ async def test_a_line_break_never_reaches_asterisk(asterisk: AsteriskSandbox) ->
 async def test_manager_conf_refuses_system_and_allows_contactd(asterisk: AsteriskSandbox) -> None:
     async with client(asterisk) as (ami, responses):
         # An Originate into Application System needs the `system` write class: refused.
-        with pytest.raises(AmiActionFailed, match="(?i)forbidden|permission"):
+        with pytest.raises(AmiActionFailed, match=r"(?i)forbidden|permission"):
             await ami.action(
                 actions.originate(
                     "sys-1", world_channel(human(1)), application="System", data="true"
                 ),
                 as_list=False,
             )
-        with pytest.raises(AmiActionFailed, match="(?i)permission"):
+        with pytest.raises(AmiActionFailed, match=r"(?i)permission"):
             await ami.command("core show uptime")
         # Everything contactd itself sends still works (the login's event Filter too: we got
         # connected with a filter on OriginateResponse).
