@@ -173,6 +173,15 @@ class DialerSettings(_Section):
     # Wrap-up after a call ends by itself after this long, until agents end it in the panel.
     agent_wrap_s: float = Field(default=10.0, ge=0)
 
+    @field_validator("window_start", "window_end")
+    @classmethod
+    def _local_time(cls, value: time) -> time:
+        # The calling window is a wall-clock time in each contact's own zone: an offset such
+        # as "08:00Z" would silently mean something else.
+        if value.tzinfo is not None:
+            raise ValueError("give a local time such as 08:00, without a UTC offset or Z")
+        return value
+
     @model_validator(mode="after")
     def _window_order(self) -> DialerSettings:
         if self.window_end <= self.window_start:
@@ -200,18 +209,34 @@ class Settings(_Section):
         return f"sqlite+aiosqlite:///{self.general.data_dir.resolve() / 'contactd.db'}"
 
 
-def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
-    """Turn CONTACTD_SECTION__KEY=value into {"section": {"key": value}}."""
+def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
+    """Turn CONTACTD_SECTION__KEY=value into {"section": {"key": value}}; also return which
+    variable set each key, so a wrong value is blamed on that variable, not on the file."""
     tree: dict[str, Any] = {}
-    for name, value in environ.items():
+    origin: dict[tuple[str, ...], str] = {}
+    for name, value in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
         path = name[len(ENV_PREFIX) :].lower().split("__")
-        node = tree
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-        node[path[-1]] = _parse_env_value(value)
-    return tree
+        section = Settings.model_fields.get(path[0])
+        if section is None or len(path) != 2:
+            # Every setting is [section] key: a third level would be nested under a value.
+            where = ".".join(path[:2])
+            if section is not None and len(path) > 2 and path[1] in _fields_of(path[0]):
+                raise ConfigError(f"{name}: {where} is a single value; it has no sub-key")
+            raise ConfigError(
+                f"{name}: no such setting {'.'.join(path)!r} "
+                "(use CONTACTD_<SECTION>__<KEY>, e.g. CONTACTD_AMI__SECRET)"
+            )
+        tree.setdefault(path[0], {})[path[1]] = _parse_env_value(value)
+        origin[(path[0], path[1])] = name
+    return tree, origin
+
+
+def _fields_of(section: str) -> set[str]:
+    annotation = Settings.model_fields[section].annotation
+    assert isinstance(annotation, type) and issubclass(annotation, BaseModel)
+    return set(annotation.model_fields)
 
 
 def _parse_env_value(value: str) -> Any:
@@ -234,8 +259,10 @@ def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _describe(error: Mapping[str, Any], source: str) -> str:
-    key = ".".join(str(p) for p in error.get("loc", ())) or "(top level)"
+def _describe(error: Mapping[str, Any], source: str, origin: Mapping[tuple[str, ...], str]) -> str:
+    loc = tuple(str(p) for p in error.get("loc", ()))
+    key = ".".join(loc) or "(top level)"
+    source = origin.get(loc[:2], source)  # a value from the environment: name its variable
     kind = error.get("type", "")
     if kind == "extra_forbidden":
         return f"{source}: unknown setting {key!r}"
@@ -243,9 +270,7 @@ def _describe(error: Mapping[str, Any], source: str) -> str:
     return f"{source}: {key}: {message}"
 
 
-def load_settings(
-    path: Path | None, environ: Mapping[str, str] | None = None
-) -> Settings:
+def load_settings(path: Path | None, environ: Mapping[str, str] | None = None) -> Settings:
     """Read, merge and validate; every problem becomes one ConfigError line naming the key."""
     env = os.environ if environ is None else environ
     data: dict[str, Any] = {}
@@ -253,23 +278,30 @@ def load_settings(
     if path is not None:
         source = str(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            # utf-8-sig: a byte-order mark (some Windows editors write one) is accepted.
+            text = path.read_text(encoding="utf-8-sig")
         except FileNotFoundError:
             raise ConfigError(f"{path}: configuration file not found") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+                f"{exc.start}); save the file as UTF-8"
+            ) from None
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read configuration: {exc.strerror}") from None
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    data = _merge(data, _env_overrides(env))
+    overrides, origin = _env_overrides(env)
+    data = _merge(data, overrides)
     try:
         settings = Settings.model_validate(data)
     except PydanticValidationError as exc:
         first = exc.errors()[0]
         more = len(exc.errors()) - 1
         suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-        raise ConfigError(_describe(first, source) + suffix) from None
+        raise ConfigError(_describe(first, source, origin) + suffix) from None
     data_dir = settings.general.data_dir
     if path is not None and not data_dir.is_absolute():
         # Relative folders are relative to the config file, not to wherever the daemon started.

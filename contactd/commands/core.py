@@ -9,6 +9,7 @@ from typing import Any
 from contactd.cli import EXIT_OK, add_config_option, run_async, settings_from
 from contactd.config import load_settings
 from contactd.daemon import run_daemon
+from contactd.errors import ConfigError
 from contactd.logs import setup_logging
 
 
@@ -20,7 +21,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    path: Path = args.file
+    path: Path | None = args.file or args.config
+    if path is None:
+        raise ConfigError("check-config: give the configuration file (FILE or --config FILE)")
     settings = load_settings(path)
     print(f"{path}: configuration is valid")
     print(f"  data folder: {settings.general.data_dir}")
@@ -38,5 +41,6 @@ def register(sub: Any) -> None:
     add_config_option(run, required=True)
     run.set_defaults(handler=_run)
     check = sub.add_parser("check-config", help="validate a configuration file and exit")
-    check.add_argument("file", type=Path, metavar="FILE")
+    check.add_argument("file", type=Path, metavar="FILE", nargs="?")
+    add_config_option(check)
     check.set_defaults(handler=_check_config)

@@ -67,7 +67,7 @@ def test_bad_values_name_the_key(tmp_path: Path, text: str, expected: str) -> No
 
 
 def test_bad_environment_value_names_the_key() -> None:
-    with pytest.raises(ConfigError, match=r"environment: ami\.port"):
+    with pytest.raises(ConfigError, match=r"CONTACTD_AMI__PORT: ami\.port"):
         load_settings(None, {"CONTACTD_AMI__PORT": "not-a-port"})
 
 
