@@ -53,7 +53,7 @@ def test_environment_mistakes_blame_the_variable(
 
 @pytest.mark.parametrize("value", ["08:00Z", "08:00+02:00", "08:00:00-05:00"])
 def test_window_times_with_an_offset_are_refused(value: str) -> None:
-    with pytest.raises(ConfigError, match="CONTACTD_DIALER__WINDOW_START: .*without a UTC offset"):
+    with pytest.raises(ConfigError, match=r"CONTACTD_DIALER__WINDOW_START: .*without a UTC offset"):
         load_settings(None, {"CONTACTD_DIALER__WINDOW_START": value})
 
 
