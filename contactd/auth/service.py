@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -13,7 +14,7 @@ from contactd.db.session import Database
 from contactd.enums import Role
 from contactd.errors import ConflictError, ValidationError
 
-USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+USERNAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{1,63}")  # always fullmatch: `$` lets "\n" in
 MIN_PASSWORD_LEN = 10
 
 _hasher = PasswordHasher()
@@ -28,6 +29,13 @@ def verify_password(password_hash: str, password: str) -> bool:
         return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+@cache
+def _dummy_hash() -> str:
+    """A hash no password matches, verified for unknown users so that a login takes as long
+    whether the name exists or not (no user enumeration by timing)."""
+    return _hasher.hash("contactd: no such user")
 
 
 def check_password_strength(password: str) -> None:
@@ -52,7 +60,7 @@ class UserService:
         team: str | None = None,
         skills: list[str] | None = None,
     ) -> User:
-        if not USERNAME_RE.match(username):
+        if not USERNAME_RE.fullmatch(username):
             raise ValidationError(
                 f"user name {username!r} must be 2-64 lower-case letters, digits, '.', '_' or '-'",
                 field="username",
@@ -79,6 +87,9 @@ class UserService:
             user = await session.scalar(
                 select(User).where(User.username == username, User.active.is_(True))
             )
-        if user is None or not verify_password(user.password_hash, password):
+        if user is None:
+            verify_password(_dummy_hash(), password)  # same cost as a wrong password
+            return None
+        if not verify_password(user.password_hash, password):
             return None
         return user
