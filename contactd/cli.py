@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -70,7 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Everything contactd writes (database, WAL, documents, exports) holds customer data or
+# password hashes: readable by the contactd user only, whatever the caller's umask.
+PRIVATE_UMASK = 0o077
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    os.umask(PRIVATE_UMASK)
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler = args.handler
