@@ -5,9 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 Status = Literal["ok", "degraded", "down"]
+
+# What /healthz answers, for monitors and load balancers (README "Monitoring"):
+#   200  every component works ("ok"), or one is retrying a failed step ("degraded").
+#   503  a component is down: it cannot do its job now (AMI not logged in, whether the link
+#        dropped or never came up; SMPP not bound; ...). The body names it and says since when.
+HTTP_STATUS: dict[Status, int] = {"ok": 200, "degraded": 200, "down": 503}
 
 
 @dataclass(frozen=True)
@@ -42,3 +48,21 @@ class HealthRegistry:
         if "down" in states:
             return "down"
         return "degraded" if "degraded" in states else "ok"
+
+    def report(self, version: str) -> tuple[int, dict[str, Any]]:
+        """The /healthz answer: (HTTP status, JSON body)."""
+        snapshot = self.snapshot()
+        components = {
+            name: {
+                "status": h.status,
+                "detail": h.detail,
+                "since": h.since.isoformat() if h.since else None,
+            }
+            for name, h in snapshot.items()
+        }
+        states = {h.status for h in snapshot.values()}
+        overall: Status = (
+            "down" if "down" in states else "degraded" if "degraded" in states else "ok"
+        )
+        body = {"status": overall, "version": version, "components": components}
+        return HTTP_STATUS[overall], body

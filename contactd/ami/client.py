@@ -29,7 +29,7 @@ from contactd.ami.dispatcher import EventDispatcher
 from contactd.ami.errors import (
     AmiActionFailed,
     AmiDisconnected,
-    AmiError,
+    AmiLoginRefused,
     AmiTimeout,
     AmiUnavailable,
 )
@@ -177,12 +177,11 @@ class AmiClient(AmiCommands):
         return AmiHealth(self._state, self._since, self._connects, self._detail)
 
     def probe(self) -> ComponentHealth:
-        status = {
-            LinkState.CONNECTED: "ok",
-            LinkState.RECONNECTING: "degraded",
-            LinkState.DOWN: "down",
-        }[self._state]
-        return ComponentHealth(status, self._detail, self._since)  # type: ignore[arg-type]
+        # Not logged in means no call can be placed or followed: "down" whether the link
+        # dropped (reconnecting) or never came up, so /healthz answers 503 in both cases.
+        if self._state is LinkState.CONNECTED:
+            return ComponentHealth("ok", self._detail, self._since)
+        return ComponentHealth("down", f"{self._state.value}: {self._detail}", self._since)
 
     def _set_state(self, state: LinkState, detail: str) -> None:
         self._detail = detail
@@ -204,13 +203,21 @@ class AmiClient(AmiCommands):
             except Exception as exc:  # any failure to connect means: back off and retry
                 self._close_link(f"connect failed: {exc}")
                 wait = self._backoff(delay)
-                log.warning(
-                    "AMI connect to %s:%s failed: %s; retrying in %.2f s",
-                    self.settings.host,
-                    self.settings.port,
-                    exc,
-                    wait,
-                )
+                if isinstance(exc, AmiLoginRefused):
+                    # Not a network fault: retrying will not help until someone fixes a file.
+                    log.error(
+                        "AMI login refused: ami.secret must equal the user's `secret` in "
+                        "Asterisk's manager.conf (and its permit must allow this address)",
+                        extra={"ami_user": self.settings.username, "retry_in_s": round(wait, 2)},
+                    )
+                else:
+                    log.warning(
+                        "AMI connect to %s:%s failed: %s; retrying in %.2f s",
+                        self.settings.host,
+                        self.settings.port,
+                        exc,
+                        wait,
+                    )
                 state = LinkState.RECONNECTING if self._connects else LinkState.DOWN
                 self._set_state(state, f"connect failed: {exc}")
                 await asyncio.sleep(wait)
@@ -260,9 +267,11 @@ class AmiClient(AmiCommands):
         reply = await self._send(login, timeout)
         if not reply.success:
             # Never log the Login action itself: it carries the secret.
-            raise AmiError(
-                f"AMI login refused for user {self.settings.username!r}",
-                code="ami_login_refused",
+            raise AmiLoginRefused(
+                f"AMI login refused for user {self.settings.username!r}: the secret "
+                "(setting ami.secret) must equal `secret` in the user's section of Asterisk's "
+                "manager.conf, and its permit/deny must allow this address",
+                username=self.settings.username,
             )
         await self._filter_events(timeout)
         try:

@@ -39,3 +39,9 @@ class AmiUnsafeValue(AmiError):
     new action), or a channel variable name Asterisk would not read back as one name."""
 
     code = "ami_unsafe_value"
+
+
+class AmiLoginRefused(AmiError):
+    """Asterisk refused the Login: wrong secret, unknown user, or an address not permitted."""
+
+    code = "ami_login_refused"

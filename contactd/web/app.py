@@ -19,19 +19,9 @@ log = logging.getLogger(__name__)
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """Liveness and component state; 503 when a component is down, for load balancers."""
-    health = request.app[HEALTH]
-    components = {
-        name: {
-            "status": h.status,
-            "detail": h.detail,
-            "since": h.since.isoformat() if h.since else None,
-        }
-        for name, h in health.snapshot().items()
-    }
-    overall = health.overall()
-    body = {"status": overall, "version": __version__, "components": components}
-    return web.json_response(body, status=503 if overall == "down" else 200)
+    """Liveness and component state (status codes: contactd/health.py HTTP_STATUS)."""
+    status, body = request.app[HEALTH].report(__version__)
+    return web.json_response(body, status=status)
 
 
 def create_app(settings: Settings, db: Database, health: HealthRegistry) -> web.Application:

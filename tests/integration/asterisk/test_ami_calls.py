@@ -340,6 +340,9 @@ async def test_wrong_secret_is_refused_and_never_logged(
                 await ami.wait_connected(2.0)
             assert ami.health.state is LinkState.DOWN
             assert "login refused" in ami.health.detail
+    refused = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert refused and "login refused" in refused[0].getMessage()
+    assert "ami.secret" in refused[0].getMessage() and "manager.conf" in refused[0].getMessage()
     assert wrong not in caplog.text
     assert asterisk.ami_secret not in caplog.text
 

@@ -49,9 +49,9 @@ async def _health(url: str) -> dict[str, Any]:
     def fetch() -> dict[str, Any]:
         try:
             with urllib.request.urlopen(f"{url}healthz", timeout=5) as resp:
-                return dict(json.load(resp))
+                return {**json.load(resp), "http": resp.status}
         except urllib.error.HTTPError as exc:  # 503 still carries the body
-            return dict(json.load(exc))
+            return {**json.load(exc), "http": exc.code}
 
     return await asyncio.to_thread(fetch)
 
@@ -77,8 +77,17 @@ async def test_daemon_reports_ami_and_survives_an_asterisk_restart(
     async with running(_settings(tmp_path, asterisk)) as components:
         assert components.web_url is not None and components.calls is not None
         await _until(components.web_url, _ami("ok"))
+        assert (await _health(components.web_url))["http"] == 200
         await asterisk.astop()
+        # a link that dropped means what one that never came up means: down, 503
         await _until(components.web_url, lambda b: _ami("ok")(b) is False)
+        body = await _health(components.web_url)
+        assert (body["http"], body["status"], body["components"]["ami"]["status"]) == (
+            503,
+            "down",
+            "down",
+        )
         await asterisk.astart()
         await _until(components.web_url, _ami("ok"))
-        assert (await _health(components.web_url))["status"] == "ok"
+        body = await _health(components.web_url)
+        assert (body["http"], body["status"]) == (200, "ok")
