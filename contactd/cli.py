@@ -46,7 +46,13 @@ def add_config_option(parser: argparse.ArgumentParser, *, required: bool = False
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    return load_settings(getattr(args, "config", None))
+    path = getattr(args, "config", None)
+    settings = load_settings(path)
+    if path is None:  # say which database a command without --config works on
+        url = settings.database_url
+        shown = url.split(":///", 1)[1] if url.startswith("sqlite") else url.rsplit("@", 1)[-1]
+        print(f"contactd: no --config given: database {shown}", file=sys.stderr)
+    return settings
 
 
 def run_async(coro: Any) -> Any:

@@ -35,7 +35,9 @@ class _Section(BaseModel):
 
 
 class GeneralSettings(_Section):
-    data_dir: Path = Path("./data")
+    # Where the systemd unit's StateDirectory is: a command run without --config opens the
+    # daemon's database, not a new ./data/contactd.db wherever the shell happens to be.
+    data_dir: Path = Path("/var/lib/contactd")
     timezone: str = "UTC"
     default_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
