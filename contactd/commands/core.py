@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
 from contactd.cli import EXIT_OK, add_config_option, run_async, settings_from
 from contactd.config import load_settings
+from contactd.config_check import warnings as config_warnings
 from contactd.daemon import run_daemon
 from contactd.errors import ConfigError
 from contactd.logs import setup_logging
@@ -33,6 +35,8 @@ def _check_config(args: argparse.Namespace) -> int:
     ami = f"{settings.ami.host}:{settings.ami.port}" if settings.ami.enabled else "off"
     print(f"  web panel:   {web}")
     print(f"  AMI:         {ami}")
+    for warning in config_warnings(settings):
+        print(f"warning: {warning}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -1,0 +1,39 @@
+"""Settings that validate but are unsafe to run with: shown by `contactd check-config`."""
+
+from __future__ import annotations
+
+from pydantic import SecretStr
+
+from contactd.config import Settings
+
+# What the shipped examples hold (contactd.example.toml, asterisk-config/manager.conf).
+PLACEHOLDER_MARKS = ("change-me", "changeme")
+
+
+def _problem(value: SecretStr) -> str | None:
+    text = value.get_secret_value().strip().lower()
+    if not text:
+        return "is empty"
+    if any(mark in text for mark in PLACEHOLDER_MARKS):
+        return "is still the example's placeholder"
+    return None
+
+
+def warnings(settings: Settings) -> list[str]:
+    """One line per problem, naming the key and never the secret itself."""
+    out: list[str] = []
+    secrets = {
+        "ami.secret": (settings.ami.enabled, settings.ami.secret),
+        "smpp.password": (settings.smpp.enabled, settings.smpp.password),
+        "email.password": (
+            settings.email.enabled and settings.email.username,
+            settings.email.password,
+        ),
+        "web.secret_key": (settings.web.enabled, settings.web.secret_key),
+    }
+    for key, (enabled, value) in secrets.items():
+        problem = _problem(value) if enabled else None
+        if problem:
+            variable = "CONTACTD_" + key.upper().replace(".", "__")
+            out.append(f"{key} {problem}: set a real value (or {variable})")
+    return out
