@@ -24,7 +24,7 @@ from panoramisk import Manager
 from panoramisk.actions import Action
 
 from contactd.ami import actions
-from contactd.ami.commands import AmiCommands
+from contactd.ami.action_methods import AmiActionMethods
 from contactd.ami.dispatcher import EventDispatcher
 from contactd.ami.errors import (
     AmiActionFailed,
@@ -75,7 +75,7 @@ class _Manager(Manager):  # type: ignore[misc]
         self._client._on_lost(exc)
 
 
-class AmiClient(AmiCommands):
+class AmiClient(AmiActionMethods):
     """Async context manager owning the link; `events` is where raw AMI events arrive."""
 
     def __init__(

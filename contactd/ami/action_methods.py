@@ -21,7 +21,7 @@ class _Sender(Protocol):
     ) -> Any: ...
 
 
-class AmiCommands:
+class AmiActionMethods:
     """Mixed into AmiClient: the vocabulary, apart from the connection that carries it."""
 
     async def originate(self: _Sender, attempt_id: str, dial: str, **kwargs: Any) -> None:
