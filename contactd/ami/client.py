@@ -60,6 +60,15 @@ class AmiHealth:
     detail: str = ""
 
 
+def event_filter(names: frozenset[str]) -> str | None:
+    """The AMI `Filter` whitelisting exactly these event names (None: receive everything)."""
+    if not names or "*" in names:
+        return None
+    wanted = "|".join(sorted(names | ALWAYS_WANTED))
+    # A regex on the event text; [[:space:]] keeps Hangup from matching HangupRequest.
+    return f"Event: ({wanted})[[:space:]]"
+
+
 class _Manager(Manager):  # type: ignore[misc]
     """panoramisk's Manager with its own reconnect, pinger and fnmatch routing switched off."""
 
@@ -285,18 +294,19 @@ class AmiClient(AmiActionMethods):
         The names come from the dispatcher at login, so subscribe before entering the client;
         a "*" subscriber (or filter_events=false) receives everything.
         """
-        names = self.events.names
-        if not self.settings.filter_events or not names or "*" in names:
+        wanted = event_filter(self.events.names) if self.settings.filter_events else None
+        if wanted is None:
             return
-        wanted = "|".join(sorted(names | ALWAYS_WANTED))
-        # Whitelist regex on the event text; [[:space:]] keeps Hangup from matching HangupRequest.
         reply = await self._send(
-            {"Action": "Filter", "Operation": "Add", "Filter": f"Event: ({wanted})[[:space:]]"},
-            timeout_s,
-            as_list=False,
+            {"Action": "Filter", "Operation": "Add", "Filter": wanted}, timeout_s, as_list=False
         )
         if not reply.success:
-            log.warning("AMI event filter refused (%s); receiving every event", reply.message)
+            # The shipped manager.conf grants no `system` write class, which Filter needs;
+            # its `eventfilter` line whitelists the same events for the user instead.
+            log.info(
+                "AMI Filter action refused; relying on the user's eventfilter in manager.conf",
+                extra={"detail": reply.message},
+            )
 
     async def _keep_alive(self) -> None:
         lost = self._lost
