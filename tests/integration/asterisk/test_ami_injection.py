@@ -69,6 +69,9 @@ async def test_a_variable_value_with_commas_arrives_whole(asterisk: AsteriskSand
         try:
             assert await ami.getvar(channel, "CONTACTD_NOTE") == HOSTILE
             assert await ami.getvar(channel, "CONTACTD_AFTER") == "x"
+            # Setvar's Value is taken whole, unescaped
+            await ami.setvar(channel, "CONTACTD_SET", HOSTILE)
+            assert await ami.getvar(channel, "CONTACTD_SET") == HOSTILE
             # the comma did not start variables of its own
             assert await ami.getvar(channel, "CONTACTD_MODE") is None
             assert await ami.getvar(channel, "i") is None
