@@ -31,7 +31,7 @@ from contactd.messaging.errors import (
     SmppUnavailableError,
     TemporaryFailureError,
 )
-from contactd.messaging.pdu import deliver_sm_resp, submit_sm
+from contactd.messaging.pdu import RawDeliverSm, inbound_resp, submit_sm
 from contactd.messaging.smpp_io import (
     BindRefused,
     Down,
@@ -70,23 +70,26 @@ class DeliverSm:
     receipt_id: str | None = None
     stat: str | None = None  # DELIVRD, UNDELIV, EXPIRED, REJECTD …
     error: str | None = None
+    source_ton: int = 0  # type of number: 1 international, 2 national, 0 unknown …
+    source_npi: int = 0  # numbering plan: 1 E.164
 
 
-def parse_deliver(pdu: Any) -> DeliverSm:
-    esm_class = int(pdu.esm_class or 0)
-    payload = pdu.short_message or b""
-    if isinstance(payload, str):
-        payload = payload.encode("latin-1")
-    source = (pdu.source_addr or b"").decode("latin-1")
-    dest = (pdu.destination_addr or b"").decode("latin-1")
+def parse_deliver(pdu: RawDeliverSm) -> DeliverSm:
+    esm_class = pdu.esm_class
+    payload = pdu.short_message
+    source = pdu.source_addr.decode("latin-1")
+    dest = pdu.destination_addr.decode("latin-1")
+    ton, npi = pdu.source_addr_ton, pdu.source_addr_npi
     if esm_class & ESM_RECEIPT_MASK != ESM_SMSC_RECEIPT:
-        text = decode_payload(payload, int(pdu.data_coding or 0), esm_class)
-        return DeliverSm(source, dest, text)
+        text = decode_payload(payload, pdu.data_coding, esm_class)
+        return DeliverSm(source, dest, text, source_ton=ton, source_npi=npi)
     text = payload.decode("latin-1")
     fields = dict(_RECEIPT_FIELD.findall(text))
-    receipted = getattr(pdu, "receipted_message_id", None)
+    receipted = pdu.receipted_message_id
     receipt_id = receipted.decode("latin-1") if receipted else fields.get("id", "")
-    return DeliverSm(source, dest, text, receipt_id, fields.get("stat"), fields.get("err"))
+    return DeliverSm(
+        source, dest, text, receipt_id, fields.get("stat"), fields.get("err"), ton, npi
+    )
 
 
 class SlidingRateLimiter:
@@ -177,6 +180,8 @@ class SmppClient:
     def probe(self) -> ComponentHealth:
         """For the health registry: bound or not, and why not."""
         host, port = self._addr()
+        if self._io is not None and not self._io.reader_alive:
+            return ComponentHealth("down", "SMPP reader thread stopped", self._since)
         if self._up.is_set():
             return ComponentHealth("ok", f"bound to {host}:{port}", self._since)
         return ComponentHealth("down", self.stats.last_error or "connecting", self._since)
@@ -312,7 +317,9 @@ class SmppClient:
             status = ESME_RSYSERR
         # Answered only after the handler stored it: a crash before this means redelivery.
         if self._io is not None:
-            self._io.send(report.generation, deliver_sm_resp(report.sequence, status))
+            self._io.send(
+                report.generation, inbound_resp(report.pdu.command, report.sequence, status)
+            )
 
     # -- requests -------------------------------------------------------------------------
     async def _request(

@@ -85,6 +85,19 @@ class SmscPeer:
         sent: int = (await self.acall("POST", "/mo", body))["sent"]
         return sent
 
+    async def send_raw(self, data: bytes, sequence: int | None = None) -> int:
+        """Write bytes as they are to every bound session; `sequence`'s answer is recorded."""
+        body: dict[str, Any] = {"hex": data.hex()}
+        if sequence is not None:
+            body["sequence"] = sequence
+        sent: int = (await self.acall("POST", "/raw", body))["sent"]
+        return sent
+
+    async def raw_answers(self) -> dict[int, dict[str, Any] | None]:
+        """sequence -> {command, status} of the answer to a raw PDU (None: not answered yet)."""
+        answers: dict[str, Any] = (await self.acall("GET", "/raw"))["answers"]
+        return {int(seq): answer for seq, answer in answers.items()}
+
     async def mo(self) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = (await self.acall("GET", "/mo"))["mo"]
         return result

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from contactd.enums import MessageState as S
 from contactd.messaging.errors import InvalidTransitionError
 from contactd.messaging.inbound import is_opt_out, to_e164
+from contactd.messaging.pdu import RawDeliverSm
 from contactd.messaging.smpp import parse_deliver
 from contactd.messaging.state import FINAL, TRANSITIONS, backoff_s, check_move, sources_of
 
@@ -53,16 +54,18 @@ def test_e164_from_smpp_addresses() -> None:
     assert to_e164("ACME") == "ACME"
 
 
-def _pdu(**fields: object) -> SimpleNamespace:
-    base: dict[str, object] = {
+def _pdu(**fields: Any) -> RawDeliverSm:
+    base: dict[str, Any] = {
+        "sequence": 1,
         "esm_class": 0,
         "short_message": b"",
         "source_addr": b"491511234",
         "destination_addr": b"CONTACTD",
         "data_coding": 0,
+        "receipted_message_id": None,
     }
     base.update(fields)
-    return SimpleNamespace(**base)
+    return RawDeliverSm(**base)
 
 
 def test_receipt_text_is_parsed_when_the_tlv_is_missing() -> None:
