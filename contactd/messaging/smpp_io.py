@@ -359,9 +359,8 @@ class SmppIo:
                 connected = False
             if connected:
                 delay = self._reconnect[0]
-            else:
-                delay = min(delay * 2, self._reconnect[1])
             self._stopping.wait(delay)
+            delay = delay if connected else min(delay * 2, self._reconnect[1])
 
     def _session(self) -> bool:
         """Connect, bind and read until the link ends; False when it never came up."""
