@@ -21,10 +21,12 @@ from typing import Any, Final
 
 from sqlalchemy import func, select, update
 
+from contactd.background import LoopState, run_resilient
 from contactd.db.models.messaging import OutboxMessage
 from contactd.db.session import Database
 from contactd.enums import Channel, MessageState
 from contactd.events import EventBus
+from contactd.health import ComponentHealth
 from contactd.messaging import events
 from contactd.messaging import outbox_store as store
 from contactd.messaging.errors import TemporaryFailureError
@@ -128,6 +130,11 @@ class Outbox:
         self._committed = asyncio.Condition()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
+        self._stop = asyncio.Event()  # set with _closing: the dispatcher ends between steps
+        self._last_sweep = 0.0
+        self._unwritten: list[Outcome] = []  # a batch whose commit failed: retried, never dropped
+        self.dispatch_state = LoopState("outbox dispatcher")
+        self.writer_state = LoopState("outbox writer")
         self._maybe_due = True
         self._kicks = 0
         # The outbox's own write transactions take turns here rather than inside SQLite,
@@ -159,11 +166,19 @@ class Outbox:
         # The dispatcher finishes its current database step (cancelling a task inside an
         # aiosqlite call leaves the pooled connection broken); sends only wait on providers.
         self._closing = True
+        self._stop.set()
         self._wake.set()
         await self._finish(lambda name: name == "outbox-dispatch", cancel=False)
         await self._finish(lambda name: name.startswith("outbox-send"), cancel=True)
-        # Let the writer record what already happened; rows still `sending` resume next start.
-        await self._writes.join()
+        # Let the writer record what already happened; rows still `sending` resume next start
+        # (at least once), so a database that stays down cannot hold the stop forever.
+        try:
+            await asyncio.wait_for(self._writes.join(), CLOSE_TIMEOUT_S)
+        except TimeoutError:
+            log.error(
+                "outbox: outcomes not recorded at stop; their messages resume next start",
+                extra={"outcomes": self._writes.qsize() + len(self._unwritten)},
+            )
         await self._finish(lambda name: name == "outbox-writer", cancel=True)
         await self._finish(lambda name: True, cancel=False)
 
@@ -204,39 +219,50 @@ class Outbox:
             self._kick()
         return ids
 
+    def probe(self) -> ComponentHealth:
+        """Degraded while the dispatcher or the writer keeps failing (a locked database …)."""
+        for state in (self.dispatch_state, self.writer_state):
+            if not state.healthy:
+                return state.probe()
+        return self.dispatch_state.probe()
+
     # -- dispatch -------------------------------------------------------------------------
     async def _dispatch_loop(self) -> None:
+        await run_resilient(self._dispatch_step, self.dispatch_state, logger=log, until=self._stop)
+
+    async def _dispatch_step(self) -> None:
         """Claim due rows while slots are free; sleep until woken or the next retry is due.
 
         `_maybe_due` avoids a query per finished send: it is cleared when a claim comes back
         short (nothing else due now) and set again by enqueue, retries and the due timer.
+        A step that fails (a locked database) leaves `_maybe_due` set, so the retry claims.
         """
-        last_sweep = 0.0
-        while not self._closing:
-            self._wake.clear()
-            if self._maybe_due:
-                kicks = self._kicks
-                exhausted = True
-                for channel, limit in self._limits.items():
-                    free = limit - self._inflight[channel]
-                    if free < max(1, limit // 4):
-                        exhausted = False  # claim in batches once enough slots are free
-                        continue
-                    want = min(free, self._claim_batch)
-                    if await self._claim(channel, want) == want:
-                        exhausted = False
-                if exhausted and kicks == self._kicks:  # no enqueue raced with the claim
-                    self._maybe_due = False
-            if self._closing:
-                break
-            if time.monotonic() - last_sweep >= SWEEP_S:
-                last_sweep = time.monotonic()
-                await self._expire_stale()
-            wait_s = SWEEP_S if self._maybe_due else await self._seconds_to_next_due()
-            try:
-                await asyncio.wait_for(self._wake.wait(), wait_s)
-            except TimeoutError:
-                self._maybe_due = True
+        if self._closing:
+            return
+        self._wake.clear()
+        if self._maybe_due:
+            kicks = self._kicks
+            exhausted = True
+            for channel, limit in self._limits.items():
+                free = limit - self._inflight[channel]
+                if free < max(1, limit // 4):
+                    exhausted = False  # claim in batches once enough slots are free
+                    continue
+                want = min(free, self._claim_batch)
+                if await self._claim(channel, want) == want:
+                    exhausted = False
+            if exhausted and kicks == self._kicks:  # no enqueue raced with the claim
+                self._maybe_due = False
+        if self._closing:
+            return
+        if time.monotonic() - self._last_sweep >= SWEEP_S:
+            await self._expire_stale()
+            self._last_sweep = time.monotonic()
+        wait_s = SWEEP_S if self._maybe_due else await self._seconds_to_next_due()
+        try:
+            await asyncio.wait_for(self._wake.wait(), wait_s)
+        except TimeoutError:
+            self._maybe_due = True
 
     def _kick(self) -> None:
         self._kicks += 1
@@ -420,20 +446,24 @@ class Outbox:
         await item.done
 
     async def _write_loop(self) -> None:
-        while True:
-            batch = [await self._writes.get()]
-            while len(batch) < WRITE_BATCH and not self._writes.empty():
-                batch.append(self._writes.get_nowait())
-            try:
-                await self._commit(batch)
-            except Exception as exc:
-                log.exception("outbox: could not record %d outcome(s)", len(batch))
-                for item in batch:
-                    if item.done is not None and not item.done.done():
-                        item.done.set_exception(exc)
-            finally:
-                for _ in batch:
-                    self._writes.task_done()
+        await run_resilient(self._write_step, self.writer_state, logger=log)
+
+    async def _write_step(self) -> None:
+        """Commit the outcomes queued so far in one transaction.
+
+        A batch whose commit fails stays in `_unwritten` and is retried (with run_resilient's
+        back-off) ahead of anything queued later: an outcome that is lost would leave its row
+        `sending`, and the message would be sent again after a restart.
+        """
+        batch = self._unwritten
+        if not batch:
+            batch.append(await self._writes.get())
+        while len(batch) < WRITE_BATCH and not self._writes.empty():
+            batch.append(self._writes.get_nowait())
+        await self._commit(batch)
+        self._unwritten = []
+        for _ in batch:
+            self._writes.task_done()
 
     async def _commit(self, batch: list[Outcome]) -> None:
         async with self._db_writes:

@@ -22,6 +22,7 @@ from typing import Any, Final
 
 import smpplib.consts
 
+from contactd.background import LoopState, run_resilient
 from contactd.config import SmppSettings
 from contactd.health import ComponentHealth
 from contactd.messaging.encoding import decode_payload, split_message
@@ -171,6 +172,7 @@ class SmppClient:
         self._io: SmppIo | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._since: datetime | None = None
+        self.keepalive_state = LoopState("smpp enquire_link")
         self.stats = SmppStats()
 
     @property
@@ -183,6 +185,8 @@ class SmppClient:
         if self._io is not None and not self._io.reader_alive:
             return ComponentHealth("down", "SMPP reader thread stopped", self._since)
         if self._up.is_set():
+            if not self.keepalive_state.healthy:
+                return self.keepalive_state.probe()
             return ComponentHealth("ok", f"bound to {host}:{port}", self._since)
         return ComponentHealth("down", self.stats.last_error or "connecting", self._since)
 
@@ -430,14 +434,16 @@ class SmppClient:
         return ids
 
     async def _enquire_link_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.enquire_link_s)
-            if not self._up.is_set():
-                continue
-            generation = self._generation
-            try:
-                await self._request("enquire_link", timeout_s=self._response_timeout_s)
-            except TemporaryFailureError:
-                log.warning("smpp: enquire_link unanswered; reconnecting")
-                if self._io is not None:
-                    self._io.drop(generation)
+        await run_resilient(self._enquire_link_step, self.keepalive_state, logger=log)
+
+    async def _enquire_link_step(self) -> None:
+        await asyncio.sleep(self.settings.enquire_link_s)
+        if not self._up.is_set():
+            return
+        generation = self._generation
+        try:
+            await self._request("enquire_link", timeout_s=self._response_timeout_s)
+        except TemporaryFailureError:
+            log.warning("smpp: enquire_link unanswered; reconnecting")
+            if self._io is not None:
+                self._io.drop(generation)
