@@ -132,6 +132,7 @@ class Outbox:
         self._closing = False
         self._stop = asyncio.Event()  # set with _closing: the dispatcher ends between steps
         self._last_sweep = 0.0
+        self._wait_s = 0.0  # how long the next dispatcher step waits for a wake-up
         self._unwritten: list[Outcome] = []  # a batch whose commit failed: retried, never dropped
         self.dispatch_state = LoopState("outbox dispatcher")
         self.writer_state = LoopState("outbox writer")
@@ -236,7 +237,15 @@ class Outbox:
         `_maybe_due` avoids a query per finished send: it is cleared when a claim comes back
         short (nothing else due now) and set again by enqueue, retries and the due timer.
         A step that fails (a locked database) leaves `_maybe_due` set, so the retry claims.
+        The wait comes first, so a step ends when its work is done (health recovers then) and
+        the retry of a failed step does its work again at once, after run_resilient's back-off.
         """
+        if self._wait_s > 0:
+            try:
+                await asyncio.wait_for(self._wake.wait(), self._wait_s)
+            except TimeoutError:
+                self._maybe_due = True
+            self._wait_s = 0.0
         if self._closing:
             return
         self._wake.clear()
@@ -258,11 +267,7 @@ class Outbox:
         if time.monotonic() - self._last_sweep >= SWEEP_S:
             await self._expire_stale()
             self._last_sweep = time.monotonic()
-        wait_s = SWEEP_S if self._maybe_due else await self._seconds_to_next_due()
-        try:
-            await asyncio.wait_for(self._wake.wait(), wait_s)
-        except TimeoutError:
-            self._maybe_due = True
+        self._wait_s = SWEEP_S if self._maybe_due else await self._seconds_to_next_due()
 
     def _kick(self) -> None:
         self._kicks += 1
