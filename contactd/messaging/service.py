@@ -55,7 +55,7 @@ class Messaging:
         self._db = db
         self._stack = contextlib.AsyncExitStack()
         self.templates = templates or TemplateStore(settings.general.data_dir / "templates")
-        self.inbound = InboundSms(db, bus)
+        self.inbound = InboundSms(db, bus, default_region=settings.general.default_region)
         self.channels = ChannelService(
             db,
             is_window_open or window_check(settings.dialer, settings.general.timezone),

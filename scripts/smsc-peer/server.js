@@ -363,6 +363,8 @@ class Smsc {
         text, data_coding: dataCoding, sequence_number: null, status: null };
       session.deliver_sm({
         source_addr: body.source_addr,
+        source_addr_ton: Number(body.source_addr_ton || 0),
+        source_addr_npi: Number(body.source_addr_npi || 0),
         destination_addr: body.destination_addr || '',
         esm_class: 0x00,
         data_coding: dataCoding,

@@ -80,8 +80,16 @@ class SmscPeer:
     async def drop(self) -> None:
         await self.acall("POST", "/drop", {})
 
-    async def inject_mo(self, source_addr: str, text: str, destination_addr: str = "") -> int:
-        body = {"source_addr": source_addr, "text": text, "destination_addr": destination_addr}
+    async def inject_mo(
+        self, source_addr: str, text: str, destination_addr: str = "", *, ton: int = 0, npi: int = 0
+    ) -> int:
+        body = {
+            "source_addr": source_addr,
+            "text": text,
+            "destination_addr": destination_addr,
+            "source_addr_ton": ton,
+            "source_addr_npi": npi,
+        }
         sent: int = (await self.acall("POST", "/mo", body))["sent"]
         return sent
 
