@@ -47,7 +47,7 @@ from contactd.messaging.email import EmailSender
 from contactd.messaging.outbox import OutboundMessage, Outbox
 from contactd.messaging.smpp import DeliverSm, SmppClient
 from contactd.messaging.sms import SmsSender
-from contactd.messaging.types import OutgoingMessage
+from contactd.messaging.types import ClaimedMessage
 from tests.peers.smsc import PEER_DIR, SmscPeer, start_peer, stop_peer
 
 
@@ -204,7 +204,7 @@ async def email_sender(port: int, count: int, pool: int) -> float:
     async with EmailSender(settings) as sender:
         start = time.perf_counter()
         await asyncio.gather(*(
-            sender.send(OutgoingMessage(i, Channel.EMAIL, f"user{i}@example.test",
+            sender.send(ClaimedMessage(i, Channel.EMAIL, f"user{i}@example.test",
                                         "Hello from the messaging benchmark. Grüße!\n",
                                         f"Bench {i} — Grüße"))
             for i in range(count)

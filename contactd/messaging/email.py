@@ -17,7 +17,7 @@ import aiosmtplib
 
 from contactd.config import EmailSettings
 from contactd.messaging.errors import EmailUnavailableError, SendFailedError
-from contactd.messaging.types import OutgoingMessage, SendResult
+from contactd.messaging.types import ClaimedMessage, SendResult
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ class EmailSender:
         self.connects += 1
         return conn
 
-    async def send(self, message: OutgoingMessage) -> SendResult:
+    async def send(self, message: ClaimedMessage) -> SendResult:
         message_id = make_msgid(domain=self._domain)
         sender = str(message.meta.get("from") or self.settings.from_address)
         mail = build_email(

@@ -33,7 +33,7 @@ from contactd.messaging.errors import TemporaryFailureError
 from contactd.messaging.outbox_store import OutboundMessage, Outcome
 from contactd.messaging.smpp import DeliverSm
 from contactd.messaging.state import FINAL, backoff_s
-from contactd.messaging.types import OutgoingMessage, Sender
+from contactd.messaging.types import ClaimedMessage, Sender
 
 __all__ = ["OutboundMessage", "Outbox", "OutboxStats"]
 
@@ -311,7 +311,7 @@ class Outbox:
         return len(rows)
 
     async def _send(self, row: Any, attempt: int) -> None:
-        message = OutgoingMessage(
+        message = ClaimedMessage(
             row.id, row.channel, row.to_address, row.body, row.subject, row.html_body, row.meta
         )
         try:

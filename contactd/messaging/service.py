@@ -40,7 +40,7 @@ class FallbackResult:
     message_id: int | None  # the outbox row, when a message was queued
 
 
-class Messaging:
+class MessagingService:
     def __init__(
         self,
         settings: Settings,
@@ -82,7 +82,7 @@ class Messaging:
         options.update(outbox_options or {})
         self.outbox = Outbox(db, senders, bus, **options)
 
-    async def __aenter__(self) -> Messaging:
+    async def __aenter__(self) -> MessagingService:
         async with contextlib.AsyncExitStack() as stack:
             if self.email is not None:
                 await stack.enter_async_context(self.email)

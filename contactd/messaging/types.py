@@ -9,7 +9,12 @@ from contactd.enums import Channel
 
 
 @dataclass(frozen=True)
-class OutgoingMessage:
+class ClaimedMessage:
+    """A stored outbox row the dispatcher claimed for one send attempt (`id` is the row's).
+
+    Not to be confused with `OutboundMessage`, the request to store a new message.
+    """
+
     id: int
     channel: Channel
     to: str
@@ -28,4 +33,4 @@ class SendResult:
 class Sender(Protocol):
     """Sends one message; raises SendFailedError (permanent) or TemporaryFailureError."""
 
-    async def send(self, message: OutgoingMessage) -> SendResult: ...
+    async def send(self, message: ClaimedMessage) -> SendResult: ...

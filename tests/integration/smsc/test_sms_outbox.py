@@ -33,7 +33,7 @@ from contactd.enums import (
 from contactd.events import EventBus
 from contactd.messaging.events import InboundSmsReceived, MessageDelivered
 from contactd.messaging.outbox import OutboundMessage
-from contactd.messaging.service import Messaging
+from contactd.messaging.service import MessagingService
 from tests.peers.smsc import SmscPeer
 
 pytestmark = pytest.mark.smsc
@@ -41,9 +41,9 @@ pytestmark = pytest.mark.smsc
 
 def messaging(
     settings: Settings, smsc: SmscPeer, db: Database, bus: EventBus | None = None, **smpp: Any
-) -> Messaging:
+) -> MessagingService:
     configured = settings.model_copy(update={"smpp": smsc.settings(**smpp)})
-    return Messaging(
+    return MessagingService(
         configured,
         db,
         bus,
