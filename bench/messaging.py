@@ -152,7 +152,8 @@ async def outbox_pipeline(
 
             async def on_deliver(message: DeliverSm) -> int:
                 assert outbox is not None
-                await outbox.on_receipt(message)
+                if message.receipt is not None:
+                    await outbox.on_receipt(message.receipt)
                 return 0
 
             async with SmppClient(settings, on_deliver) as client:

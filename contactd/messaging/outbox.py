@@ -25,15 +25,15 @@ from contactd.background import LoopState, run_resilient
 from contactd.db.models.messaging import OutboxMessage
 from contactd.db.session import Database
 from contactd.enums import Channel, MessageState
+from contactd.errors import ContactdError
 from contactd.events import EventBus
 from contactd.health import ComponentHealth
 from contactd.messaging import events
 from contactd.messaging import outbox_store as store
 from contactd.messaging.errors import TemporaryFailureError
 from contactd.messaging.outbox_store import OutboundMessage, Outcome
-from contactd.messaging.smpp import DeliverSm
 from contactd.messaging.state import FINAL, backoff_s
-from contactd.messaging.types import ClaimedMessage, Sender
+from contactd.messaging.types import ClaimedMessage, DeliveryReceipt, ReceiptOutcome, Sender
 
 __all__ = ["OutboundMessage", "Outbox", "OutboxStats"]
 
@@ -45,7 +45,6 @@ IDLE_WAKE_S: Final = 30.0
 CLOSE_TIMEOUT_S: Final = 10.0
 SWEEP_S: Final = 10.0  # how often expired rows are looked for
 WRITE_BATCH: Final = 1000
-FAILED_STATS: Final = {"UNDELIV", "REJECTD", "DELETED", "UNKNOWN"}
 _CLAIM_COLUMNS: Final = (
     OutboxMessage.id,
     OutboxMessage.channel,
@@ -81,6 +80,7 @@ class OutboxStats:
     expired: int = 0
     retried: int = 0
     resumed: int = 0
+    maybe_sent: int = 0  # attempts that failed after the provider may have taken the message
     receipts_unmatched: int = 0
     batches: int = 0
 
@@ -124,6 +124,7 @@ class Outbox:
         self._receipt_timeout = timedelta(seconds=receipt_timeout_s)
         self._wake = asyncio.Event()
         self._writes: asyncio.Queue[Outcome] = asyncio.Queue()
+        self._events: asyncio.Queue[events.MessageStateChanged] = asyncio.Queue()
         self._tracked: dict[int, _Tracked] = {}
         self._by_part: dict[str, int] = {}
         self._early: dict[str, asyncio.Future[int]] = {}
@@ -156,6 +157,7 @@ class Outbox:
             log.warning("outbox: %d message(s) interrupted mid-send requeued", self.stats.resumed)
         self._spawn(self._dispatch_loop(), "outbox-dispatch")
         self._spawn(self._write_loop(), "outbox-writer")
+        self._spawn(self._publish_loop(), "outbox-publisher")
         return self
 
     async def __aexit__(
@@ -181,6 +183,11 @@ class Outbox:
                 extra={"outcomes": self._writes.qsize() + len(self._unwritten)},
             )
         await self._finish(lambda name: name == "outbox-writer", cancel=True)
+        try:
+            await asyncio.wait_for(self._events.join(), CLOSE_TIMEOUT_S)
+        except TimeoutError:
+            log.error("outbox: events unpublished at stop", extra={"events": self._events.qsize()})
+        await self._finish(lambda name: name == "outbox-publisher", cancel=True)
         await self._finish(lambda name: True, cancel=False)
 
     async def _finish(self, which: Callable[[str], bool], *, cancel: bool) -> None:
@@ -317,6 +324,8 @@ class Outbox:
         try:
             result = await self._senders[row.channel].send(message)
         except TemporaryFailureError as exc:
+            if exc.maybe_sent:
+                self.stats.maybe_sent += 1  # the retry may deliver it twice (at least once)
             if attempt >= self._max_attempts:
                 self._post(Outcome(S.FAILED, row.id, {"error": f"gave up: {exc}"[:500]}))
             else:
@@ -324,10 +333,11 @@ class Outbox:
                 self.stats.retried += 1
                 at = _now() + timedelta(seconds=delay)
                 self._post(Outcome(S.QUEUED, row.id, {"next_attempt_at": at, "error": str(exc)}))
-        except Exception as exc:  # SendFailedError, or a sender bug: not worth retrying blindly
+        except ContactdError as exc:  # SendFailedError: the provider refused it for good
             self._post(Outcome(S.FAILED, row.id, {"error": str(exc)[:500]}))
-            if not isinstance(exc, TemporaryFailureError) and not hasattr(exc, "code"):
-                log.exception("outbox: sender crashed on message %s", row.id)
+        except Exception as exc:  # a sender bug: not worth retrying blindly
+            self._post(Outcome(S.FAILED, row.id, {"error": str(exc)[:500]}))
+            log.exception("outbox: sender crashed", extra={"message_id": row.id})
         else:
             values: dict[str, Any] = {"provider_id": result.provider_ids[0], "sent_at": _now()}
             if len(result.provider_ids) > 1:
@@ -392,12 +402,12 @@ class Outbox:
                 self._post(Outcome(S.EXPIRED, message_id, {"error": "no delivery receipt"}))
 
     # -- receipts -------------------------------------------------------------------------
-    async def on_receipt(self, receipt: DeliverSm) -> None:
-        """Apply an SMPP delivery receipt; returns once the outcome is committed."""
+    async def on_receipt(self, receipt: DeliveryReceipt) -> None:
+        """Apply a provider's delivery receipt; returns once the outcome is committed."""
         if self._closing:
             # Not acknowledged, so the SMSC delivers it again after the next bind.
             raise TemporaryFailureError("outbox is closing")
-        part = receipt.receipt_id or ""
+        part = receipt.provider_id
         message_id = self._by_part.get(part)
         if message_id is None:
             message_id = await self._match_late(part)
@@ -405,21 +415,20 @@ class Outbox:
             self.stats.receipts_unmatched += 1
             log.warning("outbox: receipt for unknown message id %r", part)
             return
-        stat = (receipt.stat or "").upper()
         tracked = self._tracked.get(message_id)
-        if stat == "DELIVRD":
+        outcome = receipt.outcome
+        if outcome is ReceiptOutcome.DELIVERED:
             if tracked is not None:
                 tracked.parts_left.discard(part)
                 if tracked.parts_left:
                     return  # the other parts' receipts decide
             update_ = Outcome(S.DELIVERED, message_id, {"delivered_at": _now()})
-        elif stat == "EXPIRED":
-            update_ = Outcome(S.EXPIRED, message_id, {"error": "SMSC: validity period expired"})
-        elif stat in FAILED_STATS:
-            error = f"SMSC receipt {stat} err:{receipt.error or '?'}"
-            update_ = Outcome(S.FAILED, message_id, {"error": error})
+        elif outcome is ReceiptOutcome.EXPIRED:
+            update_ = Outcome(S.EXPIRED, message_id, {"error": receipt.detail})
+        elif outcome is ReceiptOutcome.FAILED:
+            update_ = Outcome(S.FAILED, message_id, {"error": receipt.detail})
         else:
-            return  # ENROUTE/ACCEPTD: intermediate
+            return  # intermediate
         await self._post_and_wait(update_)
 
     async def _match_late(self, part: str) -> int | None:
@@ -505,12 +514,26 @@ class Outbox:
                 campaign_id=tracked.campaign_id if tracked else None,
                 error=str(item.values.get("error", "")),
             )
-            self._spawn(self._bus.publish(event), "outbox-event")
+            self._events.put_nowait(event)  # one publisher: subscribers see commit order
         if state is S.QUEUED:
             self._forget(item.id)
             self._wake.set()  # recompute when the next retry is due
         if item.done is not None and not item.done.done():
             item.done.set_result(None)
+
+    async def _publish_loop(self) -> None:
+        """Publish events one at a time, in the order their outcomes were committed."""
+        while True:
+            event = await self._events.get()
+            try:
+                if self._bus is not None:
+                    await self._bus.publish(event)
+            except Exception:
+                log.exception(
+                    "outbox: publishing an event failed", extra={"message_id": event.message_id}
+                )
+            finally:
+                self._events.task_done()
 
     def _forget(self, message_id: int) -> None:
         tracked = self._tracked.pop(message_id, None)

@@ -101,8 +101,9 @@ class MessagingService:
         await self._stack.aclose()
 
     async def _on_deliver(self, message: DeliverSm) -> int:
-        if message.receipt_id is not None:
-            await self.outbox.on_receipt(message)
+        receipt = message.receipt
+        if receipt is not None:
+            await self.outbox.on_receipt(receipt)
         else:
             await self.inbound.handle(message)
         return ESME_ROK

@@ -44,6 +44,7 @@ from contactd.messaging.smpp_io import (
     Unreachable,
     Up,
 )
+from contactd.messaging.types import DeliveryReceipt, ReceiptOutcome
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,15 @@ ESME_RTHROTTLED: Final = 0x58
 RETRYABLE: Final = frozenset({ESME_RTHROTTLED, ESME_RMSGQFUL})
 ESM_RECEIPT_MASK: Final = 0x3C
 ESM_SMSC_RECEIPT: Final = 0x04
+# SMPP 3.4 appendix B `stat` values; ENROUTE, ACCEPTD and anything unknown are intermediate.
+RECEIPT_STATS: Final = {
+    "DELIVRD": ReceiptOutcome.DELIVERED,
+    "EXPIRED": ReceiptOutcome.EXPIRED,
+    "UNDELIV": ReceiptOutcome.FAILED,
+    "REJECTD": ReceiptOutcome.FAILED,
+    "DELETED": ReceiptOutcome.FAILED,
+    "UNKNOWN": ReceiptOutcome.FAILED,
+}
 _RECEIPT_FIELD = re.compile(r"(\w+(?: date)?):(\S*)")
 
 
@@ -73,6 +83,21 @@ class DeliverSm:
     error: str | None = None
     source_ton: int = 0  # type of number: 1 international, 2 national, 0 unknown …
     source_npi: int = 0  # numbering plan: 1 E.164
+
+    @property
+    def receipt(self) -> DeliveryReceipt | None:
+        """The receipt in the outbox's terms; None for a mobile-originated text."""
+        if self.receipt_id is None:
+            return None
+        stat = (self.stat or "").upper()
+        outcome = RECEIPT_STATS.get(stat, ReceiptOutcome.PENDING)
+        if outcome is ReceiptOutcome.FAILED:
+            detail = f"SMSC receipt {stat} err:{self.error or '?'}"
+        elif outcome is ReceiptOutcome.EXPIRED:
+            detail = "SMSC: validity period expired"
+        else:
+            detail = stat
+        return DeliveryReceipt(self.receipt_id, outcome, detail)
 
 
 def parse_deliver(pdu: RawDeliverSm) -> DeliverSm:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol
 
 from contactd.enums import Channel
@@ -22,6 +23,24 @@ class ClaimedMessage:
     subject: str = ""
     html_body: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+
+
+class ReceiptOutcome(StrEnum):
+    """What a provider's delivery report means for the message, in the outbox's words."""
+
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    PENDING = "pending"  # an intermediate report (en route, accepted): nothing to record
+
+
+@dataclass(frozen=True)
+class DeliveryReceipt:
+    """A delivery report translated by the adapter that received it (SMPP receipts today)."""
+
+    provider_id: str
+    outcome: ReceiptOutcome
+    detail: str = ""
 
 
 @dataclass(frozen=True)
