@@ -21,8 +21,10 @@ from contactd.config import Settings
 from contactd.db.models import OutboxMessage
 from contactd.db.session import Database
 from contactd.enums import MessageState
+from contactd.events import EventBus
 from contactd.health import ComponentHealth
 from contactd.messaging import outbox_store
+from contactd.messaging.events import MessageDelivered, MessageSent
 from contactd.messaging.outbox_store import insert_messages
 from tests.integration.smsc.test_sms_outbox import messaging, rows, sms
 from tests.peers.smsc import SmscPeer
@@ -92,3 +94,24 @@ async def test_outcomes_whose_commit_fails_are_kept_and_committed_later(
     assert [r.state for r in stored] == [MessageState.DELIVERED] * 10
     assert all(r.provider_id and r.attempts == 1 for r in stored)
     assert len(await smsc.submits()) == 10  # nothing was sent twice
+
+
+async def test_events_are_published_in_commit_order(
+    settings: Settings, smsc: SmscPeer, db: Database
+) -> None:
+    bus = EventBus()
+    seen: list[tuple[str, int]] = []
+
+    async def slow_sent(event: MessageSent) -> None:
+        for _ in range(20):  # a subscriber that takes a while: later events must wait for it
+            await asyncio.sleep(0)
+        seen.append(("sent", event.message_id))
+
+    bus.subscribe(MessageSent, slow_sent)
+    bus.subscribe(MessageDelivered, lambda e: seen.append(("delivered", e.message_id)))
+    async with messaging(settings, smsc, db, bus) as m:
+        ids = await m.outbox.enqueue_many([sms(i) for i in range(50)])
+        await m.outbox.wait_for(lambda s: s.delivered == 50, WAIT_S)
+    assert sorted(seen) == sorted([("sent", i) for i in ids] + [("delivered", i) for i in ids])
+    for message_id in ids:
+        assert seen.index(("sent", message_id)) < seen.index(("delivered", message_id))
