@@ -377,7 +377,11 @@ class SmppClient:
         self._pending[sequence] = (future, self._generation)
         self._io.send(self._generation, data)
         try:
-            return await asyncio.wait_for(future, timeout_s or self._response_timeout_s)
+            # asyncio.timeout, not wait_for: wait_for's inner task costs an extra loop turn, so
+            # the receipt that arrives with the answer overtook the send's bookkeeping and took
+            # the outbox's slow early-receipt path (seen in a pyinstrument profile).
+            async with asyncio.timeout(timeout_s or self._response_timeout_s):
+                return await future
         except TimeoutError:
             raise SmppUnavailableError(f"no {command}_resp", maybe_sent=True) from None
         finally:
