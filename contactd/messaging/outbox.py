@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Final
@@ -32,6 +32,7 @@ from contactd.messaging import events
 from contactd.messaging import outbox_store as store
 from contactd.messaging.errors import TemporaryFailureError
 from contactd.messaging.outbox_store import OutboundMessage, Outcome
+from contactd.messaging.outbox_tracking import InFlight, Tracked
 from contactd.messaging.state import FINAL, backoff_s
 from contactd.messaging.types import ClaimedMessage, DeliveryReceipt, ReceiptOutcome, Sender
 
@@ -40,7 +41,6 @@ __all__ = ["OutboundMessage", "Outbox", "OutboxStats"]
 log = logging.getLogger(__name__)
 
 S = MessageState
-EARLY_RECEIPT_WAIT_S: Final = 2.0  # a receipt may overtake the submit_sm_resp bookkeeping
 IDLE_WAKE_S: Final = 30.0
 CLOSE_TIMEOUT_S: Final = 10.0
 SWEEP_S: Final = 10.0  # how often expired rows are looked for
@@ -85,18 +85,6 @@ class OutboxStats:
     batches: int = 0
 
 
-@dataclass
-class _Tracked:
-    """What the process knows of a message it sent: for receipts and the timeline."""
-
-    channel: Channel
-    contact_id: int | None
-    campaign_id: int | None
-    interaction_id: int | None
-    parts: list[str] = field(default_factory=list)
-    parts_left: set[str] = field(default_factory=set)
-
-
 class Outbox:
     """Enqueue messages, send them through per-channel senders, record every outcome."""
 
@@ -125,9 +113,7 @@ class Outbox:
         self._wake = asyncio.Event()
         self._writes: asyncio.Queue[Outcome] = asyncio.Queue()
         self._events: asyncio.Queue[events.MessageStateChanged] = asyncio.Queue()
-        self._tracked: dict[int, _Tracked] = {}
-        self._by_part: dict[str, int] = {}
-        self._early: dict[str, asyncio.Future[int]] = {}
+        self._inflight_messages = InFlight()
         self._committed = asyncio.Condition()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
@@ -310,8 +296,8 @@ class Outbox:
             if row.expires_at is not None and row.expires_at <= now:
                 self._post(Outcome(S.EXPIRED, row.id, {"error": "expired before sending"}))
                 continue
-            self._tracked[row.id] = _Tracked(
-                channel, row.contact_id, row.campaign_id, row.interaction_id
+            self._inflight_messages.claimed(
+                row.id, Tracked(channel, row.contact_id, row.campaign_id, row.interaction_id)
             )
             self._inflight[channel] += 1
             self._spawn(self._send(row, row.attempts + 1), f"outbox-send-{row.id}")
@@ -342,16 +328,9 @@ class Outbox:
             values: dict[str, Any] = {"provider_id": result.provider_ids[0], "sent_at": _now()}
             if len(result.provider_ids) > 1:
                 values["meta"] = {**row.meta, "parts": result.provider_ids}
-            tracked = self._tracked.get(row.id)
-            if result.awaits_receipt and tracked is not None:
-                tracked.parts = list(result.provider_ids)
-                tracked.parts_left = set(result.provider_ids)
-                for part in result.provider_ids:
-                    self._by_part[part] = row.id
-                    early = self._early.get(part)
-                    if early is not None and not early.done():
-                        early.set_result(row.id)
-            elif tracked is not None:
+            if result.awaits_receipt:
+                self._inflight_messages.sent(row.id, result.provider_ids)
+            elif self._inflight_messages.get(row.id) is not None:
                 values["final"] = True
             self._post(Outcome(S.SENT, row.id, values))
         finally:
@@ -408,20 +387,17 @@ class Outbox:
             # Not acknowledged, so the SMSC delivers it again after the next bind.
             raise TemporaryFailureError("outbox is closing")
         part = receipt.provider_id
-        message_id = self._by_part.get(part)
+        message_id = await self._inflight_messages.match(part)
         if message_id is None:
-            message_id = await self._match_late(part)
+            message_id = await self._sent_before_restart(part)
         if message_id is None:
             self.stats.receipts_unmatched += 1
-            log.warning("outbox: receipt for unknown message id %r", part)
+            log.warning("outbox: receipt for an unknown message", extra={"provider_id": part})
             return
-        tracked = self._tracked.get(message_id)
         outcome = receipt.outcome
         if outcome is ReceiptOutcome.DELIVERED:
-            if tracked is not None:
-                tracked.parts_left.discard(part)
-                if tracked.parts_left:
-                    return  # the other parts' receipts decide
+            if not self._inflight_messages.part_delivered(message_id, part):
+                return  # the other parts' receipts decide
             update_ = Outcome(S.DELIVERED, message_id, {"delivered_at": _now()})
         elif outcome is ReceiptOutcome.EXPIRED:
             update_ = Outcome(S.EXPIRED, message_id, {"error": receipt.detail})
@@ -431,17 +407,8 @@ class Outbox:
             return  # intermediate
         await self._post_and_wait(update_)
 
-    async def _match_late(self, part: str) -> int | None:
-        future = self._early.get(part)
-        if future is None:
-            future = self._early[part] = asyncio.get_running_loop().create_future()
-        try:
-            return await asyncio.wait_for(asyncio.shield(future), EARLY_RECEIPT_WAIT_S)
-        except TimeoutError:
-            pass
-        finally:
-            self._early.pop(part, None)
-        # Sent before a restart: the first part's id is stored as provider_id.
+    async def _sent_before_restart(self, part: str) -> int | None:
+        # The first part's id is stored as provider_id.
         async with self._db.session() as session:
             found: int | None = await session.scalar(
                 select(OutboxMessage.id).where(
@@ -481,20 +448,12 @@ class Outbox:
 
     async def _commit(self, batch: list[Outcome]) -> None:
         async with self._db_writes:
-            await store.write_outcomes(self._db, batch, self._timeline_outcomes(batch))
+            await store.write_outcomes(self._db, batch, self._inflight_messages.timeline(batch))
         self.stats.batches += 1
         for item in batch:
             self._after_commit(item)
         async with self._committed:
             self._committed.notify_all()
-
-    def _timeline_outcomes(self, batch: Iterable[Outcome]) -> list[dict[str, Any]]:
-        out = []
-        for u in batch:
-            tracked = self._tracked.get(u.id)
-            if tracked is not None and tracked.interaction_id is not None:
-                out.append({"b_id": tracked.interaction_id, "b_outcome": u.state.value})
-        return out
 
     def _after_commit(self, item: Outcome) -> None:
         state = item.state
@@ -502,9 +461,9 @@ class Outbox:
                    S.EXPIRED: "expired"}.get(state)
         if counter:
             setattr(self.stats, counter, getattr(self.stats, counter) + 1)
-        tracked = self._tracked.get(item.id)
+        tracked = self._inflight_messages.get(item.id)
         if state in FINAL or (state is S.SENT and item.values.get("final")):
-            self._forget(item.id)
+            self._inflight_messages.forget(item.id)
         if self._bus is not None and state in _EVENT:
             event = _EVENT[state](
                 message_id=item.id,
@@ -516,7 +475,7 @@ class Outbox:
             )
             self._events.put_nowait(event)  # one publisher: subscribers see commit order
         if state is S.QUEUED:
-            self._forget(item.id)
+            self._inflight_messages.forget(item.id)
             self._wake.set()  # recompute when the next retry is due
         if item.done is not None and not item.done.done():
             item.done.set_result(None)
@@ -534,12 +493,6 @@ class Outbox:
                 )
             finally:
                 self._events.task_done()
-
-    def _forget(self, message_id: int) -> None:
-        tracked = self._tracked.pop(message_id, None)
-        if tracked is not None:
-            for part in tracked.parts:
-                self._by_part.pop(part, None)
 
     # -- waiting (tests, benchmarks, graceful stops) --------------------------------------
     async def wait_for(self, condition: Callable[[OutboxStats], bool], timeout_s: float) -> None:
