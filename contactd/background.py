@@ -12,6 +12,7 @@ Two pieces, used by every long-lived part instead of a private `_spawn`:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -109,8 +110,11 @@ async def run_resilient(
     backoff_min_s: float = BACKOFF_MIN_S,
     backoff_max_s: float = BACKOFF_MAX_S,
     logger: logging.Logger | None = None,
+    until: asyncio.Event | None = None,
 ) -> None:
-    """Run `step` until cancelled; a step that raises is retried after a doubling back-off.
+    """Run `step` until cancelled (or `until` is set, checked between steps and ending a
+    back-off early: for a loop that must finish its current step rather than be cut inside it);
+    a step that raises is retried after a doubling back-off.
 
     The step waits for its own work (an event, a queue, a timeout): this loop never sleeps on a
     healthy path. The first failure of a streak is logged with its traceback, later ones as one
@@ -118,7 +122,7 @@ async def run_resilient(
     """
     out = logger or log
     delay = backoff_min_s
-    while True:
+    while until is None or not until.is_set():
         try:
             await step()
         except asyncio.CancelledError:
@@ -138,7 +142,11 @@ async def run_resilient(
                 out.error("loop step failed; retrying", exc_info=exc, extra=fields)
             else:
                 out.warning("loop step failed again", extra=fields)
-            await asyncio.sleep(delay)
+            if until is None:
+                await asyncio.sleep(delay)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(until.wait(), delay)
             delay = min(delay * 2, backoff_max_s)
             continue
         if state.consecutive_failures:

@@ -26,7 +26,7 @@ from contactd.dialer.connect import SetvarConnector
 from contactd.dialer.service import DialerService
 from contactd.events import EventBus
 from contactd.health import ComponentHealth, HealthRegistry
-from contactd.messaging.service import Messaging
+from contactd.messaging.service import MessagingService
 from contactd.web.app import WebServer, create_app
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class Components:
         self.contacts: ContactService | None = None
         self.tasks: TaskService | None = None
         self.calls: CallService | None = None
-        self.messaging: Messaging | None = None
+        self.messaging: MessagingService | None = None
         self.dialer: DialerService | None = None
         self.web_url: str | None = None
 
@@ -86,10 +86,12 @@ async def run_daemon(
                 await stack.enter_async_context(ami)
                 components.calls = await stack.enter_async_context(calls)
                 health.register("ami", ami.probe)
-            messaging = await stack.enter_async_context(Messaging(settings, db, bus))
+                health.register("attempt-writer", calls.writer.probe)
+            messaging = await stack.enter_async_context(MessagingService(settings, db, bus))
             components.messaging = messaging
             if messaging.smpp is not None:
                 health.register("smpp", messaging.smpp.probe)
+            health.register("outbox", messaging.outbox.probe)
             if components.calls is not None:
                 # Agents log in through the panel (next wave); until then the board is empty
                 # and only automated campaigns, which need no agent, place calls.

@@ -16,8 +16,8 @@ from types import TracebackType
 import aiosmtplib
 
 from contactd.config import EmailSettings
-from contactd.messaging.errors import EmailUnavailableError, SendFailedError
-from contactd.messaging.types import OutgoingMessage, SendResult
+from contactd.messaging.errors import EmailUnavailableError, SendFailedError, SmtpDeferredError
+from contactd.messaging.types import ClaimedMessage, SendResult
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +64,11 @@ def build_email(
     )
 
 
-def _classify(code: int, text: str, what: str) -> SendFailedError | EmailUnavailableError:
+def _classify(code: int, text: str, what: str) -> SendFailedError | SmtpDeferredError:
     reason = f"SMTP {code} {text}".strip()
     if 500 <= code < 600:
         return SendFailedError(f"{what} refused: {reason}", smtp_code=code)
-    return EmailUnavailableError(f"{what} deferred: {reason}", smtp_code=code)
+    return SmtpDeferredError(f"{what} deferred: {reason}", smtp_code=code)
 
 
 class EmailSender:
@@ -117,7 +117,7 @@ class EmailSender:
         self.connects += 1
         return conn
 
-    async def send(self, message: OutgoingMessage) -> SendResult:
+    async def send(self, message: ClaimedMessage) -> SendResult:
         message_id = make_msgid(domain=self._domain)
         sender = str(message.meta.get("from") or self.settings.from_address)
         mail = build_email(
@@ -133,9 +133,9 @@ class EmailSender:
             if conn is not None:
                 try:
                     await self._send_on(conn, mail, sender, message.to)
-                except EmailUnavailableError as exc:
-                    if "smtp_code" in exc.details:
-                        raise  # the server answered 4xx: the outbox retries later
+                except SmtpDeferredError:
+                    raise  # the server answered 4xx: the outbox retries later
+                except EmailUnavailableError:
                     conn = None  # an idle connection the server has since closed: one fresh try
             if conn is None:
                 await self._send_on(await self._connect(), mail, sender, message.to)

@@ -20,10 +20,18 @@ class SendFailedError(MessagingError):
 
 
 class TemporaryFailureError(MessagingError):
-    """Worth retrying: throttled, queue full, SMTP 4xx, connection lost or unavailable."""
+    """Worth retrying: throttled, queue full, SMTP 4xx, connection lost or unavailable.
+
+    `maybe_sent`: the provider may have taken the message before the failure (an answer that
+    never came); a retry may then deliver it twice: the outbox's at-least-once.
+    """
 
     code = "message_deferred"
     temporary = True
+
+    def __init__(self, message: str, *, maybe_sent: bool = False, **details: Any) -> None:
+        super().__init__(message, maybe_sent=maybe_sent, **details)
+        self.maybe_sent = maybe_sent
 
 
 class SmppBindError(MessagingError):
@@ -41,7 +49,19 @@ class SmppUnavailableError(TemporaryFailureError):
 
 
 class EmailUnavailableError(TemporaryFailureError):
+    """The SMTP connection failed or closed: a fresh connection may work at once."""
+
     code = "smtp_unavailable"
+
+
+class SmtpDeferredError(EmailUnavailableError):
+    """The SMTP server answered 4xx: try again later, not on another connection now."""
+
+    code = "smtp_deferred"
+
+    def __init__(self, message: str, *, smtp_code: int, **details: Any) -> None:
+        super().__init__(message, smtp_code=smtp_code, **details)
+        self.smtp_code = smtp_code
 
 
 class TemplateError(MessagingError):

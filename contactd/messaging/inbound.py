@@ -7,9 +7,9 @@ the global do-not-call list, and SMS still queued for that number cancelled.
 from __future__ import annotations
 
 import logging
-import re
 from typing import Final
 
+import phonenumbers
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,40 +17,87 @@ from contactd.db.models.crm import Consent, Contact, ContactPhone, DoNotCall, In
 from contactd.db.models.messaging import OutboxMessage
 from contactd.db.session import Database
 from contactd.enums import Channel, ConsentStatus, Direction, InteractionKind, MessageState
+from contactd.errors import ValidationError
 from contactd.events import EventBus
 from contactd.messaging.events import InboundSmsReceived
+from contactd.messaging.opt_out import ALL_KEYWORDS, is_opt_out
 from contactd.messaging.smpp import DeliverSm
+from contactd.phones import parse_phone
 
 log = logging.getLogger(__name__)
 
-OPT_OUT_WORDS: Final = frozenset(
-    {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "STOPP", "ARRET", "ARRÊT", "BAJA"}
-)
 OPT_OUT_SOURCE: Final = "sms STOP"
-_FIRST_WORD = re.compile(r"\w+", re.UNICODE)
+TON_UNKNOWN: Final = 0
+TON_INTERNATIONAL: Final = 1
+TON_NATIONAL: Final = 2
+_SEPARATORS: Final = str.maketrans("", "", " -./()\t")
 
 
-def is_opt_out(text: str) -> bool:
-    """True when the reply's first word is an opt-out keyword, whatever the case or punctuation."""
-    match = _FIRST_WORD.search(text.strip())
-    return bool(match) and match is not None and match.group(0).upper() in OPT_OUT_WORDS
+def to_e164(
+    address: str, ton: int = TON_INTERNATIONAL, default_region: str | None = None
+) -> str:
+    """The sender as the CRM stores numbers (E.164, via the project's one phone parser).
+
+    The PDU's type of number says how to read the digits: international ones come without
+    '+', national ones (`015112345678`) need the default region. Unknown ones are read as
+    national when they start with the region's trunk prefix ('0' in DE), as international
+    when they start with its country code (49…), else national first. An alphanumeric
+    sender, or digits no reading makes valid, are kept as they came ('+' before bare digits),
+    never dropped.
+    """
+    raw = address.strip()
+    digits = raw.translate(_SEPARATORS)
+    if digits.startswith("00"):
+        digits = "+" + digits[2:]
+    bare = digits.lstrip("+")
+    if not bare.isdigit():
+        return raw
+    international = "+" + bare
+    national = (bare, default_region)
+    readings: list[tuple[str, str | None]]
+    if digits.startswith("+") or ton == TON_INTERNATIONAL or default_region is None:
+        readings = [(international, None)]
+    elif ton == TON_NATIONAL:
+        readings = [national]
+    else:
+        trunk = _trunk_prefix(default_region)
+        if trunk and bare.startswith(trunk):
+            readings = [national, (international, None)]
+        elif bare.startswith(str(phonenumbers.country_code_for_region(default_region))):
+            readings = [(international, None), national]
+        else:
+            readings = [national, (international, None)]
+    for text, region in readings:
+        try:
+            return parse_phone(text, region).e164
+        except ValidationError:
+            continue
+    return international
 
 
-def to_e164(address: str) -> str:
-    """SMPP carries international numbers without '+'; alphanumeric senders stay as they are."""
-    digits = address.strip().lstrip("+")
-    return f"+{digits}" if digits.isdigit() else address.strip()
+def _trunk_prefix(region: str) -> str:
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    return (metadata.national_prefix or "") if metadata is not None else ""
 
 
 class InboundSms:
-    def __init__(self, db: Database, bus: EventBus | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        bus: EventBus | None = None,
+        *,
+        default_region: str | None = None,
+        opt_out_words: frozenset[str] = ALL_KEYWORDS,
+    ) -> None:
         self._db = db
         self._bus = bus
+        self._region = default_region
+        self._opt_out_words = opt_out_words
 
     async def handle(self, message: DeliverSm) -> int:
         """Store the message (and the opt-out) in one transaction; returns the interaction id."""
-        number = to_e164(message.source_addr)
-        opted_out = is_opt_out(message.text)
+        number = to_e164(message.source_addr, message.source_ton, self._region)
+        opted_out = is_opt_out(message.text, self._opt_out_words)
         async with self._db.transaction() as session:
             contact_id = await self._contact_for(session, number)
             row = Interaction(
@@ -69,7 +116,7 @@ class InboundSms:
             await session.flush()
             interaction_id = row.id
         if opted_out:
-            log.info("sms opt-out from %s (contact %s)", number, contact_id)
+            log.info("sms opt-out", extra={"from_number": number, "contact_id": contact_id})
         if self._bus is not None:
             await self._bus.publish(
                 InboundSmsReceived(

@@ -13,37 +13,38 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Final
 
 from sqlalchemy import func, select, update
 
+from contactd.background import LoopState, run_resilient
 from contactd.db.models.messaging import OutboxMessage
 from contactd.db.session import Database
 from contactd.enums import Channel, MessageState
+from contactd.errors import ContactdError
 from contactd.events import EventBus
+from contactd.health import ComponentHealth
 from contactd.messaging import events
 from contactd.messaging import outbox_store as store
 from contactd.messaging.errors import TemporaryFailureError
 from contactd.messaging.outbox_store import OutboundMessage, Outcome
-from contactd.messaging.smpp import DeliverSm
+from contactd.messaging.outbox_tracking import InFlight, Tracked
 from contactd.messaging.state import FINAL, backoff_s
-from contactd.messaging.types import OutgoingMessage, Sender
+from contactd.messaging.types import ClaimedMessage, DeliveryReceipt, ReceiptOutcome, Sender
 
 __all__ = ["OutboundMessage", "Outbox", "OutboxStats"]
 
 log = logging.getLogger(__name__)
 
 S = MessageState
-EARLY_RECEIPT_WAIT_S: Final = 2.0  # a receipt may overtake the submit_sm_resp bookkeeping
 IDLE_WAKE_S: Final = 30.0
 CLOSE_TIMEOUT_S: Final = 10.0
 SWEEP_S: Final = 10.0  # how often expired rows are looked for
 WRITE_BATCH: Final = 1000
-FAILED_STATS: Final = {"UNDELIV", "REJECTD", "DELETED", "UNKNOWN"}
 _CLAIM_COLUMNS: Final = (
     OutboxMessage.id,
     OutboxMessage.channel,
@@ -79,20 +80,9 @@ class OutboxStats:
     expired: int = 0
     retried: int = 0
     resumed: int = 0
+    maybe_sent: int = 0  # attempts that failed after the provider may have taken the message
     receipts_unmatched: int = 0
     batches: int = 0
-
-
-@dataclass
-class _Tracked:
-    """What the process knows of a message it sent: for receipts and the timeline."""
-
-    channel: Channel
-    contact_id: int | None
-    campaign_id: int | None
-    interaction_id: int | None
-    parts: list[str] = field(default_factory=list)
-    parts_left: set[str] = field(default_factory=set)
 
 
 class Outbox:
@@ -122,12 +112,17 @@ class Outbox:
         self._receipt_timeout = timedelta(seconds=receipt_timeout_s)
         self._wake = asyncio.Event()
         self._writes: asyncio.Queue[Outcome] = asyncio.Queue()
-        self._tracked: dict[int, _Tracked] = {}
-        self._by_part: dict[str, int] = {}
-        self._early: dict[str, asyncio.Future[int]] = {}
+        self._events: asyncio.Queue[events.MessageStateChanged] = asyncio.Queue()
+        self._inflight_messages = InFlight()
         self._committed = asyncio.Condition()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
+        self._stop = asyncio.Event()  # set with _closing: the dispatcher ends between steps
+        self._last_sweep = 0.0
+        self._wait_s = 0.0  # how long the next dispatcher step waits for a wake-up
+        self._unwritten: list[Outcome] = []  # a batch whose commit failed: retried, never dropped
+        self.dispatch_state = LoopState("outbox dispatcher")
+        self.writer_state = LoopState("outbox writer")
         self._maybe_due = True
         self._kicks = 0
         # The outbox's own write transactions take turns here rather than inside SQLite,
@@ -148,6 +143,7 @@ class Outbox:
             log.warning("outbox: %d message(s) interrupted mid-send requeued", self.stats.resumed)
         self._spawn(self._dispatch_loop(), "outbox-dispatch")
         self._spawn(self._write_loop(), "outbox-writer")
+        self._spawn(self._publish_loop(), "outbox-publisher")
         return self
 
     async def __aexit__(
@@ -159,12 +155,25 @@ class Outbox:
         # The dispatcher finishes its current database step (cancelling a task inside an
         # aiosqlite call leaves the pooled connection broken); sends only wait on providers.
         self._closing = True
+        self._stop.set()
         self._wake.set()
         await self._finish(lambda name: name == "outbox-dispatch", cancel=False)
         await self._finish(lambda name: name.startswith("outbox-send"), cancel=True)
-        # Let the writer record what already happened; rows still `sending` resume next start.
-        await self._writes.join()
+        # Let the writer record what already happened; rows still `sending` resume next start
+        # (at least once), so a database that stays down cannot hold the stop forever.
+        try:
+            await asyncio.wait_for(self._writes.join(), CLOSE_TIMEOUT_S)
+        except TimeoutError:
+            log.error(
+                "outbox: outcomes not recorded at stop; their messages resume next start",
+                extra={"outcomes": self._writes.qsize() + len(self._unwritten)},
+            )
         await self._finish(lambda name: name == "outbox-writer", cancel=True)
+        try:
+            await asyncio.wait_for(self._events.join(), CLOSE_TIMEOUT_S)
+        except TimeoutError:
+            log.error("outbox: events unpublished at stop", extra={"events": self._events.qsize()})
+        await self._finish(lambda name: name == "outbox-publisher", cancel=True)
         await self._finish(lambda name: True, cancel=False)
 
     async def _finish(self, which: Callable[[str], bool], *, cancel: bool) -> None:
@@ -204,39 +213,54 @@ class Outbox:
             self._kick()
         return ids
 
+    def probe(self) -> ComponentHealth:
+        """Degraded while the dispatcher or the writer keeps failing (a locked database …)."""
+        for state in (self.dispatch_state, self.writer_state):
+            if not state.healthy:
+                return state.probe()
+        return self.dispatch_state.probe()
+
     # -- dispatch -------------------------------------------------------------------------
     async def _dispatch_loop(self) -> None:
+        await run_resilient(self._dispatch_step, self.dispatch_state, logger=log, until=self._stop)
+
+    async def _dispatch_step(self) -> None:
         """Claim due rows while slots are free; sleep until woken or the next retry is due.
 
         `_maybe_due` avoids a query per finished send: it is cleared when a claim comes back
         short (nothing else due now) and set again by enqueue, retries and the due timer.
+        A step that fails (a locked database) leaves `_maybe_due` set, so the retry claims.
+        The wait comes first, so a step ends when its work is done (health recovers then) and
+        the retry of a failed step does its work again at once, after run_resilient's back-off.
         """
-        last_sweep = 0.0
-        while not self._closing:
-            self._wake.clear()
-            if self._maybe_due:
-                kicks = self._kicks
-                exhausted = True
-                for channel, limit in self._limits.items():
-                    free = limit - self._inflight[channel]
-                    if free < max(1, limit // 4):
-                        exhausted = False  # claim in batches once enough slots are free
-                        continue
-                    want = min(free, self._claim_batch)
-                    if await self._claim(channel, want) == want:
-                        exhausted = False
-                if exhausted and kicks == self._kicks:  # no enqueue raced with the claim
-                    self._maybe_due = False
-            if self._closing:
-                break
-            if time.monotonic() - last_sweep >= SWEEP_S:
-                last_sweep = time.monotonic()
-                await self._expire_stale()
-            wait_s = SWEEP_S if self._maybe_due else await self._seconds_to_next_due()
+        if self._wait_s > 0:
             try:
-                await asyncio.wait_for(self._wake.wait(), wait_s)
+                await asyncio.wait_for(self._wake.wait(), self._wait_s)
             except TimeoutError:
                 self._maybe_due = True
+            self._wait_s = 0.0
+        if self._closing:
+            return
+        self._wake.clear()
+        if self._maybe_due:
+            kicks = self._kicks
+            exhausted = True
+            for channel, limit in self._limits.items():
+                free = limit - self._inflight[channel]
+                if free < max(1, limit // 4):
+                    exhausted = False  # claim in batches once enough slots are free
+                    continue
+                want = min(free, self._claim_batch)
+                if await self._claim(channel, want) == want:
+                    exhausted = False
+            if exhausted and kicks == self._kicks:  # no enqueue raced with the claim
+                self._maybe_due = False
+        if self._closing:
+            return
+        if time.monotonic() - self._last_sweep >= SWEEP_S:
+            await self._expire_stale()
+            self._last_sweep = time.monotonic()
+        self._wait_s = SWEEP_S if self._maybe_due else await self._seconds_to_next_due()
 
     def _kick(self) -> None:
         self._kicks += 1
@@ -272,20 +296,22 @@ class Outbox:
             if row.expires_at is not None and row.expires_at <= now:
                 self._post(Outcome(S.EXPIRED, row.id, {"error": "expired before sending"}))
                 continue
-            self._tracked[row.id] = _Tracked(
-                channel, row.contact_id, row.campaign_id, row.interaction_id
+            self._inflight_messages.claimed(
+                row.id, Tracked(channel, row.contact_id, row.campaign_id, row.interaction_id)
             )
             self._inflight[channel] += 1
             self._spawn(self._send(row, row.attempts + 1), f"outbox-send-{row.id}")
         return len(rows)
 
     async def _send(self, row: Any, attempt: int) -> None:
-        message = OutgoingMessage(
+        message = ClaimedMessage(
             row.id, row.channel, row.to_address, row.body, row.subject, row.html_body, row.meta
         )
         try:
             result = await self._senders[row.channel].send(message)
         except TemporaryFailureError as exc:
+            if exc.maybe_sent:
+                self.stats.maybe_sent += 1  # the retry may deliver it twice (at least once)
             if attempt >= self._max_attempts:
                 self._post(Outcome(S.FAILED, row.id, {"error": f"gave up: {exc}"[:500]}))
             else:
@@ -293,24 +319,18 @@ class Outbox:
                 self.stats.retried += 1
                 at = _now() + timedelta(seconds=delay)
                 self._post(Outcome(S.QUEUED, row.id, {"next_attempt_at": at, "error": str(exc)}))
-        except Exception as exc:  # SendFailedError, or a sender bug: not worth retrying blindly
+        except ContactdError as exc:  # SendFailedError: the provider refused it for good
             self._post(Outcome(S.FAILED, row.id, {"error": str(exc)[:500]}))
-            if not isinstance(exc, TemporaryFailureError) and not hasattr(exc, "code"):
-                log.exception("outbox: sender crashed on message %s", row.id)
+        except Exception as exc:  # a sender bug: not worth retrying blindly
+            self._post(Outcome(S.FAILED, row.id, {"error": str(exc)[:500]}))
+            log.exception("outbox: sender crashed", extra={"message_id": row.id})
         else:
             values: dict[str, Any] = {"provider_id": result.provider_ids[0], "sent_at": _now()}
             if len(result.provider_ids) > 1:
                 values["meta"] = {**row.meta, "parts": result.provider_ids}
-            tracked = self._tracked.get(row.id)
-            if result.awaits_receipt and tracked is not None:
-                tracked.parts = list(result.provider_ids)
-                tracked.parts_left = set(result.provider_ids)
-                for part in result.provider_ids:
-                    self._by_part[part] = row.id
-                    early = self._early.get(part)
-                    if early is not None and not early.done():
-                        early.set_result(row.id)
-            elif tracked is not None:
+            if result.awaits_receipt:
+                self._inflight_messages.sent(row.id, result.provider_ids)
+            elif self._inflight_messages.get(row.id) is not None:
                 values["final"] = True
             self._post(Outcome(S.SENT, row.id, values))
         finally:
@@ -361,47 +381,34 @@ class Outbox:
                 self._post(Outcome(S.EXPIRED, message_id, {"error": "no delivery receipt"}))
 
     # -- receipts -------------------------------------------------------------------------
-    async def on_receipt(self, receipt: DeliverSm) -> None:
-        """Apply an SMPP delivery receipt; returns once the outcome is committed."""
+    async def on_receipt(self, receipt: DeliveryReceipt) -> None:
+        """Apply a provider's delivery receipt; returns once the outcome is committed."""
         if self._closing:
             # Not acknowledged, so the SMSC delivers it again after the next bind.
             raise TemporaryFailureError("outbox is closing")
-        part = receipt.receipt_id or ""
-        message_id = self._by_part.get(part)
+        part = receipt.provider_id
+        message_id = await self._inflight_messages.match(part)
         if message_id is None:
-            message_id = await self._match_late(part)
+            message_id = await self._sent_before_restart(part)
         if message_id is None:
             self.stats.receipts_unmatched += 1
-            log.warning("outbox: receipt for unknown message id %r", part)
+            log.warning("outbox: receipt for an unknown message", extra={"provider_id": part})
             return
-        stat = (receipt.stat or "").upper()
-        tracked = self._tracked.get(message_id)
-        if stat == "DELIVRD":
-            if tracked is not None:
-                tracked.parts_left.discard(part)
-                if tracked.parts_left:
-                    return  # the other parts' receipts decide
+        outcome = receipt.outcome
+        if outcome is ReceiptOutcome.DELIVERED:
+            if not self._inflight_messages.part_delivered(message_id, part):
+                return  # the other parts' receipts decide
             update_ = Outcome(S.DELIVERED, message_id, {"delivered_at": _now()})
-        elif stat == "EXPIRED":
-            update_ = Outcome(S.EXPIRED, message_id, {"error": "SMSC: validity period expired"})
-        elif stat in FAILED_STATS:
-            error = f"SMSC receipt {stat} err:{receipt.error or '?'}"
-            update_ = Outcome(S.FAILED, message_id, {"error": error})
+        elif outcome is ReceiptOutcome.EXPIRED:
+            update_ = Outcome(S.EXPIRED, message_id, {"error": receipt.detail})
+        elif outcome is ReceiptOutcome.FAILED:
+            update_ = Outcome(S.FAILED, message_id, {"error": receipt.detail})
         else:
-            return  # ENROUTE/ACCEPTD: intermediate
+            return  # intermediate
         await self._post_and_wait(update_)
 
-    async def _match_late(self, part: str) -> int | None:
-        future = self._early.get(part)
-        if future is None:
-            future = self._early[part] = asyncio.get_running_loop().create_future()
-        try:
-            return await asyncio.wait_for(asyncio.shield(future), EARLY_RECEIPT_WAIT_S)
-        except TimeoutError:
-            pass
-        finally:
-            self._early.pop(part, None)
-        # Sent before a restart: the first part's id is stored as provider_id.
+    async def _sent_before_restart(self, part: str) -> int | None:
+        # The first part's id is stored as provider_id.
         async with self._db.session() as session:
             found: int | None = await session.scalar(
                 select(OutboxMessage.id).where(
@@ -420,37 +427,33 @@ class Outbox:
         await item.done
 
     async def _write_loop(self) -> None:
-        while True:
-            batch = [await self._writes.get()]
-            while len(batch) < WRITE_BATCH and not self._writes.empty():
-                batch.append(self._writes.get_nowait())
-            try:
-                await self._commit(batch)
-            except Exception as exc:
-                log.exception("outbox: could not record %d outcome(s)", len(batch))
-                for item in batch:
-                    if item.done is not None and not item.done.done():
-                        item.done.set_exception(exc)
-            finally:
-                for _ in batch:
-                    self._writes.task_done()
+        await run_resilient(self._write_step, self.writer_state, logger=log)
+
+    async def _write_step(self) -> None:
+        """Commit the outcomes queued so far in one transaction.
+
+        A batch whose commit fails stays in `_unwritten` and is retried (with run_resilient's
+        back-off) ahead of anything queued later: an outcome that is lost would leave its row
+        `sending`, and the message would be sent again after a restart.
+        """
+        batch = self._unwritten
+        if not batch:
+            batch.append(await self._writes.get())
+        while len(batch) < WRITE_BATCH and not self._writes.empty():
+            batch.append(self._writes.get_nowait())
+        await self._commit(batch)
+        self._unwritten = []
+        for _ in batch:
+            self._writes.task_done()
 
     async def _commit(self, batch: list[Outcome]) -> None:
         async with self._db_writes:
-            await store.write_outcomes(self._db, batch, self._timeline_outcomes(batch))
+            await store.write_outcomes(self._db, batch, self._inflight_messages.timeline(batch))
         self.stats.batches += 1
         for item in batch:
             self._after_commit(item)
         async with self._committed:
             self._committed.notify_all()
-
-    def _timeline_outcomes(self, batch: Iterable[Outcome]) -> list[dict[str, Any]]:
-        out = []
-        for u in batch:
-            tracked = self._tracked.get(u.id)
-            if tracked is not None and tracked.interaction_id is not None:
-                out.append({"b_id": tracked.interaction_id, "b_outcome": u.state.value})
-        return out
 
     def _after_commit(self, item: Outcome) -> None:
         state = item.state
@@ -458,9 +461,9 @@ class Outbox:
                    S.EXPIRED: "expired"}.get(state)
         if counter:
             setattr(self.stats, counter, getattr(self.stats, counter) + 1)
-        tracked = self._tracked.get(item.id)
+        tracked = self._inflight_messages.get(item.id)
         if state in FINAL or (state is S.SENT and item.values.get("final")):
-            self._forget(item.id)
+            self._inflight_messages.forget(item.id)
         if self._bus is not None and state in _EVENT:
             event = _EVENT[state](
                 message_id=item.id,
@@ -470,18 +473,26 @@ class Outbox:
                 campaign_id=tracked.campaign_id if tracked else None,
                 error=str(item.values.get("error", "")),
             )
-            self._spawn(self._bus.publish(event), "outbox-event")
+            self._events.put_nowait(event)  # one publisher: subscribers see commit order
         if state is S.QUEUED:
-            self._forget(item.id)
+            self._inflight_messages.forget(item.id)
             self._wake.set()  # recompute when the next retry is due
         if item.done is not None and not item.done.done():
             item.done.set_result(None)
 
-    def _forget(self, message_id: int) -> None:
-        tracked = self._tracked.pop(message_id, None)
-        if tracked is not None:
-            for part in tracked.parts:
-                self._by_part.pop(part, None)
+    async def _publish_loop(self) -> None:
+        """Publish events one at a time, in the order their outcomes were committed."""
+        while True:
+            event = await self._events.get()
+            try:
+                if self._bus is not None:
+                    await self._bus.publish(event)
+            except Exception:
+                log.exception(
+                    "outbox: publishing an event failed", extra={"message_id": event.message_id}
+                )
+            finally:
+                self._events.task_done()
 
     # -- waiting (tests, benchmarks, graceful stops) --------------------------------------
     async def wait_for(self, condition: Callable[[OutboxStats], bool], timeout_s: float) -> None:

@@ -61,19 +61,38 @@ def submit_sm(
 
 
 def deliver_sm_resp(sequence: int, status: int) -> bytes:
-    body = b"\0"  # message_id: unused, always empty
-    return _HEADER.pack(16 + len(body), DELIVER_SM_RESP, status, sequence) + body
+    return inbound_resp(DELIVER_SM, sequence, status)
 
 
+def inbound_resp(command: int, sequence: int, status: int) -> bytes:
+    """The answer to an inbound deliver_sm or data_sm (message_id unused, always empty)."""
+    body = b"\0"
+    return _HEADER.pack(16 + len(body), command | RESP_BIT, status, sequence) + body
+
+
+def generic_nack(sequence: int, status: int) -> bytes:
+    """The answer to a PDU whose header cannot be acted on (unknown command_id)."""
+    return _HEADER.pack(16, GENERIC_NACK, status, sequence)
+
+
+def header(raw: bytes) -> tuple[int, int, int, int]:
+    """(command_length, command_id, command_status, sequence_number) of a whole PDU."""
+    length, command, status, sequence = _HEADER.unpack_from(raw)
+    return length, command, status, sequence
+
+
+RESP_BIT: Final = 0x80000000
+GENERIC_NACK: Final = 0x80000000
 SUBMIT_SM_RESP: Final = 0x80000004
 DELIVER_SM: Final = 0x00000005
+DATA_SM: Final = 0x00000103
 TAG_RECEIPTED_MESSAGE_ID: Final = 0x001E
 TAG_MESSAGE_PAYLOAD: Final = 0x0424
 
 
 @dataclass(frozen=True)
 class RawDeliverSm:
-    """The deliver_sm fields contactd reads, named as smpplib names them."""
+    """The deliver_sm / data_sm fields contactd reads, named as smpplib names them."""
 
     sequence: int
     source_addr: bytes
@@ -82,6 +101,9 @@ class RawDeliverSm:
     data_coding: int
     short_message: bytes
     receipted_message_id: bytes | None
+    source_addr_ton: int = 0
+    source_addr_npi: int = 0
+    command: int = DELIVER_SM
 
 
 def command_id(raw: bytes) -> int:
@@ -96,42 +118,98 @@ def parse_submit_sm_resp(raw: bytes) -> tuple[int, int, str]:
     return sequence, status, message_id
 
 
-def parse_deliver_sm(raw: bytes) -> RawDeliverSm:
-    """Read a deliver_sm the way SMPP 3.4 lays it out; ValueError/IndexError when malformed."""
-    length, _, _, sequence = _HEADER.unpack_from(raw)
-    pos = 16
+class _Reader:
+    """Walks a PDU body; every read past the declared length raises ValueError."""
 
-    def cstring() -> bytes:
-        nonlocal pos
-        end = raw.index(b"\0", pos, length)
-        value = raw[pos:end]
-        pos = end + 1
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+        self.length = _HEADER.unpack_from(raw)[0]
+        if self.length != len(raw):
+            raise ValueError(f"command_length {self.length} but {len(raw)} octets")
+        self.pos = 16
+
+    def octets(self, n: int) -> bytes:
+        end = self.pos + n
+        if end > self.length:
+            raise ValueError(f"PDU ends inside a field at octet {self.pos}")
+        value = self.raw[self.pos : end]
+        self.pos = end
         return value
 
-    cstring()  # service_type
-    pos += 2  # source_addr_ton, source_addr_npi
-    source = cstring()
-    pos += 2  # dest_addr_ton, dest_addr_npi
-    destination = cstring()
-    esm_class = raw[pos]
-    pos += 3  # esm_class, protocol_id, priority_flag
-    cstring()  # schedule_delivery_time
-    cstring()  # validity_period
-    pos += 2  # registered_delivery, replace_if_present_flag
-    data_coding = raw[pos]
-    sm_length = raw[pos + 2]  # after sm_default_msg_id
-    pos += 3
-    short_message = raw[pos : pos + sm_length]
-    pos += sm_length
-    receipted: bytes | None = None
-    while pos + 4 <= length:
-        tag, size = struct.unpack_from(">HH", raw, pos)
-        value = raw[pos + 4 : pos + 4 + size]
-        pos += 4 + size
-        if tag == TAG_RECEIPTED_MESSAGE_ID:
-            receipted = value.rstrip(b"\0")
-        elif tag == TAG_MESSAGE_PAYLOAD and not short_message:
-            short_message = value
+    def byte(self) -> int:
+        return self.octets(1)[0]
+
+    def cstring(self) -> bytes:
+        end = self.raw.index(b"\0", self.pos, self.length)  # ValueError when unterminated
+        value = self.raw[self.pos : end]
+        self.pos = end + 1
+        return value
+
+    def tlvs(self) -> dict[int, bytes]:
+        found: dict[int, bytes] = {}
+        while self.pos < self.length:
+            tag, size = struct.unpack(">HH", self.octets(4))
+            found.setdefault(tag, self.octets(size))
+        return found
+
+
+def parse_deliver_sm(raw: bytes) -> RawDeliverSm:
+    """Read a deliver_sm the way SMPP 3.4 lays it out; ValueError when malformed."""
+    r = _Reader(raw)
+    sequence = _HEADER.unpack_from(raw)[3]
+    r.cstring()  # service_type
+    ton, npi = r.byte(), r.byte()
+    source = r.cstring()
+    r.octets(2)  # dest_addr_ton, dest_addr_npi
+    destination = r.cstring()
+    esm_class = r.byte()
+    r.octets(2)  # protocol_id, priority_flag
+    r.cstring()  # schedule_delivery_time
+    r.cstring()  # validity_period
+    r.octets(2)  # registered_delivery, replace_if_present_flag
+    data_coding = r.byte()
+    r.byte()  # sm_default_msg_id
+    short_message = r.octets(r.byte())
+    tlvs = r.tlvs()
+    if not short_message:
+        short_message = tlvs.get(TAG_MESSAGE_PAYLOAD, b"")
+    receipted = tlvs.get(TAG_RECEIPTED_MESSAGE_ID)
     return RawDeliverSm(
-        sequence, source, destination, esm_class, data_coding, short_message, receipted
+        sequence,
+        source,
+        destination,
+        esm_class,
+        data_coding,
+        short_message,
+        receipted.rstrip(b"\0") if receipted is not None else None,
+        ton,
+        npi,
+    )
+
+
+def parse_data_sm(raw: bytes) -> RawDeliverSm:
+    """Read a data_sm (some SMSCs send MO texts and receipts this way); text in message_payload."""
+    r = _Reader(raw)
+    sequence = _HEADER.unpack_from(raw)[3]
+    r.cstring()  # service_type
+    ton, npi = r.byte(), r.byte()
+    source = r.cstring()
+    r.octets(2)  # dest_addr_ton, dest_addr_npi
+    destination = r.cstring()
+    esm_class = r.byte()
+    r.byte()  # registered_delivery
+    data_coding = r.byte()
+    tlvs = r.tlvs()
+    receipted = tlvs.get(TAG_RECEIPTED_MESSAGE_ID)
+    return RawDeliverSm(
+        sequence,
+        source,
+        destination,
+        esm_class,
+        data_coding,
+        tlvs.get(TAG_MESSAGE_PAYLOAD, b""),
+        receipted.rstrip(b"\0") if receipted is not None else None,
+        ton,
+        npi,
+        DATA_SM,
     )

@@ -40,7 +40,7 @@ class FallbackResult:
     message_id: int | None  # the outbox row, when a message was queued
 
 
-class Messaging:
+class MessagingService:
     def __init__(
         self,
         settings: Settings,
@@ -55,7 +55,7 @@ class Messaging:
         self._db = db
         self._stack = contextlib.AsyncExitStack()
         self.templates = templates or TemplateStore(settings.general.data_dir / "templates")
-        self.inbound = InboundSms(db, bus)
+        self.inbound = InboundSms(db, bus, default_region=settings.general.default_region)
         self.channels = ChannelService(
             db,
             is_window_open or window_check(settings.dialer, settings.general.timezone),
@@ -82,7 +82,7 @@ class Messaging:
         options.update(outbox_options or {})
         self.outbox = Outbox(db, senders, bus, **options)
 
-    async def __aenter__(self) -> Messaging:
+    async def __aenter__(self) -> MessagingService:
         async with contextlib.AsyncExitStack() as stack:
             if self.email is not None:
                 await stack.enter_async_context(self.email)
@@ -101,8 +101,9 @@ class Messaging:
         await self._stack.aclose()
 
     async def _on_deliver(self, message: DeliverSm) -> int:
-        if message.receipt_id is not None:
-            await self.outbox.on_receipt(message)
+        receipt = message.receipt
+        if receipt is not None:
+            await self.outbox.on_receipt(receipt)
         else:
             await self.inbound.handle(message)
         return ESME_ROK

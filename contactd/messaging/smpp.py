@@ -22,6 +22,7 @@ from typing import Any, Final
 
 import smpplib.consts
 
+from contactd.background import LoopState, run_resilient
 from contactd.config import SmppSettings
 from contactd.health import ComponentHealth
 from contactd.messaging.encoding import decode_payload, split_message
@@ -31,7 +32,7 @@ from contactd.messaging.errors import (
     SmppUnavailableError,
     TemporaryFailureError,
 )
-from contactd.messaging.pdu import deliver_sm_resp, submit_sm
+from contactd.messaging.pdu import RawDeliverSm, inbound_resp, submit_sm
 from contactd.messaging.smpp_io import (
     BindRefused,
     Down,
@@ -43,6 +44,7 @@ from contactd.messaging.smpp_io import (
     Unreachable,
     Up,
 )
+from contactd.messaging.types import DeliveryReceipt, ReceiptOutcome
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,15 @@ ESME_RTHROTTLED: Final = 0x58
 RETRYABLE: Final = frozenset({ESME_RTHROTTLED, ESME_RMSGQFUL})
 ESM_RECEIPT_MASK: Final = 0x3C
 ESM_SMSC_RECEIPT: Final = 0x04
+# SMPP 3.4 appendix B `stat` values; ENROUTE, ACCEPTD and anything unknown are intermediate.
+RECEIPT_STATS: Final = {
+    "DELIVRD": ReceiptOutcome.DELIVERED,
+    "EXPIRED": ReceiptOutcome.EXPIRED,
+    "UNDELIV": ReceiptOutcome.FAILED,
+    "REJECTD": ReceiptOutcome.FAILED,
+    "DELETED": ReceiptOutcome.FAILED,
+    "UNKNOWN": ReceiptOutcome.FAILED,
+}
 _RECEIPT_FIELD = re.compile(r"(\w+(?: date)?):(\S*)")
 
 
@@ -70,23 +81,41 @@ class DeliverSm:
     receipt_id: str | None = None
     stat: str | None = None  # DELIVRD, UNDELIV, EXPIRED, REJECTD …
     error: str | None = None
+    source_ton: int = 0  # type of number: 1 international, 2 national, 0 unknown …
+    source_npi: int = 0  # numbering plan: 1 E.164
+
+    @property
+    def receipt(self) -> DeliveryReceipt | None:
+        """The receipt in the outbox's terms; None for a mobile-originated text."""
+        if self.receipt_id is None:
+            return None
+        stat = (self.stat or "").upper()
+        outcome = RECEIPT_STATS.get(stat, ReceiptOutcome.PENDING)
+        if outcome is ReceiptOutcome.FAILED:
+            detail = f"SMSC receipt {stat} err:{self.error or '?'}"
+        elif outcome is ReceiptOutcome.EXPIRED:
+            detail = "SMSC: validity period expired"
+        else:
+            detail = stat
+        return DeliveryReceipt(self.receipt_id, outcome, detail)
 
 
-def parse_deliver(pdu: Any) -> DeliverSm:
-    esm_class = int(pdu.esm_class or 0)
-    payload = pdu.short_message or b""
-    if isinstance(payload, str):
-        payload = payload.encode("latin-1")
-    source = (pdu.source_addr or b"").decode("latin-1")
-    dest = (pdu.destination_addr or b"").decode("latin-1")
+def parse_deliver(pdu: RawDeliverSm) -> DeliverSm:
+    esm_class = pdu.esm_class
+    payload = pdu.short_message
+    source = pdu.source_addr.decode("latin-1")
+    dest = pdu.destination_addr.decode("latin-1")
+    ton, npi = pdu.source_addr_ton, pdu.source_addr_npi
     if esm_class & ESM_RECEIPT_MASK != ESM_SMSC_RECEIPT:
-        text = decode_payload(payload, int(pdu.data_coding or 0), esm_class)
-        return DeliverSm(source, dest, text)
+        text = decode_payload(payload, pdu.data_coding, esm_class)
+        return DeliverSm(source, dest, text, source_ton=ton, source_npi=npi)
     text = payload.decode("latin-1")
     fields = dict(_RECEIPT_FIELD.findall(text))
-    receipted = getattr(pdu, "receipted_message_id", None)
+    receipted = pdu.receipted_message_id
     receipt_id = receipted.decode("latin-1") if receipted else fields.get("id", "")
-    return DeliverSm(source, dest, text, receipt_id, fields.get("stat"), fields.get("err"))
+    return DeliverSm(
+        source, dest, text, receipt_id, fields.get("stat"), fields.get("err"), ton, npi
+    )
 
 
 class SlidingRateLimiter:
@@ -168,6 +197,7 @@ class SmppClient:
         self._io: SmppIo | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._since: datetime | None = None
+        self.keepalive_state = LoopState("smpp enquire_link")
         self.stats = SmppStats()
 
     @property
@@ -177,7 +207,11 @@ class SmppClient:
     def probe(self) -> ComponentHealth:
         """For the health registry: bound or not, and why not."""
         host, port = self._addr()
+        if self._io is not None and not self._io.reader_alive:
+            return ComponentHealth("down", "SMPP reader thread stopped", self._since)
         if self._up.is_set():
+            if not self.keepalive_state.healthy:
+                return self.keepalive_state.probe()
             return ComponentHealth("ok", f"bound to {host}:{port}", self._since)
         return ComponentHealth("down", self.stats.last_error or "connecting", self._since)
 
@@ -312,7 +346,9 @@ class SmppClient:
             status = ESME_RSYSERR
         # Answered only after the handler stored it: a crash before this means redelivery.
         if self._io is not None:
-            self._io.send(report.generation, deliver_sm_resp(report.sequence, status))
+            self._io.send(
+                report.generation, inbound_resp(report.pdu.command, report.sequence, status)
+            )
 
     # -- requests -------------------------------------------------------------------------
     async def _request(
@@ -341,7 +377,11 @@ class SmppClient:
         self._pending[sequence] = (future, self._generation)
         self._io.send(self._generation, data)
         try:
-            return await asyncio.wait_for(future, timeout_s or self._response_timeout_s)
+            # asyncio.timeout, not wait_for: wait_for's inner task costs an extra loop turn, so
+            # the receipt that arrives with the answer overtook the send's bookkeeping and took
+            # the outbox's slow early-receipt path (seen in a pyinstrument profile).
+            async with asyncio.timeout(timeout_s or self._response_timeout_s):
+                return await future
         except TimeoutError:
             raise SmppUnavailableError(f"no {command}_resp", maybe_sent=True) from None
         finally:
@@ -423,14 +463,16 @@ class SmppClient:
         return ids
 
     async def _enquire_link_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.enquire_link_s)
-            if not self._up.is_set():
-                continue
-            generation = self._generation
-            try:
-                await self._request("enquire_link", timeout_s=self._response_timeout_s)
-            except TemporaryFailureError:
-                log.warning("smpp: enquire_link unanswered; reconnecting")
-                if self._io is not None:
-                    self._io.drop(generation)
+        await run_resilient(self._enquire_link_step, self.keepalive_state, logger=log)
+
+    async def _enquire_link_step(self) -> None:
+        await asyncio.sleep(self.settings.enquire_link_s)
+        if not self._up.is_set():
+            return
+        generation = self._generation
+        try:
+            await self._request("enquire_link", timeout_s=self._response_timeout_s)
+        except TemporaryFailureError:
+            log.warning("smpp: enquire_link unanswered; reconnecting")
+            if self._io is not None:
+                self._io.drop(generation)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import smpplib.client
+import smpplib.command_codes
 import smpplib.consts
 import smpplib.exceptions
 import smpplib.smpp
@@ -33,6 +34,22 @@ log = logging.getLogger(__name__)
 
 MAX_SEQUENCE: Final = 0x7FFFFFFF
 MAX_PDU_BYTES: Final = 65536  # anything larger is a broken stream, not a PDU
+ESME_RINVCMDLEN: Final = 0x02
+ESME_RINVCMDID: Final = 0x03
+ESME_RX_P_APPN: Final = 0x65  # "permanent receiver error": an SMSC does not redeliver it
+# smpplib logs every PDU it writes in hex at debug, the bind (and its password) included: its
+# records go to this one logger (not one per connection), which never passes a hex dump.
+SMPPLIB_LOGGER: Final = "contactd.messaging.smpplib"
+_COMMAND_NAMES: Final = {code: name for name, code in smpplib.command_codes.commands.items()}
+
+
+class _NoPduDumps(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith((">>", "<<")))
+
+
+_smpplib_log = logging.getLogger(SMPPLIB_LOGGER)
+_smpplib_log.addFilter(_NoPduDumps())
 
 
 class SequenceGenerator:
@@ -143,11 +160,11 @@ class Response:
 
 @dataclass(frozen=True)
 class Inbound:
-    """A deliver_sm (receipt or MO) still to be answered by the loop."""
+    """A deliver_sm or data_sm (receipt or MO) still to be answered by the loop."""
 
     generation: int
     sequence: int
-    pdu: Any
+    pdu: pdu_codec.RawDeliverSm
 
 
 Report = Up | Down | BindRefused | Unreachable | Response | Inbound
@@ -285,8 +302,8 @@ class SmppIo:
                 if client is None or generation not in (-1, self._generation):
                     continue  # for a connection that is gone; its future already failed
                 self._write(client, data)
-            except (OSError, smpplib.exceptions.ConnectionError) as exc:
-                log.warning("smpp write failed: %s", exc)
+            except Exception as exc:  # the writer must outlive any one write
+                log.warning("smpp write failed", extra={"error": f"{type(exc).__name__}: {exc}"})
                 if client is not None:
                     client.shutdown()
             finally:
@@ -301,6 +318,7 @@ class SmppIo:
             timeout=ep.connect_timeout_s,
             sequence_generator=self.sequences,
             allow_unknown_opt_params=True,
+            logger_name=SMPPLIB_LOGGER,
         )
         try:
             client.connect()
@@ -313,35 +331,57 @@ class SmppIo:
             self._report(BindRefused(status, desc))
             client.close_quietly()
             return None
-        except (OSError, smpplib.exceptions.ConnectionError) as exc:
-            log.info("smpp connect to %s:%s failed: %s", ep.host, ep.port, exc or "refused")
+        except Exception as exc:  # OSError, ConnectionError, or a broken bind_transceiver_resp
+            reason = f"{type(exc).__name__}: {exc}" if str(exc) else "connection refused"
+            log.info(
+                "smpp connect failed",
+                extra={"host": ep.host, "port": ep.port, "error": reason},
+            )
             client.close_quietly()
-            self._report(Unreachable(str(exc) or "connection refused"))
+            self._report(Unreachable(reason))
             return None
         # Blocking reads without a timeout: a timeout between a PDU's length and its body would
         # desynchronise smpplib's reader. stop()/drop() wake it by shutting the socket down.
         client.block_forever()
         return client
 
+    @property
+    def reader_alive(self) -> bool:
+        return self._threads[0].is_alive()
+
     def _read_loop(self) -> None:
         delay = self._reconnect[0]
         while not self._stopping.is_set():
-            client = self._connect()
-            if client is None:
-                self._stopping.wait(delay)
-                delay = min(delay * 2, self._reconnect[1])
-                continue
-            delay = self._reconnect[0]
-            self._generation += 1
-            generation = self._generation
-            self._client = client
-            self._report(Up(generation))
+            try:
+                connected = self._session()
+            except Exception:  # a bug must cost one session, never the reader
+                log.exception("smpp reader failed; resetting the link")
+                connected = False
+            if connected:
+                delay = self._reconnect[0]
+            self._stopping.wait(delay)
+            delay = delay if connected else min(delay * 2, self._reconnect[1])
+
+    def _session(self) -> bool:
+        """Connect, bind and read until the link ends; False when it never came up."""
+        client = self._connect()
+        if client is None:
+            return False
+        self._generation += 1
+        generation = self._generation
+        self._client = client
+        self._report(Up(generation))
+        reason = "reader error"
+        try:
             reason = self._read_until_closed(client, generation)
+        except Exception as exc:
+            reason = f"reader error ({type(exc).__name__}: {exc})"
+            raise
+        finally:
             self._client = None
             client.close_quietly()
             self._report(Down(generation, reason))
-            if not self._stopping.is_set():
-                self._stopping.wait(delay)
+        return True
 
     def _read_until_closed(self, client: _Client, generation: int) -> str:
         while True:
@@ -353,38 +393,68 @@ class SmppIo:
                 continue
             except (OSError, smpplib.exceptions.ConnectionError) as exc:
                 return f"connection lost ({exc or 'closed'})"
-            if not self._fast_path(raw, generation):
-                try:
-                    pdu = smpplib.smpp.parse_pdu(
-                        raw, client=client, allow_unknown_opt_params=True
-                    )
-                except (smpplib.exceptions.PDUError, ValueError, IndexError) as exc:
-                    return f"unreadable PDU ({exc})"
-                if not self._dispatch(client, generation, pdu):
-                    return "unbound" if pdu.command == "unbind_resp" else "unbound by the SMSC"
+            try:
+                ended = self._handle(client, generation, raw)
+            except Exception as exc:
+                # The PDU is framed by its length, so the stream is still in step: skip it.
+                length, command, _, sequence = pdu_codec.header(raw)
+                log.warning(
+                    "smpp: unreadable PDU skipped",
+                    exc_info=exc,
+                    extra={"command_id": f"{command:08x}", "sequence": sequence, "length": length},
+                )
+                if not command & pdu_codec.RESP_BIT:
+                    # A request must be answered or the SMSC's window slot stays taken.
+                    self._answer_raw(pdu_codec.generic_nack(sequence, ESME_RINVCMDLEN))
+                continue
+            if ended is not None:
+                return ended
 
-    def _fast_path(self, raw: bytes, generation: int) -> bool:
-        """The two PDUs that arrive once per message, read without smpplib (see pdu.py)."""
-        command = pdu_codec.command_id(raw)
+    def _handle(self, client: _Client, generation: int, raw: bytes) -> str | None:
+        """Act on one PDU; the reason when the session ends with it."""
+        _, command, _, sequence = pdu_codec.header(raw)
+        if command == pdu_codec.SUBMIT_SM_RESP:
+            # Once per message: read without smpplib (see pdu.py).
+            sequence, status, message_id = pdu_codec.parse_submit_sm_resp(raw)
+            self._report(Response(generation, sequence, "submit_sm_resp", status, message_id))
+            return None
+        if command in (pdu_codec.DELIVER_SM, pdu_codec.DATA_SM):
+            self._inbound(generation, command, sequence, raw)
+            return None
+        name = _COMMAND_NAMES.get(command)
+        if name is None:
+            log.warning(
+                "smpp: unknown command_id",
+                extra={"command_id": f"{command:08x}", "sequence": sequence},
+            )
+            if not command & pdu_codec.RESP_BIT:
+                self._answer_raw(pdu_codec.generic_nack(sequence, ESME_RINVCMDID))
+            return None
+        pdu = smpplib.smpp.parse_pdu(raw, client=client, allow_unknown_opt_params=True)
+        if not self._dispatch(client, generation, pdu):
+            return "unbound" if pdu.command == "unbind_resp" else "unbound by the SMSC"
+        return None
+
+    def _inbound(self, generation: int, command: int, sequence: int, raw: bytes) -> None:
+        parse = pdu_codec.parse_deliver_sm if command == pdu_codec.DELIVER_SM else (
+            pdu_codec.parse_data_sm
+        )
         try:
-            if command == pdu_codec.SUBMIT_SM_RESP:
-                sequence, status, message_id = pdu_codec.parse_submit_sm_resp(raw)
-                self._report(Response(generation, sequence, "submit_sm_resp", status, message_id))
-                return True
-            if command == pdu_codec.DELIVER_SM:
-                deliver = pdu_codec.parse_deliver_sm(raw)
-                self._report(Inbound(generation, deliver.sequence, deliver))
-                return True
-        except (ValueError, IndexError, struct.error):
-            log.warning("smpp: odd %08x PDU; parsing it with smpplib", command)
-        return False
+            inbound = parse(raw)
+        except ValueError as exc:
+            # Answered with a permanent error: redelivering the same broken bytes cannot help.
+            log.warning(
+                "smpp: malformed inbound PDU refused",
+                extra={"command_id": f"{command:08x}", "sequence": sequence, "error": str(exc)},
+            )
+            self._answer_raw(pdu_codec.inbound_resp(command, sequence, ESME_RX_P_APPN))
+            return
+        self._report(Inbound(generation, sequence, inbound))
 
     def _dispatch(self, client: _Client, generation: int, pdu: Any) -> bool:
         """Act on a PDU smpplib parsed; False when the session ends with it."""
         command = pdu.command
-        if command == "deliver_sm":
-            self._report(Inbound(generation, pdu.sequence, pdu))
-        elif command == "enquire_link":
+        if command == "enquire_link":
             self._answer(client, "enquire_link_resp", pdu.sequence)
         elif command == "unbind":
             self._answer(client, "unbind_resp", pdu.sequence)
@@ -397,10 +467,15 @@ class SmppIo:
             if command == "unbind_resp":
                 return False
         else:
-            log.debug("smpp: ignoring %s", command)
+            # A request contactd does not serve (submit_sm from the SMSC, query_sm …).
+            log.info("smpp: request refused", extra={"command": command, "sequence": pdu.sequence})
+            self._answer_raw(pdu_codec.generic_nack(pdu.sequence, ESME_RINVCMDID))
         return True
 
     def _answer(self, client: _Client, command: str, sequence: int) -> None:
+        self._answer_raw(self.encode(command, sequence))
+
+    def _answer_raw(self, data: bytes) -> None:
         # Through the writer (generation -1: not counted against the loop's fast path),
         # so it cannot land between the two halves of a PDU the fast path split.
-        self._writes.put((-1, self.encode(command, sequence)))
+        self._writes.put((-1, data))

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from contactd.messaging.smpp import SmppClient
-from contactd.messaging.types import OutgoingMessage, SendResult
+from contactd.messaging.types import ClaimedMessage, SendResult
 
 
 class SmsSender:
     def __init__(self, client: SmppClient) -> None:
         self._client = client
 
-    async def send(self, message: OutgoingMessage) -> SendResult:
+    async def send(self, message: ClaimedMessage) -> SendResult:
         source = message.meta.get("source_addr")
         ids = await self._client.send_text(
             message.to,

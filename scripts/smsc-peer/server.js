@@ -124,6 +124,7 @@ class Smsc {
     this.config = defaultConfig();
     this.submits = [];
     this.mo = [];
+    this.raw = new Map(); // sequence -> answer to a raw PDU written by POST /raw (null: none yet)
     this.counts = { binds: 0, bind_failures: 0, submits: 0, throttled: 0, queue_full: 0,
       rejected: 0, receipts_sent: 0, receipts_acked: 0, enquire_links: 0, unbinds: 0 };
     this.arrivals = {}; // system_id -> arrival times (ms) of accepted submits
@@ -217,6 +218,11 @@ class Smsc {
     session.on('submit_sm', (pdu) => this.onSubmit(session, pdu));
     session.on('deliver_sm_resp', (pdu) => this.onDeliverResp(session, pdu));
     session.on('unknown', (pdu) => session.send(pdu.response()));
+    session.on('pdu', (pdu) => {
+      if (this.raw.get(pdu.sequence_number) === null) {
+        this.raw.set(pdu.sequence_number, { command: pdu.command, status: pdu.command_status });
+      }
+    });
   }
 
   refuse(session, pdu) {
@@ -357,6 +363,8 @@ class Smsc {
         text, data_coding: dataCoding, sequence_number: null, status: null };
       session.deliver_sm({
         source_addr: body.source_addr,
+        source_addr_ton: Number(body.source_addr_ton || 0),
+        source_addr_npi: Number(body.source_addr_npi || 0),
         destination_addr: body.destination_addr || '',
         esm_class: 0x00,
         data_coding: dataCoding,
@@ -364,6 +372,20 @@ class Smsc {
       });
       record.sequence_number = session.sequence;
       this.mo.push(record);
+      sent++;
+    }
+    return sent;
+  }
+
+  // Writes bytes as they are (an unknown or broken PDU) to every bound receiving session; the
+  // answer carrying `sequence` is recorded for GET /raw.
+  writeRaw(body) {
+    const data = Buffer.from(String(body.hex || ''), 'hex');
+    if (body.sequence !== undefined) this.raw.set(Number(body.sequence), null);
+    let sent = 0;
+    for (const session of this.sessions) {
+      if (!session.bound || session.bound.mode === 'transmitter') continue;
+      session.socket.write(data);
       sent++;
     }
     return sent;
@@ -448,6 +470,8 @@ function control(smsc) {
       return smsc.state();
     },
     'POST /mo': async (body) => ({ sent: smsc.injectMo(body) }),
+    'POST /raw': async (body) => ({ sent: smsc.writeRaw(body) }),
+    'GET /raw': async () => ({ answers: Object.fromEntries(smsc.raw) }),
   };
   return http.createServer(async (req, res) => {
     const url = new URL(req.url, 'http://localhost');

@@ -80,10 +80,31 @@ class SmscPeer:
     async def drop(self) -> None:
         await self.acall("POST", "/drop", {})
 
-    async def inject_mo(self, source_addr: str, text: str, destination_addr: str = "") -> int:
-        body = {"source_addr": source_addr, "text": text, "destination_addr": destination_addr}
+    async def inject_mo(
+        self, source_addr: str, text: str, destination_addr: str = "", *, ton: int = 0, npi: int = 0
+    ) -> int:
+        body = {
+            "source_addr": source_addr,
+            "text": text,
+            "destination_addr": destination_addr,
+            "source_addr_ton": ton,
+            "source_addr_npi": npi,
+        }
         sent: int = (await self.acall("POST", "/mo", body))["sent"]
         return sent
+
+    async def send_raw(self, data: bytes, sequence: int | None = None) -> int:
+        """Write bytes as they are to every bound session; `sequence`'s answer is recorded."""
+        body: dict[str, Any] = {"hex": data.hex()}
+        if sequence is not None:
+            body["sequence"] = sequence
+        sent: int = (await self.acall("POST", "/raw", body))["sent"]
+        return sent
+
+    async def raw_answers(self) -> dict[int, dict[str, Any] | None]:
+        """sequence -> {command, status} of the answer to a raw PDU (None: not answered yet)."""
+        answers: dict[str, Any] = (await self.acall("GET", "/raw"))["answers"]
+        return {int(seq): answer for seq, answer in answers.items()}
 
     async def mo(self) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = (await self.acall("GET", "/mo"))["mo"]

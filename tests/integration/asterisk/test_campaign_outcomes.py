@@ -40,7 +40,7 @@ from contactd.enums import (
     PhoneType,
 )
 from contactd.events import EventBus
-from contactd.messaging.service import Messaging
+from contactd.messaging.service import MessagingService
 from tests.peers.asterisk import (
     BUSY,
     CONGESTION,
@@ -110,7 +110,7 @@ async def running(
     ami = AmiClient(sandbox.ami_settings())
     calls = CallService(db, bus, ami)
     board = AgentBoard(auto_ready_s=0.5)
-    async with ami, calls, Messaging(settings, db, bus) as messaging:
+    async with ami, calls, MessagingService(settings, db, bus) as messaging:
         await ami.wait_connected(20)
         dialer = SandboxDialer(db, bus, settings, calls, agents=board,
                                connector=SetvarConnector(calls), fallback=messaging, world=world)

@@ -33,7 +33,7 @@ from contactd.enums import (
 from contactd.events import EventBus
 from contactd.messaging.events import InboundSmsReceived, MessageDelivered
 from contactd.messaging.outbox import OutboundMessage
-from contactd.messaging.service import Messaging
+from contactd.messaging.service import MessagingService
 from tests.peers.smsc import SmscPeer
 
 pytestmark = pytest.mark.smsc
@@ -41,9 +41,9 @@ pytestmark = pytest.mark.smsc
 
 def messaging(
     settings: Settings, smsc: SmscPeer, db: Database, bus: EventBus | None = None, **smpp: Any
-) -> Messaging:
+) -> MessagingService:
     configured = settings.model_copy(update={"smpp": smsc.settings(**smpp)})
-    return Messaging(
+    return MessagingService(
         configured,
         db,
         bus,
@@ -110,7 +110,7 @@ async def test_an_undeliverable_receipt_marks_the_message_failed(
 
 
 @pytest.mark.slow
-async def test_smsc_down_for_30_seconds_then_back_delivers_everything_exactly_once(
+async def test_smsc_down_for_30_seconds_then_back_delivers_everything_at_least_once(
     settings: Settings, smsc: SmscPeer, db: Database
 ) -> None:
     count = 200
@@ -123,10 +123,13 @@ async def test_smsc_down_for_30_seconds_then_back_delivers_everything_exactly_on
         await smsc.start()
         await m.outbox.wait_for(lambda s: s.delivered == count, 90)
         assert m.outbox.stats.retried > 0
+        maybe_sent = m.outbox.stats.maybe_sent
     submits = await smsc.submits()
     per_text = Counter(s["text"] for s in submits)
     assert set(per_text) == {f"message {i}" for i in range(count)}
-    assert max(per_text.values()) == 1
+    # The outbox's promise is at least once: a message is sent again only after an attempt
+    # whose answer was lost (maybe_sent), never otherwise.
+    assert sum(n - 1 for n in per_text.values()) <= maybe_sent
     assert all(r.state is MessageState.DELIVERED for r in await rows(db))
 
 

@@ -13,7 +13,7 @@ from contactd.enums import Channel, MessageState
 from contactd.messaging.email import EmailSender
 from contactd.messaging.errors import EmailUnavailableError, SendFailedError
 from contactd.messaging.outbox import OutboundMessage, Outbox
-from contactd.messaging.types import OutgoingMessage
+from contactd.messaging.types import ClaimedMessage
 from tests.peers.smtp import SmtpPeer
 
 pytestmark = pytest.mark.smtp
@@ -23,8 +23,8 @@ BODY = "Grüße aus Köln,\nZoë & Ørjan — ¥€ 🎉\n"
 HTML = "<p>Grüße aus <b>Köln</b> 🎉</p>"
 
 
-def mail(i: int = 1, to: str = "zoë@example.test") -> OutgoingMessage:
-    return OutgoingMessage(i, Channel.EMAIL, to, BODY, SUBJECT, HTML)
+def mail(i: int = 1, to: str = "zoë@example.test") -> ClaimedMessage:
+    return ClaimedMessage(i, Channel.EMAIL, to, BODY, SUBJECT, HTML)
 
 
 async def test_utf8_subject_and_body_arrive_intact_as_multipart(smtp: SmtpPeer) -> None:

@@ -97,3 +97,30 @@ async def test_resilient_loop_backs_off_between_failures() -> None:
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert gaps[0] >= 0.02 and gaps[1] >= 0.04 and gaps[2] >= 0.05
     assert state.probe().status == "degraded"
+
+
+async def test_resilient_loop_ends_between_steps_once_until_is_set() -> None:
+    stop = asyncio.Event()
+    steps = 0
+
+    async def step() -> None:
+        nonlocal steps
+        steps += 1
+        if steps == 3:
+            stop.set()  # the step in progress finishes; no further step starts
+
+    await asyncio.wait_for(run_resilient(step, LoopState("t"), until=stop), 5)
+    assert steps == 3
+
+
+async def test_until_cuts_a_back_off_short() -> None:
+    stop = asyncio.Event()
+
+    async def failing() -> None:
+        stop.set()
+        raise RuntimeError("down")
+
+    # A 60 s back-off would outlast the timeout unless `until` ends it.
+    await asyncio.wait_for(
+        run_resilient(failing, LoopState("t"), backoff_min_s=60, until=stop), 5
+    )

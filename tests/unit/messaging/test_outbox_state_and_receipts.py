@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from contactd.enums import MessageState as S
 from contactd.messaging.errors import InvalidTransitionError
-from contactd.messaging.inbound import is_opt_out, to_e164
+from contactd.messaging.inbound import to_e164
+from contactd.messaging.opt_out import OPT_OUT_KEYWORDS, is_opt_out, keywords
+from contactd.messaging.pdu import RawDeliverSm
 from contactd.messaging.smpp import parse_deliver
 from contactd.messaging.state import FINAL, TRANSITIONS, backoff_s, check_move, sources_of
 
@@ -37,32 +39,59 @@ def test_backoff_doubles_up_to_the_cap() -> None:
     assert [backoff_s(n, base_s=5, max_s=60) for n in range(1, 7)] == [5, 10, 20, 40, 60, 60]
 
 
-@pytest.mark.parametrize("text", ["STOP", "stop", " Stop please", "STOP.", "Unsubscribe", "arrêt"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "STOP", "stop", " Stop please", "STOP.", "Unsubscribe", "arrêt", "ARRE\u0302T",
+        "ＳＴＯＰ",  # full width: NFKC
+        "СТОП", "стоп пожалуйста", "Stopp", "BAJA", "İptal",
+    ],
+)
 def test_opt_out_words(text: str) -> None:
     assert is_opt_out(text)
 
 
-@pytest.mark.parametrize("text", ["", "don't stop", "Stopped by", "ok thanks"])
+@pytest.mark.parametrize("text", ["", "don't stop", "Stopped by", "ok thanks", "стопка"])
 def test_not_opt_out(text: str) -> None:
     assert not is_opt_out(text)
 
 
-def test_e164_from_smpp_addresses() -> None:
-    assert to_e164("491511234") == "+491511234"
-    assert to_e164("+491511234") == "+491511234"
-    assert to_e164("ACME") == "ACME"
+def test_opt_out_words_per_language() -> None:
+    german = keywords(["de"])
+    assert is_opt_out("stopp", german) and not is_opt_out("СТОП", german)
+    assert all(words for words in OPT_OUT_KEYWORDS.values())
 
 
-def _pdu(**fields: object) -> SimpleNamespace:
-    base: dict[str, object] = {
+@pytest.mark.parametrize(
+    ("address", "ton", "region", "e164"),
+    [
+        ("4915112345678", 1, "US", "+4915112345678"),  # international, no '+'
+        ("+4915112345678", 0, "US", "+4915112345678"),
+        ("015112345678", 2, "DE", "+4915112345678"),  # national: the default region
+        ("0151 1234 5678", 0, "DE", "+4915112345678"),  # unknown, trunk prefix: national
+        ("4915112345678", 0, "DE", "+4915112345678"),  # unknown, country code: international
+        ("2025550143", 0, "US", "+12025550143"),
+        ("00 49 151 12345678", 0, "FR", "+4915112345678"),
+        ("ACME", 5, "DE", "ACME"),  # alphanumeric sender
+        ("12345", 1, "DE", "+12345"),  # no valid reading: kept, never dropped
+    ],
+)
+def test_e164_from_smpp_addresses(address: str, ton: int, region: str, e164: str) -> None:
+    assert to_e164(address, ton, region) == e164
+
+
+def _pdu(**fields: Any) -> RawDeliverSm:
+    base: dict[str, Any] = {
+        "sequence": 1,
         "esm_class": 0,
         "short_message": b"",
         "source_addr": b"491511234",
         "destination_addr": b"CONTACTD",
         "data_coding": 0,
+        "receipted_message_id": None,
     }
     base.update(fields)
-    return SimpleNamespace(**base)
+    return RawDeliverSm(**base)
 
 
 def test_receipt_text_is_parsed_when_the_tlv_is_missing() -> None:
