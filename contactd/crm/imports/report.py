@@ -26,6 +26,7 @@ class ImportReport:
     delimiter: str = ""
     kind: str = ""
     columns: dict[str, str] = field(default_factory=dict)
+    stopped_early: str = ""  # why reading ended before the file did, if it did
     seconds: float = 0.0
 
     @property
