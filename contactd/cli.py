@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "contactd.commands.db",
     "contactd.commands.users",
     "contactd.commands.demo",
+    "contactd.commands.contacts",
     "contactd.dialer.commands",
     "contactd.crm.commands",
     "contactd.messaging.commands",

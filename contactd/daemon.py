@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from contactd.ami.client import AmiClient
 from contactd.calls.service import CallService
 from contactd.config import Settings
+from contactd.crm.call_records import CallRecorder
+from contactd.crm.routing import Router
 from contactd.crm.service import ContactService
 from contactd.crm.tasks import TaskService, TaskWatcher
 from contactd.db.bootstrap import open_database
@@ -45,6 +47,7 @@ class Components:
         self.health = health
         self.contacts: ContactService | None = None
         self.tasks: TaskService | None = None
+        self.router: Router | None = None
         self.calls: CallService | None = None
         self.messaging: MessagingService | None = None
         self.dialer: DialerService | None = None
@@ -78,6 +81,10 @@ async def run_daemon(
             )
             components.tasks = TaskService(db, bus=bus)
             await stack.enter_async_context(TaskWatcher(components.tasks))
+            components.router = Router(db, components.contacts, components.tasks, bus=bus)
+            # Subscribed before the AMI link starts, so calls that a start-up reconciliation
+            # ends are recorded too; attempts that ended while down are swept on entry.
+            await stack.enter_async_context(CallRecorder(db, components.router, bus))
             if settings.ami.enabled:
                 # CallService subscribes at construction: the client's login-time event
                 # filter is built from those subscriptions, so build both before entering.

@@ -101,6 +101,8 @@ def print_report(report: ImportReport, errors_at: Path | None, out: TextIO = sys
     print(f"invalid: {report.invalid:,}", file=out)
     if report.empty:
         print(f"empty rows skipped: {report.empty:,}", file=out)
+    if report.stopped_early:
+        print(f"note: {report.stopped_early}", file=out)
     if errors_at is not None:
         print(f"error report: {errors_at}", file=out)
     else:

@@ -1,13 +1,12 @@
 """Export any filtered view of contacts to CSV or XLSX, safe to open in a spreadsheet.
 
-A cell starting with = + - @ (or a tab/CR) is a formula to Excel and LibreOffice; such cells
-get a leading apostrophe so they show as text and never run (OWASP "CSV injection").
+Cells go through contactd.crm.cells: CSV text that would read as a formula gets a leading
+apostrophe, XLSX text is written as typed string cells.
 """
 
 from __future__ import annotations
 
 import asyncio
-import csv
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -17,22 +16,15 @@ from typing import Any, Final
 from sqlalchemy import select
 
 from contactd.crm import repo
+from contactd.crm.cells import write_csv, write_xlsx
 from contactd.crm.search import ContactSearch, Filters, search_statement
 from contactd.db.models import Tag, User, contact_tags
 from contactd.db.session import Database
 from contactd.errors import ValidationError
 
 PAGE: Final = 5000
-FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
 BASE_COLUMNS: Final = ("id", "first_name", "last_name", "organisation", "job_title", "phones",
                        "emails", "tags", "owner", "language", "notes")
-
-
-def neutralise(value: Any) -> Any:
-    """A leading apostrophe for text a spreadsheet would read as a formula."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
-    return value
 
 
 @dataclass(frozen=True)
@@ -102,8 +94,7 @@ async def export_contacts(
     async for page in _pages(db, filters):
         for values in page:
             custom = values.pop()
-            rows.append([neutralise(v) for v in values]
-                        + [neutralise(_text(custom.get(k))) for k in custom_keys])
+            rows.append([*values, *(_text(custom.get(k)) for k in custom_keys)])
     await asyncio.to_thread(_write, target, fmt, header, rows)
     return ExportResult(target, len(rows), fmt)
 
@@ -116,18 +107,7 @@ def _write(target: Path, fmt: str, header: list[str], rows: list[list[Any]]) -> 
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".part")
     if fmt == "csv":
-        # utf-8-sig: Excel then reads the accents right.
-        with partial.open("w", newline="", encoding="utf-8-sig") as out:
-            writer = csv.writer(out)
-            writer.writerow(header)
-            writer.writerows(rows)
+        write_csv(partial, header, rows)  # utf-8-sig: Excel then reads the accents right
     else:
-        from openpyxl import Workbook
-
-        book = Workbook(write_only=True)
-        sheet = book.create_sheet("contacts")
-        sheet.append(header)
-        for row in rows:
-            sheet.append(row)
-        book.save(partial)
+        write_xlsx(partial, "contacts", header, rows)
     partial.replace(target)

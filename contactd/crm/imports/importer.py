@@ -104,6 +104,7 @@ class ContactImporter:
                 await reader.close()
         report.kind, report.delimiter = reader.stats.kind, delimiter_name(reader.stats)
         report.encodings = dict(reader.stats.encodings)
+        report.stopped_early = reader.stats.stopped_early
         report.seconds = time.perf_counter() - started
         return report
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
+import zipfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,6 +25,14 @@ SNIFF_BYTES: Final = 64 * 1024
 BLOCK_BYTES: Final = 1 << 20
 DELIMITERS: Final = ",;\t|"
 XLSX_MAGIC: Final = b"PK\x03\x04"
+# A workbook is a zip of XML: its declared dimension, its row numbers and its compression are
+# all the sender's word. These bounds keep a small hostile file from costing minutes or GBs.
+XLSX_MAX_UNCOMPRESSED: Final = 512 * 1024 * 1024
+XLSX_MAX_COLUMNS: Final = 1000
+XLSX_MAX_ROWS: Final = 1_048_576  # Excel's own limit
+XLSX_MAX_EMPTY_RUN: Final = 10_000  # rows in a row with nothing in them: the data has ended
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -30,6 +40,8 @@ class FileStats:
     kind: str = "csv"
     delimiter: str = ","
     encodings: Counter[str] = field(default_factory=Counter)
+    # Why reading stopped before the file's end, when it did (a run of empty rows in an XLSX).
+    stopped_early: str = ""
 
 
 def _decode(line: bytes, stats: FileStats) -> str:
@@ -111,17 +123,53 @@ def _cell(value: Any) -> str:
     return str(value).strip()
 
 
-def _xlsx_rows(path: Path) -> Iterator[list[str]]:
+def _check_xlsx_size(path: Path) -> None:
+    """Refuse a workbook whose parts would inflate past the bound (a zip bomb)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            inflated = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ImportFileError(f"{path}: not a readable XLSX file: {exc}") from None
+    if inflated > XLSX_MAX_UNCOMPRESSED:
+        raise ImportFileError(
+            f"{path}: the workbook unpacks to {inflated // (1024 * 1024)} MiB, more than the "
+            f"{XLSX_MAX_UNCOMPRESSED // (1024 * 1024)} MiB an import reads"
+        )
+
+
+def _xlsx_rows(path: Path, stats: FileStats) -> Iterator[list[str]]:
     from openpyxl import load_workbook
 
+    _check_xlsx_size(path)
     try:
         workbook = load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds for a corrupt file
         raise ImportFileError(f"{path}: not a readable XLSX file: {exc}") from None
     try:
         sheet = workbook.worksheets[0]
-        for row in sheet.iter_rows(values_only=True):
-            yield [_cell(v) for v in row]
+        # The declared dimension (A1:XFD1048576 in a hostile file) would pad every row to it.
+        sheet.reset_dimensions()
+        empty_run = 0
+        for number, row in enumerate(sheet.iter_rows(values_only=True), start=1):
+            if number > XLSX_MAX_ROWS:
+                raise ImportFileError(f"{path}: more than {XLSX_MAX_ROWS} rows")
+            if len(row) > XLSX_MAX_COLUMNS and any(v is not None for v in row[XLSX_MAX_COLUMNS:]):
+                raise ImportFileError(
+                    f"{path}: row {number} has data past column {XLSX_MAX_COLUMNS}"
+                )
+            cells = [_cell(v) for v in row[:XLSX_MAX_COLUMNS]]
+            if any(cells):
+                empty_run = 0
+            else:
+                empty_run += 1
+                if empty_run >= XLSX_MAX_EMPTY_RUN:
+                    stats.stopped_early = (
+                        f"stopped at row {number}: {XLSX_MAX_EMPTY_RUN} empty rows in a row"
+                    )
+                    log.warning("xlsx import stopped early",
+                                extra={"path": str(path), "reason": stats.stopped_early})
+                    return
+            yield cells
     finally:
         workbook.close()
 
@@ -148,7 +196,7 @@ def open_rows(path: Path) -> tuple[FileStats, Iterator[list[str]]]:
     stats = FileStats()
     if magic == XLSX_MAGIC or path.suffix.lower() in (".xlsx", ".xlsm"):
         stats.kind = "xlsx"
-        return stats, _xlsx_rows(path)
+        return stats, _xlsx_rows(path, stats)
     return stats, _csv_rows(path, stats)
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from contactd.crm.cells import write_csv
 from contactd.crm.imports.reader import FileStats
 from contactd.crm.imports.validate import RowError
 
@@ -26,6 +26,7 @@ class ImportReport:
     delimiter: str = ""
     kind: str = ""
     columns: dict[str, str] = field(default_factory=dict)
+    stopped_early: str = ""  # why reading ended before the file did, if it did
     seconds: float = 0.0
 
     @property
@@ -34,13 +35,12 @@ class ImportReport:
 
 
 def write_error_report(report: ImportReport, target: Path) -> Path:
-    """The per-row error report: one line per problem (row, column, reason, value)."""
+    """The per-row error report: one line per problem (row, column, reason, value); the file's
+    own values come back in it, so every cell is neutralised for spreadsheets."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    with target.open("w", newline="", encoding="utf-8") as out:
-        writer = csv.writer(out)
-        writer.writerow(["row", "column", "reason", "value"])
-        for err in report.errors:
-            writer.writerow([err.row, err.column, err.reason, err.value])
+    write_csv(target, ["row", "column", "reason", "value"],
+              ([err.row, err.column, err.reason, err.value] for err in report.errors),
+              encoding="utf-8")
     return target
 
 
