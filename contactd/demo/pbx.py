@@ -23,11 +23,13 @@ from typing import Final, TypeAlias
 from contactd.background import TaskOwner
 from contactd.config import DemoSettings
 from contactd.demo.amiserver import AmiServer, AmiSession, frame
+from contactd.demo.caller import CallerReport, Turn, call_ivr
 from contactd.demo.channels import CAUSE_TXT, Channel, ChannelGone, Names, Redirected, event
 from contactd.demo.world import UNANSWERED, Callee, Fate, World, split_dial
 
 log = logging.getLogger(__name__)
 
+INBOUND: Final = "contactd-inbound"
 OUTBOUND: Final = "contactd-outbound"
 ABANDON: Final = "contactd-abandon"
 AGENT_RING_S: Final = 15.0  # extensions.conf CONTACTD_AGENT_RING_S
@@ -408,6 +410,59 @@ class DemoPbx:
             return
         reply("Error", ("Message", "Command output follows"),
               ("Output", f"No such command '{text}' (the demo PBX knows only a few)"))
+
+    # ---- inbound calls ---------------------------------------------------------------
+    async def inbound_call(
+        self, *, dnis: str, caller_num: str, turns: list[Turn], audiosocket: tuple[str, int],
+        caller_name: str = "<unknown>", voice: str = "en",
+    ) -> CallerReport:
+        """A caller dials `dnis` on the trunk: [contactd-inbound] → [contactd-ivr] (the
+        caller's turns streamed into contactd's AudioSocket server) → [contactd-route]."""
+        session = uuid.uuid4()
+        channel = Channel(self.names.device("PJSIP", "trunk"), self.names.uniqueid(), "",
+                          INBOUND, dnis, state=4, caller_num=caller_num,
+                          caller_name=caller_name)
+        channel.linkedid = channel.uniqueid
+        channel.variables.update(CONTACTD_DNIS=dnis, CONTACTD_SESSION=str(session))
+        call = Call("", f"PJSIP/{dnis}@trunk", channel, None, Callee(Fate.HUMAN), tracked=True)
+        self.stats.originated += 1
+        report = CallerReport(session)
+        cause = 16
+        try:
+            self._new(channel)
+            self._state(channel, 6)
+            ids = (("Attempt", ""), ("Session", str(session)))
+            self._user_event(channel, "ContactdIvr", *ids, ("Dnis", dnis),
+                             ("CallerNum", caller_num))
+            channel.application = "AudioSocket"
+            report = await call_ivr(*audiosocket, turns, voice=voice, session=session)
+            if not report.hung_up_by_ivr:
+                raise ChannelGone(channel.name)  # the caller hung up: the dialplan ends here
+            route = channel.variables.get("CONTACTD_ROUTE", "")
+            self._user_event(channel, "ContactdRoute", *ids, ("Route", route))
+            if route == "agent" and channel.variables.get("CONTACTD_AGENT"):
+                agent = channel.variables["CONTACTD_AGENT"]
+                call.dial_status = await self._dial_agent(call, agent)
+                self._user_event(channel, "ContactdAgentDial", *ids, ("Agent", agent),
+                                 ("DialStatus", call.dial_status))
+            elif route != "hangup":
+                await self._queue(call, channel.variables.get("CONTACTD_QUEUE")
+                                  or FALLBACK_QUEUE)
+        except ChannelGone:
+            cause = channel.cause
+        except OSError:
+            cause = 27  # contactd's AudioSocket server is down: TryExec goes on, we end
+        finally:
+            for leg in call.agent_legs:
+                if leg.name in self.channels:
+                    self._hangup(leg, cause)
+            if channel.name in self.channels:
+                self._user_event(channel, "ContactdHangup", ("Attempt", ""),
+                                 ("Session", str(session)), ("Cause", str(cause)),
+                                 ("Amd", ""), ("DialStatus", call.dial_status))
+                self._hangup(channel, cause)
+            self.stats.ended += 1
+        return report
 
     # ---- the calls -------------------------------------------------------------------
     async def _play(self, call: Call, timeout_s: float, context: str, exten: str) -> None:
