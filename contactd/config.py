@@ -209,6 +209,8 @@ class DemoSettings(_Section):
     smpp_port: int = Field(default=0, ge=0, le=65535)
     smtp_port: int = Field(default=0, ge=0, le=65535)
     agents: int = Field(default=4, ge=0, le=200)
+    # Simulated callers into the IVR (AudioSocket) per minute; 0: none.
+    inbound_per_minute: float = Field(default=2.0, ge=0)
     # Share of delivered SMS that the simulated recipient answers, and of those, STOP.
     sms_reply_pct: float = Field(default=30.0, ge=0, le=100)
     sms_stop_pct: float = Field(default=20.0, ge=0, le=100)

@@ -5,8 +5,8 @@ the demo with `--config <folder>/contactd.toml`), the SQLite database with two w
 history, and the admin password. Each run starts, in this process and before the daemon: the
 demo PBX (AMI), the demo SMSC (SMPP) and a mail sink (SMTP), on the ports the file names;
 then the daemon itself, pointed at them through that file like at real peers. Once it is up,
-simulated agents sign in to the campaign, the campaign starts dialling and a few reminders
-go out by SMS and e-mail.
+simulated agents sign in to the campaign, the campaign starts dialling, a few reminders go
+out by SMS and e-mail, and (with [audiosocket] enabled) callers ring the IVR.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from contactd.config import Settings
 from contactd.daemon import Components, run_daemon
 from contactd.db.models import Campaign, Consent, Contact, ContactEmail, ContactPhone, User
 from contactd.demo.data import DEMO_CAMPAIGN, create_demo_data, demo_exists
+from contactd.demo.inbound import InboundTraffic
 from contactd.demo.mailsink import MailSink
 from contactd.demo.pbx import DemoPbx
 from contactd.demo.smsc import DemoSmsc
@@ -67,7 +68,9 @@ username = "contactd"
 secret = "{secrets.token_urlsafe(12)}"
 
 [audiosocket]
+# Where the IVR listens; the demo PBX rings it with simulated callers when enabled.
 enabled = false
+port = {_free_port()}
 
 [smpp]
 enabled = true
@@ -140,7 +143,7 @@ async def run_demo(settings: Settings, announce: Callable[[Components], None]) -
     """The simulated peers, then the daemon; everything stops together (Ctrl-C, SIGTERM)."""
     demo = settings.demo
     async with AsyncExitStack() as stack:
-        await stack.enter_async_context(DemoPbx(
+        pbx = await stack.enter_async_context(DemoPbx(
             demo, secret=settings.ami.secret.get_secret_value(), port=settings.ami.port,
         ))
         smsc = await stack.enter_async_context(DemoSmsc(
@@ -154,6 +157,14 @@ async def run_demo(settings: Settings, announce: Callable[[Components], None]) -
 
         async def ready(components: Components) -> None:
             await start_activity(components)
+            if settings.audiosocket.enabled:
+                # The IVR listens: callers ring the hotline until the demo stops.
+                async with components.db.session() as session:
+                    numbers = list(await session.scalars(
+                        select(ContactPhone.e164).where(ContactPhone.is_primary.is_(True))
+                    ))
+                target = (settings.audiosocket.host, settings.audiosocket.port)
+                await stack.enter_async_context(InboundTraffic(pbx, target, numbers))
             announce(components)
 
         await run_daemon(settings, on_ready=ready)

@@ -13,6 +13,7 @@ from typing import Any
 from contactd.ami.client import AmiClient
 from contactd.config import AmiSettings, DemoSettings
 from contactd.demo.caller import FRAME_BYTES, Turn
+from contactd.demo.inbound import InboundTraffic
 from contactd.demo.pbx import DemoPbx
 from tests.peers.asterisk import audiosocket_recorder
 
@@ -69,3 +70,14 @@ async def test_inbound_caller_speaks_keys_in_and_follows_the_ivr_route() -> None
     route = next(e for e in user_events if e["UserEvent"] == "ContactdRoute")
     assert route["Route"] == "hangup"
     assert [h["Cause"] for h in hangups if h["Channel"] == ivr["Channel"]] == ["16"]
+
+
+async def test_inbound_traffic_keeps_ringing_the_ivr_until_closed() -> None:
+    settings = DemoSettings(inbound_per_minute=600.0)
+    async with DemoPbx(settings, secret=SECRET) as pbx, audiosocket_recorder() as rec:
+        async with InboundTraffic(pbx, ("127.0.0.1", rec.port), ["+15551112222"]):
+            first = await asyncio.wait_for(rec.connected.get(), 10)
+            second = await asyncio.wait_for(rec.connected.get(), 10)
+        assert pbx.stats.live == 0  # closing the traffic ended every call it placed
+    assert first.session is not None and second.session is not None
+    assert first.session != second.session
