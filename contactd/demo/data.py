@@ -11,6 +11,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import phonenumbers
 from phonenumbers import PhoneNumberType
@@ -36,6 +37,7 @@ from contactd.db.models import (
     User,
 )
 from contactd.db.session import Database
+from contactd.demo.history import seed_campaign_results, seed_documents, seed_messages
 from contactd.enums import (
     CampaignMode,
     CampaignStatus,
@@ -174,8 +176,10 @@ async def demo_exists(db: Database) -> bool:
         return bool(await session.scalar(select(func.count()).select_from(Contact)))
 
 
-async def create_demo_data(db: Database, admin_password: str, contacts: int = 320) -> None:
-    """Write the whole demo set in one transaction: all of it or nothing."""
+async def create_demo_data(db: Database, admin_password: str, contacts: int = 320,
+                           data_dir: Path | None = None) -> None:
+    """Write the whole demo set in one transaction: all of it or nothing (then, with
+    `data_dir`, documents as PDF files beside it)."""
     rng = random.Random(SEED)
     now = datetime.now(UTC).replace(microsecond=0)
     async with db.transaction() as session:
@@ -196,6 +200,11 @@ async def create_demo_data(db: Database, admin_password: str, contacts: int = 32
         _links(session, rng, products, orgs)
         _consents(session, rng, people, now)
         await _history(session, rng, people, users, products, now)
+        await seed_campaign_results(session, rng, people, now, HISTORY_DAYS)
+        seed_messages(session, rng, people, now, HISTORY_DAYS)
+        contact_ids = [p.id for p in people]
+    if data_dir is not None:
+        await seed_documents(db, data_dir, rng, contact_ids, now, HISTORY_DAYS)
 
 
 def _users(session: AsyncSession, admin_password: str) -> list[User]:

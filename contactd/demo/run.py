@@ -135,7 +135,7 @@ async def ensure_data(settings: Settings, password: str) -> bool:
     async with await open_database(settings) as db:
         if await demo_exists(db):
             return False
-        await create_demo_data(db, password)
+        await create_demo_data(db, password, data_dir=settings.general.data_dir)
         return True
 
 

@@ -30,6 +30,7 @@ START_LIMIT_S: Final = 20.0
 ACTIVITY_LIMIT_S: Final = 60.0
 STOP_LIMIT_S: Final = 20.0
 POLL_S: Final = 0.5
+CAMPAIGN: Final = "Spring renewals"  # the demo's live campaign (contactd/demo/data.py)
 
 
 def _env() -> dict[str, str]:
@@ -82,20 +83,25 @@ def test_demo_starts_dials_delivers_and_stops_on_ctrl_c(
     settings = tomllib.loads(config.read_text())
     db = folder / "contactd.db"
     assert _count(db, "SELECT count(*) FROM tasks WHERE escalated_at IS NOT NULL") == 0
+    assert _count(db, "SELECT count(*) FROM documents") > 0
+    # Two weeks of history: the oldest interaction is 13 to 15 days old.
+    oldest = _count(db, "SELECT julianday('now') - julianday(min(started_at)) FROM interactions")
+    assert 13 <= oldest <= 15
 
     # Another process's progress: nothing to wait on but its database.
     deadline = time.monotonic() + ACTIVITY_LIMIT_S
     finished = delivered = 0
     while time.monotonic() < deadline and not (finished and delivered):
-        finished = _count(db, "SELECT count(*) FROM call_attempts "
-                              "WHERE state = 'ended' AND campaign_id IS NOT NULL")
-        delivered = _count(db, "SELECT count(*) FROM outbox_messages "
-                               "WHERE channel = 'sms' AND state = 'delivered'")
+        finished = _count(db, "SELECT count(*) FROM call_attempts a JOIN campaigns c "
+                              "ON c.id = a.campaign_id WHERE a.state = 'ended' "
+                              f"AND c.name = '{CAMPAIGN}'")
+        delivered = _count(db, "SELECT count(*) FROM outbox_messages WHERE channel = 'sms' "
+                               "AND state = 'delivered' AND idempotency_key LIKE 'demo-reminder%'")
         time.sleep(POLL_S)
     assert finished > 0, "no campaign call finished within 60 s"
     assert delivered > 0, "no SMS delivered within 60 s"
 
-    stats = _cli("dialer", "stats", "--json", "--config", str(config), "Spring renewals")
+    stats = _cli("dialer", "stats", "--json", "--config", str(config), CAMPAIGN)
     assert stats.returncode == 0, stats.stderr
     assert json.loads(stats.stdout)["attempts"] >= finished
 
