@@ -58,6 +58,7 @@ class Call:
     primary: Channel
     other: Channel | None
     callee: Callee
+    context: str = OUTBOUND
     tracked: bool = False
     dial_status: str = ""
     amd_status: str = ""
@@ -176,7 +177,7 @@ class DemoPbx:
             ("Response", "Success" if answered else "Failure"),
             # Asterisk names the channel only when one answered; else the dial string.
             ("Channel", call.primary.name if answered else call.dial),
-            ("Context", call.primary.variables.get("__context", OUTBOUND)),
+            ("Context", call.context),
             ("Exten", "s"),
             ("Application", ""),
             ("Data", ""),
@@ -282,9 +283,8 @@ class DemoPbx:
                               variables=dict(variables))
             other = None
         context = _text(action, "Context")
-        primary.variables["__context"] = context or ""
         call = Call(_text(action, "ActionID"), dial, primary, other,
-                    self.world.callee(dial, timeout_s))
+                    self.world.callee(dial, timeout_s), context=context)
         reply("Success", ("Message", "Originate successfully queued"))
         self.stats.originated += 1
         self._calls.spawn(self._play(call, timeout_s, context, _text(action, "Exten", "s")),
@@ -540,8 +540,9 @@ class DemoPbx:
                         await self._outbound(call)
                     elif place[0] == ABANDON:
                         await self._abandon(call)
-                    else:
-                        await primary.hold(call.callee.hold_s)  # an application: hold the line
+                    else:  # an application or another context: the line stays open a while
+                        talk = self.world.scaled(self.settings.talk_max_s)
+                        await primary.hold(min(call.callee.hold_s, talk))
                     cause = 16
                     break
                 except Redirected:
@@ -581,15 +582,16 @@ class DemoPbx:
         self._user_event(primary, "ContactdAnswered", attempt)
         if primary.variables.get("CONTACTD_AMD") != "no":
             fate = call.callee.fate
-            if fate is Fate.MACHINE:
-                await primary.hold(w.scaled(s.amd_machine_s))
-                status, cause = "MACHINE", "MAXWORDS-3-2"
-            elif fate is Fate.SILENT:
-                await primary.hold(w.scaled(5.0))
-                status, cause = "NOTSURE", "TOOLONG-5000"
-            else:
-                await primary.hold(w.scaled(s.amd_human_s))
-                status, cause = "HUMAN", "HUMAN-801-800"
+            verdict = {
+                Fate.MACHINE: (s.amd_machine_s, "MACHINE", "MAXWORDS-3-2"),
+                Fate.SILENT: (5.0, "NOTSURE", "TOOLONG-5000"),  # amd.conf total_analysis_time
+            }.get(fate, (s.amd_human_s, "HUMAN", "HUMAN-801-800"))
+            try:
+                await primary.hold(w.scaled(verdict[0]))
+            except ChannelGone:
+                call.amd_status = "HANGUP"  # AMD() saw the hang-up: ContactdHangup says so
+                raise
+            _seconds, status, cause = verdict
             call.amd_status = status
             self._user_event(primary, "ContactdAMD", attempt, ("Status", status),
                              ("Cause", cause))

@@ -38,6 +38,7 @@ SCENARIOS: Final[dict[str, tuple[str, dict[str, str], bool]]] = {
     "unallocated": ("302", {}, True),
     "congestion": ("303", {}, True),
     "machine": ("40004", {}, True),
+    "silent_hangup": ("50003", {}, True),
     "bridged": ("20008", {"CONTACTD_MODE": "agent", "CONTACTD_AGENT": AGENT}, True),
     "abandon_no_agent": ("20012", {"CONTACTD_MODE": "agent"}, True),
     "abandon_agent_busy": (
