@@ -33,14 +33,15 @@ async def _demo(args: argparse.Namespace) -> int:
     setup_logging(settings.general.log_level, settings.general.log_format)
     password = admin_password(data_dir)
     if await ensure_data(settings, password):
-        print(f"Created the demo database in {data_dir} (two weeks of history).",
+        print(f"Creating the demo database in {data_dir}: done, with two weeks of history.",
               file=sys.stderr)
 
     def announce(components: Components) -> None:
         print(
             f"\ncontactd demo is running.\n"
             f"  web panel:  {components.web_url}\n"
-            f"  logins:     admin, supervisor sofia, agent anna; password {password}\n"
+            f"  login:      admin / {password}\n"
+            f"              (also supervisor sofia and agent anna, same password)\n"
             f"  data:       {data_dir}\n"
             f"  simulated:  PBX (AMI :{settings.ami.port}), SMSC (SMPP :{settings.smpp.port}),"
             f" mail (SMTP :{settings.email.port})\n"

@@ -32,7 +32,7 @@ from contactd.demo.inbound import InboundTraffic
 from contactd.demo.mailsink import MailSink
 from contactd.demo.pbx import DemoPbx
 from contactd.demo.smsc import DemoSmsc
-from contactd.enums import Channel, ConsentStatus, Role
+from contactd.enums import CampaignStatus, Channel, ConsentStatus, Role
 from contactd.errors import ConfigError
 from contactd.messaging.outbox_store import OutboundMessage
 
@@ -184,8 +184,11 @@ async def start_activity(components: Components) -> None:
             components.dialer.agents.login(user.username, f"PJSIP/{user.username}",
                                            campaign.id, now)
             log.info("simulated agent signed in", extra={"user_id": user.id})
-        await components.dialer.start(DEMO_CAMPAIGN)
-        log.info("demo campaign started", extra={"campaign_id": campaign.id})
+        # A restart finds it running still (the status is stored): it just goes on dialling.
+        if campaign.status is not CampaignStatus.RUNNING:
+            await components.dialer.start(DEMO_CAMPAIGN)
+        components.dialer.wake()
+        log.info("demo campaign dialling", extra={"campaign_id": campaign.id})
     if components.messaging is not None:
         await queue_reminders(components)
 
