@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
+from contactd.demo.world import Callee
+
 STATE_DESC: Final = {0: "Down", 4: "Ring", 5: "Ringing", 6: "Up", 7: "Busy"}
 CAUSE_TXT: Final = {
     0: "Unknown",
@@ -127,3 +129,37 @@ class Names:
 
     def device(self, tech: str, resource: str) -> str:
         return f"{tech}/{resource}-{next(self._seq):08x}"
+
+
+@dataclass
+class Member:
+    interface: str
+    paused: bool = False
+    busy: bool = False
+
+
+@dataclass
+class Call:
+    """One originated call: the callee channel(s) and what the dialplan has seen so far."""
+
+    action_id: str
+    dial: str
+    primary: Channel
+    other: Channel | None
+    callee: Callee
+    context: str = "contactd-outbound"
+    tracked: bool = False
+    dial_status: str = ""
+    amd_status: str = ""
+    agent_legs: list[Channel] = field(default_factory=list)
+
+
+@dataclass
+class PbxStats:
+    originated: int = 0
+    ended: int = 0
+    events: int = 0
+
+    @property
+    def live(self) -> int:
+        return self.originated - self.ended

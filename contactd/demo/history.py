@@ -7,11 +7,11 @@ from __future__ import annotations
 import logging
 import random
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
 
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contactd.crm.documents import DocumentService
@@ -39,7 +39,7 @@ OUTCOMES: Final = (
     (CallOutcome.CONGESTION, 2, 34),
     (CallOutcome.ABANDONED, 1, 16),
 )
-DOCUMENTS: Final = 12
+DOCUMENTS: Final = 6
 
 
 async def seed_campaign_results(session: AsyncSession, rng: random.Random,
@@ -56,11 +56,12 @@ async def seed_campaign_results(session: AsyncSession, rng: random.Random,
     outcomes = [o for o, _w, _c in OUTCOMES]
     weights = [w for _o, w, _c in OUTCOMES]
     causes = {o: c for o, _w, c in OUTCOMES}
-    for person in rng.sample([p for p in people if p.phones], k=min(160, len(people))):
-        lead = Lead(campaign_id=campaign.id, lead_list_id=leads_list.id, contact_id=person.id,
-                    phone_e164=person.phones[0].e164)
-        session.add(lead)
-        await session.flush()
+    callees = rng.sample([p for p in people if p.phones], k=min(160, len(people)))
+    leads = [Lead(campaign_id=campaign.id, lead_list_id=leads_list.id, contact_id=person.id,
+                  phone_e164=person.phones[0].e164) for person in callees]
+    session.add_all(leads)
+    await session.flush()
+    for person, lead in zip(callees, leads, strict=True):
         for attempt in range(1, 4):
             outcome = rng.choices(outcomes, weights)[0]
             day = now - timedelta(days=rng.randint(1, days))
@@ -110,19 +111,22 @@ def seed_messages(session: AsyncSession, rng: random.Random, people: list[Contac
         ))
 
 
-async def seed_documents(db: Database, data_dir: Path, rng: random.Random,
-                         contact_ids: list[int], now: datetime, days: int) -> None:
-    """Offers, contracts and letters from the built-in templates, dated over `days`."""
-    # fpdf2's font subsetting logs every table at INFO: a dozen PDFs would flood the start.
+async def seed_documents(db: Database, data_dir: Path, days: int) -> None:
+    """Offers, contracts and letters from the built-in templates, dated over `days`; once
+    (nothing happens when documents exist). Run after start-up: each PDF takes ~1 s."""
+    async with db.session() as session:
+        if await session.scalar(select(func.count()).select_from(Document)):
+            return
+        contact_ids = list(await session.scalars(select(Contact.id).order_by(Contact.id)))
+    rng = random.Random(len(contact_ids))
+    now = datetime.now(UTC)
+    # fpdf2's font subsetting logs every table at INFO: a few PDFs would flood the log.
     logging.getLogger("fontTools").setLevel(logging.WARNING)
     service = DocumentService(db, data_dir, sender="contactd demo")
     await service.install_defaults()
     kinds = ("offer", "contract", "letter", "invoice")
-    made = []
     for contact_id in rng.sample(contact_ids, k=min(DOCUMENTS, len(contact_ids))):
         document = await service.generate(rng.choice(kinds), contact_id)
-        made.append(document.id)
-    async with db.transaction() as session:
-        for document_id in made:
-            await session.execute(update(Document).where(Document.id == document_id).values(
+        async with db.transaction() as session:
+            await session.execute(update(Document).where(Document.id == document.id).values(
                 created_at=now - timedelta(days=rng.uniform(0, days))))

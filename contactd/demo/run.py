@@ -24,10 +24,13 @@ from typing import Final
 
 from sqlalchemy import select
 
+from contactd.background import TaskOwner
 from contactd.config import Settings
 from contactd.daemon import Components, run_daemon
+from contactd.db.bootstrap import open_database
 from contactd.db.models import Campaign, Consent, Contact, ContactEmail, ContactPhone, User
-from contactd.demo.data import DEMO_CAMPAIGN, create_demo_data, demo_exists
+from contactd.demo.data import DEMO_CAMPAIGN, HISTORY_DAYS, create_demo_data, demo_exists
+from contactd.demo.history import seed_documents
 from contactd.demo.inbound import InboundTraffic
 from contactd.demo.mailsink import MailSink
 from contactd.demo.pbx import DemoPbx
@@ -130,12 +133,10 @@ def admin_password(data_dir: Path) -> str:
 
 async def ensure_data(settings: Settings, password: str) -> bool:
     """Seed the database on the first run; True when it was created now."""
-    from contactd.db.bootstrap import open_database
-
     async with await open_database(settings) as db:
         if await demo_exists(db):
             return False
-        await create_demo_data(db, password, data_dir=settings.general.data_dir)
+        await create_demo_data(db, password)
         return True
 
 
@@ -155,8 +156,12 @@ async def run_demo(settings: Settings, announce: Callable[[Components], None]) -
         await stack.enter_async_context(MailSink(port=settings.email.port))
         log.info("demo peers listening", extra={"smpp_port": smsc.port})
 
+        background = TaskOwner("demo", log)
+        stack.push_async_callback(background.close)
+
         async def ready(components: Components) -> None:
             await start_activity(components)
+            background.spawn(documents(settings), "documents")
             if settings.audiosocket.enabled:
                 # The IVR listens: callers ring the hotline until the demo stops.
                 async with components.db.session() as session:
@@ -168,6 +173,13 @@ async def run_demo(settings: Settings, announce: Callable[[Components], None]) -
             announce(components)
 
         await run_daemon(settings, on_ready=ready)
+
+
+async def documents(settings: Settings) -> None:
+    """The seeded documents, after start-up, on a database handle of their own: the daemon
+    may stop (and close its handle) while one is being laid out."""
+    async with await open_database(settings, upgrade=False) as db:
+        await seed_documents(db, settings.general.data_dir, HISTORY_DAYS)
 
 
 async def start_activity(components: Components) -> None:

@@ -83,22 +83,23 @@ def test_demo_starts_dials_delivers_and_stops_on_ctrl_c(
     settings = tomllib.loads(config.read_text())
     db = folder / "contactd.db"
     assert _count(db, "SELECT count(*) FROM tasks WHERE escalated_at IS NOT NULL") == 0
-    assert _count(db, "SELECT count(*) FROM documents") > 0
     # Two weeks of history: the oldest interaction is 13 to 15 days old.
     oldest = _count(db, "SELECT julianday('now') - julianday(min(started_at)) FROM interactions")
     assert 13 <= oldest <= 15
 
     # Another process's progress: nothing to wait on but its database.
     deadline = time.monotonic() + ACTIVITY_LIMIT_S
-    finished = delivered = 0
-    while time.monotonic() < deadline and not (finished and delivered):
+    finished = delivered = documents = 0
+    while time.monotonic() < deadline and not (finished and delivered and documents):
         finished = _count(db, "SELECT count(*) FROM call_attempts a JOIN campaigns c "
                               "ON c.id = a.campaign_id WHERE a.state = 'ended' "
                               f"AND c.name = '{CAMPAIGN}'")
         delivered = _count(db, "SELECT count(*) FROM outbox_messages WHERE channel = 'sms' "
                                "AND state = 'delivered' AND idempotency_key LIKE 'demo-reminder%'")
+        documents = _count(db, "SELECT count(*) FROM documents")  # laid out after start-up
         time.sleep(POLL_S)
     assert finished > 0, "no campaign call finished within 60 s"
+    assert documents > 0, "no seeded document within 60 s"
     assert delivered > 0, "no SMS delivered within 60 s"
 
     stats = _cli("dialer", "stats", "--json", "--config", str(config), CAMPAIGN)
