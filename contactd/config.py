@@ -206,8 +206,6 @@ class DemoSettings(_Section):
     time_scale: float = Field(default=1.0, gt=0)
     ami_username: str = "contactd"
     ami_port: int = Field(default=0, ge=0, le=65535)  # 0: any free port
-    smpp_port: int = Field(default=0, ge=0, le=65535)
-    smtp_port: int = Field(default=0, ge=0, le=65535)
     agents: int = Field(default=4, ge=0, le=200)
     # Simulated callers into the IVR (AudioSocket) per minute; 0: none.
     inbound_per_minute: float = Field(default=2.0, ge=0)

@@ -97,9 +97,8 @@ window_end = "23:59"
 agent_wrap_s = 5
 
 [demo]
-ami_port = {ami}
-smpp_port = {smpp}
-smtp_port = {smtp}
+# The simulated world: contactd.example.toml lists every key (odds, ring and talk times, …).
+agents = 4
 """
 
 
