@@ -191,6 +191,47 @@ class DialerSettings(_Section):
         return self
 
 
+class DemoSettings(_Section):
+    """The simulated world of `contactd demo` and bench/scale.py (contactd/demo/world.py).
+
+    Outcome weights are relative (they need not sum to 100); times are seconds of the
+    simulated world, all multiplied by `time_scale` (0.1 runs the world ten times faster)."""
+
+    answered_human: float = Field(default=55.0, ge=0)
+    machine: float = Field(default=12.0, ge=0)
+    busy: float = Field(default=8.0, ge=0)
+    no_answer: float = Field(default=17.0, ge=0)
+    congestion: float = Field(default=3.0, ge=0)
+    failed: float = Field(default=5.0, ge=0)
+    ring_min_s: float = Field(default=2.0, ge=0)
+    ring_max_s: float = Field(default=12.0, ge=0)
+    talk_min_s: float = Field(default=20.0, ge=0)
+    talk_max_s: float = Field(default=150.0, ge=0)
+    # Measured in the sandbox (DESIGN.md §4): AMD decides HUMAN in 2.6 s, MACHINE in 2.8 s.
+    amd_human_s: float = Field(default=2.6, ge=0)
+    amd_machine_s: float = Field(default=2.8, ge=0)
+    message_s: float = Field(default=3.0, ge=0)
+    abandon_prompt_s: float = Field(default=2.0, ge=0)
+    # asterisk-config/extensions.conf CONTACTD_AGENT_WAIT_S.
+    agent_wait_s: float = Field(default=2.0, ge=0)
+    time_scale: float = Field(default=1.0, gt=0)
+    ami_username: str = "contactd"
+    ami_port: int = Field(default=0, ge=0, le=65535)  # 0: any free port
+    agents: int = Field(default=4, ge=0, le=200)
+    # Simulated callers into the IVR (AudioSocket) per minute; 0: none.
+    inbound_per_minute: float = Field(default=2.0, ge=0)
+    # Share of delivered SMS that the simulated recipient answers, and of those, STOP.
+    sms_reply_pct: float = Field(default=30.0, ge=0, le=100)
+    sms_stop_pct: float = Field(default=20.0, ge=0, le=100)
+    seed: int = 20261204
+
+    @model_validator(mode="after")
+    def _ranges(self) -> DemoSettings:
+        if self.ring_max_s < self.ring_min_s or self.talk_max_s < self.talk_min_s:
+            raise ValueError("ring_max_s/talk_max_s must not be below their minimum")
+        return self
+
+
 class Settings(_Section):
     general: GeneralSettings = GeneralSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -202,6 +243,7 @@ class Settings(_Section):
     smpp: SmppSettings = SmppSettings()
     email: EmailSettings = EmailSettings()
     dialer: DialerSettings = DialerSettings()
+    demo: DemoSettings = DemoSettings()
 
     @property
     def database_url(self) -> str:

@@ -1,5 +1,5 @@
 """A realistic sample business for the demo: people in several countries and time zones,
-buyers and suppliers, products, two months of interactions, open tasks and a campaign.
+buyers and suppliers, products, two weeks of interactions, open tasks and a campaign.
 
 Seeded, so two demo installations look the same; written once, on the first start.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import unicodedata
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import phonenumbers
@@ -36,6 +36,7 @@ from contactd.db.models import (
     User,
 )
 from contactd.db.session import Database
+from contactd.demo.history import seed_campaign_results, seed_messages
 from contactd.enums import (
     CampaignMode,
     CampaignStatus,
@@ -55,6 +56,8 @@ from contactd.errors import ValidationError
 from contactd.phones import PhoneInfo, parse_phone
 
 SEED = 20261129
+HISTORY_DAYS = 14
+DEMO_CAMPAIGN = "Spring renewals"
 
 
 @dataclass(frozen=True)
@@ -173,7 +176,8 @@ async def demo_exists(db: Database) -> bool:
 
 
 async def create_demo_data(db: Database, admin_password: str, contacts: int = 320) -> None:
-    """Write the whole demo set in one transaction: all of it or nothing."""
+    """Write the whole demo set in one transaction: all of it or nothing. Documents (PDF
+    files, slow to lay out) come later: contactd.demo.history.seed_documents."""
     rng = random.Random(SEED)
     now = datetime.now(UTC).replace(microsecond=0)
     async with db.transaction() as session:
@@ -194,14 +198,18 @@ async def create_demo_data(db: Database, admin_password: str, contacts: int = 32
         _links(session, rng, products, orgs)
         _consents(session, rng, people, now)
         await _history(session, rng, people, users, products, now)
+        await seed_campaign_results(session, rng, people, now, HISTORY_DAYS)
+        seed_messages(session, rng, people, now, HISTORY_DAYS)
 
 
 def _users(session: AsyncSession, admin_password: str) -> list[User]:
+    # One hash for everyone (they share the demo password): argon2 is slow on purpose.
+    password_hash = hash_password(admin_password)
     admin = User(username="admin", display_name="Administrator", role=Role.ADMIN,
-                 password_hash=hash_password(admin_password))
+                 password_hash=password_hash)
     staff = [
         User(username=login, display_name=name, role=role, team=team, skills=langs,
-             password_hash=hash_password(admin_password), extension=f"PJSIP/{login}")
+             password_hash=password_hash, extension=f"PJSIP/{login}")
         for login, name, role, team, langs in AGENTS
     ]
     session.add(admin)
@@ -290,8 +298,9 @@ async def _history(session: AsyncSession, rng: random.Random, people: list[Conta
     agents = [u for u in users if u.role is Role.AGENT]
     interactions = []
     for person in people:
-        for _ in range(rng.randint(1, 9)):
-            started = now - timedelta(days=rng.uniform(0, 60), minutes=rng.randint(0, 600))
+        for _ in range(rng.randint(1, 6)):  # two weeks of contact, not a lifetime
+            started = now - timedelta(days=rng.uniform(0, HISTORY_DAYS),
+                                      minutes=rng.randint(0, 600))
             kind = rng.choice((InteractionKind.CALL, InteractionKind.CALL, InteractionKind.EMAIL,
                                InteractionKind.SMS, InteractionKind.NOTE,
                                InteractionKind.IVR_SESSION))
@@ -328,9 +337,14 @@ async def _history(session: AsyncSession, rng: random.Random, people: list[Conta
     session.add_all(interactions)
     await session.flush()
     for row in rng.sample(interactions, k=min(140, len(interactions))):
-        due = now + timedelta(days=rng.randint(-5, 14), hours=rng.randint(0, 8))
         status = rng.choice((TaskStatus.OPEN, TaskStatus.OPEN, TaskStatus.IN_PROGRESS,
                              TaskStatus.DONE))
+        # Open work is due from the next hour on, so nothing is escalated in bulk at start;
+        # finished work was due in the past. The watcher escalates the odd one later on.
+        if status is TaskStatus.DONE:
+            due = now - timedelta(days=rng.randint(1, HISTORY_DAYS), hours=rng.randint(0, 8))
+        else:
+            due = now + timedelta(hours=rng.randint(1, 8), days=rng.randint(0, HISTORY_DAYS))
         session.add(Task(
             title=rng.choice(("Call back about quote", "Send offer", "Check invoice",
                               "Schedule installation", "Follow up on complaint")),
@@ -339,13 +353,14 @@ async def _history(session: AsyncSession, rng: random.Random, people: list[Conta
             priority=rng.choice(list(TaskPriority)),
             source=rng.choice((TaskSource.MANUAL, TaskSource.IVR_INTAKE, TaskSource.CALLBACK,
                                TaskSource.MISSED_CALL)),
-            completed_at=now - timedelta(days=1) if status is TaskStatus.DONE else None,
+            completed_at=due if status is TaskStatus.DONE else None,
         ))
-    campaign = Campaign(name="Spring renewals", mode=CampaignMode.PROGRESSIVE,
+    # Agents are handed calls directly (no Asterisk queue), as the simulated agents expect.
+    campaign = Campaign(name=DEMO_CAMPAIGN, mode=CampaignMode.PROGRESSIVE,
                         status=CampaignStatus.PAUSED, caller_id="+15550100100",
-                        window_start=time(9, 0), window_end=time(20, 0), max_attempts=3,
+                        max_attempts=3,
                         retry_rules={"busy": 900, "no_answer": 7200, "machine": 86400},
-                        agent_queue="sales", fallback_channel=Channel.SMS)
+                        fallback_channel=Channel.SMS)
     session.add(campaign)
     await session.flush()
     leads = LeadList(campaign_id=campaign.id, name="Renewals due in 30 days")

@@ -1,0 +1,52 @@
+"""The demo PBX against the real Asterisk 22 sandbox: the same scenarios, the same events.
+
+Both sides are driven by contactd's own AmiClient and CallTracker (tests/replay/ami/
+conformance.py). Per call: what the tracker published must be equal, and per channel the
+ordered events with every field contactd reads. Where they differ, the demo PBX is wrong.
+With CONTACTD_RECORD_CONFORMANCE=1 the sandbox's events are written to
+tests/replay/ami/conformance.json, which test_demo_conformance_replay.py holds the demo to
+on machines without Asterisk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+
+import pytest
+
+from contactd.config import AmiSettings
+from contactd.demo.pbx import DemoPbx
+from tests.peers.asterisk import AsteriskSandbox
+from tests.replay.ami.conformance import (
+    CONFORMANCE_WORLD,
+    FIXTURE,
+    SCENARIOS,
+    drive,
+    projection,
+)
+
+pytestmark = pytest.mark.asterisk
+SECRET = "demo-conformance"
+
+
+async def test_demo_pbx_plays_every_scenario_as_asterisk_does(
+    asterisk: AsteriskSandbox,
+) -> None:
+    async with DemoPbx(CONFORMANCE_WORLD, secret=SECRET) as pbx:
+        real, demo = await asyncio.gather(
+            drive(asterisk.ami_settings(), SCENARIOS),
+            drive(AmiSettings(port=pbx.port, secret=SECRET), SCENARIOS),
+        )
+    if os.environ.get("CONTACTD_RECORD_CONFORMANCE") == "1":
+        FIXTURE.write_text(json.dumps(
+            {name: {"attempt": attempt, "events": events, "published": [list(map(str, s))
+             for s in published]} for name, (events, published, attempt) in real.items()},
+            indent=1,
+        ) + "\n")
+    for name in SCENARIOS:
+        real_events, real_published, real_id = real[name]
+        demo_events, demo_published, demo_id = demo[name]
+        assert demo_published == real_published, name
+        assert projection(demo_events, demo_id) == projection(real_events, real_id), name
