@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from contactd.auth.service import UserService
+from contactd.auth.sessions import ApiTokens, Principal, SessionStore
+from contactd.auth.throttle import LoginThrottle
 from contactd.config import Settings
 from contactd.db.session import Database
 from contactd.health import HealthRegistry
@@ -11,3 +14,18 @@ from contactd.health import HealthRegistry
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE = web.AppKey("database", Database)
 HEALTH = web.AppKey("health", HealthRegistry)
+USERS = web.AppKey("users", UserService)
+SESSIONS = web.AppKey("sessions", SessionStore)
+API_TOKENS = web.AppKey("api_tokens", ApiTokens)
+THROTTLE = web.AppKey("login_throttle", LoginThrottle)
+
+# Set on each request by the access middleware (None on public routes without a session).
+PRINCIPAL = "contactd.principal"
+
+
+def principal(request: web.Request) -> Principal:
+    """The signed-in user of a route that declared a role (the middleware guarantees one)."""
+    found = request.get(PRINCIPAL)
+    if not isinstance(found, Principal):
+        raise RuntimeError(f"{request.path} reached a handler without a signed-in user")
+    return found
