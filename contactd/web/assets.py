@@ -1,11 +1,12 @@
 """Where templates, CSS, JS and catalogues live: inside the installed package (the wheel's
-build step copies the top-level web/ folder there), else the source tree's web/ folder."""
+build step copies the top-level web/ folder to contactd/web/bundle), else in the source
+tree's web/ folder."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-PACKAGED = Path(__file__).parent / "assets"
+PACKAGED = Path(__file__).parent / "bundle"
 SOURCE = Path(__file__).resolve().parents[2] / "web"
 
 
