@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
 
+from contactd.auth.audit import Actor, record
 from contactd.db.base import utcnow
 from contactd.db.models import ApiToken, User, WebSession
 from contactd.db.session import Database
@@ -108,10 +109,14 @@ class ApiTokens:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def create(self, user_id: int, name: str) -> str:
+    async def create(self, user_id: int, name: str, actor: Actor) -> str:
         token = self.PREFIX + secrets.token_urlsafe(32)
         async with self._db.transaction() as session:
-            session.add(ApiToken(token_hash=token_hash(token), user_id=user_id, name=name))
+            row = ApiToken(token_hash=token_hash(token), user_id=user_id, name=name)
+            session.add(row)
+            await session.flush()
+            record(session, actor, "api_token.create", "api_token", row.id, None,
+                   {"user_id": user_id, "name": name})
         return token
 
     async def resolve(self, token: str) -> Principal | None:

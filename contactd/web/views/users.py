@@ -106,7 +106,8 @@ async def account_token(request: web.Request) -> web.StreamResponse:
     if not name or len(name) > 100:
         return await _account_page(request, status=422,
                                    error=_("Give the token a name of at most 100 characters."))
-    token = await request.app[API_TOKENS].create(principal(request).user.id, name)
+    token = await request.app[API_TOKENS].create(principal(request).user.id, name,
+                                                 _actor(request))
     return await _account_page(request, new_token=token,
                                message=_("Copy the token now: it is not shown again."))
 
