@@ -75,7 +75,7 @@ class SessionStore:
             ).one_or_none()
             if row is None:
                 return None
-            web_session, user = row.tuple()
+            web_session, user = row
             expired = (
                 now - web_session.last_seen_at > self.idle
                 or now - web_session.created_at > self.absolute
@@ -130,7 +130,7 @@ class ApiTokens:
             ).one_or_none()
             if row is None:
                 return None
-            api_token, user = row.tuple()
+            api_token, user = row
             if not user.active:
                 return None
             api_token.last_used_at = utcnow()

@@ -20,7 +20,9 @@ API_TOKENS = web.AppKey("api_tokens", ApiTokens)
 THROTTLE = web.AppKey("login_throttle", LoginThrottle)
 
 # Set on each request by the access middleware (None on public routes without a session).
-PRINCIPAL = "contactd.principal"
+PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")
+# The language the page is rendered in (one with a catalogue, else English).
+LANGUAGE = web.RequestKey("language", str)
 
 
 def principal(request: web.Request) -> Principal:

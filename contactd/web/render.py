@@ -12,7 +12,7 @@ from aiohttp import web
 from contactd.auth.errors import CsrfRejected, Forbidden, NotSignedIn, TooManyAttempts
 from contactd.errors import ConflictError, ContactdError, NotFoundError, ValidationError
 from contactd.web.access import Handler, is_api
-from contactd.web.keys import PRINCIPAL
+from contactd.web.keys import LANGUAGE, PRINCIPAL
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ def page(
         "user": principal.user if principal else None,
         "csrf_token": principal.csrf_token if principal else "",
         "path": request.path,
+        "lang": request.get(LANGUAGE, "en"),
         **(context or {}),
     }
     response = aiohttp_jinja2.render_template(template, request, ctx, status=status)

@@ -12,9 +12,7 @@ from babel.dates import format_datetime
 from contactd.web import i18n
 from contactd.web.access import Handler
 from contactd.web.assets import asset_root
-from contactd.web.keys import SETTINGS
-
-LANGUAGE = "contactd.language"
+from contactd.web.keys import LANGUAGE, SETTINGS
 
 
 def setup_templates(app: web.Application) -> None:
@@ -24,16 +22,11 @@ def setup_templates(app: web.Application) -> None:
         autoescape=jinja2.select_autoescape(default=True),
         extensions=["jinja2.ext.i18n"],
         undefined=jinja2.StrictUndefined,
-        context_processors=[_language_context],
     )
     env.install_gettext_callables(  # type: ignore[attr-defined]
         i18n.gettext, i18n.ngettext, newstyle=True
     )
     env.filters["when"] = _format_when
-
-
-async def _language_context(request: web.Request) -> dict[str, object]:
-    return {"lang": request.get(LANGUAGE, "en")}
 
 
 def _format_when(value: datetime | None, lang: str = "en") -> str:
