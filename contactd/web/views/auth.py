@@ -12,11 +12,10 @@ import secrets
 
 from aiohttp import web
 
-from contactd.auth.sessions import Principal
 from contactd.enums import Role
 from contactd.web.access import CSRF_FIELD, SESSION_COOKIE, public, requires, safe_next
 from contactd.web.i18n import gettext as _
-from contactd.web.keys import PRINCIPAL, SESSIONS, SETTINGS, THROTTLE, USERS, principal
+from contactd.web.keys import SESSIONS, SETTINGS, THROTTLE, USERS, principal
 from contactd.web.render import page
 
 log = logging.getLogger(__name__)
@@ -37,7 +36,8 @@ def _login_page(request: web.Request, *, error: str = "", username: str = "",
     token = secrets.token_urlsafe(24)
     response = page(
         request, "login.html",
-        {"error": error, "username": username, "login_csrf": token,
+        # No header (user None): the page's one csrf_token field is the sign-in form's.
+        {"user": None, "error": error, "username": username, "login_csrf": token,
          "next": safe_next(request.query.get("next"))},
         status=status,
     )
@@ -48,8 +48,7 @@ def _login_page(request: web.Request, *, error: str = "", username: str = "",
 
 @public
 async def login_form(request: web.Request) -> web.StreamResponse:
-    if isinstance(request.get(PRINCIPAL), Principal):
-        raise web.HTTPSeeOther(safe_next(request.query.get("next")))
+    # Shown even to a signed-in user (to switch account): signing in ends the old session.
     return _login_page(request)
 
 
