@@ -14,14 +14,25 @@ from contactd.auth.service import UserService
 from contactd.auth.sessions import ApiTokens, SessionStore
 from contactd.auth.throttle import LoginThrottle
 from contactd.config import Settings
+from contactd.crm.search import ContactSearch
 from contactd.db.session import Database
 from contactd.errors import StartupError
 from contactd.health import HealthRegistry
 from contactd.web.access import access_middleware, check_route_table, public
-from contactd.web.keys import API_TOKENS, DATABASE, HEALTH, SESSIONS, SETTINGS, THROTTLE, USERS
+from contactd.web.keys import (
+    API_TOKENS,
+    DATABASE,
+    HEALTH,
+    SEARCH,
+    SESSIONS,
+    SETTINGS,
+    THROTTLE,
+    USERS,
+)
 from contactd.web.render import error_middleware, headers_middleware
 from contactd.web.templates import i18n_middleware, setup_templates
 from contactd.web.views import auth as auth_views
+from contactd.web.views import contacts as contacts_views
 from contactd.web.views import home as home_views
 from contactd.web.views import users as users_views
 
@@ -61,9 +72,10 @@ def create_app(settings: Settings, db: Database, health: HealthRegistry) -> web.
     )
     app[API_TOKENS] = ApiTokens(db)
     app[THROTTLE] = LoginThrottle(settings.web.login_max_failures, settings.web.login_window_s)
+    app[SEARCH] = ContactSearch(db)
     setup_templates(app)
     app.router.add_get("/healthz", healthz)
-    for area in (auth_views, home_views, users_views):
+    for area in (auth_views, home_views, users_views, contacts_views):
         area.setup(app)
     check_route_table(app)
     return app

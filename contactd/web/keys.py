@@ -8,6 +8,7 @@ from contactd.auth.service import UserService
 from contactd.auth.sessions import ApiTokens, Principal, SessionStore
 from contactd.auth.throttle import LoginThrottle
 from contactd.config import Settings
+from contactd.crm.search import ContactSearch
 from contactd.db.session import Database
 from contactd.health import HealthRegistry
 
@@ -18,6 +19,7 @@ USERS = web.AppKey("users", UserService)
 SESSIONS = web.AppKey("sessions", SessionStore)
 API_TOKENS = web.AppKey("api_tokens", ApiTokens)
 THROTTLE = web.AppKey("login_throttle", LoginThrottle)
+SEARCH = web.AppKey("contact_search", ContactSearch)
 
 # Set on each request by the access middleware (None on public routes without a session).
 PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")
