@@ -12,6 +12,7 @@ from playwright.async_api import Browser, Page, expect
 
 from contactd.auth.service import UserService
 from contactd.config import load_settings
+from contactd.crm.service import ContactInput, ContactService
 from contactd.db.migrate import upgrade
 from contactd.db.session import Database
 from contactd.enums import Role
@@ -36,6 +37,11 @@ async def web_url(tmp_path: Path) -> AsyncIterator[str]:
         users = UserService(db)
         await users.add("ada", PASSWORD, Role.ADMIN, display_name="Ada Lovelace")
         await users.add("alex", PASSWORD, Role.AGENT, display_name="Alex Agent")
+        contacts = ContactService(db, default_region="GB")
+        people = (("Ada", "Lovelace"), ("Grace", "Hopper"), ("Alan", "Turing"))
+        for n, (first, last) in enumerate(people):
+            await contacts.create_contact(ContactInput(first_name=first, last_name=last,
+                                                       phones=[f"+44 20 7946 001{n}"]))
         port = free_port()
         async with WebServer(create_app(settings, db, health), "127.0.0.1", port):
             yield f"http://127.0.0.1:{port}"
@@ -63,6 +69,19 @@ async def test_an_agent_signs_in_and_out(page: Page, web_url: str) -> None:
     await expect(page).to_have_url(f"{web_url}/login")
     await page.goto(f"{web_url}/account")
     await expect(page).to_have_url(f"{web_url}/login?next=/account")
+
+
+async def test_an_agent_finds_a_contact_by_typing_half_a_surname(
+    page: Page, web_url: str
+) -> None:
+    await _sign_in(page, web_url, "alex")
+    await page.get_by_role("link", name="Contacts").click()
+    rows = page.locator("#contact-rows tr")
+    await expect(rows).to_have_count(3)
+    await page.get_by_label("Search").type("Hop")  # typed, not submitted
+    await expect(rows).to_have_count(1)
+    await expect(rows.first).to_contain_text("Grace Hopper")
+    await expect(page).to_have_url(f"{web_url}/contacts?q=Hop&tag=")
 
 
 async def test_an_admin_adds_a_user_who_can_then_sign_in(page: Page, web_url: str) -> None:
@@ -94,7 +113,7 @@ async def test_screenshots_of_the_pages(browser: Browser, web_url: str) -> None:
                 await page.goto(f"{web_url}/login")
                 await page.screenshot(path=ARTIFACTS / f"login-{size}-{scheme}.png")
                 await _sign_in(page, web_url, "ada")
-                for name in ("home", "users", "account"):
+                for name in ("home", "contacts", "users", "account"):
                     await page.goto(f"{web_url}/{'' if name == 'home' else name}")
                     await page.screenshot(path=ARTIFACTS / f"{name}-{size}-{scheme}.png",
                                           full_page=True)
