@@ -13,6 +13,8 @@ from collections.abc import Callable
 
 from contactd.auth.errors import TooManyAttempts
 
+MAX_KEYS = 100_000
+
 
 class LoginThrottle:
     def __init__(
@@ -46,8 +48,15 @@ class LoginThrottle:
 
     def failed(self, username: str, address: str) -> None:
         now = self._clock()
+        if len(self._failures) >= MAX_KEYS:
+            # Guessing many names must not grow memory without bound: drop what has expired.
+            for key in list(self._failures):
+                self._recent(key, now)
         for key in (f"user:{username}", f"addr:{address}"):
-            self._failures.setdefault(key, deque()).append(now)
+            times = self._failures.setdefault(key, deque())
+            times.append(now)
+            if len(times) > self.max_failures:
+                times.popleft()  # only the newest max_failures decide a lock-out
 
     def succeeded(self, username: str) -> None:
         self._failures.pop(f"user:{username}", None)
