@@ -19,6 +19,7 @@ USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 MIN_PASSWORD_LEN = 10
 
 _hasher = PasswordHasher()
+_DUMMY_HASH = _hasher.hash("not a password anyone has")
 
 
 def hash_password(password: str) -> str:
@@ -84,7 +85,11 @@ class UserService:
             user = await session.scalar(
                 select(User).where(User.username == username, User.active.is_(True))
             )
-        if user is None or not verify_password(user.password_hash, password):
+        if user is None:
+            # Same work as a wrong password, so timing does not tell which names exist.
+            verify_password(_DUMMY_HASH, password)
+            return None
+        if not verify_password(user.password_hash, password):
             return None
         return user
 
