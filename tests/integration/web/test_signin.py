@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
 from contactd.auth.sessions import token_hash
@@ -15,8 +15,10 @@ from contactd.db.base import utcnow
 from contactd.db.models import ApiToken, AuditEntry, User, WebSession
 from contactd.db.session import Database
 from contactd.demo.data import create_demo_data
+from contactd.health import HealthRegistry
 from contactd.web.access import SESSION_COOKIE
-from contactd.web.keys import SESSIONS
+from contactd.web.app import create_app
+from contactd.web.keys import SESSIONS, SETTINGS
 from tests.integration.web.conftest import PASSWORD, Signed, sign_in
 
 Client = TestClient[web.Request, web.Application]
@@ -184,3 +186,23 @@ async def test_the_demo_admin_login_works(db: Database, client: Client) -> None:
     response = await sign_in(client, "admin", password="demo password 1")
     assert response is not None and response.status == 303
     assert (await client.get("/users")).status == 200
+
+
+async def test_cookie_is_secure_when_configured_for_a_tls_proxy(
+    db: Database, app: web.Application
+) -> None:
+    settings = app[SETTINGS].model_copy(
+        update={"web": app[SETTINGS].web.model_copy(update={"cookie_secure": True})}
+    )
+    async with TestClient(TestServer(create_app(settings, db, HealthRegistry()))) as tls:
+        form = await tls.get("/login")
+        assert "Secure" in form.headers["Set-Cookie"]
+        # The client keeps Secure cookies for https only, as a browser does: send it by hand,
+        # as the browser behind the TLS proxy would.
+        token = form.cookies["contactd_login_csrf"].value
+        response = await tls.post(
+            "/login", data={"username": "alex", "password": PASSWORD, "csrf_token": token},
+            headers={"Cookie": f"contactd_login_csrf={token}"}, allow_redirects=False,
+        )
+        assert response.status == 303
+        assert "Secure" in response.headers["Set-Cookie"]
