@@ -77,6 +77,16 @@ class WebSettings(_Section):
     port: Port = 8080
     secret_key: SecretStr = SecretStr("")
     languages: tuple[str, ...] = ("en", "de", "fr", "es")
+    # Sessions end after this long without a request, and in any case this long after sign-in.
+    session_idle_minutes: int = Field(default=30, gt=0)
+    session_absolute_hours: int = Field(default=12, gt=0)
+    # The session cookie is marked Secure when the request came over TLS, or always when set
+    # (behind a TLS reverse proxy the panel itself sees plain HTTP).
+    cookie_secure: bool = False
+    # Sign-in throttling: after this many failures within the window, for one account or from
+    # one address, further attempts are refused until the window has passed.
+    login_max_failures: int = Field(default=5, gt=0)
+    login_window_s: float = Field(default=300.0, gt=0)
 
 
 class AmiSettings(_Section):

@@ -8,11 +8,13 @@ from functools import cache
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from contactd.db.models import User
+from contactd.auth.audit import CLI, Actor, record
+from contactd.db.models import User, WebSession
 from contactd.db.session import Database
 from contactd.enums import Role
-from contactd.errors import ConflictError, ValidationError
+from contactd.errors import ConflictError, NotFoundError, ValidationError
 
 USERNAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{1,63}")  # always fullmatch: `$` lets "\n" in
 MIN_PASSWORD_LEN = 10
@@ -59,6 +61,7 @@ class UserService:
         email: str | None = None,
         team: str | None = None,
         skills: list[str] | None = None,
+        actor: Actor = CLI,
     ) -> User:
         if not USERNAME_RE.fullmatch(username):
             raise ValidationError(
@@ -80,6 +83,8 @@ class UserService:
                 skills=skills or [],
             )
             session.add(user)
+            await session.flush()
+            record(session, actor, "user.add", "user", user.id, None, _public(user))
         return user
 
     async def authenticate(self, username: str, password: str) -> User | None:
@@ -88,8 +93,80 @@ class UserService:
                 select(User).where(User.username == username, User.active.is_(True))
             )
         if user is None:
-            verify_password(_dummy_hash(), password)  # same cost as a wrong password
+            # Same work as a wrong password, so timing does not tell which names exist.
+            verify_password(_dummy_hash(), password)
             return None
         if not verify_password(user.password_hash, password):
             return None
         return user
+
+    async def list_all(self) -> list[User]:
+        async with self._db.session() as session:
+            return list(await session.scalars(select(User).order_by(User.username)))
+
+    async def get(self, username: str) -> User:
+        async with self._db.session() as session:
+            return await _by_name(session, username)
+
+    async def set_password(self, username: str, password: str, *, actor: Actor = CLI) -> None:
+        """New password; every session of that user ends (a stolen one stops working)."""
+        check_password_strength(password)
+        async with self._db.transaction() as session:
+            user = await _by_name(session, username)
+            user.password_hash = hash_password(password)
+            await _end_sessions(session, user.id)
+            # The hash itself is never written to the audit log, only that it changed.
+            record(session, actor, "user.passwd", "user", user.id, None, {"password": "changed"})
+
+    async def update(
+        self,
+        username: str,
+        *,
+        actor: Actor = CLI,
+        active: bool | None = None,
+        role: Role | None = None,
+        display_name: str | None = None,
+    ) -> User:
+        """Changes what is given; disabling an account ends its sessions."""
+        async with self._db.transaction() as session:
+            user = await _by_name(session, username)
+            before = _public(user)
+            if active is not None:
+                user.active = active
+                if not active:
+                    await _end_sessions(session, user.id)
+            if role is not None:
+                user.role = role
+            if display_name is not None:
+                user.display_name = display_name.strip() or user.username
+            after = _public(user)
+            changed_before = {k: v for k, v in before.items() if after[k] != v}
+            if changed_before:
+                changed_after = {k: after[k] for k in changed_before}
+                record(session, actor, "user.update", "user", user.id, changed_before,
+                       changed_after)
+        return user
+
+
+def _public(user: User) -> dict[str, object]:
+    """What of a user the audit log shows (never the password hash)."""
+    return {
+        "username": user.username,
+        "display_name": user.display_name,
+        "role": user.role.value,
+        "active": user.active,
+    }
+
+
+async def _by_name(session: AsyncSession, username: str) -> User:
+    user = await session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise NotFoundError(f"no user {username!r}", field="username")
+    return user
+
+
+async def _end_sessions(session: AsyncSession, user_id: int) -> None:
+    for web_session in await session.scalars(
+        select(WebSession).where(WebSession.user_id == user_id)
+    ):
+        await session.delete(web_session)

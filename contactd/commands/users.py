@@ -1,4 +1,5 @@
-"""`contactd user add NAME --role ROLE`: passwords from a prompt or standard input, never argv."""
+"""`contactd user add|passwd|disable|enable|list`: passwords from a prompt or standard input,
+never argv; every change is written to the audit log (by "cli")."""
 
 from __future__ import annotations
 
@@ -39,6 +40,35 @@ async def _add(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _passwd(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    password = _read_password(args)
+    async with await open_database(settings) as db:
+        await UserService(db).set_password(args.name, password)
+    print(f"password of {args.name} changed; their sessions are ended")
+    return EXIT_OK
+
+
+async def _set_active(args: argparse.Namespace, active: bool) -> int:
+    settings = settings_from(args)
+    async with await open_database(settings) as db:
+        await UserService(db).update(args.name, active=active)
+    print(f"user {args.name} {'enabled' if active else 'disabled'}")
+    return EXIT_OK
+
+
+async def _list(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    async with await open_database(settings) as db:
+        users = await UserService(db).list_all()
+    print(f"{'USER':<24} {'ROLE':<11} {'ACTIVE':<7} LAST SIGN-IN")
+    for user in users:
+        last = user.last_login_at.isoformat(timespec="seconds") if user.last_login_at else "-"
+        active = "yes" if user.active else "no"
+        print(f"{user.username:<24} {user.role.value:<11} {active:<7} {last}")
+    return EXIT_OK
+
+
 def register(sub: Any) -> None:
     user = sub.add_parser("user", help="manage panel users")
     usub = user.add_subparsers(dest="user_command", metavar="COMMAND", required=True)
@@ -51,3 +81,25 @@ def register(sub: Any) -> None:
     )
     add_config_option(add)
     add.set_defaults(handler=lambda a: run_async(_add(a)))
+
+    passwd = usub.add_parser("passwd", help="set a user's password (ends their sessions)")
+    passwd.add_argument("name")
+    passwd.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    add_config_option(passwd)
+    passwd.set_defaults(handler=lambda a: run_async(_passwd(a)))
+
+    disable = usub.add_parser("disable", help="stop a user signing in (ends their sessions)")
+    disable.add_argument("name")
+    add_config_option(disable)
+    disable.set_defaults(handler=lambda a: run_async(_set_active(a, False)))
+
+    enable = usub.add_parser("enable", help="let a disabled user sign in again")
+    enable.add_argument("name")
+    add_config_option(enable)
+    enable.set_defaults(handler=lambda a: run_async(_set_active(a, True)))
+
+    listing = usub.add_parser("list", help="list users, their roles and last sign-in")
+    add_config_option(listing)
+    listing.set_defaults(handler=lambda a: run_async(_list(a)))

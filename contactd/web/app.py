@@ -4,20 +4,42 @@ from __future__ import annotations
 
 import errno
 import logging
+from datetime import timedelta
 from types import TracebackType
 
 from aiohttp import web
 
 from contactd import __version__
+from contactd.auth.service import UserService
+from contactd.auth.sessions import ApiTokens, SessionStore
+from contactd.auth.throttle import LoginThrottle
 from contactd.config import Settings
+from contactd.crm.search import ContactSearch
 from contactd.db.session import Database
 from contactd.errors import StartupError
 from contactd.health import HealthRegistry
-from contactd.web.keys import DATABASE, HEALTH, SETTINGS
+from contactd.web.access import access_middleware, check_route_table, public
+from contactd.web.keys import (
+    API_TOKENS,
+    DATABASE,
+    HEALTH,
+    SEARCH,
+    SESSIONS,
+    SETTINGS,
+    THROTTLE,
+    USERS,
+)
+from contactd.web.render import error_middleware, headers_middleware
+from contactd.web.templates import i18n_middleware, setup_templates
+from contactd.web.views import auth as auth_views
+from contactd.web.views import contacts as contacts_views
+from contactd.web.views import home as home_views
+from contactd.web.views import users as users_views
 
 log = logging.getLogger(__name__)
 
 
+@public
 async def healthz(request: web.Request) -> web.Response:
     """Liveness and component state (status codes: contactd/health.py HTTP_STATUS)."""
     status, body = request.app[HEALTH].report(__version__)
@@ -25,11 +47,27 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 def create_app(settings: Settings, db: Database, health: HealthRegistry) -> web.Application:
-    app = web.Application()
+    """The panel: pages, the API and /healthz behind one access check (see web/access.py)."""
+    app = web.Application(
+        middlewares=[headers_middleware, i18n_middleware, error_middleware, access_middleware]
+    )
     app[SETTINGS] = settings
     app[DATABASE] = db
     app[HEALTH] = health
+    app[USERS] = UserService(db)
+    app[SESSIONS] = SessionStore(
+        db,
+        idle=timedelta(minutes=settings.web.session_idle_minutes),
+        absolute=timedelta(hours=settings.web.session_absolute_hours),
+    )
+    app[API_TOKENS] = ApiTokens(db)
+    app[THROTTLE] = LoginThrottle(settings.web.login_max_failures, settings.web.login_window_s)
+    app[SEARCH] = ContactSearch(db)
+    setup_templates(app)
     app.router.add_get("/healthz", healthz)
+    for area in (auth_views, home_views, users_views, contacts_views):
+        area.setup(app)
+    check_route_table(app)
     return app
 
 

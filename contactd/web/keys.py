@@ -4,10 +4,32 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from contactd.auth.service import UserService
+from contactd.auth.sessions import ApiTokens, Principal, SessionStore
+from contactd.auth.throttle import LoginThrottle
 from contactd.config import Settings
+from contactd.crm.search import ContactSearch
 from contactd.db.session import Database
 from contactd.health import HealthRegistry
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE = web.AppKey("database", Database)
 HEALTH = web.AppKey("health", HealthRegistry)
+USERS = web.AppKey("users", UserService)
+SESSIONS = web.AppKey("sessions", SessionStore)
+API_TOKENS = web.AppKey("api_tokens", ApiTokens)
+THROTTLE = web.AppKey("login_throttle", LoginThrottle)
+SEARCH = web.AppKey("contact_search", ContactSearch)
+
+# Set on each request by the access middleware (None on public routes without a session).
+PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")
+# The language the page is rendered in (one with a catalogue, else English).
+LANGUAGE = web.RequestKey("language", str)
+
+
+def principal(request: web.Request) -> Principal:
+    """The signed-in user of a route that declared a role (the middleware guarantees one)."""
+    found = request.get(PRINCIPAL)
+    if not isinstance(found, Principal):
+        raise RuntimeError(f"{request.path} reached a handler without a signed-in user")
+    return found

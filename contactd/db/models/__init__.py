@@ -25,9 +25,11 @@ from contactd.db.models.crm import (
 from contactd.db.models.dialer import Campaign, DialRefusal, Lead, LeadList, LiveAnswer
 from contactd.db.models.messaging import OutboxMessage
 from contactd.db.models.users import AuditEntry, User
+from contactd.db.models.web import ApiToken, WebSession
 
 __all__ = [
     "Address",
+    "ApiToken",
     "AuditEntry",
     "Base",
     "CallAttempt",
@@ -54,5 +56,6 @@ __all__ = [
     "Tag",
     "Task",
     "User",
+    "WebSession",
     "contact_tags",
 ]
