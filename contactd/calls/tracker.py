@@ -158,7 +158,9 @@ class CallTracker:
             return []
         reason = integer(text(event, "Reason"))
         if reason is None:
-            log.warning("OriginateResponse without a numeric Reason", extra={"attempt": action_id})
+            self.malformed += 1
+            log.warning("OriginateResponse without a numeric Reason",
+                        extra={"attempt_id": action_id})
             return []
         call.reason = reason
         if reason == outcome.REASON_ANSWERED:

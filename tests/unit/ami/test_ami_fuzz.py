@@ -62,6 +62,10 @@ def pipeline() -> tuple[AmiClient, CallTracker, list[CallEvent]]:
 def understood(frame: bytes) -> bool:
     """Whether panoramisk's parser would see an Event or Response header in the frame."""
     text = frame.decode("utf8", "replace").strip()
+    if text.startswith("Asterisk Call Manager/"):  # the banner, with what follows it
+        text = text.partition("\r\n")[2]
+        if not text:
+            return True
     for line in text.split("\r\n"):
         if ": " in line and line.split(": ", 1)[0] in ("Event", "Response"):
             return True
