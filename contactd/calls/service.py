@@ -46,7 +46,8 @@ The attempt row (contactd.db.models.calls.CallAttempt) follows the same state ma
 `AttemptRepository(db).get(attempt_id)`.
 
 Other members:
-  - `calls.health` → AmiHealth (state connected|reconnecting|down, since) of the link.
+  - `calls.health` → AmiHealth (state connected|reconnecting|down, since) of the link;
+    `calls.connected` → whether it is up now.
   - `calls.in_flight` → number of attempts not yet ended.
   - `calls.channel_of(attempt_id)` → the callee channel name (for Redirect/Hangup), or None.
   - `await calls.hangup(attempt_id)` → hang up an attempt's channel (no-op when gone).
@@ -187,6 +188,11 @@ class CallService:
     @property
     def health(self) -> AmiHealth:
         return self.ami.health
+
+    @property
+    def connected(self) -> bool:
+        """The AMI link is up: `originate()` can send (else it raises AmiUnavailable)."""
+        return self.ami.connected
 
     @property
     def in_flight(self) -> int:

@@ -18,7 +18,13 @@ amended to abandoned, never doubled (dialer.answers). Every
 refusal to dial is stored as a DialRefusal (once per lead and reason, not every tick). Crash
 safety: the lead is marked `dialing` with `attempts + 1` and `next_attempt_at` pushed past its
 retry window in the same transaction *before* the Originate, so a restart can never re-dial it
-early; `recover()` settles leads left `dialing` from their attempt rows.
+early. Recovery does not depend on start-up order: leads left `dialing` by an earlier process
+are settled from their stored attempt rows, at start and at every tick until none is left
+(the call layer may reconcile and publish before the dialer subscribes); each lead is settled
+exactly once (`settle_lead` only moves a lead that is still `dialing`, one at a time).
+While the AMI link is down the dial loop tries no lead; it says so once, and once again when
+the link is back. A campaign row the code cannot read (an unknown mode) is set aside with a
+logged reason; the other campaigns go on.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ from typing import Any, Final, Protocol
 
 from sqlalchemy import select
 
+from contactd.ami.errors import AmiUnavailable
+from contactd.calls.errors import OriginateRejected, OriginateUncertain
 from contactd.calls.events import (
     AnsweredBy,
     CallAbandoned,
@@ -79,6 +87,9 @@ ENDED_EARLY_KEEP: Final = 10_000
 
 
 class CallLauncher(Protocol):
+    @property
+    def connected(self) -> bool: ...  # the AMI link is up: an Originate can leave
+
     async def originate(self, request: OriginateRequest) -> str: ...
 
 
@@ -144,9 +155,16 @@ class DialerService:
         self._ended_early: OrderedDict[str, float] = OrderedDict()
         # Attempts of an earlier process that Asterisk abandoned: their lead ends ABANDONED.
         self._abandoned_elsewhere: OrderedDict[str, float] = OrderedDict()
+        # Leads of an earlier process may still be `dialing`: swept at each tick until none.
+        self._started = datetime.now(UTC)
+        self._orphans = True
+        self._settling = asyncio.Lock()  # one lead settlement at a time: exactly once
+        self._link_down = False  # said once per outage
+        self._set_aside: dict[int, str] = {}  # campaign id -> why it cannot be run
 
     # ---- life cycle ----------------------------------------------------------------------
     async def __aenter__(self) -> DialerService:
+        self._started = datetime.now(UTC)
         await self.recover()
         self.bus.subscribe(CallAnswered, self._on_answered)
         self.bus.subscribe(CallBridged, self._on_bridged)
@@ -242,12 +260,52 @@ class DialerService:
 
     async def tick(self) -> None:
         async with self._lock:
-            async with self.db.session() as session:
-                campaigns = (await session.execute(
-                    select(Campaign).where(Campaign.status == CampaignStatus.RUNNING)
-                )).scalars().all()
-            for campaign in campaigns:
-                await self._run(campaign)
+            if self._orphans:
+                await self.recover()
+            if not self._link_ready():
+                return
+            for campaign in await self._running_campaigns():
+                try:
+                    await self._run(campaign)
+                except AmiUnavailable:
+                    self._link_ready(dropped=True)
+                    return
+
+    def _link_ready(self, *, dropped: bool = False) -> bool:
+        """Whether an Originate can leave now; an outage is logged once, and its end."""
+        up = self.calls.connected and not dropped
+        if not up and not self._link_down:
+            log.warning("dialing waits: the AMI link to Asterisk is down")
+        elif up and self._link_down:
+            log.info("the AMI link is back: dialing resumes")
+        self._link_down = not up
+        return up
+
+    async def _running_campaigns(self) -> list[Campaign]:
+        """Running campaigns; a row the code cannot read is set aside (logged once)."""
+        async with self.db.session() as session:
+            ids = (await session.execute(
+                select(Campaign.id).where(Campaign.status == CampaignStatus.RUNNING)
+            )).scalars().all()
+            out = []
+            for campaign_id in ids:
+                try:
+                    campaign = await repo.campaign_by_id(session, campaign_id)
+                except repo.CampaignUnreadable as exc:
+                    if campaign_id not in self._set_aside:
+                        self._set_aside[campaign_id] = str(exc)
+                        log.error("campaign set aside", extra={
+                            "campaign_id": campaign_id, "reason": str(exc)})
+                    continue
+                self._set_aside.pop(campaign_id, None)
+                if campaign is not None:
+                    out.append(campaign)
+        return out
+
+    @property
+    def set_aside(self) -> dict[int, str]:
+        """Running campaigns the dial loop skips, and why."""
+        return dict(self._set_aside)
 
     async def _run(self, campaign: Campaign) -> None:
         rt = self.runtime(campaign)
@@ -338,17 +396,18 @@ class DialerService:
         dialed_at = self.clock()
         try:
             attempt_id = await self.calls.originate(request)
+        except (OriginateUncertain, OriginateRejected):
+            # Uncertain: reconciliation publishes its CallEnded. Rejected: CallEnded (FAILED)
+            # was published already.
+            return True
         except Exception as exc:
-            code = getattr(exc, "code", "")
-            if code == "originate_uncertain":
-                return True  # reconciliation will publish its CallEnded
-            if code == "originate_rejected":
-                return True  # CallEnded (FAILED) was published
             async with self.db.transaction() as session:  # nothing left the building
                 back = await session.get(Lead, lead.id)
                 if back is not None:
                     back.status, back.attempts, back.next_attempt_at = previous
-            log.warning("dial of lead %s not sent: %s", lead.id, exc)
+            if isinstance(exc, AmiUnavailable):
+                raise  # the link fell: the tick stops and waits for it (said once)
+            log.warning("dial not sent", extra={"lead_id": lead.id, "reason": str(exc)})
             return False
         rt.recent.append(now)
         if self._ended_early.pop(attempt_id, None) is None:
@@ -491,7 +550,15 @@ class DialerService:
         self.wake()
 
     async def settle_lead(self, attempt_id: str, outcome: CallOutcome) -> None:
-        """Apply the retry rules to the attempt's lead; queue a fallback message if they say so."""
+        """Apply the retry rules to the attempt's lead; queue a fallback message if they say so.
+
+        Only a lead still `dialing` moves, one settlement at a time: the CallEnded handler and
+        the recovery sweep may both reach the same lead, and only the first one settles it.
+        """
+        async with self._settling:
+            await self._settle_lead(attempt_id, outcome)
+
+    async def _settle_lead(self, attempt_id: str, outcome: CallOutcome) -> None:
         now = datetime.now(UTC)
         async with self.db.transaction() as session:
             attempt = await session.get(CallAttempt, attempt_id)
@@ -520,5 +587,8 @@ class DialerService:
 
     # ---- crash safety ----------------------------------------------------------------------
     async def recover(self) -> None:
-        """Settle leads left `dialing` by a previous run from their attempts' stored fate."""
-        await recover_leads(self.db, self.settle_lead)
+        """Settle leads left `dialing` by an earlier process from their attempts' stored fate.
+
+        Called at start and by every tick while some are left (their attempts still open).
+        """
+        self._orphans = await recover_leads(self.db, self.settle_lead, before=self._started)
