@@ -545,6 +545,10 @@ class DialerService:
             while len(self._ended_early) > ENDED_EARLY_KEEP:
                 self._ended_early.popitem(last=False)
         self.agents.call_ended(event.attempt_id, now_s)
+        if event.detail:  # an answered call ended FAILED (message not played) or unknown
+            log.warning("answered call not completed", extra={
+                "attempt_id": event.attempt_id, "outcome": event.outcome.value,
+                "reason": event.detail, "message_status": event.message_status})
         outcome = CallOutcome.ABANDONED if abandoned else event.outcome
         await self.settle_lead(event.attempt_id, outcome)
         self.wake()
