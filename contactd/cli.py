@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "contactd.commands.users",
     "contactd.commands.demo",
     "contactd.dialer.commands",
+    "contactd.dialer.campaign_commands",
     "contactd.crm.commands",
     "contactd.messaging.commands",
 )
