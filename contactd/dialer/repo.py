@@ -102,6 +102,16 @@ async def due_leads(
     return (await session.execute(query)).scalars().all()
 
 
+async def totals(session: AsyncSession, campaign_id: int) -> dict[str, int]:
+    """Leads per status and the attempts made: what the campaign log lines report."""
+    out = {status.value: int(n) for status, n in (await session.execute(
+        select(Lead.status, func.count(Lead.id)).where(Lead.campaign_id == campaign_id)
+        .group_by(Lead.status))).all()}
+    out["attempts"] = int(await session.scalar(
+        select(func.count(CallAttempt.id)).where(CallAttempt.campaign_id == campaign_id)) or 0)
+    return out
+
+
 async def leads_left(session: AsyncSession, campaign_id: int) -> int:
     """Leads that may still be dialed some day (not final)."""
     count = await session.scalar(

@@ -84,6 +84,7 @@ log = logging.getLogger(__name__)
 CONNECT_MARGIN_S: Final = 0.5  # AMI latency allowance against the dialplan's agent wait
 WAITING_CHECK_S: Final = 0.1
 ENDED_EARLY_KEEP: Final = 10_000
+REFUSAL_SUMMARY_S: Final = 60.0  # refusals are logged as one summary per campaign this often
 
 
 class CallLauncher(Protocol):
@@ -161,6 +162,9 @@ class DialerService:
         self._settling = asyncio.Lock()  # one lead settlement at a time: exactly once
         self._link_down = False  # said once per outage
         self._set_aside: dict[int, str] = {}  # campaign id -> why it cannot be run
+        self._running: set[int] = set()  # campaigns the last tick ran (logs their changes)
+        self._refusals: dict[int, dict[str, int]] = {}  # since the last summary
+        self._refusals_said = clock()
 
     # ---- life cycle ----------------------------------------------------------------------
     async def __aenter__(self) -> DialerService:
@@ -264,12 +268,39 @@ class DialerService:
                 await self.recover()
             if not self._link_ready():
                 return
-            for campaign in await self._running_campaigns():
+            campaigns = await self._running_campaigns()
+            await self._say_changes({c.id for c in campaigns})
+            self._say_refusals()
+            for campaign in campaigns:
                 try:
                     await self._run(campaign)
                 except AmiUnavailable:
                     self._link_ready(dropped=True)
                     return
+
+    async def _say_changes(self, running: set[int]) -> None:
+        """Log each campaign the loop starts or stops running, with its totals."""
+        changed = running ^ self._running
+        self._running = running
+        for campaign_id in sorted(changed):
+            async with self.db.session() as session:
+                status = await session.scalar(
+                    select(Campaign.status).where(Campaign.id == campaign_id))
+                totals = await repo.totals(session, campaign_id)
+            what = "started" if campaign_id in running else (
+                status.value if status is not None else "deleted")
+            log.info(f"campaign {what}", extra={"campaign_id": campaign_id, "totals": totals})
+
+    def _say_refusals(self) -> None:
+        """One line per campaign and minute: how many leads each reason kept from dialling."""
+        now = self.clock()
+        if now - self._refusals_said < REFUSAL_SUMMARY_S:
+            return
+        self._refusals_said = now
+        for campaign_id, counts in sorted(self._refusals.items()):
+            log.info("dial refusals in the last minute", extra={
+                "campaign_id": campaign_id, "refusals": dict(sorted(counts.items()))})
+        self._refusals.clear()
 
     def _link_ready(self, *, dropped: bool = False) -> bool:
         """Whether an Originate can leave now; an outage is logged once, and its end."""
@@ -379,6 +410,9 @@ class DialerService:
                 seen = rt.refused.setdefault(fresh.id, set())
                 new = [r for r in reasons if r.code.value not in seen]
                 seen.update(r.code.value for r in new)
+                counts = self._refusals.setdefault(campaign.id, {})
+                for refusal in new:
+                    counts[refusal.code.value] = counts.get(refusal.code.value, 0) + 1
                 await repo.record_refusals(session, campaign.id, fresh.id, fresh.phone_e164,
                                            new, now)
                 return False

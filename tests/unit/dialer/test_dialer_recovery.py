@@ -143,7 +143,7 @@ async def test_while_the_link_is_down_no_lead_is_tried_and_it_is_said_once(
             await dialer.tick()
         link.connected = True
         await dialer.tick()
-    said = [r.getMessage() for r in caplog.records]
+    said = [r.getMessage() for r in caplog.records if "AMI link" in r.getMessage()]
     assert said == ["dialing waits: the AMI link to Asterisk is down",
                     "the AMI link is back: dialing resumes"]
     assert len(link.sent) == 3
@@ -184,3 +184,95 @@ async def test_a_link_that_falls_during_a_tick_stops_it_and_restores_the_lead(
         campaign = (await session.execute(select(Campaign))).scalar_one()
     assert {(lead.status, lead.attempts) for lead in leads} == {(LeadStatus.NEW, 0)}
     assert campaign.status is CampaignStatus.RUNNING
+
+
+async def test_the_daemon_says_what_it_does_with_totals_and_refusals_per_minute(
+    db: Database, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    from contactd.db.models.crm import DoNotCall
+    from contactd.dialer.campaigns import CampaignAction
+    from contactd.dialer.recovery import change_status
+
+    cid = await add_campaign(db, name="ops")
+    async with db.transaction() as session:
+        session.add_all([Lead(campaign_id=cid, phone_e164="+442079460091"),
+                         Lead(campaign_id=cid, phone_e164="+442079460092")])
+        session.add(DoNotCall(e164="+442079460092", campaign_id=None))
+    now = [1000.0]
+    dialer = DialerService(db, EventBus(), open_settings(settings), Link(),
+                           clock=lambda: now[0])
+    with caplog.at_level(logging.INFO, logger="contactd.dialer.service"):
+        await dialer.tick()
+        await change_status(db, "ops", CampaignAction.PAUSE)  # as `contactd dialer pause`
+        now[0] += 61
+        await dialer.tick()
+    said = [(r.getMessage(), getattr(r, "totals", None) or getattr(r, "refusals", None))
+            for r in caplog.records]
+    assert said == [
+        ("campaign started", {"new": 2, "attempts": 0}),
+        ("campaign paused", {"dialing": 1, "new": 1, "attempts": 0}),
+        ("dial refusals in the last minute", {"dnc_global": 1}),
+    ]
+
+
+async def test_stats_text_shows_refusals_talk_time_and_abandon_windows(
+    db: Database, settings: Settings
+) -> None:
+    from contactd.db.models.dialer import DialRefusal, LiveAnswer
+    from contactd.dialer.stats import campaign_stats
+
+    cid = await add_campaign(db, name="st")
+    async with db.transaction() as session:
+        session.add_all([
+            CallAttempt(id="t1", campaign_id=cid, phone_e164="+1", state=AttemptState.ENDED,
+                        outcome=CallOutcome.HUMAN, answered_at=NOW, talk_s=90.0),
+            CallAttempt(id="t2", campaign_id=cid, phone_e164="+1", state=AttemptState.ENDED,
+                        outcome=CallOutcome.HUMAN, answered_at=NOW, talk_s=30.0),
+            LiveAnswer(campaign_id=cid, attempt_id="t1", at=NOW - timedelta(hours=2)),
+            LiveAnswer(campaign_id=cid, attempt_id="t2", abandoned=True,
+                       at=NOW - timedelta(days=3)),
+            DialRefusal(campaign_id=cid, phone_e164="+1", reason="dnc_global"),
+            DialRefusal(campaign_id=cid, phone_e164="+2", reason="dnc_global"),
+            DialRefusal(campaign_id=cid, phone_e164="+3", reason="outside_window"),
+        ])
+    async with db.session() as session:
+        stats = await campaign_stats(session, cid, windows_s=(30 * 86400.0, 24 * 3600.0),
+                                     now=NOW)
+    lines = stats.lines()
+    assert "talk time 2.0 min (average 60 s per person)" in lines
+    assert "refusals: dnc_global 2, outside_window 1" in lines
+    assert "abandons over the last 30 d: 1 of 2 live answers = 50.00%" in lines
+    assert "abandons over the last 1 d: 0 of 1 live answers = 0.00%" in lines
+    assert stats.as_dict()["abandon_windows"][0]["rate"] == 0.5
+
+
+def test_dialer_start_says_whether_a_daemon_answers(settings: Settings) -> None:
+    import http.server
+    import threading
+
+    from contactd.dialer.commands import daemon_note
+    from tests.peers.ports import free_port
+
+    port = free_port()
+    web = settings.web.model_copy(update={"port": port})
+    alone = settings.model_copy(update={"web": web})
+    assert daemon_note(alone).startswith(f"no daemon answers at http://127.0.0.1:{port}/healthz")
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(503)  # a degraded daemon still answers
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", port), Health)
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    try:
+        assert daemon_note(alone) == (
+            f"the daemon at http://127.0.0.1:{port}/healthz follows it within a pacing tick")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
