@@ -94,7 +94,7 @@ from contactd.calls.reconcile import ReconcileReport, channels_by_call, settle
 from contactd.calls.repo import AttemptRepository, NewAttempt
 from contactd.calls.tracker import TRACKED_EVENTS, CallTracker
 from contactd.calls.writer import AttemptWriter
-from contactd.config import AsteriskSettings
+from contactd.config import AsteriskSettings, DialerSettings
 from contactd.db.session import Database
 from contactd.events import EventBus
 
@@ -114,7 +114,7 @@ class OriginateRequest:
     exten: str = "s"
     priority: int = 1
     caller_id: str = ""
-    ring_timeout_s: float = 25.0
+    ring_timeout_s: float = DialerSettings().ring_timeout_s  # the one default, config.py's
     detect_machine: bool = True
     campaign_id: int | None = None
     lead_id: int | None = None

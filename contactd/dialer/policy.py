@@ -18,8 +18,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 from phonenumbers import timezone as pn_timezone
 
+from contactd.config import DialerSettings
 from contactd.enums import CallOutcome, Channel, LeadStatus
 
+DIALER_DEFAULTS = DialerSettings()  # the defaults live in config.py only
 MIN_RING_S = 15  # the law: ring at least 15 s (about 4 rings) before giving up
 _UNKNOWN_ZONE = "Etc/Unknown"
 
@@ -136,7 +138,7 @@ class DialRequest:
     # Times of the campaign's (or trunk's) recent dials, for the calls-per-second cap.
     recent_dials: Sequence[datetime] = field(default_factory=tuple)
     max_calls_per_second: float = 20.0
-    ring_timeout_s: float = 25.0
+    ring_timeout_s: float = DIALER_DEFAULTS.ring_timeout_s
 
 
 def rate_window_s(max_calls_per_second: float) -> float:

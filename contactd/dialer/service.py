@@ -2,7 +2,7 @@
 
 Public API::
 
-    board = AgentBoard(auto_ready_s=10)
+    board = AgentBoard(auto_ready_s=settings.dialer.agent_wrap_s)
     async with DialerService(db, bus, settings, calls, agents=board, connector=calls_connector,
                              fallback=messaging) as dialer:
         await dialer.start("spring-sale"); await dialer.pause(...); await dialer.stop(...)
@@ -143,7 +143,7 @@ class DialerService:
     ) -> None:
         self.db, self.bus, self.settings, self.calls = db, bus, settings, calls
         self.dialer = settings.dialer
-        self.agents = agents or AgentBoard(auto_ready_s=10.0)
+        self.agents = agents or AgentBoard(auto_ready_s=settings.dialer.agent_wrap_s)
         self.connector = connector
         self.fallback = fallback
         self.clock = clock
