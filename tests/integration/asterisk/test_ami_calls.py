@@ -241,9 +241,11 @@ async def test_ami_link_dropped_calls_still_up_are_resumed(
         assert await h.calls.repo.open_attempts() == []
 
 
-async def test_calls_gone_during_an_outage_end_lost(
+async def test_calls_gone_during_an_outage_end_from_what_asterisk_kept(
     db: Database, asterisk: AsteriskSandbox, ami_proxy: TcpProxy
 ) -> None:
+    """Their end was never seen (lost=True), but AstDB kept that the message had started
+    playing: a person heard it, HUMAN (not LOST, which would dial them again)."""
     async with running(db, asterisk, ami_proxy.port) as h:
         # callees hang up ~4.5 s after answering (hello-world, silence/3), during the outage
         ids = [
@@ -259,9 +261,13 @@ async def test_calls_gone_during_an_outage_end_lost(
         await h.wait_reconnected(epoch)
         await h.calls.drain()
         for attempt_id in ids:
-            assert [(e.outcome, e.lost) for e in h.ended(attempt_id)] == [(OC.LOST, True)]
+            ended = h.ended(attempt_id)
+            assert [(e.outcome, e.lost, e.message_status) for e in ended] == [
+                (OC.HUMAN, True, "STARTED")]
+            # Its talk time is unknown (0), not the time until the reconnect.
+            assert ended[0].talk_s < 4.5
             row = await h.calls.repo.get(attempt_id)
-            assert row is not None and (row.state, row.outcome) == (AttemptState.ENDED, OC.LOST)
+            assert row is not None and (row.state, row.outcome) == (AttemptState.ENDED, OC.HUMAN)
 
 
 async def test_drop_between_originate_and_response_never_dials_twice(
