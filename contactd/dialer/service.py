@@ -170,20 +170,28 @@ class DialerService:
     async def __aenter__(self) -> DialerService:
         self._started = datetime.now(UTC)
         await self.recover()
-        self.bus.subscribe(CallAnswered, self._on_answered)
-        self.bus.subscribe(CallBridged, self._on_bridged)
-        self.bus.subscribe(CallAbandoned, self._on_abandoned)
-        self.bus.subscribe(CallEnded, self._on_ended)
+        self.subscribe()
         self._spawn(self._loop(), "dialer-loop")
         return self
+
+    def handlers(self) -> tuple[tuple[type[Any], Callable[[Any], Any]], ...]:
+        """Every bus event the dialer handles (its whole inbound surface)."""
+        return (
+            (CallAnswered, self._on_answered),
+            (CallBridged, self._on_bridged),
+            (CallAbandoned, self._on_abandoned),
+            (CallEnded, self._on_ended),
+        )
+
+    def subscribe(self) -> None:
+        for event_type, handler in self.handlers():
+            self.bus.subscribe(event_type, handler)
 
     async def __aexit__(
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.bus.unsubscribe(CallAnswered, self._on_answered)
-        self.bus.unsubscribe(CallBridged, self._on_bridged)
-        self.bus.unsubscribe(CallAbandoned, self._on_abandoned)
-        self.bus.unsubscribe(CallEnded, self._on_ended)
+        for event_type, handler in self.handlers():
+            self.bus.unsubscribe(event_type, handler)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
