@@ -351,11 +351,3 @@ def schedule_callback(at: datetime, now: datetime) -> LeadDecision:
 
 # Lead selection order: callbacks due first, then fresh leads, then recycled ones.
 SELECTION_ORDER: tuple[LeadStatus, ...] = (LeadStatus.CALLBACK, LeadStatus.NEW, LeadStatus.RETRY)
-
-
-def selection_key(status: LeadStatus, priority: int, due: datetime | None, lead_id: int) -> tuple[
-    int, int, float, int
-]:
-    """Sort key for leads ready to dial: class, then higher priority, then oldest due, then id."""
-    rank = SELECTION_ORDER.index(status) if status in SELECTION_ORDER else len(SELECTION_ORDER)
-    return (rank, -priority, due.timestamp() if due else 0.0, lead_id)

@@ -96,7 +96,9 @@ async def due_leads(
             Lead.status.in_(SELECTION_ORDER),
             or_(Lead.next_attempt_at.is_(None), Lead.next_attempt_at <= now),
         )
-        .order_by(rank, Lead.priority.desc(), Lead.next_attempt_at, Lead.id)
+        # NULLS FIRST said explicitly: SQLite sorts NULL first, PostgreSQL last by default.
+        .order_by(rank, Lead.priority.desc(), Lead.next_attempt_at.asc().nulls_first(),
+                  Lead.id)
         .limit(limit)
     )
     return (await session.execute(query)).scalars().all()
