@@ -242,10 +242,11 @@ async def test_ami_link_dropped_calls_still_up_are_resumed(
 
 
 async def test_calls_gone_during_an_outage_end_from_what_asterisk_kept(
-    db: Database, asterisk: AsteriskSandbox, ami_proxy: TcpProxy
+    db: Database, asterisk: AsteriskSandbox, ami_proxy: TcpProxy, ami: Manager
 ) -> None:
     """Their end was never seen (lost=True), but AstDB kept that the message had started
     playing: a person heard it, HUMAN (not LOST, which would dial them again)."""
+    observer = AmiEvents(ami, "UserEvent")  # a link of its own: it sees the calls end
     async with running(db, asterisk, ami_proxy.port) as h:
         # callees hang up ~4.5 s after answering (hello-world, silence/3), during the outage
         ids = [
@@ -256,7 +257,8 @@ async def test_calls_gone_during_an_outage_end_from_what_asterisk_kept(
         await ami_proxy.pause()  # no reconnect until the calls are over
         await ami_proxy.drop()
         assert h.ami.health.state is not LinkState.CONNECTED or h.ami.epoch == epoch
-        await asyncio.sleep(6.5)  # the calls end unseen
+        for attempt_id in ids:  # the calls end, unseen by the service
+            await observer.user_event("ContactdHangup", timeout_s=20, Attempt=attempt_id)
         await ami_proxy.resume()
         await h.wait_reconnected(epoch)
         await h.calls.drain()
