@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "contactd.commands.demo",
     "contactd.commands.contacts",
     "contactd.dialer.commands",
+    "contactd.dialer.campaign_commands",
     "contactd.crm.commands",
     "contactd.messaging.commands",
 )

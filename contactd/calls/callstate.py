@@ -26,16 +26,30 @@ class CallState:
     cause: int | None = None
     leg_cause: int | None = None
     reason: int | None = None
+    # The message or flow the dialplan ran for the person (ContactdMessage, or AstDB after a
+    # crash): SUCCESS, FAILED, STARTED (cut while playing), None (never told).
+    message_status: str | None = None
+    message_reason: str = ""
+    last_seen: float | None = None  # the last event of this call (a lost call's talk ends here)
     uniqueids: set[str] = field(default_factory=set)
     linkedids: set[str] = field(default_factory=set)
 
 
 def ended_event(call: CallState, now: float, *, lost: bool = False) -> CallEnded:
     """The final event: a specific cause (own, then a leg's, then the Reason's) decides an
-    unanswered call; an answered one ends human or machine; an end never seen is LOST."""
+    unanswered call; an answered one ends human or machine, or FAILED when its message did not
+    play. What stays unknown is LOST: an end never seen (unless what was seen before decides:
+    a machine, a message heard), or an answer whose expected AMD verdict never came."""
     cause = call.cause
+    detail = ""
     if call.answered_at is not None:
         result = outcome.answered_outcome(call.answered_by)
+        if call.expect_amd and call.amd_status is None:
+            result = CallOutcome.LOST  # cut during AMD: nobody knows who answered
+            detail = "answered, cut before the AMD verdict"
+        elif result is CallOutcome.HUMAN and call.message_status == "FAILED":
+            result = CallOutcome.FAILED
+            detail = f"message not played: {call.message_reason or 'FAILED'}"
     else:
         if not outcome.is_specific(cause) and outcome.is_specific(call.leg_cause):
             cause = call.leg_cause
@@ -43,10 +57,16 @@ def ended_event(call: CallState, now: float, *, lost: bool = False) -> CallEnded
         if not outcome.is_specific(cause) and reason_cause is not None:
             cause = reason_cause
         result = outcome.unanswered_outcome(cause, call.reason)
-    if lost and (call.answered_at is not None or call.reason is None):
-        # Its end was never seen: LOST (answered_by still tells who had picked up).
+    heard = call.message_status in ("SUCCESS", "STARTED")
+    if lost and call.answered_at is None and call.reason is None:
         result = CallOutcome.LOST
+    elif lost and result is CallOutcome.HUMAN and not heard:
+        # Its end was never seen and nothing says the person heard anything: unknown.
+        result = CallOutcome.LOST
+        detail = detail or "answered, end never seen, message not known to have played"
     end_ring = call.answered_at if call.answered_at is not None else now
+    # A lost call's talk ends at its last event seen, not at reconciliation (unknown: 0).
+    end_talk = (call.last_seen or 0.0) if lost else now
     return CallEnded(
         attempt_id=call.attempt_id,
         outcome=result,
@@ -54,7 +74,9 @@ def ended_event(call: CallState, now: float, *, lost: bool = False) -> CallEnded
         cause_text=outcome.cause_text(cause),
         originate_reason=call.reason,
         ring_s=round(max(0.0, end_ring - call.started), 3),
-        talk_s=round(max(0.0, now - call.answered_at), 3) if call.answered_at else 0.0,
+        talk_s=round(max(0.0, end_talk - call.answered_at), 3) if call.answered_at else 0.0,
         answered_by=call.answered_by,
-        lost=result is CallOutcome.LOST,
+        lost=lost or result is CallOutcome.LOST,
+        message_status=call.message_status,
+        detail=detail,
     )

@@ -74,8 +74,11 @@ class CallAbandoned(CallEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class CallEnded(CallEvent):
-    """Final: `cause` is the Q.850 hang-up cause when one was seen; `lost` when the call's
-    fate could not be learnt (it vanished during an AMI outage), outcome then LOST."""
+    """Final: `cause` is the Q.850 hang-up cause when one was seen; `lost` when its end was
+    never seen (it vanished during an AMI outage or a crash): the outcome is then what was
+    seen before (MACHINE, a HUMAN who heard the message) or LOST when that is unknown.
+    `message_status`: the message or flow's result (SUCCESS, FAILED, STARTED, None);
+    `detail`: why the outcome is FAILED or LOST for an answered call."""
 
     outcome: CallOutcome
     cause: int | None
@@ -85,3 +88,5 @@ class CallEnded(CallEvent):
     talk_s: float = 0.0
     answered_by: AnsweredBy | None = None
     lost: bool = False
+    message_status: str | None = None
+    detail: str = ""

@@ -45,8 +45,11 @@ def settle(
     *,
     now: float,
     skip: Collection[str] = (),
+    messages: Mapping[str, str] | None = None,
 ) -> tuple[ReconcileReport, list[CallEvent]]:
-    """Pure: decide each open row's fate from the live channels; returns the events to emit."""
+    """Pure: decide each open row's fate from the live channels; returns the events to emit.
+
+    `messages`: the message status Asterisk kept (AstDB contactd-message) per attempt."""
     report = ReconcileReport()
     events: list[CallEvent] = []
     calls = channels_by_call(live)
@@ -66,6 +69,8 @@ def settle(
             expect_amd=row.detect_machine,
             live=channels,
             now=now,
+            amd_status=row.amd_status,
+            message_status=(messages or {}).get(row.id),
         )
         events += resumed
         if channels:

@@ -46,7 +46,8 @@ The attempt row (contactd.db.models.calls.CallAttempt) follows the same state ma
 `AttemptRepository(db).get(attempt_id)`.
 
 Other members:
-  - `calls.health` → AmiHealth (state connected|reconnecting|down, since) of the link.
+  - `calls.health` → AmiHealth (state connected|reconnecting|down, since) of the link;
+    `calls.connected` → whether it is up now.
   - `calls.in_flight` → number of attempts not yet ended.
   - `calls.channel_of(attempt_id)` → the callee channel name (for Redirect/Hangup), or None.
   - `await calls.hangup(attempt_id)` → hang up an attempt's channel (no-op when gone).
@@ -69,10 +70,11 @@ Other members:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final
@@ -88,17 +90,19 @@ from contactd.ami.errors import (
 )
 from contactd.calls.errors import OriginateRejected, OriginateUncertain
 from contactd.calls.events import CallDialing, CallEnded, CallEvent
-from contactd.calls.reconcile import ReconcileReport, settle
+from contactd.calls.reconcile import ReconcileReport, channels_by_call, settle
 from contactd.calls.repo import AttemptRepository, NewAttempt
 from contactd.calls.tracker import TRACKED_EVENTS, CallTracker
 from contactd.calls.writer import AttemptWriter
-from contactd.config import AsteriskSettings
+from contactd.config import AsteriskSettings, DialerSettings
 from contactd.db.session import Database
 from contactd.events import EventBus
 
 log = logging.getLogger(__name__)
 
 RECHECK_AFTER_TIMEOUT_S: Final = 5.0
+# asterisk-config/extensions.conf keeps each message's status at DB(contactd-message/<attempt>).
+MESSAGE_DB_FAMILY: Final = "contactd-message"
 SHUTDOWN_DRAIN_S: Final = 10.0
 
 
@@ -110,7 +114,7 @@ class OriginateRequest:
     exten: str = "s"
     priority: int = 1
     caller_id: str = ""
-    ring_timeout_s: float = 25.0
+    ring_timeout_s: float = DialerSettings().ring_timeout_s  # the one default, config.py's
     detect_machine: bool = True
     campaign_id: int | None = None
     lead_id: int | None = None
@@ -187,6 +191,11 @@ class CallService:
     @property
     def health(self) -> AmiHealth:
         return self.ami.health
+
+    @property
+    def connected(self) -> bool:
+        """The AMI link is up: `originate()` can send (else it raises AmiUnavailable)."""
+        return self.ami.connected
 
     @property
     def in_flight(self) -> int:
@@ -292,6 +301,9 @@ class CallService:
         for event in events:
             if isinstance(event, CallEnded):
                 self._epoch_of.pop(event.attempt_id, None)
+                if event.answered_by is not None and not event.lost and self.ami.connected:
+                    self._spawn(self._forget_message_quietly(event.attempt_id),
+                                "calls-forget-message")
             if not isinstance(event, CallDialing):
                 self.writer.apply(event)
             self._outbox.put_nowait(event)
@@ -347,11 +359,44 @@ class CallService:
             else:
                 # Read after the rows: an attempt created meanwhile carries the current epoch.
                 skip = {a for a, sent_on in self._epoch_of.items() if sent_on >= epoch}
-            report, events = settle(self.tracker, rows, live, now=self._clock(), skip=skip)
+            gone = channels_by_call(live)
+            messages = await self._kept_messages(
+                [r.id for r in rows if r.id not in skip and r.id not in gone
+                 and (r.linkedid is None or r.linkedid not in gone)])
+            report, events = settle(self.tracker, rows, live, now=self._clock(), skip=skip,
+                                    messages=messages)
             self._emit(events)
             await self.writer.flush()
             self.last_reconcile = report
             return report
+
+    async def _kept_messages(self, attempt_ids: Sequence[str]) -> dict[str, str]:
+        """The message status the dialplan kept in AstDB for calls that ended while nobody
+        listened: read (DBGet), then deleted (DBDel). Functions such as DB_DELETE() are
+        refused to AMI's Getvar (live_dangerously), hence the two actions."""
+        kept: dict[str, str] = {}
+        for attempt_id in attempt_ids:
+            key = {"Family": MESSAGE_DB_FAMILY, "Key": attempt_id}
+            try:
+                reply = await self.ami.action({"Action": "DBGet", **key})
+            except AmiActionFailed:
+                continue  # nothing kept: the message's fate stays unknown
+            found = [m.get("Val") for m in (reply if isinstance(reply, list) else [reply])
+                     if m.get("Event") == "DBGetResponse"]
+            if found and found[0]:
+                kept[attempt_id] = str(found[0])
+                await self._forget_message(attempt_id)
+        return kept
+
+    async def _forget_message(self, attempt_id: str) -> None:
+        # Read, or the call's end was seen: what AstDB kept for a crash is not needed.
+        with contextlib.suppress(AmiActionFailed):
+            await self.ami.action({"Action": "DBDel", "Family": MESSAGE_DB_FAMILY,
+                                   "Key": attempt_id}, as_list=False)
+
+    async def _forget_message_quietly(self, attempt_id: str) -> None:
+        with contextlib.suppress(AmiError):
+            await self._forget_message(attempt_id)
 
     async def drain(self) -> None:
         """Wait until every event so far is stored and published (tests, shutdown)."""

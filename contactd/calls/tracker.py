@@ -50,6 +50,10 @@ TRACKED_EVENTS: Final = (
 AMD_USER_EVENT: Final = "ContactdAMD"
 # contactd-abandon: UserEvent(ContactdAbandon,Attempt: …,Status: <PLAYBACKSTATUS>)
 ABANDON_USER_EVENT: Final = "ContactdAbandon"
+# The message or IVR flow's result: UserEvent(ContactdMessage,Attempt: …,Status: …,Reason: …)
+MESSAGE_USER_EVENT: Final = "ContactdMessage"
+# contactd-hangup: UserEvent(ContactdHangup,…,Amd: <AMDSTATUS>): AMD's HANGUP verdict
+HANGUP_USER_EVENT: Final = "ContactdHangup"
 STATE_RINGING: Final = "5"
 STATE_UP: Final = "6"
 FINISHED_MEMORY: Final = 20_000
@@ -130,7 +134,11 @@ class CallTracker:
             if handler is None:
                 return []
             # manager.conf timestampevents=yes: Asterisk's own clock makes durations exact.
-            return handler(event, stamp(event.get("Timestamp"), now))
+            at = stamp(event.get("Timestamp"), now)
+            call = self._find(event)
+            if call is not None:
+                call.last_seen = at
+            return handler(event, at)
         except Exception:
             self.malformed += 1
             log.warning("malformed AMI event ignored by the call tracker", exc_info=True)
@@ -280,10 +288,22 @@ class CallTracker:
 
     def _user_event(self, event: RawEvent, now: float) -> list[CallEvent]:
         name = event.get("UserEvent")
-        if name not in (AMD_USER_EVENT, ABANDON_USER_EVENT):
+        if name not in (AMD_USER_EVENT, ABANDON_USER_EVENT, MESSAGE_USER_EVENT,
+                        HANGUP_USER_EVENT):
             return []
         call = self._find(event) or self._calls.get(text(event, "Attempt") or "")
         if call is None:
+            return []
+        call.last_seen = now
+        if name == MESSAGE_USER_EVENT:
+            if call.message_status in (None, "STARTED"):
+                call.message_status = (text(event, "Status") or "FAILED").upper()
+                call.message_reason = text(event, "Reason") or ""
+            return []
+        if name == HANGUP_USER_EVENT:
+            amd = text(event, "Amd")
+            if amd and call.answered_at is not None and call.amd_status is None:
+                return self._amd(call, amd, None, now)  # AMD ended with the hang-up
             return []
         if name == ABANDON_USER_EVENT:
             return self._abandon(call, text(event, "Status"), now)
@@ -386,8 +406,13 @@ class CallTracker:
         expect_amd: bool,
         live: Iterable[Mapping[str, str]],
         now: float,
+        amd_status: str | None = None,
+        message_status: str | None = None,
     ) -> list[CallEvent]:
-        """Follow again an attempt whose channels still live (after a restart or outage)."""
+        """Follow again an attempt whose channels still live (after a restart or outage).
+
+        What was stored before (the AMD verdict) and what Asterisk kept (the message's status,
+        from AstDB) are restored, so an end never seen still ends with what was known."""
         call = self._calls.get(attempt_id)
         if call is None:
             if attempt_id in self._finished:
@@ -400,6 +425,18 @@ class CallTracker:
             call.classified = state in (S.ANSWERED, S.BRIDGED)
             if call.classified and answered_at is None:
                 call.answered_at = started
+            if amd_status:
+                call.amd_status = amd_status
+                call.answered_by = outcome.amd_verdict(amd_status)
+        if message_status and call.message_status in (None, "STARTED"):
+            call.message_status = message_status.upper()
+            if call.answered_at is None:
+                # The dialplan only plays a message to an answered call; when, nobody saw.
+                call.answered_at = started
+                call.state = S.ANSWERED
+                call.amd_status = call.amd_status or "HUMAN"
+                call.answered_by = outcome.amd_verdict(call.amd_status)
+                call.classified = True
         out: list[CallEvent] = []
         for channel in live:
             if channel.get("Uniqueid") == attempt_id:

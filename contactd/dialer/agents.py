@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
+from contactd.dialer.dialvalues import check_agent_dial
 from contactd.errors import ConflictError, NotFoundError
 
 
@@ -65,7 +66,8 @@ class AgentBoard:
     finished_wraps: list[tuple[int, float]] = field(default_factory=list)
 
     def login(self, name: str, dial: str, campaign_id: int, now: float) -> Agent:
-        agent = Agent(name, dial, campaign_id, AgentState.FREE, now)
+        """`dial` goes into Dial() as is: ValidationError unless it is TECH/resource."""
+        agent = Agent(name, check_agent_dial(dial), campaign_id, AgentState.FREE, now)
         self.agents[name] = agent
         return agent
 

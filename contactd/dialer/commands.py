@@ -7,18 +7,25 @@ bad time, bad configuration).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import urllib.error
+import urllib.request
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from contactd.cli import EXIT_NO, EXIT_OK, add_config_option, run_async, settings_from
+from contactd.config import Settings
 from contactd.db.bootstrap import open_database
 from contactd.dialer import repo
 from contactd.dialer.campaigns import CampaignAction
 from contactd.dialer.explain import explain
+from contactd.dialer.governor import DAY_S
 from contactd.dialer.recovery import change_status
 from contactd.dialer.stats import campaign_stats
 from contactd.errors import ValidationError
+
+DAEMON_PROBE_S: Final = 2.0  # a local /healthz answers in milliseconds
 
 
 def parse_instant(raw: str | None) -> datetime:
@@ -49,14 +56,36 @@ async def _change(args: argparse.Namespace) -> int:
     async with await open_database(settings) as db:
         status = await change_status(db, args.name, CampaignAction(args.dialer_command))
     print(f"campaign {args.name} is {status.value}")
+    print(await asyncio.to_thread(daemon_note, settings))
     return EXIT_OK
+
+
+def daemon_note(settings: Settings) -> str:
+    """Whether a daemon is there to act on the change: the row alone dials nobody."""
+    web = settings.web
+    if not web.enabled:
+        return ("a running daemon (contactd run) follows it within a pacing tick; this "
+                "configuration has no web port to check whether one runs")
+    host = "127.0.0.1" if web.host in ("0.0.0.0", "::", "") else web.host
+    url = f"http://{host}:{web.port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=DAEMON_PROBE_S):
+            pass
+    except urllib.error.HTTPError:
+        pass  # 503: a daemon answers, degraded or not
+    except OSError:
+        return (f"no daemon answers at {url}: nothing is dialled until `contactd run` "
+                "starts with this configuration")
+    return f"the daemon at {url} follows it within a pacing tick"
 
 
 async def _stats(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     async with await open_database(settings) as db, db.session() as session:
         campaign = await repo.campaign_by_name(session, args.name)
-        stats = await campaign_stats(session, campaign.id)
+        dialer = settings.dialer
+        stats = await campaign_stats(session, campaign.id, windows_s=(
+            dialer.abandon_window_days * DAY_S, dialer.abandon_short_window_hours * 3600.0))
     if args.json:
         print(json.dumps(stats.as_dict()))
     else:

@@ -18,8 +18,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 from phonenumbers import timezone as pn_timezone
 
+from contactd.config import DialerSettings
 from contactd.enums import CallOutcome, Channel, LeadStatus
 
+DIALER_DEFAULTS = DialerSettings()  # the defaults live in config.py only
 MIN_RING_S = 15  # the law: ring at least 15 s (about 4 rings) before giving up
 _UNKNOWN_ZONE = "Etc/Unknown"
 
@@ -136,7 +138,7 @@ class DialRequest:
     # Times of the campaign's (or trunk's) recent dials, for the calls-per-second cap.
     recent_dials: Sequence[datetime] = field(default_factory=tuple)
     max_calls_per_second: float = 20.0
-    ring_timeout_s: float = 25.0
+    ring_timeout_s: float = DIALER_DEFAULTS.ring_timeout_s
 
 
 def rate_window_s(max_calls_per_second: float) -> float:
@@ -349,11 +351,3 @@ def schedule_callback(at: datetime, now: datetime) -> LeadDecision:
 
 # Lead selection order: callbacks due first, then fresh leads, then recycled ones.
 SELECTION_ORDER: tuple[LeadStatus, ...] = (LeadStatus.CALLBACK, LeadStatus.NEW, LeadStatus.RETRY)
-
-
-def selection_key(status: LeadStatus, priority: int, due: datetime | None, lead_id: int) -> tuple[
-    int, int, float, int
-]:
-    """Sort key for leads ready to dial: class, then higher priority, then oldest due, then id."""
-    rank = SELECTION_ORDER.index(status) if status in SELECTION_ORDER else len(SELECTION_ORDER)
-    return (rank, -priority, due.timestamp() if due else 0.0, lead_id)

@@ -31,18 +31,30 @@ async def change_status(db: Database, name: str, action: CampaignAction) -> Camp
         return campaign.status
 
 
-async def recover_leads(db: Database, settle: Settle) -> None:
-    """Settle leads left `dialing` by a previous run from their attempts' stored fate."""
+async def recover_leads(db: Database, settle: Settle, *, before: datetime) -> bool:
+    """Settle leads left `dialing` by an earlier process from their attempts' stored fate.
+
+    Only attempts created before `before` (this process's start) are looked at: the calls this
+    process dials are settled by its own CallEnded handler. It does not depend on having seen
+    the earlier process's CallEnded events: the call layer may reconcile (and publish) before
+    the dialer subscribes, so the stored attempt row is the truth. Called again until it
+    returns False (no lead of an earlier process is left `dialing`): an attempt still open now
+    is ended by reconciliation later, and the next call settles it.
+    """
     async with db.session() as session:
         stuck = (await session.execute(
-            select(Lead.id).where(Lead.status == LeadStatus.DIALING)
+            select(Lead.id).where(Lead.status == LeadStatus.DIALING,
+                                  Lead.updated_at < before)
         )).scalars().all()
+    pending = False
     for lead_id in stuck:
         async with db.session() as session:
             attempt = await session.scalar(
                 select(CallAttempt).where(CallAttempt.lead_id == lead_id)
                 .order_by(CallAttempt.created_at.desc()).limit(1)
             )
+            if attempt is not None and attempt.created_at >= before:
+                continue  # dialed by this process: its CallEnded settles it
             abandoned = attempt is not None and bool(await session.scalar(
                 select(LiveAnswer.abandoned).where(LiveAnswer.attempt_id == attempt.id)))
         if attempt is not None and attempt.state is AttemptState.ENDED:
@@ -54,9 +66,11 @@ async def recover_leads(db: Database, settle: Settle) -> None:
             # It stays out of reach until the next_attempt_at set before the crash.
             async with db.transaction() as session:
                 lead = await session.get(Lead, lead_id)
-                if lead is not None:
+                if lead is not None and lead.status is LeadStatus.DIALING:
                     lead.status = LeadStatus.RETRY
-        # An open attempt: the call layer's reconciliation publishes its CallEnded.
+        else:
+            pending = True  # still open: the call layer's reconciliation will end it
+    return pending
 
 
 async def seed_governor(db: Database, campaign_id: int, governor: AbandonGovernor) -> None:

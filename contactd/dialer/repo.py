@@ -13,14 +13,38 @@ from contactd.db.models.crm import Consent, Contact, DoNotCall
 from contactd.db.models.dialer import Campaign, DialRefusal, Lead
 from contactd.dialer.policy import SELECTION_ORDER, Refusal
 from contactd.enums import AttemptState, Channel, ConsentStatus, LeadStatus
-from contactd.errors import NotFoundError
+from contactd.errors import ContactdError, NotFoundError
+
+
+class CampaignUnreadable(ContactdError):
+    """A campaign row holds a value this version does not know (e.g. a mode written by hand
+    or by a newer version): it is set aside, never dialed, and named with the value."""
+
+    code = "campaign_unreadable"
+
+
+def unreadable(name: str, exc: Exception) -> CampaignUnreadable:
+    return CampaignUnreadable(
+        f"campaign {name!r} cannot be used: {exc} (fix the row, e.g. its mode)", name=name)
 
 
 async def campaign_by_name(session: AsyncSession, name: str) -> Campaign:
-    campaign = await session.scalar(select(Campaign).where(Campaign.name == name))
+    try:
+        campaign = await session.scalar(select(Campaign).where(Campaign.name == name))
+    except LookupError as exc:  # an enum column holds a value the code does not define
+        raise unreadable(name, exc) from None
     if campaign is None:
         raise NotFoundError(f"no campaign named {name!r}", name=name)
     return campaign
+
+
+async def campaign_by_id(session: AsyncSession, campaign_id: int) -> Campaign | None:
+    """The campaign, or CampaignUnreadable when a column holds an unknown value."""
+    try:
+        return await session.get(Campaign, campaign_id)
+    except LookupError as exc:
+        name = await session.scalar(select(Campaign.name).where(Campaign.id == campaign_id))
+        raise unreadable(str(name), exc) from None
 
 
 async def dnc_flags(
@@ -72,10 +96,22 @@ async def due_leads(
             Lead.status.in_(SELECTION_ORDER),
             or_(Lead.next_attempt_at.is_(None), Lead.next_attempt_at <= now),
         )
-        .order_by(rank, Lead.priority.desc(), Lead.next_attempt_at, Lead.id)
+        # NULLS FIRST said explicitly: SQLite sorts NULL first, PostgreSQL last by default.
+        .order_by(rank, Lead.priority.desc(), Lead.next_attempt_at.asc().nulls_first(),
+                  Lead.id)
         .limit(limit)
     )
     return (await session.execute(query)).scalars().all()
+
+
+async def totals(session: AsyncSession, campaign_id: int) -> dict[str, int]:
+    """Leads per status and the attempts made: what the campaign log lines report."""
+    out = {status.value: int(n) for status, n in (await session.execute(
+        select(Lead.status, func.count(Lead.id)).where(Lead.campaign_id == campaign_id)
+        .group_by(Lead.status))).all()}
+    out["attempts"] = int(await session.scalar(
+        select(func.count(CallAttempt.id)).where(CallAttempt.campaign_id == campaign_id)) or 0)
+    return out
 
 
 async def leads_left(session: AsyncSession, campaign_id: int) -> int:

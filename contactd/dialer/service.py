@@ -2,7 +2,7 @@
 
 Public API::
 
-    board = AgentBoard(auto_ready_s=10)
+    board = AgentBoard(auto_ready_s=settings.dialer.agent_wrap_s)
     async with DialerService(db, bus, settings, calls, agents=board, connector=calls_connector,
                              fallback=messaging) as dialer:
         await dialer.start("spring-sale"); await dialer.pause(...); await dialer.stop(...)
@@ -18,7 +18,13 @@ amended to abandoned, never doubled (dialer.answers). Every
 refusal to dial is stored as a DialRefusal (once per lead and reason, not every tick). Crash
 safety: the lead is marked `dialing` with `attempts + 1` and `next_attempt_at` pushed past its
 retry window in the same transaction *before* the Originate, so a restart can never re-dial it
-early; `recover()` settles leads left `dialing` from their attempt rows.
+early. Recovery does not depend on start-up order: leads left `dialing` by an earlier process
+are settled from their stored attempt rows, at start and at every tick until none is left
+(the call layer may reconcile and publish before the dialer subscribes); each lead is settled
+exactly once (`settle_lead` only moves a lead that is still `dialing`, one at a time).
+While the AMI link is down the dial loop tries no lead; it says so once, and once again when
+the link is back. A campaign row the code cannot read (an unknown mode) is set aside with a
+logged reason; the other campaigns go on.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ from typing import Any, Final, Protocol
 
 from sqlalchemy import select
 
+from contactd.ami.errors import AmiUnavailable
+from contactd.calls.errors import OriginateRejected, OriginateUncertain
 from contactd.calls.events import (
     AnsweredBy,
     CallAbandoned,
@@ -76,9 +84,13 @@ log = logging.getLogger(__name__)
 CONNECT_MARGIN_S: Final = 0.5  # AMI latency allowance against the dialplan's agent wait
 WAITING_CHECK_S: Final = 0.1
 ENDED_EARLY_KEEP: Final = 10_000
+REFUSAL_SUMMARY_S: Final = 60.0  # refusals are logged as one summary per campaign this often
 
 
 class CallLauncher(Protocol):
+    @property
+    def connected(self) -> bool: ...  # the AMI link is up: an Originate can leave
+
     async def originate(self, request: OriginateRequest) -> str: ...
 
 
@@ -131,7 +143,7 @@ class DialerService:
     ) -> None:
         self.db, self.bus, self.settings, self.calls = db, bus, settings, calls
         self.dialer = settings.dialer
-        self.agents = agents or AgentBoard(auto_ready_s=10.0)
+        self.agents = agents or AgentBoard(auto_ready_s=settings.dialer.agent_wrap_s)
         self.connector = connector
         self.fallback = fallback
         self.clock = clock
@@ -144,24 +156,42 @@ class DialerService:
         self._ended_early: OrderedDict[str, float] = OrderedDict()
         # Attempts of an earlier process that Asterisk abandoned: their lead ends ABANDONED.
         self._abandoned_elsewhere: OrderedDict[str, float] = OrderedDict()
+        # Leads of an earlier process may still be `dialing`: swept at each tick until none.
+        self._started = datetime.now(UTC)
+        self._orphans = True
+        self._settling = asyncio.Lock()  # one lead settlement at a time: exactly once
+        self._link_down = False  # said once per outage
+        self._set_aside: dict[int, str] = {}  # campaign id -> why it cannot be run
+        self._running: set[int] = set()  # campaigns the last tick ran (logs their changes)
+        self._refusals: dict[int, dict[str, int]] = {}  # since the last summary
+        self._refusals_said = clock()
 
     # ---- life cycle ----------------------------------------------------------------------
     async def __aenter__(self) -> DialerService:
+        self._started = datetime.now(UTC)
         await self.recover()
-        self.bus.subscribe(CallAnswered, self._on_answered)
-        self.bus.subscribe(CallBridged, self._on_bridged)
-        self.bus.subscribe(CallAbandoned, self._on_abandoned)
-        self.bus.subscribe(CallEnded, self._on_ended)
+        self.subscribe()
         self._spawn(self._loop(), "dialer-loop")
         return self
+
+    def handlers(self) -> tuple[tuple[type[Any], Callable[[Any], Any]], ...]:
+        """Every bus event the dialer handles (its whole inbound surface)."""
+        return (
+            (CallAnswered, self._on_answered),
+            (CallBridged, self._on_bridged),
+            (CallAbandoned, self._on_abandoned),
+            (CallEnded, self._on_ended),
+        )
+
+    def subscribe(self) -> None:
+        for event_type, handler in self.handlers():
+            self.bus.subscribe(event_type, handler)
 
     async def __aexit__(
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.bus.unsubscribe(CallAnswered, self._on_answered)
-        self.bus.unsubscribe(CallBridged, self._on_bridged)
-        self.bus.unsubscribe(CallAbandoned, self._on_abandoned)
-        self.bus.unsubscribe(CallEnded, self._on_ended)
+        for event_type, handler in self.handlers():
+            self.bus.unsubscribe(event_type, handler)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -242,12 +272,79 @@ class DialerService:
 
     async def tick(self) -> None:
         async with self._lock:
-            async with self.db.session() as session:
-                campaigns = (await session.execute(
-                    select(Campaign).where(Campaign.status == CampaignStatus.RUNNING)
-                )).scalars().all()
+            if self._orphans:
+                await self.recover()
+            if not self._link_ready():
+                return
+            campaigns = await self._running_campaigns()
+            await self._say_changes({c.id for c in campaigns})
+            self._say_refusals()
             for campaign in campaigns:
-                await self._run(campaign)
+                try:
+                    await self._run(campaign)
+                except AmiUnavailable:
+                    self._link_ready(dropped=True)
+                    return
+
+    async def _say_changes(self, running: set[int]) -> None:
+        """Log each campaign the loop starts or stops running, with its totals."""
+        changed = running ^ self._running
+        self._running = running
+        for campaign_id in sorted(changed):
+            async with self.db.session() as session:
+                status = await session.scalar(
+                    select(Campaign.status).where(Campaign.id == campaign_id))
+                totals = await repo.totals(session, campaign_id)
+            what = "started" if campaign_id in running else (
+                status.value if status is not None else "deleted")
+            log.info(f"campaign {what}", extra={"campaign_id": campaign_id, "totals": totals})
+
+    def _say_refusals(self) -> None:
+        """One line per campaign and minute: how many leads each reason kept from dialling."""
+        now = self.clock()
+        if now - self._refusals_said < REFUSAL_SUMMARY_S:
+            return
+        self._refusals_said = now
+        for campaign_id, counts in sorted(self._refusals.items()):
+            log.info("dial refusals in the last minute", extra={
+                "campaign_id": campaign_id, "refusals": dict(sorted(counts.items()))})
+        self._refusals.clear()
+
+    def _link_ready(self, *, dropped: bool = False) -> bool:
+        """Whether an Originate can leave now; an outage is logged once, and its end."""
+        up = self.calls.connected and not dropped
+        if not up and not self._link_down:
+            log.warning("dialing waits: the AMI link to Asterisk is down")
+        elif up and self._link_down:
+            log.info("the AMI link is back: dialing resumes")
+        self._link_down = not up
+        return up
+
+    async def _running_campaigns(self) -> list[Campaign]:
+        """Running campaigns; a row the code cannot read is set aside (logged once)."""
+        async with self.db.session() as session:
+            ids = (await session.execute(
+                select(Campaign.id).where(Campaign.status == CampaignStatus.RUNNING)
+            )).scalars().all()
+            out = []
+            for campaign_id in ids:
+                try:
+                    campaign = await repo.campaign_by_id(session, campaign_id)
+                except repo.CampaignUnreadable as exc:
+                    if campaign_id not in self._set_aside:
+                        self._set_aside[campaign_id] = str(exc)
+                        log.error("campaign set aside", extra={
+                            "campaign_id": campaign_id, "reason": str(exc)})
+                    continue
+                self._set_aside.pop(campaign_id, None)
+                if campaign is not None:
+                    out.append(campaign)
+        return out
+
+    @property
+    def set_aside(self) -> dict[int, str]:
+        """Running campaigns the dial loop skips, and why."""
+        return dict(self._set_aside)
 
     async def _run(self, campaign: Campaign) -> None:
         rt = self.runtime(campaign)
@@ -321,6 +418,9 @@ class DialerService:
                 seen = rt.refused.setdefault(fresh.id, set())
                 new = [r for r in reasons if r.code.value not in seen]
                 seen.update(r.code.value for r in new)
+                counts = self._refusals.setdefault(campaign.id, {})
+                for refusal in new:
+                    counts[refusal.code.value] = counts.get(refusal.code.value, 0) + 1
                 await repo.record_refusals(session, campaign.id, fresh.id, fresh.phone_e164,
                                            new, now)
                 return False
@@ -338,17 +438,18 @@ class DialerService:
         dialed_at = self.clock()
         try:
             attempt_id = await self.calls.originate(request)
+        except (OriginateUncertain, OriginateRejected):
+            # Uncertain: reconciliation publishes its CallEnded. Rejected: CallEnded (FAILED)
+            # was published already.
+            return True
         except Exception as exc:
-            code = getattr(exc, "code", "")
-            if code == "originate_uncertain":
-                return True  # reconciliation will publish its CallEnded
-            if code == "originate_rejected":
-                return True  # CallEnded (FAILED) was published
             async with self.db.transaction() as session:  # nothing left the building
                 back = await session.get(Lead, lead.id)
                 if back is not None:
                     back.status, back.attempts, back.next_attempt_at = previous
-            log.warning("dial of lead %s not sent: %s", lead.id, exc)
+            if isinstance(exc, AmiUnavailable):
+                raise  # the link fell: the tick stops and waits for it (said once)
+            log.warning("dial not sent", extra={"lead_id": lead.id, "reason": str(exc)})
             return False
         rt.recent.append(now)
         if self._ended_early.pop(attempt_id, None) is None:
@@ -486,12 +587,24 @@ class DialerService:
             while len(self._ended_early) > ENDED_EARLY_KEEP:
                 self._ended_early.popitem(last=False)
         self.agents.call_ended(event.attempt_id, now_s)
+        if event.detail:  # an answered call ended FAILED (message not played) or unknown
+            log.warning("answered call not completed", extra={
+                "attempt_id": event.attempt_id, "outcome": event.outcome.value,
+                "reason": event.detail, "message_status": event.message_status})
         outcome = CallOutcome.ABANDONED if abandoned else event.outcome
         await self.settle_lead(event.attempt_id, outcome)
         self.wake()
 
     async def settle_lead(self, attempt_id: str, outcome: CallOutcome) -> None:
-        """Apply the retry rules to the attempt's lead; queue a fallback message if they say so."""
+        """Apply the retry rules to the attempt's lead; queue a fallback message if they say so.
+
+        Only a lead still `dialing` moves, one settlement at a time: the CallEnded handler and
+        the recovery sweep may both reach the same lead, and only the first one settles it.
+        """
+        async with self._settling:
+            await self._settle_lead(attempt_id, outcome)
+
+    async def _settle_lead(self, attempt_id: str, outcome: CallOutcome) -> None:
         now = datetime.now(UTC)
         async with self.db.transaction() as session:
             attempt = await session.get(CallAttempt, attempt_id)
@@ -520,5 +633,8 @@ class DialerService:
 
     # ---- crash safety ----------------------------------------------------------------------
     async def recover(self) -> None:
-        """Settle leads left `dialing` by a previous run from their attempts' stored fate."""
-        await recover_leads(self.db, self.settle_lead)
+        """Settle leads left `dialing` by an earlier process from their attempts' stored fate.
+
+        Called at start and by every tick while some are left (their attempts still open).
+        """
+        self._orphans = await recover_leads(self.db, self.settle_lead, before=self._started)

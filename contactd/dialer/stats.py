@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contactd.db.models.calls import CallAttempt
-from contactd.db.models.dialer import LiveAnswer
+from contactd.db.models.dialer import DialRefusal, LiveAnswer
 from contactd.enums import CallOutcome
 
 LIVE = (CallOutcome.HUMAN, CallOutcome.ABANDONED)
@@ -28,6 +29,23 @@ class HourStats:
 
 
 @dataclass
+class AbandonWindow:
+    """The rolling window the abandon limit is judged on (live answers counted by the dialer)."""
+
+    window_s: float
+    live_answers: int = 0
+    abandons: int = 0
+
+    @property
+    def rate(self) -> float:
+        return self.abandons / self.live_answers if self.live_answers else 0.0
+
+    def label(self) -> str:
+        days, hours = divmod(round(self.window_s / 3600), 24)
+        return f"{days} d" if days and not hours else f"{round(self.window_s / 3600)} h"
+
+
+@dataclass
 class CampaignStats:
     campaign_id: int
     attempts: int = 0
@@ -41,6 +59,8 @@ class CampaignStats:
     per_hour: list[HourStats] = field(default_factory=list)
     agent_logged_in_s: float | None = None
     wrap_s: float = 0.0
+    refusals: dict[str, int] = field(default_factory=dict)  # reason -> leads refused
+    abandon_windows: list[AbandonWindow] = field(default_factory=list)
 
     @property
     def abandon_rate(self) -> float:
@@ -58,6 +78,8 @@ class CampaignStats:
         out = asdict(self)
         out["abandon_rate"] = round(self.abandon_rate, 4)
         out["occupancy"] = None if self.occupancy is None else round(self.occupancy, 4)
+        for window, data in zip(self.abandon_windows, out["abandon_windows"], strict=True):
+            data["rate"] = round(window.rate, 4)
         return out
 
     def lines(self) -> list[str]:
@@ -66,7 +88,14 @@ class CampaignStats:
             f"humans {self.humans}, machines {self.machines}",
             f"abandons {self.abandons} = {self.abandon_rate:.2%} of live answers",
             "outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items())),
+            f"talk time {self.talk_s / 60:.1f} min"
+            + (f" (average {self.talk_s / self.humans:.0f} s per person)" if self.humans else ""),
+            "refusals: " + (", ".join(f"{k} {v}" for k, v in sorted(self.refusals.items()))
+                            or "none"),
         ]
+        rows.extend(
+            f"abandons over the last {w.label()}: {w.abandons} of {w.live_answers} live "
+            f"answers = {w.rate:.2%}" for w in self.abandon_windows)
         if self.occupancy is not None:
             rows.append(f"agent occupancy {self.occupancy:.1%}")
         rows.extend(
@@ -84,7 +113,11 @@ async def campaign_stats(
     since: datetime | None = None,
     agent_logged_in_s: float | None = None,
     wrap_s: float = 0.0,
+    windows_s: Sequence[float] = (),
+    now: datetime | None = None,
 ) -> CampaignStats:
+    """`windows_s`: the abandon windows to report (the governor's: [dialer]
+    abandon_window_days and abandon_short_window_hours)."""
     query = select(
         CallAttempt.id,
         CallAttempt.created_at,
@@ -123,4 +156,17 @@ async def campaign_stats(
         else:
             stats.outcomes[outcome.value] = stats.outcomes.get(outcome.value, 0) + 1
     stats.per_hour = [hours[k] for k in sorted(hours)]
+    stats.refusals = {reason: int(n) for reason, n in (await session.execute(
+        select(DialRefusal.reason, func.count(DialRefusal.id))
+        .where(DialRefusal.campaign_id == campaign_id).group_by(DialRefusal.reason)
+    )).all()}
+    now = now or datetime.now(UTC)
+    for window_s in windows_s:
+        live, abandons = (await session.execute(
+            select(func.count(LiveAnswer.id),
+                   func.count(LiveAnswer.id).filter(LiveAnswer.abandoned.is_(True)))
+            .where(LiveAnswer.campaign_id == campaign_id,
+                   LiveAnswer.at >= now - timedelta(seconds=window_s))
+        )).one()
+        stats.abandon_windows.append(AbandonWindow(window_s, int(live), int(abandons)))
     return stats

@@ -36,7 +36,8 @@ class Campaign(Timestamps, Base):
     max_attempts: Mapped[int] = mapped_column(default=3)
     # Per-outcome retry delays in seconds, e.g. {"busy": 600, "no_answer": 3600}.
     retry_rules: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    # Automated campaigns: the prompt text or IVR flow played to the callee.
+    # Automated campaigns: the sound file name Playback plays to the callee (e.g.
+    # custom/spring-offer; checked by dialer.create), unless ivr_flow names a flow to run.
     message: Mapped[str] = mapped_column(Text, default="")
     ivr_flow: Mapped[str | None] = mapped_column(String(100))
     agent_queue: Mapped[str | None] = mapped_column(String(64))

@@ -241,9 +241,12 @@ async def test_ami_link_dropped_calls_still_up_are_resumed(
         assert await h.calls.repo.open_attempts() == []
 
 
-async def test_calls_gone_during_an_outage_end_lost(
-    db: Database, asterisk: AsteriskSandbox, ami_proxy: TcpProxy
+async def test_calls_gone_during_an_outage_end_from_what_asterisk_kept(
+    db: Database, asterisk: AsteriskSandbox, ami_proxy: TcpProxy, ami: Manager
 ) -> None:
+    """Their end was never seen (lost=True), but AstDB kept that the message had started
+    playing: a person heard it, HUMAN (not LOST, which would dial them again)."""
+    observer = AmiEvents(ami, "UserEvent")  # a link of its own: it sees the calls end
     async with running(db, asterisk, ami_proxy.port) as h:
         # callees hang up ~4.5 s after answering (hello-world, silence/3), during the outage
         ids = [
@@ -254,14 +257,19 @@ async def test_calls_gone_during_an_outage_end_lost(
         await ami_proxy.pause()  # no reconnect until the calls are over
         await ami_proxy.drop()
         assert h.ami.health.state is not LinkState.CONNECTED or h.ami.epoch == epoch
-        await asyncio.sleep(6.5)  # the calls end unseen
+        for attempt_id in ids:  # the calls end, unseen by the service
+            await observer.user_event("ContactdHangup", timeout_s=20, Attempt=attempt_id)
         await ami_proxy.resume()
         await h.wait_reconnected(epoch)
         await h.calls.drain()
         for attempt_id in ids:
-            assert [(e.outcome, e.lost) for e in h.ended(attempt_id)] == [(OC.LOST, True)]
+            ended = h.ended(attempt_id)
+            assert [(e.outcome, e.lost, e.message_status) for e in ended] == [
+                (OC.HUMAN, True, "STARTED")]
+            # Its talk time is unknown (0), not the time until the reconnect.
+            assert ended[0].talk_s < 4.5
             row = await h.calls.repo.get(attempt_id)
-            assert row is not None and (row.state, row.outcome) == (AttemptState.ENDED, OC.LOST)
+            assert row is not None and (row.state, row.outcome) == (AttemptState.ENDED, OC.HUMAN)
 
 
 async def test_drop_between_originate_and_response_never_dials_twice(

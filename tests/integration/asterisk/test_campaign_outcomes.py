@@ -212,8 +212,15 @@ async def test_thirty_leads_reach_their_final_states(
         if (lead := leads[lid]).status is not s or lead.attempts != a or lead.last_outcome != o
     }
     assert not wrong, wrong
-    # The callback was due 3 s after start, yet it was dialed: callbacks come first when due.
-    assert leads[callback_lead].callback_at is not None
+    # The callback was due 3 s after start while fresh leads still waited: the first dial at or
+    # after that moment is the callback's (callbacks come first when due), and not before it.
+    due_at = leads[callback_lead].callback_at
+    assert due_at is not None
+    after = sorted((a.created_at, a.lead_id) for a in attempts if a.created_at >= due_at)
+    assert after and after[0][1] == callback_lead, after[:3]
+    assert not [a for a in attempts if a.lead_id == callback_lead and a.created_at < due_at]
+    fresh_after = [lid for at, lid in after if leads[lid].attempts == 1 and lid != callback_lead]
+    assert fresh_after, "no fresh lead was still waiting: the order was not tested"
     # DNC: refused with the reason, once per lead (not every tick), never dialed.
     dnc_leads = {lid for lid, (_, s, _, _) in expected.items() if s is LS.NEW}
     assert {r.lead_id for r in refusals if r.reason.startswith("dnc_")} == dnc_leads

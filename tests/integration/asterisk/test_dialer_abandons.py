@@ -68,6 +68,10 @@ class ShortAgentRing:
     calls: CallService
     variables: Mapping[str, str]
 
+    @property
+    def connected(self) -> bool:
+        return self.calls.connected
+
     async def originate(self, request: OriginateRequest) -> str:
         merged = {**request.variables, **self.variables}
         return await self.calls.originate(replace(request, variables=merged))

@@ -39,6 +39,8 @@ class StoringLauncher:
     """Writes the attempt row as the CallService does and returns its id; the call's events
     are then published by the test."""
 
+    connected = True
+
     def __init__(self, db: Database) -> None:
         self.db = db
         self.sent: list[tuple[str, OriginateRequest]] = []

@@ -11,7 +11,6 @@ from contactd.dialer.policy import (
     RetryRules,
     after_outcome,
     schedule_callback,
-    selection_key,
 )
 from contactd.enums import CallOutcome, Channel, LeadStatus
 
@@ -74,18 +73,6 @@ def test_stored_rules_overlay_the_defaults() -> None:
                                      "machine_action": "fallback"}, RULES)
     assert (rules.busy_s, rules.no_answer_s, rules.max_attempts) == (60, 3600, 5)
     assert rules.machine_action is MachineAction.FALLBACK
-
-
-def test_callbacks_first_then_fresh_then_recycled_by_priority() -> None:
-    due = NOW - timedelta(minutes=5)
-    leads = [
-        (LeadStatus.RETRY, 9, due, 1),
-        (LeadStatus.NEW, 0, None, 2),
-        (LeadStatus.CALLBACK, 0, due, 3),
-        (LeadStatus.NEW, 5, None, 4),
-    ]
-    ordered = sorted(leads, key=lambda lead: selection_key(*lead))
-    assert [lead[3] for lead in ordered] == [3, 4, 2, 1]
 
 
 def test_callback_is_due_at_its_time() -> None:

@@ -38,6 +38,8 @@ NOW = datetime.now(UTC)
 class DroppingLink:
     """Every Originate is sent, then the AMI link drops before Asterisk answers."""
 
+    connected = True
+
     def __init__(self) -> None:
         self.sent: list[OriginateRequest] = []
 
@@ -224,6 +226,8 @@ async def test_lead_explanation_matches_the_dial_loop(db: Database, settings: Se
 class InstantFailure:
     """A trunk that fails the call at once: CallEnded is published (and handled) before
     originate() returns - the race that once left a phantom call ringing forever."""
+
+    connected = True
 
     def __init__(self, db: Database, bus: EventBus) -> None:
         self.db, self.bus, self.count = db, bus, 0

@@ -1,4 +1,5 @@
-"""The Asterisk sandbox is a working peer: AMI, the production dialplan, AudioSocket, restart."""
+"""The Asterisk sandbox is a working peer: AMI, the production dialplan, AudioSocket (to a
+test recorder, not contactd's IVR), restart."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Real SIP calls (SIPp) into the PJSIP trunk reach contactd's inbound dialplan and the IVR."""
+"""Real SIP calls (SIPp) into the PJSIP trunk reach contactd's inbound dialplan and its
+AudioSocket hand-off. A test recorder listens on the AudioSocket port, not contactd's IVR:
+this pins the dialplan side only."""
 
 from __future__ import annotations
 
