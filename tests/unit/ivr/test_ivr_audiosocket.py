@@ -226,9 +226,7 @@ async def test_fifty_calls_at_once(server: AudioSocketServer, recorder: Recorder
     for n, w in enumerate(writers):
         w.write(encode(Kind.DTMF, str(n % 10).encode()))
         w.close()
-    await asyncio.wait_for(
-        asyncio.gather(*(recorder._done(s).wait() for s in sessions)), 10
-    )
+    await asyncio.wait_for(asyncio.gather(*(recorder._done(s).wait() for s in sessions)), 10)
     for n, s in enumerate(sessions):
         assert recorder.events[s] == [DtmfEvent(str(n % 10)), HangupEvent(None)]
 
