@@ -1,7 +1,7 @@
-"""Prompts made offline: pyttsx3 over espeak-ng, resampled once to 8 kHz slin, cached on disk.
+"""Prompts made offline: espeak-ng (via pyttsx3's binding) resampled to 8 kHz slin, cached.
 
-pyttsx3 is blocking and keeps one engine per process, so every synthesis runs in one dedicated
-thread. espeak-ng writes 22,050 Hz WAV (DESIGN §5); AudioSocket wants 8 kHz signed 16-bit
+libespeak-ng is blocking and keeps one engine per process, so every synthesis runs in one
+dedicated thread. espeak-ng writes 22,050 Hz WAV (DESIGN §5); AudioSocket wants 8 kHz signed 16-bit
 mono, so each prompt is resampled once and the result cached by (text, voice, language).
 A recorded WAV may replace any prompt; it is read and resampled the same way.
 """
@@ -9,12 +9,12 @@ A recorded WAV may replace any prompt; it is read and resampled the same way.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import hashlib
 import logging
 import math
 import operator
 import os
-import tempfile
 import wave
 from array import array
 from concurrent.futures import ThreadPoolExecutor
@@ -105,6 +105,7 @@ class Tts:
         self.default_language = language
         self._executor: ThreadPoolExecutor | None = None
         self._engine: Any = None
+        self._rate = 0
         self._voices: frozenset[str] = frozenset()
         self._locks: dict[Path, asyncio.Lock] = {}
         self.synthesized = 0  # prompts actually spoken by espeak-ng (cache misses)
@@ -127,18 +128,35 @@ class Tts:
             self._executor = None
 
     def _init_engine(self) -> frozenset[str]:
-        import pyttsx3
-
+        # pyttsx3's own espeak driver (2.99) writes the WAV from inside espeak's callback, loses
+        # the last chunk and can return from runAndWait before the file exists (seen here with
+        # long Korean prompts). Its ctypes binding to libespeak-ng in synchronous mode has none
+        # of that: Synth() returns when every sample has reached our callback.
         try:
-            self._engine = pyttsx3.init("espeak")
-        except Exception as exc:  # pyttsx3 raises bare errors when libespeak-ng1 is missing
+            from pyttsx3.drivers import _espeak
+        except (ImportError, OSError) as exc:
             raise ConfigError(
                 f"text-to-speech cannot start (is libespeak-ng1 installed?): {exc}"
             ) from exc
+        rate = _espeak.Initialize(_espeak.AUDIO_OUTPUT_SYNCHRONOUS, 500)
+        if rate <= 0:
+            raise ConfigError("text-to-speech cannot start: espeak-ng failed to initialise")
+        self._rate = rate
+        self._chunks: list[bytes] = []
+
+        def collect(wav: Any, count: int, events: Any) -> int:
+            if count > 0:
+                self._chunks.append(ctypes.string_at(wav, count * 2))
+            return 0
+
+        self._engine = _espeak
+        self._callback = collect  # keep a reference: espeak calls it through ctypes
+        _espeak.SetSynthCallback(collect)
         names: set[str] = set()
-        for voice in self._engine.getProperty("voices"):
-            names.add(voice.id)
-            names.add(voice.id.rsplit("/", 1)[-1])
+        for voice in _espeak.ListVoices(None):
+            identifier = voice.identifier.decode("utf-8").lower()
+            names.add(identifier)
+            names.add(identifier.rsplit("/", 1)[-1])
         return frozenset(names)
 
     def check_voice(self, voice: str) -> None:
@@ -174,14 +192,16 @@ class Tts:
             return pcm
 
     def _synthesize(self, text: str, voice: str, path: Path) -> bytes:
-        with tempfile.TemporaryDirectory(prefix="contactd-tts-") as tmp:
-            wav_path = Path(tmp) / "prompt.wav"
-            self._engine.setProperty("voice", voice)
-            self._engine.save_to_file(text, str(wav_path))
-            self._engine.runAndWait()
-            if not wav_path.exists():
-                raise PromptError(f"espeak-ng produced no audio for {text!r} ({voice})")
-            pcm = read_wav(wav_path)
+        espeak = self._engine
+        if espeak.SetVoiceByName(voice.rsplit("/", 1)[-1].encode()) != espeak.EE_OK:
+            raise PromptError(f"espeak-ng cannot select voice {voice!r}", voice=voice)
+        self._chunks.clear()
+        espeak.Synth(text.encode("utf-8"), flags=espeak.CHARS_UTF8 | espeak.ENDPAUSE)
+        raw = b"".join(self._chunks)
+        self._chunks.clear()
+        if not raw:
+            raise PromptError(f"espeak-ng produced no audio for {text!r} ({voice})", voice=voice)
+        pcm = resample(raw, self._rate)
         # Write then rename: a crash mid-write never leaves a truncated prompt in the cache.
         partial = path.with_suffix(f".{os.getpid()}.part")
         partial.write_bytes(pcm)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from contactd.ivr.asr import GrammarRecognizer, Heard
 from contactd.ivr.audiosocket import (
+    FRAME_BYTES,
     FRAME_S,
     AudioEvent,
     AudioSocketCall,
@@ -86,7 +87,8 @@ async def ask(
 
     player = asyncio.create_task(play(), name=f"ivr:prompt {call.session_id}")
     try:
-        return await _listen(call, settings, stop, played, recognizer, record)
+        prompt_s = len(prompt) / (FRAME_BYTES / FRAME_S)
+        return await _listen(call, settings, stop, played, prompt_s, recognizer, record)
     finally:
         stop.set()
         player.cancel()
@@ -99,6 +101,7 @@ async def _listen(
     settings: TurnSettings,
     stop: asyncio.Event,
     played: asyncio.Event,
+    prompt_s: float,
     recognizer: GrammarRecognizer | None,
     record: bool,
 ) -> Answer:
@@ -117,7 +120,7 @@ async def _listen(
     last_voice_at = 0.0
     while True:
         # Streams without audio (keys only, tests) still end: wall-clock no-input as a backstop.
-        timeout = settings.no_input_s if played.is_set() else None
+        timeout = settings.no_input_s + (0.0 if played.is_set() else prompt_s)
         event = await call.next_event(timeout)
         if event is None:
             if digits:
