@@ -318,8 +318,7 @@ class AudioSocketServer:
                 reader_task.cancel()
             # A reader that ended (hang-up or bad stream) leaves the handler to see HangupEvent
             # and write its final record; it gets a bounded grace period.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(handler), self._read_timeout_s)
+            await asyncio.wait({handler}, timeout=self._read_timeout_s)
         finally:
             for task in (handler, reader_task):
                 task.cancel()
