@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from contactd.ami.client import AmiClient
 from contactd.calls.service import CallService
 from contactd.config import Settings
+from contactd.crm.routing import Router
 from contactd.crm.service import ContactService
 from contactd.crm.tasks import TaskService, TaskWatcher
 from contactd.db.bootstrap import open_database
@@ -26,6 +27,8 @@ from contactd.dialer.connect import SetvarConnector
 from contactd.dialer.service import DialerService
 from contactd.events import EventBus
 from contactd.health import ComponentHealth, HealthRegistry
+from contactd.ivr.service import IvrService
+from contactd.ivr.setup import start_ivr
 from contactd.messaging.service import Messaging
 from contactd.web.app import WebServer, create_app
 
@@ -48,6 +51,7 @@ class Components:
         self.calls: CallService | None = None
         self.messaging: Messaging | None = None
         self.dialer: DialerService | None = None
+        self.ivr: IvrService | None = None
         self.web_url: str | None = None
 
 
@@ -90,6 +94,10 @@ async def run_daemon(
             components.messaging = messaging
             if messaging.smpp is not None:
                 health.register("smpp", messaging.smpp.probe)
+            if settings.audiosocket.enabled:
+                router = Router(db, components.contacts, components.tasks, bus=bus)
+                ami_client = components.calls.ami if components.calls is not None else None
+                components.ivr, _ = await start_ivr(stack, settings, router, ami_client)
             if components.calls is not None:
                 # Agents log in through the panel (next wave); until then the board is empty
                 # and only automated campaigns, which need no agent, place calls.

@@ -117,11 +117,16 @@ class IvrService:
 
     async def __aenter__(self) -> IvrService:
         for language in self.flow.languages:
-            self.tts.check_voice(self._voice(language))
+            self.tts.check_voice(self._voice(language))  # a missing voice fails the start
+        # Built in the background so the daemon is up at once; a call that needs a prompt
+        # not yet made waits for that one prompt (Tts makes each once, under a lock).
+        self.prompts_ready = self._tasks.spawn(self._prebuild(), name="prebuild prompts")
+        return self
+
+    async def _prebuild(self) -> None:
         for language, text in self.flow.prompts():
             await self.tts.speak(text, voice=self._voice(language), language=language)
         log.info("ivr prompts ready", extra={"flow": self.flow.name})
-        return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self._tasks.close()
