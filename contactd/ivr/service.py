@@ -113,6 +113,7 @@ class IvrService:
         self._callers: dict[str, CallerInfo] = {}
         self._caller_seen: dict[str, asyncio.Event] = {}
         self._tasks = TaskOwner("ivr", log)
+        self.prompts_ready: asyncio.Task[None] | None = None
         self.finished: dict[uuid.UUID, Session] = {}  # last few sessions, for probes and tests
 
     async def __aenter__(self) -> IvrService:
