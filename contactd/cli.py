@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "contactd.dialer.commands",
     "contactd.crm.commands",
     "contactd.messaging.commands",
+    "contactd.ivr.commands",
 )
 
 Handler = Callable[[argparse.Namespace], int]

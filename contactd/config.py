@@ -133,6 +133,8 @@ class SpeechSettings(_Section):
     silence_ms: int = Field(default=400, ge=100, le=3000)  # end of speech
     no_input_s: float = Field(default=5.0, gt=0)
     speech_rms: float = Field(default=500.0, gt=0)  # frame energy that counts as speech
+    model_dir: Path | None = None  # `contactd asr fetch` target; default: <data_dir>/models
+    model_list_url: str = "https://alphacephei.com/vosk/models/model-list.json"
 
 
 class SmppSettings(_Section):
