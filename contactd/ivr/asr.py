@@ -144,6 +144,7 @@ class GrammarRecognizer:
         self._model = model
         self._grammar = grammar
         self._rec: Any = None
+        self._dirty = False
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         if self._model.pool is None:
@@ -151,15 +152,23 @@ class GrammarRecognizer:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._model.pool, fn, *args)
 
-    async def accept(self, pcm: bytes) -> None:
+    async def prepare(self) -> None:
+        """Build the recognizer now (76–200 ms), while the prompt plays, not at first speech."""
         if self._rec is None:
             self._rec = await self._run(self._model._new_kaldi, self._grammar)
+        elif self._dirty:
+            await self._run(self._rec.Reset)
+        self._dirty = False
+
+    async def accept(self, pcm: bytes) -> None:
+        if self._rec is None or self._dirty:
+            await self.prepare()
         await self._run(self._rec.AcceptWaveform, pcm)
 
     async def final(self) -> Heard:
-        """The utterance so far, then ready for the next one (the recognizer is reused)."""
+        """The utterance so far; the recognizer is reset lazily, off the decision's path."""
         if self._rec is None:
             return Heard("", 0.0)
         raw = await self._run(self._rec.FinalResult)
-        await self._run(self._rec.Reset)
+        self._dirty = True
         return _parse(raw)

@@ -87,6 +87,8 @@ async def ask(
 
     player = asyncio.create_task(play(), name=f"ivr:prompt {call.session_id}")
     try:
+        if recognizer is not None:
+            await recognizer.prepare()  # the prompt is playing meanwhile
         prompt_s = len(prompt) / (FRAME_BYTES / FRAME_S)
         return await _listen(call, settings, stop, played, prompt_s, recognizer, record)
     finally:
