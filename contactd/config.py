@@ -124,6 +124,11 @@ class AudioSocketSettings(_Section):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: Port = 9092
+    # Asterisk sends 320-byte frames; anything far larger is a broken stream, not audio.
+    max_frame_bytes: int = Field(default=2048, ge=320, le=65535)
+    read_timeout_s: float = Field(default=10.0, gt=0)  # a live call sends a frame every 20 ms
+    write_timeout_s: float = Field(default=2.0, gt=0)
+    queue_frames: int = Field(default=100, ge=1)  # inbound events buffered per call (2 s)
 
 
 class SpeechSettings(_Section):
@@ -131,6 +136,17 @@ class SpeechSettings(_Section):
     vosk_model_path: Path | None = None
     tts_voice: str = ""
     tts_language: str = "en"
+    # A shipped flow name ("intake", "survey") or the path of a flow TOML file.
+    flow: str = "intake"
+    prompt_cache_dir: Path | None = None  # default: <data_dir>/prompts
+    asr_workers: int = Field(default=2, ge=1, le=64)  # real-time grammar decoding threads
+    transcribe_workers: int = Field(default=2, ge=1, le=64)  # free-form answers, afterwards
+    min_confidence: float = Field(default=0.7, ge=0.0, le=1.0)  # below: re-prompt
+    silence_ms: int = Field(default=400, ge=100, le=3000)  # end of speech
+    no_input_s: float = Field(default=5.0, gt=0)
+    speech_rms: float = Field(default=500.0, gt=0)  # frame energy that counts as speech
+    model_dir: Path | None = None  # `contactd asr fetch` target; default: <data_dir>/models
+    model_list_url: str = "https://alphacephei.com/vosk/models/model-list.json"
 
 
 class SmppSettings(_Section):

@@ -28,6 +28,8 @@ from contactd.dialer.connect import SetvarConnector
 from contactd.dialer.service import DialerService
 from contactd.events import EventBus
 from contactd.health import ComponentHealth, HealthRegistry
+from contactd.ivr.service import IvrService
+from contactd.ivr.setup import start_ivr
 from contactd.messaging.service import MessagingService
 from contactd.web.app import WebServer, create_app
 
@@ -51,6 +53,7 @@ class Components:
         self.calls: CallService | None = None
         self.messaging: MessagingService | None = None
         self.dialer: DialerService | None = None
+        self.ivr: IvrService | None = None
         self.web_url: str | None = None
 
 
@@ -99,6 +102,9 @@ async def run_daemon(
             if messaging.smpp is not None:
                 health.register("smpp", messaging.smpp.probe)
             health.register("outbox", messaging.outbox.probe)
+            if settings.audiosocket.enabled:
+                ami_client = components.calls.ami if components.calls is not None else None
+                components.ivr, _ = await start_ivr(stack, settings, components.router, ami_client)
             if components.calls is not None:
                 # Agents log in through the panel (next wave); until then the board is empty
                 # and only automated campaigns, which need no agent, place calls.

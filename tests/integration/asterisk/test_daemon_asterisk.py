@@ -25,6 +25,7 @@ def _settings(tmp_path: Path, asterisk: AsteriskSandbox) -> Settings:
     return load_settings(None, {
         "CONTACTD_GENERAL__DATA_DIR": str(tmp_path),
         "CONTACTD_WEB__PORT": str(free_port()),
+        "CONTACTD_AUDIOSOCKET__PORT": str(free_port()),
         "CONTACTD_AMI__PORT": str(asterisk.ami_port),
         "CONTACTD_AMI__USERNAME": asterisk.ami_username,
         "CONTACTD_AMI__SECRET": asterisk.ami_secret,

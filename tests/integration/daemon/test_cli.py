@@ -30,6 +30,7 @@ def config(tmp_path: Path, body: str = "") -> Path:
     path = tmp_path / "contactd.toml"
     path.write_text(
         f"[general]\ndata_dir = '{tmp_path / 'data'}'\n[web]\nport = {free_port()}\n"
+        f"[audiosocket]\nport = {free_port()}\n"
         f"[ami]\nenabled = false\n{body}",
         encoding="utf-8",
     )

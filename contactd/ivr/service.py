@@ -1,0 +1,380 @@
+"""The IVR service: runs a flow with each AudioSocket call and routes what it learns into the CRM.
+
+It decides; the adapters translate (audiosocket, asr, tts). Every call gets its interaction row
+at the first frame, updates as answers arrive, and a finish on every path, hang-up included
+(DESIGN §3). A transfer leaves through the dialplan: the channel gets CONTACTD_ROUTE=queue and
+CONTACTD_QUEUE by AMI Setvar, then the socket closes and `contactd-route` queues the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import enum
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Protocol
+
+from contactd.background import TaskOwner
+from contactd.crm.routing import FollowUp, InboundContact, Router
+from contactd.db.base import utcnow
+from contactd.enums import Channel, Direction, InteractionKind
+from contactd.ivr.asr import Heard, SpeechModel
+from contactd.ivr.audiosocket import AudioSocketCall
+from contactd.ivr.flows import Action, Collect, Flow, Step
+from contactd.ivr.tts import Tts
+from contactd.ivr.turn import Answer, Outcome, TurnSettings, ask
+
+log = logging.getLogger(__name__)
+
+CALLER_WAIT_S = 0.5  # the ContactdIvr UserEvent precedes the AudioSocket connect
+MAX_RETRIES = 3
+CALLBACK_DELAY = timedelta(hours=1)
+
+
+class SessionState(enum.StrEnum):
+    CONNECTED = "connected"
+    IN_FLOW = "in_flow"
+    TRANSFERRED = "transferred"
+    COMPLETED = "completed"
+    ABANDONED = "abandoned"  # the caller hung up mid-way
+    FAILED = "failed"
+
+
+_TRANSITIONS: dict[SessionState, frozenset[SessionState]] = {
+    SessionState.CONNECTED: frozenset(
+        {SessionState.IN_FLOW, SessionState.ABANDONED, SessionState.FAILED}
+    ),
+    SessionState.IN_FLOW: frozenset(
+        {
+            SessionState.TRANSFERRED,
+            SessionState.COMPLETED,
+            SessionState.ABANDONED,
+            SessionState.FAILED,
+        }
+    ),
+}
+
+
+class ChannelControl(Protocol):
+    """What the IVR needs from AMI (AmiClient satisfies it)."""
+
+    async def setvar(self, channel: str | None, name: str, value: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CallerInfo:
+    channel: str = ""
+    caller_num: str = ""
+    attempt_id: str = ""
+
+
+@dataclass
+class Session:
+    session_id: uuid.UUID
+    caller: CallerInfo
+    interaction_id: int = 0
+    contact_name: str = ""
+    language: str = ""
+    state: SessionState = SessionState.CONNECTED
+    answers: dict[str, Any] = field(default_factory=dict)
+    follow_up: FollowUp = field(default_factory=FollowUp)
+
+    def move(self, to: SessionState) -> None:
+        if to not in _TRANSITIONS.get(self.state, frozenset()):
+            raise ValueError(f"IVR session cannot go from {self.state} to {to}")
+        self.state = to
+
+
+class IvrService:
+    """Prompts pre-built at start; `handle` is the AudioSocket server's call handler."""
+
+    def __init__(
+        self,
+        flow: Flow,
+        router: Router,
+        tts: Tts,
+        *,
+        speech: SpeechModel | None = None,
+        channels: ChannelControl | None = None,
+        turn: TurnSettings | None = None,
+        min_confidence: float = 0.7,
+    ) -> None:
+        self.flow = flow
+        self.router = router
+        self.tts = tts
+        self.speech = speech
+        self.channels = channels
+        self.turn = turn or TurnSettings()
+        self.min_confidence = min_confidence
+        self._callers: dict[str, CallerInfo] = {}
+        self._caller_seen: dict[str, asyncio.Event] = {}
+        self._tasks = TaskOwner("ivr", log)
+        self.prompts_ready: asyncio.Task[None] | None = None
+        self.finished: dict[uuid.UUID, Session] = {}  # last few sessions, for probes and tests
+
+    async def __aenter__(self) -> IvrService:
+        for language in self.flow.languages:
+            self.tts.check_voice(self._voice(language))  # a missing voice fails the start
+        # Built in the background so the daemon is up at once; a call that needs a prompt
+        # not yet made waits for that one prompt (Tts makes each once, under a lock).
+        self.prompts_ready = self._tasks.spawn(self._prebuild(), name="prebuild prompts")
+        return self
+
+    async def _prebuild(self) -> None:
+        for language, text in self.flow.prompts():
+            await self.tts.speak(text, voice=self._voice(language), language=language)
+        log.info("ivr prompts ready", extra={"flow": self.flow.name})
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._tasks.close()
+
+    def _voice(self, language: str) -> str:
+        return self.flow.voices.get(language, language)
+
+    def on_user_event(self, event: Any) -> None:
+        """AMI UserEvent ContactdIvr: which channel and caller an AudioSocket session is."""
+        if event.get("UserEvent") != "ContactdIvr":
+            return
+        session = str(event.get("Session", "")).lower()
+        if not session:
+            return
+        self._callers[session] = CallerInfo(
+            channel=str(event.get("Channel", "")),
+            caller_num=str(event.get("CallerNum", "")),
+            attempt_id=str(event.get("Attempt", "")),
+        )
+        self._caller_seen.setdefault(session, asyncio.Event()).set()
+
+    async def _caller(self, session_id: uuid.UUID) -> CallerInfo:
+        key = str(session_id)
+        seen = self._caller_seen.setdefault(key, asyncio.Event())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(seen.wait(), CALLER_WAIT_S if self.channels else 0.0)
+        self._caller_seen.pop(key, None)
+        return self._callers.pop(key, CallerInfo())
+
+    async def handle(self, call: AudioSocketCall) -> None:
+        session = Session(call.session_id, await self._caller(call.session_id))
+        try:
+            await self._start(session)
+            session.move(SessionState.IN_FLOW)
+            await self._run(call, session)
+        except asyncio.CancelledError:
+            if session.state in _TRANSITIONS:
+                session.move(SessionState.ABANDONED)
+            raise
+        except Exception:
+            if session.state in _TRANSITIONS:
+                session.move(SessionState.FAILED)
+            raise
+        finally:
+            # Shielded: a server stopping mid-call still closes the record.
+            await asyncio.shield(self._finish(session))
+
+    async def _start(self, session: Session) -> None:
+        contact = None
+        if session.caller.caller_num:
+            contact = await self.router.contacts.lookup_phone(session.caller.caller_num)
+        if contact is not None:
+            session.contact_name = contact.display_name
+            if contact.language in self.flow.languages:
+                session.language = contact.language
+        session.language = session.language or self.flow.languages[0]
+        routed = await self.router.start(
+            InboundContact(
+                kind=InteractionKind.IVR_SESSION,
+                direction=Direction.INBOUND,
+                channel=Channel.CALL,
+                remote_address=session.caller.caller_num,
+                contact_id=contact.contact_id if contact is not None else None,
+                subject=f"IVR {self.flow.name}",
+                data={
+                    "session": str(session.session_id),
+                    "flow": self.flow.name,
+                    "language": session.language,
+                },
+            )
+        )
+        session.interaction_id = routed.interaction_id
+        log.info(
+            "ivr session started",
+            extra={"interaction_id": routed.interaction_id, "contact_id": routed.contact_id},
+        )
+
+    async def _finish(self, session: Session) -> None:
+        if not session.interaction_id:
+            return
+        outcome = {SessionState.ABANDONED: "abandoned", SessionState.FAILED: "failed"}.get(
+            session.state, session.follow_up.outcome or session.state.value
+        )
+        end = FollowUp(
+            outcome=outcome,
+            ended_at=utcnow(),
+            callback_at=session.follow_up.callback_at,
+            wants_agent=session.follow_up.wants_agent,
+            team=session.follow_up.team,
+        )
+        await self.router.finish(session.interaction_id, end)
+        self.finished[session.session_id] = session
+        while len(self.finished) > 100:
+            self.finished.pop(next(iter(self.finished)))
+        log.info(
+            "ivr session finished",
+            extra={"interaction_id": session.interaction_id, "outcome": outcome},
+        )
+
+    async def _say(self, step: Step, session: Session) -> bytes:
+        text = step.say.get(session.language, "")
+        if session.contact_name and step.say_known:
+            text = step.say_known[session.language].format(name=session.contact_name)
+        elif "{" in text:
+            text = text.replace("{name}", "").strip()
+        if not text:
+            return b""
+        return await self.tts.speak(
+            text, voice=self._voice(session.language), language=session.language
+        )
+
+    async def _run(self, call: AudioSocketCall, session: Session) -> None:
+        name = self.flow.start
+        while name:
+            step = self.flow.steps[name]
+            prompt = await self._say(step, session)
+            if step.action is not None:
+                await call.play(prompt)
+                await self._act(call, step, session)
+                return
+            if step.choices or step.collect in (Collect.YES_NO, Collect.DIGITS, Collect.FREE):
+                result = await self._ask(call, step, session, prompt)
+                if result is None:  # hung up, "no", or no usable answer after the retries
+                    await self._end_early(call, session)
+                    return
+                name = result
+            else:
+                await call.play(prompt)
+                if call.ended.is_set():
+                    session.move(SessionState.ABANDONED)
+                    return
+                name = step.next
+        session.move(SessionState.COMPLETED)
+
+    async def _ask(
+        self, call: AudioSocketCall, step: Step, session: Session, prompt: bytes
+    ) -> str | None:
+        """One answered step: the next step's name, or None when the call should end."""
+        keys = self._keys(step, session.language)
+        settings = dataclasses.replace(self.turn, max_digits=step.max_digits)
+        for _ in range(MAX_RETRIES):
+            recognizer = None
+            if self.speech is not None and keys and any(keys.values()):
+                words = sorted({w for ws in keys.values() for w in ws})
+                recognizer = self.speech.recognizer(words)
+            answer = await ask(
+                call, prompt, settings, recognizer=recognizer, record=step.collect is Collect.FREE
+            )
+            if answer.outcome is Outcome.HANGUP:
+                session.move(SessionState.ABANDONED)
+                return None
+            value = self._value(step, answer, keys)
+            if value is None:
+                continue  # not understood or silence: say it again
+            if step.collect is not None:
+                session.answers[step.field] = value
+                await self.router.update(session.interaction_id, data={"answers": session.answers})
+                if step.collect is Collect.FREE:
+                    self._tasks.spawn(
+                        self._transcribe(session, step.field, answer.audio),
+                        name=f"transcribe {session.interaction_id}",
+                    )
+                if step.collect is Collect.YES_NO and value is False:
+                    return None  # a "no" ends the flow politely
+                return step.next
+            return next(c.next for c in step.choices if c.key == value)
+        session.follow_up = FollowUp(outcome="no_input")
+        return None
+
+    async def _end_early(self, call: AudioSocketCall, session: Session) -> None:
+        if session.state is not SessionState.IN_FLOW:
+            return
+        if call.ended.is_set():
+            session.move(SessionState.ABANDONED)
+            return
+        if session.follow_up.outcome != "no_input":
+            await self._route(session, "hangup")
+            await call.hangup()
+        # No input: closing the socket leaves CONTACTD_ROUTE empty, so the dialplan's
+        # fallback queue takes the caller, who is never lost.
+        session.move(SessionState.COMPLETED)
+
+    def _keys(self, step: Step, language: str) -> dict[str, list[str]]:
+        if step.collect is Collect.YES_NO:
+            return {
+                "1": self.flow.yes_words.get(language, []),
+                "2": self.flow.no_words.get(language, []),
+            }
+        return {c.key: c.words.get(language, []) for c in step.choices}
+
+    def _value(self, step: Step, answer: Answer, keys: dict[str, list[str]]) -> Any:
+        if step.collect is Collect.FREE:
+            return "(recording)" if answer.outcome is Outcome.RECORDED and answer.audio else None
+        if step.collect is Collect.DIGITS:
+            return answer.digits or None
+        key = (
+            answer.digits if answer.outcome is Outcome.DIGITS else self._key_for(answer.heard, keys)
+        )
+        if key is None or key not in keys:
+            return None
+        if step.collect is Collect.YES_NO:
+            return key == "1"
+        return key
+
+    def _key_for(self, heard: Heard | None, keys: dict[str, list[str]]) -> str | None:
+        if heard is None or heard.empty or heard.confidence < self.min_confidence:
+            return None  # a guess is a re-prompt, not a decision
+        return next((k for k, words in keys.items() if heard.text in words), None)
+
+    async def _transcribe(self, session: Session, field_name: str, audio: bytes) -> None:
+        if self.speech is None or not audio:
+            return
+        heard = await self.speech.transcribe(audio)
+        session.answers[field_name] = heard.text
+        await self.router.update(
+            session.interaction_id, transcript=heard.text, data={"answers": session.answers}
+        )
+
+    async def _act(self, call: AudioSocketCall, step: Step, session: Session) -> None:
+        if call.ended.is_set():
+            session.move(SessionState.ABANDONED)
+            return
+        if step.action is Action.TRANSFER:
+            await self._route(session, "queue", queue=step.queue)
+            session.follow_up = FollowUp(outcome="transferred")
+            session.move(SessionState.TRANSFERRED)
+            return  # closing the socket hands the caller to contactd-route
+        if step.action is Action.CALLBACK:
+            session.follow_up = FollowUp(
+                outcome="callback_requested",
+                team=step.team or None,
+                callback_at=utcnow() + CALLBACK_DELAY,
+            )
+        elif step.action is Action.TASK:
+            session.follow_up = FollowUp(
+                outcome="needs_agent", wants_agent=True, team=step.team or None
+            )
+        else:
+            session.follow_up = FollowUp(outcome="completed")
+        await self._route(session, "hangup")
+        session.move(SessionState.COMPLETED)
+        await call.hangup()
+
+    async def _route(self, session: Session, route: str, *, queue: str = "") -> None:
+        if self.channels is None or not session.caller.channel:
+            return
+        channel = session.caller.channel
+        if queue:
+            await self.channels.setvar(channel, "CONTACTD_QUEUE", queue)
+        await self.channels.setvar(channel, "CONTACTD_ROUTE", route)

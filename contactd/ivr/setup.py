@@ -1,0 +1,74 @@
+"""Builds the IVR from settings for the composition root: prompts, speech, service, server.
+
+Kept here so `daemon.py` wires the whole IVR in a few lines; every part is entered into the
+daemon's exit stack, so teardown runs in reverse (server first, then service, model, TTS).
+"""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+from contactd.ami.client import AmiClient
+from contactd.config import Settings
+from contactd.crm.routing import Router
+from contactd.ivr.asr import SpeechModel
+from contactd.ivr.audiosocket import AudioSocketServer
+from contactd.ivr.flows import Flow, load_flow, shipped_flow
+from contactd.ivr.service import IvrService
+from contactd.ivr.tts import Tts
+from contactd.ivr.turn import TurnSettings
+
+
+def configured_flow(name: str) -> Flow:
+    if name.endswith(".toml") or "/" in name:
+        return load_flow(Path(name))
+    return shipped_flow(name)
+
+
+async def start_ivr(
+    stack: AsyncExitStack, settings: Settings, router: Router, ami: AmiClient | None
+) -> tuple[IvrService, AudioSocketServer]:
+    speech_cfg, sock = settings.speech, settings.audiosocket
+    flow = configured_flow(speech_cfg.flow)
+    cache = speech_cfg.prompt_cache_dir or settings.general.data_dir / "prompts"
+    tts = await stack.enter_async_context(
+        Tts(cache, default_voice=speech_cfg.tts_voice, language=speech_cfg.tts_language)
+    )
+    speech = None
+    if speech_cfg.vosk_model_path is not None:
+        speech = await stack.enter_async_context(
+            SpeechModel(
+                speech_cfg.vosk_model_path,
+                workers=speech_cfg.asr_workers,
+                transcribe_workers=speech_cfg.transcribe_workers,
+            )
+        )
+    service = IvrService(
+        flow,
+        router,
+        tts,
+        speech=speech,
+        channels=ami,
+        turn=TurnSettings(
+            silence_s=speech_cfg.silence_ms / 1000,
+            no_input_s=speech_cfg.no_input_s,
+            speech_rms=speech_cfg.speech_rms,
+        ),
+        min_confidence=speech_cfg.min_confidence,
+    )
+    if ami is not None:
+        ami.events.on("UserEvent", service.on_user_event)
+    await stack.enter_async_context(service)
+    server = await stack.enter_async_context(
+        AudioSocketServer(
+            sock.host,
+            sock.port,
+            service.handle,
+            max_frame_bytes=sock.max_frame_bytes,
+            read_timeout_s=sock.read_timeout_s,
+            write_timeout_s=sock.write_timeout_s,
+            queue_frames=sock.queue_frames,
+        )
+    )
+    return service, server
