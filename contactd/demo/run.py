@@ -11,6 +11,7 @@ out by SMS and e-mail, and (with [audiosocket] enabled) callers ring the IVR.
 
 from __future__ import annotations
 
+import ctypes.util
 import logging
 import secrets
 import shutil
@@ -54,6 +55,11 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _tts_available() -> bool:
+    """Whether the IVR can speak here: its prompts come from libespeak-ng."""
+    return ctypes.util.find_library("espeak-ng") is not None
+
+
 def config_text(data_dir: Path) -> str:
     """The demo's settings file: SQLite in the folder, the simulated peers on loopback."""
     ami, smpp, smtp = _free_port(), _free_port(), _free_port()
@@ -71,8 +77,9 @@ username = "contactd"
 secret = "{secrets.token_urlsafe(12)}"
 
 [audiosocket]
-# Where the IVR listens; the demo PBX rings it with simulated callers when enabled.
-enabled = false
+# Where the IVR listens; the demo PBX rings it with simulated callers when enabled (it needs
+# espeak-ng's library, Debian libespeak-ng1, to speak its prompts).
+enabled = {"true" if _tts_available() else "false"}
 port = {_free_port()}
 
 [smpp]

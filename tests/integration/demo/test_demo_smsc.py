@@ -13,7 +13,7 @@ from contactd.enums import Channel, MessageState
 from contactd.events import EventBus
 from contactd.messaging.events import InboundSmsReceived, MessageDelivered
 from contactd.messaging.outbox_store import OutboundMessage
-from contactd.messaging.service import Messaging
+from contactd.messaging.service import MessagingService
 
 PASSWORD = "demopass"  # SMPP passwords are at most 8 characters
 
@@ -32,7 +32,8 @@ async def test_demo_smsc_receipts_and_the_recipient_replies_stop(
         smpp = SmppSettings(enabled=True, port=smsc.port, system_id="contactd",
                             password=PASSWORD, source_addr="15550100100")
         configured = settings.model_copy(update={"smpp": smpp})
-        async with Messaging(configured, db, bus, is_window_open=lambda *_: True) as messaging:
+        always_open = lambda *_: True  # noqa: E731
+        async with MessagingService(configured, db, bus, is_window_open=always_open) as messaging:
             message_id = await messaging.send(OutboundMessage(
                 "demo-sms-1", Channel.SMS, "+4915200000001", "See you tomorrow at 10"))
             receipt = await asyncio.wait_for(delivered.get(), 10)
