@@ -89,7 +89,7 @@ class CallRecorder:
             session.add(row)
             await session.flush()
             attempt.interaction_id = row.id
-            log.info("call recorded on the timeline",
+            log.debug("call recorded on the timeline",
                      extra={"attempt_id": attempt.id, "interaction_id": row.id,
                             "contact_id": attempt.contact_id})
             return row.id, True

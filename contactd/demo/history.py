@@ -15,7 +15,15 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contactd.crm.documents import DocumentService
-from contactd.db.models import CallAttempt, Campaign, Contact, Document, Lead, LeadList
+from contactd.db.models import (
+    CallAttempt,
+    Campaign,
+    Contact,
+    Document,
+    Interaction,
+    Lead,
+    LeadList,
+)
 from contactd.db.models.messaging import OutboxMessage
 from contactd.db.session import Database
 from contactd.enums import (
@@ -24,6 +32,8 @@ from contactd.enums import (
     CampaignMode,
     CampaignStatus,
     Channel,
+    Direction,
+    InteractionKind,
     LeadStatus,
     MessageState,
 )
@@ -61,6 +71,7 @@ async def seed_campaign_results(session: AsyncSession, rng: random.Random,
                   phone_e164=person.phones[0].e164) for person in callees]
     session.add_all(leads)
     await session.flush()
+    calls: list[tuple[str, Interaction]] = []
     for person, lead in zip(callees, leads, strict=True):
         for attempt in range(1, 4):
             outcome = rng.choices(outcomes, weights)[0]
@@ -71,8 +82,18 @@ async def seed_campaign_results(session: AsyncSession, rng: random.Random,
             talk = rng.uniform(30, 400) if outcome is CallOutcome.HUMAN else (
                 rng.uniform(5, 25) if answered else 0.0)
             ended = created + timedelta(seconds=ring + talk)
+            attempt_id = str(uuid.UUID(int=rng.getrandbits(128)))
+            # Each call on its contact's timeline, linked as the daemon's CallRecorder links
+            # a live one (so the recorder finds nothing to add at the demo's first start).
+            calls.append((attempt_id, Interaction(
+                contact_id=person.id, kind=InteractionKind.CALL, direction=Direction.OUTBOUND,
+                channel=Channel.CALL, started_at=created, ended_at=ended,
+                outcome=outcome.value, remote_address=lead.phone_e164, campaign_id=campaign.id,
+                data={"attempt_id": attempt_id, "ring_s": round(ring, 1),
+                      "talk_s": round(talk, 1), "hangup_cause": causes[outcome]},
+            )))
             session.add(CallAttempt(
-                id=str(uuid.UUID(int=rng.getrandbits(128))), campaign_id=campaign.id,
+                id=attempt_id, campaign_id=campaign.id,
                 lead_id=lead.id, contact_id=person.id, phone_e164=lead.phone_e164,
                 state=AttemptState.ENDED, outcome=outcome, hangup_cause=causes[outcome],
                 detect_machine=True, originate_reason=4 if answered else None,
@@ -86,6 +107,12 @@ async def seed_campaign_results(session: AsyncSession, rng: random.Random,
                 lead.status = LeadStatus.DONE
                 break
             lead.status = LeadStatus.EXHAUSTED if attempt == 3 else LeadStatus.RETRY
+    session.add_all([row for _, row in calls])
+    await session.flush()
+    for attempt_id, row in calls:
+        stored = await session.get(CallAttempt, attempt_id)
+        assert stored is not None
+        stored.interaction_id = row.id
 
 
 def seed_messages(session: AsyncSession, rng: random.Random, people: list[Contact],
