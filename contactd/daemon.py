@@ -18,6 +18,7 @@ from contactd.ami.client import AmiClient
 from contactd.calls.service import CallService
 from contactd.config import Settings
 from contactd.crm.call_records import CallRecorder
+from contactd.crm.message_records import InboundMessageRecorder
 from contactd.crm.routing import Router
 from contactd.crm.service import ContactService
 from contactd.crm.tasks import TaskService, TaskWatcher
@@ -88,6 +89,7 @@ async def run_daemon(
             # Subscribed before the AMI link starts, so calls that a start-up reconciliation
             # ends are recorded too; attempts that ended while down are swept on entry.
             await stack.enter_async_context(CallRecorder(db, components.router, bus))
+            await stack.enter_async_context(InboundMessageRecorder(db, components.router, bus))
             if settings.ami.enabled:
                 # CallService subscribes at construction: the client's login-time event
                 # filter is built from those subscriptions, so build both before entering.

@@ -47,6 +47,8 @@ class TaskSpec:
 def follow_ups(facts: InteractionFacts, now: datetime, who: str) -> list[TaskSpec]:
     """The tasks to create for one recorded interaction (at most one)."""
     outcome = facts.outcome.lower()
+    if outcome == "opted_out":  # a STOP reply is acted on by itself: nobody needs to answer it
+        return []
 
     def task(
         title: str, source: TaskSource, due: datetime, priority: TaskPriority = TaskPriority.NORMAL

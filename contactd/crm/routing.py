@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,6 +26,9 @@ from contactd.enums import Channel, Direction, InteractionKind
 from contactd.errors import NotFoundError
 from contactd.events import EventBus
 
+# Contacts the router made from an unknown caller or sender carry this tag until someone
+# qualifies them.
+NEW_LEAD_TAG: Final = "new-lead"
 _UPDATABLE = frozenset({"subject", "body", "transcript", "outcome", "recording_ref",
                         "ended_at", "user_id", "contact_id"})
 
@@ -95,7 +98,8 @@ class Router:
             return match.contact_id, False
         if not self.create_unknown:
             return None, False
-        data = ContactInput(emails=[address]) if "@" in address else ContactInput(phones=[address])
+        data = ContactInput(emails=[address], tags=[NEW_LEAD_TAG]) if "@" in address else (
+            ContactInput(phones=[address], tags=[NEW_LEAD_TAG]))
         try:
             return await self.contacts.create_contact(data, allow_duplicate=True), True
         except Exception:  # an unreadable caller ID stays on the interaction only
@@ -133,13 +137,34 @@ class Router:
             if extra:
                 row.data = {**row.data, **extra}
 
-    async def finish(self, interaction_id: int, end: FollowUp) -> Routed:
-        """Close the interaction and create the follow-up tasks in the same transaction."""
+    async def attach_sender(self, interaction_id: int) -> int | None:
+        """Put an interaction stored without a contact on its sender's contact (a new lead,
+        tagged as such, when nobody has that number or address)."""
+        async with self.db.session() as session:
+            row = await session.get(Interaction, interaction_id)
+            if row is None:
+                raise NotFoundError(f"no interaction {interaction_id}")
+            if row.contact_id is not None:
+                return row.contact_id
+            item = InboundContact(kind=row.kind, direction=row.direction, channel=row.channel,
+                                  remote_address=row.remote_address)
+        contact_id, _ = await self._resolve(item)
+        if contact_id is not None:
+            await self.update(interaction_id, contact_id=contact_id)
+        return contact_id
+
+    async def finish(
+        self, interaction_id: int, end: FollowUp, *, data: dict[str, Any] | None = None
+    ) -> Routed:
+        """Close the interaction and create the follow-up tasks in the same transaction
+        (`data` is merged into the interaction's in it too: a marker that it was routed)."""
         created: list[tuple[int, int | None, str]] = []
         async with self.db.transaction() as session:
             row = await session.get(Interaction, interaction_id)
             if row is None:
                 raise NotFoundError(f"no interaction {interaction_id}")
+            if data:
+                row.data = {**row.data, **data}
             if end.outcome:
                 row.outcome = end.outcome
             row.ended_at = end.ended_at or row.ended_at or utcnow()

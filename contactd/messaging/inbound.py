@@ -27,6 +27,7 @@ from contactd.phones import parse_phone
 log = logging.getLogger(__name__)
 
 OPT_OUT_SOURCE: Final = "sms STOP"
+ROUTE_PENDING: Final = "pending"
 TON_UNKNOWN: Final = 0
 TON_INTERNATIONAL: Final = 1
 TON_NATIONAL: Final = 2
@@ -108,7 +109,8 @@ class InboundSms:
                 body=message.text,
                 remote_address=number,
                 outcome="opted_out" if opted_out else "received",
-                data={"to": message.destination_addr},
+                # The CRM's router picks it up from here (sender, follow-up task).
+                data={"to": message.destination_addr, "route": ROUTE_PENDING},
             )
             session.add(row)
             if opted_out:

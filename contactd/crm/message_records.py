@@ -1,0 +1,89 @@
+"""An inbound SMS becomes work for a person: on its sender's contact, with a follow-up task.
+
+Messaging stores the text (and any STOP opt-out) the moment it arrives, marked as waiting for
+the router; this subscriber then attaches the sender (a new lead when the number is unknown)
+and finishes the interaction through the router, whose rules make the reply task. The marker
+changes in the transaction that makes the task, so each message is routed exactly once, and a
+sweep at start routes what a crash left waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from types import TracebackType
+from typing import Final
+
+from sqlalchemy import select
+
+from contactd.crm.routing import FollowUp, Router
+from contactd.db.models import Interaction
+from contactd.db.session import Database
+from contactd.events import EventBus
+from contactd.messaging.events import InboundSmsReceived
+from contactd.messaging.inbound import ROUTE_PENDING
+
+log = logging.getLogger(__name__)
+
+ROUTE_DONE: Final = "done"
+
+
+class InboundMessageRecorder:
+    """Subscribes to InboundSmsReceived; `sweep()` routes what waited across a restart."""
+
+    def __init__(self, db: Database, router: Router, bus: EventBus) -> None:
+        self.db = db
+        self.router = router
+        self.bus = bus
+        self._lock = asyncio.Lock()  # the sweep and a live event never route one message twice
+
+    async def __aenter__(self) -> InboundMessageRecorder:
+        self.bus.subscribe(InboundSmsReceived, self._on_sms)
+        await self.sweep()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.bus.unsubscribe(InboundSmsReceived, self._on_sms)
+
+    async def _on_sms(self, event: InboundSmsReceived) -> None:
+        if event.interaction_id is None:
+            return
+        try:
+            await self.route(int(event.interaction_id))
+        except Exception:  # stored already; the sweep at next start routes it
+            log.exception("inbound message not routed",
+                          extra={"interaction_id": event.interaction_id})
+
+    async def route(self, interaction_id: int) -> bool:
+        """Route one waiting message; False when it was routed before (or is not waiting)."""
+        async with self._lock:
+            async with self.db.session() as session:
+                row = await session.get(Interaction, interaction_id)
+                if row is None or row.data.get("route") != ROUTE_PENDING:
+                    return False
+            contact_id = await self.router.attach_sender(interaction_id)
+            routed = await self.router.finish(interaction_id, FollowUp(),
+                                              data={"route": ROUTE_DONE})
+        log.info("inbound message routed",
+                 extra={"interaction_id": interaction_id, "contact_id": contact_id,
+                        "task_ids": routed.task_ids})
+        return True
+
+    async def sweep(self) -> int:
+        async with self.db.session() as session:
+            waiting = list(await session.scalars(
+                select(Interaction.id)
+                .where(Interaction.data["route"].as_string() == ROUTE_PENDING)
+                .order_by(Interaction.id)
+            ))
+        routed = 0
+        for interaction_id in waiting:
+            routed += await self.route(interaction_id)
+        if routed:
+            log.info("inbound messages routed at start", extra={"routed": routed})
+        return routed
