@@ -74,6 +74,19 @@ async def owners_of_phones(conn: AsyncConnection, numbers: Sequence[str]) -> dic
     return found
 
 
+async def names_of(conn: AsyncConnection, ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+    """Contact id -> (first name, last name), for matching (see contactd.crm.matching)."""
+    found: dict[int, tuple[str, str]] = {}
+    for part in chunks(sorted(set(ids))):
+        rows = await conn.execute(
+            select(contacts.c.id, contacts.c.first_name, contacts.c.last_name)
+            .where(contacts.c.id.in_(part))
+        )
+        for cid, first, last in rows:
+            found[cid] = (first or "", last or "")
+    return found
+
+
 async def owners_of_emails(conn: AsyncConnection, addresses: Sequence[str]) -> dict[str, int]:
     found: dict[str, int] = {}
     for part in chunks(sorted({a.lower() for a in addresses})):

@@ -22,6 +22,7 @@ from contactd.crm.errors import DuplicateContactError
 from contactd.crm.fields import FieldDef, validate
 from contactd.crm.imports.validate import EMAIL
 from contactd.crm.lookup import CallerLookup, ContactMatch
+from contactd.crm.matching import names_compatible
 from contactd.crm.phones import PhoneNormaliser
 from contactd.db.models import (
     Address,
@@ -101,6 +102,22 @@ class ContactService:
         found.discard(exclude or 0)
         return sorted(found)
 
+    async def same_person(
+        self, phones: Sequence[str], emails: Sequence[str], first_name: str, last_name: str
+    ) -> list[int]:
+        """Live contacts that are this person by the matching rule (contactd.crm.matching):
+        a shared e-mail, or a shared number with a compatible name. A shared number with a
+        contradicting name is another person (a possible duplicate), not a match."""
+        async with self.db.engine.connect() as conn:
+            by_mail = set((await repo.owners_of_emails(conn, emails)).values())
+            by_phone = set((await repo.owners_of_phones(conn, phones)).values()) - by_mail
+            names = await repo.names_of(conn, by_phone)
+        same = by_mail | {
+            cid for cid in by_phone
+            if names_compatible(*names.get(cid, ("", "")), first_name, last_name)
+        }
+        return sorted(same)
+
     # -- contacts -------------------------------------------------------------------------
 
     async def create_contact(self, data: ContactInput, *, allow_duplicate: bool = False) -> int:
@@ -123,7 +140,8 @@ class ContactService:
             raise ValidationError("a contact needs a name, a company, a number or an e-mail")
         custom = validate(await self.field_defs(), data.custom)
         if not allow_duplicate:
-            dupes = await self.find_duplicates([p.e164 for p in parsed], emails)
+            dupes = await self.same_person([p.e164 for p in parsed], emails,
+                                           data.first_name.strip(), data.last_name.strip())
             if dupes:
                 raise DuplicateContactError(
                     f"a contact with this number or e-mail exists (id {dupes[0]})",

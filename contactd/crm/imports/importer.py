@@ -72,8 +72,11 @@ class ContactImporter:
         self.region = default_region
         self.batch_rows = batch_rows
         self.progress = progress
-        # dedupe key (E.164 or e-mail) -> contact id; negative: a new row not yet written.
-        self._seen: dict[str, int] = {}
+        # Owners of dedupe keys (E.164 or e-mail): contact ids; negative: a new row not yet
+        # written (see fold.Owners and contactd.crm.matching).
+        self._seen = fold.Owners()
+        # Possible duplicates (contact ids, or negative row numbers not yet written).
+        self._possible: list[tuple[int, int]] = []
         self._pending: dict[int, Candidate | ContactRow] = {}  # dry run: new rows by row number
         self._created: set[int] = set()
         # False when the import started on an empty contacts table: every stored number is
@@ -226,10 +229,11 @@ class ContactImporter:
     ) -> None:
         """A batch the reading side folded (SQLite, import into an empty contacts table):
         repeats of rows of earlier batches update those contacts; the rest goes in as is."""
-        params, orgs, tags, folded_rows, repeats = folded
+        params, orgs, tags, folded_rows, repeats, possible = folded
         count = len(params[0])
         report.imported += count
         report.duplicates += folded_rows + len(repeats)
+        report.possible_duplicates += len(possible)
         if dry_run or not (count or repeats):
             return
         offset = 0
@@ -267,19 +271,24 @@ class ContactImporter:
         """Split into new contacts and updates of stored ones; fold repeats into their first."""
         seen = self._seen
         if self._stored_before:
-            unknown_phones = [k for r in rows for k in r[6] if k not in seen and k[0] == "+"]
-            unknown_mails = [k for r in rows for k in r[6] if k not in seen and k[0] != "+"]
-            seen.update(await repo.owners_of_phones(conn, unknown_phones))
-            seen.update(await repo.owners_of_emails(conn, unknown_mails))
+            known = seen.first
+            unknown_phones = [k for r in rows for k in r[6] if k not in known and k[0] == "+"]
+            unknown_mails = [k for r in rows for k in r[6] if k not in known and k[0] != "+"]
+            stored = await repo.owners_of_phones(conn, unknown_phones)
+            stored.update(await repo.owners_of_emails(conn, unknown_mails))
+            names = await repo.names_of(conn, set(stored.values()) - set(seen.names))
+            for key, cid in stored.items():
+                seen.add([key], cid, *names.get(cid, ("", "")))
         new: dict[int, Candidate | ContactRow] = {}
         updates: dict[int, ContactRow] = {}
         for c in rows:
-            keys = c[6]
-            target = fold.first_owner(keys, seen)
+            keys, k = c[6], c[0]
+            target, conflicts = seen.find(keys, k[1], k[2])
             if target is None:
-                new[c[0][0]] = c
-                for key in keys:
-                    seen[key] = -c[0][0]
+                new[k[0]] = c
+                seen.add(keys, -k[0], k[1], k[2])
+                self._possible.extend((other, -k[0]) for other in conflicts)
+                report.possible_duplicates += len(conflicts)
                 continue
             row = ContactRow.from_candidate(c)
             if target < 0:  # repeats a row of this file not written yet
@@ -301,8 +310,7 @@ class ContactImporter:
                     updates[target].absorb(row)
                 else:
                     updates[target] = row
-            for key in keys:
-                seen.setdefault(key, target)
+            seen.absorbed(keys, target)
         report.imported += len(new)
         if dry_run:
             self._pending.update(new)
@@ -356,8 +364,7 @@ class ContactImporter:
         created = self._created
         for c, cid in zip(rows, ids, strict=True):
             created.add(cid)
-            for key in c[6]:
-                seen[key] = cid
+            seen.rename(c[6], -c[0][0], cid)
 
     async def _insert(self, conn: AsyncConnection, rows: list[Candidate], ctx: Context) -> None:
         """Other databases: RETURNING the ids in pages through SQLAlchemy."""

@@ -20,6 +20,8 @@ class ImportReport:
     imported: int = 0  # new contacts
     updated: int = 0  # rows that matched a contact already stored
     duplicates: int = 0  # rows that repeated an earlier row of the same file
+    # new contacts sharing a number with another whose name contradicts (kept apart, flagged)
+    possible_duplicates: int = 0
     invalid: int = 0
     errors: list[RowError] = field(default_factory=list)
     encodings: dict[str, int] = field(default_factory=dict)
