@@ -75,8 +75,11 @@ class ContactImporter:
         # Owners of dedupe keys (E.164 or e-mail): contact ids; negative: a new row not yet
         # written (see fold.Owners and contactd.crm.matching).
         self._seen = fold.Owners()
-        # Possible duplicates (contact ids, or negative row numbers not yet written).
+        # Possible duplicates (contact ids, or negative row numbers not yet written), the
+        # rows among them, and the contact ids those rows were written as.
         self._possible: list[tuple[int, int]] = []
+        self._flag_rows: set[int] = set()
+        self._row_ids: dict[int, int] = {}
         self._pending: dict[int, Candidate | ContactRow] = {}  # dry run: new rows by row number
         self._created: set[int] = set()
         # False when the import started on an empty contacts table: every stored number is
@@ -222,6 +225,24 @@ class ContactImporter:
             else:
                 await self._insert(conn, new, ctx)
             await self._update(conn, updates, ctx)
+            await self._flag(conn)
+
+    async def _flag(self, conn: AsyncConnection) -> None:
+        """Store the possible duplicates whose rows are all written."""
+        if not self._possible:
+            return
+        ids = self._row_ids
+        ready: list[tuple[int, int]] = []
+        later: list[tuple[int, int]] = []
+        for a, b in self._possible:
+            ra = a if a > 0 else ids.get(-a)
+            rb = b if b > 0 else ids.get(-b)
+            if ra is None or rb is None:
+                later.append((a, b))
+            else:
+                ready.append((ra, rb))
+        self._possible = later
+        await repo.flag_possible_duplicates(conn, ready)
 
     async def _write_folded(
         self, conn: AsyncConnection, folded: fold.Folded, ctx: Context, report: ImportReport,
@@ -252,6 +273,12 @@ class ContactImporter:
                 offset = await bulk.write_rows(conn, params, await self._next_id(conn),
                                                now=utcnow(), index=self._index)
             await self._update(conn, list(updates.items()), ctx)
+            if possible:  # the later row of each pair is a new row of this batch
+                first = params[0][0][0]
+                await repo.flag_possible_duplicates(conn, [
+                    (a + offset if a >= first else self._cid(a), b + offset)
+                    for a, b in possible
+                ])
         if count:
             self._first_rows.append(params[0][0][0])
             self._offsets.append(offset)
@@ -287,8 +314,10 @@ class ContactImporter:
             if target is None:
                 new[k[0]] = c
                 seen.add(keys, -k[0], k[1], k[2])
-                self._possible.extend((other, -k[0]) for other in conflicts)
-                report.possible_duplicates += len(conflicts)
+                if conflicts:
+                    self._possible.extend((other, -k[0]) for other in conflicts)
+                    self._flag_rows.update(-o for o in (*conflicts, -k[0]) if o < 0)
+                    report.possible_duplicates += len(conflicts)
                 continue
             row = ContactRow.from_candidate(c)
             if target < 0:  # repeats a row of this file not written yet
@@ -362,9 +391,12 @@ class ContactImporter:
     def _remember(self, rows: list[Candidate], ids: Iterable[int]) -> None:
         seen = self._seen
         created = self._created
+        flag_rows = self._flag_rows
         for c, cid in zip(rows, ids, strict=True):
             created.add(cid)
             seen.rename(c[6], -c[0][0], cid)
+            if c[0][0] in flag_rows:
+                self._row_ids[c[0][0]] = cid
 
     async def _insert(self, conn: AsyncConnection, rows: list[Candidate], ctx: Context) -> None:
         """Other databases: RETURNING the ids in pages through SQLAlchemy."""

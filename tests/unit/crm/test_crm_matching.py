@@ -11,7 +11,7 @@ from contactd.crm.errors import DuplicateContactError
 from contactd.crm.imports.importer import ContactImporter
 from contactd.crm.matching import Match, match, names_compatible
 from contactd.crm.service import ContactInput, ContactService
-from contactd.db.models import Contact
+from contactd.db.models import Contact, ContactPhone, PossibleDuplicate
 from contactd.db.session import Database
 
 PEOPLE = ["Ann Smith", "Bob Jones", "Cleo Park", "Dan Wu", "Eva Moreau"]
@@ -57,11 +57,18 @@ async def test_people_sharing_an_office_number_are_kept(
     # each later person of an office contradicts every earlier one: 0+1+2+3+4 pairs
     assert report.possible_duplicates == offices * 10
     async with crm_db.session() as session:
-        names = {f"{c.first_name} {c.last_name}" for c in await session.scalars(select(Contact))}
-    for office in range(offices):
-        for person in PEOPLE:
-            first, last = person.split()
-            assert f"{first} {last} {office}" in names or f"{person} {office}" in names
+        contacts = list(await session.scalars(select(Contact)))
+        pairs = list(await session.execute(
+            select(PossibleDuplicate.contact_id, PossibleDuplicate.other_id)))
+        phone_of = {
+            c.id: p.e164 for c in contacts
+            for p in await session.scalars(select(ContactPhone).where(
+                ContactPhone.contact_id == c.id))
+        }
+    names = {f"{c.first_name} {c.last_name}" for c in contacts}
+    assert names >= {f"{person} {office}" for person in PEOPLE for office in range(offices)}
+    assert len(pairs) == offices * 10
+    assert all(a < b and phone_of[a] == phone_of[b] for a, b in pairs)
 
 
 async def test_create_contact_refuses_only_the_same_person(crm_db: Database) -> None:
@@ -73,6 +80,10 @@ async def test_create_contact_refuses_only_the_same_person(crm_db: Database) -> 
         ContactInput(first_name="Bob", last_name="Jones", phones=["030 1234567"])
     )
     assert bob != ann
+    async with crm_db.session() as session:
+        pairs = list(await session.execute(
+            select(PossibleDuplicate.contact_id, PossibleDuplicate.other_id)))
+    assert [tuple(p) for p in pairs] == [(ann, bob)]
     with pytest.raises(DuplicateContactError):
         await service.create_contact(
             ContactInput(first_name="ann", last_name="S.", phones=["+49 30 1234567"])
