@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from contactd.crm.commands import print_report
 from contactd.crm.errors import DuplicateContactError
 from contactd.crm.imports.importer import ContactImporter
+from contactd.crm.imports.report import ImportReport
 from contactd.crm.matching import Match, match, names_compatible
 from contactd.crm.service import ContactInput, ContactService
 from contactd.db.models import Contact, ContactPhone, PossibleDuplicate
@@ -88,3 +91,11 @@ async def test_create_contact_refuses_only_the_same_person(crm_db: Database) -> 
         await service.create_contact(
             ContactInput(first_name="ann", last_name="S.", phones=["+49 30 1234567"])
         )
+
+
+def test_cli_report_counts_possible_duplicates(tmp_path: Path) -> None:
+    report = ImportReport(path=tmp_path / "x.csv", dry_run=False, imported=5,
+                          possible_duplicates=10)
+    out = io.StringIO()
+    print_report(report, None, out)
+    assert "possible duplicates: 10 " in out.getvalue()
