@@ -23,6 +23,13 @@ SNIFF_BYTES: Final = 64 * 1024
 BLOCK_BYTES: Final = 1 << 20
 DELIMITERS: Final = ",;\t|"
 XLSX_MAGIC: Final = b"PK\x03\x04"
+# The csv module refuses fields over 128 KiB by aborting the whole read; a cell that long
+# (a pasted e-mail thread in the notes) must only refuse its row, which validate does. This
+# bound only guards memory against a file whose quoting never closes.
+CSV_FIELD_BYTES: Final = 64 << 20
+UTF16_BOMS: Final = (b"\xff\xfe", b"\xfe\xff")
+
+csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_BYTES))
 
 
 @dataclass
@@ -126,15 +133,49 @@ def _xlsx_rows(path: Path) -> Iterator[list[str]]:
         workbook.close()
 
 
+class _CROnly:
+    """A binary stream of a file whose lines end in CR alone (classic Mac OS, some exports):
+    read with LF line ends, as `_lines` splits."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+
+    def read(self, size: int) -> bytes:
+        return self.stream.read(size).replace(b"\r", b"\n")
+
+
+def _utf16_rows(path: Path, head: bytes, stats: FileStats) -> Iterator[list[str]]:
+    """Excel's "Unicode Text": UTF-16 with a BOM, tab-separated as a rule (sniffed anyway)."""
+    stats.delimiter = _sniff(head[: len(head) & ~1].decode("utf-16", errors="replace")
+                             .lstrip("\ufeff"))
+    with path.open(encoding="utf-16", newline="") as text:
+        try:
+            for row in csv.reader(text, delimiter=stats.delimiter):
+                stats.encodings["utf-16"] += 1
+                yield row
+        except UnicodeDecodeError as exc:
+            raise ImportFileError(
+                f"{path}: not valid UTF-16 text after its byte order mark: {exc}"
+            ) from None
+
+
 def _csv_rows(path: Path, stats: FileStats) -> Iterator[list[str]]:
     with path.open("rb") as stream:
         head = stream.read(SNIFF_BYTES)
+        if head.startswith(UTF16_BOMS):
+            stream.close()
+            yield from _utf16_rows(path, head, stats)
+            return
         sample = head.decode("utf-8", errors="replace").lstrip("\ufeff")
         if "\x00" in sample:
             raise ImportFileError(f"{path}: binary data, not a CSV file")
+        cr_only = "\r" in sample and "\n" not in sample
+        if cr_only:
+            sample = sample.replace("\r", "\n")
         stats.delimiter = _sniff(sample)
         stream.seek(0)
-        reader = csv.reader(_lines(stream, stats), delimiter=stats.delimiter)
+        source: BinaryIO = _CROnly(stream) if cr_only else stream  # type: ignore[assignment]
+        reader = csv.reader(_lines(source, stats), delimiter=stats.delimiter)
         yield from reader
 
 
@@ -158,11 +199,15 @@ def count_lines(path: Path, stats: FileStats) -> int | None:
     if stats.kind != "csv":
         return None
     lines = 0
+    returns = 0
     last = b"\n"
     with path.open("rb") as stream:
         while block := stream.read(BLOCK_BYTES):
             lines += block.count(b"\n")
+            returns += block.count(b"\r")
             last = block[-1:]
+    if not lines and returns:  # CR-only line ends
+        return returns + (last != b"\r")
     return lines + (last != b"\n")
 
 
