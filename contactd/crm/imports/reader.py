@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import zipfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,6 +28,13 @@ XLSX_MAGIC: Final = b"PK\x03\x04"
 # (a pasted e-mail thread in the notes) must only refuse its row, which validate does. This
 # bound only guards memory against a file whose quoting never closes.
 CSV_FIELD_BYTES: Final = 64 << 20
+# XLSX bounds: a tiny file can declare a million rows by 16,384 columns (its dimension) or
+# expand to gigabytes (a zip bomb). The declared dimension is ignored, columns past this are
+# not read, reading stops after this many empty rows in a row, and a workbook whose parts
+# uncompress to more than this is refused before openpyxl opens it.
+XLSX_MAX_COLUMNS: Final = 256
+XLSX_EMPTY_RUN: Final = 1000
+XLSX_MAX_UNCOMPRESSED: Final = 1 << 30
 UTF16_BOMS: Final = (b"\xff\xfe", b"\xfe\xff")
 
 csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_BYTES))
@@ -118,17 +126,42 @@ def _cell(value: Any) -> str:
     return str(value).strip()
 
 
+def _xlsx_size(path: Path) -> int:
+    """What the workbook's parts uncompress to, as its zip directory declares."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ImportFileError(f"{path}: not a readable XLSX file: {exc}") from None
+
+
 def _xlsx_rows(path: Path) -> Iterator[list[str]]:
     from openpyxl import load_workbook
 
+    size = _xlsx_size(path)
+    if size > XLSX_MAX_UNCOMPRESSED:
+        raise ImportFileError(
+            f"{path}: the workbook uncompresses to {size:,} bytes, over the "
+            f"{XLSX_MAX_UNCOMPRESSED:,} an import reads"
+        )
     try:
         workbook = load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds for a corrupt file
         raise ImportFileError(f"{path}: not a readable XLSX file: {exc}") from None
     try:
         sheet = workbook.worksheets[0]
+        sheet.reset_dimensions()
+        empty_run = 0
+        # Without max_col: given one, openpyxl pads every row out to it.
         for row in sheet.iter_rows(values_only=True):
-            yield [_cell(v) for v in row]
+            cells = [_cell(v) for v in row[:XLSX_MAX_COLUMNS]]
+            if any(cells):
+                empty_run = 0
+            else:
+                empty_run += 1
+                if empty_run >= XLSX_EMPTY_RUN:
+                    return
+            yield cells
     finally:
         workbook.close()
 
