@@ -7,7 +7,6 @@ get a leading apostrophe so they show as text and never run (OWASP "CSV injectio
 from __future__ import annotations
 
 import asyncio
-import csv
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -18,21 +17,14 @@ from sqlalchemy import select
 
 from contactd.crm import repo
 from contactd.crm.search import ContactSearch, Filters, search_statement
+from contactd.crm.spreadsheet import write_csv, write_xlsx
 from contactd.db.models import Tag, User, contact_tags
 from contactd.db.session import Database
 from contactd.errors import ValidationError
 
 PAGE: Final = 5000
-FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
 BASE_COLUMNS: Final = ("id", "first_name", "last_name", "organisation", "job_title", "phones",
                        "emails", "tags", "owner", "language", "notes")
-
-
-def neutralise(value: Any) -> Any:
-    """A leading apostrophe for text a spreadsheet would read as a formula."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
-    return value
 
 
 @dataclass(frozen=True)
@@ -102,8 +94,7 @@ async def export_contacts(
     async for page in _pages(db, filters):
         for values in page:
             custom = values.pop()
-            rows.append([neutralise(v) for v in values]
-                        + [neutralise(_text(custom.get(k))) for k in custom_keys])
+            rows.append([*values, *(_text(custom.get(k)) for k in custom_keys)])
     await asyncio.to_thread(_write, target, fmt, header, rows)
     return ExportResult(target, len(rows), fmt)
 
@@ -116,18 +107,7 @@ def _write(target: Path, fmt: str, header: list[str], rows: list[list[Any]]) -> 
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".part")
     if fmt == "csv":
-        # utf-8-sig: Excel then reads the accents right.
-        with partial.open("w", newline="", encoding="utf-8-sig") as out:
-            writer = csv.writer(out)
-            writer.writerow(header)
-            writer.writerows(rows)
+        write_csv(partial, header, rows)
     else:
-        from openpyxl import Workbook
-
-        book = Workbook(write_only=True)
-        sheet = book.create_sheet("contacts")
-        sheet.append(header)
-        for row in rows:
-            sheet.append(row)
-        book.save(partial)
+        write_xlsx(partial, "contacts", header, rows)
     partial.replace(target)

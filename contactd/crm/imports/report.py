@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from contactd.crm.imports.reader import FileStats
 from contactd.crm.imports.validate import RowError
+from contactd.crm.spreadsheet import write_csv
 
 
 @dataclass
@@ -38,11 +38,10 @@ class ImportReport:
 def write_error_report(report: ImportReport, target: Path) -> Path:
     """The per-row error report: one line per problem (row, column, reason, value)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    with target.open("w", newline="", encoding="utf-8") as out:
-        writer = csv.writer(out)
-        writer.writerow(["row", "column", "reason", "value"])
-        for err in report.errors:
-            writer.writerow([err.row, err.column, err.reason, err.value])
+    # Every cell neutralised: a refused value ("=cmd|…", "+49 …") is echoed here as given.
+    write_csv(target, ["row", "column", "reason", "value"],
+              ([err.row, err.column, err.reason, err.value] for err in report.errors),
+              encoding="utf-8")
     return target
 
 

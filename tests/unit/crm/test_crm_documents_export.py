@@ -10,9 +10,10 @@ from openpyxl import load_workbook
 
 from contactd.crm.documents import DocumentService, LineItem
 from contactd.crm.errors import TemplateError
-from contactd.crm.exports import export_contacts, neutralise
+from contactd.crm.exports import export_contacts
 from contactd.crm.search import Filters
 from contactd.crm.service import ContactInput, ContactService
+from contactd.crm.spreadsheet import neutralise
 from contactd.db.session import Database
 from contactd.enums import CustomFieldType, DocumentKind, PartyKind, ProductKind
 
@@ -69,21 +70,30 @@ async def test_export_neutralises_formulas(
         notes="-5", tags=["vip"], custom={"code": "+1"}))
     await contacts.create_contact(ContactInput(first_name="Normal", last_name="Person"))
     target = tmp_path / f"out.{fmt}"
-    result = await export_contacts(crm_db, target, Filters(tags=("vip",)), custom_keys=["code"])
+    result = await export_contacts(crm_db, target, Filters(tags=("vip",)),
+                                   custom_keys=["code", "=sum"])
     assert result.rows == 1
     if fmt == "csv":
         with target.open(encoding="utf-8-sig", newline="") as stream:
             rows = list(csv.reader(stream))
+        mark = "'"  # CSV: a leading apostrophe on every formula-like cell
     else:
         sheet = load_workbook(target).active
         assert sheet is not None
+        # XLSX: typed string cells (never formulas, issue 12 #7), text exactly as stored
+        # (no apostrophe in front of a phone number, issue 12 #12).
+        assert all(c.data_type == "s" for r in sheet.iter_rows() for c in r
+                   if isinstance(c.value, str))
         rows = [["" if v is None else str(v) for v in r]
                 for r in sheet.iter_rows(values_only=True)]
+        mark = ""
     header, row = rows
+    assert header[-1] == mark + "=sum"
     values = dict(zip(header, row, strict=True))
-    assert values["first_name"] == "'=HYPERLINK(\"http://evil\")"
-    assert values["last_name"] == "'@Attacker"
-    assert values["phones"] == "'+49301234567"
-    assert values["notes"] == "'-5" and values["code"] == "'+1" and values["tags"] == "vip"
+    assert values["first_name"] == mark + "=HYPERLINK(\"http://evil\")"
+    assert values["last_name"] == mark + "@Attacker"
+    assert values["phones"] == mark + "+49301234567"
+    assert values["notes"] == mark + "-5" and values["code"] == mark + "+1"
+    assert values["tags"] == "vip"
     everyone = await export_contacts(crm_db, tmp_path / "all.csv")
     assert everyone.rows == 2

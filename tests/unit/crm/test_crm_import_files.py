@@ -3,11 +3,12 @@ CR-only line ends, and a notes cell too long for one row only."""
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 from sqlalchemy import select
 
-from contactd.crm.imports.importer import ContactImporter
+from contactd.crm.imports.importer import ContactImporter, write_error_report
 from contactd.crm.imports.validate import NOTES_LIMIT
 from contactd.db.models import Contact
 from contactd.db.session import Database
@@ -53,3 +54,19 @@ async def test_an_overlong_notes_cell_refuses_its_row_only(
     (error,) = report.errors
     assert (error.row, error.column) == (27, "notes") and str(NOTES_LIMIT) in error.reason
     assert ("Long", "Notes") not in await names(crm_db)
+
+
+async def test_the_error_report_neutralises_every_cell(
+    crm_db: Database, tmp_path: Path
+) -> None:
+    path = tmp_path / "evil.csv"
+    path.write_text('first name,last name,phone,=cmd\nEve,X,"=cmd|\' /C calc\'!A0",1\n'
+                    "Ann,Y,+49 30 1234567,2\n", encoding="utf-8")
+    report = await ContactImporter(crm_db, default_region="DE").run(path)
+    assert report.invalid == 1
+    target = write_error_report(report, tmp_path / "errors.csv")
+    with target.open(encoding="utf-8", newline="") as stream:
+        header, row = list(csv.reader(stream))
+    assert header == ["row", "column", "reason", "value"]
+    assert row[3] == "'=cmd|' /C calc'!A0"
+    assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in row)
