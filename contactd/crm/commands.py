@@ -98,6 +98,9 @@ def print_report(report: ImportReport, errors_at: Path | None, out: TextIO = sys
     print(f"updated/duplicate: {report.updated + report.duplicates:,} "
           f"({report.updated:,} matched stored contacts, {report.duplicates:,} repeated rows)",
           file=out)
+    if report.possible_duplicates:
+        print(f"possible duplicates: {report.possible_duplicates:,} (a number shared with a "
+              "contact of another name: kept apart, flagged for review)", file=out)
     print(f"invalid: {report.invalid:,}", file=out)
     if report.empty:
         print(f"empty rows skipped: {report.empty:,}", file=out)

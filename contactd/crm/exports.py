@@ -1,7 +1,7 @@
 """Export any filtered view of contacts to CSV or XLSX, safe to open in a spreadsheet.
 
-Cells go through contactd.crm.cells: CSV text that would read as a formula gets a leading
-apostrophe, XLSX text is written as typed string cells.
+A cell starting with = + - @ (or a tab/CR) is a formula to Excel and LibreOffice; such cells
+get a leading apostrophe so they show as text and never run (OWASP "CSV injection").
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any, Final
 from sqlalchemy import select
 
 from contactd.crm import repo
-from contactd.crm.cells import write_csv, write_xlsx
 from contactd.crm.search import ContactSearch, Filters, search_statement
+from contactd.crm.spreadsheet import write_csv, write_xlsx
 from contactd.db.models import Tag, User, contact_tags
 from contactd.db.session import Database
 from contactd.errors import ValidationError
@@ -107,7 +107,7 @@ def _write(target: Path, fmt: str, header: list[str], rows: list[list[Any]]) -> 
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".part")
     if fmt == "csv":
-        write_csv(partial, header, rows)  # utf-8-sig: Excel then reads the accents right
+        write_csv(partial, header, rows)
     else:
         write_xlsx(partial, "contacts", header, rows)
     partial.replace(target)

@@ -16,7 +16,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contactd.crm import fts
 from contactd.crm.searchtext import build_search_text
-from contactd.db.models import Address, Contact, ContactEmail, ContactPhone, Organisation, Tag
+from contactd.db.models import (
+    Address,
+    Contact,
+    ContactEmail,
+    ContactPhone,
+    Organisation,
+    PossibleDuplicate,
+    Tag,
+)
 
 CHUNK: Final = 5000  # bound parameters per IN (...) list
 # Contacts from which refresh_search_text re-indexes in bulk on SQLite (see fts).
@@ -27,6 +35,7 @@ contacts: Final[Table] = Contact.__table__  # type: ignore[assignment]
 phones: Final[Table] = ContactPhone.__table__  # type: ignore[assignment]
 emails: Final[Table] = ContactEmail.__table__  # type: ignore[assignment]
 organisations: Final[Table] = Organisation.__table__  # type: ignore[assignment]
+possible_duplicates: Final[Table] = PossibleDuplicate.__table__  # type: ignore[assignment]
 
 
 def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
@@ -72,6 +81,35 @@ async def owners_of_phones(conn: AsyncConnection, numbers: Sequence[str]) -> dic
         for e164, contact_id in rows:
             found.setdefault(e164, contact_id)
     return found
+
+
+async def names_of(conn: AsyncConnection, ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+    """Contact id -> (first name, last name), for matching (see contactd.crm.matching)."""
+    found: dict[int, tuple[str, str]] = {}
+    for part in chunks(sorted(set(ids))):
+        rows = await conn.execute(
+            select(contacts.c.id, contacts.c.first_name, contacts.c.last_name)
+            .where(contacts.c.id.in_(part))
+        )
+        for cid, first, last in rows:
+            found[cid] = (first or "", last or "")
+    return found
+
+
+async def flag_possible_duplicates(
+    conn: AsyncConnection, pairs: Iterable[tuple[int, int]]
+) -> None:
+    """Store pairs of contacts that share a number but whose names contradict (see
+    contactd.crm.matching), each pair once, for review."""
+    ordered = sorted({(min(a, b), max(a, b)) for a, b in pairs if a != b})
+    if not ordered:
+        return
+    now = datetime.now(UTC)
+    for part in chunks(ordered, 1000):
+        await conn.execute(insert_ignore(conn, possible_duplicates), [
+            {"contact_id": a, "other_id": b, "reason": "shared_phone", "created_at": now}
+            for a, b in part
+        ])
 
 
 async def owners_of_emails(conn: AsyncConnection, addresses: Sequence[str]) -> dict[str, int]:

@@ -22,6 +22,7 @@ from contactd.crm.errors import DuplicateContactError
 from contactd.crm.fields import FieldDef, validate
 from contactd.crm.imports.validate import EMAIL
 from contactd.crm.lookup import CallerLookup, ContactMatch
+from contactd.crm.matching import names_compatible
 from contactd.crm.phones import PhoneNormaliser
 from contactd.db.models import (
     Address,
@@ -101,6 +102,25 @@ class ContactService:
         found.discard(exclude or 0)
         return sorted(found)
 
+    async def same_person(
+        self, phones: Sequence[str], emails: Sequence[str], first_name: str, last_name: str
+    ) -> tuple[list[int], list[int]]:
+        """Live contacts that are this person by the matching rule (contactd.crm.matching):
+        a shared e-mail, or a shared number with a compatible name; and those sharing a
+        number whose names contradict (another person: a possible duplicate)."""
+        async with self.db.engine.connect() as conn:
+            by_mail = await repo.contacts_with(conn, [], emails)
+            by_phone = set(await repo.contacts_with(conn, phones, [])) - by_mail
+            names = await repo.names_of(conn, by_phone)
+        same = set(by_mail)
+        others: list[int] = []
+        for cid in sorted(by_phone):
+            if names_compatible(*names.get(cid, ("", "")), first_name, last_name):
+                same.add(cid)
+            else:
+                others.append(cid)
+        return sorted(same), others
+
     # -- contacts -------------------------------------------------------------------------
 
     async def create_contact(self, data: ContactInput, *, allow_duplicate: bool = False) -> int:
@@ -122,8 +142,11 @@ class ContactService:
         if not (data.first_name or data.last_name or data.organisation_id or parsed or emails):
             raise ValidationError("a contact needs a name, a company, a number or an e-mail")
         custom = validate(await self.field_defs(), data.custom)
+        possible: list[int] = []
         if not allow_duplicate:
-            dupes = await self.find_duplicates([p.e164 for p in parsed], emails)
+            dupes, possible = await self.same_person(
+                [p.e164 for p in parsed], emails, data.first_name.strip(), data.last_name.strip()
+            )
             if dupes:
                 raise DuplicateContactError(
                     f"a contact with this number or e-mail exists (id {dupes[0]})",
@@ -148,7 +171,9 @@ class ContactService:
             await session.flush()
             for values in data.addresses:
                 session.add(Address(contact_id=contact.id, **values))
-            await repo.refresh_search_text(await session.connection(), [contact.id])
+            conn = await session.connection()
+            await repo.refresh_search_text(conn, [contact.id])
+            await repo.flag_possible_duplicates(conn, [(c, contact.id) for c in possible])
             return contact.id
 
     async def update_contact(self, contact_id: int, **changes: Any) -> None:

@@ -72,8 +72,14 @@ class ContactImporter:
         self.region = default_region
         self.batch_rows = batch_rows
         self.progress = progress
-        # dedupe key (E.164 or e-mail) -> contact id; negative: a new row not yet written.
-        self._seen: dict[str, int] = {}
+        # Owners of dedupe keys (E.164 or e-mail): contact ids; negative: a new row not yet
+        # written (see fold.Owners and contactd.crm.matching).
+        self._seen = fold.Owners()
+        # Possible duplicates (contact ids, or negative row numbers not yet written), the
+        # rows among them, and the contact ids those rows were written as.
+        self._possible: list[tuple[int, int]] = []
+        self._flag_rows: set[int] = set()
+        self._row_ids: dict[int, int] = {}
         self._pending: dict[int, Candidate | ContactRow] = {}  # dry run: new rows by row number
         self._created: set[int] = set()
         # False when the import started on an empty contacts table: every stored number is
@@ -220,6 +226,24 @@ class ContactImporter:
             else:
                 await self._insert(conn, new, ctx)
             await self._update(conn, updates, ctx)
+            await self._flag(conn)
+
+    async def _flag(self, conn: AsyncConnection) -> None:
+        """Store the possible duplicates whose rows are all written."""
+        if not self._possible:
+            return
+        ids = self._row_ids
+        ready: list[tuple[int, int]] = []
+        later: list[tuple[int, int]] = []
+        for a, b in self._possible:
+            ra = a if a > 0 else ids.get(-a)
+            rb = b if b > 0 else ids.get(-b)
+            if ra is None or rb is None:
+                later.append((a, b))
+            else:
+                ready.append((ra, rb))
+        self._possible = later
+        await repo.flag_possible_duplicates(conn, ready)
 
     async def _write_folded(
         self, conn: AsyncConnection, folded: fold.Folded, ctx: Context, report: ImportReport,
@@ -227,10 +251,11 @@ class ContactImporter:
     ) -> None:
         """A batch the reading side folded (SQLite, import into an empty contacts table):
         repeats of rows of earlier batches update those contacts; the rest goes in as is."""
-        params, orgs, tags, folded_rows, repeats = folded
+        params, orgs, tags, folded_rows, repeats, possible = folded
         count = len(params[0])
         report.imported += count
         report.duplicates += folded_rows + len(repeats)
+        report.possible_duplicates += len(possible)
         if dry_run or not (count or repeats):
             return
         offset = 0
@@ -249,6 +274,12 @@ class ContactImporter:
                 offset = await bulk.write_rows(conn, params, await self._next_id(conn),
                                                now=utcnow(), index=self._index)
             await self._update(conn, list(updates.items()), ctx)
+            if possible:  # the later row of each pair is a new row of this batch
+                first = params[0][0][0]
+                await repo.flag_possible_duplicates(conn, [
+                    (a + offset if a >= first else self._cid(a), b + offset)
+                    for a, b in possible
+                ])
         if count:
             self._first_rows.append(params[0][0][0])
             self._offsets.append(offset)
@@ -268,19 +299,26 @@ class ContactImporter:
         """Split into new contacts and updates of stored ones; fold repeats into their first."""
         seen = self._seen
         if self._stored_before:
-            unknown_phones = [k for r in rows for k in r[6] if k not in seen and k[0] == "+"]
-            unknown_mails = [k for r in rows for k in r[6] if k not in seen and k[0] != "+"]
-            seen.update(await repo.owners_of_phones(conn, unknown_phones))
-            seen.update(await repo.owners_of_emails(conn, unknown_mails))
+            known = seen.first
+            unknown_phones = [k for r in rows for k in r[6] if k not in known and k[0] == "+"]
+            unknown_mails = [k for r in rows for k in r[6] if k not in known and k[0] != "+"]
+            stored = await repo.owners_of_phones(conn, unknown_phones)
+            stored.update(await repo.owners_of_emails(conn, unknown_mails))
+            names = await repo.names_of(conn, set(stored.values()) - set(seen.names))
+            for key, cid in stored.items():
+                seen.add([key], cid, *names.get(cid, ("", "")))
         new: dict[int, Candidate | ContactRow] = {}
         updates: dict[int, ContactRow] = {}
         for c in rows:
-            keys = c[6]
-            target = fold.first_owner(keys, seen)
+            keys, k = c[6], c[0]
+            target, conflicts = seen.find(keys, k[1], k[2])
             if target is None:
-                new[c[0][0]] = c
-                for key in keys:
-                    seen[key] = -c[0][0]
+                new[k[0]] = c
+                seen.add(keys, -k[0], k[1], k[2])
+                if conflicts:
+                    self._possible.extend((other, -k[0]) for other in conflicts)
+                    self._flag_rows.update(-o for o in (*conflicts, -k[0]) if o < 0)
+                    report.possible_duplicates += len(conflicts)
                 continue
             row = ContactRow.from_candidate(c)
             if target < 0:  # repeats a row of this file not written yet
@@ -302,8 +340,7 @@ class ContactImporter:
                     updates[target].absorb(row)
                 else:
                     updates[target] = row
-            for key in keys:
-                seen.setdefault(key, target)
+            seen.absorbed(keys, target)
         report.imported += len(new)
         if dry_run:
             self._pending.update(new)
@@ -355,10 +392,12 @@ class ContactImporter:
     def _remember(self, rows: list[Candidate], ids: Iterable[int]) -> None:
         seen = self._seen
         created = self._created
+        flag_rows = self._flag_rows
         for c, cid in zip(rows, ids, strict=True):
             created.add(cid)
-            for key in c[6]:
-                seen[key] = cid
+            seen.rename(c[6], -c[0][0], cid)
+            if c[0][0] in flag_rows:
+                self._row_ids[c[0][0]] = cid
 
     async def _insert(self, conn: AsyncConnection, rows: list[Candidate], ctx: Context) -> None:
         """Other databases: RETURNING the ids in pages through SQLAlchemy."""

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from contactd.crm.cells import write_csv
 from contactd.crm.imports.reader import FileStats
 from contactd.crm.imports.validate import RowError
+from contactd.crm.spreadsheet import write_csv
 
 
 @dataclass
@@ -20,6 +20,8 @@ class ImportReport:
     imported: int = 0  # new contacts
     updated: int = 0  # rows that matched a contact already stored
     duplicates: int = 0  # rows that repeated an earlier row of the same file
+    # new contacts sharing a number with another whose name contradicts (kept apart, flagged)
+    possible_duplicates: int = 0
     invalid: int = 0
     errors: list[RowError] = field(default_factory=list)
     encodings: dict[str, int] = field(default_factory=dict)
@@ -35,9 +37,9 @@ class ImportReport:
 
 
 def write_error_report(report: ImportReport, target: Path) -> Path:
-    """The per-row error report: one line per problem (row, column, reason, value); the file's
-    own values come back in it, so every cell is neutralised for spreadsheets."""
+    """The per-row error report: one line per problem (row, column, reason, value)."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    # Every cell neutralised: a refused value ("=cmd|…", "+49 …") is echoed here as given.
     write_csv(target, ["row", "column", "reason", "value"],
               ([err.row, err.column, err.reason, err.value] for err in report.errors),
               encoding="utf-8")

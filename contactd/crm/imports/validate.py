@@ -33,6 +33,7 @@ LIMITS: Final = {
     "language": 16,
 }
 ADDRESS_LIMITS: Final = {"street": 300, "city": 120, "postal_code": 20}
+NOTES_LIMIT: Final = 128 * 1024  # characters: a longer notes cell refuses its row
 _MEANINGFUL: Final = re.compile(r"\w")
 _COUNTRY: Final = re.compile(r"[A-Z]{2}")
 # Single-column targets in the order the fast path unpacks them.
@@ -251,7 +252,7 @@ class RowValidator:
         (first, last, organisation, job_title, language, full_name, notes, owner, street, city,
          postal_code, country) = map(str.strip, self._pick(padded))
         if (len(first) > 100 or len(last) > 100 or len(organisation) > 200
-                or len(job_title) > 200 or len(language) > 16):
+                or len(job_title) > 200 or len(language) > 16 or len(notes) > NOTES_LIMIT):
             return self._slow(number, cells)
         if not first and not last and full_name:
             given, _, family = full_name.rpartition(" ")
@@ -352,7 +353,12 @@ class RowValidator:
                                        f"longer than {limit} characters", value[:80]))
             elif value:
                 setattr(row, name, value)
-        row.notes = self._get(cells, "notes")
+        notes = self._get(cells, "notes")
+        if len(notes) > NOTES_LIMIT:
+            errors.append(RowError(number, headers[self._single["notes"]],
+                                   f"longer than {NOTES_LIMIT} characters", notes[:80]))
+        else:
+            row.notes = notes
         if not row.first_name and not row.last_name and (full := self._get(cells, "full_name")):
             first, _, last = full.rpartition(" ")
             row.first_name, row.last_name = first[:100], last[:100]

@@ -23,6 +23,7 @@ from contactd.db.models.crm import (
     contact_tags,
 )
 from contactd.db.models.dialer import Campaign, DialRefusal, Lead, LeadList, LiveAnswer
+from contactd.db.models.duplicates import PossibleDuplicate
 from contactd.db.models.messaging import OutboxMessage
 from contactd.db.models.users import AuditEntry, User
 from contactd.db.models.web import ApiToken, WebSession
@@ -50,6 +51,7 @@ __all__ = [
     "LiveAnswer",
     "Organisation",
     "OutboxMessage",
+    "PossibleDuplicate",
     "Product",
     "ProductLink",
     "Segment",

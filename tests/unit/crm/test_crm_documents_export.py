@@ -8,14 +8,12 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from contactd.crm.cells import neutralise
 from contactd.crm.documents import DocumentService, LineItem
 from contactd.crm.errors import TemplateError
 from contactd.crm.exports import export_contacts
-from contactd.crm.imports.report import ImportReport, write_error_report
-from contactd.crm.imports.validate import RowError
 from contactd.crm.search import Filters
 from contactd.crm.service import ContactInput, ContactService
+from contactd.crm.spreadsheet import neutralise
 from contactd.db.session import Database
 from contactd.enums import CustomFieldType, DocumentKind, PartyKind, ProductKind
 
@@ -56,17 +54,6 @@ async def test_templates_are_checked_and_sandboxed(
         await docs.generate("evil", cid)
 
 
-async def test_error_report_neutralises_every_cell(tmp_path: Path) -> None:
-    report = ImportReport(path=tmp_path / "in.csv", dry_run=False)
-    report.errors.append(
-        RowError(row=2, column="=cmd|' /C calc'!A0", reason="bad", value="@SUM(1)")
-    )
-    target = write_error_report(report, tmp_path / "errors.csv")
-    with target.open(encoding="utf-8", newline="") as stream:
-        rows = list(csv.reader(stream))
-    assert rows[1] == ["2", "'=cmd|' /C calc'!A0", "bad", "'@SUM(1)"]
-
-
 def test_neutralise() -> None:
     for risky in ("=1+1", "+49301234567", "-2", "@SUM(A1)", "\t=x"):
         assert neutralise(risky) == "'" + risky
@@ -83,26 +70,30 @@ async def test_export_neutralises_formulas(
         notes="-5", tags=["vip"], custom={"code": "+1"}))
     await contacts.create_contact(ContactInput(first_name="Normal", last_name="Person"))
     target = tmp_path / f"out.{fmt}"
-    result = await export_contacts(crm_db, target, Filters(tags=("vip",)), custom_keys=["code"])
+    result = await export_contacts(crm_db, target, Filters(tags=("vip",)),
+                                   custom_keys=["code", "=sum"])
     assert result.rows == 1
     if fmt == "csv":
         with target.open(encoding="utf-8-sig", newline="") as stream:
             rows = list(csv.reader(stream))
-        header, row = rows
-        values = dict(zip(header, row, strict=True))
-        # CSV has no cell types: formula-like text is shown as text by a leading apostrophe
-        assert values["first_name"] == "'=HYPERLINK(\"http://evil\")"
-        assert values["last_name"] == "'@Attacker"
-        assert values["phones"] == "'+49301234567"
-        assert values["notes"] == "'-5" and values["code"] == "'+1" and values["tags"] == "vip"
+        mark = "'"  # CSV: a leading apostrophe on every formula-like cell
     else:
         sheet = load_workbook(target).active
         assert sheet is not None
-        cells = {sheet.cell(1, c).value: sheet.cell(2, c) for c in range(1, sheet.max_column + 1)}
-        # XLSX: typed string cells keep the exact text and never run as formulas
-        for key, text in (("first_name", "=HYPERLINK(\"http://evil\")"),
-                          ("last_name", "@Attacker"), ("phones", "+49301234567"),
-                          ("notes", "-5"), ("code", "+1")):
-            assert cells[key].value == text and cells[key].data_type == "s", key
+        # XLSX: typed string cells (never formulas, issue 12 #7), text exactly as stored
+        # (no apostrophe in front of a phone number, issue 12 #12).
+        assert all(c.data_type == "s" for r in sheet.iter_rows() for c in r
+                   if isinstance(c.value, str))
+        rows = [["" if v is None else str(v) for v in r]
+                for r in sheet.iter_rows(values_only=True)]
+        mark = ""
+    header, row = rows
+    assert header[-1] == mark + "=sum"
+    values = dict(zip(header, row, strict=True))
+    assert values["first_name"] == mark + "=HYPERLINK(\"http://evil\")"
+    assert values["last_name"] == mark + "@Attacker"
+    assert values["phones"] == mark + "+49301234567"
+    assert values["notes"] == mark + "-5" and values["code"] == mark + "+1"
+    assert values["tags"] == "vip"
     everyone = await export_contacts(crm_db, tmp_path / "all.csv")
     assert everyone.rows == 2

@@ -131,7 +131,7 @@ async def test_rows_matching_stored_contacts_update_them(
     path = tmp_path / "update.csv"
     path.write_text(
         "first_name,last_name,phone,email,notes\n"
-        "Sam,Other,+49305555555,sam@example.com,new note\n"
+        "Sam,stored,+49305555555,sam@example.com,new note\n"  # same number, same name
         "New,Person,030 6666666,,\n",
         encoding="utf-8",
     )
@@ -154,7 +154,7 @@ async def test_dry_run_writes_nothing_and_counts_the_same(
     crm_db: Database, tmp_path: Path
 ) -> None:
     path = tmp_path / "dry.csv"
-    path.write_text("name,phone\nA B,030 1111111\nA C,030 1111111\nD E,bad\n", encoding="utf-8")
+    path.write_text("name,phone\nA B,030 1111111\nA b.,030 1111111\nD E,bad\n", encoding="utf-8")
     dry = await importer(crm_db).run(path, dry_run=True)
     assert (dry.imported, dry.duplicates, dry.invalid) == (1, 1, 1)
     assert await count(crm_db, Contact) == 0

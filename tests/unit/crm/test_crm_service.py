@@ -32,7 +32,7 @@ async def test_create_lookup_by_caller_id_and_email(contacts: ContactService) ->
 async def test_duplicates_are_refused_on_create(contacts: ContactService) -> None:
     first = await contacts.create_contact(ContactInput(last_name="A", phones=["030 1234567"]))
     with pytest.raises(DuplicateContactError) as caught:
-        await contacts.create_contact(ContactInput(last_name="B", phones=["+49 30 1234567"]))
+        await contacts.create_contact(ContactInput(last_name="a", phones=["+49 30 1234567"]))
     assert caught.value.details["existing"] == [first]
     await contacts.create_contact(ContactInput(last_name="C", emails=["c@example.com"]))
     with pytest.raises(DuplicateContactError):
