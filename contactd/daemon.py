@@ -84,7 +84,8 @@ async def run_daemon(
                 ContactService(db, default_region=settings.general.default_region)
             )
             components.tasks = TaskService(db, bus=bus)
-            await stack.enter_async_context(TaskWatcher(components.tasks))
+            watcher = await stack.enter_async_context(TaskWatcher(components.tasks))
+            health.register("task-reminders", watcher.state.probe)
             components.router = Router(db, components.contacts, components.tasks, bus=bus)
             # Subscribed before the AMI link starts, so calls that a start-up reconciliation
             # ends are recorded too; attempts that ended while down are swept on entry.
@@ -118,6 +119,7 @@ async def run_daemon(
                         fallback=messaging,
                     )
                 )
+                health.register("dialer", components.dialer.loop_state.probe)
             if settings.web.enabled:
                 app = create_app(settings, db, health)
                 web = await stack.enter_async_context(

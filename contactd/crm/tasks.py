@@ -15,6 +15,7 @@ from typing import Any, Final
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contactd.background import LoopState, run_resilient
 from contactd.crm.assign import Agent, AssignPolicy, AssignRequest, choose, escalation_target
 from contactd.crm.events import TaskCreated, TaskEscalated, TaskReminderDue
 from contactd.db.base import utcnow
@@ -217,9 +218,14 @@ class TaskWatcher:
         self.clock = clock
         self._stop = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
+        # Survives a failed pass (a locked database), backs off and says so in health.
+        self.state = LoopState("task reminders")
 
     async def __aenter__(self) -> TaskWatcher:
-        self._runner = asyncio.create_task(self._run(), name="crm-task-watcher")
+        self._runner = asyncio.create_task(
+            run_resilient(self._step, self.state, logger=log, until=self._stop),
+            name="crm-task-watcher",
+        )
         return self
 
     async def __aexit__(
@@ -235,11 +241,7 @@ class TaskWatcher:
         return {"reminded": await self.tasks.send_reminders(now),
                 "escalated": await self.tasks.escalate_overdue(now)}
 
-    async def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                await self.tick()
-            except Exception:
-                log.exception("task reminders/escalation failed; retrying next tick")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=self.interval_s)
+    async def _step(self) -> None:
+        await self.tick()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), timeout=self.interval_s)

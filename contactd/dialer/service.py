@@ -43,6 +43,7 @@ from typing import Any, Final, Protocol
 from sqlalchemy import select
 
 from contactd.ami.errors import AmiUnavailable
+from contactd.background import LoopState, TaskOwner, run_resilient
 from contactd.calls.errors import OriginateRejected, OriginateUncertain
 from contactd.calls.events import (
     AnsweredBy,
@@ -149,7 +150,9 @@ class DialerService:
         self.clock = clock
         self._runtimes: dict[int, CampaignRuntime] = {}
         self._wake = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskOwner("dialer", log)
+        # The dial loop survives a failed tick (a locked database) and says so in health.
+        self.loop_state = LoopState("dialer loop")
         self._lock = asyncio.Lock()
         # CallEnded can be handled before originate() returned the attempt id (an instant
         # failure): remembered here so the call is not counted as ringing forever.
@@ -192,37 +195,27 @@ class DialerService:
     ) -> None:
         for event_type, handler in self.handlers():
             self.bus.unsubscribe(event_type, handler)
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.close()
 
     def _spawn(self, coro: Any, name: str) -> None:
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-
-        def done(t: asyncio.Task[None]) -> None:
-            self._tasks.discard(t)
-            if not t.cancelled() and t.exception() is not None:
-                log.error("dialer task %s failed", name, exc_info=t.exception())
-
-        task.add_done_callback(done)
+        self._tasks.spawn(coro, name)
 
     def wake(self) -> None:
         """Something changed (agent free, campaign started): decide now, not at the next tick."""
         self._wake.set()
 
     async def _loop(self) -> None:
-        while True:
-            try:
-                await self.tick()
-            except Exception:
-                log.exception("dialer tick failed")
-            # People waiting for an agent are checked often; otherwise once per pacing tick.
-            waiting = any(rt.waiting for rt in self._runtimes.values())
-            timeout = WAITING_CHECK_S if waiting else self.dialer.pacing_tick_s
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
-            self._wake.clear()
+        await run_resilient(self._step, self.loop_state, logger=log)
+
+    async def _step(self) -> None:
+        """One tick, then wait for a wake-up or the next tick; a failed tick backs off."""
+        await self.tick()
+        # People waiting for an agent are checked often; otherwise once per pacing tick.
+        waiting = any(rt.waiting for rt in self._runtimes.values())
+        timeout = WAITING_CHECK_S if waiting else self.dialer.pacing_tick_s
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+        self._wake.clear()
 
     # ---- campaign commands ---------------------------------------------------------------
     async def start(self, name: str) -> CampaignStatus:

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -11,6 +14,7 @@ from contactd.crm.events import TaskCreated, TaskEscalated, TaskReminderDue
 from contactd.crm.routing import FollowUp, InboundContact, Router
 from contactd.crm.service import ContactInput, ContactService
 from contactd.crm.tasks import NewTask, TaskService, TaskWatcher
+from contactd.db.base import utcnow
 from contactd.db.models import Task
 from contactd.db.session import Database
 from contactd.enums import (
@@ -137,3 +141,35 @@ async def test_campaign_outcome_and_callback(
     async with crm_db.session() as session:
         task = await session.get(Task, result.task_ids[0])
         assert task is not None and task.source is TaskSource.CALLBACK and task.due_at == when
+
+
+async def _until(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    """Poll loop state (a health probe has no event to wait on), bounded in time."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition never held"
+        await asyncio.sleep(0.05)
+
+
+async def test_watcher_survives_a_locked_database_and_reports_it(
+    crm_db: Database, tmp_path: Path
+) -> None:
+    tasks = TaskService(crm_db)
+    now = utcnow()
+    late = await tasks.create(NewTask(title="late", due_at=now - timedelta(minutes=5),
+                                      remind_at=now - timedelta(minutes=30)))
+    locker = sqlite3.connect(tmp_path / "test.db", isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")  # as an import holds the write lock
+    async with TaskWatcher(tasks, interval_s=0.05) as watcher:
+        try:
+            await _until(lambda: not watcher.state.healthy)
+            assert watcher.state.probe().status == "degraded"
+            assert "locked" in watcher.state.last_error
+        finally:
+            locker.execute("ROLLBACK")
+            locker.close()
+        await _until(lambda: watcher.state.healthy)
+        assert watcher._runner is not None and not watcher._runner.done()
+    async with crm_db.session() as session:
+        task = await session.get(Task, late)
+        assert task is not None and task.escalated_at is not None
