@@ -63,7 +63,7 @@ async def test_search_ranking_and_transcripts(pg: Database) -> None:
 async def test_import_and_merge(pg: Database, tmp_path: Path) -> None:
     source = tmp_path / "in.csv"
     source.write_text("name;phone;email\nA One;030 1000001;a@example.com\n"
-                      "B Two;030 1000002;\nA Again;030 1000001;\nBad;x;\n", encoding="utf-8")
+                      "B Two;030 1000002;\nA One;030 1000001;\nBad;x;\n", encoding="utf-8")
     report = await ContactImporter(pg, default_region="DE").run(source)
     assert (report.imported, report.duplicates, report.invalid) == (2, 1, 1)
     contacts = ContactService(pg, default_region="DE")
