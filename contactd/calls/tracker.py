@@ -458,8 +458,9 @@ class CallTracker:
         return self._end(call, now)
 
     def settle_gone(self, attempt_id: str, now: float) -> list[CallEvent]:
-        """End an attempt none of whose channels lives any more: LOST, unless an Originate
-        failure Reason already told its fate (then busy, congestion, … as usual)."""
+        """End an attempt none of whose channels lives any more, its end unseen (`lost`): the
+        outcome is what was seen before (an Originate failure Reason, an AMD verdict, a
+        message heard), else LOST."""
         call = self._calls.get(attempt_id)
         if call is None:
             return []

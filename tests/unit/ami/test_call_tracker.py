@@ -250,7 +250,7 @@ def test_settle_uses_a_known_reason_instead_of_lost() -> None:
     assert tracker.feed(ev("OriginateResponse", ActionID=A, Reason=5, Uniqueid=A), 3) == []
     out = tracker.settle_gone(A, 4)  # its Hangup was lost with the link
     assert isinstance(out[0], CallEnded) and out[0].outcome is CallOutcome.BUSY
-    assert not out[0].lost
+    assert out[0].lost  # its end was never seen, though its fate is known
 
 
 def test_reject_ends_failed() -> None:
@@ -262,14 +262,15 @@ def test_reject_ends_failed() -> None:
     assert tracker.reject(A, 2) == []
 
 
-def test_answered_call_gone_unseen_is_lost_but_keeps_who_answered() -> None:
+def test_answered_call_gone_unseen_keeps_what_was_seen_before() -> None:
     tracker = CallTracker()
     tracker.watch(A, started=1.0, expect_amd=True)
     run(tracker, answered_call("MACHINE")[:-2])  # answered, classified; hang-ups never seen
     out = tracker.settle_gone(A, 50.0)
     assert isinstance(out[0], CallEnded)
+    # the AMD verdict seen before the outage is the outcome; `lost` says the end was unseen
     assert (out[0].outcome, out[0].lost, out[0].answered_by) == (
-        CallOutcome.LOST,
+        CallOutcome.MACHINE,
         True,
         AnsweredBy.MACHINE,
     )
