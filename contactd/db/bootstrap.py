@@ -44,7 +44,9 @@ def _make_private(path: Path, mode: int) -> None:
     if info.st_uid != os.geteuid() or not info.st_mode & 0o077:
         return
     os.chmod(path, stat.S_IMODE(info.st_mode) & mode)
-    log.warning(
+    # Info, not warning: the fix is done; a CLI command without logging set up stays at its
+    # one line, the daemon's log still says what changed.
+    log.info(
         "closed a data path other users could read", extra={"path": str(path), "mode": oct(mode)}
     )
 
