@@ -10,6 +10,7 @@ these codecs against smpplib's own for the same fields.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -153,8 +154,11 @@ class _Reader:
         return found
 
 
-def parse_deliver_sm(raw: bytes) -> RawDeliverSm:
-    """Read a deliver_sm the way SMPP 3.4 lays it out; ValueError when malformed."""
+def _parse_mo(
+    raw: bytes, body: Callable[[_Reader], tuple[int, bytes]], command: int
+) -> RawDeliverSm:
+    """The fields deliver_sm and data_sm share (addresses first, TLVs last); `body` reads what
+    lies between esm_class and the TLVs and returns (data_coding, short_message)."""
     r = _Reader(raw)
     sequence = _HEADER.unpack_from(raw)[3]
     r.cstring()  # service_type
@@ -163,13 +167,7 @@ def parse_deliver_sm(raw: bytes) -> RawDeliverSm:
     r.octets(2)  # dest_addr_ton, dest_addr_npi
     destination = r.cstring()
     esm_class = r.byte()
-    r.octets(2)  # protocol_id, priority_flag
-    r.cstring()  # schedule_delivery_time
-    r.cstring()  # validity_period
-    r.octets(2)  # registered_delivery, replace_if_present_flag
-    data_coding = r.byte()
-    r.byte()  # sm_default_msg_id
-    short_message = r.octets(r.byte())
+    data_coding, short_message = body(r)
     tlvs = r.tlvs()
     if not short_message:
         short_message = tlvs.get(TAG_MESSAGE_PAYLOAD, b"")
@@ -184,32 +182,30 @@ def parse_deliver_sm(raw: bytes) -> RawDeliverSm:
         receipted.rstrip(b"\0") if receipted is not None else None,
         ton,
         npi,
+        command,
     )
+
+
+def _deliver_sm_body(r: _Reader) -> tuple[int, bytes]:
+    r.octets(2)  # protocol_id, priority_flag
+    r.cstring()  # schedule_delivery_time
+    r.cstring()  # validity_period
+    r.octets(2)  # registered_delivery, replace_if_present_flag
+    data_coding = r.byte()
+    r.byte()  # sm_default_msg_id
+    return data_coding, r.octets(r.byte())
+
+
+def _data_sm_body(r: _Reader) -> tuple[int, bytes]:
+    r.byte()  # registered_delivery
+    return r.byte(), b""  # data_coding; the text travels in message_payload
+
+
+def parse_deliver_sm(raw: bytes) -> RawDeliverSm:
+    """Read a deliver_sm the way SMPP 3.4 lays it out; ValueError when malformed."""
+    return _parse_mo(raw, _deliver_sm_body, DELIVER_SM)
 
 
 def parse_data_sm(raw: bytes) -> RawDeliverSm:
     """Read a data_sm (some SMSCs send MO texts and receipts this way); text in message_payload."""
-    r = _Reader(raw)
-    sequence = _HEADER.unpack_from(raw)[3]
-    r.cstring()  # service_type
-    ton, npi = r.byte(), r.byte()
-    source = r.cstring()
-    r.octets(2)  # dest_addr_ton, dest_addr_npi
-    destination = r.cstring()
-    esm_class = r.byte()
-    r.byte()  # registered_delivery
-    data_coding = r.byte()
-    tlvs = r.tlvs()
-    receipted = tlvs.get(TAG_RECEIPTED_MESSAGE_ID)
-    return RawDeliverSm(
-        sequence,
-        source,
-        destination,
-        esm_class,
-        data_coding,
-        tlvs.get(TAG_MESSAGE_PAYLOAD, b""),
-        receipted.rstrip(b"\0") if receipted is not None else None,
-        ton,
-        npi,
-        DATA_SM,
-    )
+    return _parse_mo(raw, _data_sm_body, DATA_SM)
