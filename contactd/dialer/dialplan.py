@@ -16,9 +16,8 @@ def outbound_mode(campaign: Campaign) -> str:
     return "queue" if campaign.agent_queue else "agent"
 
 
-def originate_request(
-    campaign: Campaign, lead: Lead, dial: str | None, ring_timeout_s: float
-) -> OriginateRequest:
+def originate_request(campaign: Campaign, lead: Lead, ring_timeout_s: float) -> OriginateRequest:
+    """The lead's call; its dial string is the trunk's (`[asterisk] trunk_dial_template`)."""
     variables = {"CONTACTD_MODE": outbound_mode(campaign), "CONTACTD_CAMPAIGN": str(campaign.id)}
     if campaign.agent_queue:
         variables["CONTACTD_QUEUE"] = campaign.agent_queue
@@ -27,7 +26,6 @@ def originate_request(
         variables["CONTACTD_MACHINE_MESSAGE"] = campaign.message
     return OriginateRequest(
         phone_e164=lead.phone_e164,
-        dial=dial,
         caller_id=campaign.caller_id,
         ring_timeout_s=ring_timeout_s,
         # Agents should only ever meet people; preview calls are placed by the agent.

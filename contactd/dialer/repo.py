@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Final, NamedTuple
 
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,8 +13,16 @@ from contactd.db.models.calls import CallAttempt
 from contactd.db.models.crm import Consent, Contact, DoNotCall
 from contactd.db.models.dialer import Campaign, DialRefusal, Lead
 from contactd.dialer.policy import SELECTION_ORDER, Refusal
-from contactd.enums import AttemptState, Channel, ConsentStatus, LeadStatus
+from contactd.enums import AttemptState, CampaignStatus, Channel, ConsentStatus, LeadStatus
 from contactd.errors import ContactdError, NotFoundError
+
+
+class LeadMark(NamedTuple):
+    """What `mark_dialing` changed on a lead, to put it back."""
+
+    status: LeadStatus
+    attempts: int
+    next_attempt_at: datetime | None
 
 
 class CampaignUnreadable(ContactdError):
@@ -174,3 +183,55 @@ async def lead_for_number(
         .limit(1)
     )
     return lead
+
+
+async def running_campaign_ids(session: AsyncSession) -> Sequence[int]:
+    return (await session.execute(
+        select(Campaign.id).where(Campaign.status == CampaignStatus.RUNNING)
+    )).scalars().all()
+
+
+async def campaign_status(session: AsyncSession, campaign_id: int) -> CampaignStatus | None:
+    """The campaign's status; None when it was deleted."""
+    status: CampaignStatus | None = await session.scalar(
+        select(Campaign.status).where(Campaign.id == campaign_id))
+    return status
+
+
+DIALABLE: Final = (LeadStatus.NEW, LeadStatus.RETRY, LeadStatus.CALLBACK)
+
+
+async def dialable_lead(session: AsyncSession, lead_id: int) -> Lead | None:
+    """The lead, read afresh, when it may still be dialed (another path may have moved it)."""
+    lead = await session.get(Lead, lead_id)
+    return lead if lead is not None and lead.status in DIALABLE else None
+
+
+def mark_dialing(lead: Lead, not_before: datetime) -> LeadMark:
+    """Mark the lead `dialing` with one more attempt, out of reach until `not_before`: stored
+    before the Originate, so a restart can never re-dial it early. Returns what it was."""
+    previous = LeadMark(lead.status, lead.attempts, lead.next_attempt_at)
+    lead.status = LeadStatus.DIALING
+    lead.attempts += 1
+    lead.next_attempt_at = not_before
+    return previous
+
+
+async def unmark_dialing(session: AsyncSession, lead_id: int, previous: LeadMark) -> None:
+    """Put a lead back as it was before `mark_dialing` (nothing left the building)."""
+    lead = await session.get(Lead, lead_id)
+    if lead is not None:
+        lead.status, lead.attempts, lead.next_attempt_at = previous
+
+
+async def set_callback(
+    session: AsyncSession, lead_id: int, status: LeadStatus, at: datetime | None,
+    user_id: int | None,
+) -> None:
+    lead = await session.get(Lead, lead_id)
+    if lead is None:
+        raise NotFoundError(f"no lead {lead_id}", lead_id=lead_id)
+    lead.status = status
+    lead.callback_at = at
+    lead.next_attempt_at = at
+    lead.callback_user_id = user_id

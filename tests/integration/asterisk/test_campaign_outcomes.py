@@ -194,7 +194,7 @@ async def test_thirty_leads_reach_their_final_states(
                     select(Lead.id, Lead.status, Lead.attempts, Lead.next_attempt_at)
                     .where(Lead.status.not_in(FINAL))
                 )).all()
-            calls = {cid: (rt.dialed, rt.waiting) for cid, rt in dialer._runtimes.items()}
+            calls = {rt.campaign_id: rt.calls.describe() for rt in dialer.runtimes}
             agents = [(a.name, a.state, a.attempt_id) for a in board.agents.values()]
             pytest.fail(f"leads not settled after 240 s: {stuck}; calls {calls}; agents {agents}")
 

@@ -177,7 +177,9 @@ async def campaign_call(
                 except TimeoutError:
                     pytest.fail(f"no CallEnded within {SETTLE_S} s: {run.kinds()}")
                 await dialer.stop("abandons")
-                pacer = dialer._runtimes[campaign_id].pacer
+                rt = dialer.runtime_of(campaign_id)
+                assert rt is not None
+                pacer = rt.pacer
                 if isinstance(pacer, PredictivePacer):
                     run.governor = windows(pacer.governor)
                     rebuilt = AbandonGovernor(windows_s=pacer.governor.windows_s)

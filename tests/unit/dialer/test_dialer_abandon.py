@@ -25,6 +25,7 @@ from contactd.db.models.calls import CallAttempt
 from contactd.db.models.dialer import Campaign, Lead, LiveAnswer
 from contactd.db.session import Database
 from contactd.dialer.agents import AgentBoard, AgentState
+from contactd.dialer.callstate import DialState
 from contactd.dialer.governor import DAY_S, AbandonGovernor
 from contactd.dialer.pacing import PredictivePacer
 from contactd.dialer.recovery import seed_governor
@@ -83,11 +84,7 @@ class World:
     def new_dialer(self, settings: Settings) -> DialerService:
         dialer = DialerService(self.db, self.bus, open_settings(settings), self.launcher,
                                agents=self.board, connector=self.connector)
-        # What __aenter__ subscribes, without its background loop: the test ticks by hand.
-        self.bus.subscribe(CallAnswered, dialer._on_answered)
-        self.bus.subscribe(CallBridged, dialer._on_bridged)
-        self.bus.subscribe(CallAbandoned, dialer._on_abandoned)
-        self.bus.subscribe(CallEnded, dialer._on_ended)
+        dialer.subscribe()  # what __aenter__ does, without its background loop: ticks by hand
         return dialer
 
     async def campaign(self, leads: int = 1) -> int:
@@ -146,7 +143,9 @@ class World:
             return (await session.execute(select(Lead))).scalars().first()  # type: ignore[return-value]
 
     def pacer(self, campaign_id: int) -> PredictivePacer:
-        pacer = self.dialer._runtimes[campaign_id].pacer
+        rt = self.dialer.runtime_of(campaign_id)
+        assert rt is not None
+        pacer = rt.pacer
         assert isinstance(pacer, PredictivePacer)
         return pacer
 
@@ -219,8 +218,11 @@ async def test_already_counted_abandoned_is_not_counted_again(
     w = World(db, settings, queue=None)
     cid, attempt = await w.answered_call(agent_free=False)  # nobody free: the person waits
     assert await w.rows() == []
-    rt = w.dialer._runtimes[cid]
-    rt.waiting[attempt] -= 10.0  # waited past the grace: the dialer abandons it itself
+    rt = w.dialer.runtime_of(cid)
+    assert rt is not None
+    call = rt.calls.get(attempt)
+    assert call is not None and call.state is DialState.WAITING
+    call.since -= 10.0  # waited past the grace: the dialer abandons it itself
     await w.dialer.tick()
     assert await w.rows() == [(attempt, True)]
     calibration = w.pacer(cid).calibration
@@ -238,8 +240,10 @@ async def test_abandon_of_a_waiting_person_records_one_abandoned_answer(
     w = World(db, settings, queue=None)
     cid, attempt = await w.answered_call(agent_free=False)
     await w.abandon(attempt)  # the dialplan's 2 s ran out before the dialer's did
-    rt = w.dialer._runtimes[cid]
-    assert attempt not in rt.waiting
+    rt = w.dialer.runtime_of(cid)
+    assert rt is not None
+    call = rt.calls.get(attempt)
+    assert call is not None and call.state is DialState.ABANDONED
     assert await w.rows() == [(attempt, True)]
     assert counts(w.pacer(cid).governor) == [(1, 1), (1, 1)]
     await w.dialer.tick()  # the dialer's own grace check finds nothing left to abandon

@@ -115,7 +115,7 @@ async def test_a_campaign_row_with_an_unknown_mode_is_set_aside_and_the_others_d
         session.add(Lead(campaign_id=bad, phone_e164="+442079460079"))
     link = Link()
     dialer = DialerService(db, EventBus(), open_settings(settings), link)
-    with caplog.at_level(logging.ERROR, logger="contactd.dialer.service"):
+    with caplog.at_level(logging.ERROR, logger="contactd.dialer"):
         for _ in range(3):
             await dialer.tick()
     assert [r.phone_e164 for r in link.sent] == ["+442079460078"]
@@ -138,7 +138,7 @@ async def test_while_the_link_is_down_no_lead_is_tried_and_it_is_said_once(
         session.add_all([Lead(campaign_id=cid, phone_e164=f"+44207946008{i}") for i in range(3)])
     link = Link(connected=False)
     dialer = DialerService(db, EventBus(), open_settings(settings), link)
-    with caplog.at_level(logging.INFO, logger="contactd.dialer.service"):
+    with caplog.at_level(logging.INFO, logger="contactd.dialer"):
         for _ in range(20):
             await dialer.tick()
         link.connected = True
@@ -174,7 +174,7 @@ async def test_a_link_that_falls_during_a_tick_stops_it_and_restores_the_lead(
 
     link = Falling()
     dialer = DialerService(db, EventBus(), open_settings(settings), link)
-    with caplog.at_level(logging.WARNING, logger="contactd.dialer.service"):
+    with caplog.at_level(logging.WARNING, logger="contactd.dialer"):
         await dialer.tick()
     assert len(link.sent) == 1  # the other leads are not tried
     assert [r.getMessage() for r in caplog.records] == [
@@ -201,7 +201,7 @@ async def test_the_daemon_says_what_it_does_with_totals_and_refusals_per_minute(
     now = [1000.0]
     dialer = DialerService(db, EventBus(), open_settings(settings), Link(),
                            clock=lambda: now[0])
-    with caplog.at_level(logging.INFO, logger="contactd.dialer.service"):
+    with caplog.at_level(logging.INFO, logger="contactd.dialer"):
         await dialer.tick()
         await change_status(db, "ops", CampaignAction.PAUSE)  # as `contactd dialer pause`
         now[0] += 61

@@ -252,7 +252,7 @@ async def test_a_call_ending_before_originate_returns_is_not_left_ringing(
         session.add_all([Lead(campaign_id=cid, phone_e164=f"+44207946010{i}") for i in range(3)])
     bus = EventBus()
     dialer = DialerService(db, bus, open_settings(settings), InstantFailure(db, bus))
-    bus.subscribe(CallEnded, dialer._on_ended)
+    dialer.subscribe()
     for _ in range(3):
         await dialer.tick()
     async with db.session() as session:
@@ -261,4 +261,4 @@ async def test_a_call_ending_before_originate_returns_is_not_left_ringing(
     assert campaign is not None
     # With one line (max_concurrent=1) every lead still got its attempt: no phantom call.
     assert sorted(lead.status for lead in leads) == [LeadStatus.RETRY] * 3
-    assert all(rt.dialed == {} for rt in dialer._runtimes.values())
+    assert all(len(rt.calls) == 0 for rt in dialer.runtimes)

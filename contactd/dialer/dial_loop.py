@@ -1,0 +1,274 @@
+"""The dial loop: each pacing tick asks the pacer how many calls to start, claims leads, dials.
+
+Crash safety: the lead is marked `dialing` with `attempts + 1` and `next_attempt_at` pushed
+past its retry window in the same transaction *before* the Originate, so a restart can never
+re-dial it early. While the AMI link is down the loop tries no lead; it says so once, and once
+again when the link is back. A campaign row the code cannot read (an unknown mode) is set
+aside with a logged reason; the other campaigns go on. Every refusal to dial is stored as a
+DialRefusal once per lead and reason, and logged as one summary per campaign and minute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Final, Protocol
+
+from contactd.ami.errors import AmiUnavailable
+from contactd.background import LoopState, run_resilient
+from contactd.calls.errors import OriginateRejected, OriginateUncertain
+from contactd.calls.service import OriginateRequest
+from contactd.config import Settings
+from contactd.db.models.dialer import Campaign, Lead
+from contactd.db.session import Database
+from contactd.dialer import repo
+from contactd.dialer.agents import AgentBoard
+from contactd.dialer.callstate import DialState
+from contactd.dialer.campaigns import CampaignAction
+from contactd.dialer.dialplan import originate_request
+from contactd.dialer.explain import build_request, retry_rules_for
+from contactd.dialer.handoff import HandOff
+from contactd.dialer.pacing import PacingSnapshot, PredictivePacer
+from contactd.dialer.policy import rate_allowance, rate_window_s, refusals
+from contactd.dialer.recovery import change_status, seed_governor
+from contactd.dialer.runtime import CampaignRuntime, Runtimes
+from contactd.enums import CampaignMode
+
+log = logging.getLogger(__name__)
+
+WAITING_CHECK_S: Final = 0.1
+REFUSAL_SUMMARY_S: Final = 60.0  # refusals are logged as one summary per campaign this often
+
+
+class CallLauncher(Protocol):
+    @property
+    def connected(self) -> bool: ...  # the AMI link is up: an Originate can leave
+
+    async def originate(self, request: OriginateRequest) -> str: ...
+
+
+class DialLoop:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        calls: CallLauncher,
+        runtimes: Runtimes,
+        agents: AgentBoard,
+        handoff: HandOff,
+        *,
+        seeding: asyncio.Lock,
+        recover: Callable[[], Awaitable[bool]],
+        clock: Callable[[], float],
+    ) -> None:
+        self.db, self.settings, self.calls = db, settings, calls
+        self.dialer = settings.dialer
+        self.runtimes, self.agents, self.handoff = runtimes, agents, handoff
+        self._lock = seeding  # one tick at a time; abandons of older calls wait for seeding
+        self._recover = recover
+        self.clock = clock
+        self._wake = asyncio.Event()
+        # The dial loop survives a failed tick (a locked database) and says so in health.
+        self.state = LoopState("dialer loop")
+        # Leads of an earlier process may still be `dialing`: swept at each tick until none.
+        self.orphans = True
+        self._link_down = False  # said once per outage
+        self._set_aside: dict[int, str] = {}  # campaign id -> why it cannot be run
+        self._running: set[int] = set()  # campaigns the last tick ran (logs their changes)
+        self._refusals: dict[int, dict[str, int]] = {}  # since the last summary
+        self._refusals_said = clock()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    @property
+    def set_aside(self) -> dict[int, str]:
+        return dict(self._set_aside)
+
+    async def run(self) -> None:
+        await run_resilient(self._step, self.state, logger=log)
+
+    async def _step(self) -> None:
+        """One tick, then wait for a wake-up or the next tick; a failed tick backs off."""
+        await self.tick()
+        # People waiting for an agent are checked often; otherwise once per pacing tick.
+        timeout = WAITING_CHECK_S if self.runtimes.any_waiting() else self.dialer.pacing_tick_s
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+        self._wake.clear()
+
+    async def tick(self) -> None:
+        async with self._lock:
+            if self.orphans:
+                self.orphans = await self._recover()
+            if not self._link_ready():
+                return
+            campaigns = await self._running_campaigns()
+            await self._say_changes({c.id for c in campaigns})
+            self._say_refusals()
+            for campaign in campaigns:
+                try:
+                    await self._run(campaign)
+                except AmiUnavailable:
+                    self._link_ready(dropped=True)
+                    return
+
+    async def _say_changes(self, running: set[int]) -> None:
+        """Log each campaign the loop starts or stops running, with its totals."""
+        changed = running ^ self._running
+        self._running = running
+        for campaign_id in sorted(changed):
+            async with self.db.session() as session:
+                status = await repo.campaign_status(session, campaign_id)
+                totals = await repo.totals(session, campaign_id)
+            what = "started" if campaign_id in running else (
+                status.value if status is not None else "deleted")
+            log.info(f"campaign {what}", extra={"campaign_id": campaign_id, "totals": totals})
+
+    def _say_refusals(self) -> None:
+        """One line per campaign and minute: how many leads each reason kept from dialling."""
+        now = self.clock()
+        if now - self._refusals_said < REFUSAL_SUMMARY_S:
+            return
+        self._refusals_said = now
+        for campaign_id, counts in sorted(self._refusals.items()):
+            log.info("dial refusals in the last minute", extra={
+                "campaign_id": campaign_id, "refusals": dict(sorted(counts.items()))})
+        self._refusals.clear()
+
+    def _link_ready(self, *, dropped: bool = False) -> bool:
+        """Whether an Originate can leave now; an outage is logged once, and its end."""
+        up = self.calls.connected and not dropped
+        if not up and not self._link_down:
+            log.warning("dialing waits: the AMI link to Asterisk is down")
+        elif up and self._link_down:
+            log.info("the AMI link is back: dialing resumes")
+        self._link_down = not up
+        return up
+
+    async def _running_campaigns(self) -> list[Campaign]:
+        """Running campaigns; a row the code cannot read is set aside (logged once)."""
+        async with self.db.session() as session:
+            out = []
+            for campaign_id in await repo.running_campaign_ids(session):
+                try:
+                    campaign = await repo.campaign_by_id(session, campaign_id)
+                except repo.CampaignUnreadable as exc:
+                    if campaign_id not in self._set_aside:
+                        self._set_aside[campaign_id] = str(exc)
+                        log.error("campaign set aside", extra={
+                            "campaign_id": campaign_id, "reason": str(exc)})
+                    continue
+                self._set_aside.pop(campaign_id, None)
+                if campaign is not None:
+                    out.append(campaign)
+        return out
+
+    async def _run(self, campaign: Campaign) -> None:
+        rt = self.runtimes.for_campaign(campaign)
+        if not rt.seeded:
+            rt.seeded = True
+            if isinstance(rt.pacer, PredictivePacer):
+                await seed_governor(self.db, campaign.id, rt.pacer.governor)
+        now_s = self.clock()
+        await self.handoff.settle_waiting(campaign, rt, now_s)
+        self._feed_pacer(rt)
+        wanted = self._wanted(campaign, rt, now_s)
+        if wanted <= 0:
+            return
+        now = datetime.fromtimestamp(now_s, UTC)
+        async with self.db.session() as session:
+            leads = list(await repo.due_leads(session, campaign.id, now, wanted * 4 + 10))
+            if not leads and not rt.calls and await repo.leads_left(session, campaign.id) == 0:
+                await change_status(self.db, campaign.name, CampaignAction.FINISH)
+                return
+        for lead in leads:
+            if wanted <= 0:
+                break
+            if await self._try_dial(campaign, rt, lead, now):
+                wanted -= 1
+
+    def _wanted(self, campaign: Campaign, rt: CampaignRuntime, now_s: float) -> int:
+        if campaign.mode is CampaignMode.PREVIEW:
+            return 0
+        cap = campaign.max_concurrent or self.dialer.max_concurrent_calls
+        cps = campaign.max_calls_per_second or self.dialer.max_calls_per_second
+        since = datetime.fromtimestamp(now_s - rate_window_s(cps), UTC)
+        started = sum(1 for t in rt.recent if t > since)
+        room = min(cap - len(rt.calls), rate_allowance(cps) - started)
+        if campaign.mode is CampaignMode.AUTOMATED:
+            return room
+        view = self.agents.view(campaign.id, now_s)
+        snap = PacingSnapshot(
+            free_agents=view.free,
+            talking=view.talking,
+            wrapping=view.wrapping,
+            ringing=rt.ringing_ages(now_s),
+            waiting=len(rt.calls.in_state(DialState.WAITING)),
+        )
+        return min(room, rt.pacer.calls_to_dial(snap, now_s))
+
+    def _feed_pacer(self, rt: CampaignRuntime) -> None:
+        for store, report in ((self.agents.finished_talks, rt.pacer.talk_ended),
+                              (self.agents.finished_wraps, rt.pacer.wrap_ended)):
+            keep = []
+            for campaign_id, seconds in store:
+                if campaign_id == rt.campaign_id:
+                    report(seconds)
+                else:
+                    keep.append((campaign_id, seconds))
+            store[:] = keep
+
+    async def _try_dial(
+        self, campaign: Campaign, rt: CampaignRuntime, lead: Lead, now: datetime
+    ) -> bool:
+        async with self.db.transaction() as session:
+            fresh = await repo.dialable_lead(session, lead.id)
+            if fresh is None:
+                return False
+            req = await build_request(session, self.settings, fresh.phone_e164, now,
+                                      campaign, fresh)
+            reasons = refusals(req)
+            if reasons:
+                # Each reason is stored once per lead until it is dialed, not once per tick.
+                seen = rt.refused.setdefault(fresh.id, set())
+                new = [r for r in reasons if r.code.value not in seen]
+                seen.update(r.code.value for r in new)
+                counts = self._refusals.setdefault(campaign.id, {})
+                for refusal in new:
+                    counts[refusal.code.value] = counts.get(refusal.code.value, 0) + 1
+                await repo.record_refusals(session, campaign.id, fresh.id, fresh.phone_e164,
+                                           new, now)
+                return False
+            rules = retry_rules_for(campaign, self.dialer)
+            # Crash safety: until the outcome is known, the lead is not due again before the
+            # shortest retry window has passed, whatever happens to this process.
+            previous = repo.mark_dialing(fresh, now + timedelta(
+                seconds=min(rules.busy_s, rules.failed_s, rules.no_answer_s)))
+        rt.refused.pop(lead.id, None)
+        request = originate_request(campaign, lead, float(self.dialer.ring_timeout_s))
+        dialed_at = self.clock()
+        try:
+            attempt_id = await self.calls.originate(request)
+        except (OriginateUncertain, OriginateRejected):
+            # Uncertain: reconciliation publishes its CallEnded. Rejected: CallEnded (FAILED)
+            # was published already.
+            return True
+        except Exception as exc:
+            async with self.db.transaction() as session:  # nothing left the building
+                await repo.unmark_dialing(session, lead.id, previous)
+            if isinstance(exc, AmiUnavailable):
+                raise  # the link fell: the tick stops and waits for it (said once)
+            log.warning("dial not sent", extra={
+                "lead_id": lead.id, "campaign_id": campaign.id, "reason": str(exc)})
+            return False
+        rt.recent.append(now)
+        if self.runtimes.took_ended_early(attempt_id):
+            # It failed so fast that CallEnded was handled before originate() returned.
+            rt.pacer.call_resolved(self.clock() - dialed_at, needs_agent=False)
+        else:
+            rt.calls.add(attempt_id, dialed_at)
+        return True

@@ -1,0 +1,104 @@
+"""The live, in-memory side of the campaigns this process dials: pacer, calls out, answers.
+
+Shared by the dial loop, the hand-off, the abandon accountant and the lead settler; what must
+survive a restart lives in the database instead (recovery.py).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Final
+
+from contactd.config import DialerSettings
+from contactd.db.models.dialer import Campaign
+from contactd.db.session import Database
+from contactd.dialer import answers
+from contactd.dialer.callstate import DialState, LiveCalls
+from contactd.dialer.governor import DAY_S, AbandonGovernor
+from contactd.dialer.pacing import PredictivePacer, ProgressivePacer
+from contactd.enums import CampaignMode
+
+ENDED_EARLY_KEEP: Final = 10_000
+
+
+@dataclass
+class CampaignRuntime:
+    """One campaign's pacer, answer ledger and the calls it has out."""
+
+    campaign_id: int
+    pacer: PredictivePacer | ProgressivePacer
+    ledger: answers.AnswerLedger
+    calls: LiveCalls
+    recent: deque[datetime] = field(default_factory=lambda: deque(maxlen=1000))
+    refused: dict[int, set[str]] = field(default_factory=dict)  # lead -> reasons stored
+    seeded: bool = False
+
+    def ringing_ages(self, now_s: float) -> tuple[float, ...]:
+        """Ages of the calls the pacer counts in flight: every call out that is neither
+        waiting for an agent nor counted abandoned (as the dial loop always counted them)."""
+        return tuple(now_s - c.dialed_at for c in self.calls
+                     if c.state not in (DialState.WAITING, DialState.ABANDONED))
+
+
+class Runtimes:
+    """Every campaign's runtime, made on first use with the [dialer] settings."""
+
+    def __init__(self, db: Database, dialer: DialerSettings) -> None:
+        self.db, self.dialer = db, dialer
+        self._by_campaign: dict[int, CampaignRuntime] = {}
+        # CallEnded can be handled before originate() returned the attempt id (an instant
+        # failure): remembered here so the call is not counted as ringing forever.
+        self._ended_early: OrderedDict[str, float] = OrderedDict()
+
+    def __iter__(self) -> Iterator[CampaignRuntime]:
+        return iter(list(self._by_campaign.values()))
+
+    def get(self, campaign_id: int) -> CampaignRuntime | None:
+        return self._by_campaign.get(campaign_id)
+
+    def for_campaign(self, campaign: Campaign) -> CampaignRuntime:
+        rt = self._by_campaign.get(campaign.id)
+        if rt is None:
+            pacer = self._pacer(campaign)
+            ledger = answers.AnswerLedger(self.db, campaign.id, pacer)
+            rt = self._by_campaign[campaign.id] = CampaignRuntime(
+                campaign.id, pacer, ledger, LiveCalls(campaign.id))
+        return rt
+
+    def _pacer(self, campaign: Campaign) -> PredictivePacer | ProgressivePacer:
+        if campaign.mode is not CampaignMode.PREDICTIVE:
+            return ProgressivePacer()
+        governor = AbandonGovernor(
+            limit_pct=campaign.abandon_limit_pct or self.dialer.abandon_limit_pct,
+            windows_s=(self.dialer.abandon_window_days * DAY_S,
+                       self.dialer.abandon_short_window_hours * 3600.0),
+            target_fraction=self.dialer.abandon_target_fraction,
+        )
+        return PredictivePacer(governor, grace_s=self.dialer.agent_connect_s)
+
+    def of_attempt(self, attempt_id: str) -> CampaignRuntime | None:
+        """The runtime whose calls include `attempt_id` (a call this process dialed)."""
+        for rt in self._by_campaign.values():
+            if attempt_id in rt.calls:
+                return rt
+        return None
+
+    def seeded_pacer(self, campaign_id: int) -> PredictivePacer | ProgressivePacer | None:
+        """The campaign's pacer once it was seeded from the stored answers, else None."""
+        rt = self._by_campaign.get(campaign_id)
+        return rt.pacer if rt is not None and rt.seeded else None
+
+    def any_waiting(self) -> bool:
+        return any(rt.calls.in_state(DialState.WAITING) for rt in self._by_campaign.values())
+
+    def ended_early(self, attempt_id: str, now_s: float) -> None:
+        self._ended_early[attempt_id] = now_s
+        while len(self._ended_early) > ENDED_EARLY_KEEP:
+            self._ended_early.popitem(last=False)
+
+    def took_ended_early(self, attempt_id: str) -> bool:
+        """True (once) when the call's CallEnded was handled before its Originate returned."""
+        return self._ended_early.pop(attempt_id, None) is not None
