@@ -307,3 +307,31 @@ async def test_a_bridged_answer_stays_connected(db: Database, settings: Settings
     assert counts(w.pacer(cid).governor) == [(1, 0), (1, 0)]
     lead = await w.lead()
     assert (lead.status, lead.last_outcome) == (LeadStatus.DONE, CallOutcome.HUMAN)
+
+
+async def test_each_call_is_resolved_once_for_the_pacer(db: Database, settings: Settings) -> None:
+    """A repeated CallAnswered, then the end of the call, teach the pacer one outcome."""
+    w = World(db, settings, queue="sales")
+    cid, attempt = await w.answered_call()
+    pacer = w.pacer(cid)
+    assert (len(pacer.ready), len(pacer.gave_up)) == (1, 0)
+    await w.answer(attempt)  # a duplicate: the call is not ringing any more
+    await w.end(attempt)  # answered before: not a failure to learn from
+    assert (len(pacer.ready), len(pacer.gave_up)) == (1, 0)
+    assert await w.rows() == [(attempt, True)]  # counted connected, reached no one: abandon
+
+
+async def test_an_unanswered_call_is_resolved_as_given_up(db: Database, settings: Settings) -> None:
+    w = World(db, settings, queue=None)
+    cid = await w.campaign()
+    w.board.login("a1", AGENT, cid, w.dialer.clock())
+    attempt = await w.dial()
+    async with db.transaction() as session:
+        row = await session.get(CallAttempt, attempt)
+        assert row is not None
+        row.state, row.outcome = AttemptState.ENDED, CallOutcome.NO_ANSWER
+    await w.bus.publish(CallEnded(attempt_id=attempt, outcome=CallOutcome.NO_ANSWER, cause=19))
+    assert (len(w.pacer(cid).ready), len(w.pacer(cid).gave_up)) == (0, 1)
+    assert (await w.lead()).last_outcome is CallOutcome.NO_ANSWER
+    rt = w.dialer.runtime_of(cid)
+    assert rt is not None and attempt not in rt.calls
