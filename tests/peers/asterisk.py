@@ -38,6 +38,10 @@ asterisk-config/test/extensions_local.conf simulates the world on Local channels
   70NN     agent: answers at once, talks NN s (00 = 60 s)             use as CONTACTD_AGENT
   7198     agent who is busy;  7199  agent who never answers
 
+  +49305IINUMBER  as NUMBER, as a real-looking E.164 number (``world_e164(number, i)``):
+           contactd dials it through its trunk with ``trunk_dial_template`` =
+           ``WORLD_TRUNK_TEMPLATE``, as a user configures a trunk
+
 Outbound (the production path): ``originate_outbound(number, attempt_id, ...)`` builds an
 Originate of ``Local/<number>@contactd-test-world`` into contactd-outbound (AMD, UserEvent
 ContactdAMD with ``Attempt: <attempt id>``, then agent/queue/message/ivr, abandon). Inbound
@@ -144,6 +148,18 @@ def agent(talk_s: int = 0) -> str:
 def world_channel(number: str) -> str:
     """The dial string of a simulated callee or agent, e.g. for CONTACTD_AGENT."""
     return f"Local/{number}@{WORLD_CONTEXT}"
+
+
+# The sandbox's world as contactd's trunk: `[asterisk] trunk_dial_template`, set as a user would.
+WORLD_TRUNK_TEMPLATE: Final = f"Local/{{number}}@{WORLD_CONTEXT}"
+
+
+def world_e164(number: str, index: int = 0) -> str:
+    """A valid E.164 number (Berlin) the world answers as `number`, for leads dialed through
+    WORLD_TRUNK_TEMPLATE; `index` (0-99) tells apart leads that behave alike."""
+    if not 0 <= index <= 99:
+        raise ValueError(f"index must be 0..99, got {index}")
+    return f"+49305{index:02d}{number}"
 
 
 def originate_outbound(

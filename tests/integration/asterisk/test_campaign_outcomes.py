@@ -46,28 +46,19 @@ from tests.peers.asterisk import (
     CONGESTION,
     NO_ANSWER,
     UNALLOCATED,
+    WORLD_TRUNK_TEMPLATE,
     AsteriskSandbox,
     agent,
     human,
     human_hangup,
     machine,
     world_channel,
+    world_e164,
 )
 
 pytestmark = pytest.mark.asterisk
 OC, LS = CallOutcome, LeadStatus
 FINAL = (LS.DONE, LS.EXHAUSTED, LS.FALLBACK)
-
-
-class SandboxDialer(DialerService):
-    """Leads carry real-looking E.164 numbers; the sandbox's world plays each one."""
-
-    def __init__(self, *args: object, world: dict[str, str], **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.world = world
-
-    def dial_string(self, e164: str) -> str | None:
-        return world_channel(self.world[e164])
 
 
 # (world number, expected final status, expected attempts, last outcome, has a contact)
@@ -99,28 +90,29 @@ def campaign_settings(tmp_path: Path) -> Settings:
         "CONTACTD_DIALER__RETRY_MACHINE_S": "1",
         "CONTACTD_DIALER__MACHINE_ACTION": "fallback",
         "CONTACTD_DIALER__PACING_TICK_S": "0.2",
+        # Leads carry real-looking E.164 numbers; the sandbox's world is the trunk.
+        "CONTACTD_ASTERISK__TRUNK_DIAL_TEMPLATE": WORLD_TRUNK_TEMPLATE,
     })
 
 
 @asynccontextmanager
 async def running(
-    db: Database, sandbox: AsteriskSandbox, settings: Settings, world: dict[str, str]
-) -> AsyncIterator[tuple[SandboxDialer, AgentBoard]]:
+    db: Database, sandbox: AsteriskSandbox, settings: Settings
+) -> AsyncIterator[tuple[DialerService, AgentBoard]]:
     bus = EventBus()
     ami = AmiClient(sandbox.ami_settings())
-    calls = CallService(db, bus, ami)
+    calls = CallService(db, bus, ami, settings.asterisk)
     board = AgentBoard(auto_ready_s=0.5)
     async with ami, calls, MessagingService(settings, db, bus) as messaging:
         await ami.wait_connected(20)
-        dialer = SandboxDialer(db, bus, settings, calls, agents=board,
-                               connector=SetvarConnector(calls), fallback=messaging, world=world)
+        dialer = DialerService(db, bus, settings, calls, agents=board,
+                               connector=SetvarConnector(calls), fallback=messaging)
         async with dialer:
             yield dialer, board
         await calls.drain()
 
 
-async def seed(db: Database) -> tuple[int, dict[str, str], dict[int, tuple]]:  # type: ignore[type-arg]
-    world: dict[str, str] = {}
+async def seed(db: Database) -> tuple[int, dict[int, tuple]]:  # type: ignore[type-arg]
     expected: dict[int, tuple] = {}  # type: ignore[type-arg]
     async with db.transaction() as session:
         campaign = Campaign(name="e2e", mode=CampaignMode.PROGRESSIVE, caller_id="Acme <5550100>",
@@ -129,8 +121,7 @@ async def seed(db: Database) -> tuple[int, dict[str, str], dict[int, tuple]]:  #
         session.add(campaign)
         await session.flush()
         for i, (number, status, attempts, outcome, has_contact) in enumerate(plan()):
-            e164 = f"+44207946{i:04d}"
-            world[e164] = number
+            e164 = world_e164(number, i)
             contact_id = None
             if has_contact:
                 contact = Contact(first_name="Lead", last_name=f"{i}")
@@ -151,16 +142,16 @@ async def seed(db: Database) -> tuple[int, dict[str, str], dict[int, tuple]]:  #
             if status is LS.NEW:
                 session.add(DoNotCall(e164=e164, campaign_id=None if i % 2 else campaign.id,
                                       reason="asked not to be called"))
-        return campaign.id, world, expected
+        return campaign.id, expected
 
 
 async def test_thirty_leads_reach_their_final_states(
     db: Database, asterisk: AsteriskSandbox, tmp_path: Path
 ) -> None:
     settings = campaign_settings(tmp_path)
-    campaign_id, world, expected = await seed(db)
+    campaign_id, expected = await seed(db)
     callback_lead = max(lid for lid, (_, s, _, _) in expected.items() if s is LS.DONE)
-    async with running(db, asterisk, settings, world) as (dialer, board):
+    async with running(db, asterisk, settings) as (dialer, board):
         now = datetime.now(UTC)
         for n in range(3):
             board.login(f"agent{n}", world_channel(agent(2)), campaign_id, dialer.clock())

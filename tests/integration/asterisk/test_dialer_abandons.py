@@ -37,27 +37,19 @@ from contactd.enums import CallOutcome, CampaignMode, CampaignStatus, LeadStatus
 from contactd.events import EventBus
 from tests.peers.asterisk import (
     AGENT_NO_ANSWER,
+    WORLD_TRUNK_TEMPLATE,
     AsteriskSandbox,
     agent,
     human,
     human_hangup,
     world_channel,
+    world_e164,
 )
 
 pytestmark = pytest.mark.asterisk
 
 QUEUE = "contactd"  # asterisk-config/queues.conf; members are added at run time only
-CALLEE = "+442079460300"
 SETTLE_S = 45.0
-
-
-class SandboxDialer(DialerService):
-    """The lead's number is played by the sandbox's world."""
-
-    world: Mapping[str, str] = {}
-
-    def dial_string(self, e164: str) -> str | None:
-        return world_channel(self.world[e164])
 
 
 @dataclass
@@ -101,6 +93,8 @@ def settings_for(tmp_path: Path) -> Settings:
         "CONTACTD_DIALER__WINDOW_END": "23:59:59",
         "CONTACTD_DIALER__RING_TIMEOUT_S": "15",
         "CONTACTD_DIALER__PACING_TICK_S": "0.2",
+        # The lead's number is played by the sandbox's world, the trunk of this contactd.
+        "CONTACTD_ASTERISK__TRUNK_DIAL_TEMPLATE": WORLD_TRUNK_TEMPLATE,
     })
 
 
@@ -111,11 +105,11 @@ def windows(governor: AbandonGovernor) -> list[tuple[int, int]]:
 
 @asynccontextmanager
 async def call_stack(
-    sandbox: AsteriskSandbox, db: Database
+    sandbox: AsteriskSandbox, db: Database, settings: Settings
 ) -> AsyncIterator[tuple[EventBus, CallService]]:
     bus = EventBus()
     ami = AmiClient(sandbox.ami_settings())
-    calls = CallService(db, bus, ami)
+    calls = CallService(db, bus, ami, settings.asterisk)
     async with ami, calls:
         await ami.wait_connected(20)
         yield bus, calls
@@ -142,20 +136,19 @@ async def campaign_call(
                             agent_queue=queue, max_attempts=3, max_concurrent=1)
         session.add(campaign)
         await session.flush()
-        session.add(Lead(campaign_id=campaign.id, phone_e164=CALLEE))
+        session.add(Lead(campaign_id=campaign.id, phone_e164=world_e164(callee)))
         campaign_id = campaign.id
     run = Run()
     board = AgentBoard(auto_ready_s=0.5)
-    async with call_stack(sandbox, db) as (bus, calls):
+    async with call_stack(sandbox, db, settings) as (bus, calls):
         # The call layer already asks Asterisk for UserEvents: listen along, for the record.
         calls.ami.events.on("UserEvent", lambda e: run.user_events.append(
             (str(e.get("UserEvent")), str(e.get("DialStatus", "")))))
         if queue_member is not None:
             await calls.ami.queue_add(QUEUE, queue_member, member_name="e2e")
         try:
-            dialer = SandboxDialer(db, bus, settings, ShortAgentRing(calls, variables or {}),
+            dialer = DialerService(db, bus, settings, ShortAgentRing(calls, variables or {}),
                                    agents=board, connector=SetvarConnector(calls))
-            dialer.world = {CALLEE: callee}
             ended = asyncio.Event()
 
             def seen(event: CallEvent) -> None:

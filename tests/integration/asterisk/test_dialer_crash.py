@@ -28,15 +28,17 @@ from contactd.config import AmiSettings, Settings
 from contactd.db.models.calls import CallAttempt
 from contactd.db.models.dialer import Campaign, Lead
 from contactd.db.session import Database
+from contactd.dialer.service import DialerService
 from contactd.enums import CallOutcome, CampaignMode, LeadStatus
 from contactd.events import EventBus
-from tests.integration.asterisk.test_campaign_outcomes import SandboxDialer, campaign_settings
+from tests.integration.asterisk.test_campaign_outcomes import campaign_settings
 from tests.peers.asterisk import (
     AmiEvents,
     AsteriskSandbox,
     human,
     human_after_ring,
     set_audiosocket,
+    world_e164,
 )
 from tests.peers.ports import free_port
 from tests.peers.tcpproxy import TcpProxy
@@ -47,28 +49,26 @@ OC, LS = CallOutcome, LeadStatus
 
 @contextlib.asynccontextmanager
 async def dialing(
-    db: Database, ami_settings: AmiSettings, settings: Settings, world: dict[str, str]
-) -> AsyncIterator[SandboxDialer]:
+    db: Database, ami_settings: AmiSettings, settings: Settings
+) -> AsyncIterator[DialerService]:
     """One contactd process: AMI link, call layer (entered first), then the dialer."""
     bus = EventBus()
     ami = AmiClient(ami_settings)
-    calls = CallService(db, bus, ami)
+    calls = CallService(db, bus, ami, settings.asterisk)
     async with ami, calls:
         await ami.wait_connected(20)
-        async with SandboxDialer(db, bus, settings, calls, world=world) as dialer:
+        async with DialerService(db, bus, settings, calls) as dialer:
             yield dialer
 
 
-async def add(db: Database, name: str, world: dict[str, str], numbers: list[str],
-              **fields: object) -> int:
+async def add(db: Database, name: str, numbers: list[str], **fields: object) -> int:
     async with db.transaction() as session:
         campaign = Campaign(name=name, mode=CampaignMode.AUTOMATED, caller_id="5550100",
                             max_attempts=1, max_concurrent=5, **fields)
         session.add(campaign)
         await session.flush()
         for i, number in enumerate(numbers):
-            e164 = f"+4420794{campaign.id:02d}{i:03d}"
-            world[e164] = number
+            e164 = world_e164(number, campaign.id * 10 + i)
             session.add(Lead(campaign_id=campaign.id, phone_e164=e164))
         return campaign.id
 
@@ -102,13 +102,12 @@ async def test_a_message_that_did_not_play_is_a_failure_with_its_reason(
 ) -> None:
     await set_audiosocket(ami, "127.0.0.1", free_port())  # nothing listens there
     settings = campaign_settings(tmp_path)
-    world: dict[str, str] = {}
-    played = await add(db, "played", world, [human(3)], message="beep")
-    empty = await add(db, "empty", world, [human(3)], message="")
-    missing = await add(db, "missing", world, [human(3)], message="no-such-sound-13")
-    flow = await add(db, "flow", world, [human(30)], ivr_flow="survey")
+    played = await add(db, "played", [human(3)], message="beep")
+    empty = await add(db, "empty", [human(3)], message="")
+    missing = await add(db, "missing", [human(3)], message="no-such-sound-13")
+    flow = await add(db, "flow", [human(30)], ivr_flow="survey")
     ids = [played, empty, missing, flow]
-    async with dialing(db, asterisk.ami_settings(), settings, world) as dialer:
+    async with dialing(db, asterisk.ami_settings(), settings) as dialer:
         for name in ("played", "empty", "missing", "flow"):
             await dialer.start(name)
         await until_settled(db, dialer.bus, ids)
@@ -147,15 +146,14 @@ async def test_a_crash_then_a_restart_settles_every_lead_once(
     db: Database, asterisk: AsteriskSandbox, ami: Manager, tmp_path: Path, moment: str
 ) -> None:
     settings = campaign_settings(tmp_path)
-    world: dict[str, str] = {}
     # ringing: a person who lets it ring 2 s; else one who answers at once. Each hears a 4 s
     # message after AMD (the dialplan then hangs up).
     number = human_after_ring(2) if moment == "ringing" else human(20)
-    cid = await add(db, "crash", world, [number] * 3, message=long_message(asterisk))
+    cid = await add(db, "crash", [number] * 3, message=long_message(asterisk))
     events = AmiEvents(ami, "UserEvent")
     async with (
         TcpProxy(asterisk.host, asterisk.ami_port) as proxy,
-        dialing(db, asterisk.ami_settings(proxy.port), settings, world) as crashed,
+        dialing(db, asterisk.ami_settings(proxy.port), settings) as crashed,
     ):
         sent: list[str] = []
         all_sent = asyncio.Event()
@@ -184,7 +182,7 @@ async def test_a_crash_then_a_restart_settles_every_lead_once(
             stuck = await session.scalar(select(func.count(Lead.id)).where(
                 Lead.status == LS.DIALING))
         assert stuck == 3
-        async with dialing(db, asterisk.ami_settings(), settings, world) as restarted:
+        async with dialing(db, asterisk.ami_settings(), settings) as restarted:
             await until_settled(db, restarted.bus, [cid])
     leads = await leads_of(db, cid)
     async with db.session() as session:
