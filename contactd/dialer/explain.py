@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-import phonenumbers
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contactd.config import DialerSettings, Settings
@@ -27,18 +26,14 @@ from contactd.dialer.policy import (
     rate_window_s,
     refusals,
 )
-from contactd.errors import NotFoundError, ValidationError
+from contactd.errors import NotFoundError
+from contactd.phones import parse_phone
 
 
 def normalise_number(raw: str, default_region: str) -> str:
-    """E.164 form of a number typed by a person; ValidationError when it cannot be one."""
-    try:
-        parsed = phonenumbers.parse(raw, default_region)
-    except phonenumbers.NumberParseException as exc:
-        raise ValidationError(f"{raw!r} is not a phone number: {exc}", field="number") from None
-    if not phonenumbers.is_possible_number(parsed):
-        raise ValidationError(f"{raw!r} is not a possible phone number", field="number")
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    """E.164 form of a number typed by a person (contactd.phones: the same rule as the dial
+    loop's); ValidationError saying why when it is not a valid number."""
+    return parse_phone(raw, default_region).e164
 
 
 def campaign_window(campaign: Campaign | None, dialer: DialerSettings) -> CallingWindow:

@@ -15,15 +15,13 @@ from enum import StrEnum
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import phonenumbers
-from phonenumbers import timezone as pn_timezone
-
 from contactd.config import DialerSettings
 from contactd.enums import CallOutcome, Channel, LeadStatus
+from contactd.errors import ValidationError
+from contactd.phones import parse_phone
 
 DIALER_DEFAULTS = DialerSettings()  # the defaults live in config.py only
 MIN_RING_S = 15  # the law: ring at least 15 s (about 4 rings) before giving up
-_UNKNOWN_ZONE = "Etc/Unknown"
 
 
 class RefusalCode(StrEnum):
@@ -71,15 +69,12 @@ class CallingWindow:
 
 @lru_cache(maxsize=4096)
 def _zones_from_number(e164: str) -> tuple[str, ...] | None:
-    """IANA zones phonenumbers maps the number to; None if the number does not parse."""
+    """IANA zones of the number (contactd.phones, the one parser and validity rule); None
+    when it is not a valid number."""
     try:
-        parsed = phonenumbers.parse(e164, None)
-    except phonenumbers.NumberParseException:
+        return parse_phone(e164).time_zones
+    except ValidationError:
         return None
-    if not phonenumbers.is_possible_number(parsed):
-        return None
-    zones = pn_timezone.time_zones_for_number(parsed)
-    return tuple(z for z in zones if z != _UNKNOWN_ZONE)
 
 
 @lru_cache(maxsize=512)

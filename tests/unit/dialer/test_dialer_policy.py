@@ -6,9 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from contactd.dialer.explain import normalise_number
 from contactd.dialer.policy import (
     CallingWindow,
     DialRequest,
@@ -18,6 +20,8 @@ from contactd.dialer.policy import (
     rate_window_s,
     refusals,
 )
+from contactd.errors import ValidationError
+from contactd.phones import parse_phone
 
 WINDOW = CallingWindow(time(8, 0), time(21, 0))
 # Single-zone, multi-zone (toll-free +1 800 spans the NANP; +7 916 spans Russia) and DST-heavy
@@ -168,10 +172,40 @@ def test_stricter_of_contact_and_campaign_window_and_the_contact_zone_wins() -> 
 
 def test_unplaceable_and_invalid_numbers_are_refused() -> None:
     at = datetime(2026, 6, 10, 17, 30, tzinfo=UTC)
-    unknown = refusals(DialRequest(e164="+15555550100", at=at, window=WINDOW))
+    # A valid number in no country (international freephone): no zone to check the window in.
+    unknown = refusals(DialRequest(e164="+80012345678", at=at, window=WINDOW))
     assert [r.code for r in unknown] == [RefusalCode.ZONE_UNKNOWN]
-    fallback = refusals(DialRequest(e164="+15555550100", at=at, window=WINDOW,
+    fallback = refusals(DialRequest(e164="+80012345678", at=at, window=WINDOW,
                                     fallback_zone="America/New_York"))
     assert fallback == []
     garbage = refusals(DialRequest(e164="+1", at=at, window=WINDOW))
     assert [r.code for r in garbage] == [RefusalCode.INVALID_NUMBER]
+
+
+# (number, valid): possible-but-unassigned numbers (the 555 area code, a short UK number) are
+# invalid for the CRM, `dialer explain` and the dial loop alike.
+VALIDITY = [
+    ("+442079460123", True), ("+4930123456", True), ("+80012345678", True),
+    ("+12125551234", True), ("+15555550100", False), ("+44207946", False), ("+1", False),
+    ("+999123456789", False),
+]
+
+
+@pytest.mark.parametrize(("number", "valid"), VALIDITY)
+def test_explain_and_the_dial_loop_agree_with_the_one_parser(number: str, valid: bool) -> None:
+    """contactd.phones decides; `dialer explain` reads numbers with it and the policy refuses
+    exactly the numbers it rejects."""
+    try:
+        parse_phone(number)
+        parsed = True
+    except ValidationError:
+        parsed = False
+    try:
+        normalise_number(number, "GB")
+        explained = True
+    except ValidationError:
+        explained = False
+    at = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)
+    codes = [r.code for r in refusals(DialRequest(e164=number, at=at, window=WINDOW,
+                                                  fallback_zone="Europe/London"))]
+    assert (parsed, explained, RefusalCode.INVALID_NUMBER not in codes) == (valid,) * 3
