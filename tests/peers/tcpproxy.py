@@ -3,6 +3,8 @@
 The real peer cannot drop a TCP connection on demand; this proxy can. ``drop()`` closes every
 live connection (both sides, like a cable pulled), ``pause()`` stops listening so new
 connections are refused (ECONNREFUSED), ``resume()`` listens again on the same port.
+``sent[i]`` holds every byte the client wrote on the i-th connection accepted (what reached
+the peer, or was about to): a test reads the wire instead of waiting for what did not happen.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ class TcpProxy:
         self.connect_timeout_s = connect_timeout_s
         self.port = 0
         self.accepted = 0
+        self.sent: list[bytearray] = []  # per accepted connection: the client's bytes
         self._server: asyncio.Server | None = None
         self._links: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
@@ -80,6 +83,8 @@ class TcpProxy:
         task = asyncio.current_task()
         assert task is not None
         self.accepted += 1
+        sent = bytearray()
+        self.sent.append(sent)
         self._links.add(task)
         self._writers.add(client_w)
         upstream_w: asyncio.StreamWriter | None = None
@@ -91,7 +96,7 @@ class TcpProxy:
             upstream_w = upstream
             self._writers.add(upstream)
             async with asyncio.TaskGroup() as tg:
-                tg.create_task(_pipe(client_r, upstream), name="tcpproxy-up")
+                tg.create_task(_pipe(client_r, upstream, sent), name="tcpproxy-up")
                 tg.create_task(_pipe(upstream_r, client_w), name="tcpproxy-down")
         except (OSError, TimeoutError, ExceptionGroup, asyncio.CancelledError):
             pass  # a dropped or refused link simply ends; the client sees the close
@@ -103,9 +108,13 @@ class TcpProxy:
             self._links.discard(task)
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _pipe(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, record: bytearray | None = None
+) -> None:
     try:
         while data := await reader.read(_CHUNK):
+            if record is not None:
+                record.extend(data)
             writer.write(data)
             await writer.drain()
     finally:
