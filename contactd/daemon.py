@@ -24,7 +24,6 @@ from contactd.crm.service import ContactService
 from contactd.crm.tasks import TaskService, TaskWatcher
 from contactd.db.bootstrap import open_database
 from contactd.db.session import Database
-from contactd.dialer.agents import AgentBoard
 from contactd.dialer.connect import SetvarConnector
 from contactd.dialer.service import DialerService
 from contactd.events import EventBus
@@ -114,7 +113,6 @@ async def run_daemon(
                 components.dialer = await stack.enter_async_context(
                     DialerService(
                         db, bus, settings, components.calls,
-                        agents=AgentBoard(auto_ready_s=settings.dialer.agent_wrap_s),
                         connector=SetvarConnector(components.calls),
                         fallback=messaging,
                     )

@@ -27,10 +27,13 @@ from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
+from typing import Protocol
 
+from contactd.config import DialerSettings
 from contactd.dialer.governor import AbandonGovernor
 
-GRACE_S = 2.0  # an answered person must reach an agent within this, or the call is abandoned
+# An answered person must reach an agent within this, or the call is abandoned.
+GRACE_S = DialerSettings().agent_connect_s  # the default lives in config.py
 CALIBRATION_MIN, CALIBRATION_MAX = 0.05, 20.0
 
 
@@ -49,11 +52,11 @@ class PacingSnapshot:
         return self.free_agents + len(self.talking) + len(self.wrapping)
 
 
-class Pacer:
-    """What a dial loop asks of a pacing strategy; the feedback hooks default to ignoring."""
+class Pacer(Protocol):
+    """What a dial loop asks of a pacing strategy. A class that names Pacer as its base
+    inherits the feedback hooks below, which ignore what they are told."""
 
-    def calls_to_dial(self, snap: PacingSnapshot, now: float) -> int:
-        raise TypeError(f"{type(self).__name__} must define calls_to_dial")
+    def calls_to_dial(self, snap: PacingSnapshot, now: float) -> int: ...
 
     def call_resolved(self, ready_s: float, *, needs_agent: bool) -> None:
         return None

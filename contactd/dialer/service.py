@@ -2,9 +2,9 @@
 
 Public API::
 
-    board = AgentBoard(auto_ready_s=settings.dialer.agent_wrap_s)
-    async with DialerService(db, bus, settings, calls, agents=board, connector=calls_connector,
+    async with DialerService(db, bus, settings, calls, connector=calls_connector,
                              fallback=messaging) as dialer:
+        dialer.agents.login("ann", "PJSIP/1001", campaign_id, time.time())
         await dialer.start("spring-sale"); await dialer.pause(...); await dialer.stop(...)
         await dialer.schedule_callback(lead_id, at, user_id=3)
         dialer.runtime_of(campaign_id).pacer.last   # the pacer's live forecast
