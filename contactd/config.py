@@ -112,12 +112,31 @@ class AmiSettings(_Section):
         return self
 
 
+# A dial string as Dial()/Originate take it: TECH/resource, nothing the dialplan would split.
+_DIAL_STRING = re.compile(r"[A-Za-z0-9_\-]+/[A-Za-z0-9_.@:+\-/]+")
+
+
 class AsteriskSettings(_Section):
     """Dialplan contexts contactd originates into; they must exist in extensions.conf."""
 
     outbound_context: str = "contactd-outbound"
     agent_context: str = "contactd-agent"
     trunk_dial_template: str = "PJSIP/{number}@trunk"
+
+    @field_validator("trunk_dial_template")
+    @classmethod
+    def _trunk_template(cls, value: str) -> str:
+        # Every campaign call dials this: a typo must stop the start, not fail each call.
+        if "{number}" not in value:
+            raise ValueError("must contain {number}, where the lead's E.164 number goes")
+        try:
+            sample = value.format(number="+15550100")
+        except (KeyError, IndexError, ValueError):
+            raise ValueError("only {number} may be in braces") from None
+        if not _DIAL_STRING.fullmatch(sample):
+            raise ValueError("must be TECH/resource, e.g. PJSIP/{number}@trunk (letters, "
+                             "digits and _ . @ : + - / only)")
+        return value
 
 
 class AudioSocketSettings(_Section):
