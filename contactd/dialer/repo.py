@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Final, NamedTuple
+from typing import NamedTuple
 
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -198,13 +198,10 @@ async def campaign_status(session: AsyncSession, campaign_id: int) -> CampaignSt
     return status
 
 
-DIALABLE: Final = (LeadStatus.NEW, LeadStatus.RETRY, LeadStatus.CALLBACK)
-
-
 async def dialable_lead(session: AsyncSession, lead_id: int) -> Lead | None:
     """The lead, read afresh, when it may still be dialed (another path may have moved it)."""
     lead = await session.get(Lead, lead_id)
-    return lead if lead is not None and lead.status in DIALABLE else None
+    return lead if lead is not None and lead.status in SELECTION_ORDER else None
 
 
 def mark_dialing(lead: Lead, not_before: datetime) -> LeadMark:
