@@ -75,10 +75,13 @@ class AbandonGovernor:
         self._base_abandoned = 0
         self.live_total = 0
         self.abandoned_total = 0
+        self.first_at: float | None = None  # the first live answer counted
 
     def record(self, at: float, *, abandoned: bool) -> None:
         """Count one live answer at time `at` (seconds), abandoned or connected."""
         start = at - at % self.bin_s
+        if self.first_at is None or at < self.first_at:
+            self.first_at = at
         self.live_total += 1
         self.abandoned_total += int(abandoned)
         if not self._starts or self._starts[-1] < start:
@@ -129,22 +132,48 @@ class AbandonGovernor:
         best = Budget(self.max_rate, float("inf"), 0.0, ())
         states = []
         for window_s in self.windows_s:
-            # Judge the window as it stands now and as it will stand at the end of the horizon
-            # (older counts drop out); the stricter of the two binds.
             now_state = self.window(now, window_s)
-            ahead = self.window(now, window_s, ahead_s=min(self.horizon_s, window_s / 2))
             states.append(now_state)
-            allowed = max(0.0, min(
-                target * (state.live + expected) - state.abandoned - reserve
-                for state in (now_state, ahead)
-            ))
-            rate = allowed / expected
+            coming = self._answers_to_come(now, window_s, now_state)
+            if coming is not None:
+                # Not yet a full window: the rate is measured over all the answers it will
+                # hold, so an early burst is paid back over those, not by stopping.
+                allowed = max(0.0, target * (now_state.live + coming) - now_state.abandoned
+                              - reserve)
+                rate = allowed / coming
+            else:
+                # Judge the window as it stands now and as it will stand at the end of the
+                # horizon (older counts drop out); the stricter of the two binds.
+                ahead = self.window(now, window_s, ahead_s=min(self.horizon_s, window_s / 2))
+                allowed = max(0.0, min(
+                    target * (state.live + expected) - state.abandoned - reserve
+                    for state in (now_state, ahead)
+                ))
+                rate = allowed / expected
             if rate < best.allowed_rate:
                 best = Budget(rate, best.allowed_abandons, window_s, ())
             fewest = min(best.allowed_abandons, allowed)
             best = Budget(best.allowed_rate, fewest, best.binding_window_s, ())
         return Budget(best.allowed_rate, best.allowed_abandons, best.binding_window_s,
                       tuple(states))
+
+    def _answers_to_come(self, now: float, window_s: float,
+                         state: WindowState) -> float | None:
+        """Answers a window not yet full can still expect before it is; None once it is full.
+
+        Forecast from its own past, not a clock: as many again as since the first answer
+        (calling hours included), less in proportion when the window fills sooner. Early on
+        that underestimates, which only makes a payback faster (a fresh campaign dials 1:1
+        until its first few dozen answers are in), and it shrinks as the window's end
+        nears."""
+        if self.first_at is None:
+            return None
+        elapsed = now - self.first_at
+        left = window_s - elapsed
+        if left <= 0:
+            return None
+        share = 1.0 if elapsed <= 0 else min(1.0, left / elapsed)
+        return max(state.live * share, 1.0)
 
     def amend(self, at: float) -> bool:
         """A live answer recorded connected at `at` was abandoned after all (Asterisk's queue

@@ -38,17 +38,18 @@ def test_the_reserve_is_never_less_than_whole_abandons() -> None:
 def test_budget_shrinks_as_abandons_use_it_and_is_zero_before_the_cap() -> None:
     gov = AbandonGovernor(limit_pct=3.0, target_fraction=0.8, windows_s=(DAY_S,),
                           reserve_sd=0.0, min_reserve=0.0, max_rate_factor=1.25)
+    gov.record(0.0, abandoned=False)  # the campaign has run for a day: its window is full
     for i in range(1000):
-        gov.record(float(i), abandoned=False)
+        gov.record(DAY_S + i, abandoned=False)
     rates = []
     for i in range(28):
-        gov.record(1000.0 + i, abandoned=True)
-        rates.append(gov.budget(1000.0 + i, 100).allowed_rate)
+        gov.record(DAY_S + 1000.0 + i, abandoned=True)
+        rates.append(gov.budget(DAY_S + 1000.0 + i, 100).allowed_rate)
     assert rates == sorted(rates, reverse=True)
     assert rates[0] == pytest.approx(0.03)  # plenty of room: up to the limit for a while
     # 28 abandons in 1028 live answers is 2.7 %, under the 3 % cap, yet no budget is left:
     # the pacer is held back before the cap, not after it.
-    assert gov.window(1028.0, DAY_S).rate < 0.03
+    assert gov.window(DAY_S + 1028.0, DAY_S).rate < 0.03
     assert rates[-1] == 0.0
 
 
@@ -102,3 +103,37 @@ def test_late_reports_are_counted_in_their_bin() -> None:
     gov.record(60.0, abandoned=True)  # reported late
     assert gov.window(700.0, DAY_S).abandoned == 1
     assert gov.window(700.0, DAY_S).live == 2
+
+
+def test_an_early_burst_in_a_window_not_yet_full_is_paid_back_not_a_stop() -> None:
+    # A fresh campaign: 9 abandons among its first 105 answers (8.6 %) in half an hour. The
+    # 24-hour window is measured over every answer it will hold, so the pacer may go on
+    # dialing ahead, below the target, while the burst is paid back.
+    gov = AbandonGovernor(limit_pct=3.0, windows_s=(DAY_S,), reserve_sd=0.0, min_reserve=2.0)
+    burst(gov, 0.0)
+    assert gov.window(1800.0, DAY_S).abandoned == 9
+    assert gov.budget(1800.0, 70).allowed_rate == 0.0  # 0.0285 x 210 < 9 + 2: not yet
+    for i in range(150):  # another 45 minutes, every answer connected
+        gov.record(1800.0 + i * 18.0, abandoned=False)
+    later = gov.budget(4600.0, 70)
+    # (0.0285 x (255 + 255) - 9 - 2) / 255: the burst spread over the answers still to come.
+    assert later.allowed_rate == pytest.approx((0.0285 * 510 - 11) / 255, rel=1e-6)
+    assert 0.0 < later.allowed_rate < 0.0285
+
+
+def test_the_same_burst_in_a_full_window_stops_dialing_ahead() -> None:
+    gov = AbandonGovernor(limit_pct=3.0, windows_s=(DAY_S,), reserve_sd=0.0, min_reserve=2.0)
+    gov.record(0.0, abandoned=False)  # a day ago: the window is full
+    start = 2 * DAY_S
+    burst(gov, start)
+    for i in range(150):
+        gov.record(start + 1800.0 + i * 18.0, abandoned=False)
+    # 0.0285 x (255 + the horizon's 70) < 9 + 2: a full window has no answers to come
+    # beyond the horizon's, and nothing is left.
+    assert gov.budget(start + 4600.0, 70).allowed_rate == 0.0
+
+
+def burst(gov: AbandonGovernor, start: float) -> None:
+    """105 answers over half an hour, 9 of them abandoned."""
+    for i in range(105):
+        gov.record(start + i * 17.0, abandoned=i % 11 == 5 and i < 100)

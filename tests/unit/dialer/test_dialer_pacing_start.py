@@ -80,7 +80,7 @@ def test_before_talks_are_known_only_free_agents_count_as_supply() -> None:
     assert early > 30  # dials ahead for the free agents at once
     horizons = list(pacer.last.horizons)
     p = round(pacer.p_agent, 2)
-    assert [supply for _, supply, _ in pacer._balance(snap, horizons, p)] == [30.0] * len(
+    assert [supply for _, supply, *_ in pacer._balance(snap, horizons, p)] == [30.0] * len(
         horizons)
     rng = random.Random(2)
     for _ in range(pacer.warmup_talks):
