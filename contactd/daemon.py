@@ -18,6 +18,7 @@ from contactd.ami.client import AmiClient
 from contactd.calls.service import CallService
 from contactd.config import Settings
 from contactd.crm.call_records import CallRecorder
+from contactd.crm.mail_setup import MailInbound, start_mail_inbound
 from contactd.crm.message_records import InboundMessageRecorder
 from contactd.crm.routing import Router
 from contactd.crm.service import ContactService
@@ -51,6 +52,7 @@ class Components:
         self.contacts: ContactService | None = None
         self.tasks: TaskService | None = None
         self.router: Router | None = None
+        self.mail_inbound: MailInbound | None = None
         self.calls: CallService | None = None
         self.messaging: MessagingService | None = None
         self.dialer: DialerService | None = None
@@ -91,6 +93,9 @@ async def run_daemon(
             # ends are recorded too; attempts that ended while down are swept on entry.
             await stack.enter_async_context(CallRecorder(db, components.router, bus))
             await stack.enter_async_context(InboundMessageRecorder(db, components.router, bus))
+            # Inbound e-mail: the intake sweeps what a crash left unrouted, then SMTP/IMAP.
+            components.mail_inbound = await start_mail_inbound(
+                stack, settings, db, components.router, health)
             if settings.ami.enabled:
                 # CallService subscribes at construction: the client's login-time event
                 # filter is built from those subscriptions, so build both before entering.

@@ -16,11 +16,10 @@ import asyncio
 import hashlib
 import logging
 import os
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -31,6 +30,7 @@ from contactd.db.models import Document, InboundEmail, Interaction, OutboxMessag
 from contactd.db.session import Database
 from contactd.enums import Channel, Direction, InteractionKind
 from contactd.messaging.mail_in import (
+    Intake,
     MailLimits,
     MailRefusedError,
     ParsedMail,
@@ -45,20 +45,6 @@ ROUTE_PENDING: Final = "mail-pending"
 ROUTE_DONE: Final = "done"
 REFUSED_DIR: Final = Path("mail") / "refused"
 ATTACHMENT_DIR: Final = Path("documents") / "mail"
-
-Status = Literal["stored", "duplicate", "refused"]
-
-
-@dataclass(frozen=True)
-class Intake:
-    """What became of one received mail."""
-
-    status: Status
-    interaction_id: int | None = None
-    code: str = ""  # the refusal's stable code
-    reason: str = ""
-    kept_at: Path | None = None  # the raw copy of a refused mail
-
 
 class MailIntake:
     """`receive` = `store` then `route`; entering it sweeps what waited across a restart."""

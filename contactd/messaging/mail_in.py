@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from email.headerregistry import Address
 from email.message import EmailMessage, Message
 from html.parser import HTMLParser
-from typing import Final
+from pathlib import Path
+from typing import Final, Literal
 
 from contactd.errors import ContactdError
 
@@ -69,6 +70,17 @@ class ParsedMail:
         for ref in (*self.in_reply_to, *reversed(self.references)):
             seen.setdefault(ref, None)
         return tuple(seen)
+
+
+@dataclass(frozen=True)
+class Intake:
+    """What became of one received mail (the intake's answer to SMTP and IMAP)."""
+
+    status: Literal["stored", "duplicate", "refused"]
+    interaction_id: int | None = None
+    code: str = ""  # the refusal's stable code
+    reason: str = ""
+    kept_at: Path | None = None  # the raw copy of a refused mail
 
 
 def dedup_key(raw: bytes, message_id: str | None) -> str:
@@ -148,7 +160,8 @@ def _leaves(message: Message, limits: MailLimits) -> list[Message]:
                                    code="mail_too_many_parts")
         payload = part.get_payload()
         if part.is_multipart() and isinstance(payload, list):
-            stack.extend((child, depth + 1) for child in reversed(payload))
+            stack.extend((child, depth + 1) for child in reversed(payload)
+                         if isinstance(child, Message))
         else:
             leaves.append(part)
     return leaves
