@@ -20,6 +20,7 @@ from contactd.config import Settings
 from contactd.crm.call_records import CallRecorder
 from contactd.crm.mail_setup import MailInbound, start_mail_inbound
 from contactd.crm.message_records import InboundMessageRecorder
+from contactd.crm.reminder_mail import ReminderMailer
 from contactd.crm.routing import Router
 from contactd.crm.service import ContactService
 from contactd.crm.tasks import TaskService, TaskWatcher
@@ -110,6 +111,8 @@ async def run_daemon(
             if messaging.smpp is not None:
                 health.register("smpp", messaging.smpp.probe)
             health.register("outbox", messaging.outbox.probe)
+            if settings.email.enabled:  # reminders and escalations e-mailed to the assignee
+                await stack.enter_async_context(ReminderMailer(db, messaging.send, bus))
             if settings.audiosocket.enabled:
                 ami_client = components.calls.ami if components.calls is not None else None
                 components.ivr, _ = await start_ivr(stack, settings, components.router, ami_client)
