@@ -4,6 +4,7 @@ new assignee is told too."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -18,6 +19,7 @@ from contactd.db.models import OutboxMessage, User
 from contactd.db.session import Database
 from contactd.enums import Role
 from contactd.events import EventBus
+from contactd.messaging.events import MessageSent
 from contactd.messaging.service import MessagingService
 from tests.peers.smtp import SmtpPeer
 
@@ -51,10 +53,15 @@ async def test_a_reminder_is_mailed_to_the_assignee_once_across_a_restart(
                                          due_at=now + timedelta(minutes=10),
                                          remind_at=now - timedelta(minutes=1)))
     configured = settings.model_copy(update={"email": smtp.settings()})
+    sent = asyncio.Event()
+    bus.subscribe(MessageSent, lambda _: sent.set())
     async with (MessagingService(configured, db, bus) as messaging,
                 ReminderMailer(db, messaging.send, bus)):
         assert await tasks.send_reminders(now) == [task_id]
         [received] = await smtp.wait_for(1)
+        # Stopped only once the outbox has recorded the send (before that, a restart would
+        # send again: the outbox is at-least-once for a send whose answer it did not store).
+        await asyncio.wait_for(sent.wait(), 10)
     message = received.parsed()
     assert received.rcpt_tos == ["chisomo@contactd.test"]
     assert message["Subject"] == "Reminder: Call back Grace"
