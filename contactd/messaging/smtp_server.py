@@ -71,7 +71,7 @@ class _Handler:
 
 
 class SmtpReceiver:
-    """Listens on the configured address; `port` is the bound one (0 in config: any)."""
+    """Listens on the configured address and port until the daemon stops."""
 
     def __init__(self, settings: EmailInboundSettings, receive: Receive) -> None:
         self.settings = settings

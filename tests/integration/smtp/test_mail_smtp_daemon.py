@@ -14,11 +14,13 @@ import aiosmtplib
 import pytest
 from sqlalchemy import func, select
 
-from contactd.config import Settings, load_settings
+from contactd.config import EmailInboundSettings, Settings, load_settings
 from contactd.crm.mail_records import MailIntake
 from contactd.daemon import Components, run_daemon
 from contactd.db.models import Document, Interaction, Task
 from contactd.enums import DocumentKind
+from contactd.messaging.mail_in import Intake
+from contactd.messaging.smtp_server import SmtpReceiver, accepts
 from tests.peers.ports import free_port
 
 pytestmark = pytest.mark.smtp
@@ -163,3 +165,26 @@ async def test_a_daemon_cancelled_between_storing_and_routing_routes_the_mail_on
 
     await _with_daemon(settings, after_restart)
 
+
+
+async def test_a_store_that_fails_answers_451_so_the_mta_keeps_the_mail() -> None:
+    conf = EmailInboundSettings(smtp_enabled=True, smtp_port=free_port(), recipients=(SERVICE,))
+
+    async def broken_store(raw: bytes, source: str) -> Intake:
+        raise OSError("disk full")  # the fault a real database is hard to make on demand
+
+    async with SmtpReceiver(conf, broken_store) as receiver:
+        with pytest.raises(aiosmtplib.SMTPResponseException) as deferred:
+            await aiosmtplib.send(_mail(), hostname="127.0.0.1", port=receiver.port, timeout=10)
+    assert deferred.value.code == 451
+
+
+def test_the_smtp_endpoint_needs_recipients_and_accepts_addresses_and_domains() -> None:
+    with pytest.raises(ValueError, match="smtp_enabled needs recipients"):
+        EmailInboundSettings(smtp_enabled=True)
+    with pytest.raises(ValueError, match="neither an address nor"):
+        EmailInboundSettings(recipients=("service",))
+    recipients = EmailInboundSettings(recipients=("Service@Contactd.test", "@sales.test")
+                                      ).recipients
+    assert accepts(recipients, "service@contactd.TEST") and accepts(recipients, "a@sales.test")
+    assert not accepts(recipients, "a@other.test") and not accepts(recipients, "a@x.sales.test")
