@@ -87,22 +87,31 @@ class MailIntake:
         except MailRefusedError as exc:
             return await self._refuse(raw, source, exc)
         key = dedup_key(raw, mail.message_id)
-        async with self.db.session() as session:
-            known = await session.scalar(
-                select(InboundEmail.interaction_id).where(InboundEmail.dedup_key == key))
+        known = await self._known(key)
         if known is not None:
             log.info("inbound mail already stored",
-                     extra={"interaction_id": known, "message_id": mail.message_id})
-            return Intake("duplicate", known)
+                     extra={"interaction_id": known.interaction_id,
+                            "message_id": mail.message_id})
+            return known
         files = await asyncio.to_thread(self._write_attachments, key, mail)
         try:
             interaction_id = await self._insert(mail, key, source, files)
-        except IntegrityError:  # the same mail stored by a parallel delivery
-            return Intake("duplicate")
+        except IntegrityError:
+            known = await self._known(key)
+            if known is None:
+                raise  # not the same mail stored by a parallel delivery: a real failure
+            return known
         log.info("inbound mail stored",
                  extra={"interaction_id": interaction_id, "message_id": mail.message_id,
                         "source": source, "attachments": len(files)})
         return Intake("stored", interaction_id)
+
+    async def _known(self, key: str) -> Intake | None:
+        async with self.db.session() as session:
+            found = (await session.execute(
+                select(InboundEmail.id, InboundEmail.interaction_id)
+                .where(InboundEmail.dedup_key == key))).first()
+        return None if found is None else Intake("duplicate", found[1])
 
     def _write_attachments(self, key: str, mail: ParsedMail) -> list[tuple[Path, int]]:
         written: list[tuple[Path, int]] = []
