@@ -17,6 +17,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from email.headerregistry import Address
 from email.message import EmailMessage, Message
+from email.utils import getaddresses
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Final, Literal
@@ -115,31 +116,75 @@ def parse_mail(raw: bytes, limits: MailLimits) -> ParsedMail:
                                code="mail_unparseable") from None
 
 
+@dataclass(frozen=True)
+class _Leaf:
+    """One non-multipart part with its MIME facts read once (policy=default parses a header
+    again on every access, which made repeated lookups the bulk of the parse time)."""
+
+    part: Message
+    maintype: str
+    subtype: str
+    charset: str
+    filename: str
+    attachment: bool
+
+
+def _leaf(part: Message) -> _Leaf:
+    ctype_header = part.get("content-type")
+    params: dict[str, str] = {}
+    if ctype_header is None:
+        ctype = part.get_default_type()
+    else:
+        ctype = str(getattr(ctype_header, "content_type", "")).lower()
+        params = dict(getattr(ctype_header, "params", {}) or {})
+        if ctype.count("/") != 1:  # what get_content_type answers for a broken header
+            ctype = "text/plain"
+    maintype, _, subtype = ctype.partition("/")
+    disposition_header = part.get("content-disposition")
+    disposition = ""
+    filename = str(params.get("name", ""))
+    if disposition_header is not None:
+        disposition = str(getattr(disposition_header, "content_disposition", "") or "").lower()
+        extra = getattr(disposition_header, "params", {}) or {}
+        filename = str(extra.get("filename", "")) or filename
+    if disposition == "attachment":
+        attachment = True
+    elif maintype == "text" and subtype in ("plain", "html"):
+        attachment = disposition != "inline" and bool(filename)
+    else:
+        attachment = True  # images, PDFs, forwarded mail…: stored, never dropped
+    return _Leaf(part, maintype, subtype, str(params.get("charset", "")).lower(), filename,
+                 attachment)
+
+
 def _read(message: EmailMessage, limits: MailLimits) -> ParsedMail:
     defects: list[str] = []
-    parts = _leaves(message, limits)
+    leaves = [_leaf(part) for part in _leaves(message, limits)]
     sender, name = _sender(message)
-    body_part = _body_part(parts)
+    body = next((leaf for subtype in ("plain", "html") for leaf in leaves
+                 if leaf.maintype == "text" and leaf.subtype == subtype
+                 and not leaf.attachment), None)
     text = ""
-    if body_part is not None:
-        text = _text_of(body_part, defects)
-        if body_part.get_content_subtype() == "html":
+    if body is not None:
+        text = _text_of(body.part, body.charset, defects)
+        if body.subtype == "html":
             text = _html_text(text)
     attachments: list[Attachment] = []
-    for part in parts:
-        if part is body_part or not _is_attachment(part):
+    for leaf in leaves:
+        if leaf is body or not leaf.attachment:
             continue
-        data = part.get_payload(decode=True)
+        data = leaf.part.get_payload(decode=True)
         if not isinstance(data, bytes):
             data = b""
-        attachments.append(Attachment(_filename(part, len(attachments) + 1),
-                                      part.get_content_type()[:100], data))
+        attachments.append(Attachment(_filename(leaf.filename, len(attachments) + 1),
+                                      f"{leaf.maintype}/{leaf.subtype}"[:100], data))
+    ids = _ids(message)
     return ParsedMail(
         sender=sender, sender_name=name, recipients=_addresses(message, "To"),
         subject=_oneline(_header(message, "Subject"))[:300], text=text,
-        message_id=next(iter(_ids(message, "Message-ID")), None),
-        in_reply_to=_ids(message, "In-Reply-To"),
-        references=_ids(message, "References")[-REFERENCES_MAX:],
+        message_id=next(iter(ids["message-id"]), None),
+        in_reply_to=tuple(ids["in-reply-to"]),
+        references=tuple(ids["references"][-REFERENCES_MAX:]),
         attachments=tuple(attachments), defects=tuple(defects),
     )
 
@@ -200,26 +245,26 @@ def _clean_address(local: str, domain: str) -> bool:
 
 
 def _addresses(message: Message, name: str) -> tuple[str, ...]:
+    """Recipients as stored for reference only: read from the raw header with the lighter
+    `getaddresses` (the structured parse of a long To line costs more than the rest)."""
+    values = [v for k, v in message.raw_items() if k.lower() == name.lower()
+              and isinstance(v, str)]
     try:
-        header = message.get(name)
-        found = tuple(getattr(header, "addresses", ()) or ())
+        pairs = getaddresses(values)
     except Exception:
         return ()
-    return tuple(a.addr_spec.lower() for a in found if a.username and a.domain)[:50]
+    return tuple(addr.lower() for _, addr in pairs if "@" in addr and len(addr) <= 320)[:50]
 
 
-def _ids(message: Message, name: str) -> tuple[str, ...]:
-    try:
-        values = message.get_all(name) or []
-    except Exception:
-        return ()
-    found: list[str] = []
-    for value in values:
-        try:
-            found.extend(_MSGID.findall(str(value)))
-        except Exception:
-            continue
-    return tuple(found)
+def _ids(message: Message) -> dict[str, list[str]]:
+    """Message-ID, In-Reply-To and References as bare ids, read from the raw header text
+    (no structured parse needed to find `<…>` tokens)."""
+    found: dict[str, list[str]] = {"message-id": [], "in-reply-to": [], "references": []}
+    for key, value in message.raw_items():
+        ids = found.get(key.lower())
+        if ids is not None and isinstance(value, str):
+            ids.extend(_MSGID.findall(value))
+    return found
 
 
 def _oneline(text: str) -> str:
@@ -227,30 +272,11 @@ def _oneline(text: str) -> str:
                     .split())
 
 
-def _body_part(parts: list[Message]) -> Message | None:
-    for subtype in ("plain", "html"):
-        for part in parts:
-            if (part.get_content_maintype() == "text" and part.get_content_subtype() == subtype
-                    and not _is_attachment(part)):
-                return part
-    return None
-
-
-def _is_attachment(part: Message) -> bool:
-    disposition = (part.get_content_disposition() or "").lower()
-    if disposition == "attachment":
-        return True
-    if part.get_content_maintype() == "text" and part.get_content_subtype() in ("plain",
-                                                                               "html"):
-        return bool(part.get_filename()) and disposition != "inline"
-    return True  # images, PDFs, forwarded mail…: stored, never dropped
-
-
-def _text_of(part: Message, defects: list[str]) -> str:
+def _text_of(part: Message, charset: str, defects: list[str]) -> str:
     data = part.get_payload(decode=True)
     if not isinstance(data, bytes):
         return ""
-    charset = part.get_content_charset() or "us-ascii"
+    charset = charset or "us-ascii"
     try:
         return data.decode(charset)
     except LookupError:
@@ -260,12 +286,8 @@ def _text_of(part: Message, defects: list[str]) -> str:
     return data.decode("utf-8", "replace")
 
 
-def _filename(part: Message, number: int) -> str:
-    try:
-        name = part.get_filename() or ""
-    except Exception:
-        name = ""
-    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+def _filename(raw: str, number: int) -> str:
+    name = raw.replace("\\", "/").rsplit("/", 1)[-1]
     name = "".join(c for c in _oneline(name) if c not in '<>:"|?*').strip(" .")
     return name[-FILENAME_MAX:] or f"attachment-{number}"
 
