@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from contactd.config import Settings
+from contactd.config import Settings, load_settings
 from contactd.crm.fts import create_fts
 from contactd.crm.reminder_mail import ReminderMailer
 from contactd.crm.tasks import NewTask, TaskService
+from contactd.daemon import Components, run_daemon
 from contactd.db.base import utcnow
+from contactd.db.bootstrap import open_database
 from contactd.db.models import OutboxMessage, User
 from contactd.db.session import Database
 from contactd.enums import Role
@@ -96,3 +99,36 @@ async def test_an_escalation_is_mailed_to_the_supervisor_and_no_address_means_no
         [received] = await smtp.wait_for(1)
     assert received.rcpt_tos == ["abena@contactd.test"]
     assert received.parsed()["Subject"] == "Escalated to you: Reply to Ama"
+
+
+async def test_the_daemon_mails_a_reminder_that_fell_due_while_it_was_down(
+    tmp_path: Path, smtp: SmtpPeer
+) -> None:
+    settings = load_settings(None, {
+        "CONTACTD_GENERAL__DATA_DIR": str(tmp_path),
+        "CONTACTD_AMI__ENABLED": "false",
+        "CONTACTD_WEB__ENABLED": "false",
+        "CONTACTD_AUDIOSOCKET__ENABLED": "false",
+        "CONTACTD_EMAIL__ENABLED": "true",
+        "CONTACTD_EMAIL__HOST": smtp.host,
+        "CONTACTD_EMAIL__PORT": str(smtp.port),
+        "CONTACTD_EMAIL__FROM_ADDRESS": "contactd@contactd.test",
+    })
+    async with await open_database(settings) as db:
+        agent = await _user(db, "thandiwe", Role.AGENT, "thandiwe@contactd.test")
+        now = utcnow()
+        await TaskService(db).create(NewTask(title="Send the contract", assignee_id=agent,
+                                             due_at=now + timedelta(hours=1),
+                                             remind_at=now - timedelta(minutes=5)))
+    stop = asyncio.Event()
+
+    async def ready(components: Components) -> None:
+        try:
+            await smtp.wait_for(1, timeout_s=20)
+        finally:
+            stop.set()
+
+    await asyncio.wait_for(run_daemon(settings, stop=stop, on_ready=ready), 60)
+    [received] = smtp.messages
+    assert received.rcpt_tos == ["thandiwe@contactd.test"]
+    assert received.parsed()["Subject"] == "Reminder: Send the contract"
