@@ -16,12 +16,16 @@ from sqlalchemy import func, select
 
 from contactd.config import EmailInboundSettings, Settings, load_settings
 from contactd.crm.mail_records import MailIntake
+from contactd.crm.service import ContactInput
 from contactd.daemon import Components, run_daemon
 from contactd.db.models import Document, Interaction, Task
-from contactd.enums import DocumentKind
+from contactd.enums import Channel, Direction, DocumentKind
+from contactd.messaging.events import MessageSent
 from contactd.messaging.mail_in import Intake
+from contactd.messaging.outbox import OutboundMessage
 from contactd.messaging.smtp_server import SmtpReceiver, accepts
 from tests.peers.ports import free_port
+from tests.peers.smtp import SmtpPeer
 
 pytestmark = pytest.mark.smtp
 
@@ -188,3 +192,37 @@ def test_the_smtp_endpoint_needs_recipients_and_accepts_addresses_and_domains() 
                                       ).recipients
     assert accepts(recipients, "service@contactd.TEST") and accepts(recipients, "a@sales.test")
     assert not accepts(recipients, "a@other.test") and not accepts(recipients, "a@x.sales.test")
+
+
+async def test_a_reply_to_a_mail_contactd_sent_lands_on_that_contact_and_thread(
+    tmp_path: Path, smtp: SmtpPeer
+) -> None:
+    port = free_port()
+    settings = _settings(tmp_path, port).model_copy(update={"email": smtp.settings()})
+
+    async def check(components: Components) -> None:
+        assert components.contacts is not None and components.messaging is not None
+        contact = await components.contacts.create_contact(ContactInput(
+            first_name="Esi", last_name="Owusu", emails=["esi@example.gh"]))
+        sent = asyncio.Event()
+        components.bus.subscribe(MessageSent, lambda _: sent.set())
+        await components.messaging.send(OutboundMessage(
+            "offer-esi", Channel.EMAIL, "esi@example.gh", "Our offer is attached",
+            subject="Your offer", contact_id=contact))
+        [out] = await smtp.wait_for(1)
+        await asyncio.wait_for(sent.wait(), 10)  # the outbox stored the Message-ID it set
+        reply = EmailMessage()
+        reply["From"] = "assistant@example.gh"  # someone else answers for her
+        reply["To"] = SERVICE
+        reply["Subject"] = "Re: Your offer"
+        reply["Message-ID"] = "<esi-reply@example.gh>"
+        reply["In-Reply-To"] = out.parsed()["Message-ID"]
+        reply.set_content("Esi accepts.")
+        await aiosmtplib.send(reply, hostname="127.0.0.1", port=port, timeout=10)
+        async with components.db.session() as session:
+            [row] = list(await session.scalars(select(Interaction).where(
+                Interaction.direction == Direction.INBOUND)))
+        assert row.contact_id == contact
+        assert row.data["thread_id"] == str(out.parsed()["Message-ID"]).strip("<>")
+
+    await _with_daemon(settings, check)
