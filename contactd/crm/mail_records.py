@@ -104,6 +104,9 @@ class MailIntake:
         log.info("inbound mail stored",
                  extra={"interaction_id": interaction_id, "message_id": mail.message_id,
                         "source": source, "attachments": len(files)})
+        if mail.defects:  # taken in, read leniently: say what was wrong with it
+            log.warning("inbound mail had defects",
+                        extra={"interaction_id": interaction_id, "defects": list(mail.defects)})
         return Intake("stored", interaction_id)
 
     async def _known(self, key: str) -> Intake | None:

@@ -8,6 +8,7 @@ import stat
 from email.message import EmailMessage
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
@@ -161,3 +162,19 @@ async def test_a_known_sender_keeps_their_contact(
         row = await session.get(Interaction, got.interaction_id)
     assert row is not None and row.contact_id == known
     assert await _count(crm_db, Task) == 1
+
+
+async def test_a_mail_in_an_unknown_charset_is_stored_with_its_defect_logged(
+    crm_db: Database, contacts: ContactService, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    raw = (b"From: kwame@example.gh\r\nSubject: hi\r\nMessage-ID: <cs@example.gh>\r\n"
+           b"Content-Type: text/plain; charset=x-unknown-8\r\n\r\nAkwaaba \xe9\r\n")
+    async with _intake(crm_db, contacts, tmp_path) as intake:
+        got = await intake.receive(raw, "smtp")
+    async with crm_db.session() as session:
+        row = await session.get(Interaction, got.interaction_id)
+    assert row is not None and row.body.startswith("Akwaaba \ufffd")
+    assert row.data["defects"] == ["unknown charset 'x-unknown-8'"]
+    [record] = [r for r in caplog.records if r.getMessage() == "inbound mail had defects"]
+    assert record.__dict__["defects"] == ["unknown charset 'x-unknown-8'"]
