@@ -45,6 +45,8 @@ ROUTE_PENDING: Final = "mail-pending"
 ROUTE_DONE: Final = "done"
 REFUSED_DIR: Final = Path("mail") / "refused"
 ATTACHMENT_DIR: Final = Path("documents") / "mail"
+# Parsing costs a few ms per 10 KiB here: past this size it runs in a worker thread.
+INLINE_PARSE_BYTES: Final = 64 * 1024
 
 class MailIntake:
     """`receive` = `store` then `route`; entering it sweeps what waited across a restart."""
@@ -83,7 +85,10 @@ class MailIntake:
     async def store(self, raw: bytes, source: str) -> Intake:
         """Durable before anything else happens; never raises for what the mail contains."""
         try:
-            mail = parse_mail(raw, self.limits)
+            if len(raw) > INLINE_PARSE_BYTES:  # a big mail must not stall the event loop
+                mail = await asyncio.to_thread(parse_mail, raw, self.limits)
+            else:
+                mail = parse_mail(raw, self.limits)
         except MailRefusedError as exc:
             return await self._refuse(raw, source, exc)
         key = dedup_key(raw, mail.message_id)

@@ -178,3 +178,16 @@ async def test_a_mail_in_an_unknown_charset_is_stored_with_its_defect_logged(
     assert row.data["defects"] == ["unknown charset 'x-unknown-8'"]
     [record] = [r for r in caplog.records if r.getMessage() == "inbound mail had defects"]
     assert record.__dict__["defects"] == ["unknown charset 'x-unknown-8'"]
+
+
+async def test_a_big_mail_is_parsed_off_the_event_loop_and_stored_whole(
+    crm_db: Database, contacts: ContactService, tmp_path: Path
+) -> None:
+    payload = bytes(range(256)) * 400  # 100 KiB: past the inline-parse size
+    async with _intake(crm_db, contacts, tmp_path) as intake:
+        got = await intake.receive(mail("kojo@example.gh", "Scans attached",
+                                        message_id="big@example.gh", attach=payload), "imap")
+    assert got.status == "stored"
+    async with crm_db.session() as session:
+        [doc] = list(await session.scalars(select(Document)))
+    assert doc.size_bytes == len(payload) and (tmp_path / doc.storage_path).read_bytes() == payload
