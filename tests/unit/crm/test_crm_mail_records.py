@@ -180,7 +180,7 @@ async def test_a_mail_in_an_unknown_charset_is_stored_with_its_defect_logged(
     assert record.__dict__["defects"] == ["unknown charset 'x-unknown-8'"]
 
 
-async def test_a_big_mail_is_parsed_off_the_event_loop_and_stored_whole(
+async def test_a_mail_past_the_inline_parse_size_is_stored_whole(
     crm_db: Database, contacts: ContactService, tmp_path: Path
 ) -> None:
     payload = bytes(range(256)) * 400  # 100 KiB: past the inline-parse size
