@@ -195,6 +195,46 @@ class EmailSettings(_Section):
     validate_certs: bool = True
 
 
+class EmailInboundSettings(_Section):
+    """Mail to the service address: an SMTP endpoint for a local MTA, and/or an IMAP mailbox."""
+
+    smtp_enabled: bool = False
+    smtp_host: str = "127.0.0.1"
+    smtp_port: Port = 2525
+    # Accepted RCPT TO: full addresses ("service@example.com") or whole domains ("@example.com").
+    recipients: tuple[str, ...] = ()
+    imap_enabled: bool = False
+    imap_host: str = "127.0.0.1"
+    imap_port: Port = 993
+    imap_security: Literal["none", "tls"] = "tls"
+    imap_username: str = ""
+    imap_password: SecretStr = SecretStr("")
+    imap_mailbox: str = "INBOX"
+    imap_poll_s: float = Field(default=60.0, gt=0)
+    timeout_s: float = Field(default=30.0, gt=0)
+    # Bounds for hostile mail; past them it is refused and its raw copy kept.
+    max_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+    max_depth: int = Field(default=10, ge=1, le=100)
+    max_parts: int = Field(default=200, ge=1, le=10000)
+
+    @field_validator("recipients")
+    @classmethod
+    def _addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            _local, at, domain = item.rpartition("@")
+            if not at or not domain or " " in item:
+                raise ValueError(f"{item!r} is neither an address nor '@domain'")
+        return tuple(v.lower() for v in value)
+
+    @model_validator(mode="after")
+    def _smtp_needs_recipients(self) -> EmailInboundSettings:
+        if self.smtp_enabled and not self.recipients:
+            raise ValueError("smtp_enabled needs recipients (addresses or '@domain') to accept")
+        if self.imap_enabled and not self.imap_username:
+            raise ValueError("imap_enabled needs imap_username")
+        return self
+
+
 class DialerSettings(_Section):
     window_start: time = time(8, 0)
     window_end: time = time(21, 0)
@@ -287,6 +327,7 @@ class Settings(_Section):
     speech: SpeechSettings = SpeechSettings()
     smpp: SmppSettings = SmppSettings()
     email: EmailSettings = EmailSettings()
+    email_inbound: EmailInboundSettings = EmailInboundSettings()
     dialer: DialerSettings = DialerSettings()
     demo: DemoSettings = DemoSettings()
 

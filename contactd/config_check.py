@@ -8,6 +8,7 @@ from contactd.config import Settings
 
 # What the shipped examples hold (contactd.example.toml, asterisk-config/manager.conf).
 PLACEHOLDER_MARKS = ("change-me", "changeme")
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
 
 def _problem(value: SecretStr) -> str | None:
@@ -30,10 +31,18 @@ def warnings(settings: Settings) -> list[str]:
             settings.email.password,
         ),
         "web.secret_key": (settings.web.enabled, settings.web.secret_key),
+        "email_inbound.imap_password": (
+            settings.email_inbound.imap_enabled, settings.email_inbound.imap_password,
+        ),
     }
     for key, (enabled, value) in secrets.items():
         problem = _problem(value) if enabled else None
         if problem:
             variable = "CONTACTD_" + key.upper().replace(".", "__")
             out.append(f"{key} {problem}: set a real value (or {variable})")
+    inbound = settings.email_inbound
+    if (inbound.imap_enabled and inbound.imap_security == "none"
+            and inbound.imap_host not in LOOPBACK_HOSTS):
+        out.append(f"email_inbound.imap_security is none for {inbound.imap_host}: the mailbox "
+                   "password and mail cross the network unencrypted; use tls")
     return out

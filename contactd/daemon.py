@@ -18,7 +18,9 @@ from contactd.ami.client import AmiClient
 from contactd.calls.service import CallService
 from contactd.config import Settings
 from contactd.crm.call_records import CallRecorder
+from contactd.crm.mail_setup import MailInbound, start_mail_inbound
 from contactd.crm.message_records import InboundMessageRecorder
+from contactd.crm.reminder_mail import ReminderMailer
 from contactd.crm.routing import Router
 from contactd.crm.service import ContactService
 from contactd.crm.tasks import TaskService, TaskWatcher
@@ -50,6 +52,7 @@ class Components:
         self.contacts: ContactService | None = None
         self.tasks: TaskService | None = None
         self.router: Router | None = None
+        self.mail_inbound: MailInbound | None = None
         self.calls: CallService | None = None
         self.messaging: MessagingService | None = None
         self.dialer: DialerService | None = None
@@ -90,6 +93,9 @@ async def run_daemon(
             # ends are recorded too; attempts that ended while down are swept on entry.
             await stack.enter_async_context(CallRecorder(db, components.router, bus))
             await stack.enter_async_context(InboundMessageRecorder(db, components.router, bus))
+            # Inbound e-mail: the intake sweeps what a crash left unrouted, then SMTP/IMAP.
+            components.mail_inbound = await start_mail_inbound(
+                stack, settings, db, components.router, health)
             if settings.ami.enabled:
                 # CallService subscribes at construction: the client's login-time event
                 # filter is built from those subscriptions, so build both before entering.
@@ -104,6 +110,8 @@ async def run_daemon(
             if messaging.smpp is not None:
                 health.register("smpp", messaging.smpp.probe)
             health.register("outbox", messaging.outbox.probe)
+            if settings.email.enabled:  # reminders and escalations e-mailed to the assignee
+                await stack.enter_async_context(ReminderMailer(db, messaging.send, bus))
             if settings.audiosocket.enabled:
                 ami_client = components.calls.ami if components.calls is not None else None
                 components.ivr, _ = await start_ivr(stack, settings, components.router, ami_client)

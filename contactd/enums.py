@@ -85,6 +85,7 @@ class DocumentKind(StrEnum):
     INVOICE = "invoice"
     OFFER = "offer"
     LETTER = "letter"
+    ATTACHMENT = "attachment"  # received (an e-mail attachment), not made from a template
 
 
 class ProductKind(StrEnum):

@@ -22,9 +22,10 @@ pytest_plugins = [
     "tests.peers.smtp",
     "tests.peers.postgres",
     "tests.peers.chromium",
+    "tests.peers.dovecot",
 ]
 
-PEER_MARKERS = {"asterisk", "smsc", "smtp", "postgres", "chromium", "sipp"}
+PEER_MARKERS = {"asterisk", "smsc", "smtp", "postgres", "chromium", "sipp", "dovecot"}
 
 
 @pytest.fixture

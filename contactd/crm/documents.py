@@ -122,6 +122,8 @@ class DocumentService:
     async def install_defaults(self) -> None:
         """The four built-in templates, named after their kind, unless already present."""
         for kind in DocumentKind:
+            if kind is DocumentKind.ATTACHMENT:  # received, never made from a template
+                continue
             async with self.db.session() as session:
                 exists = await session.scalar(
                     select(DocumentTemplate.id).where(DocumentTemplate.name == kind.value)
@@ -168,6 +170,33 @@ class DocumentService:
             await session.flush()
         if self.bus is not None:
             await self.bus.publish(DocumentCreated(document_id=doc.id, contact_id=contact_id))
+        return doc
+
+    def write_file(self, relative: Path, data: bytes) -> None:
+        """A received file (an e-mail attachment) under the data folder, complete before any
+        row names it; owner-only, since it is a customer's."""
+        target = self.data_dir / relative
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        partial = target.with_name(target.name + ".part")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        partial.replace(target)
+
+    @staticmethod
+    def add_received(
+        session: Any, *, relative: Path, data: bytes, title: str, mime_type: str,
+        contact_id: int | None = None,
+    ) -> Document:
+        """The row for a file `write_file` stored, inside the caller's transaction."""
+        doc = Document(
+            contact_id=contact_id, kind=DocumentKind.ATTACHMENT, title=title[:300],
+            storage_path=relative.as_posix(), mime_type=mime_type[:100], size_bytes=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+        )
+        session.add(doc)
         return doc
 
     def path_of(self, document: Document) -> Path:

@@ -72,3 +72,10 @@ class TemplateError(MessagingError):
 
 class InvalidTransitionError(MessagingError):
     code = "invalid_message_transition"
+
+
+class ImapError(MessagingError):
+    """The IMAP mailbox could not be read (refused login, a NO/BAD answer, a lost link)."""
+
+    code = "imap_failed"
+    temporary = True

@@ -24,6 +24,7 @@ from contactd.db.models.crm import (
 )
 from contactd.db.models.dialer import Campaign, DialRefusal, Lead, LeadList, LiveAnswer
 from contactd.db.models.duplicates import PossibleDuplicate
+from contactd.db.models.mail import InboundEmail
 from contactd.db.models.messaging import OutboxMessage
 from contactd.db.models.users import AuditEntry, User
 from contactd.db.models.web import ApiToken, WebSession
@@ -45,6 +46,7 @@ __all__ = [
     "DoNotCall",
     "Document",
     "DocumentTemplate",
+    "InboundEmail",
     "Interaction",
     "Lead",
     "LeadList",
