@@ -37,10 +37,11 @@ class CampaignRuntime:
     seeded: bool = False
 
     def ringing_ages(self, now_s: float) -> tuple[float, ...]:
-        """Ages of the calls the pacer counts in flight: every call out that is neither
-        waiting for an agent nor counted abandoned (as the dial loop always counted them)."""
-        return tuple(now_s - c.dialed_at for c in self.calls
-                     if c.state not in (DialState.WAITING, DialState.ABANDONED))
+        """Ages of the calls the pacer counts in flight: those not yet resolved (still
+        ringing, or answered with AMD's verdict pending). A call handed to an agent is that
+        agent's talk, and a machine's is no one's: counting them too, as the loop once did,
+        made a progressive campaign with five agents talking dial nothing for five free."""
+        return tuple(now_s - c.dialed_at for c in self.calls if c.state is DialState.RINGING)
 
 
 class Runtimes:

@@ -68,3 +68,25 @@ def test_a_call_moves_through_its_life_and_leaves_the_table() -> None:
     assert ended is not None and ended.state is S.BRIDGED
     assert "a2" not in calls and len(calls) == 1
     assert calls.move("a2", E.ABANDON, 16.0) is None  # unknown now: nothing to move
+
+
+def test_the_pacer_counts_only_calls_not_yet_resolved_as_ringing() -> None:
+    from contactd.dialer.pacing import PacingSnapshot, ProgressivePacer
+    from contactd.dialer.runtime import CampaignRuntime
+
+    calls = LiveCalls(7)
+    for i in range(6):
+        calls.add(f"a{i}", dialed_at=100.0)
+    calls.move("a1", E.ANSWERED_NO_AGENT, 110.0)  # a machine
+    calls.move("a2", E.ANSWERED_PERSON, 110.0)  # a person waiting
+    for name in ("a3", "a4"):  # people talking to agents
+        calls.move(name, E.ANSWERED_PERSON, 110.0)
+        calls.move(name, E.HANDED_OFF, 110.5)
+        calls.move(name, E.BRIDGED, 111.0)
+    calls.move("a5", E.QUEUED, 110.0)
+    rt = CampaignRuntime(7, ProgressivePacer(), ledger=None, calls=calls)  # type: ignore[arg-type]
+    assert rt.ringing_ages(130.0) == (30.0,)  # a0 alone
+    # Progressive, 3 agents free, one call ringing and one person waiting: one more call.
+    snap = PacingSnapshot(free_agents=3, talking=(19.0, 19.0), ringing=rt.ringing_ages(130.0),
+                          waiting=1)
+    assert rt.pacer.calls_to_dial(snap, 130.0) == 1
