@@ -96,8 +96,26 @@ class Wrapped(Strategy):
         self.call_resolved = pacer.call_resolved  # type: ignore[method-assign]
         self.talk_ended = pacer.talk_ended  # type: ignore[method-assign]
         self.wrap_ended = pacer.wrap_ended  # type: ignore[method-assign]
-        self.live_answer = pacer.live_answer  # type: ignore[method-assign]
         self.calibrations: list[float] = []  # the predictive pacer's factor at each day's end
+        self.predicted = 0.0  # the forecast's abandon share at each warm live answer, summed
+        self.warm_answers = 0
+        self.warm_abandons = 0
+
+    def live_answer(self, now: float, *, abandoned: bool) -> None:
+        """Passes the answer on; for the predictive pacer, first sets what its last forecast
+        said of the calls in flight beside what happened, to show the forecast's own bias
+        apart from the calibration that corrects it."""
+        pacer = self.pacer
+        if isinstance(pacer, PredictivePacer) and pacer.warm:
+            self.predicted += pacer.last.predicted_rate
+            self.warm_answers += 1
+            self.warm_abandons += int(abandoned)
+        pacer.live_answer(now, abandoned=abandoned)
+
+    @property
+    def forecast_bias(self) -> float:
+        """Forecast abandons per abandon that happened (1.0: unbiased)."""
+        return self.predicted / self.warm_abandons if self.warm_abandons else 0.0
 
     def day_started(self, now: float) -> None:
         if now > 0:
@@ -311,8 +329,10 @@ def simulate(world: World, strategy: Strategy) -> Result:
         worst_24h=worst_window(answers, world),
         dials=dials,
         seconds=time.perf_counter() - began,
-        extra={f"calibration_day{i + 1}": c
-               for i, c in enumerate(getattr(strategy, "calibrations", []))},
+        extra={**{f"calibration_day{i + 1}": c
+                  for i, c in enumerate(getattr(strategy, "calibrations", []))},
+               **({"forecast_bias": round(strategy.forecast_bias, 3)}
+                  if isinstance(strategy, Wrapped) else {})},
     )
 
 
@@ -410,8 +430,10 @@ def run_strategy(key: str, one: World, many: World, quick: bool) -> dict[str, ob
         roll = simulate(many, MAKERS[key](many))
         if key == "d_contactd":
             extra = {"calibration_day": day.extra.get("calibration_day1", 0.0),
+                     "forecast_bias": day.extra.get("forecast_bias", 0.0),
                      "calibration_rolling": [roll.extra[k] for k in sorted(
-                         roll.extra, key=lambda k: int(k.removeprefix("calibration_day")))]}
+                         (k for k in roll.extra if k.startswith("calibration_day")),
+                         key=lambda k: int(k.removeprefix("calibration_day")))]}
     return {
         "occupancy": round(day.occupancy, 4),
         "abandon_rate": round(day.rate, 4),
@@ -515,7 +537,9 @@ def main(argv: list[str] | None = None) -> int:
             rolling = d.get("calibration_rolling") or []
             assert isinstance(rolling, list)
             print(f"{'':>11} (d) calibration at day end: {num(d['calibration_day']):.2f} "
-                  f"(1 day); {', '.join(f'{num(c):.2f}' for c in rolling)} ({days} days)")
+                  f"(1 day); {', '.join(f'{num(c):.2f}' for c in rolling)} ({days} days); "
+                  + (f"its forecast said {num(d['forecast_bias']):.2f} abandons per real one"
+                     if num(d["forecast_bias"]) else "no abandon to check its forecast on"))
         print()
         for key in KEYS:
             per[key] = {"seeds": {str(seed): results[(agents, key, seed)] for seed in seeds},
