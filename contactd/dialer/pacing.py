@@ -17,7 +17,10 @@ the realized rate.
 A fresh campaign is the hard part: it dials 1:1 only until the first outcomes and the first
 ended talk are in, then dials ahead for its free agents (busy ones count as coming free once
 `warmup_talks` talks have ended); talk lengths count the talks still running (the first to
-end are the short ones), and the calibration's step starts large and decays.
+end are the short ones), and the calibration's step starts large and decays. A young estimate
+of the answer chance is planned with its uncertainty (an upper bound until talks are known,
+then its variance in the forecast), and the calibration moves at most one step a minute, so
+one unlucky burst of abandons does not leave the campaign timid for hours.
 """
 
 from __future__ import annotations
