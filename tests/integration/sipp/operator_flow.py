@@ -31,7 +31,7 @@ RECHECK_S = 1.0  # the longest wait between two looks when no call ends meanwhil
 def people_csv(folder: Path, numbers: list[str]) -> Path:
     """A contact export as an operator gets one: names, numbers written the local way."""
     path = folder / "people.csv"
-    rows = "".join(f"Person{i},Crash{chr(65 + i)},0{n[3:]}\n" for i, n in enumerate(numbers))
+    rows = "".join(f"Person{i},Caller{chr(65 + i)},0{n[3:]}\n" for i, n in enumerate(numbers))
     path.write_text("first_name,last_name,phone\n" + rows, encoding="utf-8")
     return path
 
