@@ -114,8 +114,9 @@ async def test_kill_9_then_a_restart_settles_every_lead_once(
         await first.wait_ready()
         await start_campaign(config, "crash")
         attempts = await each_call(events, MOMENTS[moment], len(NUMBERS))
+        # Read before the kill, with no await between: what arrives later does not count.
+        early = {NOT_YET[moment](e) for e in events.seen} - {None}
         await first.kill9()
-    early = {NOT_YET[moment](e) for e in events.seen} - {None}
     assert not early, f"killed too late for {moment!r}: {early} went further"
 
     if restart != "at once":
@@ -125,6 +126,9 @@ async def test_kill_9_then_a_restart_settles_every_lead_once(
         await second.wait_ready()
         await until_finished(config, "crash", events)
     log = second.log()
+    # The restart took the crash path: it found the killed process's five calls open.
+    assert [line["checked"] for line in second.log_lines()
+            if line.get("msg") == "reconciled open call attempts"] == [len(NUMBERS)], log
 
     result = await carrier.finish(timeout_s=30)
     stored = await books(config, "crash")
