@@ -91,6 +91,7 @@ async def each_call(events: AmiEvents, matches: Callable[[Message], str | None],
 
 @pytest.mark.parametrize(("moment", "restart"), [
     ("ringing", "at once"),
+    ("ringing", "after the calls ended"),
     ("answered", "after the calls ended"),
     ("message", "at once"),
 ])
