@@ -36,19 +36,32 @@ def people_csv(folder: Path, numbers: list[str]) -> Path:
     return path
 
 
-async def import_and_create(
-    config: Path, people: Path, name: str, *, message: str, max_attempts: int, count: int
-) -> None:
-    """`contactd import contacts` then `contactd campaign create` from the same file."""
+async def import_people(config: Path, people: Path, *, count: int) -> None:
+    """`contactd import contacts FILE`: every row a new contact."""
     imported = await contactd_cli(config, "import", "contacts", str(people))
     assert imported.returncode == 0, imported.stdout + imported.stderr
     assert f"imported: {count}" in imported.stdout, imported.stdout
+
+
+async def create_campaign(
+    config: Path, people: Path, name: str, *, message: str, max_attempts: int, count: int
+) -> None:
+    """`contactd campaign create NAME --from-file FILE`: an automated campaign."""
     made = await contactd_cli(
         config, "campaign", "create", name, "--mode", "automated", "--message", message,
         "--caller-id", '"contactd" <5550100>', "--max-attempts", str(max_attempts),
         "--from-file", str(people))
     assert made.returncode == 0, made.stdout + made.stderr
     assert f"with {count} leads; 0 skipped" in made.stdout, made.stdout
+
+
+async def import_and_create(
+    config: Path, people: Path, name: str, *, message: str, max_attempts: int, count: int
+) -> None:
+    """`contactd import contacts` then `contactd campaign create` from the same file."""
+    await import_people(config, people, count=count)
+    await create_campaign(config, people, name, message=message, max_attempts=max_attempts,
+                          count=count)
 
 
 async def start_campaign(config: Path, name: str) -> str:

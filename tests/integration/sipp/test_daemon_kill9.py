@@ -2,9 +2,11 @@
 campaign over the real PJSIP trunk (SIPp is the carrier), then a restart.
 
 The moment is read from Asterisk by a side AMI connection, never from a timer:
-  ringing   every call's trunk channel is Ringing (SIPp sent 180 and holds the answer 5 s);
+  ringing   every call's trunk channel is Ringing (SIPp sent 180 and holds the answer 3 s);
   answered  every call sent ContactdAnswered (answered, AMD listening: no verdict yet);
   message   every call sent ContactdAMD HUMAN (the 4 s message is playing).
+"Every call" is every call the killed process placed: three or all five leads (the rest are
+dialled by the restarted daemon while it settles what the crash left).
 The restart follows at once, or once every call ended while no daemon ran (the AstDB path).
 Then: the campaign finishes; every lead is settled once (done, human, one attempt: everybody
 heard the message, so nobody is dialled again, with retries due at once if the outcome were
@@ -14,6 +16,7 @@ many calls per number as the attempts stored for it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,7 +28,8 @@ from contactd.enums import AttemptState
 from tests.integration.asterisk.test_dialer_crash import long_message
 from tests.integration.sipp.operator_flow import (
     books,
-    import_and_create,
+    create_campaign,
+    import_people,
     invites_per_number,
     people_csv,
     start_campaign,
@@ -39,7 +43,7 @@ from tests.peers.sipp import SipAsteriskSandbox, SippLauncher, write_rtp_pcap
 pytestmark = [pytest.mark.sipp, pytest.mark.asterisk]
 NUMBERS = [f"+4420794611{i:02d}" for i in range(5)]
 MOMENT_TIMEOUT_S = 40.0
-RING_MS = {"ringing": 5000, "answered": 200, "message": 200}
+RING_MS = {"ringing": 3000, "answered": 200, "message": 200}
 
 
 def user_event(name: str, **headers: str) -> Callable[[Message], str | None]:
@@ -89,15 +93,15 @@ async def each_call(events: AmiEvents, matches: Callable[[Message], str | None],
     return got
 
 
-@pytest.mark.parametrize(("moment", "restart"), [
-    ("ringing", "at once"),
-    ("ringing", "after the calls ended"),
-    ("answered", "after the calls ended"),
-    ("message", "at once"),
+@pytest.mark.parametrize(("moment", "restart", "concurrent"), [
+    ("ringing", "at once", 5),
+    ("ringing", "after the calls ended", 3),
+    ("answered", "after the calls ended", 5),
+    ("message", "at once", 3),
 ])
 async def test_kill_9_then_a_restart_settles_every_lead_once(
     sip_asterisk: SipAsteriskSandbox, sip_ami: Manager, sipp: SippLauncher, tmp_path: Path,
-    moment: str, restart: str,
+    moment: str, restart: str, concurrent: int,
 ) -> None:
     pcap = tmp_path / "hello.pcap"
     write_rtp_pcap(_sound(sip_asterisk, "hello-world"), pcap)  # AMD: HUMAN in ~2.6 s
@@ -105,16 +109,19 @@ async def test_kill_9_then_a_restart_settles_every_lead_once(
                                  calls=len(NUMBERS))
     # A wrong outcome (lost, failed, no answer) would be retried at once: a second INVITE.
     config = write_config(tmp_path, sip_asterisk, dialer={
-        "retry_no_answer_s": 0, "retry_failed_s": 0, "retry_busy_s": 0})
-    await import_and_create(config, people_csv(tmp_path, NUMBERS), "crash",
-                            message=long_message(sip_asterisk), max_attempts=2,
-                            count=len(NUMBERS))
+        "retry_no_answer_s": 0, "retry_failed_s": 0, "retry_busy_s": 0,
+        "max_concurrent_calls": concurrent})
+    people = people_csv(tmp_path, NUMBERS)
+    await import_people(config, people, count=len(NUMBERS))
     events = AmiEvents(sip_ami, "UserEvent", "Newstate")
 
     async with daemon_process(config, tmp_path / "daemon-1.log") as first:
-        await first.wait_ready()
+        # The campaign is made while the daemon boots (saves a command's start-up time).
+        await asyncio.gather(first.wait_ready(), create_campaign(
+            config, people, "crash", message=long_message(sip_asterisk), max_attempts=2,
+            count=len(NUMBERS)))
         await start_campaign(config, "crash")
-        attempts = await each_call(events, MOMENTS[moment], len(NUMBERS))
+        attempts = await each_call(events, MOMENTS[moment], concurrent)
         # Read before the kill, with no await between: what arrives later does not count.
         early = {NOT_YET[moment](e) for e in events.seen} - {None}
         await first.kill9()
@@ -122,19 +129,19 @@ async def test_kill_9_then_a_restart_settles_every_lead_once(
 
     if restart != "at once":
         # Asterisk finishes every call while no daemon runs.
-        assert await each_call(events, user_event("ContactdHangup"), len(NUMBERS)) == attempts
+        assert await each_call(events, user_event("ContactdHangup"), concurrent) == attempts
     async with daemon_process(config, tmp_path / "daemon-2.log") as second:
         await second.wait_ready()
         await until_finished(config, "crash", events)
     log = second.log()
-    # The restart took the crash path: it found the killed process's five calls open.
+    # The restart took the crash path: it found the killed process's calls open.
     assert [line["checked"] for line in second.log_lines()
-            if line.get("msg") == "reconciled open call attempts"] == [len(NUMBERS)], log
+            if line.get("msg") == "reconciled open call attempts"] == [concurrent], log
 
     result = await carrier.finish(timeout_s=30)
     stored = await books(config, "crash")
     assert stored.leads == {n: ("done", 1, "human") for n in NUMBERS}, log
-    assert {a.id for rows in stored.attempts.values() for a in rows} == attempts
+    assert attempts <= {a.id for rows in stored.attempts.values() for a in rows}
     for number, rows in stored.attempts.items():
         assert [(a.state, a.outcome is not None) for a in rows] == [
             (AttemptState.ENDED, True)], (number, log)
