@@ -134,9 +134,10 @@ async def test_kill_9_then_a_restart_settles_every_lead_once(
         await second.wait_ready()
         await until_finished(config, "crash", events)
     log = second.log()
-    # The restart took the crash path: it found the killed process's calls open.
-    assert [line["checked"] for line in second.log_lines()
-            if line.get("msg") == "reconciled open call attempts"] == [concurrent], log
+    # The restart took the crash path: it found the killed process's calls open, and says
+    # none of them was lost (each fate known: followed live, or kept in the row or AstDB).
+    assert [(line["checked"], line["lost"]) for line in second.log_lines()
+            if line.get("msg") == "reconciled open call attempts"] == [(concurrent, 0)], log
 
     result = await carrier.finish(timeout_s=30)
     stored = await books(config, "crash")
