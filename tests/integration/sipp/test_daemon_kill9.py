@@ -133,6 +133,7 @@ async def test_kill_9_then_a_restart_settles_every_lead_once(
     async with daemon_process(config, tmp_path / "daemon-2.log") as second:
         await second.wait_ready()
         await until_finished(config, "crash", events)
+        assert await second.stop() == 0, second.log()  # SIGTERM: a clean stop after recovery
     log = second.log()
     # The restart took the crash path: it found the killed process's calls open, and says
     # none of them was lost (each fate known: followed live, or kept in the row or AstDB).

@@ -50,6 +50,7 @@ async def test_operator_imports_creates_starts_and_finishes_a_campaign_over_the_
             "pacing tick",
         ]
         await until_finished(config, "spring", events)
+        assert await daemon.stop() == 0, daemon.log()
         log = daemon.log()
 
     result = await carrier.finish(timeout_s=30)
