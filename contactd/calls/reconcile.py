@@ -9,9 +9,10 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from contactd.calls.events import CallEvent
+from contactd.calls.events import CallEnded, CallEvent
 from contactd.calls.tracker import CallTracker
 from contactd.db.models.calls import CallAttempt
+from contactd.enums import CallOutcome
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,11 @@ def settle(
             continue
         ended = tracker.settle_gone(row.id, now)
         events += ended
-        if any(getattr(e, "lost", False) for e in ended):
+        # Lost means its fate is unknown. An end nobody saw whose fate is known all the same
+        # (an AMD verdict stored, a message heard kept in AstDB) counts as settled: the log
+        # line is what an operator reads after a crash (issue 13 read "lost=3" for calls
+        # whose people had all heard the message).
+        if any(isinstance(e, CallEnded) and e.outcome is CallOutcome.LOST for e in ended):
             report.lost.append(row.id)
         else:
             report.settled.append(row.id)

@@ -6,6 +6,8 @@ The "crash" is a process whose AMI link is cut for good (a TcpProxy that drops a
 connections): it hears nothing more, like a killed daemon, while Asterisk goes on. A second
 DialerService + CallService on the same database then starts, CallService first (its
 reconciliation publishes before the dialer subscribes: the order that left leads stuck).
+The same with a real `kill -9` of a `contactd run` process, SIPp as the carrier:
+tests/integration/sipp/test_daemon_kill9.py.
 """
 
 from __future__ import annotations

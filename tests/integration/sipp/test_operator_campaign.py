@@ -1,90 +1,77 @@
-"""Issue 13's operator flow end to end: SIPp is the carrier on the real PJSIP trunk, the
-campaign is made with `contactd campaign create` from a lead file, the daemon runs
-(`run_daemon`, as `contactd run`), and `contactd dialer start` starts the campaign. Every
-number gets one INVITE, hears the message, and its lead is done."""
+"""Issue 13's operator flow end to end, every step a `contactd` command run as a subprocess:
+`contactd import contacts people.csv`, `contactd campaign create spring --from-file
+people.csv` (each number linked to its imported contact), `contactd run --config FILE`,
+`contactd dialer start spring`. SIPp is the carrier on the real PJSIP trunk. Every number
+gets one call, hears the message, its lead is done and the call is on its contact's timeline."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import subprocess
-import sys
-from collections.abc import Mapping
+import json
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from panoramisk import Manager
 
-from contactd.calls.events import CallEnded
-from contactd.config import load_settings
-from contactd.db.bootstrap import open_database
-from contactd.db.models.dialer import Lead
-from contactd.enums import CallOutcome, LeadStatus
-from tests.integration.asterisk.test_daemon_asterisk import running
+from contactd.enums import Channel, Direction, InteractionKind
+from tests.integration.sipp.operator_flow import (
+    books,
+    import_and_create,
+    invites_per_number,
+    people_csv,
+    start_campaign,
+    until_finished,
+)
 from tests.integration.sipp.test_sipp_outbound import _sound
-from tests.peers.ports import free_port
+from tests.peers.asterisk import AmiEvents
+from tests.peers.contactd import contactd_cli, daemon_process, write_config
 from tests.peers.sipp import SipAsteriskSandbox, SippLauncher, write_rtp_pcap
 
 pytestmark = [pytest.mark.sipp, pytest.mark.asterisk]
-ROOT = Path(__file__).resolve().parents[3]
 NUMBERS = [f"+4420794600{i:02d}" for i in range(5)]
 
 
-def cli(env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "contactd.cli", *args], capture_output=True,
-                          text=True, env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
-                          timeout=120, check=False)
-
-
-async def test_operator_creates_starts_and_finishes_a_campaign_over_the_trunk(
-    sip_asterisk: SipAsteriskSandbox, sipp: SippLauncher, tmp_path: Path
+async def test_operator_imports_creates_starts_and_finishes_a_campaign_over_the_trunk(
+    sip_asterisk: SipAsteriskSandbox, sip_ami: Manager, sipp: SippLauncher, tmp_path: Path
 ) -> None:
     pcap = tmp_path / "hello.pcap"
     write_rtp_pcap(_sound(sip_asterisk, "hello-world"), pcap)
     carrier = await sipp.carrier("answer", ring_ms=300, pcap=pcap, calls=len(NUMBERS))
-    env = {
-        "CONTACTD_GENERAL__DATA_DIR": str(tmp_path / "data"),
-        "CONTACTD_GENERAL__DEFAULT_REGION": "GB",
-        "CONTACTD_WEB__PORT": str(free_port()),
-        "CONTACTD_AMI__PORT": str(sip_asterisk.ami_port),
-        "CONTACTD_AMI__USERNAME": sip_asterisk.ami_username,
-        "CONTACTD_AMI__SECRET": sip_asterisk.ami_secret,
-        "CONTACTD_DIALER__WINDOW_START": "00:00:00",
-        "CONTACTD_DIALER__WINDOW_END": "23:59:59",
-        "CONTACTD_DIALER__PACING_TICK_S": "0.2",
-    }
-    leads = tmp_path / "leads.csv"
-    leads.write_text("name,phone\n" + "".join(f"n{i},{n}\n" for i, n in enumerate(NUMBERS)),
-                     encoding="utf-8")
-    made = await asyncio.to_thread(
-        cli, env, "campaign", "create", "spring", "--mode", "automated", "--message",
-        "hello-world", "--caller-id", '"contactd" <5550100>', "--from-file", str(leads))
-    assert made.returncode == 0, made.stderr
-    assert "with 5 leads; 0 skipped" in made.stdout
+    config = write_config(tmp_path, sip_asterisk)
+    await import_and_create(config, people_csv(tmp_path, NUMBERS), "spring",
+                            message="hello-world", max_attempts=3, count=len(NUMBERS))
+    events = AmiEvents(sip_ami, "UserEvent")
 
-    settings = load_settings(None, env)
-    async with running(settings) as components:
-        assert components.dialer is not None
-        ended = asyncio.Event()
-        components.dialer.bus.subscribe(CallEnded, lambda _e: ended.set())
-        started = await asyncio.to_thread(cli, env, "dialer", "start", "spring")
-        assert started.returncode == 0, started.stderr
-        assert started.stdout.splitlines() == [
+    async with daemon_process(config, tmp_path / "daemon.log") as daemon:
+        await daemon.wait_ready()
+        said = await start_campaign(config, "spring")
+        assert said.splitlines() == [
             "campaign spring is running",
-            f"the daemon at http://127.0.0.1:{settings.web.port}/healthz follows it within a "
+            f"the daemon at http://127.0.0.1:{daemon.port}/healthz follows it within a "
             "pacing tick",
         ]
-        async with asyncio.timeout(90):
-            while True:
-                ended.clear()
-                async with await open_database(settings) as db, db.session() as session:
-                    rows = (await session.execute(select(Lead))).scalars().all()
-                if all(r.status is LeadStatus.DONE for r in rows):
-                    break
-                await ended.wait()
-    assert {(r.phone_e164, r.attempts, r.last_outcome) for r in rows} == {
-        (n, 1, CallOutcome.HUMAN) for n in NUMBERS}
+        await until_finished(config, "spring", events)
+        assert await daemon.stop() == 0, daemon.log()
+        log = daemon.log()
+
     result = await carrier.finish(timeout_s=30)
     assert result.successful == len(NUMBERS)
-    sip = carrier.messages()
-    assert [sip.count(f"INVITE sip:{n}@") for n in NUMBERS] == [1] * len(NUMBERS)
+    assert invites_per_number(carrier.messages(), NUMBERS) == dict.fromkeys(NUMBERS, 1)
+    stored = await books(config, "spring")
+    assert stored.leads == {n: ("done", 1, "human") for n in NUMBERS}, log
+    for number in NUMBERS:
+        contact = stored.contact_of_number[number]
+        assert stored.contact_of_lead[number] == contact
+        [attempt] = stored.attempts[number]
+        [interaction] = stored.interactions[number]
+        assert attempt.contact_id == contact and attempt.interaction_id == interaction.id
+        assert (interaction.kind, interaction.direction, interaction.channel) == (
+            InteractionKind.CALL, Direction.OUTBOUND, Channel.CALL)
+        assert interaction.outcome == "human"
+    # What the operator sees: the call on the contact's timeline.
+    first = stored.contact_of_number[NUMBERS[0]]
+    shown = await contactd_cli(config, "contact", "show", str(first), "--json")
+    assert shown.returncode == 0, shown.stderr
+    calls = [(e["id"], e["detail"]["outcome"], e["detail"]["campaign_id"])
+             for e in json.loads(shown.stdout)["timeline"] if e["kind"] == "interaction"]
+    assert calls == [(stored.interactions[NUMBERS[0]][0].id, "human",
+                      stored.attempts[NUMBERS[0]][0].campaign_id)]

@@ -46,3 +46,16 @@ def test_settle_resumes_live_loses_gone_and_skips_current_link() -> None:
     again_report, again = settle(tracker, rows, live, now=T0.timestamp() + 31, skip={"new"})
     assert [e for e in again if isinstance(e, CallEnded)] == []
     assert again_report.resumed == ["up"]
+
+
+def test_a_gone_call_whose_fate_is_known_is_settled_not_lost() -> None:
+    # Killed while ringing: the row knows nothing; AstDB kept that the message played. Killed
+    # after the AMD verdict: the row holds it. Neither is lost; the third one is.
+    heard, machine, unknown = row("heard"), row("machine", AttemptState.ANSWERED), row("unknown")
+    machine.detect_machine, machine.amd_status = True, "MACHINE"
+    report, events = settle(CallTracker(), [heard, machine, unknown], [],
+                            now=T0.timestamp() + 30, messages={"heard": "SUCCESS"})
+    outcomes = {e.attempt_id: e.outcome for e in events if isinstance(e, CallEnded)}
+    assert outcomes == {"heard": CallOutcome.HUMAN, "machine": CallOutcome.MACHINE,
+                        "unknown": CallOutcome.LOST}
+    assert (sorted(report.settled), report.lost) == (["heard", "machine"], ["unknown"])
