@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "contactd.commands.users",
     "contactd.commands.demo",
     "contactd.commands.contacts",
+    "contactd.commands.backup",
     "contactd.dialer.commands",
     "contactd.dialer.campaign_commands",
     "contactd.crm.commands",

@@ -60,12 +60,12 @@ async def _change(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def daemon_note(settings: Settings) -> str:
-    """Whether a daemon is there to act on the change: the row alone dials nobody."""
+def daemon_answers(settings: Settings) -> str | None:
+    """The health URL of a daemon running with this configuration; None when none answers
+    (or the configuration has no web port to ask)."""
     web = settings.web
     if not web.enabled:
-        return ("a running daemon (contactd run) follows it within a pacing tick; this "
-                "configuration has no web port to check whether one runs")
+        return None
     host = "127.0.0.1" if web.host in ("0.0.0.0", "::", "") else web.host
     url = f"http://{host}:{web.port}/healthz"
     try:
@@ -74,8 +74,21 @@ def daemon_note(settings: Settings) -> str:
     except urllib.error.HTTPError:
         pass  # 503: a daemon answers, degraded or not
     except OSError:
-        return (f"no daemon answers at {url}: nothing is dialled until `contactd run` "
-                "starts with this configuration")
+        return None
+    return url
+
+
+def daemon_note(settings: Settings) -> str:
+    """Whether a daemon is there to act on the change: the row alone dials nobody."""
+    if not settings.web.enabled:
+        return ("a running daemon (contactd run) follows it within a pacing tick; this "
+                "configuration has no web port to check whether one runs")
+    url = daemon_answers(settings)
+    if url is None:
+        web = settings.web
+        host = "127.0.0.1" if web.host in ("0.0.0.0", "::", "") else web.host
+        return (f"no daemon answers at http://{host}:{web.port}/healthz: nothing is dialled "
+                "until `contactd run` starts with this configuration")
     return f"the daemon at {url} follows it within a pacing tick"
 
 
