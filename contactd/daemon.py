@@ -33,6 +33,7 @@ from contactd.health import ComponentHealth, HealthRegistry
 from contactd.ivr.service import IvrService
 from contactd.ivr.setup import start_ivr
 from contactd.messaging.service import MessagingService
+from contactd.sdnotify import SystemdNotifier
 from contactd.web.app import WebServer, create_app
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,8 @@ async def run_daemon(
     try:
         async with AsyncExitStack() as stack:
             health = HealthRegistry()
+            notifier = await stack.enter_async_context(
+                SystemdNotifier(status=lambda: f"health {health.overall()}"))
             bus = EventBus()
             db = await stack.enter_async_context(await open_database(settings))
             db_since = datetime.now(UTC)
@@ -133,12 +136,14 @@ async def run_daemon(
                 )
                 components.web_url = f"http://{web.host}:{web.port}/"
             log.info("contactd started", extra={"data_dir": str(settings.general.data_dir)})
+            notifier.ready(f"serving; health {health.overall()}")
             if on_ready is not None:
                 result = on_ready(components)
                 if asyncio.iscoroutine(result):
                     await result
             await stop.wait()
             log.info("contactd stopping")
+            notifier.stopping()
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
