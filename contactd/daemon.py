@@ -18,6 +18,7 @@ from contactd.ami.client import AmiClient
 from contactd.calls.service import CallService
 from contactd.config import Settings
 from contactd.crm.call_records import CallRecorder
+from contactd.crm.intake import WebIntake
 from contactd.crm.message_records import InboundMessageRecorder
 from contactd.crm.routing import Router
 from contactd.crm.service import ContactService
@@ -91,6 +92,9 @@ async def run_daemon(
             # ends are recorded too; attempts that ended while down are swept on entry.
             await stack.enter_async_context(CallRecorder(db, components.router, bus))
             await stack.enter_async_context(InboundMessageRecorder(db, components.router, bus))
+            intake = await stack.enter_async_context(
+                WebIntake(db, components.router, components.contacts))
+            health.register("web-intake", intake.state.probe)
             if settings.ami.enabled:
                 # CallService subscribes at construction: the client's login-time event
                 # filter is built from those subscriptions, so build both before entering.
@@ -121,7 +125,7 @@ async def run_daemon(
                 )
                 health.register("dialer", components.dialer.loop_state.probe)
             if settings.web.enabled:
-                app = create_app(settings, db, health)
+                app = create_app(settings, db, health, intake=intake)
                 web = await stack.enter_async_context(
                     WebServer(app, settings.web.host, settings.web.port)
                 )
