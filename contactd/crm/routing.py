@@ -96,8 +96,14 @@ class Router:
             return await find(session, *key)
 
     async def _resolve(self, item: InboundContact) -> tuple[int | None, bool, SenderMatch | None]:
-        if item.contact_id is not None or not item.remote_address:
+        if not item.remote_address:
             return item.contact_id, False, None
+        if item.contact_id is not None:
+            # The channel matched the sender itself (IVR caller ID, SMS): its choice stays the
+            # link, but a shared address is still flagged for review.
+            if item.direction is not Direction.INBOUND:
+                return item.contact_id, False, None
+            return item.contact_id, False, await self._kept(item.contact_id, item.remote_address)
         address = item.remote_address
         match = await self.find_sender(address)
         if match is not None:
@@ -110,6 +116,13 @@ class Router:
             return await self.contacts.create_contact(data, allow_duplicate=True), True, None
         except Exception:  # an unreadable caller ID stays on the interaction only
             return None, False, None
+
+    async def _kept(self, contact_id: int, address: str) -> SenderMatch | None:
+        found = await self.find_sender(address)
+        if found is None or not found.ambiguous:
+            return None
+        others = tuple(c for c in (found.contact_id, *found.others) if c != contact_id)
+        return SenderMatch(contact_id, others)
 
     async def link_sender(self, interaction_id: int, match: SenderMatch) -> None:
         """Put the interaction on the best match; several candidates flag it for review."""
@@ -168,19 +181,20 @@ class Router:
 
     async def attach_sender(self, interaction_id: int) -> int | None:
         """Put an interaction stored without a contact on its sender's contact (a new lead,
-        tagged as such, when nobody has that number or address)."""
+        tagged as such, when nobody has that number or address); one stored with a contact
+        keeps it, flagged for review when others share the address."""
         async with self.db.session() as session:
             row = await session.get(Interaction, interaction_id)
             if row is None:
                 raise NotFoundError(f"no interaction {interaction_id}")
-            if row.contact_id is not None:
-                return row.contact_id
+            if row.contact_id is not None and "review" in row.data:
+                return row.contact_id  # flagged by an earlier try
             item = InboundContact(kind=row.kind, direction=row.direction, channel=row.channel,
-                                  remote_address=row.remote_address)
+                                  remote_address=row.remote_address, contact_id=row.contact_id)
         contact_id, _, match = await self._resolve(item)
         if match is not None:
             await self.link_sender(interaction_id, match)
-        elif contact_id is not None:
+        elif contact_id is not None and item.contact_id is None:
             await self.update(interaction_id, contact_id=contact_id)
         return contact_id
 
