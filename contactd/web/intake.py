@@ -19,6 +19,7 @@ from typing import Any, Final
 from urllib.parse import parse_qsl
 
 from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
 
 from contactd.auth.errors import TooManyAttempts
 from contactd.config import IntakeFormSettings, IntakeSettings
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 BODY_TIMEOUT_S: Final = 10.0  # a client trickling its body holds a connection no longer
 MAX_FIELDS: Final = 64
+RETRY_AFTER_S: Final = 5  # after a storage failure (a database locked for longer than usual)
 PREFLIGHT_MAX_AGE_S: Final = 600
 _EMAIL_RE: Final = re.compile(r"[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+")
 _CONTROL_RE: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -130,6 +132,13 @@ async def submit(request: web.Request) -> web.StreamResponse:
         interaction_id = await request.app[INTAKE].store(submission)
     except ContactdError as exc:
         return _problem(exc, cors)
+    except SQLAlchemyError:
+        # Not stored, so not accepted: the website may send it again.
+        log.exception("web form not stored", extra={"form": request.match_info["form"]})
+        response = problem(503, "storage_unavailable",
+                           "the submission could not be stored; send it again shortly")
+        response.headers.update(cors | {"Retry-After": str(RETRY_AFTER_S)})
+        return response
     return web.json_response({"status": "accepted", "reference": interaction_id},
                              status=202, headers=cors)
 
