@@ -331,6 +331,40 @@ class IntakeSettings(_Section):
         return value
 
 
+class IdentificationSettings(_Section):
+    """The message an abandoned call hears (safe harbor: who called, a number to call back),
+    made by the daemon at start (contactd/ivr/identification.py) into Asterisk's sounds."""
+
+    # Set both to have it spoken by espeak-ng at start; empty: nothing is made.
+    company_name: str = Field(default="", max_length=120)
+    callback_number: str = Field(default="", max_length=40)
+    text: str = ("This is {company}. We are sorry, nobody was free to take your call. "
+                 "Please call us back at {number}. Thank you.")
+    language: str = "en"
+    voice: str = ""
+    # A recording (16-bit mono WAV) to use instead of speech; it wins when set.
+    recorded_file: Path | None = None
+    # What Asterisk's sounds/custom points at (Debian: a link to /usr/local/share/...);
+    # the file is <sounds_dir>/<name>.wav, played by the dialplan as custom/<name>.
+    sounds_dir: Path = Path("/usr/local/share/asterisk/sounds")
+    name: str = Field(default="contactd-identification", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+
+    @field_validator("text")
+    @classmethod
+    def _placeholders(cls, value: str) -> str:
+        try:
+            value.format(company="", number="")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"only {{company}} and {{number}} may be used ({exc})") from None
+        return value
+
+    @model_validator(mode="after")
+    def _both(self) -> IdentificationSettings:
+        if bool(self.company_name) != bool(self.callback_number):
+            raise ValueError("set company_name and callback_number together")
+        return self
+
+
 class Settings(_Section):
     general: GeneralSettings = GeneralSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -344,6 +378,7 @@ class Settings(_Section):
     dialer: DialerSettings = DialerSettings()
     demo: DemoSettings = DemoSettings()
     intake: IntakeSettings = IntakeSettings()
+    identification: IdentificationSettings = IdentificationSettings()
 
     @property
     def database_url(self) -> str:

@@ -30,6 +30,7 @@ from contactd.dialer.connect import SetvarConnector
 from contactd.dialer.service import DialerService
 from contactd.events import EventBus
 from contactd.health import ComponentHealth, HealthRegistry
+from contactd.ivr.identification import make_identification
 from contactd.ivr.service import IvrService
 from contactd.ivr.setup import start_ivr
 from contactd.messaging.service import MessagingService
@@ -95,6 +96,8 @@ async def run_daemon(
             intake = await stack.enter_async_context(
                 WebIntake(db, components.router, components.contacts))
             health.register("web-intake", intake.state.probe)
+            # The abandoned-call message the dialplan plays, made before any call is placed.
+            await make_identification(settings)
             if settings.ami.enabled:
                 # CallService subscribes at construction: the client's login-time event
                 # filter is built from those subscriptions, so build both before entering.
