@@ -13,8 +13,10 @@ several contacts) go through `Router.record` one by one, so their rules stay in 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, Final
 
 from sqlalchemy import Table, func, insert, select
@@ -31,6 +33,7 @@ from contactd.db.models import Contact, ContactEmail, ContactPhone, Interaction,
 from contactd.enums import TaskStatus
 
 CHUNK: Final = 500  # values per IN list (well under SQLite's variable limit)
+_SQLITE_DATETIME: Final = "%Y-%m-%d %H:%M:%S.%f"  # how the SQLite dialect stores DateTime
 
 
 async def record_many(
@@ -95,6 +98,7 @@ async def record_many(
                     "assignee_id": assignee, "team": spec.team, "skill": spec.skill,
                     "status": TaskStatus.OPEN, "priority": spec.priority,
                     "source": spec.source, "due_at": spec.due_at, "remind_at": spec.remind_at,
+                    "created_at": now, "updated_at": now,
                 })
             results[index] = by_id[interaction_id] = Routed(interaction_id, contact_id, [])
             events.append(InteractionRecorded(interaction_row_id=interaction_id,
@@ -133,11 +137,28 @@ async def _insert_ids(
     assert isinstance(table, Table)
     first = (await session.execute(insert(table).returning(table.c.id), rows[0])).scalar_one()
     if len(rows) > 1:
-        await session.execute(insert(table), rows[1:])
+        # Straight to the driver: the values are plain already (see _plain), and SQLAlchemy's
+        # per-value bind processing was a sixth of a batch's time.
+        names = list(rows[0])
+        sql = (f"INSERT INTO {table.name} ({', '.join(names)}) "
+               f"VALUES ({', '.join('?' * len(names))})")
+        conn = await session.connection()
+        await conn.exec_driver_sql(sql, [tuple(_plain(r[n]) for n in names) for r in rows[1:]])
     last = await session.scalar(select(func.max(model.id)))
     if last != first + len(rows) - 1:
         raise RuntimeError(f"{model.__tablename__}: ids not contiguous ({first}..{last})")
     return list(range(first, first + len(rows)))
+
+
+def _plain(value: Any) -> Any:
+    """A value as SQLAlchemy's SQLite dialect stores it (UTCDateTime, str enums, JSON)."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime(_SQLITE_DATETIME)
+    if isinstance(value, StrEnum):
+        return value.value
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return value
 
 
 def _interaction_row(

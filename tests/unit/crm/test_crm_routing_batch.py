@@ -85,6 +85,13 @@ async def test_a_batch_routes_like_the_router_item_by_item(tmp_path: Path) -> No
             assigned = {t.title: t.assignee_id for t in await session.scalars(select(Task))}
         assert assigned["Reply to sms from Berg"] == 3  # the contact's owner keeps it
         assert None not in assigned.values()
+        async with many_db.session() as session:  # rows written past the ORM read back whole
+            for task in await session.scalars(select(Task).where(Task.due_at.is_not(None))):
+                assert task.due_at is not None and task.due_at.tzinfo is not None
+                assert task.remind_at is not None and task.remind_at < task.due_at
+                assert task.created_at is not None and task.status.value == "open"
+            for row in await session.scalars(select(Interaction)):
+                assert row.started_at.tzinfo is not None and isinstance(row.data, dict)
     finally:
         for db in (one_db, many_db):
             await db.__aexit__(None, None, None)
