@@ -32,6 +32,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "contactd.dialer.campaign_commands",
     "contactd.crm.commands",
     "contactd.messaging.commands",
+    "contactd.messaging.reach_commands",
     "contactd.ivr.commands",
 )
 

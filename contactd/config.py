@@ -317,6 +317,113 @@ class DemoSettings(_Section):
         return self
 
 
+
+class IntakeFormSettings(_Section):
+    """One public form (`POST /intake/NAME`): what it accepts and the work it makes."""
+
+    title: str = Field(default="Web form", min_length=1, max_length=120)
+    fields: tuple[str, ...] = ("name", "email", "phone", "message")
+    required: tuple[str, ...] = ()
+    max_length: dict[str, int] = {}  # per field; others default_max_length
+    default_max_length: int = Field(default=200, ge=1, le=100_000)
+    # callback: a high-priority call-back task; reply: a task to answer the message.
+    task: Literal["callback", "reply"] = "reply"
+    team: str | None = None
+    skill: str | None = None
+    # Browser origins allowed to post cross-site (CORS), e.g. "https://www.example.net".
+    origins: tuple[str, ...] = ()
+    # A field hidden from people; a submission that fills it is kept as spam, not routed.
+    honeypot: str = ""
+    # HMAC-SHA256 key; when set, every submission must carry a valid signature header.
+    secret: SecretStr = SecretStr("")
+
+    @field_validator("fields", "required")
+    @classmethod
+    def _names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", name):
+                raise ValueError(f"field name {name!r}: use a-z, 0-9 and _ (at most 40)")
+        return value
+
+    @field_validator("origins")
+    @classmethod
+    def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in value:
+            if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?", origin):
+                raise ValueError(f"origin {origin!r}: give scheme://host[:port], no path")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> IntakeFormSettings:
+        declared = set(self.fields)
+        if not declared & {"phone", "email"}:
+            raise ValueError("fields must include phone or email (who to answer)")
+        unknown = [n for n in (*self.required, *self.max_length) if n not in declared]
+        if unknown:
+            raise ValueError(f"{unknown[0]!r} is not one of this form's fields")
+        if self.honeypot in declared:
+            raise ValueError(f"honeypot {self.honeypot!r} must not be a real field")
+        if any(n < 1 for n in self.max_length.values()):
+            raise ValueError("max_length values must be at least 1")
+        return self
+
+
+class IntakeSettings(_Section):
+    """Public web-form intake (contactd/web/intake.py)."""
+
+    # Submissions accepted per source address within the window; more get 429.
+    rate_limit: int = Field(default=10, ge=1)
+    rate_window_s: float = Field(default=60.0, gt=0)
+    max_body_bytes: int = Field(default=16_384, ge=256, le=1_048_576)
+    # A signed submission older or newer than this is refused, and a repeat within it too.
+    signature_window_s: float = Field(default=300.0, gt=0)
+    forms: dict[str, IntakeFormSettings] = {}
+
+    @field_validator("forms")
+    @classmethod
+    def _form_names(
+        cls, value: dict[str, IntakeFormSettings]
+    ) -> dict[str, IntakeFormSettings]:
+        for name in value:
+            if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,39}", name):
+                raise ValueError(f"form name {name!r}: use a-z, 0-9, _ and - (at most 40)")
+        return value
+
+
+class IdentificationSettings(_Section):
+    """The message an abandoned call hears (safe harbor: who called, a number to call back),
+    made by the daemon at start (contactd/ivr/identification.py) into Asterisk's sounds."""
+
+    # Set both to have it spoken by espeak-ng at start; empty: nothing is made.
+    company_name: str = Field(default="", max_length=120)
+    callback_number: str = Field(default="", max_length=40)
+    text: str = ("This is {company}. We are sorry, nobody was free to take your call. "
+                 "Please call us back at {number}. Thank you.")
+    language: str = "en"
+    voice: str = ""
+    # A recording (16-bit mono WAV) to use instead of speech; it wins when set.
+    recorded_file: Path | None = None
+    # What Asterisk's sounds/custom points at (Debian: a link to /usr/local/share/...);
+    # the file is <sounds_dir>/<name>.wav, played by the dialplan as custom/<name>.
+    sounds_dir: Path = Path("/usr/local/share/asterisk/sounds")
+    name: str = Field(default="contactd-identification", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+
+    @field_validator("text")
+    @classmethod
+    def _placeholders(cls, value: str) -> str:
+        try:
+            value.format(company="", number="")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"only {{company}} and {{number}} may be used ({exc})") from None
+        return value
+
+    @model_validator(mode="after")
+    def _both(self) -> IdentificationSettings:
+        if bool(self.company_name) != bool(self.callback_number):
+            raise ValueError("set company_name and callback_number together")
+        return self
+
+
 class Settings(_Section):
     general: GeneralSettings = GeneralSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -330,6 +437,8 @@ class Settings(_Section):
     email_inbound: EmailInboundSettings = EmailInboundSettings()
     dialer: DialerSettings = DialerSettings()
     demo: DemoSettings = DemoSettings()
+    intake: IntakeSettings = IntakeSettings()
+    identification: IdentificationSettings = IdentificationSettings()
 
     @property
     def database_url(self) -> str:

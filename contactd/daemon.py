@@ -18,6 +18,7 @@ from contactd.ami.client import AmiClient
 from contactd.calls.service import CallService
 from contactd.config import Settings
 from contactd.crm.call_records import CallRecorder
+from contactd.crm.intake import WebIntake
 from contactd.crm.mail_setup import MailInbound, start_mail_inbound
 from contactd.crm.message_records import InboundMessageRecorder
 from contactd.crm.reminder_mail import ReminderMailer
@@ -30,6 +31,7 @@ from contactd.dialer.connect import SetvarConnector
 from contactd.dialer.service import DialerService
 from contactd.events import EventBus
 from contactd.health import ComponentHealth, HealthRegistry
+from contactd.ivr.identification import make_identification
 from contactd.ivr.service import IvrService
 from contactd.ivr.setup import start_ivr
 from contactd.messaging.service import MessagingService
@@ -99,6 +101,11 @@ async def run_daemon(
             # Inbound e-mail: the intake sweeps what a crash left unrouted, then SMTP/IMAP.
             components.mail_inbound = await start_mail_inbound(
                 stack, settings, db, components.router, health)
+            intake = await stack.enter_async_context(
+                WebIntake(db, components.router, components.contacts))
+            health.register("web-intake", intake.state.probe)
+            # The abandoned-call message the dialplan plays, made before any call is placed.
+            await make_identification(settings)
             if settings.ami.enabled:
                 # CallService subscribes at construction: the client's login-time event
                 # filter is built from those subscriptions, so build both before entering.
@@ -130,7 +137,7 @@ async def run_daemon(
                 )
                 health.register("dialer", components.dialer.loop_state.probe)
             if settings.web.enabled:
-                app = create_app(settings, db, health)
+                app = create_app(settings, db, health, intake=intake)
                 web = await stack.enter_async_context(
                     WebServer(app, settings.web.host, settings.web.port)
                 )

@@ -78,6 +78,7 @@ class TaskSource(StrEnum):
     CALLBACK = "callback"
     CAMPAIGN = "campaign"
     MESSAGE = "message"
+    REVIEW = "review"  # a sender matching several contacts (crm/senders.py)
 
 
 class DocumentKind(StrEnum):

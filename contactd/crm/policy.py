@@ -68,9 +68,8 @@ def follow_ups(facts: InteractionFacts, now: datetime, who: str) -> list[TaskSpe
             title = f"Campaign follow-up: {who} ({outcome})"
             return task(title, TaskSource.CAMPAIGN, now + CAMPAIGN_DUE)
         return []
-    if facts.kind is InteractionKind.IVR_SESSION and (facts.wants_agent or facts.subject):
-        title = f"IVR request from {who}" + (f": {facts.subject}" if facts.subject else "")
-        return task(title, TaskSource.IVR_INTAKE, now + INTAKE_DUE)
+    # Before the IVR request rule: a caller who hung up in the IVR (its subject names the
+    # flow) is a missed call to return, not a request someone understood.
     if (
         facts.kind in (InteractionKind.CALL, InteractionKind.IVR_SESSION)
         and facts.direction is Direction.INBOUND
@@ -78,6 +77,9 @@ def follow_ups(facts: InteractionFacts, now: datetime, who: str) -> list[TaskSpe
     ):
         title = f"Missed call from {who}"
         return task(title, TaskSource.MISSED_CALL, now + MISSED_CALL_DUE, TaskPriority.HIGH)
+    if facts.kind is InteractionKind.IVR_SESSION and (facts.wants_agent or facts.subject):
+        title = f"IVR request from {who}" + (f": {facts.subject}" if facts.subject else "")
+        return task(title, TaskSource.IVR_INTAKE, now + INTAKE_DUE)
     if facts.direction is Direction.INBOUND and facts.kind in (
         InteractionKind.SMS,
         InteractionKind.EMAIL,

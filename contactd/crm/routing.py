@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contactd.crm import repo
 from contactd.crm.events import InteractionRecorded, TaskCreated
 from contactd.crm.policy import InteractionFacts, follow_ups
+from contactd.crm.senders import SenderMatch, address_key, find, flag_for_review
 from contactd.crm.service import ContactInput, ContactService
 from contactd.crm.tasks import NewTask, TaskService
 from contactd.db.base import utcnow
@@ -86,28 +87,65 @@ class Router:
         # back sees the history; off, the interaction keeps only remote_address.
         self.create_unknown = create_unknown
 
-    async def _resolve(self, item: InboundContact) -> tuple[int | None, bool]:
-        if item.contact_id is not None or not item.remote_address:
-            return item.contact_id, False
+    async def find_sender(self, address: str) -> SenderMatch | None:
+        """The contact(s) holding this phone number or e-mail address (crm/senders.py rule)."""
+        key = address_key(address, self.contacts.phones)
+        if key is None:
+            return None
+        async with self.db.session() as session:
+            return await find(session, *key)
+
+    async def _resolve(self, item: InboundContact) -> tuple[int | None, bool, SenderMatch | None]:
+        if not item.remote_address:
+            return item.contact_id, False, None
+        if item.contact_id is not None:
+            # The channel matched the sender itself (IVR caller ID, SMS): its choice stays the
+            # link, but a shared address is still flagged for review.
+            if item.direction is not Direction.INBOUND:
+                return item.contact_id, False, None
+            return item.contact_id, False, await self._kept(item.contact_id, item.remote_address)
         address = item.remote_address
-        if "@" in address:
-            match = await self.contacts.lookup_email(address)
-        else:
-            match = await self.contacts.lookup_phone(address)
+        match = await self.find_sender(address)
         if match is not None:
-            return match.contact_id, False
+            return match.contact_id, False, match
         if not self.create_unknown:
-            return None, False
+            return None, False, None
         data = ContactInput(emails=[address], tags=[NEW_LEAD_TAG]) if "@" in address else (
             ContactInput(phones=[address], tags=[NEW_LEAD_TAG]))
         try:
-            return await self.contacts.create_contact(data, allow_duplicate=True), True
+            return await self.contacts.create_contact(data, allow_duplicate=True), True, None
         except Exception:  # an unreadable caller ID stays on the interaction only
-            return None, False
+            return None, False, None
+
+    async def _kept(self, contact_id: int, address: str) -> SenderMatch | None:
+        found = await self.find_sender(address)
+        if found is None or not found.ambiguous:
+            return None
+        others = tuple(c for c in (found.contact_id, *found.others) if c != contact_id)
+        return SenderMatch(contact_id, others)
+
+    async def link_sender(self, interaction_id: int, match: SenderMatch) -> None:
+        """Put the interaction on the best match; several candidates flag it for review."""
+        review: tuple[int, int | None, str] | None = None
+        async with self.db.transaction() as session:
+            row = await session.get(Interaction, interaction_id)
+            if row is None:
+                raise NotFoundError(f"no interaction {interaction_id}")
+            row.contact_id = match.contact_id
+            if match.ambiguous:
+                review = await flag_for_review(session, self.tasks, row, match,
+                                               row.remote_address)
+        await self._announce_review(review)
+
+    async def _announce_review(self, review: tuple[int, int | None, str] | None) -> None:
+        if review is not None and self.bus is not None:
+            await self.bus.publish(
+                TaskCreated(task_id=review[0], assignee_id=review[1], source=review[2]))
 
     async def start(self, item: InboundContact) -> Routed:
         """Store the interaction now (matched to its contact); tasks come with `finish`."""
-        contact_id, created = await self._resolve(item)
+        contact_id, created, match = await self._resolve(item)
+        review: tuple[int, int | None, str] | None = None
         async with self.db.transaction() as session:
             row = Interaction(
                 contact_id=contact_id, kind=item.kind, direction=item.direction,
@@ -119,7 +157,11 @@ class Router:
             )
             session.add(row)
             await session.flush()
+            if match is not None and match.ambiguous:
+                review = await flag_for_review(session, self.tasks, row, match,
+                                               item.remote_address)
             interaction_id = row.id
+        await self._announce_review(review)
         return Routed(interaction_id, contact_id, [], created)
 
     async def update(self, interaction_id: int, **changes: Any) -> None:
@@ -139,17 +181,20 @@ class Router:
 
     async def attach_sender(self, interaction_id: int) -> int | None:
         """Put an interaction stored without a contact on its sender's contact (a new lead,
-        tagged as such, when nobody has that number or address)."""
+        tagged as such, when nobody has that number or address); one stored with a contact
+        keeps it, flagged for review when others share the address."""
         async with self.db.session() as session:
             row = await session.get(Interaction, interaction_id)
             if row is None:
                 raise NotFoundError(f"no interaction {interaction_id}")
-            if row.contact_id is not None:
-                return row.contact_id
+            if row.contact_id is not None and "review" in row.data:
+                return row.contact_id  # flagged by an earlier try
             item = InboundContact(kind=row.kind, direction=row.direction, channel=row.channel,
-                                  remote_address=row.remote_address)
-        contact_id, _ = await self._resolve(item)
-        if contact_id is not None:
+                                  remote_address=row.remote_address, contact_id=row.contact_id)
+        contact_id, _, match = await self._resolve(item)
+        if match is not None:
+            await self.link_sender(interaction_id, match)
+        elif contact_id is not None and item.contact_id is None:
             await self.update(interaction_id, contact_id=contact_id)
         return contact_id
 

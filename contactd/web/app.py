@@ -14,15 +14,21 @@ from contactd.auth.service import UserService
 from contactd.auth.sessions import ApiTokens, SessionStore
 from contactd.auth.throttle import LoginThrottle
 from contactd.config import Settings
+from contactd.crm.intake import WebIntake
 from contactd.crm.search import ContactSearch
 from contactd.db.session import Database
 from contactd.errors import StartupError
 from contactd.health import HealthRegistry
+from contactd.web import intake as intake_views
 from contactd.web.access import access_middleware, check_route_table, public
+from contactd.web.intake_guard import RateLimiter, SignatureCheck
 from contactd.web.keys import (
     API_TOKENS,
     DATABASE,
     HEALTH,
+    INTAKE,
+    INTAKE_LIMITER,
+    INTAKE_SIGNATURES,
     SEARCH,
     SESSIONS,
     SETTINGS,
@@ -46,8 +52,11 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(body, status=status)
 
 
-def create_app(settings: Settings, db: Database, health: HealthRegistry) -> web.Application:
-    """The panel: pages, the API and /healthz behind one access check (see web/access.py)."""
+def create_app(
+    settings: Settings, db: Database, health: HealthRegistry, *, intake: WebIntake | None = None
+) -> web.Application:
+    """The panel: pages, the API and /healthz behind one access check (see web/access.py).
+    Without the daemon's `intake` (which routes), web forms are stored for it to route."""
     app = web.Application(
         middlewares=[headers_middleware, i18n_middleware, error_middleware, access_middleware]
     )
@@ -63,9 +72,12 @@ def create_app(settings: Settings, db: Database, health: HealthRegistry) -> web.
     app[API_TOKENS] = ApiTokens(db)
     app[THROTTLE] = LoginThrottle(settings.web.login_max_failures, settings.web.login_window_s)
     app[SEARCH] = ContactSearch(db)
+    app[INTAKE] = intake or WebIntake(db)
+    app[INTAKE_LIMITER] = RateLimiter(settings.intake.rate_limit, settings.intake.rate_window_s)
+    app[INTAKE_SIGNATURES] = SignatureCheck(settings.intake.signature_window_s)
     setup_templates(app)
     app.router.add_get("/healthz", healthz)
-    for area in (auth_views, home_views, users_views, contacts_views):
+    for area in (auth_views, home_views, users_views, contacts_views, intake_views):
         area.setup(app)
     check_route_table(app)
     return app

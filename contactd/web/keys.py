@@ -8,9 +8,11 @@ from contactd.auth.service import UserService
 from contactd.auth.sessions import ApiTokens, Principal, SessionStore
 from contactd.auth.throttle import LoginThrottle
 from contactd.config import Settings
+from contactd.crm.intake import WebIntake
 from contactd.crm.search import ContactSearch
 from contactd.db.session import Database
 from contactd.health import HealthRegistry
+from contactd.web.intake_guard import RateLimiter, SignatureCheck
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE = web.AppKey("database", Database)
@@ -20,6 +22,9 @@ SESSIONS = web.AppKey("sessions", SessionStore)
 API_TOKENS = web.AppKey("api_tokens", ApiTokens)
 THROTTLE = web.AppKey("login_throttle", LoginThrottle)
 SEARCH = web.AppKey("contact_search", ContactSearch)
+INTAKE = web.AppKey("web_intake", WebIntake)
+INTAKE_LIMITER = web.AppKey("intake_limiter", RateLimiter)
+INTAKE_SIGNATURES = web.AppKey("intake_signatures", SignatureCheck)
 
 # Set on each request by the access middleware (None on public routes without a session).
 PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")

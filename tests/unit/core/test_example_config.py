@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import typing
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -10,7 +11,8 @@ from pydantic import BaseModel
 from contactd.config import Settings
 
 EXAMPLE = Path(__file__).parents[3] / "contactd.example.toml"
-SECTION = re.compile(r"^\[([a-z_]+)\]\s*$")
+# `[section]`, or a named table of a section's map (`[intake.forms.callback]`).
+SECTION = re.compile(r"^\[([a-z_]+)(?:\.([a-z_]+)\.[a-z0-9_-]+)?\]\s*$")
 # a key, set or shown commented out (`# vosk_model_path = "..."`: optional, no default value)
 KEY = re.compile(r"^#?\s*([a-z_]+)\s*=")
 
@@ -22,6 +24,10 @@ def documented() -> dict[str, set[str]]:
         if match := SECTION.match(line):
             section = match.group(1)
             keys.setdefault(section, set())
+            if match.group(2):  # the table documents the map key and its own keys
+                keys[section].add(match.group(2))
+                section = f"{section}.{match.group(2)}"
+                keys.setdefault(section, set())
         elif section is not None and (match := KEY.match(line)):
             keys[section].add(match.group(1))
     return keys
@@ -33,6 +39,11 @@ def accepted() -> dict[str, set[str]]:
         model = field.annotation
         assert isinstance(model, type) and issubclass(model, BaseModel)
         out[name] = set(model.model_fields)
+        for key, sub in model.model_fields.items():  # maps of named tables
+            args = typing.get_args(sub.annotation)
+            if (typing.get_origin(sub.annotation) is dict and isinstance(args[1], type)
+                    and issubclass(args[1], BaseModel)):
+                out[f"{name}.{key}"] = set(args[1].model_fields)
     return out
 
 

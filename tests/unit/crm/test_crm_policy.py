@@ -35,6 +35,13 @@ def test_ivr_intake_with_a_request_makes_a_task() -> None:
     assert follow_ups(facts(kind=InteractionKind.IVR_SESSION), NOW, "Ann") == []
 
 
+def test_a_caller_who_hung_up_in_the_ivr_is_a_missed_call_not_a_request() -> None:
+    [task] = follow_ups(facts(kind=InteractionKind.IVR_SESSION, subject="IVR intake",
+                              outcome="abandoned"), NOW, "Ann")
+    assert task.source is TaskSource.MISSED_CALL and task.title == "Missed call from Ann"
+    assert task.priority is TaskPriority.HIGH
+
+
 def test_campaign_outcomes() -> None:
     outbound = {"direction": Direction.OUTBOUND, "campaign_id": 7}
     [task] = follow_ups(facts(outcome="interested", **outbound), NOW, "Ann")

@@ -1,0 +1,303 @@
+"""Routing on SQLite: interactions routed per second end to end, and web-form intake latency.
+
+1. Routing: inbound SMS and missed calls from known numbers go through
+   `crm/routing_batch.record_many` (the router's batch path: sender lookup, interaction row,
+   follow-up task by crm/policy, assignment by crm/assign) into a seeded SQLite database, in
+   batches, beside a bare sqlite3 executemany of the same interaction and task rows into a
+   copy of that database. Also `Router.record` one at a time on a sample, for scale.
+   Targets: >= 5,000 interactions/s, and >= 30% of the bare rate.
+2. Web-form intake: 50 concurrent clients POST /intake/{form} over real HTTP to the panel
+   (aiohttp, same process), the daemon's WebIntake routing behind it; requests/s and latency.
+   Target: p99 <= 50 ms.
+3. If bench/routing_mail.py exists (`measure(quick) -> dict`), its figures are included.
+
+Every part runs --runs times (3); the median and the worst run are reported. The last line is
+one JSON object with every figure.
+
+    .venv/bin/python bench/routing.py [--quick] [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import json
+import random
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import aiohttp
+from aiohttp import web
+from sqlalchemy import insert
+
+from contactd.config import load_settings
+from contactd.crm.fts import create_fts
+from contactd.crm.intake import WebIntake
+from contactd.crm.policy import InteractionFacts, follow_ups
+from contactd.crm.routing import InboundContact, Router
+from contactd.crm.routing_batch import record_many
+from contactd.crm.service import ContactService
+from contactd.crm.tasks import TaskService
+from contactd.db.base import utcnow
+from contactd.db.models import Base, Contact, ContactPhone, User
+from contactd.db.session import Database
+from contactd.enums import Channel, Direction, InteractionKind, PhoneType, Role
+from contactd.events import EventBus
+from contactd.health import HealthRegistry
+from contactd.web.app import create_app
+
+TARGETS = {"routed_per_s": 5000, "share_of_bare": 0.30, "intake_p99_ms": 50.0}
+BATCH = 1000
+AGENTS = 20
+CLIENTS = 50
+FORM = """
+[general]
+default_region = "DE"
+[intake]
+rate_limit = 1000000
+[intake.forms.callback]
+fields = ["name", "phone", "email", "message"]
+required = ["phone"]
+task = "callback"
+"""
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def number(i: int) -> str:
+    return f"+49301{i:07d}"
+
+
+async def seed(path: Path, contacts: int) -> None:
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    async with db.engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+        await conn.run_sync(create_fts)
+    async with db, db.transaction() as session:
+        await session.execute(insert(User), [
+            {"username": f"agent{i}", "password_hash": "x", "role": Role.AGENT, "skills": []}
+            for i in range(AGENTS)])
+        await session.execute(insert(Contact), [
+            {"first_name": f"First{i}", "last_name": f"Last{i}"} for i in range(contacts)])
+        await session.execute(insert(ContactPhone), [
+            {"contact_id": i + 1, "e164": number(i), "type": PhoneType.FIXED,
+             "is_primary": True} for i in range(contacts)])
+    await db.engine.dispose()
+
+
+def workload(n: int, contacts: int, rng: random.Random) -> list[InboundContact]:
+    out = []
+    for _ in range(n):
+        sender = number(rng.randrange(contacts))
+        if rng.random() < 0.7:
+            out.append(InboundContact(kind=InteractionKind.SMS, direction=Direction.INBOUND,
+                                      channel=Channel.SMS, remote_address=sender,
+                                      body="Is my order ready?", outcome="received"))
+        else:
+            out.append(InboundContact(kind=InteractionKind.CALL, direction=Direction.INBOUND,
+                                      channel=Channel.CALL, remote_address=sender,
+                                      outcome="missed"))
+    return out
+
+
+async def routed_run(path: Path, items: list[InboundContact], sample: int) -> dict[str, Any]:
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    async with db:
+        contacts = ContactService(db, default_region="DE")
+        router = Router(db, contacts, TaskService(db), bus=EventBus())
+        start = time.perf_counter()
+        tasks = 0
+        for i in range(0, len(items), BATCH):
+            for routed in await record_many(router, items[i:i + BATCH]):
+                tasks += len(routed.task_ids)
+        seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        for item in items[:sample]:
+            await router.record(item)
+        single_s = time.perf_counter() - start
+    await db.engine.dispose()
+    return {"routed": len(items), "tasks": tasks, "seconds": round(seconds, 3),
+            "routed_per_s": round(len(items) / seconds),
+            "single_record_per_s": round(sample / single_s, 1)}
+
+
+def bare_run(path: Path, items: list[InboundContact], contacts: int) -> dict[str, Any]:
+    """The same interaction and task rows, precomputed, by sqlite3 executemany (per batch)."""
+    now = utcnow()
+    stamp = now.isoformat(sep=" ")
+    ids = {number(i): i + 1 for i in range(contacts)}
+    rows, task_rows = [], []
+    for item in items:
+        cid = ids[item.remote_address]
+        rows.append((cid, item.kind.value, item.direction.value, item.channel.value, stamp,
+                     stamp, item.outcome, "", item.body, "", None, item.remote_address, None,
+                     None, "{}"))
+        facts = InteractionFacts(kind=item.kind, direction=item.direction, outcome=item.outcome)
+        task_rows.append([(s.title, cid, s.source.value, s.priority.value,
+                           s.due_at.isoformat(sep=" "), (s.due_at - timedelta(minutes=15))
+                           .isoformat(sep=" "), stamp, stamp)
+                          for s in follow_ups(facts, now, f"First{cid - 1} Last{cid - 1}")])
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    start = time.perf_counter()
+    for i in range(0, len(rows), BATCH):
+        conn.execute("BEGIN")
+        first = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM interactions").fetchone()[0]
+        conn.executemany(
+            "INSERT INTO interactions (contact_id, kind, direction, channel, started_at, "
+            "ended_at, outcome, subject, body, transcript, recording_ref, remote_address, "
+            "campaign_id, user_id, data) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            rows[i:i + BATCH])
+        conn.executemany(
+            "INSERT INTO tasks (title, description, contact_id, interaction_id, status, "
+            "priority, source, due_at, remind_at, created_at, updated_at) "
+            "VALUES (?, '', ?, ?, 'open', ?, ?, ?, ?, ?, ?)",
+            [(t[0], t[1], first + j, t[3], t[2], t[4], t[5], t[6], t[7])
+             for j, group in enumerate(task_rows[i:i + BATCH]) for t in group])
+        conn.execute("COMMIT")
+    seconds = time.perf_counter() - start
+    conn.close()
+    return {"rows": len(rows), "seconds": round(seconds, 3),
+            "rows_per_s": round(len(rows) / seconds)}
+
+
+async def intake_run(work: Path, requests: int) -> dict[str, Any]:
+    (work / "form.toml").write_text(FORM)
+    settings = load_settings(work / "form.toml", {})
+    path = work / "intake.db"
+    await seed(path, 1000)
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    async with db:
+        contacts = ContactService(db, default_region="DE")
+        router = Router(db, contacts, TaskService(db), bus=EventBus())
+        async with WebIntake(db, router, contacts) as intake:
+            app = create_app(settings, db, HealthRegistry(), intake=intake)
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            url = f"http://127.0.0.1:{port}/intake/callback"
+            todo = iter(range(requests))
+
+            async def client(session: aiohttp.ClientSession) -> None:
+                for i in todo:
+                    body = {"name": f"Web Lead{i}", "phone": number(i % 2000),
+                            "message": "Please call me back about the offer."}
+                    t = time.perf_counter()
+                    async with session.post(url, json=body) as response:
+                        await response.read()
+                    latencies.append((time.perf_counter() - t) * 1000)
+                    statuses[response.status] = statuses.get(response.status, 0) + 1
+
+            connector = aiohttp.TCPConnector(limit=CLIENTS)
+            async with aiohttp.ClientSession(connector=connector) as session:
+                start = time.perf_counter()
+                await asyncio.gather(*(client(session) for _ in range(CLIENTS)))
+                seconds = time.perf_counter() - start
+            await runner.cleanup()
+    await db.engine.dispose()
+    return {"requests": requests, "clients": CLIENTS, "statuses": statuses,
+            "requests_per_s": round(requests / seconds), "p50_ms": round(pct(latencies, .5), 2),
+            "p99_ms": round(pct(latencies, .99), 2), "max_ms": round(max(latencies), 2)}
+
+
+def summary(runs: list[dict[str, Any]], key: str, worst_is_low: bool) -> dict[str, Any]:
+    values = [r[key] for r in runs]
+    return {"median": statistics.median(values),
+            "worst": min(values) if worst_is_low else max(values), "runs": values}
+
+
+async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    rng = random.Random(args.seed)
+    base = work / "seed.db"
+    await seed(base, args.contacts)
+    items = workload(args.interactions, args.contacts, rng)
+    routed, bare, intake = [], [], []
+    for i in range(args.runs):
+        shutil.copy(base, work / "routed.db")
+        routed.append(await routed_run(work / "routed.db", items, args.sample))
+        shutil.copy(base, work / "bare.db")
+        bare.append(bare_run(work / "bare.db", items, args.contacts))
+        print(f"run {i + 1}: routed {routed[-1]['routed_per_s']:,}/s "
+              f"({routed[-1]['tasks']:,} tasks), bare {bare[-1]['rows_per_s']:,}/s, "
+              f"Router.record one by one {routed[-1]['single_record_per_s']}/s")
+        for name in ("routed.db", "bare.db"):
+            (work / name).unlink()
+        run_dir = work / f"intake{i}"
+        run_dir.mkdir()
+        intake.append(await intake_run(run_dir, args.requests))
+        print(f"run {i + 1}: intake {intake[-1]['requests_per_s']:,} req/s, "
+              f"p50 {intake[-1]['p50_ms']} ms, p99 {intake[-1]['p99_ms']} ms "
+              f"{intake[-1]['statuses']}")
+        shutil.rmtree(run_dir)
+    figures: dict[str, Any] = {
+        "contacts": args.contacts, "interactions": args.interactions, "batch": BATCH,
+        "routed_per_s": summary(routed, "routed_per_s", True),
+        "bare_rows_per_s": summary(bare, "rows_per_s", True),
+        "single_record_per_s": summary(routed, "single_record_per_s", True),
+        "intake_requests_per_s": summary(intake, "requests_per_s", True),
+        "intake_p99_ms": summary(intake, "p99_ms", False),
+        "intake_p50_ms": summary(intake, "p50_ms", False),
+        "intake_statuses": [r["statuses"] for r in intake],
+    }
+    share = [r["routed_per_s"] / b["rows_per_s"] for r, b in zip(routed, bare, strict=True)]
+    figures["share_of_bare"] = {"median": round(statistics.median(share), 3),
+                                "worst": round(min(share), 3)}
+    mail = Path(__file__).with_name("routing_mail.py")
+    if mail.exists():
+        spec = importlib.util.spec_from_file_location("routing_mail", mail)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        measured = module.measure(args.quick)
+        figures["mail"] = await measured if asyncio.iscoroutine(measured) else measured
+    figures["met"] = {
+        "routed_per_s": figures["routed_per_s"]["median"] >= TARGETS["routed_per_s"],
+        "share_of_bare": figures["share_of_bare"]["median"] >= TARGETS["share_of_bare"],
+        "intake_p99": figures["intake_p99_ms"]["median"] <= TARGETS["intake_p99_ms"],
+    }
+    return figures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="20k contacts, 20k interactions, 2,000 web-form requests")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--contacts", type=int)
+    parser.add_argument("--interactions", type=int)
+    parser.add_argument("--requests", type=int)
+    parser.add_argument("--sample", type=int, default=50,
+                        help="Router.record calls one at a time, for scale")
+    parser.add_argument("--seed", type=int, default=11)
+    args = parser.parse_args()
+    args.contacts = args.contacts or (20_000 if args.quick else 200_000)
+    args.interactions = args.interactions or (20_000 if args.quick else 200_000)
+    args.requests = args.requests or (2_000 if args.quick else 10_000)
+    with tempfile.TemporaryDirectory(prefix="contactd-bench-routing-") as tmp:
+        figures = asyncio.run(run(args, Path(tmp)))
+    print("targets: " + ", ".join(f"{k} {'met' if v else 'MISSED'}"
+                                  for k, v in figures["met"].items()))
+    print(json.dumps(figures, separators=(",", ":")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""Many finished interactions routed at once: the same result as `Router.record` for each, in
+one transaction with a handful of statements instead of a dozen round trips per item.
+
+Profiling `Router.record` on SQLite showed each item spending its time in ~12 driver hand-offs
+(sender lookup, insert, re-read, name, owner, last assignee, agent snapshot, task insert), so a
+burst (a campaign's outcomes, a backlog after a restart) is bounded by hand-offs, not by SQLite.
+Here senders, names and owners are read with one IN query per kind, agents are snapshotted
+once, assignment runs the same pure policy (`crm/assign.choose`) with open-task counts kept
+current in memory, and interactions and tasks are inserted with executemany. Items that need
+a decision the batch does not make (an unknown sender becoming a new lead, a sender shared by
+several contacts) go through `Router.record` one by one, so their rules stay in one place.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Final
+
+from sqlalchemy import Table, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contactd.crm.assign import Agent, AssignRequest, choose
+from contactd.crm.events import InteractionRecorded, TaskCreated
+from contactd.crm.policy import InteractionFacts, follow_ups
+from contactd.crm.routing import InboundContact, Routed, Router
+from contactd.crm.senders import address_key
+from contactd.crm.tasks import agent_snapshot
+from contactd.db.base import utcnow
+from contactd.db.models import Contact, ContactEmail, ContactPhone, Interaction, Organisation, Task
+from contactd.enums import TaskStatus
+
+CHUNK: Final = 500  # values per IN list (well under SQLite's variable limit)
+_SQLITE_DATETIME: Final = "%Y-%m-%d %H:%M:%S.%f"  # how the SQLite dialect stores DateTime
+
+
+async def record_many(
+    router: Router, items: Sequence[InboundContact], *, now: datetime | None = None
+) -> list[Routed]:
+    """Route `items` (finished interactions) and make their follow-up tasks; results in order."""
+    now = now or utcnow()
+    keys = [address_key(i.remote_address, router.contacts.phones)
+            if i.contact_id is None and i.remote_address else None for i in items]
+    results: list[Routed | None] = [None] * len(items)
+    events: list[InteractionRecorded | TaskCreated] = []
+    async with router.db.transaction() as session:
+        candidates: dict[tuple[str, str], set[int]] = {}
+        for kind, table, column in (("phone", ContactPhone, ContactPhone.e164),
+                                    ("email", ContactEmail, ContactEmail.address)):
+            wanted = sorted({k[1] for k in keys if k is not None and k[0] == kind})
+            for start in range(0, len(wanted), CHUNK):
+                rows = await session.execute(
+                    select(column, table.contact_id).join(Contact, Contact.id == table.contact_id)
+                    .where(column.in_(wanted[start:start + CHUNK]),
+                           Contact.merged_into_id.is_(None)))
+                for value, cid in rows:
+                    candidates.setdefault((kind, value), set()).add(cid)
+        batch: list[tuple[int, InboundContact, int | None]] = []  # (index, item, contact)
+        for index, (item, key) in enumerate(zip(items, keys, strict=True)):
+            if item.contact_id is not None or not item.remote_address:
+                batch.append((index, item, item.contact_id))
+            elif key is not None and len(candidates.get(key, ())) == 1:
+                (found,) = candidates[key]
+                batch.append((index, item, found))
+            # else: a new lead or an ambiguous sender, routed one by one below
+        people = await _people(session, {c for _, _, c in batch if c})
+        agents = {a.user_id: a for a in await agent_snapshot(session)}
+        last_by_team: dict[str | None, int | None] = {}
+        rows_in = [_interaction_row(item, contact_id, now) for _, item, contact_id in batch]
+        ids = await _insert_ids(session, Interaction, rows_in)
+        tasks_in: list[dict[str, Any]] = []
+        by_id: dict[int, Routed] = {}
+        for (index, item, contact_id), interaction_id in zip(batch, ids, strict=True):
+            name, owner = people.get(contact_id or 0, ("", None))
+            who = name or item.remote_address or "unknown caller"
+            facts = InteractionFacts(kind=item.kind, direction=item.direction,
+                                     outcome=item.outcome, campaign_id=item.campaign_id,
+                                     subject=item.subject[:300])
+            specs = follow_ups(facts, now, who)
+            for spec in specs:
+                if spec.team not in last_by_team:
+                    last_by_team[spec.team] = await _last_assignee(session, spec.team)
+                assignee = choose(list(agents.values()), AssignRequest(
+                    team=spec.team, skill=spec.skill, owner_id=owner,
+                    keep_owner=router.tasks.keep_owner, policy=router.tasks.policy,
+                    last_assignee_id=last_by_team[spec.team]))
+                if assignee is not None:
+                    agent = agents[assignee]
+                    agents[assignee] = Agent(agent.user_id, agent.team, agent.skills,
+                                             agent.open_tasks + 1, agent.available,
+                                             agent.capacity)
+                    last_by_team[spec.team] = assignee
+                tasks_in.append({
+                    "title": spec.title[:300], "description": item.transcript or item.body,
+                    "contact_id": contact_id, "interaction_id": interaction_id,
+                    "assignee_id": assignee, "team": spec.team, "skill": spec.skill,
+                    "status": TaskStatus.OPEN, "priority": spec.priority,
+                    "source": spec.source, "due_at": spec.due_at, "remind_at": spec.remind_at,
+                    "created_at": now, "updated_at": now,
+                })
+            results[index] = by_id[interaction_id] = Routed(interaction_id, contact_id, [])
+            events.append(InteractionRecorded(interaction_row_id=interaction_id,
+                                              contact_id=contact_id,
+                                              kind=item.kind.value, outcome=item.outcome))
+        if tasks_in:
+            task_ids = await _insert_ids(session, Task, tasks_in)
+            for row, task_id in zip(tasks_in, task_ids, strict=True):
+                by_id[row["interaction_id"]].task_ids.append(task_id)
+                events.append(TaskCreated(task_id=task_id, assignee_id=row["assignee_id"],
+                                          source=row["source"].value))
+    if router.bus is not None:
+        for event in events:
+            await router.bus.publish(event)
+    for index, item in enumerate(items):
+        if results[index] is None:
+            results[index] = await router.record(item)
+    return [r for r in results if r is not None]
+
+
+async def _insert_ids(
+    session: AsyncSession, model: type[Interaction] | type[Task], rows: list[dict[str, Any]]
+) -> list[int]:
+    """Insert rows and return their ids in order.
+
+    On SQLite, RETURNING with ordered ids costs one statement (one driver hand-off) per row.
+    The first row's insert takes the database's single write lock for this transaction, so
+    the rest, sent as one executemany, get the next rowids in order: checked, not assumed.
+    Elsewhere (PostgreSQL) ordered RETURNING is batched by the driver."""
+    if not rows:
+        return []
+    if session.get_bind().dialect.name != "sqlite":
+        return list((await session.scalars(
+            insert(model).returning(model.id, sort_by_parameter_order=True), rows)).all())
+    table = model.__table__  # Core: the ORM's per-row bookkeeping is not needed here
+    assert isinstance(table, Table)
+    first = (await session.execute(insert(table).returning(table.c.id), rows[0])).scalar_one()
+    if len(rows) > 1:
+        # Straight to the driver: the values are plain already (see _plain), and SQLAlchemy's
+        # per-value bind processing was a sixth of a batch's time.
+        names = list(rows[0])
+        sql = (f"INSERT INTO {table.name} ({', '.join(names)}) "
+               f"VALUES ({', '.join('?' * len(names))})")
+        conn = await session.connection()
+        await conn.exec_driver_sql(sql, [tuple(_plain(r[n]) for n in names) for r in rows[1:]])
+    last = await session.scalar(select(func.max(model.id)))
+    if last != first + len(rows) - 1:
+        raise RuntimeError(f"{model.__tablename__}: ids not contiguous ({first}..{last})")
+    return list(range(first, first + len(rows)))
+
+
+def _plain(value: Any) -> Any:
+    """A value as SQLAlchemy's SQLite dialect stores it (UTCDateTime, str enums, JSON)."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime(_SQLITE_DATETIME)
+    if isinstance(value, StrEnum):
+        return value.value
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return value
+
+
+def _interaction_row(
+    item: InboundContact, contact_id: int | None, now: datetime
+) -> dict[str, Any]:
+    return {
+        "contact_id": contact_id, "kind": item.kind, "direction": item.direction,
+        "channel": item.channel, "started_at": item.started_at or now, "ended_at": now,
+        "outcome": item.outcome, "subject": item.subject[:300], "body": item.body,
+        "transcript": item.transcript, "recording_ref": item.recording_ref,
+        "remote_address": item.remote_address, "campaign_id": item.campaign_id,
+        "user_id": item.user_id, "data": item.data,
+    }
+
+
+async def _people(session: AsyncSession, ids: set[int | None]) -> dict[int, tuple[str, int | None]]:
+    """contact id -> (the name a task shows, as Router._who; the owner)."""
+    out: dict[int, tuple[str, int | None]] = {}
+    wanted = sorted(i for i in ids if i)
+    for start in range(0, len(wanted), CHUNK):
+        rows = await session.execute(
+            select(Contact.id, Contact.first_name, Contact.last_name, Organisation.name,
+                   Contact.owner_id)
+            .select_from(Contact).outerjoin(Organisation,
+                                            Organisation.id == Contact.organisation_id)
+            .where(Contact.id.in_(wanted[start:start + CHUNK])))
+        for cid, first, last, org, owner in rows:
+            out[cid] = (f"{first} {last}".strip() or (org or ""), owner)
+    return out
+
+
+async def _last_assignee(session: AsyncSession, team: str | None) -> int | None:
+    found: int | None = await session.scalar(
+        select(Task.assignee_id)
+        .where(Task.assignee_id.is_not(None),
+               Task.team.is_(None) if team is None else Task.team == team)
+        .order_by(Task.id.desc()).limit(1))
+    return found

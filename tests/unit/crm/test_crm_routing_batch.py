@@ -1,0 +1,97 @@
+"""`record_many` gives what `Router.record` gives item by item: the same contacts, tasks,
+assignees and events, in one transaction (new leads and shared senders via the router)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from contactd.crm.events import InteractionRecorded, TaskCreated
+from contactd.crm.fts import create_fts
+from contactd.crm.routing import InboundContact, Router
+from contactd.crm.routing_batch import record_many
+from contactd.crm.service import ContactInput, ContactService
+from contactd.crm.tasks import NewTask, TaskService
+from contactd.db.models import Base, Interaction, Task, User
+from contactd.db.session import Database
+from contactd.enums import Channel, Direction, InteractionKind, Role
+from contactd.events import EventBus
+
+
+def items() -> list[InboundContact]:
+    def sms(sender: str, outcome: str = "received") -> InboundContact:
+        return InboundContact(kind=InteractionKind.SMS, direction=Direction.INBOUND,
+                              channel=Channel.SMS, remote_address=sender, body="hi",
+                              outcome=outcome)
+
+    missed = InboundContact(kind=InteractionKind.CALL, direction=Direction.INBOUND,
+                            channel=Channel.CALL, remote_address="+4930100001",
+                            outcome="missed")
+    return [sms("+4930100001"), sms("030 100002"), sms("+4930999999"), missed,
+            sms("+4930100003"), sms("+4930100002", "opted_out"), sms("ann@example.org")]
+
+
+async def _world(path: Path) -> tuple[Database, Router, list[Any]]:
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    async with db.engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+        await conn.run_sync(create_fts)
+    await db.__aenter__()
+    contacts = ContactService(db, default_region="DE")
+    async with db.transaction() as session:
+        for name in ("a", "b", "c"):
+            session.add(User(username=name, password_hash="x", role=Role.AGENT, skills=[]))
+    owner = 3
+    await contacts.create_contact(ContactInput(first_name="Ann", phones=["+4930100001"],
+                                               emails=["ann@example.org"]))
+    await contacts.create_contact(ContactInput(organisation_id=None, last_name="Berg",
+                                               phones=["+4930100002"], owner_id=owner))
+    for first in ("Cem", "Dora"):  # one number, two people: flagged, via the router
+        await contacts.create_contact(ContactInput(first_name=first, phones=["+4930100003"]),
+                                      allow_duplicate=True)
+    bus = EventBus()
+    seen: list[Any] = []
+    bus.subscribe(InteractionRecorded, seen.append)
+    bus.subscribe(TaskCreated, seen.append)
+    tasks = TaskService(db, bus=bus)
+    await tasks.create(NewTask(title="existing", assignee_id=1))
+    return db, Router(db, contacts, tasks, bus=bus), seen
+
+
+async def _state(db: Database) -> tuple[list[Any], list[Any]]:
+    async with db.session() as session:
+        rows = [(r.contact_id, r.kind, r.outcome, r.remote_address, "review" in r.data)
+                for r in await session.scalars(select(Interaction).order_by(Interaction.id))]
+        # Assignees depend on the order tasks are made in (least-loaded): checked apart.
+        tasks = [(t.title, t.contact_id, t.source, t.priority)
+                 for t in await session.scalars(select(Task).order_by(Task.id))]
+    return sorted(rows, key=repr), sorted(tasks, key=repr)
+
+
+async def test_a_batch_routes_like_the_router_item_by_item(tmp_path: Path) -> None:
+    one_db, one_router, one_seen = await _world(tmp_path / "one.db")
+    many_db, many_router, many_seen = await _world(tmp_path / "many.db")
+    try:
+        singles = [await one_router.record(item) for item in items()]
+        batch = await record_many(many_router, items())
+        assert [r.contact_id for r in batch] == [r.contact_id for r in singles]
+        assert [len(r.task_ids) for r in batch] == [len(r.task_ids) for r in singles]
+        assert await _state(many_db) == await _state(one_db)
+        assert sorted(type(e).__name__ for e in many_seen) == sorted(
+            type(e).__name__ for e in one_seen)
+        async with many_db.session() as session:
+            assigned = {t.title: t.assignee_id for t in await session.scalars(select(Task))}
+        assert assigned["Reply to sms from Berg"] == 3  # the contact's owner keeps it
+        assert None not in assigned.values()
+        async with many_db.session() as session:  # rows written past the ORM read back whole
+            for task in await session.scalars(select(Task).where(Task.due_at.is_not(None))):
+                assert task.due_at is not None and task.due_at.tzinfo is not None
+                assert task.remind_at is not None and task.remind_at < task.due_at
+                assert task.created_at is not None and task.status.value == "open"
+            for row in await session.scalars(select(Interaction)):
+                assert row.started_at.tzinfo is not None and isinstance(row.data, dict)
+    finally:
+        for db in (one_db, many_db):
+            await db.__aexit__(None, None, None)
