@@ -317,6 +317,13 @@ class DemoSettings(_Section):
         return self
 
 
+class MetricsSettings(_Section):
+    # Prometheus text at GET /metrics on the web port. Campaign names and figures are
+    # business data: set a token (Authorization: Bearer …) unless only a trusted host scrapes.
+    enabled: bool = False
+    token: SecretStr = SecretStr("")
+
+
 class Settings(_Section):
     general: GeneralSettings = GeneralSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -330,6 +337,7 @@ class Settings(_Section):
     email_inbound: EmailInboundSettings = EmailInboundSettings()
     dialer: DialerSettings = DialerSettings()
     demo: DemoSettings = DemoSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @property
     def database_url(self) -> str:

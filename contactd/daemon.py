@@ -33,7 +33,9 @@ from contactd.health import ComponentHealth, HealthRegistry
 from contactd.ivr.service import IvrService
 from contactd.ivr.setup import start_ivr
 from contactd.messaging.service import MessagingService
+from contactd.metrics import Metrics
 from contactd.sdnotify import SystemdNotifier
+from contactd.web import metrics_view
 from contactd.web.app import WebServer, create_app
 
 log = logging.getLogger(__name__)
@@ -99,6 +101,12 @@ async def run_daemon(
             # Inbound e-mail: the intake sweeps what a crash left unrouted, then SMTP/IMAP.
             components.mail_inbound = await start_mail_inbound(
                 stack, settings, db, components.router, health)
+            metrics: Metrics | None = None
+            if settings.metrics.enabled:
+                # Subscribed before AMI starts, so a start-up reconciliation's calls count.
+                metrics = await stack.enter_async_context(Metrics(
+                    db, bus, health, pacers=lambda: () if components.dialer is None else (
+                        (rt.campaign_id, rt.pacer) for rt in components.dialer.runtimes)))
             if settings.ami.enabled:
                 # CallService subscribes at construction: the client's login-time event
                 # filter is built from those subscriptions, so build both before entering.
@@ -131,6 +139,8 @@ async def run_daemon(
                 health.register("dialer", components.dialer.loop_state.probe)
             if settings.web.enabled:
                 app = create_app(settings, db, health)
+                if metrics is not None:
+                    metrics_view.setup(app, metrics, settings.metrics.token.get_secret_value())
                 web = await stack.enter_async_context(
                     WebServer(app, settings.web.host, settings.web.port)
                 )
