@@ -422,6 +422,11 @@ class IdentificationSettings(_Section):
         if bool(self.company_name) != bool(self.callback_number):
             raise ValueError("set company_name and callback_number together")
         return self
+class MetricsSettings(_Section):
+    # Prometheus text at GET /metrics on the web port. Campaign names and figures are
+    # business data: set a token (Authorization: Bearer …) unless only a trusted host scrapes.
+    enabled: bool = False
+    token: SecretStr = SecretStr("")
 
 
 class Settings(_Section):
@@ -439,6 +444,7 @@ class Settings(_Section):
     demo: DemoSettings = DemoSettings()
     intake: IntakeSettings = IntakeSettings()
     identification: IdentificationSettings = IdentificationSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @property
     def database_url(self) -> str:

@@ -35,7 +35,9 @@ from contactd.ivr.identification import make_identification
 from contactd.ivr.service import IvrService
 from contactd.ivr.setup import start_ivr
 from contactd.messaging.service import MessagingService
+from contactd.metrics import Metrics
 from contactd.sdnotify import SystemdNotifier
+from contactd.web import metrics_view
 from contactd.web.app import WebServer, create_app
 
 log = logging.getLogger(__name__)
@@ -106,6 +108,12 @@ async def run_daemon(
             health.register("web-intake", intake.state.probe)
             # The abandoned-call message the dialplan plays, made before any call is placed.
             await make_identification(settings)
+            metrics: Metrics | None = None
+            if settings.metrics.enabled:
+                # Subscribed before AMI starts, so a start-up reconciliation's calls count.
+                metrics = await stack.enter_async_context(Metrics(
+                    db, bus, health, pacers=lambda: () if components.dialer is None else (
+                        (rt.campaign_id, rt.pacer) for rt in components.dialer.runtimes)))
             if settings.ami.enabled:
                 # CallService subscribes at construction: the client's login-time event
                 # filter is built from those subscriptions, so build both before entering.
@@ -138,6 +146,8 @@ async def run_daemon(
                 health.register("dialer", components.dialer.loop_state.probe)
             if settings.web.enabled:
                 app = create_app(settings, db, health, intake=intake)
+                if metrics is not None:
+                    metrics_view.setup(app, metrics, settings.metrics.token.get_secret_value())
                 web = await stack.enter_async_context(
                     WebServer(app, settings.web.host, settings.web.port)
                 )
