@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from contactd.logs import ids_of, log_ids
+
 log = logging.getLogger(__name__)
 
 
@@ -51,7 +53,12 @@ class EventBus:
         self._handlers[event_type].remove(handler)
 
     async def publish(self, event: DomainEvent) -> None:
-        """Deliver to every matching handler in subscription order, awaiting coroutines."""
+        """Deliver to every matching handler in subscription order, awaiting coroutines. Each
+        handler's log lines carry the event's ids (attempt, message, interaction …)."""
+        with log_ids(**ids_of(event)):
+            await self._deliver(event)
+
+    async def _deliver(self, event: DomainEvent) -> None:
         for klass in type(event).__mro__:
             for handler in list(self._handlers.get(klass, ())):
                 try:

@@ -1,7 +1,9 @@
-"""Structured logging: one JSON object (or key=value text) per line, with the interaction id.
+"""Structured logging: one JSON object (or key=value text) per line, with the ids in play.
 
-`interaction_context` puts an interaction id into a context variable so every log line written
-while handling that interaction, in AMI, IVR, DB or messaging code, carries it.
+`log_ids(attempt_id=…, message_id=…)` puts ids into a context variable, so every log line
+written while handling that call, message or IVR session, in AMI, IVR, DB or messaging code,
+carries them without each call site repeating them. The event bus does it for every event it
+delivers; `interaction_context` is the one-id form.
 """
 
 from __future__ import annotations
@@ -18,6 +20,40 @@ from typing import Any
 current_interaction: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "current_interaction", default=None
 )
+current_ids: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar(
+    "current_ids", default={}  # noqa: B039 - never mutated: log_ids sets a new dict
+)
+ID_FIELDS = ("interaction_id", "attempt_id", "message_id", "lead_id", "campaign_id",
+             "contact_id", "task_id", "session_id")
+
+
+@contextlib.contextmanager
+def log_ids(**ids: Any) -> Iterator[None]:
+    """Every log line inside carries these ids (None values are left out); nested calls add
+    to the outer ones."""
+    merged = {**current_ids.get(), **{k: v for k, v in ids.items() if v is not None}}
+    token = current_ids.set(merged)
+    try:
+        yield
+    finally:
+        current_ids.reset(token)
+
+
+def ids_of(obj: object) -> dict[str, Any]:
+    """The id fields an event (or any object) carries, for `log_ids(**ids_of(event))`."""
+    return {name: value for name in ID_FIELDS
+            if (value := getattr(obj, name, None)) is not None}
+
+
+class ContextIds(logging.Filter):
+    """Copies the context's ids onto each record when it is made, so they survive handlers
+    that format later or elsewhere; a field the call site gave itself wins."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in current_ids.get().items():
+            if not hasattr(record, key):
+                setattr(record, key, value)
+        return True
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -68,6 +104,7 @@ class TextFormatter(logging.Formatter):
 def setup_logging(level: str = "info", fmt: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(ContextIds())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
