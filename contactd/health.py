@@ -66,3 +66,13 @@ class HealthRegistry:
         )
         body = {"status": overall, "version": version, "components": components}
         return HTTP_STATUS[overall], body
+
+    def readiness(self, version: str) -> tuple[int, dict[str, Any]]:
+        """The /readyz answer: 200 only when every component is ok; otherwise 503 naming the
+        ones that are not (a degraded one is retrying: alive, but not one to send work to)."""
+        snapshot = self.snapshot()
+        waiting = {name: {"status": h.status, "detail": h.detail}
+                   for name, h in snapshot.items() if h.status != "ok"}
+        body = {"ready": not waiting, "version": version, "not_ready": waiting}
+        return (503 if waiting else 200), body
+

@@ -52,6 +52,13 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(body, status=status)
 
 
+@public
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: 200 only when every component is ok (contactd/health.py readiness)."""
+    status, body = request.app[HEALTH].readiness(__version__)
+    return web.json_response(body, status=status)
+
+
 def create_app(
     settings: Settings, db: Database, health: HealthRegistry, *, intake: WebIntake | None = None
 ) -> web.Application:
@@ -77,6 +84,7 @@ def create_app(
     app[INTAKE_SIGNATURES] = SignatureCheck(settings.intake.signature_window_s)
     setup_templates(app)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     for area in (auth_views, home_views, users_views, contacts_views, intake_views):
         area.setup(app)
     check_route_table(app)

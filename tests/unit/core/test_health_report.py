@@ -36,3 +36,16 @@ def test_a_broken_probe_reports_down() -> None:
     health.register("x", broken)
     status, body = health.report("1.0")
     assert status == 503 and "boom" in body["components"]["x"]["detail"]
+
+
+def test_ready_only_when_every_component_is_ok() -> None:
+    health = HealthRegistry()
+    states: dict[str, Status] = {"ami": "ok", "outbox": "degraded"}
+    for name in states:
+        health.register(name, lambda name=name: ComponentHealth(states[name], "retrying"))  # type: ignore[misc]
+    status, body = health.readiness("1.0")
+    assert status == 503 and body["ready"] is False
+    assert body["not_ready"] == {"outbox": {"status": "degraded", "detail": "retrying"}}
+    assert health.report("1.0")[0] == 200  # alive all the same
+    states["outbox"] = "ok"
+    assert health.readiness("1.0") == (200, {"ready": True, "version": "1.0", "not_ready": {}})
