@@ -26,6 +26,7 @@ from contactd.db.bootstrap import open_database
 from contactd.db.session import Database
 from contactd.dialer.agents import AgentBoard
 from contactd.dialer.connect import SetvarConnector
+from contactd.dialer.handoff import AnnouncingConnector
 from contactd.dialer.service import DialerService
 from contactd.events import EventBus
 from contactd.health import ComponentHealth, HealthRegistry
@@ -33,6 +34,7 @@ from contactd.ivr.service import IvrService
 from contactd.ivr.setup import start_ivr
 from contactd.messaging.service import MessagingService
 from contactd.web.app import WebServer, create_app
+from contactd.web.services import PanelServices
 
 log = logging.getLogger(__name__)
 
@@ -109,19 +111,23 @@ async def run_daemon(
                 ami_client = components.calls.ami if components.calls is not None else None
                 components.ivr, _ = await start_ivr(stack, settings, components.router, ami_client)
             if components.calls is not None:
-                # Agents log in through the panel (next wave); until then the board is empty
-                # and only automated campaigns, which need no agent, place calls.
+                # Agents join campaigns in the panel's workspace; the connector says on the bus
+                # which agent got which call, so that agent's card pops.
+                board = AgentBoard(auto_ready_s=settings.dialer.agent_wrap_s)
                 components.dialer = await stack.enter_async_context(
                     DialerService(
                         db, bus, settings, components.calls,
-                        agents=AgentBoard(auto_ready_s=settings.dialer.agent_wrap_s),
-                        connector=SetvarConnector(components.calls),
+                        agents=board,
+                        connector=AnnouncingConnector(SetvarConnector(components.calls),
+                                                      board, bus),
                         fallback=messaging,
                     )
                 )
                 health.register("dialer", components.dialer.loop_state.probe)
             if settings.web.enabled:
-                app = create_app(settings, db, health)
+                app = create_app(settings, db, health, PanelServices(
+                    bus=bus, dialer=components.dialer, calls=components.calls,
+                    messaging=messaging, contacts=components.contacts, tasks=components.tasks))
                 web = await stack.enter_async_context(
                     WebServer(app, settings.web.host, settings.web.port)
                 )

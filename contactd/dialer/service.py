@@ -243,6 +243,21 @@ class DialerService:
             lead.next_attempt_at = decision.next_attempt_at
             lead.callback_user_id = user_id
 
+    async def dial_lead(self, lead_id: int) -> bool:
+        """Preview mode: an agent chose this lead, dial it now under the same rules as the loop.
+
+        False when it is not due or a rule refused it (the refusal is stored, as the loop does).
+        The answered call goes to a free agent of its campaign like any other.
+        """
+        async with self._lock:
+            async with self.db.session() as session:
+                lead = await session.get(Lead, lead_id)
+                campaign = await repo.campaign_by_id(session, lead.campaign_id) if lead else None
+            if lead is None or campaign is None:
+                raise NotFoundError(f"no lead {lead_id}", code="lead_not_found")
+            return await self._try_dial(campaign, self.runtime(campaign), lead,
+                                        datetime.fromtimestamp(self.clock(), UTC))
+
     # ---- the dial loop -------------------------------------------------------------------
     def runtime(self, campaign: Campaign) -> CampaignRuntime:
         rt = self._runtimes.get(campaign.id)

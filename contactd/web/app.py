@@ -30,11 +30,13 @@ from contactd.web.keys import (
     USERS,
 )
 from contactd.web.render import error_middleware, headers_middleware
+from contactd.web.services import SERVICES, PanelServices
 from contactd.web.templates import i18n_middleware, setup_templates
 from contactd.web.views import auth as auth_views
 from contactd.web.views import contacts as contacts_views
 from contactd.web.views import home as home_views
 from contactd.web.views import users as users_views
+from contactd.web.views import workspace as workspace_views
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +48,14 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(body, status=status)
 
 
-def create_app(settings: Settings, db: Database, health: HealthRegistry) -> web.Application:
-    """The panel: pages, the API and /healthz behind one access check (see web/access.py)."""
+def create_app(
+    settings: Settings, db: Database, health: HealthRegistry,
+    services: PanelServices | None = None,
+) -> web.Application:
+    """The panel: pages, the API and /healthz behind one access check (see web/access.py).
+
+    `services`: the daemon's live parts (dialer, calls, messaging…); without them the pages
+    that need one say that it is not running."""
     app = web.Application(
         middlewares=[headers_middleware, i18n_middleware, error_middleware, access_middleware]
     )
@@ -63,9 +71,10 @@ def create_app(settings: Settings, db: Database, health: HealthRegistry) -> web.
     app[API_TOKENS] = ApiTokens(db)
     app[THROTTLE] = LoginThrottle(settings.web.login_max_failures, settings.web.login_window_s)
     app[SEARCH] = ContactSearch(db)
+    app[SERVICES] = services or PanelServices()
     setup_templates(app)
     app.router.add_get("/healthz", healthz)
-    for area in (auth_views, home_views, users_views, contacts_views):
+    for area in (auth_views, home_views, users_views, contacts_views, workspace_views):
         area.setup(app)
     check_route_table(app)
     return app

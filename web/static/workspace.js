@@ -1,0 +1,77 @@
+// Agent workspace: the contact's card arrives over server-sent events and is filled in place;
+// the wrap-up countdown runs here. Every action is a plain form post (works without this file).
+"use strict";
+
+document.addEventListener("DOMContentLoaded", () => {
+  const desk = document.querySelector("[data-desk]");
+  if (!desk) return;
+  const card = document.getElementById("card");
+  const scriptBox = document.getElementById("script-box");
+  const state = document.getElementById("agent-state");
+  const ended = document.getElementById("call-ended");
+  const noCall = document.getElementById("no-call");
+  const wrapLeft = document.getElementById("wrap-left");
+  const attempt = card.querySelector("input[name=attempt_id]");
+  const contactField = document.querySelector("input[name=contact_id]");
+
+  // Callback times are typed in the agent's local time; the server needs its UTC offset.
+  for (const input of document.querySelectorAll("input[name=tz_offset]")) {
+    input.value = String(new Date().getTimezoneOffset());
+  }
+
+  let timer = 0;
+  const countdown = (seconds) => {
+    clearInterval(timer);
+    let left = Math.ceil(seconds);
+    const show = () => {
+      if (left <= 0) {
+        clearInterval(timer);
+        wrapLeft.textContent = "";
+        state.textContent = desk.dataset.labelFree;
+        return;
+      }
+      wrapLeft.textContent = `${left} s`;
+      left -= 1;
+    };
+    show();
+    timer = setInterval(show, 1000);
+  };
+  if (desk.dataset.wrapLeft) countdown(parseFloat(desk.dataset.wrapLeft));
+
+  const fill = (data) => {
+    for (const el of card.querySelectorAll("[data-field]")) {
+      const value = data[el.dataset.field] || "";
+      el.textContent = value;
+      const row = el.closest("[data-row]");
+      if (row) row.hidden = !value;
+    }
+    document.getElementById("card-name").textContent = data.name || data.phone;
+    attempt.value = data.attempt_id;
+    if (contactField) contactField.value = data.contact_id || "";
+    scriptBox.querySelector("[data-field=script]").textContent = data.script || "";
+    scriptBox.hidden = !data.script;
+    ended.hidden = true;
+    noCall.hidden = true;
+    card.hidden = false;
+    state.textContent = desk.dataset.labelTalking;
+    clearInterval(timer);
+    wrapLeft.textContent = "";
+    card.focus();
+  };
+
+  const events = new EventSource("/workspace/events");
+  events.addEventListener("offer", (e) => fill(JSON.parse(e.data).card));
+  events.addEventListener("ended", (e) => {
+    if (JSON.parse(e.data).attempt_id !== attempt.value) return;
+    ended.hidden = false;
+    state.textContent = desk.dataset.labelWrapping;
+    const wrap = parseFloat(desk.dataset.wrapS || "");
+    if (!Number.isNaN(wrap)) countdown(wrap);
+  });
+  events.addEventListener("disposed", (e) => {
+    if (JSON.parse(e.data).attempt_id !== attempt.value) return;
+    card.hidden = true;
+    scriptBox.hidden = true;
+    noCall.hidden = false;
+  });
+});
