@@ -19,6 +19,16 @@ document.addEventListener("DOMContentLoaded", () => {
     input.value = String(new Date().getTimezoneOffset());
   }
 
+  const readyButton = document.querySelector("form[action='/workspace/ready'] button");
+  const pauseButton = document.querySelector("form[action='/workspace/pause'] button");
+  // The state as words and colour, and what the agent may press in it.
+  const show = (name) => {
+    state.textContent = desk.dataset[`label${name[0].toUpperCase()}${name.slice(1)}`];
+    state.className = `state state-${name}`;
+    readyButton.disabled = name === "free" || name === "talking";
+    pauseButton.disabled = name === "talking";
+  };
+
   let timer = 0;
   const countdown = (seconds) => {
     clearInterval(timer);
@@ -27,7 +37,7 @@ document.addEventListener("DOMContentLoaded", () => {
       if (left <= 0) {
         clearInterval(timer);
         wrapLeft.textContent = "";
-        state.textContent = desk.dataset.labelFree;
+        show("free");
         return;
       }
       wrapLeft.textContent = `${left} s`;
@@ -53,7 +63,8 @@ document.addEventListener("DOMContentLoaded", () => {
     ended.hidden = true;
     noCall.hidden = true;
     card.hidden = false;
-    state.textContent = desk.dataset.labelTalking;
+    for (const flash of document.querySelectorAll("main > .ok, main > .error")) flash.hidden = true;
+    show("talking");
     clearInterval(timer);
     wrapLeft.textContent = "";
     card.focus();
@@ -64,7 +75,7 @@ document.addEventListener("DOMContentLoaded", () => {
   events.addEventListener("ended", (e) => {
     if (JSON.parse(e.data).attempt_id !== attempt.value) return;
     ended.hidden = false;
-    state.textContent = desk.dataset.labelWrapping;
+    show("wrapping");
     const wrap = parseFloat(desk.dataset.wrapS || "");
     if (!Number.isNaN(wrap)) countdown(wrap);
   });
