@@ -19,6 +19,7 @@ from contactd.db.session import Database
 from contactd.errors import StartupError
 from contactd.health import HealthRegistry
 from contactd.web.access import access_middleware, check_route_table, public
+from contactd.web.api import routes as api_routes
 from contactd.web.keys import (
     API_TOKENS,
     DATABASE,
@@ -74,7 +75,8 @@ def create_app(
     app[SERVICES] = services or PanelServices()
     setup_templates(app)
     app.router.add_get("/healthz", healthz)
-    for area in (auth_views, home_views, users_views, contacts_views, workspace_views):
+    for area in (auth_views, home_views, users_views, contacts_views, workspace_views,
+                 api_routes):
         area.setup(app)
     check_route_table(app)
     return app
