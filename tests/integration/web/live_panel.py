@@ -39,8 +39,8 @@ class LivePanel:
         return {"Authorization": f"Bearer {self.tokens[username]}"}
 
 
-@pytest_asyncio.fixture
-async def live_panel(db: Database, panel_settings: Settings) -> AsyncIterator[LivePanel]:
+@pytest_asyncio.fixture(name="live_panel")
+async def live_panel_fixture(db: Database, panel_settings: Settings) -> AsyncIterator[LivePanel]:
     async with db.engine.begin() as conn:
         await conn.run_sync(create_fts)  # the shared fixture builds the tables, not the index
     users = UserService(db)

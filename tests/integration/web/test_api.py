@@ -15,7 +15,7 @@ from contactd.db.session import Database
 from contactd.enums import MessageState, TaskStatus
 from contactd.web.api.routes import OPENAPI_PATH
 from tests.integration.web.conftest import sign_in
-from tests.integration.web.live_panel import LivePanel, live_panel  # noqa: F401 - fixture
+from tests.integration.web.live_panel import LivePanel, live_panel_fixture  # noqa: F401
 
 API = "/api/v1"
 
