@@ -62,4 +62,4 @@ def test_a_campaign_shows_its_own_buttons_else_the_configured_ones() -> None:
 
 def test_an_unknown_configured_disposition_is_a_config_error() -> None:
     with pytest.raises(ValueError, match="dispositions"):
-        DialerSettings(dispositions=["sale", "maybe"])  # type: ignore[list-item]
+        DialerSettings(dispositions=["sale", "maybe"])
