@@ -71,13 +71,20 @@ document.addEventListener("DOMContentLoaded", () => {
   };
 
   const events = new EventSource("/workspace/events");
-  events.addEventListener("offer", (e) => fill(JSON.parse(e.data).card));
-  events.addEventListener("ended", (e) => {
-    if (JSON.parse(e.data).attempt_id !== attempt.value) return;
+  const callEnded = (wrapSeconds) => {
     ended.hidden = false;
     show("wrapping");
-    const wrap = parseFloat(desk.dataset.wrapS || "");
-    if (!Number.isNaN(wrap)) countdown(wrap);
+    if (!Number.isNaN(wrapSeconds)) countdown(wrapSeconds);
+  };
+  events.addEventListener("offer", (e) => {
+    const push = JSON.parse(e.data);
+    if (push.card.attempt_id === attempt.value && !card.hidden) return; // already shown
+    fill(push.card);
+    if (push.ended) callEnded(NaN);
+  });
+  events.addEventListener("ended", (e) => {
+    if (JSON.parse(e.data).attempt_id !== attempt.value) return;
+    callEnded(parseFloat(desk.dataset.wrapS || ""));
   });
   events.addEventListener("disposed", (e) => {
     if (JSON.parse(e.data).attempt_id !== attempt.value) return;

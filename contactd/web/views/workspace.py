@@ -8,6 +8,7 @@ web/static/workspace.js listens on /workspace/events and fills the card in place
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta, timezone
@@ -194,8 +195,13 @@ async def events(request: web.Request) -> web.StreamResponse:
         "Content-Type": "text/event-stream", "Cache-Control": "no-store",
         "X-Accel-Buffering": "no"})
     await response.prepare(request)
-    with hub.listen(principal(request).user.username) as queue:
+    agent = principal(request).user.username
+    # A tab that went away (closed, reloaded) ends its stream here, quietly.
+    with hub.listen(agent) as queue, contextlib.suppress(ConnectionResetError):
         await response.write(b": open\n\n")
+        current = hub.last.get(agent)
+        if current is not None:  # offered between the page's render and this stream
+            queue.put_nowait(current)
         while True:
             try:
                 push = await asyncio.wait_for(queue.get(), KEEPALIVE_S)

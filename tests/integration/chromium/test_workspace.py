@@ -6,6 +6,7 @@ phone sizes are saved."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,11 +17,13 @@ from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
 
 from contactd.auth.service import UserService
+from contactd.calls.events import CallEnded
 from contactd.config import Settings, load_settings
 from contactd.crm.service import ContactInput
 from contactd.daemon import Components
 from contactd.db.models.calls import CallAttempt
 from contactd.db.models.dialer import Campaign, Lead
+from contactd.db.models.users import User
 from contactd.enums import CampaignMode, CampaignStatus, LeadStatus, PartyKind, Role
 from tests.integration.asterisk.test_daemon_asterisk import running
 from tests.peers.asterisk import AsteriskSandbox, agent, world_channel
@@ -34,6 +37,8 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "panel"
 # A London number whose last five digits are the sandbox world's 20008: a person who
 # answers at once and hangs up 8 s later (asterisk-config/test/extensions_local.conf).
 PERSON = "+442079420008"
+# Preview leads: people who answer and hang up 10 s later (20010), and one never dialled.
+SKIPPED, PREVIEWED = "+442079420011", "+442079420010"
 BUSY_RETRY_S = 900
 SCRIPT = "Hello {{ first_name }}, this is Alex about your order at {{ company }}."
 
@@ -66,6 +71,9 @@ async def daemon(tmp_path: Path, asterisk: AsteriskSandbox) -> AsyncIterator[Com
                                                          PartyKind.BUYER)
         contact_id = await components.contacts.create_contact(ContactInput(
             first_name="Grace", last_name="Hopper", phones=[PERSON], organisation_id=org))
+        people = {phone: await components.contacts.create_contact(ContactInput(
+            first_name=first, last_name=last, phones=[phone]))
+            for first, last, phone in (("Ada", "Lovelace", SKIPPED), ("Alan", "Turing", PREVIEWED))}
         async with components.db.transaction() as session:
             campaign = Campaign(name="spring", mode=CampaignMode.PROGRESSIVE,
                                 status=CampaignStatus.RUNNING, script=SCRIPT,
@@ -74,6 +82,12 @@ async def daemon(tmp_path: Path, asterisk: AsteriskSandbox) -> AsyncIterator[Com
             await session.flush()
             session.add(Lead(campaign_id=campaign.id, contact_id=contact_id,
                              phone_e164=PERSON))
+            preview = Campaign(name="callbacks", mode=CampaignMode.PREVIEW,
+                               status=CampaignStatus.RUNNING, dispositions=["sale", "busy"])
+            session.add(preview)
+            await session.flush()
+            for phone, person in people.items():
+                session.add(Lead(campaign_id=preview.id, contact_id=person, phone_e164=phone))
         yield components
 
 
@@ -136,7 +150,7 @@ async def test_a_dialled_call_pops_the_card_and_the_disposition_drives_the_retry
         await context.close()
 
     async with daemon.db.session() as session:
-        lead = (await session.scalars(select(Lead))).one()
+        lead = (await session.scalars(select(Lead).where(Lead.phone_e164 == PERSON))).one()
         attempt = (await session.scalars(select(CallAttempt))).one()
     assert (attempt.disposition, attempt.lead_id) == ("busy", lead.id)
     assert lead.status is LeadStatus.RETRY and lead.attempts == 1
@@ -144,3 +158,62 @@ async def test_a_dialled_call_pops_the_card_and_the_disposition_drives_the_retry
     due = lead.next_attempt_at
     assert before + timedelta(seconds=BUSY_RETRY_S) <= due
     assert due <= after + timedelta(seconds=BUSY_RETRY_S)
+
+
+async def test_preview_skip_then_dial_and_click_to_call(
+    browser: Browser, daemon: Components
+) -> None:
+    url = daemon.web_url
+    assert url is not None
+    ended: dict[str, CallEnded] = {}
+    call_over = asyncio.Event()
+
+    def on_ended(event: CallEnded) -> None:
+        ended[event.attempt_id] = event
+        call_over.set()
+
+    daemon.bus.subscribe(CallEnded, on_ended)
+    context = await browser.new_context(viewport={"width": 1280, "height": 800},
+                                        locale="en-US")
+    try:
+        page = await context.new_page()
+        await _sign_in(page, url)
+        await page.get_by_label("Campaign").select_option(label="callbacks (preview)")
+        await page.get_by_role("button", name="Join").click()
+        await page.get_by_role("button", name="Ready").click()
+        next_lead = page.locator("section", has=page.get_by_role("heading", name="Next lead"))
+        await expect(next_lead).to_contain_text("Ada Lovelace")
+        await page.screenshot(path=ARTIFACTS / "workspace-preview-desktop.png", full_page=True)
+        await next_lead.get_by_role("button", name="Skip").click()
+        await expect(next_lead).to_contain_text("Alan Turing")
+        await next_lead.get_by_role("button", name="Dial").click()
+        card = page.locator("#card")
+        await expect(card.locator("#card-name")).to_have_text("Alan Turing", timeout=30_000)
+        await expect(page.locator("#call-ended")).to_be_visible(timeout=30_000)
+        await expect(card.get_by_role("button")).to_have_count(2)  # the campaign's own two
+        await card.get_by_role("button", name="Sale").click()
+        await expect(page.get_by_role("status").first).to_contain_text("Disposition saved")
+
+        # Click-to-call: the agent's phone (a simulated agent who answers) rings first, then
+        # Asterisk dials the number from contactd-agent.
+        call_over.clear()
+        await page.get_by_role("textbox", name="Number").fill("020 7942 0008")
+        await page.get_by_role("button", name="Call", exact=True).click()
+        await expect(page.get_by_role("status").first).to_contain_text("Your phone rings")
+        async with asyncio.timeout(40):
+            await call_over.wait()
+    finally:
+        daemon.bus.unsubscribe(CallEnded, on_ended)
+        await context.close()
+
+    async with daemon.db.session() as session:
+        leads = {lead.phone_e164: lead for lead in await session.scalars(select(Lead))}
+        attempts = list(await session.scalars(
+            select(CallAttempt).order_by(CallAttempt.created_at)))
+        alex = await session.scalar(select(User.id).where(User.username == "alex"))
+    assert (leads[PREVIEWED].status, leads[PREVIEWED].attempts) == (LeadStatus.DONE, 1)
+    assert (leads[SKIPPED].status, leads[SKIPPED].attempts) == (LeadStatus.NEW, 0)
+    preview_call, manual = attempts
+    assert (preview_call.lead_id, preview_call.disposition) == (leads[PREVIEWED].id, "sale")
+    assert (manual.phone_e164, manual.agent_id, manual.lead_id) == (PERSON, alex, None)
+    assert ended[manual.id].answered_by is not None, ended[manual.id]
