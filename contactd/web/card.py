@@ -21,6 +21,7 @@ from contactd.db.models.crm import Contact
 from contactd.db.models.dialer import Campaign, Lead
 from contactd.db.session import Database
 from contactd.dialer.dispositions import campaign_dispositions
+from contactd.errors import ValidationError
 
 # The script is text a supervisor wrote: rendered sandboxed, a missing field renders empty.
 _ENV: Final = SandboxedEnvironment(undefined=jinja2.ChainableUndefined, autoescape=False)
@@ -66,6 +67,15 @@ def render_script(script: str, contact: Contact | None, phone: str) -> str:
         return _ENV.from_string(script).render(values)
     except jinja2.TemplateError:
         return script
+
+
+def check_script(script: str) -> None:
+    """A script that will not render is refused when it is saved, naming the line."""
+    try:
+        _ENV.parse(script)
+    except jinja2.TemplateSyntaxError as exc:
+        raise ValidationError(f"the script does not parse at line {exc.lineno}: {exc.message}",
+                              field="script") from None
 
 
 async def _contact(session: AsyncSession, contact_id: int | None) -> Contact | None:

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from contactd.config import DispositionName
 from contactd.dialer.agents import AgentState
 from contactd.enums import (
     CampaignMode,
@@ -267,6 +268,14 @@ class CampaignOut(BaseModel):
 
 class Campaigns(BaseModel):
     items: list[CampaignOut]
+
+
+class CampaignPatch(Strict):
+    """What agents see of a campaign: its call script and its disposition buttons."""
+
+    script: Annotated[str, Field(max_length=20_000, description=(
+        "Jinja text over the contact's fields: {{ first_name }}, {{ company }}, …"))] | None = None
+    dispositions: Annotated[list[DispositionName], Field(min_length=1, max_length=8)] | None = None
 
 
 class CampaignState(BaseModel):

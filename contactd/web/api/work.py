@@ -8,6 +8,8 @@ import time
 from aiohttp import web
 from sqlalchemy import select
 
+from contactd.auth.audit import Actor, record
+from contactd.config import DialerSettings
 from contactd.crm.tasks import NewTask, TaskService
 from contactd.db.models import Campaign, Contact, Task, User
 from contactd.dialer.dispositions import campaign_dispositions
@@ -19,6 +21,7 @@ from contactd.web.api.models import (
     AgentOut,
     Agents,
     CampaignOut,
+    CampaignPatch,
     Campaigns,
     CampaignState,
     MeOut,
@@ -31,6 +34,7 @@ from contactd.web.api.models import (
 )
 from contactd.web.api.records import _exists
 from contactd.web.api.spec import Api, Empty, path_id
+from contactd.web.card import check_script
 from contactd.web.keys import DATABASE, SETTINGS, principal
 from contactd.web.services import SERVICES, Unavailable
 
@@ -128,9 +132,34 @@ async def list_campaigns(request: web.Request, query: Empty, body: Empty) -> Cam
     dialer = request.app[SETTINGS].dialer
     async with request.app[DATABASE].session() as session:
         rows = await session.scalars(select(Campaign).order_by(Campaign.name))
-        return Campaigns(items=[CampaignOut(
-            id=c.id, name=c.name, mode=c.mode, status=c.status, script=c.script,
-            dispositions=[d.name for d in campaign_dispositions(c, dialer)]) for c in rows])
+        return Campaigns(items=[_campaign_out(c, dialer) for c in rows])
+
+
+def _campaign_out(c: Campaign, dialer: DialerSettings) -> CampaignOut:
+    return CampaignOut(id=c.id, name=c.name, mode=c.mode, status=c.status, script=c.script,
+                       dispositions=[d.name for d in campaign_dispositions(c, dialer)])
+
+
+@api.operation("PATCH", "/campaigns/{campaign_id}", role=Role.SUPERVISOR, tag="campaigns",
+               query=Empty, body=CampaignPatch, response=CampaignOut, errors=(404,),
+               summary="Set a campaign's call script and disposition buttons")
+async def patch_campaign(request: web.Request, query: Empty, body: CampaignPatch) -> CampaignOut:
+    campaign_id = path_id(request, "campaign_id")
+    if body.script is not None:
+        check_script(body.script)
+    async with request.app[DATABASE].transaction() as session:
+        campaign = await session.get(Campaign, campaign_id)
+        if campaign is None:
+            raise NotFoundError(f"no campaign {campaign_id}", code="campaign_not_found")
+        before = {"script": campaign.script, "dispositions": campaign.dispositions}
+        if body.script is not None:
+            campaign.script = body.script
+        if body.dispositions is not None:
+            campaign.dispositions = list(dict.fromkeys(body.dispositions))
+        record(session, Actor(principal(request).user.id, request.remote), "campaign.update",
+               "campaign", campaign_id, before,
+               {"script": campaign.script, "dispositions": campaign.dispositions})
+        return _campaign_out(campaign, request.app[SETTINGS].dialer)
 
 
 async def _campaign_name(request: web.Request) -> tuple[int, str]:

@@ -10,9 +10,9 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from contactd.db.models import OutboxMessage, Task
+from contactd.db.models import Campaign, OutboxMessage, Task
 from contactd.db.session import Database
-from contactd.enums import MessageState, TaskStatus
+from contactd.enums import CampaignMode, MessageState, TaskStatus
 from contactd.web.api.routes import OPENAPI_PATH
 from tests.integration.web.conftest import sign_in
 from tests.integration.web.live_panel import LivePanel, live_panel_fixture  # noqa: F401
@@ -185,3 +185,28 @@ async def test_campaign_commands_need_the_dialer(live_panel: LivePanel) -> None:
     listed = await _json(await live_panel.client.get(f"{API}/campaigns",
                                                      headers=live_panel.auth("alex")), 200)
     assert listed == {"items": []}
+
+
+async def test_a_supervisor_sets_the_script_and_the_buttons(live_panel: LivePanel,
+                                                            db: Database) -> None:
+    async with db.transaction() as session:
+        campaign = Campaign(name="spring", mode=CampaignMode.PROGRESSIVE)
+        session.add(campaign)
+        await session.flush()
+        url = f"{API}/campaigns/{campaign.id}"
+    body = {"script": "Hello {{ first_name }}", "dispositions": ["sale", "callback", "sale"]}
+    assert (await live_panel.client.patch(url, json=body,
+                                          headers=live_panel.auth("alex"))).status == 403
+    changed = await _json(await live_panel.client.patch(url, json=body,
+                                                        headers=live_panel.auth("sam")), 200)
+    assert (changed["script"], changed["dispositions"]) == ("Hello {{ first_name }}",
+                                                            ["sale", "callback"])
+    broken = await live_panel.client.patch(url, json={"script": "Hello {{ first_name "},
+                                           headers=live_panel.auth("sam"))
+    assert (await _json(broken, 422))["field"] == "script"
+    unknown = await live_panel.client.patch(url, json={"dispositions": ["maybe"]},
+                                            headers=live_panel.auth("sam"))
+    assert (await _json(unknown, 422))["field"] == "dispositions.0"
+    listed = await _json(await live_panel.client.get(f"{API}/campaigns",
+                                                     headers=live_panel.auth("alex")), 200)
+    assert listed["items"][0]["dispositions"] == ["sale", "callback"]
