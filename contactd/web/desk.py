@@ -47,7 +47,7 @@ class Seat:
 
 class AgentDesk:
     def __init__(self, db: Database, settings: Settings, services: PanelServices,
-                 hub: LiveHub | None, *, clock: Callable[[], float] = time.time) -> None:
+                 hub: LiveHub, *, clock: Callable[[], float] = time.time) -> None:
         self._db, self._settings, self._services, self._hub = db, settings, services, hub
         self._clock = clock
         self._pause_codes: dict[str, str | None] = {}
@@ -126,8 +126,7 @@ class AgentDesk:
         dialer.agents.logout(user.username)
         self._pause_codes.pop(user.username, None)
         self._release_previews(user.username)
-        if self._hub is not None:
-            self._hub.forget(user.username)
+        self._hub.forget(user.username)
         async with self._db.transaction() as session:
             record(session, actor, "agent.leave", "campaign", agent.campaign_id, None,
                    {"agent": user.username})
@@ -168,7 +167,7 @@ class AgentDesk:
     async def dispose(self, user: User, attempt_id: str, disposition: str,
                       callback_at: datetime | None) -> Disposed:
         """The agent says what the call came to; only a call this agent was given."""
-        if self._hub is None or self._hub.offered_to(attempt_id) != user.username:
+        if self._hub.offered_to(attempt_id) != user.username:
             raise NotFoundError(f"call {attempt_id} was not given to you",
                                 code="attempt_not_found")
         done = await apply_disposition(

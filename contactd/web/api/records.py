@@ -76,7 +76,7 @@ def _if_match(request: web.Request) -> datetime:
                               field="If-Match") from None
 
 
-async def _exists(db: Database, model: type[M], record_id: int | None, name: str) -> None:
+async def must_exist(db: Database, model: type[M], record_id: int | None, name: str) -> None:
     """A reference in a request names a stored record (else a 422 naming the field)."""
     if record_id is None:
         return
@@ -184,8 +184,8 @@ async def get_contact(request: web.Request, query: Empty, body: Empty) -> Reply[
 async def create_contact(request: web.Request, query: Empty,
                          body: ContactCreate) -> Reply[ContactOut]:
     db = request.app[DATABASE]
-    await _exists(db, Organisation, body.organisation_id, "organisation_id")
-    await _exists(db, User, body.owner_id, "owner_id")
+    await must_exist(db, Organisation, body.organisation_id, "organisation_id")
+    await must_exist(db, User, body.owner_id, "owner_id")
     contact_id = await _contacts(request).create_contact(ContactInput(**body.model_dump()))
     contact = await _load_contact(db, contact_id)
     return Reply(_contact_out(contact), {"ETag": etag(contact.updated_at),
@@ -202,8 +202,8 @@ async def patch_contact(request: web.Request, query: Empty,
     contact_id = path_id(request, "contact_id")
     expected = _if_match(request)
     changes = body.model_dump(exclude_unset=True)
-    await _exists(db, Organisation, changes.get("organisation_id"), "organisation_id")
-    await _exists(db, User, changes.get("owner_id"), "owner_id")
+    await must_exist(db, Organisation, changes.get("organisation_id"), "organisation_id")
+    await must_exist(db, User, changes.get("owner_id"), "owner_id")
     for name in ("first_name", "last_name", "job_title", "notes", "language"):
         if name in changes and changes[name] is None:
             raise ValidationError(f"{name} cannot be null; send \"\" to clear it", field=name)

@@ -32,7 +32,7 @@ from contactd.web.api.models import (
     TaskQuery,
     Tasks,
 )
-from contactd.web.api.records import _exists
+from contactd.web.api.records import must_exist
 from contactd.web.api.spec import Api, Empty, path_id
 from contactd.web.card import check_script
 from contactd.web.keys import DATABASE, SETTINGS, principal
@@ -71,8 +71,8 @@ async def list_tasks(request: web.Request, query: TaskQuery, body: Empty) -> Tas
                summary="Create a task; without an assignee the assignment policy picks one")
 async def create_task(request: web.Request, query: Empty, body: TaskCreate) -> TaskOut:
     db = request.app[DATABASE]
-    await _exists(db, Contact, body.contact_id, "contact_id")
-    await _exists(db, User, body.assignee_id, "assignee_id")
+    await must_exist(db, Contact, body.contact_id, "contact_id")
+    await must_exist(db, User, body.assignee_id, "assignee_id")
     if body.due_at is not None and body.due_at.tzinfo is None:
         raise ValidationError("due_at needs a time zone (e.g. Z)", field="due_at")
     task_id = await _tasks(request).create(NewTask(
@@ -108,7 +108,7 @@ async def send_message(request: web.Request, query: Empty, body: MessageCreate) 
         to = parse_phone(to, request.app[SETTINGS].general.default_region).e164
     elif "@" not in to or any(c.isspace() for c in to):
         raise ValidationError(f"{to!r} is not an e-mail address", field="to")
-    await _exists(request.app[DATABASE], Contact, body.contact_id, "contact_id")
+    await must_exist(request.app[DATABASE], Contact, body.contact_id, "contact_id")
     if body.template is not None:
         if body.contact_id is None:
             raise ValidationError("a template is rendered for a contact: give contact_id",
