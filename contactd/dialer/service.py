@@ -157,6 +157,8 @@ class DialerService:
         # CallEnded can be handled before originate() returned the attempt id (an instant
         # failure): remembered here so the call is not counted as ringing forever.
         self._ended_early: OrderedDict[str, float] = OrderedDict()
+        # Likewise CallAnswered: a call without AMD (preview) can be answered that fast.
+        self._answered_early: OrderedDict[str, CallAnswered] = OrderedDict()
         # Attempts of an earlier process that Asterisk abandoned: their lead ends ABANDONED.
         self._abandoned_elsewhere: OrderedDict[str, float] = OrderedDict()
         # Leads of an earlier process may still be `dialing`: swept at each tick until none.
@@ -460,8 +462,11 @@ class DialerService:
             log.warning("dial not sent", extra={"lead_id": lead.id, "reason": str(exc)})
             return False
         rt.recent.append(now)
+        answered = self._answered_early.pop(attempt_id, None)
         if self._ended_early.pop(attempt_id, None) is None:
             rt.dialed[attempt_id] = dialed_at
+            if answered is not None:  # answered at once (no AMD: a preview call)
+                await self._on_answered(answered)
         else:  # it failed so fast that CallEnded was handled before originate() returned
             rt.pacer.call_resolved(self.clock() - dialed_at, needs_agent=False)
         return True
@@ -474,6 +479,10 @@ class DialerService:
     async def _on_answered(self, event: CallAnswered) -> None:
         rt = self._runtime_of(event.attempt_id)
         if rt is None:
+            # Perhaps ours, answered before originate() returned its id: handled once it has.
+            self._answered_early[event.attempt_id] = event
+            while len(self._answered_early) > ENDED_EARLY_KEEP:
+                self._answered_early.popitem(last=False)
             return
         now_s = self.clock()
         ring = now_s - rt.dialed.get(event.attempt_id, now_s)
