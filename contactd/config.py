@@ -12,7 +12,7 @@ import tomllib
 from collections.abc import Mapping
 from datetime import time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -234,6 +234,10 @@ class EmailInboundSettings(_Section):
             raise ValueError("imap_enabled needs imap_username")
         return self
 
+# What an agent may say a call came to; each one's effect on the lead: dialer/dispositions.py.
+DispositionName = Literal["sale", "not_interested", "callback", "no_answer", "busy", "machine",
+                          "wrong_number", "do_not_call"]
+
 
 class DialerSettings(_Section):
     window_start: time = time(8, 0)
@@ -259,6 +263,15 @@ class DialerSettings(_Section):
     pacing_tick_s: float = Field(default=1.0, gt=0)
     # Wrap-up after a call ends by itself after this long, until agents end it in the panel.
     agent_wrap_s: float = Field(default=10.0, ge=0)
+    # Why an agent is paused, chosen in the workspace so that reports can tell them apart.
+    pause_codes: list[str] = Field(
+        default_factory=lambda: ["break", "lunch", "training", "meeting", "after_call_work"],
+        min_length=1,
+    )
+    # Disposition buttons of a campaign that names none (contactd/dialer/dispositions.py).
+    dispositions: list[DispositionName] = Field(
+        default_factory=lambda: list(get_args(DispositionName)), min_length=1
+    )
 
     @field_validator("window_start", "window_end")
     @classmethod

@@ -27,6 +27,8 @@ from contactd.crm.service import ContactService
 from contactd.crm.tasks import TaskService, TaskWatcher
 from contactd.db.bootstrap import open_database
 from contactd.db.session import Database
+from contactd.dialer.agents import AgentBoard
+from contactd.dialer.announce import AnnouncingConnector
 from contactd.dialer.connect import SetvarConnector
 from contactd.dialer.service import DialerService
 from contactd.events import EventBus
@@ -39,6 +41,7 @@ from contactd.metrics import Metrics
 from contactd.sdnotify import SystemdNotifier
 from contactd.web import metrics_view
 from contactd.web.app import WebServer, create_app
+from contactd.web.services import PanelServices
 
 log = logging.getLogger(__name__)
 
@@ -134,18 +137,24 @@ async def run_daemon(
                 ami_client = components.calls.ami if components.calls is not None else None
                 components.ivr, _ = await start_ivr(stack, settings, components.router, ami_client)
             if components.calls is not None:
-                # Agents log in through the panel (next wave); until then the board is empty
-                # and only automated campaigns, which need no agent, place calls.
+                # Agents join campaigns in the panel's workspace; the connector says on the bus
+                # which agent got which call, so that agent's card pops.
+                board = AgentBoard(auto_ready_s=settings.dialer.agent_wrap_s)
                 components.dialer = await stack.enter_async_context(
                     DialerService(
                         db, bus, settings, components.calls,
-                        connector=SetvarConnector(components.calls),
+                        agents=board,
+                        connector=AnnouncingConnector(SetvarConnector(components.calls),
+                                                      board, bus),
                         fallback=messaging,
                     )
                 )
                 health.register("dialer", components.dialer.loop_state.probe)
             if settings.web.enabled:
-                app = create_app(settings, db, health, intake=intake)
+                app = create_app(settings, db, health, PanelServices(
+                    bus=bus, dialer=components.dialer, calls=components.calls,
+                    messaging=messaging, contacts=components.contacts, tasks=components.tasks),
+                    intake=intake)
                 if metrics is not None:
                     metrics_view.setup(app, metrics, settings.metrics.token.get_secret_value())
                 web = await stack.enter_async_context(

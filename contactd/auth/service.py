@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contactd.auth.audit import CLI, Actor, record
 from contactd.db.models import User, WebSession
 from contactd.db.session import Database
+from contactd.dialer.dialvalues import check_agent_dial
 from contactd.enums import Role
 from contactd.errors import ConflictError, NotFoundError, ValidationError
 
@@ -61,6 +62,7 @@ class UserService:
         email: str | None = None,
         team: str | None = None,
         skills: list[str] | None = None,
+        extension: str | None = None,
         actor: Actor = CLI,
     ) -> User:
         if not USERNAME_RE.fullmatch(username):
@@ -81,6 +83,7 @@ class UserService:
                 email=email,
                 team=team,
                 skills=skills or [],
+                extension=_extension(extension),
             )
             session.add(user)
             await session.flush()
@@ -126,8 +129,10 @@ class UserService:
         active: bool | None = None,
         role: Role | None = None,
         display_name: str | None = None,
+        extension: str | None = None,
     ) -> User:
-        """Changes what is given; disabling an account ends its sessions."""
+        """Changes what is given ("" clears the extension); disabling an account ends its
+        sessions."""
         async with self._db.transaction() as session:
             user = await _by_name(session, username)
             before = _public(user)
@@ -139,6 +144,8 @@ class UserService:
                 user.role = role
             if display_name is not None:
                 user.display_name = display_name.strip() or user.username
+            if extension is not None:
+                user.extension = _extension(extension)
             after = _public(user)
             changed_before = {k: v for k, v in before.items() if after[k] != v}
             if changed_before:
@@ -155,7 +162,14 @@ def _public(user: User) -> dict[str, object]:
         "display_name": user.display_name,
         "role": user.role.value,
         "active": user.active,
+        "extension": user.extension,
     }
+
+
+def _extension(value: str | None) -> str | None:
+    """The agent's phone as the dialplan dials it (PJSIP/1001); None or "" for none."""
+    value = (value or "").strip()
+    return check_agent_dial(value) if value else None
 
 
 async def _by_name(session: AsyncSession, username: str) -> User:

@@ -34,7 +34,8 @@ async def _add(args: argparse.Namespace) -> int:
     password = _read_password(args)
     async with await open_database(settings) as db:
         user = await UserService(db).add(
-            args.name, password, Role(args.role), display_name=args.display_name or ""
+            args.name, password, Role(args.role), display_name=args.display_name or "",
+            extension=args.extension,
         )
     print(f"user {user.username} added with role {user.role.value}")
     return EXIT_OK
@@ -76,6 +77,9 @@ def register(sub: Any) -> None:
     add.add_argument("name", help="login name (lower-case)")
     add.add_argument("--role", required=True, choices=[r.value for r in Role])
     add.add_argument("--display-name", default="")
+    add.add_argument("--extension", default=None, metavar="DIAL",
+                     help="the agent's phone as Asterisk dials it, e.g. PJSIP/1001 "
+                          "(the workspace rings it)")
     add.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input"
     )

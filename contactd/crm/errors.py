@@ -11,6 +11,12 @@ class DuplicateContactError(ConflictError):
     code = "contact_duplicate"
 
 
+class StaleEdit(ConflictError):
+    """The record changed since the editor read it: the edit is refused, never overwritten."""
+
+    code = "stale_edit"
+
+
 class CustomFieldError(ValidationError):
     code = "custom_field_invalid"
 

@@ -266,9 +266,18 @@ class DialLoop:
                 "lead_id": lead.id, "campaign_id": campaign.id, "reason": str(exc)})
             return False
         rt.recent.append(now)
+        answered = self.runtimes.took_answered_early(attempt_id)
         if self.runtimes.took_ended_early(attempt_id):
             # It failed so fast that CallEnded was handled before originate() returned.
             rt.pacer.call_resolved(self.clock() - dialed_at, needs_agent=False)
         else:
             rt.calls.add(attempt_id, dialed_at)
+            if answered is not None:  # answered at once (no AMD: a preview call)
+                await self.handoff.on_answered(answered)
         return True
+
+    async def dial_lead(self, campaign: Campaign, rt: CampaignRuntime, lead: Lead,
+                        now: datetime) -> bool:
+        """One chosen lead now (preview), under the same rules and lock as a tick."""
+        async with self._lock:
+            return await self._try_dial(campaign, rt, lead, now)

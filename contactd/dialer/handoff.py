@@ -52,6 +52,7 @@ class HandOff:
         rt = self.runtimes.of_attempt(event.attempt_id)
         call = rt.calls.get(event.attempt_id) if rt is not None else None
         if rt is None or call is None:
+            self.runtimes.answered_early(event)  # handled once originate() returns its id
             return
         now_s = self.clock()
         ring = now_s - call.dialed_at

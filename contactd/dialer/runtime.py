@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
+from contactd.calls.events import CallAnswered
 from contactd.config import DialerSettings
 from contactd.db.models.dialer import Campaign
 from contactd.db.session import Database
@@ -53,6 +54,8 @@ class Runtimes:
         # CallEnded can be handled before originate() returned the attempt id (an instant
         # failure): remembered here so the call is not counted as ringing forever.
         self._ended_early: OrderedDict[str, float] = OrderedDict()
+        # Likewise CallAnswered: a call without AMD (preview) can be answered that fast.
+        self._answered_early: OrderedDict[str, CallAnswered] = OrderedDict()
 
     def __iter__(self) -> Iterator[CampaignRuntime]:
         return iter(list(self._by_campaign.values()))
@@ -99,6 +102,15 @@ class Runtimes:
         self._ended_early[attempt_id] = now_s
         while len(self._ended_early) > ENDED_EARLY_KEEP:
             self._ended_early.popitem(last=False)
+
+    def answered_early(self, event: CallAnswered) -> None:
+        """Perhaps ours, answered before originate() returned its id: kept until it has."""
+        self._answered_early[event.attempt_id] = event
+        while len(self._answered_early) > ENDED_EARLY_KEEP:
+            self._answered_early.popitem(last=False)
+
+    def took_answered_early(self, attempt_id: str) -> CallAnswered | None:
+        return self._answered_early.pop(attempt_id, None)
 
     def took_ended_early(self, attempt_id: str) -> bool:
         """True (once) when the call's CallEnded was handled before its Originate returned."""

@@ -37,7 +37,7 @@ from typing import Any
 from contactd.background import TaskOwner
 from contactd.calls.events import CallAbandoned, CallAnswered, CallBridged, CallEnded
 from contactd.config import Settings
-from contactd.db.models.dialer import Campaign
+from contactd.db.models.dialer import Campaign, Lead
 from contactd.db.session import Database
 from contactd.dialer import repo
 from contactd.dialer.abandons import AbandonAccountant
@@ -50,6 +50,7 @@ from contactd.dialer.recovery import change_status, recover_leads
 from contactd.dialer.runtime import CampaignRuntime, Runtimes
 from contactd.dialer.settler import FallbackSender, LeadSettler
 from contactd.enums import CallOutcome, CampaignStatus
+from contactd.errors import NotFoundError
 from contactd.events import EventBus
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,20 @@ class DialerService:
         async with self.db.transaction() as session:
             await repo.set_callback(session, lead_id, decision.status,
                                     decision.next_attempt_at, user_id)
+
+    async def dial_lead(self, lead_id: int) -> bool:
+        """Preview mode: an agent chose this lead, dial it now under the same rules as the loop.
+
+        False when it is not due or a rule refused it (the refusal is stored, as the loop does).
+        The answered call goes to a free agent of its campaign like any other.
+        """
+        async with self.db.session() as session:
+            lead = await session.get(Lead, lead_id)
+            campaign = await repo.campaign_by_id(session, lead.campaign_id) if lead else None
+        if lead is None or campaign is None:
+            raise NotFoundError(f"no lead {lead_id}", code="lead_not_found")
+        return await self.loop.dial_lead(campaign, self.runtime(campaign), lead,
+                                         datetime.fromtimestamp(self.clock(), UTC))
 
     # ---- the dial loop -------------------------------------------------------------------
     async def tick(self) -> None:

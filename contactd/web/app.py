@@ -21,6 +21,7 @@ from contactd.errors import StartupError
 from contactd.health import HealthRegistry
 from contactd.web import intake as intake_views
 from contactd.web.access import access_middleware, check_route_table, public
+from contactd.web.api import routes as api_routes
 from contactd.web.intake_guard import RateLimiter, SignatureCheck
 from contactd.web.keys import (
     API_TOKENS,
@@ -36,11 +37,13 @@ from contactd.web.keys import (
     USERS,
 )
 from contactd.web.render import error_middleware, headers_middleware
+from contactd.web.services import SERVICES, PanelServices
 from contactd.web.templates import i18n_middleware, setup_templates
 from contactd.web.views import auth as auth_views
 from contactd.web.views import contacts as contacts_views
 from contactd.web.views import home as home_views
 from contactd.web.views import users as users_views
+from contactd.web.views import workspace as workspace_views
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +63,14 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 def create_app(
-    settings: Settings, db: Database, health: HealthRegistry, *, intake: WebIntake | None = None
+    settings: Settings, db: Database, health: HealthRegistry,
+    services: PanelServices | None = None, *, intake: WebIntake | None = None,
 ) -> web.Application:
     """The panel: pages, the API and /healthz behind one access check (see web/access.py).
-    Without the daemon's `intake` (which routes), web forms are stored for it to route."""
+
+    `services`: the daemon's live parts (dialer, calls, messaging…); without them the pages
+    that need one say that it is not running. Without the daemon's `intake` (which routes),
+    web forms are stored for it to route."""
     app = web.Application(
         middlewares=[headers_middleware, i18n_middleware, error_middleware, access_middleware]
     )
@@ -82,10 +89,12 @@ def create_app(
     app[INTAKE] = intake or WebIntake(db)
     app[INTAKE_LIMITER] = RateLimiter(settings.intake.rate_limit, settings.intake.rate_window_s)
     app[INTAKE_SIGNATURES] = SignatureCheck(settings.intake.signature_window_s)
+    app[SERVICES] = services or PanelServices()
     setup_templates(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    for area in (auth_views, home_views, users_views, contacts_views, intake_views):
+    for area in (auth_views, home_views, users_views, contacts_views, intake_views,
+                 workspace_views, api_routes):
         area.setup(app)
     check_route_table(app)
     return app

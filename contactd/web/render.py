@@ -9,10 +9,14 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
+from contactd.ami.errors import AmiUnavailable
 from contactd.auth.errors import CsrfRejected, Forbidden, NotSignedIn, TooManyAttempts
+from contactd.crm.errors import StaleEdit
 from contactd.errors import ConflictError, ContactdError, NotFoundError, ValidationError
 from contactd.web.access import Handler, is_api
+from contactd.web.api.spec import IfMatchRequired
 from contactd.web.keys import LANGUAGE, PRINCIPAL
+from contactd.web.services import Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -22,9 +26,15 @@ STATUS: dict[type[ContactdError], int] = {
     CsrfRejected: 403,
     NotFoundError: 404,
     ConflictError: 409,
+    StaleEdit: 412,
     ValidationError: 422,
+    IfMatchRequired: 428,
     TooManyAttempts: 429,
+    Unavailable: 503,
+    AmiUnavailable: 503,
 }
+# Error details an API client may read (which field, each validation error); others stay in logs.
+PUBLIC_DETAILS = ("field", "errors")
 
 
 def status_of(exc: ContactdError) -> int:
@@ -68,7 +78,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if isinstance(exc, TooManyAttempts):
             headers["Retry-After"] = str(exc.retry_after_s)
         if is_api(request):
-            response = problem(status, exc.code, exc.message)
+            response = problem(status, exc.code, exc.message, **{
+                k: v for k, v in exc.details.items() if k in PUBLIC_DETAILS})
         else:
             response = page(request, "error.html",
                             {"status": status, "message": exc.message}, status=status)

@@ -34,6 +34,7 @@ class CallAttempt(Base):
         str_enum(AttemptState), default=AttemptState.DIALING
     )
     outcome: Mapped[CallOutcome | None] = mapped_column(str_enum(CallOutcome))
+    disposition: Mapped[str | None] = mapped_column(String(40))  # what the agent said it was
     hangup_cause: Mapped[int | None]
     # Whether the dialplan runs AMD on this call (CallAnswered then waits for its verdict).
     detect_machine: Mapped[bool] = mapped_column(default=False)

@@ -44,6 +44,10 @@ class Campaign(Timestamps, Base):
     fallback_channel: Mapped[Channel | None] = mapped_column(str_enum(Channel))
     fallback_template: Mapped[str | None] = mapped_column(String(100))
     abandon_limit_pct: Mapped[float | None]
+    # What the agent reads beside the card: Jinja text over the contact's fields (agent
+    # workspace); and the disposition buttons it shows (None: [dialer] dispositions).
+    script: Mapped[str] = mapped_column(Text, default="")
+    dispositions: Mapped[list[str] | None] = mapped_column()
     started_at: Mapped[datetime | None]
     stopped_at: Mapped[datetime | None]
 

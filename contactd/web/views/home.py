@@ -1,4 +1,4 @@
-"""The start page, static files and the first API route."""
+"""The start page and static files."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from aiohttp import web
 from contactd.enums import Role
 from contactd.web.access import public, requires
 from contactd.web.assets import asset_root
-from contactd.web.keys import HEALTH, principal
+from contactd.web.keys import HEALTH
 from contactd.web.render import page
 
 
@@ -35,14 +35,6 @@ async def static(request: web.Request) -> web.StreamResponse:
     )
 
 
-@requires(Role.AGENT)
-async def api_me(request: web.Request) -> web.StreamResponse:
-    user = principal(request).user
-    return web.json_response({"id": user.id, "username": user.username,
-                              "display_name": user.display_name, "role": user.role.value})
-
-
 def setup(app: web.Application) -> None:
     app.router.add_get("/", home)
     app.router.add_get("/static/{path:.+}", static)
-    app.router.add_get("/api/v1/me", api_me)

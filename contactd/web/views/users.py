@@ -45,7 +45,8 @@ async def users_add(request: web.Request) -> web.StreamResponse:
         user = await request.app[USERS].add(
             str(form.get("username", "")).strip(), str(form.get("password", "")),
             _role(str(form.get("role", ""))),
-            display_name=str(form.get("display_name", "")).strip(), actor=_actor(request),
+            display_name=str(form.get("display_name", "")).strip(),
+            extension=str(form.get("extension", "")), actor=_actor(request),
         )
     except ContactdError as exc:
         return await _users_page(request, error=exc.message, status=status_of(exc))
@@ -65,7 +66,9 @@ async def users_update(request: web.Request) -> web.StreamResponse:
         password = str(form.get("password", ""))
         if password:
             await request.app[USERS].set_password(username, password, actor=_actor(request))
+        extension = form.get("extension")
         await request.app[USERS].update(username, active=active, role=role,
+                                        extension=None if extension is None else str(extension),
                                         actor=_actor(request))
     except ContactdError as exc:
         return await _users_page(request, error=exc.message, status=status_of(exc))

@@ -32,7 +32,10 @@ def test_user_commands(tmp_path: Path) -> None:
                       encoding="utf-8")
     c = ["--config", str(config)]
     assert run("user", "add", "sofia", "--role", "agent", "--password-stdin", *c,
-               stdin="first password\n").returncode == 0
+               "--extension", "PJSIP/1001", stdin="first password\n").returncode == 0
+    bad_phone = run("user", "add", "omar", "--role", "agent", "--password-stdin", *c,
+                    "--extension", "1001,x", stdin="first password\n")
+    assert bad_phone.returncode != 0 and "agent_dial '1001,x' contains a comma" in bad_phone.stderr
     listed = run("user", "list", *c)
     assert listed.returncode == 0 and "sofia" in listed.stdout and "agent" in listed.stdout
     changed = run("user", "passwd", "sofia", "--password-stdin", *c, stdin="second password\n")
@@ -50,6 +53,7 @@ def test_user_commands(tmp_path: Path) -> None:
             await users.update("sofia", active=True)
             assert await users.authenticate("sofia", "first password") is None
             assert await users.authenticate("sofia", "second password") is not None
+            assert (await users.get("sofia")).extension == "PJSIP/1001"
             async with db.session() as session:
                 actions = list(await session.scalars(
                     select(AuditEntry.action).order_by(AuditEntry.id)))

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from contactd.calls.errors import OriginateUncertain
-from contactd.calls.events import CallEnded
+from contactd.calls.events import AnsweredBy, CallAnswered, CallEnded
 from contactd.calls.service import OriginateRequest
 from contactd.config import Settings
 from contactd.db.models.calls import CallAttempt
@@ -262,3 +262,53 @@ async def test_a_call_ending_before_originate_returns_is_not_left_ringing(
     # With one line (max_concurrent=1) every lead still got its attempt: no phantom call.
     assert sorted(lead.status for lead in leads) == [LeadStatus.RETRY] * 3
     assert all(len(rt.calls) == 0 for rt in dialer.runtimes)
+
+
+class InstantAnswer:
+    """A callee who answers at once on a call without AMD (preview mode): CallAnswered is
+    published (and handled) before originate() returns - the sandbox showed it sometimes."""
+
+    connected = True
+
+    def __init__(self, db: Database, bus: EventBus) -> None:
+        self.db, self.bus = db, bus
+
+    async def originate(self, request: OriginateRequest) -> str:
+        async with self.db.transaction() as session:
+            session.add(CallAttempt(id="quick", campaign_id=request.campaign_id,
+                                    lead_id=request.lead_id, phone_e164=request.phone_e164,
+                                    state=AttemptState.ANSWERED))
+        await self.bus.publish(CallAnswered(attempt_id="quick", answered_by=AnsweredBy.UNKNOWN,
+                                            answered_at=datetime.now(UTC)))
+        return "quick"
+
+
+class Handoffs:
+    def __init__(self) -> None:
+        self.made: list[tuple[str, str]] = []
+
+    async def connect(self, attempt_id: str, agent_dial: str) -> None:
+        self.made.append((attempt_id, agent_dial))
+
+
+async def test_a_preview_call_answered_before_originate_returns_reaches_the_agent(
+    db: Database, settings: Settings
+) -> None:
+    cid = await add_campaign(db)
+    async with db.transaction() as session:
+        campaign = await session.get(Campaign, cid)
+        assert campaign is not None
+        campaign.mode = CampaignMode.PREVIEW
+        lead = Lead(campaign_id=cid, phone_e164="+442079460101")
+        session.add(lead)
+        await session.flush()
+        lead_id = lead.id
+    bus, handoffs = EventBus(), Handoffs()
+    board = AgentBoard()
+    dialer = DialerService(db, bus, open_settings(settings), InstantAnswer(db, bus),
+                           agents=board, connector=handoffs)
+    dialer.subscribe()
+    board.login("alex", "PJSIP/1001", cid, dialer.clock())
+    assert await dialer.dial_lead(lead_id)
+    assert handoffs.made == [("quick", "PJSIP/1001")]
+    assert board.agents["alex"].attempt_id == "quick"

@@ -1,0 +1,243 @@
+"""An agent's desk: join a campaign, Ready or Pause (with a reason), say what each call came
+to, preview the next lead and dial or skip it, and click-to-call.
+
+It drives the dialer's AgentBoard (the agent's name on the board is their user name, their
+phone is the user's `extension`) and DialerService; each join, pause and ready is written to
+the audit log so that reports can tell pause reasons apart.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final
+
+from sqlalchemy import select
+
+from contactd.auth.audit import Actor, record
+from contactd.calls.service import OriginateRequest
+from contactd.config import Settings
+from contactd.db.models.dialer import Campaign, DialRefusal, Lead
+from contactd.db.models.users import User
+from contactd.db.session import Database
+from contactd.dialer import repo
+from contactd.dialer.agents import Agent, AgentState
+from contactd.dialer.dispositions import Disposed, apply_disposition
+from contactd.enums import CampaignMode, CampaignStatus
+from contactd.errors import ConflictError, NotFoundError, ValidationError
+from contactd.phones import parse_phone
+from contactd.web.card import Card, card_of_lead
+from contactd.web.live import LiveHub
+from contactd.web.services import PanelServices
+
+PREVIEW_LOOKAHEAD: Final = 50  # due leads read to find one nobody else is previewing
+
+
+@dataclass(frozen=True)
+class Seat:
+    """What the workspace shows about the agent right now."""
+
+    agent: Agent
+    campaign: Campaign
+    pause_code: str | None
+    wrap_left_s: float | None  # seconds until wrap-up ends by itself
+
+
+class AgentDesk:
+    def __init__(self, db: Database, settings: Settings, services: PanelServices,
+                 hub: LiveHub, *, clock: Callable[[], float] = time.time) -> None:
+        self._db, self._settings, self._services, self._hub = db, settings, services, hub
+        self._clock = clock
+        self._pause_codes: dict[str, str | None] = {}
+        self._skipped: dict[str, set[int]] = {}
+        self._previewing: dict[int, str] = {}  # lead -> agent who sees it now
+
+    @property
+    def wrap_s(self) -> float | None:
+        """How long wrap-up lasts before it ends by itself (None: until the agent ends it)."""
+        return self._services.dialer.agents.auto_ready_s if self._services.dialer else None
+
+    @property
+    def pause_codes(self) -> list[str]:
+        return list(self._settings.dialer.pause_codes)
+
+    def _board_agent(self, user: User) -> Agent | None:
+        board = self._services.need_dialer().agents
+        board.tick(self._clock())  # a wrap-up past its time has ended
+        return board.agents.get(user.username)
+
+    async def seat(self, user: User) -> Seat | None:
+        if self._services.dialer is None:
+            return None
+        agent = self._board_agent(user)
+        if agent is None:
+            return None
+        async with self._db.session() as session:
+            campaign = await session.get(Campaign, agent.campaign_id)
+        if campaign is None:  # deleted meanwhile
+            self._services.need_dialer().agents.logout(user.username)
+            return None
+        wrap = self._services.need_dialer().agents.auto_ready_s
+        left = None
+        if agent.state is AgentState.WRAPPING and wrap is not None:
+            left = max(0.0, agent.since + wrap - self._clock())
+        return Seat(agent, campaign, self._pause_codes.get(user.username), left)
+
+    async def campaigns(self) -> list[Campaign]:
+        """Campaigns an agent can join: every one that needs agents and is not over."""
+        async with self._db.session() as session:
+            return list(await session.scalars(
+                select(Campaign).where(
+                    Campaign.mode != CampaignMode.AUTOMATED,
+                    Campaign.status.in_((CampaignStatus.RUNNING, CampaignStatus.PAUSED,
+                                         CampaignStatus.DRAFT)),
+                ).order_by(Campaign.name)))
+
+    async def join(self, user: User, campaign_id: int, actor: Actor) -> Agent:
+        """Signs the agent in to the campaign, paused until they say Ready."""
+        dialer = self._services.need_dialer()
+        if not user.extension:
+            raise ValidationError(
+                "your account has no phone (extension); an admin sets it on the Users page",
+                field="extension")
+        async with self._db.transaction() as session:
+            campaign = await session.get(Campaign, campaign_id)
+            if campaign is None or campaign.mode is CampaignMode.AUTOMATED:
+                raise NotFoundError(f"no campaign {campaign_id} that takes agents",
+                                    code="campaign_not_found")
+            record(session, actor, "agent.join", "campaign", campaign.id, None,
+                   {"agent": user.username})
+        now = self._clock()
+        agent = dialer.agents.login(user.username, user.extension, campaign_id, now)
+        dialer.agents.pause(user.username, now)
+        self._pause_codes[user.username] = None
+        return agent
+
+    async def leave(self, user: User, actor: Actor) -> None:
+        dialer = self._services.need_dialer()
+        agent = self._board_agent(user)
+        if agent is None:
+            return
+        if agent.state is AgentState.TALKING:
+            raise ConflictError("finish the call before leaving the campaign",
+                                code="agent_on_call")
+        dialer.agents.logout(user.username)
+        self._pause_codes.pop(user.username, None)
+        self._release_previews(user.username)
+        self._hub.forget(user.username)
+        async with self._db.transaction() as session:
+            record(session, actor, "agent.leave", "campaign", agent.campaign_id, None,
+                   {"agent": user.username})
+
+    async def ready(self, user: User, actor: Actor) -> None:
+        """Ends a pause or the wrap-up: the dialer may give the agent the next call."""
+        dialer = self._services.need_dialer()
+        agent = self._seated(user)
+        before = agent.state.value
+        dialer.agents.ready(user.username, self._clock())
+        code = self._pause_codes.pop(user.username, None)
+        async with self._db.transaction() as session:
+            record(session, actor, "agent.ready", "campaign", agent.campaign_id,
+                   {"state": before, "pause_code": code}, {"state": "free"})
+        dialer.wake()
+
+    async def pause(self, user: User, code: str, actor: Actor) -> None:
+        if code not in self._settings.dialer.pause_codes:
+            raise ValidationError(
+                f"pause reason {code!r} is not one of {', '.join(self.pause_codes)}",
+                field="pause_code")
+        dialer = self._services.need_dialer()
+        agent = self._seated(user)
+        before = agent.state.value
+        if agent.state is not AgentState.PAUSED:
+            dialer.agents.pause(user.username, self._clock())
+        self._pause_codes[user.username] = code
+        async with self._db.transaction() as session:
+            record(session, actor, "agent.pause", "campaign", agent.campaign_id,
+                   {"state": before}, {"state": "paused", "pause_code": code})
+
+    def _seated(self, user: User) -> Agent:
+        agent = self._board_agent(user)
+        if agent is None:
+            raise ConflictError("join a campaign first", code="agent_not_joined")
+        return agent
+
+    async def dispose(self, user: User, attempt_id: str, disposition: str,
+                      callback_at: datetime | None) -> Disposed:
+        """The agent says what the call came to; only a call this agent was given."""
+        if self._hub.offered_to(attempt_id) != user.username:
+            raise NotFoundError(f"call {attempt_id} was not given to you",
+                                code="attempt_not_found")
+        done = await apply_disposition(
+            self._db, self._settings.dialer, attempt_id, disposition, user_id=user.id,
+            now=datetime.fromtimestamp(self._clock(), UTC), callback_at=callback_at)
+        self._hub.disposed(user.username, attempt_id)
+        return done
+
+    # ---- preview mode ---------------------------------------------------------------------
+    def _release_previews(self, agent: str) -> None:
+        for lead_id in [k for k, v in self._previewing.items() if v == agent]:
+            del self._previewing[lead_id]
+
+    async def preview(self, user: User) -> Card | None:
+        """The next due lead of the agent's preview campaign that nobody else is looking at."""
+        agent = self._seated(user)
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        skipped = self._skipped.setdefault(user.username, set())
+        async with self._db.session() as session:
+            campaign = await session.get(Campaign, agent.campaign_id)
+            if campaign is None or campaign.mode is not CampaignMode.PREVIEW:
+                return None
+            leads = await repo.due_leads(session, campaign.id, now, PREVIEW_LOOKAHEAD)
+        self._release_previews(user.username)
+        for lead in leads:
+            if lead.id in skipped or self._previewing.get(lead.id, user.username) != user.username:
+                continue
+            self._previewing[lead.id] = user.username
+            return await card_of_lead(self._db, self._settings.dialer, lead.id)
+        return None
+
+    def skip(self, user: User, lead_id: int) -> None:
+        """Not this one, for now: the lead stays as it is for the dialer and other agents."""
+        self._seated(user)
+        self._skipped.setdefault(user.username, set()).add(lead_id)
+        self._previewing.pop(lead_id, None)
+
+    async def dial_preview(self, user: User, lead_id: int) -> None:
+        agent = self._seated(user)
+        if agent.state is not AgentState.FREE:
+            raise ConflictError("say Ready first: the answered call comes to a ready agent",
+                                code="agent_not_ready")
+        async with self._db.session() as session:
+            lead = await session.get(Lead, lead_id)
+        if lead is None or lead.campaign_id != agent.campaign_id:
+            raise NotFoundError(f"no lead {lead_id} in your campaign", code="lead_not_found")
+        if not await self._services.need_dialer().dial_lead(lead_id):
+            raise ConflictError(await self._why_not(lead_id), code="lead_not_dialled")
+        self._previewing.pop(lead_id, None)
+
+    async def _why_not(self, lead_id: int) -> str:
+        async with self._db.session() as session:
+            detail = await session.scalar(
+                select(DialRefusal.detail).where(DialRefusal.lead_id == lead_id)
+                .order_by(DialRefusal.id.desc()).limit(1))
+        return f"not dialled: {detail}" if detail else "not dialled: the lead is not due now"
+
+    # ---- click-to-call --------------------------------------------------------------------
+    async def click_to_call(self, user: User, raw_number: str, contact_id: int | None) -> str:
+        """Rings the agent's phone first; when they answer, Asterisk dials the number."""
+        calls = self._services.need_calls()
+        if not user.extension:
+            raise ValidationError("your account has no phone (extension) to ring first",
+                                  field="extension")
+        e164 = parse_phone(raw_number, self._settings.general.default_region).e164
+        async with self._db.session() as session:
+            on_global, _ = await repo.dnc_flags(session, e164, None)
+        if on_global:
+            raise ConflictError(f"{e164} is on the do-not-call list", code="dnc_global")
+        return await calls.originate(OriginateRequest(
+            phone_e164=e164, dial=user.extension, context=self._settings.asterisk.agent_context,
+            exten=e164, detect_machine=False, contact_id=contact_id, agent_id=user.id,
+            ring_timeout_s=float(self._settings.dialer.ring_timeout_s)))

@@ -1,0 +1,117 @@
+"""Live pushes to agents' workspace tabs: one bus subscription per daemon, fanned out.
+
+When the dialer hands a call to an agent (AgentCallOffered) the hub loads the card once and
+puts it on the queue of every open tab of that agent; when the call ends it says so. An open
+tab costs a queue, never a database query per event. A tab too slow to read loses its oldest
+pushes rather than holding memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import OrderedDict, defaultdict
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Any, Final
+
+from contactd.calls.events import CallEnded
+from contactd.config import DialerSettings
+from contactd.db.session import Database
+from contactd.dialer.announce import AgentCallOffered
+from contactd.events import EventBus
+from contactd.web.card import card_of_attempt
+
+log = logging.getLogger(__name__)
+
+TAB_QUEUE: Final = 32  # pushes kept for a tab that is not reading
+ATTEMPTS_KEPT: Final = 10_000  # attempt -> agent it was given to (dispositions check it)
+
+Push = dict[str, Any]
+
+
+class LiveHub:
+    def __init__(self, db: Database, bus: EventBus, dialer: DialerSettings) -> None:
+        self._db, self._bus, self._dialer = db, bus, dialer
+        self._tabs: defaultdict[str, set[asyncio.Queue[Push | None]]] = defaultdict(set)
+        self._attempts: OrderedDict[str, str] = OrderedDict()
+        self.last: dict[str, Push] = {}  # agent -> the last offer, for a tab opened mid-call
+
+    async def __aenter__(self) -> LiveHub:
+        self._bus.subscribe(AgentCallOffered, self._on_offered)
+        self._bus.subscribe(CallEnded, self._on_ended)
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._bus.unsubscribe(AgentCallOffered, self._on_offered)
+        self._bus.unsubscribe(CallEnded, self._on_ended)
+        self.close_tabs()
+
+    def close_tabs(self) -> None:
+        """Every open stream ends (the server is stopping)."""
+        for queues in self._tabs.values():
+            for queue in queues:
+                self._put(queue, None)
+
+    @contextlib.contextmanager
+    def listen(self, agent: str) -> Iterator[asyncio.Queue[Push | None]]:
+        """A queue of pushes for one open tab of `agent`; None means the server is stopping."""
+        queue: asyncio.Queue[Push | None] = asyncio.Queue(TAB_QUEUE)
+        self._tabs[agent].add(queue)
+        try:
+            yield queue
+        finally:
+            self._tabs[agent].discard(queue)
+            if not self._tabs[agent]:
+                del self._tabs[agent]
+
+    def forget(self, agent: str) -> None:
+        """The agent signed out of the campaign: no card to show a new tab."""
+        self.last.pop(agent, None)
+
+    def offered_to(self, attempt_id: str) -> str | None:
+        return self._attempts.get(attempt_id)
+
+    def disposed(self, agent: str, attempt_id: str) -> None:
+        """The agent said what the call came to: its card is put away in every tab."""
+        last = self.last.get(agent)
+        if last is not None and last["card"]["attempt_id"] == attempt_id:
+            del self.last[agent]
+        self.send(agent, {"type": "disposed", "attempt_id": attempt_id})
+
+    def send(self, agent: str, push: Push) -> None:
+        for queue in list(self._tabs.get(agent, ())):
+            self._put(queue, push)
+
+    @staticmethod
+    def _put(queue: asyncio.Queue[Push | None], push: Push | None) -> None:
+        if queue.full():
+            queue.get_nowait()
+        queue.put_nowait(push)
+
+    async def _on_offered(self, event: AgentCallOffered) -> None:
+        card = await card_of_attempt(self._db, self._dialer, event.attempt_id)
+        if card is None:
+            log.warning("offered call has no lead", extra={"attempt_id": event.attempt_id})
+            return
+        self._attempts[event.attempt_id] = event.agent
+        while len(self._attempts) > ATTEMPTS_KEPT:
+            self._attempts.popitem(last=False)
+        push = {"type": "offer", "card": card.as_json()}
+        self.last[event.agent] = push
+        self.send(event.agent, push)
+        log.info("card pushed to agent", extra={"attempt_id": event.attempt_id,
+                                                "lead_id": card.lead_id, "agent": event.agent})
+
+    def _on_ended(self, event: CallEnded) -> None:
+        agent = self._attempts.get(event.attempt_id)
+        if agent is None:
+            return
+        push = {"type": "ended", "attempt_id": event.attempt_id, "outcome": event.outcome.value}
+        last = self.last.get(agent)
+        if last is not None and last["card"]["attempt_id"] == event.attempt_id:
+            last["ended"] = True  # a tab opened during wrap-up shows the call as over
+        self.send(agent, push)

@@ -1,0 +1,50 @@
+"""The daemon's live services the panel calls (None when that part is not running: no AMI,
+no dialer), handed to `create_app` by the composition root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from contactd.calls.service import CallService
+from contactd.crm.service import ContactService
+from contactd.crm.tasks import TaskService
+from contactd.dialer.service import DialerService
+from contactd.errors import ContactdError
+from contactd.events import EventBus
+from contactd.messaging.service import MessagingService
+
+
+class Unavailable(ContactdError):
+    """The part of the daemon this needs is not running (no AMI link configured, no dialer)."""
+
+    code = "service_unavailable"
+
+
+@dataclass
+class PanelServices:
+    bus: EventBus | None = None
+    dialer: DialerService | None = None
+    calls: CallService | None = None
+    messaging: MessagingService | None = None
+    contacts: ContactService | None = None
+    tasks: TaskService | None = None
+
+    def need_dialer(self) -> DialerService:
+        if self.dialer is None:
+            raise Unavailable("the dialer is not running (it needs the AMI link to Asterisk)")
+        return self.dialer
+
+    def need_calls(self) -> CallService:
+        if self.calls is None:
+            raise Unavailable("calls need the AMI link to Asterisk, which is not configured")
+        return self.calls
+
+    def need_messaging(self) -> MessagingService:
+        if self.messaging is None:
+            raise Unavailable("messaging is not running")
+        return self.messaging
+
+
+SERVICES = web.AppKey("services", PanelServices)
