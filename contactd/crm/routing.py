@@ -182,7 +182,7 @@ class Router:
                     description=row.transcript or row.body,
                 )))
             routed = Routed(row.id, row.contact_id, [t[0] for t in created])
-            event = InteractionRecorded(interaction_row_id=row.id, contact_id=row.contact_id,
+            event = InteractionRecorded(interaction_id=row.id, contact_id=row.contact_id,
                                         kind=row.kind.value, outcome=row.outcome)
         if self.bus is not None:
             await self.bus.publish(event)

@@ -122,7 +122,7 @@ class InboundSms:
         if self._bus is not None:
             await self._bus.publish(
                 InboundSmsReceived(
-                    interaction_id=str(interaction_id),
+                    interaction_id=interaction_id,
                     contact_id=contact_id,
                     from_number=number,
                     text=message.text,

@@ -38,6 +38,7 @@ def event_for(item: Outcome, tracked: Tracked | None) -> events.MessageStateChan
         state=item.state,
         contact_id=tracked.contact_id if tracked else None,
         campaign_id=tracked.campaign_id if tracked else None,
+        interaction_id=tracked.interaction_id if tracked else None,
         error=str(item.values.get("error", "")),
     )
 
