@@ -223,7 +223,7 @@ class AmiClient(AmiActionMethods):
                     log.warning(
                         "AMI connect failed; retrying",
                         extra={"host": self.settings.host, "port": self.settings.port,
-                               "error": str(exc), "retry_in_s": round(wait, 2)},
+                               "error": str(exc), "retry_in_s": round(wait, 3)},
                     )
                 state = LinkState.RECONNECTING if self._connects else LinkState.DOWN
                 self._set_state(state, f"connect failed: {exc}")
