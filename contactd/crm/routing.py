@@ -86,7 +86,9 @@ class Router:
         # back sees the history; off, the interaction keeps only remote_address.
         self.create_unknown = create_unknown
 
-    async def _resolve(self, item: InboundContact) -> tuple[int | None, bool]:
+    async def resolve(self, item: InboundContact) -> tuple[int | None, bool]:
+        """The contact `item` belongs to, and whether it was made now: the one caller lookup
+        (phone or e-mail), a new lead for an unknown sender when `create_unknown` is on."""
         if item.contact_id is not None or not item.remote_address:
             return item.contact_id, False
         address = item.remote_address
@@ -107,7 +109,7 @@ class Router:
 
     async def start(self, item: InboundContact) -> Routed:
         """Store the interaction now (matched to its contact); tasks come with `finish`."""
-        contact_id, created = await self._resolve(item)
+        contact_id, created = await self.resolve(item)
         async with self.db.transaction() as session:
             row = Interaction(
                 contact_id=contact_id, kind=item.kind, direction=item.direction,
@@ -148,7 +150,7 @@ class Router:
                 return row.contact_id
             item = InboundContact(kind=row.kind, direction=row.direction, channel=row.channel,
                                   remote_address=row.remote_address)
-        contact_id, _ = await self._resolve(item)
+        contact_id, _ = await self.resolve(item)
         if contact_id is not None:
             await self.update(interaction_id, contact_id=contact_id)
         return contact_id

@@ -205,13 +205,14 @@ async def _contact(db: Database, number: str, *, sms_consent: bool = True) -> in
 async def test_a_stop_reply_opts_the_contact_out_of_sms_and_calls(
     settings: Settings, smsc: SmscPeer, db: Database
 ) -> None:
-    contact_id = await _contact(db, "+491520000010")
+    # A valid number: the CRM's caller lookup, which the router uses, reads it as a phone.
+    contact_id = await _contact(db, "+4915200000010")
     async with db.transaction() as session:
         session.add(
             OutboxMessage(
                 idempotency_key="later",
                 channel=Channel.SMS,
-                to_address="+491520000010",
+                to_address="+4915200000010",
                 body="a reminder for tomorrow",
                 next_attempt_at=datetime.now(UTC) + timedelta(days=1),
             )
@@ -226,7 +227,7 @@ async def test_a_stop_reply_opts_the_contact_out_of_sms_and_calls(
 
     bus.subscribe(InboundSmsReceived, on_inbound)
     async with messaging(settings, smsc, db, bus):
-        await smsc.inject_mo("491520000010", "Stop please")
+        await smsc.inject_mo("4915200000010", "Stop please")
         await asyncio.wait_for(arrived.wait(), 10)
     async with db.session() as session:
         (interaction,) = (await session.scalars(select(Interaction))).all()
@@ -244,7 +245,7 @@ async def test_a_stop_reply_opts_the_contact_out_of_sms_and_calls(
     assert interaction.body == "Stop please" and interaction.outcome == "opted_out"
     revoked = {c for c, s, src in consents if s is ConsentStatus.REVOKED and src == "sms STOP"}
     assert revoked == {Channel.SMS, Channel.CALL}
-    assert [(d.e164, d.campaign_id) for d in dnc] == [("+491520000010", None)]
+    assert [(d.e164, d.campaign_id) for d in dnc] == [("+4915200000010", None)]
     assert later is not None and later.state is MessageState.FAILED
     assert heard[0].opted_out and heard[0].contact_id == contact_id
     assert (await smsc.mo())[0]["status"] == 0
