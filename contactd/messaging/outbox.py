@@ -29,7 +29,6 @@ from contactd.enums import Channel, MessageState
 from contactd.events import EventBus
 from contactd.health import ComponentHealth
 from contactd.messaging import outbox_store as store
-from contactd.messaging import outbox_timeline as timeline
 from contactd.messaging.errors import TemporaryFailureError
 from contactd.messaging.outbox_dispatch import Dispatcher, RetryPolicy
 from contactd.messaging.outbox_publisher import OrderedPublisher, event_for
@@ -158,22 +157,23 @@ class Outbox:
             await self._writer.post_and_wait(outcome)
 
     # -- after each batch -----------------------------------------------------------------
-    async def _write(self, batch: list[Outcome]) -> None:
-        updates = timeline.outcome_updates(batch, self._inflight.interaction_of)
+    async def _write(self, batch: list[Outcome]) -> list[Outcome]:
         async with self._db_writes:
-            await store.write_outcomes(self._db, batch, updates)
+            return await store.write_outcomes(self._db, batch, self._inflight.interaction_of)
 
-    def _after_commit(self, batch: list[Outcome]) -> None:
+    def _after_commit(self, batch: list[Outcome], applied: list[Outcome]) -> None:
+        """Count and publish what changed (a repeated receipt did not); stop tracking what
+        is settled, applied or not."""
         self.stats.batches += 1
-        for item in batch:
+        for item in applied:
             self.stats.committed(item.state)
-            tracked = self._inflight.get(item.id)
-            if item.state in FINAL or item.state is S.QUEUED or item.values.get("final"):
-                self._inflight.forget(item.id)
             if self._publisher is not None:
-                event = event_for(item, tracked)
+                event = event_for(item, self._inflight.get(item.id))
                 if event is not None:
                     self._publisher.publish(event)
+        for item in batch:
+            if item.state in FINAL or item.state is S.QUEUED or item.values.get("final"):
+                self._inflight.forget(item.id)
             if item.state is S.QUEUED:
                 self._dispatcher.requeued()
         # Wakes whoever waits in `wait_for`; the next commit gets a fresh event.

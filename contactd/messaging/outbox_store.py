@@ -8,7 +8,7 @@ late or repeated outcome can never move a message backwards.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -21,7 +21,7 @@ from contactd.db.session import Database
 from contactd.enums import Channel, MessageState
 from contactd.messaging import outbox_timeline as timeline
 from contactd.messaging.outbox_types import OutboundMessage, Outcome
-from contactd.messaging.state import sources_of
+from contactd.messaging.state import can_move, sources_of
 
 __all__ = [
     "OutboundMessage", "Outcome", "claim", "insert_messages", "next_due", "requeue_interrupted",
@@ -112,16 +112,38 @@ def _row(m: OutboundMessage, interaction_id: int | None) -> dict[str, Any]:
 
 
 async def write_outcomes(
-    db: Database, batch: list[Outcome], timeline_updates: list[dict[str, Any]]
-) -> None:
-    """One transaction: an executemany UPDATE per (state, columns) group, then the timeline."""
+    db: Database, batch: list[Outcome], interaction_of: Callable[[int], int | None]
+) -> list[Outcome]:
+    """One transaction: an executemany UPDATE per (state, columns) group, then the timeline.
+
+    Returns the outcomes that moved their message, in batch order. A repeat (an SMSC that
+    delivers a receipt again because our answer was lost) or a move the state table forbids
+    from the row's current state changes nothing, so it is neither counted nor published.
+    """
     async with db.transaction() as session:
+        current: dict[int, MessageState] = {
+            row.id: row.state
+            for row in await session.execute(_STATES, {"b_ids": list({u.id for u in batch})})
+        }
+        moved: set[int] = set()  # id() of the outcomes applied
         for state in WRITE_ORDER:
-            group = [u for u in batch if u.state is state]
+            group = []
+            for u in batch:
+                if u.state is state and u.id in current and can_move(current[u.id], state):
+                    current[u.id] = state
+                    group.append(u)
+                    moved.add(id(u))
             for keys, items in _by_columns(group).items():
                 params = [{"b_id": u.id, **{f"b_{k}": u.values[k] for k in keys}} for u in items]
                 await session.execute(_outcome_update(state, keys), params)
-        await timeline.write_outcomes(session, timeline_updates)
+        applied = [u for u in batch if id(u) in moved]
+        await timeline.write_outcomes(session, timeline.outcome_updates(applied, interaction_of))
+    return applied
+
+
+_STATES = select(OUTBOX.c.id, OUTBOX.c.state).where(
+    OUTBOX.c.id.in_(bindparam("b_ids", expanding=True))
+)
 
 
 @functools.cache

@@ -20,8 +20,10 @@ log = logging.getLogger(__name__)
 
 WRITE_BATCH: Final = 1000
 
-Commit = Callable[[list[Outcome]], Awaitable[None]]
-Committed = Callable[[list[Outcome]], None]
+# Writes a batch; returns the outcomes that changed their message (not repeats).
+Commit = Callable[[list[Outcome]], Awaitable[list[Outcome]]]
+# Hears of a committed batch and of the outcomes in it that were applied.
+Committed = Callable[[list[Outcome], list[Outcome]], None]
 
 
 class OutcomeWriter:
@@ -67,10 +69,10 @@ class OutcomeWriter:
             batch.append(await self._queue.get())
         while len(batch) < self._batch and not self._queue.empty():
             batch.append(self._queue.get_nowait())
-        await self._commit(batch)  # raises: the batch stays in _unwritten for the retry
+        applied = await self._commit(batch)  # raises: the batch stays in _unwritten for the retry
         self._unwritten = []
         self.batches += 1
-        self._committed(batch)
+        self._committed(batch, applied)
         for item in batch:
             if item.done is not None and not item.done.done():
                 item.done.set_result(None)

@@ -34,6 +34,7 @@ from contactd.events import EventBus
 from contactd.messaging.events import InboundSmsReceived, MessageDelivered
 from contactd.messaging.outbox import OutboundMessage
 from contactd.messaging.service import MessagingService
+from contactd.messaging.types import DeliveryReceipt, ReceiptOutcome
 from tests.peers.smsc import SmscPeer
 
 pytestmark = pytest.mark.smsc
@@ -90,6 +91,23 @@ async def test_each_message_is_delivered_and_a_repeated_key_sends_nothing(
     assert {r.provider_id for r in stored} <= {s["message_id"] for s in submits}
     await asyncio.sleep(0)  # let the last event handlers run
     assert sorted(delivered) == sorted(ids)
+
+
+async def test_a_receipt_delivered_again_is_counted_and_published_once(
+    settings: Settings, smsc: SmscPeer, db: Database
+) -> None:
+    bus = EventBus()
+    delivered: list[int] = []
+    bus.subscribe(MessageDelivered, lambda e: delivered.append(e.message_id))
+    async with messaging(settings, smsc, db, bus) as m:
+        message_id = await m.send(sms(1))
+        await m.outbox.wait_for(lambda s: s.delivered == 1, 20)
+        (row,) = await rows(db)
+        assert row.provider_id is not None
+        # An SMSC sends a receipt again when our answer to it was lost (a dropped link).
+        await m.outbox.on_receipt(DeliveryReceipt(row.provider_id, ReceiptOutcome.DELIVERED))
+        assert m.outbox.stats.delivered == 1
+    assert delivered == [message_id]
 
 
 async def test_a_long_message_is_delivered_when_every_part_is(
