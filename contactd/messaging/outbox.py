@@ -87,6 +87,7 @@ class Outbox:
         self._commit_seen = asyncio.Event()
         self._closing = False
         self._tasks = TaskOwner("outbox", log)
+        self._dispatch_task: asyncio.Task[None] | None = None
         self.dispatch_state = self._dispatcher.state
         self.writer_state = self._writer.state
 
@@ -97,9 +98,9 @@ class Outbox:
             log.warning("outbox: messages interrupted mid-send requeued",
                         extra={"messages": self.stats.resumed})
         self._dispatch_task = self._tasks.spawn(self._dispatcher.run(), "dispatch")
-        self._writer_task = self._tasks.spawn(self._writer.run(), "writer")
+        self._tasks.spawn(self._writer.run(), "writer")
         if self._publisher is not None:
-            self._publish_task = self._tasks.spawn(self._publisher.run(), "publisher")
+            self._tasks.spawn(self._publisher.run(), "publisher")
         return self
 
     async def __aexit__(
@@ -110,7 +111,8 @@ class Outbox:
     ) -> None:
         self._closing = True
         self._dispatcher.stop()
-        await asyncio.wait([self._dispatch_task], timeout=CLOSE_TIMEOUT_S)
+        if self._dispatch_task is not None:  # it ends between steps (see Dispatcher.stop)
+            await asyncio.wait([self._dispatch_task], timeout=CLOSE_TIMEOUT_S)
         await self._dispatcher.cancel_sends()
         # Let the writer record what already happened; rows still `sending` resume next start
         # (at least once), so a database that stays down cannot hold the stop forever.
