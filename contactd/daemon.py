@@ -126,7 +126,9 @@ async def run_daemon(
                 components.calls = await stack.enter_async_context(calls)
                 health.register("ami", ami.probe)
                 health.register("attempt-writer", calls.writer.probe)
-            messaging = await stack.enter_async_context(MessagingService(settings, db, bus))
+            messaging = await stack.enter_async_context(
+                MessagingService(settings, db, bus, router=components.router)
+            )
             components.messaging = messaging
             if messaging.smpp is not None:
                 health.register("smpp", messaging.smpp.probe)

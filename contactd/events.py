@@ -25,10 +25,11 @@ def _now() -> datetime:
 
 @dataclass(frozen=True, kw_only=True)
 class DomainEvent:
-    """Base of every event; `interaction_id` ties it to a stored interaction when there is one."""
+    """Base of every event; `interaction_id` ties it to a stored interaction (the row's id)
+    when there is one."""
 
     at: datetime = field(default_factory=_now)
-    interaction_id: str | None = None
+    interaction_id: int | None = None
 
 
 E = TypeVar("E", bound=DomainEvent)

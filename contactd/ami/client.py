@@ -197,7 +197,7 @@ class AmiClient(AmiActionMethods):
         if state is not self._state:
             self._state = state
             self._since = datetime.now(UTC)
-            log.info("AMI link %s", state.value, extra={"detail": detail})
+            log.info("AMI link state changed", extra={"state": state.value, "detail": detail})
         if state is LinkState.CONNECTED:
             self._connected.set()
         else:
@@ -221,11 +221,9 @@ class AmiClient(AmiActionMethods):
                     )
                 else:
                     log.warning(
-                        "AMI connect to %s:%s failed: %s; retrying in %.2f s",
-                        self.settings.host,
-                        self.settings.port,
-                        exc,
-                        wait,
+                        "AMI connect failed; retrying",
+                        extra={"host": self.settings.host, "port": self.settings.port,
+                               "error": str(exc), "retry_in_s": round(wait, 3)},
                     )
                 state = LinkState.RECONNECTING if self._connects else LinkState.DOWN
                 self._set_state(state, f"connect failed: {exc}")
@@ -334,7 +332,7 @@ class AmiClient(AmiActionMethods):
         if self._closing:
             log.info("AMI link closed")
         else:
-            log.warning("AMI link lost: %s", reason)
+            log.warning("AMI link lost", extra={"reason": reason})
         self._fail_inflight(reason)
         if self._lost is not None:
             self._lost.set()

@@ -133,4 +133,4 @@ class AmiProtocol(AMIProtocol):  # type: ignore[misc]
 
     def _drop(self, why: str) -> None:
         self.malformed += 1
-        log.warning("malformed AMI frame dropped: %s", why)
+        log.warning("malformed AMI frame dropped", extra={"reason": why})

@@ -176,7 +176,8 @@ class CallService:
         try:
             await asyncio.wait_for(self._outbox.join(), SHUTDOWN_DRAIN_S)
         except TimeoutError:
-            log.warning("call events still unpublished at shutdown: %d", self._outbox.qsize())
+            log.warning("call events still unpublished at shutdown",
+                        extra={"events": self._outbox.qsize()})
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -325,7 +326,7 @@ class CallService:
             await self.reconcile()
         except AmiError as exc:
             # The link fell again mid-way; the next connect reconciles again.
-            log.warning("reconciliation interrupted: %s", exc, extra={"epoch": epoch})
+            log.warning("reconciliation interrupted", extra={"epoch": epoch, "error": str(exc)})
             return
         async with self._reconciled:
             self.reconciled_epoch = max(self.reconciled_epoch, epoch)

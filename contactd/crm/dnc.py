@@ -10,12 +10,29 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from contactd.db.models.crm import DoNotCall
+from contactd.db.models.crm import Consent, DoNotCall
 from contactd.db.models.dialer import Campaign
 from contactd.db.session import Database
+from contactd.enums import Channel, ConsentStatus
 from contactd.errors import NotFoundError
 from contactd.phones import parse_phone
+
+
+async def record_opt_out(
+    session: AsyncSession, contact_id: int | None, e164: str, *, source: str, reason: str
+) -> None:
+    """A person asked for no more contact: SMS and call consent revoked (new rows, history
+    kept) and the number on the global list, in the caller's transaction."""
+    if contact_id is not None:
+        for channel in (Channel.SMS, Channel.CALL):
+            session.add(Consent(contact_id=contact_id, channel=channel,
+                                status=ConsentStatus.REVOKED, source=source))
+    # NULL campaign_id never collides in a unique index, so look before adding.
+    listed = await session.scalar(select(DoNotCall.id).where(DoNotCall.e164 == e164, _scope(None)))
+    if listed is None:
+        session.add(DoNotCall(e164=e164, reason=reason, source=source))
 
 
 def _scope(campaign_id: int | None) -> ColumnElement[bool]:

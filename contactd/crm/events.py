@@ -9,7 +9,8 @@ from contactd.events import DomainEvent
 
 @dataclass(frozen=True, kw_only=True)
 class InteractionRecorded(DomainEvent):
-    interaction_row_id: int
+    """`interaction_id` (the base's field) names the row recorded."""
+
     contact_id: int | None
     kind: str
     outcome: str

@@ -54,7 +54,7 @@ class InboundMessageRecorder:
         if event.interaction_id is None:
             return
         try:
-            await self.route(int(event.interaction_id))
+            await self.route(event.interaction_id)
         except Exception:  # stored already; the sweep at next start routes it
             log.exception("inbound message not routed",
                           extra={"interaction_id": event.interaction_id})

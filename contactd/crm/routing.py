@@ -95,6 +95,13 @@ class Router:
         async with self.db.session() as session:
             return await find(session, *key)
 
+    async def resolve(self, item: InboundContact) -> tuple[int | None, bool]:
+        """The contact `item` belongs to, and whether it was made now: the one caller lookup
+        (phone or e-mail; the sender rule of crm/senders.py when several hold it), a new lead
+        for an unknown sender when `create_unknown` is on."""
+        contact_id, created, _match = await self._resolve(item)
+        return contact_id, created
+
     async def _resolve(self, item: InboundContact) -> tuple[int | None, bool, SenderMatch | None]:
         if not item.remote_address:
             return item.contact_id, False, None
@@ -227,7 +234,7 @@ class Router:
                     description=row.transcript or row.body,
                 )))
             routed = Routed(row.id, row.contact_id, [t[0] for t in created])
-            event = InteractionRecorded(interaction_row_id=row.id, contact_id=row.contact_id,
+            event = InteractionRecorded(interaction_id=row.id, contact_id=row.contact_id,
                                         kind=row.kind.value, outcome=row.outcome)
         if self.bus is not None:
             await self.bus.publish(event)

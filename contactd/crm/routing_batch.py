@@ -101,7 +101,7 @@ async def record_many(
                     "created_at": now, "updated_at": now,
                 })
             results[index] = by_id[interaction_id] = Routed(interaction_id, contact_id, [])
-            events.append(InteractionRecorded(interaction_row_id=interaction_id,
+            events.append(InteractionRecorded(interaction_id=interaction_id,
                                               contact_id=contact_id,
                                               kind=item.kind.value, outcome=item.outcome))
         if tasks_in:

@@ -1,22 +1,26 @@
-"""Mobile-originated SMS: stored on the sender's timeline; a STOP-style reply opts them out.
+"""Mobile-originated SMS: stored on the sender's timeline through the CRM's router; a
+STOP-style reply opts them out.
 
 Opting out means: SMS and call consent revoked (new Consent rows, history kept), the number on
-the global do-not-call list, and SMS still queued for that number cancelled.
+the global do-not-call list (both `crm.dnc.record_opt_out`), and SMS still queued for that
+number cancelled.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Final
 
 import phonenumbers
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contactd.db.models.crm import Consent, Contact, ContactPhone, DoNotCall, Interaction
+from contactd.crm.dnc import record_opt_out
+from contactd.crm.routing import InboundContact, Router
 from contactd.db.models.messaging import OutboxMessage
 from contactd.db.session import Database
-from contactd.enums import Channel, ConsentStatus, Direction, InteractionKind, MessageState
+from contactd.enums import Channel, Direction, InteractionKind, MessageState
 from contactd.errors import ValidationError
 from contactd.events import EventBus
 from contactd.messaging.events import InboundSmsReceived
@@ -82,86 +86,65 @@ def _trunk_prefix(region: str) -> str:
 
 
 class InboundSms:
+    """Stores each mobile-originated SMS through the CRM's router (one caller lookup; an
+    unknown sender becomes a new lead), marked as waiting for the router's follow-up rules."""
+
     def __init__(
         self,
         db: Database,
+        router: Router,
         bus: EventBus | None = None,
         *,
         default_region: str | None = None,
         opt_out_words: frozenset[str] = ALL_KEYWORDS,
     ) -> None:
         self._db = db
+        self._router = router
         self._bus = bus
         self._region = default_region
         self._opt_out_words = opt_out_words
 
     async def handle(self, message: DeliverSm) -> int:
-        """Store the message (and the opt-out) in one transaction; returns the interaction id."""
+        """Store the message (after any opt-out it carries); returns the interaction id.
+
+        The opt-out is committed first: if the process dies before the message is stored, the
+        SMSC (not yet answered) delivers it again, and opting out twice changes nothing.
+        """
         number = to_e164(message.source_addr, message.source_ton, self._region)
         opted_out = is_opt_out(message.text, self._opt_out_words)
-        async with self._db.transaction() as session:
-            contact_id = await self._contact_for(session, number)
-            row = Interaction(
-                contact_id=contact_id,
-                kind=InteractionKind.SMS,
-                direction=Direction.INBOUND,
-                channel=Channel.SMS,
-                body=message.text,
-                remote_address=number,
-                outcome="opted_out" if opted_out else "received",
-                # The CRM's router picks it up from here (sender, follow-up task).
-                data={"to": message.destination_addr, "route": ROUTE_PENDING},
-            )
-            session.add(row)
-            if opted_out:
-                await self._opt_out(session, contact_id, number)
-            await session.flush()
-            interaction_id = row.id
+        item = InboundContact(
+            kind=InteractionKind.SMS,
+            direction=Direction.INBOUND,
+            channel=Channel.SMS,
+            remote_address=number,
+            body=message.text,
+            outcome="opted_out" if opted_out else "received",
+            # The CRM's recorder finishes it from here (follow-up task).
+            data={"to": message.destination_addr, "route": ROUTE_PENDING},
+        )
+        contact_id, _ = await self._router.resolve(item)
         if opted_out:
+            async with self._db.transaction() as session:
+                await record_opt_out(session, contact_id, number, source=OPT_OUT_SOURCE,
+                                     reason="replied STOP by SMS")
+                await self._cancel_queued(session, number)
             log.info("sms opt-out", extra={"from_number": number, "contact_id": contact_id})
+        routed = await self._router.start(replace(item, contact_id=contact_id))
         if self._bus is not None:
             await self._bus.publish(
                 InboundSmsReceived(
-                    interaction_id=str(interaction_id),
+                    interaction_id=routed.interaction_id,
                     contact_id=contact_id,
                     from_number=number,
                     text=message.text,
                     opted_out=opted_out,
                 )
             )
-        return interaction_id
+        return routed.interaction_id
 
     @staticmethod
-    async def _contact_for(session: AsyncSession, number: str) -> int | None:
-        found: int | None = await session.scalar(
-            select(ContactPhone.contact_id)
-            .join(Contact, Contact.id == ContactPhone.contact_id)
-            .where(ContactPhone.e164 == number, Contact.merged_into_id.is_(None))
-            .order_by(ContactPhone.is_primary.desc(), ContactPhone.id)
-            .limit(1)
-        )
-        return found
-
-    @staticmethod
-    async def _opt_out(session: AsyncSession, contact_id: int | None, number: str) -> None:
-        if contact_id is not None:
-            for channel in (Channel.SMS, Channel.CALL):
-                session.add(
-                    Consent(
-                        contact_id=contact_id,
-                        channel=channel,
-                        status=ConsentStatus.REVOKED,
-                        source=OPT_OUT_SOURCE,
-                    )
-                )
-        # NULL campaign_id never collides in a unique index, so look before adding.
-        listed = await session.scalar(
-            select(DoNotCall.id).where(DoNotCall.e164 == number, DoNotCall.campaign_id.is_(None))
-        )
-        if listed is None:
-            session.add(
-                DoNotCall(e164=number, reason="replied STOP by SMS", source=OPT_OUT_SOURCE)
-            )
+    async def _cancel_queued(session: AsyncSession, number: str) -> None:
+        """SMS still waiting for that number are not sent."""
         await session.execute(
             update(OutboxMessage)
             .where(

@@ -10,12 +10,10 @@ moment for that send (`EARLY_RECEIPT_WAIT_S`) before the caller asks the databas
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
 from contactd.enums import Channel
-from contactd.messaging.outbox_store import Outcome
 
 EARLY_RECEIPT_WAIT_S: Final = 2.0
 
@@ -38,6 +36,11 @@ class InFlight:
 
     def claimed(self, message_id: int, tracked: Tracked) -> None:
         self._tracked[message_id] = tracked
+
+    def known(self, message_id: int, tracked: Tracked) -> None:
+        """A message this process did not claim (sent before a restart, or expiring unsent):
+        tracked until its outcome is committed, so its event and timeline row are right."""
+        self._tracked.setdefault(message_id, tracked)
 
     def get(self, message_id: int) -> Tracked | None:
         return self._tracked.get(message_id)
@@ -78,14 +81,10 @@ class InFlight:
         finally:
             self._early.pop(part, None)
 
-    def timeline(self, batch: Iterable[Outcome]) -> list[dict[str, Any]]:
-        """Outcome updates for the timeline rows of the messages in `batch`."""
-        out = []
-        for u in batch:
-            tracked = self._tracked.get(u.id)
-            if tracked is not None and tracked.interaction_id is not None:
-                out.append({"b_id": tracked.interaction_id, "b_outcome": u.state.value})
-        return out
+    def interaction_of(self, message_id: int) -> int | None:
+        """The timeline row of a tracked message (None: none, or not tracked)."""
+        tracked = self._tracked.get(message_id)
+        return tracked.interaction_id if tracked is not None else None
 
     def forget(self, message_id: int) -> None:
         tracked = self._tracked.pop(message_id, None)

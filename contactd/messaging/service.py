@@ -15,6 +15,9 @@ from typing import Any
 from sqlalchemy import select
 
 from contactd.config import Settings
+from contactd.crm.routing import Router
+from contactd.crm.service import ContactService
+from contactd.crm.tasks import TaskService
 from contactd.db.models.crm import Contact, Organisation
 from contactd.db.models.dialer import Campaign
 from contactd.db.session import Database
@@ -51,11 +54,18 @@ class MessagingService:
         is_window_open: WindowCheck | None = None,
         smpp_options: dict[str, Any] | None = None,
         outbox_options: dict[str, Any] | None = None,
+        router: Router | None = None,
     ) -> None:
         self._db = db
         self._stack = contextlib.AsyncExitStack()
         self.templates = templates or TemplateStore(settings.general.data_dir / "templates")
-        self.inbound = InboundSms(db, bus, default_region=settings.general.default_region)
+        region = settings.general.default_region
+        # The daemon passes its router; alone (tests, tools) messaging makes its own.
+        self._own_contacts: ContactService | None = None
+        if router is None:
+            self._own_contacts = ContactService(db, default_region=region)
+            router = Router(db, self._own_contacts, TaskService(db, bus=bus), bus=bus)
+        self.inbound = InboundSms(db, router, bus, default_region=region)
         self.channels = ChannelService(
             db,
             is_window_open or window_check(settings.dialer, settings.general.timezone),
@@ -84,6 +94,8 @@ class MessagingService:
 
     async def __aenter__(self) -> MessagingService:
         async with contextlib.AsyncExitStack() as stack:
+            if self._own_contacts is not None:
+                await stack.enter_async_context(self._own_contacts)
             if self.email is not None:
                 await stack.enter_async_context(self.email)
             if self.smpp is not None:

@@ -22,7 +22,7 @@ from typing import Any, Final
 
 import smpplib.consts
 
-from contactd.background import LoopState, run_resilient
+from contactd.background import LoopState, TaskOwner, run_resilient
 from contactd.config import SmppSettings
 from contactd.health import ComponentHealth
 from contactd.messaging.encoding import decode_payload, split_message
@@ -195,7 +195,8 @@ class SmppClient:
         self._paused_until = 0.0
         self._first: asyncio.Future[None] | None = None
         self._io: SmppIo | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._keepalive = TaskOwner("smpp-keepalive", log)
+        self._delivers = TaskOwner("smpp-deliver", log)
         self._since: datetime | None = None
         self.keepalive_state = LoopState("smpp enquire_link")
         self.stats = SmppStats()
@@ -226,12 +227,14 @@ class SmppClient:
             reconnect_max_s=self._reconnect[1],
         )
         self._io.start()
-        self._spawn(self._enquire_link_loop(), "smpp-enquire-link")
+        self._keepalive.spawn(self._enquire_link_loop(), "enquire-link")
         try:
             # A refused bind fails start-up at once; an unreachable SMSC only delays sending.
             await asyncio.wait_for(asyncio.shield(self._first), self._wait_connected_s)
         except TimeoutError:
-            log.warning("smpp: %s:%s not reachable yet; retrying", *self._addr())
+            host, port = self._addr()
+            log.warning("smpp: SMSC not reachable yet; retrying",
+                        extra={"host": host, "port": port})
         except SmppBindError:
             await self._close()
             raise
@@ -249,16 +252,12 @@ class SmppClient:
         await self._close()
 
     async def _close(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            if task.get_name() == "smpp-enquire-link":
-                task.cancel()
+        await self._keepalive.close()
         # deliver_sm handlers write to the database: let them finish rather than cut them.
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=self._response_timeout_s)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._response_timeout_s):
+                await self._delivers.join()
+        await self._delivers.close()
         if self._io is not None:
             self._io.stop()
             await asyncio.to_thread(self._io.join, 5.0)
@@ -266,17 +265,6 @@ class SmppClient:
 
     def _addr(self) -> tuple[str, int]:
         return self._endpoint.host, self._endpoint.port
-
-    def _spawn(self, coro: Awaitable[None], name: str) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)
-        task.set_name(name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("smpp task %s failed", task.get_name(), exc_info=task.exception())
 
     # -- reports from the threads ---------------------------------------------------------
     def _on_reports(self, reports: list[Report]) -> None:
@@ -286,13 +274,15 @@ class SmppClient:
                 if entry is not None and not entry[0].done():
                     entry[0].set_result(report)
             elif isinstance(report, Inbound):
-                self._spawn(self._handle_inbound(report), "smpp-deliver")
+                self._delivers.spawn(self._handle_inbound(report), f"deliver-{report.sequence}")
             elif isinstance(report, Up):
                 self._generation = report.generation
                 self.stats.connects += 1
                 self._up.set()
                 self._since = datetime.now(UTC)
-                log.info("smpp: bound to %s:%s as %s", *self._addr(), self._endpoint.system_id)
+                host, port = self._addr()
+                log.info("smpp: bound", extra={"host": host, "port": port,
+                                              "system_id": self._endpoint.system_id})
                 if self._first is not None and not self._first.done():
                     self._first.set_result(None)
             elif isinstance(report, Down):
@@ -300,18 +290,19 @@ class SmppClient:
                 self._since = datetime.now(UTC)
                 self.stats.disconnects += 1
                 self.stats.last_error = report.reason
-                log.warning("smpp: session closed: %s", report.reason)
+                log.warning("smpp: session closed", extra={"reason": report.reason})
                 self._fail_pending(report.generation, report.reason)
             elif isinstance(report, Unreachable):
                 self.stats.last_error = report.reason
                 if self._first is not None and not self._first.done():
                     # Start-up goes on; the reader keeps trying and sends wait for it.
-                    log.warning("smpp: %s:%s unreachable (%s); retrying", *self._addr(),
-                                report.reason)
+                    host, port = self._addr()
+                    log.warning("smpp: SMSC unreachable; retrying",
+                                extra={"host": host, "port": port, "error": report.reason})
                     self._first.set_result(None)
             elif isinstance(report, BindRefused):
                 self.stats.last_error = f"bind refused: {describe_status(report.status)}"
-                log.error("smpp: %s", self.stats.last_error)
+                log.error("smpp: bind refused", extra={"error": self.stats.last_error})
                 if self._first is not None and not self._first.done():
                     self._first.set_exception(self._bind_error(report))
 

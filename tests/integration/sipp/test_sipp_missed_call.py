@@ -71,7 +71,7 @@ async def test_a_sipp_caller_hanging_up_in_the_ivr_becomes_a_missed_call_task(
             finished = await asyncio.wait_for(recorded.get(), 30)
     assert finished.outcome == "abandoned" and finished.contact_id == mina
     async with db.session() as session:
-        row = await session.get(Interaction, finished.interaction_row_id)
+        row = await session.get(Interaction, finished.interaction_id)
         assert row is not None and row.remote_address == CALLER
         [task] = list(await session.scalars(select(Task).where(Task.interaction_id == row.id)))
     assert task.source is TaskSource.MISSED_CALL and task.priority is TaskPriority.HIGH

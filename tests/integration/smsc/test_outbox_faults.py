@@ -77,12 +77,12 @@ async def test_outcomes_whose_commit_fails_are_kept_and_committed_later(
     real = outbox_store.write_outcomes
     failures = 3
 
-    async def flaky(*args: object, **kwargs: object) -> None:
+    async def flaky(*args: object, **kwargs: object) -> list[outbox_store.Outcome]:
         nonlocal failures
         if failures:
             failures -= 1
             raise OSError("disk I/O error (injected)")
-        await real(*args, **kwargs)  # type: ignore[arg-type]
+        return await real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(outbox_store, "write_outcomes", flaky)
     async with messaging(settings, smsc, db) as m:

@@ -133,7 +133,7 @@ async def test_a_callback_request_becomes_a_new_lead_with_a_call_back_task_for_t
     async with site.db.session() as session:  # stored before the answer, routed or not
         assert await session.get(Interaction, reference) is not None
     routed = await site.wait_routed()
-    assert routed.interaction_row_id == reference
+    assert routed.interaction_id == reference
     async with site.db.session() as session:
         row = await session.get(Interaction, reference)
         assert row is not None and row.contact_id is not None
@@ -196,7 +196,7 @@ async def test_a_filled_honeypot_gets_the_same_answer_and_is_kept_as_spam_only(
     person = await site.client.post("/intake/callback", json={"phone": "+49301234568"})
     assert person.status == 202
     routed = await site.wait_routed()  # the worker routes in order: the spam was skipped
-    assert routed.interaction_row_id == (await person.json())["reference"]
+    assert routed.interaction_id == (await person.json())["reference"]
     async with site.db.session() as session:
         spam = await session.get(Interaction, spam_id)
         assert spam is not None and spam.contact_id is None

@@ -72,7 +72,7 @@ class Harness:
         self.routed: asyncio.Queue[int] = asyncio.Queue()
 
         async def on_routed(event: InteractionRecorded) -> None:
-            await self.routed.put(event.interaction_row_id)
+            await self.routed.put(event.interaction_id)
 
         bus.subscribe(InteractionRecorded, on_routed)
         contacts = ContactService(self.db, default_region="DE")

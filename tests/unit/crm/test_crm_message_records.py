@@ -17,8 +17,12 @@ from contactd.messaging.inbound import InboundSms
 from contactd.messaging.smpp import DeliverSm
 
 
+def _router(db: Database, contacts: ContactService, bus: EventBus | None) -> Router:
+    return Router(db, contacts, TaskService(db, bus=bus), bus=bus)
+
+
 def _recorder(db: Database, contacts: ContactService, bus: EventBus) -> InboundMessageRecorder:
-    return InboundMessageRecorder(db, Router(db, contacts, TaskService(db, bus=bus), bus=bus), bus)
+    return InboundMessageRecorder(db, _router(db, contacts, bus), bus)
 
 
 async def _tasks(db: Database) -> list[Task]:
@@ -31,7 +35,7 @@ async def test_an_sms_from_an_unknown_number_becomes_a_lead_and_a_task(
 ) -> None:
     bus = EventBus()
     async with _recorder(crm_db, contacts, bus):
-        inbound = InboundSms(crm_db, bus, default_region="MW")
+        inbound = InboundSms(crm_db, _router(crm_db, contacts, bus), bus, default_region="MW")
         interaction_id = await inbound.handle(
             DeliverSm("0888123456", "5555", "Ndimafuna mtengo wa inshuwaransi", source_ton=2))
     async with crm_db.session() as session:
@@ -56,7 +60,7 @@ async def test_a_known_sender_keeps_their_contact_and_stop_makes_no_task(
                                                        phones=["+265 999 111 222"]))
     bus = EventBus()
     async with _recorder(crm_db, contacts, bus):
-        inbound = InboundSms(crm_db, bus, default_region="MW")
+        inbound = InboundSms(crm_db, _router(crm_db, contacts, bus), bus, default_region="MW")
         await inbound.handle(DeliverSm("265999111222", "5555", "Zikomo", source_ton=1))
         await inbound.handle(DeliverSm("265999111222", "5555", "STOP", source_ton=1))
     tasks = await _tasks(crm_db)
@@ -69,9 +73,13 @@ async def test_messages_stored_before_a_crash_are_routed_once_at_start(
     crm_db: Database, contacts: ContactService
 ) -> None:
     # Stored with nobody listening: the process died before the router saw them.
-    inbound = InboundSms(crm_db, None, default_region="MW")
+    inbound = InboundSms(crm_db, _router(crm_db, contacts, None), None, default_region="MW")
     first = await inbound.handle(DeliverSm("+265888000111", "5555", "Moni", source_ton=1))
     await inbound.handle(DeliverSm("+265888000222", "5555", "Moni", source_ton=1))
+    async with crm_db.session() as session:
+        # The sender is found (here: made a new lead) once, by the router, as it is stored.
+        stored = (await session.scalars(select(Interaction).order_by(Interaction.id))).all()
+        assert all(row.contact_id is not None for row in stored) and len(stored) == 2
     async with _recorder(crm_db, contacts, EventBus()) as recorder:
         assert await recorder.route(first) is False  # the start already routed it
     assert len(await _tasks(crm_db)) == 2
