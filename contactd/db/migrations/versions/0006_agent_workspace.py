@@ -1,7 +1,7 @@
 """agent workspace: a campaign's call script and disposition buttons, each call's disposition
 
-Revision ID: 0005_agent_workspace
-Revises: 0004_possible_duplicates
+Revision ID: 0006_agent_workspace
+Revises: 0005_email_inbound
 """
 
 from collections.abc import Sequence
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005_agent_workspace"
-down_revision: str | None = "0004_possible_duplicates"
+revision: str = "0006_agent_workspace"
+down_revision: str | None = "0005_email_inbound"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
