@@ -15,12 +15,14 @@ from contactd.auth.sessions import ApiTokens, SessionStore
 from contactd.auth.throttle import LoginThrottle
 from contactd.config import Settings
 from contactd.crm.search import ContactSearch
+from contactd.crm.service import ContactService
 from contactd.db.session import Database
 from contactd.errors import StartupError
 from contactd.health import HealthRegistry
 from contactd.web.access import access_middleware, check_route_table, public
 from contactd.web.keys import (
     API_TOKENS,
+    CONTACTS,
     DATABASE,
     HEALTH,
     SEARCH,
@@ -34,6 +36,7 @@ from contactd.web.templates import i18n_middleware, setup_templates
 from contactd.web.views import auth as auth_views
 from contactd.web.views import contacts as contacts_views
 from contactd.web.views import home as home_views
+from contactd.web.views import records as records_views
 from contactd.web.views import users as users_views
 
 log = logging.getLogger(__name__)
@@ -63,9 +66,10 @@ def create_app(settings: Settings, db: Database, health: HealthRegistry) -> web.
     app[API_TOKENS] = ApiTokens(db)
     app[THROTTLE] = LoginThrottle(settings.web.login_max_failures, settings.web.login_window_s)
     app[SEARCH] = ContactSearch(db)
+    app[CONTACTS] = ContactService(db, default_region=settings.general.default_region)
     setup_templates(app)
     app.router.add_get("/healthz", healthz)
-    for area in (auth_views, home_views, users_views, contacts_views):
+    for area in (auth_views, home_views, users_views, contacts_views, records_views):
         area.setup(app)
     check_route_table(app)
     return app

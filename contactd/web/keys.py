@@ -9,6 +9,7 @@ from contactd.auth.sessions import ApiTokens, Principal, SessionStore
 from contactd.auth.throttle import LoginThrottle
 from contactd.config import Settings
 from contactd.crm.search import ContactSearch
+from contactd.crm.service import ContactService
 from contactd.db.session import Database
 from contactd.health import HealthRegistry
 
@@ -20,6 +21,8 @@ SESSIONS = web.AppKey("sessions", SessionStore)
 API_TOKENS = web.AppKey("api_tokens", ApiTokens)
 THROTTLE = web.AppKey("login_throttle", LoginThrottle)
 SEARCH = web.AppKey("contact_search", ContactSearch)
+# Records and work pages (contactd/web/views/records.py and neighbours).
+CONTACTS = web.AppKey("contacts", ContactService)
 
 # Set on each request by the access middleware (None on public routes without a session).
 PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")

@@ -90,6 +90,10 @@ class Contact(Timestamps, Base):
     # people type them, e-mails and notes.
     search_name: Mapped[str] = mapped_column(Text, default="")
     search_text: Mapped[str] = mapped_column(Text, default="")
+    # Bumped by every ORM update; an edit form carries it, so a stale edit is refused (the
+    # UPDATE matches the version it read) rather than overwriting someone else's change.
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy reads this
 
     organisation: Mapped[Organisation | None] = relationship(back_populates="contacts")
     phones: Mapped[list[ContactPhone]] = relationship(
