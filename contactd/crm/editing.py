@@ -9,6 +9,7 @@ from datetime import date, datetime
 from enum import Enum
 from typing import Any, Final
 
+from sqlalchemy import insert, select
 from sqlalchemy.orm.exc import StaleDataError
 
 from contactd.auth import audit
@@ -17,7 +18,7 @@ from contactd.crm import repo
 from contactd.crm.errors import StaleEditError
 from contactd.crm.fields import validate
 from contactd.crm.service import ContactService
-from contactd.db.models import Contact
+from contactd.db.models import Contact, Tag, User, contact_tags
 from contactd.errors import NotFoundError, ValidationError
 
 EDITABLE: Final = frozenset({
@@ -80,3 +81,45 @@ async def edit_contact(
         audit.record(session, actor, "contact.update", "contact", contact_id, before, after)
         await repo.refresh_search_text(await session.connection(), [contact_id])
         return contact.version
+
+
+async def bulk_tag(contacts: ContactService, ids: list[int], tag: str, *, actor: Actor) -> int:
+    """Tag every live contact of `ids` that lacks the tag; returns how many gained it."""
+    name = tag.strip()
+    if not name or len(name) > 64:
+        raise ValidationError("a tag is 1 to 64 characters", field="tag")
+    async with contacts.db.transaction() as session:
+        found = await session.scalar(select(Tag).where(Tag.name == name))
+        if found is None:
+            found = Tag(name=name)
+            session.add(found)
+            await session.flush()
+        live = set((await session.scalars(select(Contact.id).where(
+            Contact.id.in_(ids), Contact.merged_into_id.is_(None)))).all())
+        have = set((await session.scalars(select(contact_tags.c.contact_id).where(
+            contact_tags.c.contact_id.in_(live), contact_tags.c.tag_id == found.id))).all())
+        todo = sorted(live - have)
+        if todo:
+            await session.execute(insert(contact_tags),
+                                  [{"contact_id": cid, "tag_id": found.id} for cid in todo])
+        for cid in todo:
+            audit.record(session, actor, "contact.tag", "contact", cid, None, {"tag": name})
+        return len(todo)
+
+
+async def bulk_assign(
+    contacts: ContactService, ids: list[int], owner_id: int | None, *, actor: Actor
+) -> int:
+    """Give every live contact of `ids` this owner (None: nobody); returns how many changed."""
+    async with contacts.db.transaction() as session:
+        if owner_id is not None and await session.get(User, owner_id) is None:
+            raise ValidationError(f"no user {owner_id}", field="owner_id")
+        changed = 0
+        for contact in await session.scalars(select(Contact).where(
+                Contact.id.in_(ids), Contact.merged_into_id.is_(None))):
+            if contact.owner_id != owner_id:
+                audit.record(session, actor, "contact.update", "contact", contact.id,
+                             {"owner_id": contact.owner_id}, {"owner_id": owner_id})
+                contact.owner_id = owner_id  # through the ORM: the version moves on
+                changed += 1
+        return changed
