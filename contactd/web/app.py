@@ -16,6 +16,7 @@ from contactd.auth.throttle import LoginThrottle
 from contactd.config import Settings
 from contactd.crm.search import ContactSearch
 from contactd.crm.service import ContactService
+from contactd.crm.tasks import TaskService
 from contactd.db.session import Database
 from contactd.errors import StartupError
 from contactd.health import HealthRegistry
@@ -28,6 +29,7 @@ from contactd.web.keys import (
     SEARCH,
     SESSIONS,
     SETTINGS,
+    TASKS,
     THROTTLE,
     USERS,
 )
@@ -37,6 +39,7 @@ from contactd.web.views import auth as auth_views
 from contactd.web.views import contacts as contacts_views
 from contactd.web.views import home as home_views
 from contactd.web.views import records as records_views
+from contactd.web.views import tasks as tasks_views
 from contactd.web.views import users as users_views
 
 log = logging.getLogger(__name__)
@@ -67,9 +70,11 @@ def create_app(settings: Settings, db: Database, health: HealthRegistry) -> web.
     app[THROTTLE] = LoginThrottle(settings.web.login_max_failures, settings.web.login_window_s)
     app[SEARCH] = ContactSearch(db)
     app[CONTACTS] = ContactService(db, default_region=settings.general.default_region)
+    app[TASKS] = TaskService(db)
     setup_templates(app)
     app.router.add_get("/healthz", healthz)
-    for area in (auth_views, home_views, users_views, contacts_views, records_views):
+    for area in (auth_views, home_views, users_views, contacts_views, records_views,
+                 tasks_views):
         area.setup(app)
     check_route_table(app)
     return app

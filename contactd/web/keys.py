@@ -10,6 +10,7 @@ from contactd.auth.throttle import LoginThrottle
 from contactd.config import Settings
 from contactd.crm.search import ContactSearch
 from contactd.crm.service import ContactService
+from contactd.crm.tasks import TaskService
 from contactd.db.session import Database
 from contactd.health import HealthRegistry
 
@@ -23,6 +24,7 @@ THROTTLE = web.AppKey("login_throttle", LoginThrottle)
 SEARCH = web.AppKey("contact_search", ContactSearch)
 # Records and work pages (contactd/web/views/records.py and neighbours).
 CONTACTS = web.AppKey("contacts", ContactService)
+TASKS = web.AppKey("tasks", TaskService)
 
 # Set on each request by the access middleware (None on public routes without a session).
 PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")

@@ -335,6 +335,18 @@ class Task(Timestamps, Base):
     completed_at: Mapped[datetime | None]
 
 
+class TaskComment(Base):
+    """A note on a task by the people working it, oldest first on the task's page."""
+
+    __tablename__ = "task_comments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class DocumentTemplate(Timestamps, Base):
     __tablename__ = "document_templates"
     __table_args__ = (UniqueConstraint("name", "language"),)
