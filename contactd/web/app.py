@@ -14,6 +14,7 @@ from contactd.auth.service import UserService
 from contactd.auth.sessions import ApiTokens, SessionStore
 from contactd.auth.throttle import LoginThrottle
 from contactd.config import Settings
+from contactd.crm.documents import DocumentService
 from contactd.crm.search import ContactSearch
 from contactd.crm.service import ContactService
 from contactd.crm.tasks import TaskService
@@ -25,6 +26,7 @@ from contactd.web.keys import (
     API_TOKENS,
     CONTACTS,
     DATABASE,
+    DOCUMENTS,
     HEALTH,
     SEARCH,
     SESSIONS,
@@ -37,6 +39,7 @@ from contactd.web.render import error_middleware, headers_middleware
 from contactd.web.templates import i18n_middleware, setup_templates
 from contactd.web.views import auth as auth_views
 from contactd.web.views import contacts as contacts_views
+from contactd.web.views import documents as documents_views
 from contactd.web.views import home as home_views
 from contactd.web.views import records as records_views
 from contactd.web.views import tasks as tasks_views
@@ -71,10 +74,12 @@ def create_app(settings: Settings, db: Database, health: HealthRegistry) -> web.
     app[SEARCH] = ContactSearch(db)
     app[CONTACTS] = ContactService(db, default_region=settings.general.default_region)
     app[TASKS] = TaskService(db)
+    app[DOCUMENTS] = DocumentService(db, settings.general.data_dir,
+                                     sender=settings.email.from_address)
     setup_templates(app)
     app.router.add_get("/healthz", healthz)
     for area in (auth_views, home_views, users_views, contacts_views, records_views,
-                 tasks_views):
+                 tasks_views, documents_views):
         area.setup(app)
     check_route_table(app)
     return app

@@ -8,6 +8,7 @@ from contactd.auth.service import UserService
 from contactd.auth.sessions import ApiTokens, Principal, SessionStore
 from contactd.auth.throttle import LoginThrottle
 from contactd.config import Settings
+from contactd.crm.documents import DocumentService
 from contactd.crm.search import ContactSearch
 from contactd.crm.service import ContactService
 from contactd.crm.tasks import TaskService
@@ -25,6 +26,7 @@ SEARCH = web.AppKey("contact_search", ContactSearch)
 # Records and work pages (contactd/web/views/records.py and neighbours).
 CONTACTS = web.AppKey("contacts", ContactService)
 TASKS = web.AppKey("tasks", TaskService)
+DOCUMENTS = web.AppKey("documents", DocumentService)
 
 # Set on each request by the access middleware (None on public routes without a session).
 PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")

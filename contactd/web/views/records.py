@@ -9,12 +9,14 @@ from zoneinfo import available_timezones
 
 from aiohttp import web
 from multidict import MultiDictProxy
+from sqlalchemy import select
 
 from contactd.auth.audit import Actor
 from contactd.crm.card import Cursor, load_card, organisation_choices, timeline_page
 from contactd.crm.editing import edit_contact
 from contactd.crm.errors import StaleEditError
-from contactd.enums import Channel, PartyKind, Role
+from contactd.db.models import DocumentTemplate
+from contactd.enums import Channel, DocumentKind, PartyKind, Role
 from contactd.errors import ContactdError, ValidationError
 from contactd.web.access import requires
 from contactd.web.i18n import gettext as _
@@ -99,8 +101,16 @@ async def _card_page(request: web.Request, contact_id: int, *, message: str = ""
         "users": users, "organisations": await organisation_choices(db),
         "kinds": list(PartyKind), "channels": list(Channel),
         "message": message, "error": error, "unsaved": unsaved or {}, "typed": typed or {},
-        "duration": duration,
+        "duration": duration, "doc_templates": await _template_names(request),
     }, status=status)
+
+
+async def _template_names(request: web.Request) -> list[tuple[str, DocumentKind]]:
+    async with request.app[DATABASE].session() as session:
+        rows = await session.execute(
+            select(DocumentTemplate.name, DocumentTemplate.kind).distinct()
+            .order_by(DocumentTemplate.name))
+        return [(name, kind) for name, kind in rows]
 
 
 def duration(start: datetime, end: datetime | None) -> str:
