@@ -18,7 +18,8 @@ from contactd.web.access import PUBLIC, RANK, check_route_table, declared_access
 from contactd.web.app import create_app
 from tests.integration.web.conftest import Signed, sign_in
 
-SAMPLE = {"username": "alex", "path": "panel.css", "contact_id": "1", "fmt": "csv", "task_id": "1", "document_id": "1"}
+SAMPLE = {"username": "alex", "path": "panel.css",
+          "contact_id": "1", "fmt": "csv", "task_id": "1", "document_id": "1"}
 
 
 def routes(app: web.Application) -> list[tuple[str, str, object]]:
