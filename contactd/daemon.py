@@ -121,7 +121,7 @@ async def run_daemon(
                 )
                 health.register("dialer", components.dialer.loop_state.probe)
             if settings.web.enabled:
-                app = create_app(settings, db, health)
+                app = create_app(settings, db, health, messaging=components.messaging)
                 web = await stack.enter_async_context(
                     WebServer(app, settings.web.host, settings.web.port)
                 )

@@ -21,6 +21,7 @@ from contactd.crm.tasks import TaskService
 from contactd.db.session import Database
 from contactd.errors import StartupError
 from contactd.health import HealthRegistry
+from contactd.messaging.service import MessagingService
 from contactd.web.access import access_middleware, check_route_table, public
 from contactd.web.keys import (
     API_TOKENS,
@@ -28,6 +29,7 @@ from contactd.web.keys import (
     DATABASE,
     DOCUMENTS,
     HEALTH,
+    MESSAGING,
     SEARCH,
     SESSIONS,
     SETTINGS,
@@ -41,6 +43,7 @@ from contactd.web.views import auth as auth_views
 from contactd.web.views import contacts as contacts_views
 from contactd.web.views import documents as documents_views
 from contactd.web.views import home as home_views
+from contactd.web.views import messages as messages_views
 from contactd.web.views import records as records_views
 from contactd.web.views import tasks as tasks_views
 from contactd.web.views import users as users_views
@@ -55,7 +58,10 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(body, status=status)
 
 
-def create_app(settings: Settings, db: Database, health: HealthRegistry) -> web.Application:
+def create_app(
+    settings: Settings, db: Database, health: HealthRegistry, *,
+    messaging: MessagingService | None = None,
+) -> web.Application:
     """The panel: pages, the API and /healthz behind one access check (see web/access.py)."""
     app = web.Application(
         middlewares=[headers_middleware, i18n_middleware, error_middleware, access_middleware]
@@ -74,12 +80,13 @@ def create_app(settings: Settings, db: Database, health: HealthRegistry) -> web.
     app[SEARCH] = ContactSearch(db)
     app[CONTACTS] = ContactService(db, default_region=settings.general.default_region)
     app[TASKS] = TaskService(db)
+    app[MESSAGING] = messaging or MessagingService(settings, db)
     app[DOCUMENTS] = DocumentService(db, settings.general.data_dir,
                                      sender=settings.email.from_address)
     setup_templates(app)
     app.router.add_get("/healthz", healthz)
     for area in (auth_views, home_views, users_views, contacts_views, records_views,
-                 tasks_views, documents_views):
+                 tasks_views, documents_views, messages_views):
         area.setup(app)
     check_route_table(app)
     return app

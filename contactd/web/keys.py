@@ -14,6 +14,7 @@ from contactd.crm.service import ContactService
 from contactd.crm.tasks import TaskService
 from contactd.db.session import Database
 from contactd.health import HealthRegistry
+from contactd.messaging.service import MessagingService
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE = web.AppKey("database", Database)
@@ -27,6 +28,8 @@ SEARCH = web.AppKey("contact_search", ContactSearch)
 CONTACTS = web.AppKey("contacts", ContactService)
 TASKS = web.AppKey("tasks", TaskService)
 DOCUMENTS = web.AppKey("documents", DocumentService)
+# The daemon's own (its outbox sends what the panel queues); a panel alone gets one to queue.
+MESSAGING = web.AppKey("messaging", MessagingService)
 
 # Set on each request by the access middleware (None on public routes without a session).
 PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")
