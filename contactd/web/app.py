@@ -43,6 +43,7 @@ from contactd.web.views import auth as auth_views
 from contactd.web.views import contacts as contacts_views
 from contactd.web.views import documents as documents_views
 from contactd.web.views import home as home_views
+from contactd.web.views import merge as merge_views
 from contactd.web.views import messages as messages_views
 from contactd.web.views import records as records_views
 from contactd.web.views import tasks as tasks_views
@@ -86,7 +87,8 @@ def create_app(
     setup_templates(app)
     app.router.add_get("/healthz", healthz)
     for area in (auth_views, home_views, users_views, contacts_views, records_views,
-                 tasks_views, documents_views, messages_views):
+                 tasks_views, documents_views, messages_views,
+                 merge_views):
         area.setup(app)
     check_route_table(app)
     return app
