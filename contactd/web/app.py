@@ -40,6 +40,7 @@ from contactd.web.keys import (
 from contactd.web.render import error_middleware, headers_middleware
 from contactd.web.templates import i18n_middleware, setup_templates
 from contactd.web.views import auth as auth_views
+from contactd.web.views import catalogue as catalogue_views
 from contactd.web.views import contacts as contacts_views
 from contactd.web.views import documents as documents_views
 from contactd.web.views import home as home_views
@@ -88,7 +89,7 @@ def create_app(
     app.router.add_get("/healthz", healthz)
     for area in (auth_views, home_views, users_views, contacts_views, records_views,
                  tasks_views, documents_views, messages_views,
-                 merge_views):
+                 merge_views, catalogue_views):
         area.setup(app)
     check_route_table(app)
     return app
