@@ -145,7 +145,10 @@ async def test_screenshots_of_the_records_pages(browser: Browser, harness: Harne
             await _sign_in(page, web_url, "ada")
             for name, path in (("contacts", "/contacts?sort=name"), ("card", "/contacts/1"),
                                ("tasks", "/tasks"), ("message", "/contacts/1/message"),
-                               ("templates", "/templates?edit=1")):
+                               ("templates", "/templates?edit=1"),
+                               ("merge", "/contacts/1/merge?other=2"),
+                               ("organisations", "/organisations"),
+                               ("products", "/products")):
                 await page.goto(f"{web_url}{path}")
                 await page.screenshot(path=ARTIFACTS / f"{name}-{size}.png", full_page=True)
                 scroll_width = await page.evaluate("document.documentElement.scrollWidth")
