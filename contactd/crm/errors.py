@@ -33,3 +33,9 @@ class MergeError(ValidationError):
 
 class TemplateError(ValidationError):
     code = "template_invalid"
+
+
+class StaleEditError(ConflictError):
+    """The record changed since the form was loaded; the edit is refused, not applied."""
+
+    code = "edit_stale"

@@ -5,7 +5,7 @@ call attempt, consent, decision and link of the other, which is kept as a tombst
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, Final, cast
 
 from sqlalchemy import Table, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -30,8 +30,25 @@ from contactd.db.session import Database
 from contactd.events import EventBus
 
 # Every table whose rows simply move to the survivor.
-_MOVED = (Interaction, Task, Document, Lead, OutboxMessage, CallAttempt, Consent,
+MOVED = (Interaction, Task, Document, Lead, OutboxMessage, CallAttempt, Consent,
           ChannelDecision, ProductLink, Address)
+
+
+# Survivor fields that the merged contact fills when the survivor's are empty.
+FILLED: Final = ("first_name", "last_name", "job_title", "organisation_id", "owner_id",
+                 "timezone", "preferred_channel", "kind")
+
+
+def merged_values(survivor: Any, other: Any) -> dict[str, Any]:
+    """The survivor's changed fields after a merge (pure: the merge and its preview share it)."""
+    fill = {
+        name: getattr(other, name)
+        for name in FILLED
+        if not getattr(survivor, name) and getattr(other, name)
+    }
+    notes = "\n".join(n for n in (survivor.notes, other.notes) if n)
+    custom = {**(other.custom or {}), **(survivor.custom or {})}
+    return {**fill, "notes": notes, "custom": custom}
 
 
 @dataclass(frozen=True)
@@ -60,7 +77,7 @@ async def merge_contacts(
             if rows[cid].merged_into_id is not None:
                 raise MergeError(f"contact {cid} is already merged", contact_id=cid)
         moved: dict[str, int] = {}
-        for model in _MOVED:
+        for model in MOVED:
             table = cast(Table, model.__table__)
             result = await conn.execute(
                 update(table).where(table.c.contact_id == merged_id)
@@ -68,18 +85,10 @@ async def merge_contacts(
             )
             moved[table.name] = result.rowcount
         await _move_unique(conn, survivor_id, merged_id)
-        survivor, other = rows[survivor_id], rows[merged_id]
-        fill = {
-            name: getattr(other, name)
-            for name in ("first_name", "last_name", "job_title", "organisation_id", "owner_id",
-                         "timezone", "preferred_channel", "kind")
-            if not getattr(survivor, name) and getattr(other, name)
-        }
-        notes = "\n".join(n for n in (survivor.notes, other.notes) if n)
-        custom = {**(other.custom or {}), **(survivor.custom or {})}
-        await conn.execute(
-            update(c).where(c.c.id == survivor_id).values(**fill, notes=notes, custom=custom)
-        )
+        values = merged_values(rows[survivor_id], rows[merged_id])
+        # The version moves on: an edit form opened before the merge is now stale.
+        await conn.execute(update(c).where(c.c.id == survivor_id)
+                           .values(**values, version=c.c.version + 1))
         await conn.execute(
             update(c).where(c.c.id == merged_id).values(merged_into_id=survivor_id)
         )

@@ -8,8 +8,9 @@ benchmark's bare-SQL baseline all run the very same query.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from enum import StrEnum
 from typing import Any, Final
 
 from sqlalchemy import (
@@ -22,6 +23,7 @@ from sqlalchemy import (
     literal_column,
     select,
     text,
+    tuple_,
 )
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -54,6 +56,7 @@ class Filters:
     organisation_id: int | None = None
     segment: str | None = None  # a saved segment's name; its filter is added to these
     custom: tuple[tuple[str, str], ...] = ()  # key = value (as text)
+    kind: str | None = None  # buyer/supplier/partner: the contact's own, else its company's
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Filters:
@@ -69,6 +72,7 @@ class Filters:
             organisation_id=data.get("organisation_id"),
             segment=data.get("segment"),
             custom=tuple((str(k), str(v)) for k, v in dict(custom).items()),
+            kind=data.get("kind"),
         )
 
     def merged(self, other: Filters) -> Filters:
@@ -81,6 +85,7 @@ class Filters:
                 else other.organisation_id
             ),
             custom=self.custom + other.custom,
+            kind=self.kind if self.kind is not None else other.kind,
         )
 
 
@@ -94,6 +99,7 @@ class SearchHit:
     email: str | None
     owner_id: int | None
     score: float
+    key: tuple[Any, ...] = ()  # this row's sort key: the next page starts after it
 
     @property
     def display_name(self) -> str:
@@ -175,7 +181,32 @@ def _conditions(filters: Filters) -> list[ColumnElement[bool]]:
         out.append(c.c.organisation_id == filters.organisation_id)
     for key, value in filters.custom:
         out.append(c.c.custom[key].as_string() == value)
+    if filters.kind is not None:
+        o = repo.organisations
+        company = select(o.c.kind).where(o.c.id == c.c.organisation_id).scalar_subquery()
+        out.append(func.coalesce(c.c.kind, company) == filters.kind)
     return out
+
+
+class Sort(StrEnum):
+    """Orders of the contact list; RELEVANCE without search words is NAME."""
+
+    RELEVANCE = "relevance"
+    NAME = "name"
+    NEWEST = "newest"
+    UPDATED = "updated"
+
+
+def _sort_keys(sort: Sort, score: Any | None) -> tuple[list[Any], bool]:
+    """The key columns of an order (unique: the id comes last) and whether it descends."""
+    c = repo.contacts
+    if sort is Sort.RELEVANCE and score is not None:
+        return [score, c.c.id], False
+    if sort is Sort.NEWEST:
+        return [c.c.id], True
+    if sort is Sort.UPDATED:
+        return [c.c.updated_at, c.c.id], True
+    return [c.c.last_name, c.c.first_name, c.c.id], False
 
 
 def contact_columns() -> list[Any]:
@@ -195,12 +226,14 @@ def contact_columns() -> list[Any]:
 
 
 def search_statement(
-    filters: Filters, dialect: str, *, limit: int = 50, offset: int = 0
+    filters: Filters, dialect: str, *, limit: int = 50, offset: int = 0,
+    sort: Sort = Sort.RELEVANCE, after: Sequence[Any] | None = None,
 ) -> tuple[Select[Any], dict[str, Any]]:
     """The one query behind search, export and segments, and its FTS parameter.
 
     Ranking, filtering and the page cut happen on ids and scores alone; names, company,
-    first number and e-mail are looked up for the page only (not for every match)."""
+    first number and e-mail are looked up for the page only (not for every match). Rows
+    end with their sort key; `after` (a previous row's key) starts the page past it."""
     c = repo.contacts
     words = terms(filters.query)
     params: dict[str, Any] = {}
@@ -210,11 +243,12 @@ def search_statement(
             select(hits.c.contact_id, func.min(hits.c.score).label("score"))
             .group_by(hits.c.contact_id).subquery("best")
         )
+        keys, descending = _sort_keys(sort, best.c.score)
         page = (
-            select(c.c.id.label("contact_id"), best.c.score)
+            select(c.c.id.label("contact_id"), best.c.score,
+                   *(k.label(f"k{i}") for i, k in enumerate(keys)))
             .select_from(c.join(best, best.c.contact_id == c.c.id))
             .where(and_(*_conditions(filters)))
-            .order_by(best.c.score, c.c.id)
         )
         if dialect == "postgresql":
             params["q"] = tsquery(words)
@@ -222,17 +256,25 @@ def search_statement(
             params["q"] = fts5_query(words)
             params["qx"] = fts5_query(words, prefix=False)
     else:
+        keys, descending = _sort_keys(sort, None)
         page = (
-            select(c.c.id.label("contact_id"), literal_column("0.0", Float).label("score"))
+            select(c.c.id.label("contact_id"), literal_column("0.0", Float).label("score"),
+                   *(k.label(f"k{i}") for i, k in enumerate(keys)))
             .where(and_(*_conditions(filters)))
-            .order_by(c.c.last_name, c.c.first_name, c.c.id)
         )
+    if after is not None:
+        if len(after) != len(keys):
+            raise ValidationError("the page position does not fit this sort", field="after")
+        edge = tuple_(*keys)
+        page = page.where(edge < tuple_(*after) if descending else edge > tuple_(*after))
+    page = page.order_by(*(k.desc() if descending else k for k in keys))
     top = page.limit(limit).offset(offset).subquery("top")
     base = c.join(top, top.c.contact_id == c.c.id).outerjoin(
         repo.organisations, repo.organisations.c.id == c.c.organisation_id
     )
-    order = (top.c.score, c.c.id) if words else (c.c.last_name, c.c.first_name, c.c.id)
-    stmt = select(*contact_columns(), top.c.score).select_from(base).order_by(*order)
+    top_keys = [top.c[f"k{i}"] for i in range(len(keys))]
+    stmt = select(*contact_columns(), top.c.score, *top_keys).select_from(base).order_by(
+        *(k.desc() if descending else k for k in top_keys))
     return stmt, params
 
 
@@ -255,7 +297,8 @@ class ContactSearch:
         )
 
     async def search(
-        self, filters: Filters | str, *, limit: int = 50, offset: int = 0
+        self, filters: Filters | str, *, limit: int = 50, offset: int = 0,
+        sort: Sort = Sort.RELEVANCE, after: Sequence[Any] | None = None,
     ) -> SearchResult:
         if isinstance(filters, str):
             filters = Filters(query=filters)
@@ -263,10 +306,16 @@ class ContactSearch:
         words = terms(filters.query)
         if filters.query and not words:
             return SearchResult()
-        stmt, params = search_statement(filters, self.db.dialect, limit=limit, offset=offset)
+        stmt, params = search_statement(filters, self.db.dialect, limit=limit, offset=offset,
+                                        sort=sort, after=after)
         async with self.db.engine.connect() as conn:
             rows = (await conn.execute(stmt, params)).all()
-        return SearchResult([SearchHit(*row) for row in rows], words)
+        return SearchResult([_hit(row) for row in rows], words)
+
+
+def _hit(row: Sequence[Any]) -> SearchHit:
+    cid, first, last, organisation, phone, email, owner, score, *key = row
+    return SearchHit(cid, first, last, organisation, phone, email, owner, score, tuple(key))
 
 
 def _as_kwargs(filters: Filters) -> dict[str, Any]:

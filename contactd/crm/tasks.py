@@ -15,14 +15,16 @@ from typing import Any, Final
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contactd.auth import audit
+from contactd.auth.audit import Actor
 from contactd.background import LoopState, run_resilient
 from contactd.crm.assign import Agent, AssignPolicy, AssignRequest, choose, escalation_target
 from contactd.crm.events import TaskCreated, TaskEscalated, TaskReminderDue
 from contactd.db.base import utcnow
-from contactd.db.models import Contact, Task, User
+from contactd.db.models import Contact, Task, TaskComment, User
 from contactd.db.session import Database
 from contactd.enums import Role, TaskPriority, TaskSource, TaskStatus
-from contactd.errors import ConflictError, NotFoundError
+from contactd.errors import ConflictError, NotFoundError, ValidationError
 from contactd.events import DomainEvent, EventBus
 
 log = logging.getLogger(__name__)
@@ -79,10 +81,14 @@ class TaskService:
         self.policy = policy
         self.keep_owner = keep_owner
 
-    async def create(self, new: NewTask) -> int:
+    async def create(self, new: NewTask, *, actor: Actor | None = None) -> int:
         """Store and assign one task in its own transaction, then announce it."""
         async with self.db.transaction() as session:
             task_id, assignee, source = await self.create_in(session, new)
+            if actor is not None:
+                audit.record(session, actor, "task.create", "task", task_id, None,
+                             {"title": new.title, "assignee_id": assignee,
+                              "contact_id": new.contact_id})
         await self._publish(TaskCreated(task_id=task_id, assignee_id=assignee, source=source))
         return task_id
 
@@ -126,7 +132,9 @@ class TaskService:
         )
         return choose(await agent_snapshot(session), request)
 
-    async def set_status(self, task_id: int, status: TaskStatus) -> None:
+    async def set_status(
+        self, task_id: int, status: TaskStatus, *, actor: Actor | None = None
+    ) -> None:
         async with self.db.transaction() as session:
             task = await session.get(Task, task_id)
             if task is None:
@@ -136,15 +144,51 @@ class TaskService:
                     f"task {task_id} cannot go from {task.status.value} to {status.value}",
                     code="task_transition_invalid",
                 )
+            if actor is not None:
+                audit.record(session, actor, "task.status", "task", task_id,
+                             {"status": task.status.value}, {"status": status.value})
             task.status = status
             task.completed_at = utcnow() if status is TaskStatus.DONE else None
 
-    async def assign(self, task_id: int, user_id: int | None) -> None:
+    async def assign(
+        self, task_id: int, user_id: int | None, *, actor: Actor | None = None
+    ) -> None:
         async with self.db.transaction() as session:
             task = await session.get(Task, task_id)
             if task is None:
                 raise NotFoundError(f"no task {task_id}")
+            if actor is not None:
+                audit.record(session, actor, "task.assign", "task", task_id,
+                             {"assignee_id": task.assignee_id}, {"assignee_id": user_id})
             task.assignee_id = user_id
+
+    async def assign_by_policy(self, task_id: int, *, actor: Actor | None = None) -> int | None:
+        """Run the assignment policy again (e.g. the assignee left); returns who got it."""
+        async with self.db.transaction() as session:
+            task = await session.get(Task, task_id)
+            if task is None:
+                raise NotFoundError(f"no task {task_id}")
+            chosen = await self._choose(session, NewTask(
+                title=task.title, contact_id=task.contact_id, team=task.team, skill=task.skill))
+            if actor is not None:
+                audit.record(session, actor, "task.assign", "task", task_id,
+                             {"assignee_id": task.assignee_id}, {"assignee_id": chosen})
+            task.assignee_id = chosen
+            return chosen
+
+    async def comment(self, task_id: int, body: str, *, actor: Actor) -> int:
+        text = body.strip()
+        if not text or len(text) > 10_000:
+            raise ValidationError("a comment is 1 to 10000 characters", field="body")
+        async with self.db.transaction() as session:
+            if await session.get(Task, task_id) is None:
+                raise NotFoundError(f"no task {task_id}")
+            row = TaskComment(task_id=task_id, user_id=actor.user_id, body=text)
+            session.add(row)
+            await session.flush()
+            audit.record(session, actor, "task.comment", "task", task_id, None,
+                         {"comment_id": row.id})
+            return row.id
 
     async def open_tasks(self, *, assignee_id: int | None = None, team: str | None = None,
                          limit: int = 100) -> list[Task]:

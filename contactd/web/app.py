@@ -14,25 +14,33 @@ from contactd.auth.service import UserService
 from contactd.auth.sessions import ApiTokens, SessionStore
 from contactd.auth.throttle import LoginThrottle
 from contactd.config import Settings
+from contactd.crm.documents import DocumentService
 from contactd.crm.intake import WebIntake
 from contactd.crm.search import ContactSearch
+from contactd.crm.service import ContactService
+from contactd.crm.tasks import TaskService
 from contactd.db.session import Database
 from contactd.errors import StartupError
 from contactd.health import HealthRegistry
+from contactd.messaging.service import MessagingService
 from contactd.web import intake as intake_views
 from contactd.web.access import access_middleware, check_route_table, public
 from contactd.web.api import routes as api_routes
 from contactd.web.intake_guard import RateLimiter, SignatureCheck
 from contactd.web.keys import (
     API_TOKENS,
+    CONTACTS,
     DATABASE,
+    DOCUMENTS,
     HEALTH,
     INTAKE,
     INTAKE_LIMITER,
     INTAKE_SIGNATURES,
+    MESSAGING,
     SEARCH,
     SESSIONS,
     SETTINGS,
+    TASKS,
     THROTTLE,
     USERS,
 )
@@ -40,8 +48,14 @@ from contactd.web.render import error_middleware, headers_middleware
 from contactd.web.services import SERVICES, PanelServices
 from contactd.web.templates import i18n_middleware, setup_templates
 from contactd.web.views import auth as auth_views
+from contactd.web.views import catalogue as catalogue_views
 from contactd.web.views import contacts as contacts_views
+from contactd.web.views import documents as documents_views
 from contactd.web.views import home as home_views
+from contactd.web.views import merge as merge_views
+from contactd.web.views import messages as messages_views
+from contactd.web.views import records as records_views
+from contactd.web.views import tasks as tasks_views
 from contactd.web.views import users as users_views
 from contactd.web.views import workspace as workspace_views
 
@@ -89,12 +103,22 @@ def create_app(
     app[INTAKE] = intake or WebIntake(db)
     app[INTAKE_LIMITER] = RateLimiter(settings.intake.rate_limit, settings.intake.rate_window_s)
     app[INTAKE_SIGNATURES] = SignatureCheck(settings.intake.signature_window_s)
-    app[SERVICES] = services or PanelServices()
+    live = services or PanelServices()
+    app[SERVICES] = live
+    # The daemon's own services when it runs the panel (its bus hears what pages do, its
+    # outbox sends what they queue); a panel alone gets its own to store and queue with.
+    app[CONTACTS] = live.contacts or ContactService(
+        db, default_region=settings.general.default_region)
+    app[TASKS] = live.tasks or TaskService(db)
+    app[MESSAGING] = live.messaging or MessagingService(settings, db)
+    app[DOCUMENTS] = DocumentService(db, settings.general.data_dir,
+                                     sender=settings.email.from_address)
     setup_templates(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     for area in (auth_views, home_views, users_views, contacts_views, intake_views,
-                 workspace_views, api_routes):
+                 workspace_views, api_routes, records_views, tasks_views, documents_views,
+                 messages_views, merge_views, catalogue_views):
         area.setup(app)
     check_route_table(app)
     return app

@@ -8,10 +8,14 @@ from contactd.auth.service import UserService
 from contactd.auth.sessions import ApiTokens, Principal, SessionStore
 from contactd.auth.throttle import LoginThrottle
 from contactd.config import Settings
+from contactd.crm.documents import DocumentService
 from contactd.crm.intake import WebIntake
 from contactd.crm.search import ContactSearch
+from contactd.crm.service import ContactService
+from contactd.crm.tasks import TaskService
 from contactd.db.session import Database
 from contactd.health import HealthRegistry
+from contactd.messaging.service import MessagingService
 from contactd.web.intake_guard import RateLimiter, SignatureCheck
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -25,6 +29,12 @@ SEARCH = web.AppKey("contact_search", ContactSearch)
 INTAKE = web.AppKey("web_intake", WebIntake)
 INTAKE_LIMITER = web.AppKey("intake_limiter", RateLimiter)
 INTAKE_SIGNATURES = web.AppKey("intake_signatures", SignatureCheck)
+# Records and work pages (contactd/web/views/records.py and neighbours).
+CONTACTS = web.AppKey("contacts", ContactService)
+TASKS = web.AppKey("tasks", TaskService)
+DOCUMENTS = web.AppKey("documents", DocumentService)
+# The daemon's own (its outbox sends what the panel queues); a panel alone gets one to queue.
+MESSAGING = web.AppKey("messaging", MessagingService)
 
 # Set on each request by the access middleware (None on public routes without a session).
 PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")

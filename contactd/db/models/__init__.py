@@ -20,6 +20,7 @@ from contactd.db.models.crm import (
     Segment,
     Tag,
     Task,
+    TaskComment,
     contact_tags,
 )
 from contactd.db.models.dialer import Campaign, DialRefusal, Lead, LeadList, LiveAnswer
@@ -59,6 +60,7 @@ __all__ = [
     "Segment",
     "Tag",
     "Task",
+    "TaskComment",
     "User",
     "WebSession",
     "contact_tags",

@@ -90,6 +90,10 @@ class Contact(Timestamps, Base):
     # people type them, e-mails and notes.
     search_name: Mapped[str] = mapped_column(Text, default="")
     search_text: Mapped[str] = mapped_column(Text, default="")
+    # Bumped by every ORM update; an edit form carries it, so a stale edit is refused (the
+    # UPDATE matches the version it read) rather than overwriting someone else's change.
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy reads this
 
     organisation: Mapped[Organisation | None] = relationship(back_populates="contacts")
     phones: Mapped[list[ContactPhone]] = relationship(
@@ -329,6 +333,18 @@ class Task(Timestamps, Base):
     reminded_at: Mapped[datetime | None]
     escalated_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
+
+
+class TaskComment(Base):
+    """A note on a task by the people working it, oldest first on the task's page."""
+
+    __tablename__ = "task_comments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class DocumentTemplate(Timestamps, Base):

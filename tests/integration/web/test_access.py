@@ -19,7 +19,8 @@ from contactd.web.app import create_app
 from tests.integration.web.conftest import Signed, sign_in
 
 SAMPLE = {"username": "alex", "path": "panel.css", "form": "callback", "contact_id": "1",
-          "organisation_id": "1", "task_id": "1", "campaign_id": "1"}
+          "organisation_id": "1", "task_id": "1", "campaign_id": "1", "fmt": "csv",
+          "document_id": "1", "product_id": "1"}
 
 
 def routes(app: web.Application) -> list[tuple[str, str, object]]:

@@ -43,9 +43,17 @@ async def test_half_a_surname_finds_the_contact(
     assert "No contact matches." in none
 
 
-async def test_a_bad_offset_is_refused_by_name(
+async def test_bad_list_parameters_are_refused_by_name(
     signed_in: Callable[[str], Awaitable[Signed]]
 ) -> None:
     agent = await signed_in("alex")
-    response = await agent.client.get("/contacts", params={"offset": "-3"})
-    assert response.status == 422 and "offset must be a whole number" in await response.text()
+    for params, message in (
+        ({"after": "-3"}, "after is not a position in this list"),
+        ({"sort": "shoe size"}, "sort must be one of"),
+        ({"kind": "rival"}, "kind must be one of"),
+        ({"owner": "bob"}, "owner must be me or a user id"),
+        ({"value": "gold"}, "choose the custom field"),
+    ):
+        response = await agent.client.get("/contacts", params=params)
+        assert response.status == 422, params
+        assert message in await response.text(), params
