@@ -18,6 +18,7 @@ from typing import Final
 
 from contactd.ami.actions import ATTEMPT_VARIABLE, OTHER_CHANNEL_SUFFIX
 from contactd.calls import outcome
+from contactd.calls.ami_values import RawEvent, integer, interface, stamp, text
 from contactd.calls.callstate import CallState, ended_event
 from contactd.calls.events import (
     AnsweredBy,
@@ -27,7 +28,6 @@ from contactd.calls.events import (
     CallEvent,
     CallRinging,
 )
-from contactd.calls.fields import RawEvent, integer, interface, stamp, text
 from contactd.calls.machine import can_move
 from contactd.enums import AttemptState
 

@@ -11,7 +11,7 @@ from typing import Final
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from contactd.crm.fields import FieldDef
+from contactd.crm.custom_fields import FieldDef
 from contactd.crm.timeline import EntryKind, TimelineEntry, timeline
 from contactd.db.models import (
     Address,

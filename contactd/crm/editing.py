@@ -15,8 +15,8 @@ from sqlalchemy.orm.exc import StaleDataError
 from contactd.auth import audit
 from contactd.auth.audit import Actor
 from contactd.crm import repo
+from contactd.crm.custom_fields import validate
 from contactd.crm.errors import StaleEditError
-from contactd.crm.fields import validate
 from contactd.crm.service import ContactService
 from contactd.db.models import Contact, Tag, User, contact_tags
 from contactd.errors import NotFoundError, ValidationError

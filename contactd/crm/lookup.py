@@ -18,7 +18,7 @@ from typing import Any, Final
 import aiosqlite
 from sqlalchemy import text
 
-from contactd.crm.phones import PhoneNormaliser
+from contactd.crm.bulk_phones import PhoneNormaliser
 from contactd.db.session import Database
 
 _SELECT: Final = """

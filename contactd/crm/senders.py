@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contactd.crm.assign import escalation_target
-from contactd.crm.phones import PhoneNormaliser
+from contactd.crm.bulk_phones import PhoneNormaliser
 from contactd.crm.tasks import NewTask, TaskService, agent_snapshot
 from contactd.db.models import Contact, ContactEmail, ContactPhone, Interaction, User
 from contactd.db.models.duplicates import PossibleDuplicate

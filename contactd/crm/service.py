@@ -18,12 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from contactd.crm import repo
+from contactd.crm.bulk_phones import PhoneNormaliser
+from contactd.crm.custom_fields import FieldDef, validate
 from contactd.crm.errors import DuplicateContactError, StaleEdit
-from contactd.crm.fields import FieldDef, validate
 from contactd.crm.imports.validate import EMAIL
 from contactd.crm.lookup import CallerLookup, ContactMatch
 from contactd.crm.matching import names_compatible
-from contactd.crm.phones import PhoneNormaliser
 from contactd.db.models import (
     Address,
     Contact,

@@ -17,13 +17,13 @@ from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Final
 
+from contactd.crm.bulk_phones import PhoneNormaliser
+from contactd.crm.custom_fields import FieldDef
 from contactd.crm.errors import ImportFileError
-from contactd.crm.fields import FieldDef
 from contactd.crm.imports.fold import Folded, Folder
 from contactd.crm.imports.mapping import detect
 from contactd.crm.imports.reader import FileStats, count_lines, open_rows
 from contactd.crm.imports.validate import Candidate, RowError, RowValidator
-from contactd.crm.phones import PhoneNormaliser
 
 # Automatic batch sizes: the first batch is small, so the writer starts while the rest is
 # being validated; near the end of the file each batch takes half of what is left (down to

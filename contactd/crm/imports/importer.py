@@ -22,7 +22,7 @@ from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contactd.crm import fts, repo
-from contactd.crm.fields import FieldDef
+from contactd.crm.custom_fields import FieldDef
 from contactd.crm.imports import bulk, fold
 from contactd.crm.imports.batches import LARGEST_ROWS, Batch, Context, Reader
 from contactd.crm.imports.report import (

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, Final
 
+from contactd.crm.bulk_phones import PhoneNormaliser, StoredPhone
+from contactd.crm.custom_fields import FieldDef, validate
 from contactd.crm.errors import CustomFieldError
-from contactd.crm.fields import FieldDef, validate
 from contactd.crm.imports.mapping import ColumnMap
-from contactd.crm.phones import PhoneNormaliser, StoredPhone
 from contactd.crm.searchtext import build_search_text, phone_forms, with_folded
 from contactd.enums import PhoneType
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from contactd.crm.custom_fields import FieldDef, validate
 from contactd.crm.errors import CustomFieldError
-from contactd.crm.fields import FieldDef, validate
 from contactd.enums import CustomFieldType
 
 DEFS = [

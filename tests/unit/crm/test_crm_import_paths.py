@@ -13,13 +13,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
+from contactd.crm.bulk_phones import PhoneNormaliser
 from contactd.crm.fts import create_fts
 from contactd.crm.imports import reader
 from contactd.crm.imports.importer import ContactImporter
 from contactd.crm.imports.mapping import detect
 from contactd.crm.imports.reader import FileStats
 from contactd.crm.imports.validate import ContactRow, RowValidator, search_texts
-from contactd.crm.phones import PhoneNormaliser
 from contactd.crm.search import ContactSearch
 from contactd.crm.searchtext import build_search_text
 from contactd.crm.service import ContactInput, ContactService

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contactd.crm.phones import PhoneNormaliser
+from contactd.crm.bulk_phones import PhoneNormaliser
 from contactd.enums import PhoneType
 from contactd.errors import ValidationError
 from contactd.phones import PhoneInfo, parse_phone
