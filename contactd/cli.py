@@ -28,11 +28,11 @@ COMMAND_MODULES: tuple[str, ...] = (
     "contactd.commands.demo",
     "contactd.commands.contacts",
     "contactd.commands.backup",
-    "contactd.dialer.commands",
-    "contactd.dialer.campaign_commands",
-    "contactd.crm.commands",
-    "contactd.messaging.commands",
-    "contactd.messaging.reach_commands",
+    "contactd.commands.dialer",
+    "contactd.commands.campaign",
+    "contactd.commands.crm",
+    "contactd.commands.messaging",
+    "contactd.commands.reach",
     "contactd.ivr.commands",
 )
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from contactd.backup import RestoreRefused, make_backup, restore_backup
 from contactd.cli import EXIT_OK, add_config_option, run_async, settings_from
+from contactd.commands.dialer import daemon_answers
 from contactd.db.bootstrap import open_database
-from contactd.dialer.commands import daemon_answers
 
 
 def _size(n: int) -> str:

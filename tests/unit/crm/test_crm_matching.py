@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from contactd.crm.commands import print_report
+from contactd.commands.crm import print_report
 from contactd.crm.errors import DuplicateContactError
 from contactd.crm.imports.importer import ContactImporter
 from contactd.crm.imports.report import ImportReport

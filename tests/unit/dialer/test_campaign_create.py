@@ -117,7 +117,7 @@ async def test_create_from_a_saved_segment(db: Database, settings: Settings) -> 
         ])
         ids = ann.id, bob.id
     await ContactService(db, default_region="GB").save_segment("vips", {"tags": ["vip"]})
-    from contactd.dialer.campaign_commands import segment_contacts
+    from contactd.commands.campaign import segment_contacts
 
     contacts = await segment_contacts(db, "vips")
     assert sorted(contacts) == sorted(ids)

@@ -250,7 +250,7 @@ def test_dialer_start_says_whether_a_daemon_answers(settings: Settings) -> None:
     import http.server
     import threading
 
-    from contactd.dialer.commands import daemon_note
+    from contactd.commands.dialer import daemon_note
     from tests.peers.ports import free_port
 
     port = free_port()
