@@ -51,6 +51,8 @@ class Step:
     queue: str = ""
     team: str = ""
     next: str = ""
+    no_next: str = ""  # yes_no: where a "no" goes (empty: the flow ends politely)
+    contact_field: str = ""  # also store the answer in this custom field of the contact
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,8 @@ def load_flow(path: Path) -> Flow:
         raise check.fail("flow", "start", f"names no step ({start!r})")
     for step in steps.values():
         table = f"steps.{step.name}"
-        targets = [("next", step.next)] + [(c.key, c.next) for c in step.choices]
+        targets = [("next", step.next), ("no_next", step.no_next)]
+        targets += [(c.key, c.next) for c in step.choices]
         for key, target in targets:
             if target and target not in steps:
                 raise check.fail(table, key, f"goes to {target!r}, which is not a step")
@@ -193,6 +196,8 @@ def _step(check: _Checker, name: str, raw: Any, langs: tuple[str, ...]) -> Step:
         "queue",
         "team",
         "next",
+        "no_next",
+        "contact_field",
     }
     for key in raw:
         if key not in known:
@@ -216,6 +221,13 @@ def _step(check: _Checker, name: str, raw: Any, langs: tuple[str, ...]) -> Step:
             raise check.fail(table, "collect", f"must be one of {', '.join(Collect)}") from None
         if not isinstance(raw.get("field"), str) or not raw["field"]:
             raise check.fail(table, "collect", 'needs field = "name" to store the answer in')
+    for key in ("no_next", "contact_field"):
+        if key in raw and (not isinstance(raw[key], str) or not raw[key]):
+            raise check.fail(table, key, "must be a non-empty name")
+    if "no_next" in raw and collect is not Collect.YES_NO:
+        raise check.fail(table, "no_next", 'is for collect = "yes_no" steps')
+    if "contact_field" in raw and collect is None:
+        raise check.fail(table, "contact_field", "is for steps that collect an answer")
     action = None
     if "action" in raw:
         try:
@@ -241,6 +253,8 @@ def _step(check: _Checker, name: str, raw: Any, langs: tuple[str, ...]) -> Step:
         queue=str(raw.get("queue", "")),
         team=str(raw.get("team", "")),
         next=str(raw.get("next", "")),
+        no_next=str(raw.get("no_next", "")),
+        contact_field=str(raw.get("contact_field", "")),
     )
 
 

@@ -2,7 +2,10 @@
 
 It decides; the adapters translate (audiosocket, asr, tts). Every call gets its interaction row
 at the first frame, updates as answers arrive, and a finish on every path, hang-up included
-(DESIGN §3). A transfer leaves through the dialplan: the channel gets CONTACTD_ROUTE=queue and
+(DESIGN §3). An outbound automated campaign's call (its attempt id in UserEvent ContactdIvr)
+runs that campaign's flow instead of the inbound one: its survey, or its message spoken;
+answers go on the interaction and, where a step names a contact field, on the contact.
+A transfer leaves through the dialplan: the channel gets CONTACTD_ROUTE=queue and
 CONTACTD_QUEUE by AMI Setvar, then the socket closes and `contactd-route` queues the caller.
 """
 
@@ -22,8 +25,10 @@ from contactd.background import TaskOwner
 from contactd.crm.routing import FollowUp, InboundContact, Router
 from contactd.db.base import utcnow
 from contactd.enums import Channel, Direction, InteractionKind
+from contactd.errors import ContactdError
 from contactd.ivr.asr import Heard, SpeechModel
 from contactd.ivr.audiosocket import AudioSocketCall
+from contactd.ivr.campaigns import CampaignCall, CampaignFlows
 from contactd.ivr.flows import Action, Collect, Flow, Step
 from contactd.ivr.tts import Tts
 from contactd.ivr.turn import Answer, Outcome, TurnSettings, ask
@@ -70,18 +75,23 @@ class CallerInfo:
     channel: str = ""
     caller_num: str = ""
     attempt_id: str = ""
+    amd: str = ""  # outbound: the AMD verdict (MACHINE: a voicemail hears the message)
 
 
 @dataclass
 class Session:
     session_id: uuid.UUID
     caller: CallerInfo
+    flow: Flow
+    campaign: CampaignCall | None = None
     interaction_id: int = 0
+    contact_id: int | None = None
     contact_name: str = ""
     language: str = ""
     state: SessionState = SessionState.CONNECTED
     answers: dict[str, Any] = field(default_factory=dict)
     follow_up: FollowUp = field(default_factory=FollowUp)
+    said: list[str] = field(default_factory=list)  # every prompt text, in order
 
     def move(self, to: SessionState) -> None:
         if to not in _TRANSITIONS.get(self.state, frozenset()):
@@ -102,8 +112,10 @@ class IvrService:
         channels: ChannelControl | None = None,
         turn: TurnSettings | None = None,
         min_confidence: float = 0.7,
+        campaigns: CampaignFlows | None = None,
     ) -> None:
         self.flow = flow
+        self.campaigns = campaigns
         self.router = router
         self.tts = tts
         self.speech = speech
@@ -118,7 +130,7 @@ class IvrService:
 
     async def __aenter__(self) -> IvrService:
         for language in self.flow.languages:
-            self.tts.check_voice(self._voice(language))  # a missing voice fails the start
+            self.tts.check_voice(self._voice(self.flow, language))  # a missing voice fails
         # Built in the background so the daemon is up at once; a call that needs a prompt
         # not yet made waits for that one prompt (Tts makes each once, under a lock).
         self.prompts_ready = self._tasks.spawn(self._prebuild(), name="prebuild prompts")
@@ -126,14 +138,15 @@ class IvrService:
 
     async def _prebuild(self) -> None:
         for language, text in self.flow.prompts():
-            await self.tts.speak(text, voice=self._voice(language), language=language)
+            await self.tts.speak(text, voice=self._voice(self.flow, language), language=language)
         log.info("ivr prompts ready", extra={"flow": self.flow.name})
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self._tasks.close()
 
-    def _voice(self, language: str) -> str:
-        return self.flow.voices.get(language, language)
+    @staticmethod
+    def _voice(flow: Flow, language: str) -> str:
+        return flow.voices.get(language, language)
 
     def on_user_event(self, event: Any) -> None:
         """AMI UserEvent ContactdIvr: which channel and caller an AudioSocket session is."""
@@ -146,6 +159,7 @@ class IvrService:
             channel=str(event.get("Channel", "")),
             caller_num=str(event.get("CallerNum", "")),
             attempt_id=str(event.get("Attempt", "")),
+            amd=str(event.get("Amd", "")),
         )
         self._caller_seen.setdefault(session, asyncio.Event()).set()
 
@@ -158,7 +172,12 @@ class IvrService:
         return self._callers.pop(key, CallerInfo())
 
     async def handle(self, call: AudioSocketCall) -> None:
-        session = Session(call.session_id, await self._caller(call.session_id))
+        caller = await self._caller(call.session_id)
+        campaign = None
+        if caller.attempt_id and self.campaigns is not None:
+            campaign = await self.campaigns.for_attempt(caller.attempt_id)
+        flow = campaign.flow if campaign is not None else self.flow
+        session = Session(call.session_id, caller, flow, campaign)
         try:
             await self._start(session)
             session.move(SessionState.IN_FLOW)
@@ -176,30 +195,43 @@ class IvrService:
             await asyncio.shield(self._finish(session))
 
     async def _start(self, session: Session) -> None:
-        contact = None
-        if session.caller.caller_num:
+        flow, campaign = session.flow, session.campaign
+        contact_id: int | None = None
+        contact_language = ""
+        if campaign is not None:  # outbound: the callee is the campaign's contact
+            contact_id = campaign.contact_id
+            session.contact_name = campaign.contact_name
+            contact_language = campaign.contact_language
+        elif session.caller.caller_num:
             contact = await self.router.contacts.lookup_phone(session.caller.caller_num)
-        if contact is not None:
-            session.contact_name = contact.display_name
-            if contact.language in self.flow.languages:
-                session.language = contact.language
-        session.language = session.language or self.flow.languages[0]
+            if contact is not None:
+                contact_id = contact.contact_id
+                session.contact_name = contact.display_name
+                contact_language = contact.language
+        if contact_language in flow.languages:
+            session.language = contact_language
+        session.language = session.language or flow.languages[0]
+        data: dict[str, Any] = {
+            "session": str(session.session_id),
+            "flow": flow.name,
+            "language": session.language,
+        }
+        if campaign is not None:
+            data |= {"attempt": session.caller.attempt_id, "amd": session.caller.amd}
         routed = await self.router.start(
             InboundContact(
                 kind=InteractionKind.IVR_SESSION,
-                direction=Direction.INBOUND,
+                direction=Direction.INBOUND if campaign is None else Direction.OUTBOUND,
                 channel=Channel.CALL,
-                remote_address=session.caller.caller_num,
-                contact_id=contact.contact_id if contact is not None else None,
-                subject=f"IVR {self.flow.name}",
-                data={
-                    "session": str(session.session_id),
-                    "flow": self.flow.name,
-                    "language": session.language,
-                },
+                remote_address=session.caller.caller_num if campaign is None else "",
+                contact_id=contact_id,
+                campaign_id=campaign.campaign_id if campaign is not None else None,
+                subject=f"IVR {flow.name}",
+                data=data,
             )
         )
         session.interaction_id = routed.interaction_id
+        session.contact_id = routed.contact_id
         log.info(
             "ivr session started",
             extra={"interaction_id": routed.interaction_id, "contact_id": routed.contact_id},
@@ -235,14 +267,15 @@ class IvrService:
             text = text.replace("{name}", "").strip()
         if not text:
             return b""
+        session.said.append(text)
         return await self.tts.speak(
-            text, voice=self._voice(session.language), language=session.language
+            text, voice=self._voice(session.flow, session.language), language=session.language
         )
 
     async def _run(self, call: AudioSocketCall, session: Session) -> None:
-        name = self.flow.start
+        name = session.flow.start
         while name:
-            step = self.flow.steps[name]
+            step = session.flow.steps[name]
             prompt = await self._say(step, session)
             if step.action is not None:
                 await call.play(prompt)
@@ -266,7 +299,7 @@ class IvrService:
         self, call: AudioSocketCall, step: Step, session: Session, prompt: bytes
     ) -> str | None:
         """One answered step: the next step's name, or None when the call should end."""
-        keys = self._keys(step, session.language)
+        keys = self._keys(step, session)
         settings = dataclasses.replace(self.turn, max_digits=step.max_digits)
         for _ in range(MAX_RETRIES):
             recognizer = None
@@ -285,13 +318,15 @@ class IvrService:
             if step.collect is not None:
                 session.answers[step.field] = value
                 await self.router.update(session.interaction_id, data={"answers": session.answers})
+                if step.contact_field:
+                    await self._store_on_contact(session, step.contact_field, value)
                 if step.collect is Collect.FREE:
                     self._tasks.spawn(
                         self._transcribe(session, step.field, answer.audio),
                         name=f"transcribe {session.interaction_id}",
                     )
                 if step.collect is Collect.YES_NO and value is False:
-                    return None  # a "no" ends the flow politely
+                    return step.no_next or None  # by default a "no" ends the flow politely
                 return step.next
             return next(c.next for c in step.choices if c.key == value)
         session.follow_up = FollowUp(outcome="no_input")
@@ -310,11 +345,29 @@ class IvrService:
         # fallback queue takes the caller, who is never lost.
         session.move(SessionState.COMPLETED)
 
-    def _keys(self, step: Step, language: str) -> dict[str, list[str]]:
+    async def _store_on_contact(self, session: Session, key: str, value: Any) -> None:
+        """The answer in the contact's custom field; it stays on the interaction regardless."""
+        if session.contact_id is None:
+            return
+        try:
+            await self.router.contacts.update_contact(session.contact_id, custom={key: value})
+        except ContactdError as exc:  # e.g. the field is not defined: say so, keep going
+            log.warning(
+                "ivr answer not stored on the contact",
+                extra={
+                    "interaction_id": session.interaction_id,
+                    "contact_id": session.contact_id,
+                    "field": key,
+                    "error": str(exc),
+                },
+            )
+
+    def _keys(self, step: Step, session: Session) -> dict[str, list[str]]:
+        language = session.language
         if step.collect is Collect.YES_NO:
             return {
-                "1": self.flow.yes_words.get(language, []),
-                "2": self.flow.no_words.get(language, []),
+                "1": session.flow.yes_words.get(language, []),
+                "2": session.flow.no_words.get(language, []),
             }
         return {c.key: c.words.get(language, []) for c in step.choices}
 

@@ -6,6 +6,7 @@ daemon's exit stack, so teardown runs in reverse (server first, then service, mo
 
 from __future__ import annotations
 
+import functools
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -14,13 +15,16 @@ from contactd.config import Settings
 from contactd.crm.routing import Router
 from contactd.ivr.asr import SpeechModel
 from contactd.ivr.audiosocket import AudioSocketServer
+from contactd.ivr.campaigns import CampaignFlows
 from contactd.ivr.flows import Flow, load_flow, shipped_flow
 from contactd.ivr.service import IvrService
 from contactd.ivr.tts import Tts
 from contactd.ivr.turn import TurnSettings
 
 
+@functools.cache
 def configured_flow(name: str) -> Flow:
+    """A flow by shipped name or path, read once per process (campaign calls ask per call)."""
     if name.endswith(".toml") or "/" in name:
         return load_flow(Path(name))
     return shipped_flow(name)
@@ -56,6 +60,13 @@ async def start_ivr(
             speech_rms=speech_cfg.speech_rms,
         ),
         min_confidence=speech_cfg.min_confidence,
+        # Automated campaign calls: their survey flow, or their message in the default voice.
+        campaigns=CampaignFlows(
+            router.db,
+            configured_flow,
+            language=speech_cfg.tts_language,
+            voice=speech_cfg.tts_voice,
+        ),
     )
     if ami is not None:
         ami.events.on("UserEvent", service.on_user_event)
