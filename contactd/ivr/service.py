@@ -263,8 +263,8 @@ class IvrService:
         text = step.say.get(session.language, "")
         if session.contact_name and step.say_known:
             text = step.say_known[session.language].format(name=session.contact_name)
-        elif "{" in text:
-            text = text.replace("{name}", "").strip()
+        elif "{" in text:  # a campaign's callee is greeted by name too
+            text = text.replace("{name}", session.contact_name).strip()
         if not text:
             return b""
         session.said.append(text)
