@@ -1,12 +1,15 @@
 """Declarative IVR flows: a TOML file of steps, checked at load with errors naming file, line, key.
 
-A step says something (per language), then either offers choices (a key or a grammar word
-each), collects an answer into a field, or takes an action. Prompts are plain text made by
-TTS at start; `recordings` may replace any of them with a WAV per language.
+A step says something (per language; a language without its own text falls back to the flow's
+first, default, language), then either offers choices (a key or a grammar word each), offers
+the languages (`languages = { "1" = "en", "2" = "ko" }`: the caller's choice sets the language
+of every later prompt), collects an answer into a field, or takes an action. Prompts are
+plain text made by TTS at start; `recordings` may replace any of them with a WAV per language.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import re
 import tomllib
@@ -52,6 +55,9 @@ class Step:
     team: str = ""
     next: str = ""
     no_next: str = ""  # yes_no: where a "no" goes (empty: the flow ends politely)
+    # A language menu: key → language, and key → words that choose it by voice.
+    languages: dict[str, str] = dataclasses.field(default_factory=dict)
+    words: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     contact_field: str = ""  # also store the answer in this custom field of the contact
 
 
@@ -117,9 +123,9 @@ class _Checker:
             return dict.fromkeys(languages, value)
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
             raise self.fail(table, key, "must be text or a table of text per language")
-        missing = [lang for lang in languages if lang not in value]
-        if missing:
-            raise self.fail(table, key, f"has no text for {', '.join(missing)}")
+        # Other languages fall back to the default's text (and voice); the default must exist.
+        if languages[0] not in value:
+            raise self.fail(table, key, f"has no text for {languages[0]} (the default language)")
         return {str(k): str(v) for k, v in value.items()}
 
 
@@ -175,9 +181,9 @@ def load_flow(path: Path) -> Flow:
     )
 
 
-def _words(check: _Checker, value: Any, key: str) -> dict[str, list[str]]:
+def _words(check: _Checker, value: Any, key: str, table: str = "flow") -> dict[str, list[str]]:
     if not isinstance(value, dict) or not all(isinstance(v, list) for v in value.values()):
-        raise check.fail("flow", key, "must map language → list of words")
+        raise check.fail(table, key, "must map language → list of words")
     return {str(k): [str(w) for w in v] for k, v in value.items()}
 
 
@@ -198,6 +204,8 @@ def _step(check: _Checker, name: str, raw: Any, langs: tuple[str, ...]) -> Step:
         "next",
         "no_next",
         "contact_field",
+        "languages",
+        "words",
     }
     for key in raw:
         if key not in known:
@@ -221,6 +229,7 @@ def _step(check: _Checker, name: str, raw: Any, langs: tuple[str, ...]) -> Step:
             raise check.fail(table, "collect", f"must be one of {', '.join(Collect)}") from None
         if not isinstance(raw.get("field"), str) or not raw["field"]:
             raise check.fail(table, "collect", 'needs field = "name" to store the answer in')
+    menu = _language_menu(check, table, raw, langs)
     for key in ("no_next", "contact_field"):
         if key in raw and (not isinstance(raw[key], str) or not raw[key]):
             raise check.fail(table, key, "must be a non-empty name")
@@ -236,8 +245,8 @@ def _step(check: _Checker, name: str, raw: Any, langs: tuple[str, ...]) -> Step:
             raise check.fail(table, "action", f"must be one of {', '.join(Action)}") from None
         if action is Action.TRANSFER and not raw.get("queue"):
             raise check.fail(table, "action", 'transfer needs queue = "name"')
-    if sum(x is not None and x != [] for x in (collect, action, choices or None)) > 1:
-        raise check.fail(table, "say", "a step has choices, collect or action: only one")
+    if sum(x is not None and x != [] for x in (collect, action, choices or None, menu or None)) > 1:
+        raise check.fail(table, "say", "a step has choices, languages, collect or action: one")
     max_digits = raw.get("max_digits", 1)
     if not isinstance(max_digits, int) or not 1 <= max_digits <= 32:
         raise check.fail(table, "max_digits", "must be a whole number from 1 to 32")
@@ -255,7 +264,29 @@ def _step(check: _Checker, name: str, raw: Any, langs: tuple[str, ...]) -> Step:
         next=str(raw.get("next", "")),
         no_next=str(raw.get("no_next", "")),
         contact_field=str(raw.get("contact_field", "")),
+        languages=menu,
+        words=_words(check, raw.get("words", {}), "words", table) if menu else {},
     )
+
+
+def _language_menu(
+    check: _Checker, table: str, raw: dict[str, Any], langs: tuple[str, ...]
+) -> dict[str, str]:
+    if "words" in raw and "languages" not in raw:
+        raise check.fail(table, "words", "is for language menus (languages = { ... })")
+    menu = raw.get("languages")
+    if menu is None:
+        return {}
+    if not isinstance(menu, dict) or not menu:
+        raise check.fail(table, "languages", 'must map a key to a language, e.g. { "1" = "en" }')
+    for key, language in menu.items():
+        if not re.fullmatch(r"[0-9*#]", key):
+            raise check.fail(table, "languages", f"{key!r}: a choice is one key: 0-9, * or #")
+        if language not in langs:
+            raise check.fail(table, "languages", f"{language!r} is not one of the flow's languages")
+    if not raw.get("next"):
+        raise check.fail(table, "languages", 'a language menu needs next = "step"')
+    return {str(k): str(v) for k, v in menu.items()}
 
 
 def shipped_flow(name: str) -> Flow:

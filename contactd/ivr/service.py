@@ -88,6 +88,7 @@ class Session:
     contact_id: int | None = None
     contact_name: str = ""
     language: str = ""
+    language_known: bool = False  # from the contact: a language menu is skipped
     state: SessionState = SessionState.CONNECTED
     answers: dict[str, Any] = field(default_factory=dict)
     follow_up: FollowUp = field(default_factory=FollowUp)
@@ -210,6 +211,7 @@ class IvrService:
                 contact_language = contact.language
         if contact_language in flow.languages:
             session.language = contact_language
+            session.language_known = True
         session.language = session.language or flow.languages[0]
         data: dict[str, Any] = {
             "session": str(session.session_id),
@@ -260,28 +262,45 @@ class IvrService:
         )
 
     async def _say(self, step: Step, session: Session) -> bytes:
-        text = step.say.get(session.language, "")
-        if session.contact_name and step.say_known:
-            text = step.say_known[session.language].format(name=session.contact_name)
+        if step.languages:  # a language menu speaks each of its languages in its own voice
+            return b"".join(
+                [await self._speak(step, session, language) for language in step.languages.values()]
+            )
+        return await self._speak(step, session, session.language)
+
+    async def _speak(self, step: Step, session: Session, language: str) -> bytes:
+        # A language the step has no text for hears the default language's text and voice.
+        if language not in step.say:
+            language = session.flow.languages[0]
+        text = step.say.get(language, "")
+        if session.contact_name and language in step.say_known:
+            text = step.say_known[language].format(name=session.contact_name)
         elif "{" in text:  # a campaign's callee is greeted by name too
             text = text.replace("{name}", session.contact_name).strip()
         if not text:
             return b""
         session.said.append(text)
         return await self.tts.speak(
-            text, voice=self._voice(session.flow, session.language), language=session.language
+            text, voice=self._voice(session.flow, language), language=language
         )
 
     async def _run(self, call: AudioSocketCall, session: Session) -> None:
         name = session.flow.start
         while name:
             step = session.flow.steps[name]
+            if step.languages and session.language_known:
+                name = step.next  # the contact's language is on record: no need to ask
+                continue
             prompt = await self._say(step, session)
             if step.action is not None:
                 await call.play(prompt)
                 await self._act(call, step, session)
                 return
-            if step.choices or step.collect in (Collect.YES_NO, Collect.DIGITS, Collect.FREE):
+            if (
+                step.choices
+                or step.languages
+                or step.collect in (Collect.YES_NO, Collect.DIGITS, Collect.FREE)
+            ):
                 result = await self._ask(call, step, session, prompt)
                 if result is None:  # hung up, "no", or no usable answer after the retries
                     await self._end_early(call, session)
@@ -328,6 +347,12 @@ class IvrService:
                 if step.collect is Collect.YES_NO and value is False:
                     return step.no_next or None  # by default a "no" ends the flow politely
                 return step.next
+            if step.languages:
+                session.language = step.languages[value]
+                await self.router.update(
+                    session.interaction_id, data={"language": session.language}
+                )
+                return step.next
             return next(c.next for c in step.choices if c.key == value)
         session.follow_up = FollowUp(outcome="no_input")
         return None
@@ -369,6 +394,8 @@ class IvrService:
                 "1": session.flow.yes_words.get(language, []),
                 "2": session.flow.no_words.get(language, []),
             }
+        if step.languages:
+            return {key: step.words.get(key, []) for key in step.languages}
         return {c.key: c.words.get(language, []) for c in step.choices}
 
     def _value(self, step: Step, answer: Answer, keys: dict[str, list[str]]) -> Any:
