@@ -107,7 +107,9 @@ async def run_daemon(
             health.register("outbox", messaging.outbox.probe)
             if settings.audiosocket.enabled:
                 ami_client = components.calls.ami if components.calls is not None else None
-                components.ivr, _ = await start_ivr(stack, settings, components.router, ami_client)
+                components.ivr, _ = await start_ivr(
+                    stack, settings, components.router, ami_client, health=health
+                )
             if components.calls is not None:
                 # Agents log in through the panel (next wave); until then the board is empty
                 # and only automated campaigns, which need no agent, place calls.

@@ -71,6 +71,15 @@ def _check_model_path(path: Path) -> None:
         )
 
 
+class ModelLoadError(ConfigError):
+    """The folder looks like a Vosk model but Vosk could not load it (damaged, out of memory).
+
+    Unlike a wrong path, the daemon keeps running on keys only and reports itself degraded.
+    """
+
+    code = "speech_model_load_failed"
+
+
 class SpeechModel:
     """The process's Vosk model and its two thread pools; an async context manager."""
 
@@ -95,6 +104,10 @@ class SpeechModel:
     @property
     def workers(self) -> int:
         return self._workers
+
+    @property
+    def busy(self) -> int:
+        return self.pool.busy if self.pool is not None else 0
 
     @property
     def waiting(self) -> int:
@@ -134,7 +147,7 @@ class SpeechModel:
         try:
             model = vosk.Model(str(self.path))
         except Exception as exc:  # vosk raises a bare Exception for every load failure
-            raise ConfigError(
+            raise ModelLoadError(
                 f"speech.vosk_model_path: cannot load the Vosk model at {self.path}: {exc}",
                 path=str(self.path),
             ) from exc

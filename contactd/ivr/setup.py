@@ -7,19 +7,25 @@ daemon's exit stack, so teardown runs in reverse (server first, then service, mo
 from __future__ import annotations
 
 import functools
+import logging
 from contextlib import AsyncExitStack
 from pathlib import Path
 
 from contactd.ami.client import AmiClient
 from contactd.config import Settings
 from contactd.crm.routing import Router
-from contactd.ivr.asr import SpeechModel
+from contactd.db.base import utcnow
+from contactd.health import HealthRegistry
+from contactd.ivr.asr import ModelLoadError, SpeechModel
 from contactd.ivr.audiosocket import AudioSocketServer
 from contactd.ivr.campaigns import CampaignFlows
 from contactd.ivr.flows import Flow, load_flow, shipped_flow
+from contactd.ivr.health import SpeechHealth, audiosocket_probe
 from contactd.ivr.service import IvrService
 from contactd.ivr.tts import Tts
 from contactd.ivr.turn import TurnSettings
+
+log = logging.getLogger(__name__)
 
 
 @functools.cache
@@ -31,7 +37,12 @@ def configured_flow(name: str) -> Flow:
 
 
 async def start_ivr(
-    stack: AsyncExitStack, settings: Settings, router: Router, ami: AmiClient | None
+    stack: AsyncExitStack,
+    settings: Settings,
+    router: Router,
+    ami: AmiClient | None,
+    *,
+    health: HealthRegistry | None = None,
 ) -> tuple[IvrService, AudioSocketServer]:
     speech_cfg, sock = settings.speech, settings.audiosocket
     flow = configured_flow(speech_cfg.flow)
@@ -40,14 +51,19 @@ async def start_ivr(
         Tts(cache, default_voice=speech_cfg.tts_voice, language=speech_cfg.tts_language)
     )
     speech = None
+    failure = ""
     if speech_cfg.vosk_model_path is not None:
-        speech = await stack.enter_async_context(
-            SpeechModel(
-                speech_cfg.vosk_model_path,
-                workers=speech_cfg.asr_workers,
-                transcribe_workers=speech_cfg.transcribe_workers,
+        try:
+            speech = await stack.enter_async_context(
+                SpeechModel(
+                    speech_cfg.vosk_model_path,
+                    workers=speech_cfg.asr_workers,
+                    transcribe_workers=speech_cfg.transcribe_workers,
+                )
             )
-        )
+        except ModelLoadError as exc:  # a wrong path still stops the start (ConfigError)
+            failure = str(exc)
+            log.error("speech model failed to load: keys only", extra={"error": failure})
     service = IvrService(
         flow,
         router,
@@ -82,4 +98,8 @@ async def start_ivr(
             queue_frames=sock.queue_frames,
         )
     )
+    if health is not None:
+        since = utcnow()
+        health.register("audiosocket", lambda: audiosocket_probe(server, since))
+        health.register("asr", SpeechHealth(speech, failure=failure, since=since).probe)
     return service, server

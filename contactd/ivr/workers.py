@@ -34,6 +34,7 @@ class PriorityPool:
         self._order = itertools.count()
         self._closed = False
         self._lock = threading.Lock()
+        self._running = 0
         self._threads = [
             threading.Thread(target=self._work, name=f"{name}-{n}", daemon=True)
             for n in range(workers)
@@ -45,6 +46,11 @@ class PriorityPool:
     def waiting(self) -> int:
         """Jobs queued and not yet started (for health and benchmarks)."""
         return self._queue.qsize()
+
+    @property
+    def busy(self) -> int:
+        """Threads running a job now (free slots are the workers minus these)."""
+        return self._running
 
     def submit(self, priority: int, fn: Callable[..., T], *args: Any) -> Future[T]:
         future: Future[T] = Future()
@@ -62,12 +68,17 @@ class PriorityPool:
             future, fn, args = job
             if not future.set_running_or_notify_cancel():
                 continue  # cancelled while it waited
+            with self._lock:
+                self._running += 1
             try:
                 result = fn(*args)
             except BaseException as exc:  # handed to the waiter, which re-raises it
                 future.set_exception(exc)
             else:
                 future.set_result(result)
+            finally:
+                with self._lock:
+                    self._running -= 1
 
     def shutdown(self) -> None:
         """Cancel what has not started, let running jobs finish, join the threads."""
