@@ -108,7 +108,8 @@ async def run_daemon(
             if settings.audiosocket.enabled:
                 ami_client = components.calls.ami if components.calls is not None else None
                 components.ivr, _ = await start_ivr(
-                    stack, settings, components.router, ami_client, health=health
+                    stack, settings, components.router, ami_client, health=health,
+                    outbox=messaging,
                 )
             if components.calls is not None:
                 # Agents log in through the panel (next wave); until then the board is empty

@@ -58,6 +58,9 @@ class Step:
     # A language menu: key → language, and key → words that choose it by voice.
     languages: dict[str, str] = dataclasses.field(default_factory=dict)
     words: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    # Action steps: a confirmation queued through the outbox, text per language.
+    confirm_sms: dict[str, str] = dataclasses.field(default_factory=dict)
+    confirm_email: dict[str, str] = dataclasses.field(default_factory=dict)
     contact_field: str = ""  # also store the answer in this custom field of the contact
 
 
@@ -206,6 +209,8 @@ def _step(check: _Checker, name: str, raw: Any, langs: tuple[str, ...]) -> Step:
         "contact_field",
         "languages",
         "words",
+        "confirm_sms",
+        "confirm_email",
     }
     for key in raw:
         if key not in known:
@@ -230,6 +235,13 @@ def _step(check: _Checker, name: str, raw: Any, langs: tuple[str, ...]) -> Step:
         if not isinstance(raw.get("field"), str) or not raw["field"]:
             raise check.fail(table, "collect", 'needs field = "name" to store the answer in')
     menu = _language_menu(check, table, raw, langs)
+    confirms = {
+        key: check.texts(table, key, raw[key], langs)
+        for key in ("confirm_sms", "confirm_email")
+        if key in raw
+    }
+    if confirms and "action" not in raw:
+        raise check.fail(table, next(iter(confirms)), "is for steps with an action")
     for key in ("no_next", "contact_field"):
         if key in raw and (not isinstance(raw[key], str) or not raw[key]):
             raise check.fail(table, key, "must be a non-empty name")
@@ -265,6 +277,8 @@ def _step(check: _Checker, name: str, raw: Any, langs: tuple[str, ...]) -> Step:
         no_next=str(raw.get("no_next", "")),
         contact_field=str(raw.get("contact_field", "")),
         languages=menu,
+        confirm_sms=confirms.get("confirm_sms", {}),
+        confirm_email=confirms.get("confirm_email", {}),
         words=_words(check, raw.get("words", {}), "words", table) if menu else {},
     )
 

@@ -29,6 +29,7 @@ from contactd.errors import ContactdError
 from contactd.ivr.asr import Heard, SpeechModel
 from contactd.ivr.audiosocket import AudioSocketCall
 from contactd.ivr.campaigns import CampaignCall, CampaignFlows
+from contactd.ivr.confirm import Outbox, fill, send_confirmation
 from contactd.ivr.flows import Action, Collect, Flow, Step
 from contactd.ivr.tts import Tts
 from contactd.ivr.turn import Answer, Outcome, TurnSettings, ask
@@ -114,9 +115,11 @@ class IvrService:
         turn: TurnSettings | None = None,
         min_confidence: float = 0.7,
         campaigns: CampaignFlows | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         self.flow = flow
         self.campaigns = campaigns
+        self.outbox = outbox
         self.router = router
         self.tts = tts
         self.speech = speech
@@ -430,6 +433,7 @@ class IvrService:
         if call.ended.is_set():
             session.move(SessionState.ABANDONED)
             return
+        await self._confirm(step, session)
         if step.action is Action.TRANSFER:
             await self._route(session, "queue", queue=step.queue)
             session.follow_up = FollowUp(outcome="transferred")
@@ -450,6 +454,32 @@ class IvrService:
         await self._route(session, "hangup")
         session.move(SessionState.COMPLETED)
         await call.hangup()
+
+    async def _confirm(self, step: Step, session: Session) -> None:
+        """Queue the step's SMS / e-mail confirmation; it never holds up the call's action."""
+        for channel, texts in (
+            (Channel.SMS, step.confirm_sms),
+            (Channel.EMAIL, step.confirm_email),
+        ):
+            if not texts or self.outbox is None:
+                continue
+            language = session.language if session.language in texts else session.flow.languages[0]
+            values = {"name": session.contact_name, **session.answers}
+            message_id = await send_confirmation(
+                self.outbox,
+                self.router.db,
+                channel=channel,
+                text=fill(texts[language], values),
+                session_id=session.session_id,
+                step=step.name,
+                caller_num=session.caller.caller_num,
+                contact_id=session.contact_id,
+                interaction_id=session.interaction_id,
+                language=language,
+            )
+            if message_id is not None:
+                session.answers.setdefault("confirmations", []).append(message_id)
+                await self.router.update(session.interaction_id, data={"answers": session.answers})
 
     async def _route(self, session: Session, route: str, *, queue: str = "") -> None:
         if self.channels is None or not session.caller.channel:

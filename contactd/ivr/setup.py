@@ -19,6 +19,7 @@ from contactd.health import HealthRegistry
 from contactd.ivr.asr import ModelLoadError, SpeechModel
 from contactd.ivr.audiosocket import AudioSocketServer
 from contactd.ivr.campaigns import CampaignFlows
+from contactd.ivr.confirm import Outbox
 from contactd.ivr.flows import Flow, load_flow, shipped_flow
 from contactd.ivr.health import SpeechHealth, audiosocket_probe
 from contactd.ivr.service import IvrService
@@ -43,6 +44,7 @@ async def start_ivr(
     ami: AmiClient | None,
     *,
     health: HealthRegistry | None = None,
+    outbox: Outbox | None = None,
 ) -> tuple[IvrService, AudioSocketServer]:
     speech_cfg, sock = settings.speech, settings.audiosocket
     flow = configured_flow(speech_cfg.flow)
@@ -77,6 +79,7 @@ async def start_ivr(
         ),
         min_confidence=speech_cfg.min_confidence,
         # Automated campaign calls: their survey flow, or their message in the default voice.
+        outbox=outbox,  # flows' SMS / e-mail confirmations
         campaigns=CampaignFlows(
             router.db,
             configured_flow,

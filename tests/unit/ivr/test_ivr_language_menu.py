@@ -35,3 +35,10 @@ def test_the_shipped_multilingual_intake_asks_the_language_first() -> None:
     flow = shipped_flow("intake_languages")
     menu = flow.steps[flow.start]
     assert (menu.languages, menu.next) == ({"1": "en", "2": "ko"}, "greet")
+
+
+def test_a_confirmation_belongs_to_an_action_step(tmp_path: Path) -> None:
+    path = tmp_path / "f.toml"
+    path.write_text(HEAD + 'confirm_sms = "Thanks."\nnext = "lang"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"steps.lang.confirm_sms: is for steps with an action"):
+        load_flow(path)
