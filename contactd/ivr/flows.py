@@ -25,6 +25,7 @@ class Collect(enum.StrEnum):
     DIGITS = "digits"
     YES_NO = "yes_no"
     FREE = "free"  # recorded, transcribed off the real-time path
+    TIME = "time"  # a callback time keyed as HHMM or MMDDHHMM (ivr.when)
 
 
 class Action(enum.StrEnum):
@@ -259,7 +260,7 @@ def _step(check: _Checker, name: str, raw: Any, langs: tuple[str, ...]) -> Step:
             raise check.fail(table, "action", 'transfer needs queue = "name"')
     if sum(x is not None and x != [] for x in (collect, action, choices or None, menu or None)) > 1:
         raise check.fail(table, "say", "a step has choices, languages, collect or action: one")
-    max_digits = raw.get("max_digits", 1)
+    max_digits = raw.get("max_digits", 8 if collect is Collect.TIME else 1)
     if not isinstance(max_digits, int) or not 1 <= max_digits <= 32:
         raise check.fail(table, "max_digits", "must be a whole number from 1 to 32")
     return Step(

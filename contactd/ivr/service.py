@@ -18,7 +18,7 @@ import enum
 import logging
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from contactd.background import TaskOwner
@@ -33,6 +33,7 @@ from contactd.ivr.confirm import Outbox, fill, send_confirmation
 from contactd.ivr.flows import Action, Collect, Flow, Step
 from contactd.ivr.tts import Tts
 from contactd.ivr.turn import Answer, Outcome, TurnSettings, ask
+from contactd.ivr.when import callback_time
 
 log = logging.getLogger(__name__)
 
@@ -116,10 +117,12 @@ class IvrService:
         min_confidence: float = 0.7,
         campaigns: CampaignFlows | None = None,
         outbox: Outbox | None = None,
+        timezone: str = "UTC",
     ) -> None:
         self.flow = flow
         self.campaigns = campaigns
         self.outbox = outbox
+        self.timezone = timezone  # keyed callback times are read in the site's zone
         self.router = router
         self.tts = tts
         self.speech = speech
@@ -302,7 +305,7 @@ class IvrService:
             if (
                 step.choices
                 or step.languages
-                or step.collect in (Collect.YES_NO, Collect.DIGITS, Collect.FREE)
+                or step.collect in (Collect.YES_NO, Collect.DIGITS, Collect.FREE, Collect.TIME)
             ):
                 result = await self._ask(call, step, session, prompt)
                 if result is None:  # hung up, "no", or no usable answer after the retries
@@ -406,6 +409,9 @@ class IvrService:
             return "(recording)" if answer.outcome is Outcome.RECORDED and answer.audio else None
         if step.collect is Collect.DIGITS:
             return answer.digits or None
+        if step.collect is Collect.TIME:
+            at = callback_time(answer.digits, utcnow(), self.timezone)
+            return at.isoformat() if at is not None else None
         key = (
             answer.digits if answer.outcome is Outcome.DIGITS else self._key_for(answer.heard, keys)
         )
@@ -440,10 +446,19 @@ class IvrService:
             session.move(SessionState.TRANSFERRED)
             return  # closing the socket hands the caller to contactd-route
         if step.action is Action.CALLBACK:
+            # The time the caller keyed (a collect = "time" step), else the default delay.
+            asked = next(
+                (
+                    datetime.fromisoformat(session.answers[s.field])
+                    for s in session.flow.steps.values()
+                    if s.collect is Collect.TIME and s.field in session.answers
+                ),
+                None,
+            )
             session.follow_up = FollowUp(
                 outcome="callback_requested",
                 team=step.team or None,
-                callback_at=utcnow() + CALLBACK_DELAY,
+                callback_at=asked or utcnow() + CALLBACK_DELAY,
             )
         elif step.action is Action.TASK:
             session.follow_up = FollowUp(

@@ -80,6 +80,7 @@ async def start_ivr(
         min_confidence=speech_cfg.min_confidence,
         # Automated campaign calls: their survey flow, or their message in the default voice.
         outbox=outbox,  # flows' SMS / e-mail confirmations
+        timezone=settings.general.timezone,
         campaigns=CampaignFlows(
             router.db,
             configured_flow,
