@@ -137,7 +137,10 @@ async def run_daemon(
                 await stack.enter_async_context(ReminderMailer(db, messaging.send, bus))
             if settings.audiosocket.enabled:
                 ami_client = components.calls.ami if components.calls is not None else None
-                components.ivr, _ = await start_ivr(stack, settings, components.router, ami_client)
+                components.ivr, _ = await start_ivr(
+                    stack, settings, components.router, ami_client, health=health,
+                    outbox=messaging,
+                )
             if components.calls is not None:
                 # Agents join campaigns in the panel's workspace; the connector says on the bus
                 # which agent got which call, so that agent's card pops.

@@ -16,7 +16,12 @@ from contactd.cli import EXIT_OK, add_config_option, run_async, settings_from
 from contactd.crm.search import ContactSearch, Filters
 from contactd.db.bootstrap import open_database
 from contactd.db.session import Database
-from contactd.dialer.create import CampaignSpec, create_campaign, numbers_from_text
+from contactd.dialer.create import (
+    AUTOMATED_KINDS,
+    CampaignSpec,
+    create_campaign,
+    numbers_from_text,
+)
 from contactd.enums import CampaignMode
 from contactd.errors import ValidationError
 
@@ -39,7 +44,8 @@ async def _create(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     spec = CampaignSpec(
         name=args.name, mode=args.mode, caller_id=args.caller_id, message=args.message,
-        ivr_flow=args.ivr_flow, agent_queue=args.agent_queue, max_attempts=args.max_attempts,
+        message_text=args.message_text, ivr_flow=args.ivr_flow, agent_queue=args.agent_queue,
+        max_attempts=args.max_attempts,
     )
     numbers: list[tuple[str, str]] = []
     if args.from_file is not None:
@@ -70,8 +76,11 @@ def register(sub: Any) -> None:
     csub = campaign.add_subparsers(dest="campaign_command", metavar="COMMAND", required=True)
     cr = csub.add_parser("create", help="create a draft campaign and its leads")
     cr.add_argument("name", help="campaign name (letters, digits, '_', '.', '-')")
-    cr.add_argument("--mode", required=True, choices=[m.value for m in CampaignMode],
-                    help="automated plays a message or runs an IVR flow; the others need agents")
+    cr.add_argument("--mode", required=True,
+                    choices=[*(m.value for m in CampaignMode), *AUTOMATED_KINDS],
+                    help="message speaks --message-text, survey runs --flow (both automated: "
+                         "no agents); automated plays --message or runs --ivr-flow; the "
+                         "others need agents")
     source = cr.add_mutually_exclusive_group(required=True)
     source.add_argument("--from-file", metavar="FILE",
                         help="numbers: a CSV with a 'phone' column, or one number per line")
@@ -80,7 +89,11 @@ def register(sub: Any) -> None:
     cr.add_argument("--caller-id", default="", help='e.g. "Acme" <5550100>')
     cr.add_argument("--message", default="",
                     help="automated: the sound file to play, e.g. custom/spring-offer")
-    cr.add_argument("--ivr-flow", help="automated: the IVR flow to run instead of a message")
+    cr.add_argument("--message-text", default="",
+                    help='message: the text spoken to the callee, e.g. "Hello {first_name}, '
+                         '..." ({first_name}, {last_name}, {name} are filled in)')
+    cr.add_argument("--ivr-flow", "--flow", dest="ivr_flow",
+                    help="survey/automated: the IVR flow to run (shipped: survey, intake)")
     cr.add_argument("--agent-queue", help="hand people to this Asterisk queue")
     cr.add_argument("--max-attempts", type=int, help="default: [dialer] max_attempts")
     cr.add_argument("--json", action="store_true", help="one JSON object")

@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import csv
 import io
+import string
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
+from typing import Final
 
 from sqlalchemy import select
 
@@ -39,16 +42,55 @@ class CampaignSpec:
     caller_id: str = ""
     message: str = ""  # a sound file name (automated campaigns without an IVR flow)
     ivr_flow: str | None = None
+    message_text: str = ""  # spoken by the IVR (TTS); mode "message"
     agent_queue: str | None = None
     max_attempts: int | None = None  # None: [dialer] max_attempts
 
 
+# Modes a person asks for that are automated campaigns of one kind: "message" speaks
+# message_text to the callee, "survey" runs an IVR flow that stores the answers.
+AUTOMATED_KINDS: Final = ("message", "survey")
+MESSAGE_TEXT_MAX: Final = 2000
+# Contact fields a spoken message may name, e.g. "Hello {first_name}".
+MESSAGE_FIELDS: Final = ("first_name", "last_name", "name")
+
+
+def check_message_text(text: str) -> str:
+    """The text when the IVR can speak it; ValidationError naming what is wrong."""
+    if not text.strip():
+        raise ValidationError("message_text is empty", field="message_text")
+    if len(text) > MESSAGE_TEXT_MAX:
+        raise ValidationError(f"message_text has {len(text)} characters; at most "
+                              f"{MESSAGE_TEXT_MAX}", field="message_text")
+    if "\0" in text:
+        raise ValidationError("message_text contains a NUL byte", field="message_text")
+    try:
+        parts = list(string.Formatter().parse(text))
+    except ValueError as exc:
+        raise ValidationError(f"message_text {text!r}: {exc} (write {{{{ for a brace)",
+                              field="message_text") from None
+    for _, name, spec, conversion in parts:
+        if name is None:
+            continue
+        if name not in MESSAGE_FIELDS or spec or conversion:
+            raise ValidationError(
+                f"message_text names {{{name}}}; allowed: "
+                + ", ".join(f"{{{f}}}" for f in MESSAGE_FIELDS), field="message_text")
+    return text
+
+
+def _shipped_flow_exists(name: str) -> bool:
+    # Read as data (the flow files), not through contactd.ivr's code, which sits above us.
+    return (resources.files("contactd.ivr") / "flows" / f"{name}.toml").is_file()
+
+
 def check_spec(spec: CampaignSpec) -> CampaignMode:
     """Every field checked; returns the mode. ValidationError names the first wrong field."""
+    kind = spec.mode if spec.mode in AUTOMATED_KINDS else ""
     try:
-        mode = CampaignMode(spec.mode)
+        mode = CampaignMode.AUTOMATED if kind else CampaignMode(spec.mode)
     except ValueError:
-        allowed = ", ".join(m.value for m in CampaignMode)
+        allowed = ", ".join([*(m.value for m in CampaignMode), *AUTOMATED_KINDS])
         raise ValidationError(f"mode {spec.mode!r} is unknown; allowed: {allowed}",
                               field="mode") from None
     check_value("name", spec.name)
@@ -59,7 +101,25 @@ def check_spec(spec: CampaignSpec) -> CampaignMode:
         check_value("ivr_flow", spec.ivr_flow)
     if spec.agent_queue is not None:
         check_value("agent_queue", spec.agent_queue)
-    if mode is CampaignMode.AUTOMATED and not spec.message and not spec.ivr_flow:
+    if spec.message_text and kind != "message":
+        raise ValidationError("message_text is for --mode message only", field="message_text")
+    if kind == "message":
+        if spec.ivr_flow:
+            raise ValidationError("--mode message speaks --message-text; a flow is for "
+                                  "--mode survey", field="ivr_flow")
+        if not spec.message_text:
+            raise ValidationError("--mode message needs --message-text (the text to speak)",
+                                  field="message_text")
+        check_message_text(spec.message_text)
+    if kind == "survey":
+        if not spec.ivr_flow:
+            raise ValidationError("--mode survey needs --flow (an IVR flow, e.g. survey)",
+                                  field="ivr_flow")
+        if not _shipped_flow_exists(spec.ivr_flow):
+            raise ValidationError(f"ivr_flow {spec.ivr_flow!r} is not a shipped IVR flow",
+                                  field="ivr_flow")
+    if mode is CampaignMode.AUTOMATED and not (spec.message or spec.ivr_flow
+                                               or spec.message_text):
         raise ValidationError("an automated campaign needs --message (a sound file name) or "
                               "--ivr-flow", field="message")
     if spec.max_attempts is not None and spec.max_attempts < 1:
@@ -144,6 +204,7 @@ async def create_campaign(
                 leads[e164] = leads[e164] or owner
         campaign = Campaign(
             name=spec.name, mode=mode, caller_id=spec.caller_id, message=spec.message,
+            message_text=spec.message_text,
             ivr_flow=spec.ivr_flow, agent_queue=spec.agent_queue,
             max_attempts=spec.max_attempts or settings.dialer.max_attempts,
         )

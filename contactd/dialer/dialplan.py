@@ -9,10 +9,10 @@ from contactd.enums import CampaignMode
 
 
 def outbound_mode(campaign: Campaign) -> str:
-    """CONTACTD_MODE: automated campaigns play a message or run an IVR flow; the others
-    hand people to an agent (directly, or through an Asterisk queue)."""
+    """CONTACTD_MODE: automated campaigns play a message or run an IVR flow (a spoken text
+    is the IVR's too); the others hand people to an agent (directly, or through a queue)."""
     if campaign.mode is CampaignMode.AUTOMATED:
-        return "ivr" if campaign.ivr_flow else "message"
+        return "ivr" if campaign.ivr_flow or campaign.message_text else "message"
     return "queue" if campaign.agent_queue else "agent"
 
 
@@ -24,6 +24,9 @@ def originate_request(campaign: Campaign, lead: Lead, ring_timeout_s: float) -> 
     if campaign.message:
         variables["CONTACTD_MESSAGE"] = campaign.message
         variables["CONTACTD_MACHINE_MESSAGE"] = campaign.message
+    elif campaign.message_text and campaign.mode is CampaignMode.AUTOMATED:
+        # An answering machine hears the spoken message too (it is left as a voicemail).
+        variables["CONTACTD_MACHINE_IVR"] = "1"
     return OriginateRequest(
         phone_e164=lead.phone_e164,
         caller_id=campaign.caller_id,

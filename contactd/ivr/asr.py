@@ -4,6 +4,12 @@ Facts this rests on (DESIGN §5): a model loads in 2–3.5 s and ~500 MB, so onc
 from a path only; Vosk calls release the GIL, so a small pool of threads (about the cores)
 decodes many grammar streams in real time, never the event loop; free-form decoding is ~5×
 dearer, so free-form answers are recorded and transcribed afterwards by a bounded pool.
+
+Grammar recognizers are kept warm: a turn borrows an idle recognizer built for the same phrase
+list and gives it back after its final result (Vosk resets it on the next audio), so a menu
+asked a thousand times builds its recognizer a handful of times. The grammar threads run a
+final result before any queued audio feed (`workers.PriorityPool`): the caller who has stopped
+speaking is the one waiting.
 """
 
 from __future__ import annotations
@@ -11,12 +17,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from contactd.errors import ConfigError
+from contactd.ivr.workers import NORMAL, URGENT, PriorityPool
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +32,10 @@ SAMPLE_RATE: Final = 8000
 UNKNOWN: Final = "[unk]"
 # Free-form audio is fed in 1 s chunks: fewer thread hops, same result.
 TRANSCRIBE_CHUNK_BYTES: Final = 16000
+# Warm recognizers kept per phrase list, and phrase lists kept: enough for every concurrent
+# turn of a few flows, bounded so an odd flow cannot grow memory without end.
+IDLE_PER_GRAMMAR: Final = 64
+GRAMMARS_KEPT: Final = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +71,15 @@ def _check_model_path(path: Path) -> None:
         )
 
 
+class ModelLoadError(ConfigError):
+    """The folder looks like a Vosk model but Vosk could not load it (damaged, out of memory).
+
+    Unlike a wrong path, the daemon keeps running on keys only and reports itself degraded.
+    """
+
+    code = "speech_model_load_failed"
+
+
 class SpeechModel:
     """The process's Vosk model and its two thread pools; an async context manager."""
 
@@ -67,30 +88,57 @@ class SpeechModel:
         self._workers = workers
         self._transcribe_workers = transcribe_workers
         self._model: Any = None
-        self.pool: ThreadPoolExecutor | None = None
+        self.pool: PriorityPool | None = None
         self._transcribe_pool: ThreadPoolExecutor | None = None
         # Bounds free-form work waiting for a thread, so a burst queues in asyncio, not memory.
         self._transcribe_slots = asyncio.Semaphore(transcribe_workers)
+        # Phrase list (as JSON) → idle warm recognizers; touched on the event loop only.
+        self._idle: OrderedDict[str, list[Any]] = OrderedDict()
+        self.recognizers_built = 0
+        self.load_error: str = ""
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    @property
+    def workers(self) -> int:
+        return self._workers
+
+    @property
+    def busy(self) -> int:
+        return self.pool.busy if self.pool is not None else 0
+
+    @property
+    def waiting(self) -> int:
+        """Grammar jobs queued for a thread: above zero for long means the pool is behind."""
+        return self.pool.waiting if self.pool is not None else 0
 
     async def __aenter__(self) -> SpeechModel:
-        _check_model_path(self.path)
-        self.pool = ThreadPoolExecutor(self._workers, thread_name_prefix="contactd-asr")
+        try:
+            _check_model_path(self.path)
+        except ConfigError as exc:
+            self.load_error = str(exc)
+            raise
+        self.pool = PriorityPool(self._workers, name="contactd-asr")
         self._transcribe_pool = ThreadPoolExecutor(
             self._transcribe_workers, thread_name_prefix="contactd-transcribe"
         )
-        loop = asyncio.get_running_loop()
         try:
-            self._model = await loop.run_in_executor(self.pool, self._load)
-        except BaseException:
+            self._model = await asyncio.wrap_future(self.pool.submit(URGENT, self._load))
+        except BaseException as exc:
+            self.load_error = str(exc)
             await self.__aexit__(None, None, None)
             raise
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        for pool in (self.pool, self._transcribe_pool):
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
+        if self.pool is not None:
+            self.pool.shutdown()
+        if self._transcribe_pool is not None:
+            self._transcribe_pool.shutdown(wait=True, cancel_futures=True)
         self.pool = self._transcribe_pool = None
+        self._idle.clear()
 
     def _load(self) -> Any:
         import vosk
@@ -99,7 +147,7 @@ class SpeechModel:
         try:
             model = vosk.Model(str(self.path))
         except Exception as exc:  # vosk raises a bare Exception for every load failure
-            raise ConfigError(
+            raise ModelLoadError(
                 f"speech.vosk_model_path: cannot load the Vosk model at {self.path}: {exc}",
                 path=str(self.path),
             ) from exc
@@ -110,9 +158,25 @@ class SpeechModel:
         """A per-call recognizer at 8 kHz; with `grammar`, only those phrases (and [unk])."""
         return GrammarRecognizer(self, grammar)
 
+    def _borrow(self, key: str) -> Any | None:
+        idle = self._idle.get(key)
+        if not idle:
+            return None
+        self._idle.move_to_end(key)
+        return idle.pop()
+
+    def _give_back(self, key: str, rec: Any) -> None:
+        idle = self._idle.setdefault(key, [])
+        self._idle.move_to_end(key)
+        if len(idle) < IDLE_PER_GRAMMAR:
+            idle.append(rec)
+        while len(self._idle) > GRAMMARS_KEPT:
+            self._idle.popitem(last=False)
+
     def _new_kaldi(self, grammar: list[str] | None) -> Any:
         import vosk
 
+        self.recognizers_built += 1
         if grammar is None:
             rec = vosk.KaldiRecognizer(self._model, SAMPLE_RATE)
         else:
@@ -138,37 +202,56 @@ class SpeechModel:
 
 
 class GrammarRecognizer:
-    """One call's recognizer; audio goes in through the model's pool, never on the loop."""
+    """One turn's recognizer; audio goes in through the model's pool, never on the loop.
+
+    It borrows a warm Vosk recognizer for its phrase list and gives it back in `release`
+    (called when the turn ends, on every path). Only a recognizer whose utterance was closed
+    by `FinalResult` goes back: Vosk then starts the next one from a fresh decoder, whereas
+    its `Reset()` keeps the feature pipeline, so a turn cut short by a key would leak its
+    half-heard speech into the next caller's answer. A recognizer still inside a thread call
+    when the turn ends (a cancelled turn) is dropped too, never shared.
+    """
 
     def __init__(self, model: SpeechModel, grammar: list[str] | None) -> None:
         self._model = model
         self._grammar = grammar
+        self._key = json.dumps(grammar, ensure_ascii=False)
         self._rec: Any = None
-        self._dirty = False
+        self._fed = False  # audio went in since the last final result
+        self._last: Future[Any] | None = None
 
-    async def _run(self, fn: Any, *args: Any) -> Any:
+    async def _run(self, priority: int, fn: Any, *args: Any) -> Any:
         if self._model.pool is None:
             raise RuntimeError("SpeechModel used outside its context")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._model.pool, fn, *args)
+        self._last = self._model.pool.submit(priority, fn, *args)
+        return await asyncio.wrap_future(self._last)
 
     async def prepare(self) -> None:
-        """Build the recognizer now (76–200 ms), while the prompt plays, not at first speech."""
+        """Have a recognizer ready while the prompt plays, not at first speech."""
         if self._rec is None:
-            self._rec = await self._run(self._model._new_kaldi, self._grammar)
-        elif self._dirty:
-            await self._run(self._rec.Reset)
-        self._dirty = False
+            self._rec = self._model._borrow(self._key)
+        if self._rec is None:
+            self._rec = await self._run(NORMAL, self._model._new_kaldi, self._grammar)
 
     async def accept(self, pcm: bytes) -> None:
-        if self._rec is None or self._dirty:
-            await self.prepare()
-        await self._run(self._rec.AcceptWaveform, pcm)
+        await self.prepare()
+        self._fed = True
+        await self._run(NORMAL, self._rec.AcceptWaveform, pcm)
 
     async def final(self) -> Heard:
-        """The utterance so far; the recognizer is reset lazily, off the decision's path."""
-        if self._rec is None:
+        """The utterance so far, ahead of every queued audio feed."""
+        if self._rec is None or not self._fed:
+            # Nothing said; a finished Vosk recognizer would repeat its last result.
             return Heard("", 0.0)
-        raw = await self._run(self._rec.FinalResult)
-        self._dirty = True
+        raw = await self._run(URGENT, self._rec.FinalResult)
+        self._fed = False
         return _parse(raw)
+
+    def release(self) -> None:
+        """Give the recognizer back for the next turn with the same phrases."""
+        rec, self._rec = self._rec, None
+        if rec is None or self._model.pool is None or self._fed:
+            return
+        if self._last is not None and not self._last.done():
+            return  # a thread still holds it
+        self._model._give_back(self._key, rec)

@@ -252,6 +252,10 @@ class AudioSocketServer:
         log.info("audiosocket listening", extra={"host": self.host, "port": self.port})
         return self
 
+    @property
+    def listening(self) -> bool:
+        return self._server is not None and self._server.is_serving()
+
     async def __aexit__(self, *exc_info: object) -> None:
         if self._server is not None:
             self._server.close()

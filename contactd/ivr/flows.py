@@ -1,12 +1,15 @@
 """Declarative IVR flows: a TOML file of steps, checked at load with errors naming file, line, key.
 
-A step says something (per language), then either offers choices (a key or a grammar word
-each), collects an answer into a field, or takes an action. Prompts are plain text made by
-TTS at start; `recordings` may replace any of them with a WAV per language.
+A step says something (per language; a language without its own text falls back to the flow's
+first, default, language), then either offers choices (a key or a grammar word each), offers
+the languages (`languages = { "1" = "en", "2" = "ko" }`: the caller's choice sets the language
+of every later prompt), collects an answer into a field, or takes an action. Prompts are
+plain text made by TTS at start; `recordings` may replace any of them with a WAV per language.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import re
 import tomllib
@@ -22,6 +25,7 @@ class Collect(enum.StrEnum):
     DIGITS = "digits"
     YES_NO = "yes_no"
     FREE = "free"  # recorded, transcribed off the real-time path
+    TIME = "time"  # a callback time keyed as HHMM or MMDDHHMM (ivr.when)
 
 
 class Action(enum.StrEnum):
@@ -51,6 +55,14 @@ class Step:
     queue: str = ""
     team: str = ""
     next: str = ""
+    no_next: str = ""  # yes_no: where a "no" goes (empty: the flow ends politely)
+    # A language menu: key → language, and key → words that choose it by voice.
+    languages: dict[str, str] = dataclasses.field(default_factory=dict)
+    words: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    # Action steps: a confirmation queued through the outbox, text per language.
+    confirm_sms: dict[str, str] = dataclasses.field(default_factory=dict)
+    confirm_email: dict[str, str] = dataclasses.field(default_factory=dict)
+    contact_field: str = ""  # also store the answer in this custom field of the contact
 
 
 @dataclass(frozen=True)
@@ -115,9 +127,9 @@ class _Checker:
             return dict.fromkeys(languages, value)
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
             raise self.fail(table, key, "must be text or a table of text per language")
-        missing = [lang for lang in languages if lang not in value]
-        if missing:
-            raise self.fail(table, key, f"has no text for {', '.join(missing)}")
+        # Other languages fall back to the default's text (and voice); the default must exist.
+        if languages[0] not in value:
+            raise self.fail(table, key, f"has no text for {languages[0]} (the default language)")
         return {str(k): str(v) for k, v in value.items()}
 
 
@@ -156,7 +168,8 @@ def load_flow(path: Path) -> Flow:
         raise check.fail("flow", "start", f"names no step ({start!r})")
     for step in steps.values():
         table = f"steps.{step.name}"
-        targets = [("next", step.next)] + [(c.key, c.next) for c in step.choices]
+        targets = [("next", step.next), ("no_next", step.no_next)]
+        targets += [(c.key, c.next) for c in step.choices]
         for key, target in targets:
             if target and target not in steps:
                 raise check.fail(table, key, f"goes to {target!r}, which is not a step")
@@ -172,9 +185,9 @@ def load_flow(path: Path) -> Flow:
     )
 
 
-def _words(check: _Checker, value: Any, key: str) -> dict[str, list[str]]:
+def _words(check: _Checker, value: Any, key: str, table: str = "flow") -> dict[str, list[str]]:
     if not isinstance(value, dict) or not all(isinstance(v, list) for v in value.values()):
-        raise check.fail("flow", key, "must map language → list of words")
+        raise check.fail(table, key, "must map language → list of words")
     return {str(k): [str(w) for w in v] for k, v in value.items()}
 
 
@@ -193,6 +206,12 @@ def _step(check: _Checker, name: str, raw: Any, langs: tuple[str, ...]) -> Step:
         "queue",
         "team",
         "next",
+        "no_next",
+        "contact_field",
+        "languages",
+        "words",
+        "confirm_sms",
+        "confirm_email",
     }
     for key in raw:
         if key not in known:
@@ -216,6 +235,21 @@ def _step(check: _Checker, name: str, raw: Any, langs: tuple[str, ...]) -> Step:
             raise check.fail(table, "collect", f"must be one of {', '.join(Collect)}") from None
         if not isinstance(raw.get("field"), str) or not raw["field"]:
             raise check.fail(table, "collect", 'needs field = "name" to store the answer in')
+    menu = _language_menu(check, table, raw, langs)
+    confirms = {
+        key: check.texts(table, key, raw[key], langs)
+        for key in ("confirm_sms", "confirm_email")
+        if key in raw
+    }
+    if confirms and "action" not in raw:
+        raise check.fail(table, next(iter(confirms)), "is for steps with an action")
+    for key in ("no_next", "contact_field"):
+        if key in raw and (not isinstance(raw[key], str) or not raw[key]):
+            raise check.fail(table, key, "must be a non-empty name")
+    if "no_next" in raw and collect is not Collect.YES_NO:
+        raise check.fail(table, "no_next", 'is for collect = "yes_no" steps')
+    if "contact_field" in raw and collect is None:
+        raise check.fail(table, "contact_field", "is for steps that collect an answer")
     action = None
     if "action" in raw:
         try:
@@ -224,9 +258,9 @@ def _step(check: _Checker, name: str, raw: Any, langs: tuple[str, ...]) -> Step:
             raise check.fail(table, "action", f"must be one of {', '.join(Action)}") from None
         if action is Action.TRANSFER and not raw.get("queue"):
             raise check.fail(table, "action", 'transfer needs queue = "name"')
-    if sum(x is not None and x != [] for x in (collect, action, choices or None)) > 1:
-        raise check.fail(table, "say", "a step has choices, collect or action: only one")
-    max_digits = raw.get("max_digits", 1)
+    if sum(x is not None and x != [] for x in (collect, action, choices or None, menu or None)) > 1:
+        raise check.fail(table, "say", "a step has choices, languages, collect or action: one")
+    max_digits = raw.get("max_digits", 8 if collect is Collect.TIME else 1)
     if not isinstance(max_digits, int) or not 1 <= max_digits <= 32:
         raise check.fail(table, "max_digits", "must be a whole number from 1 to 32")
     return Step(
@@ -241,7 +275,33 @@ def _step(check: _Checker, name: str, raw: Any, langs: tuple[str, ...]) -> Step:
         queue=str(raw.get("queue", "")),
         team=str(raw.get("team", "")),
         next=str(raw.get("next", "")),
+        no_next=str(raw.get("no_next", "")),
+        contact_field=str(raw.get("contact_field", "")),
+        languages=menu,
+        confirm_sms=confirms.get("confirm_sms", {}),
+        confirm_email=confirms.get("confirm_email", {}),
+        words=_words(check, raw.get("words", {}), "words", table) if menu else {},
     )
+
+
+def _language_menu(
+    check: _Checker, table: str, raw: dict[str, Any], langs: tuple[str, ...]
+) -> dict[str, str]:
+    if "words" in raw and "languages" not in raw:
+        raise check.fail(table, "words", "is for language menus (languages = { ... })")
+    menu = raw.get("languages")
+    if menu is None:
+        return {}
+    if not isinstance(menu, dict) or not menu:
+        raise check.fail(table, "languages", 'must map a key to a language, e.g. { "1" = "en" }')
+    for key, language in menu.items():
+        if not re.fullmatch(r"[0-9*#]", key):
+            raise check.fail(table, "languages", f"{key!r}: a choice is one key: 0-9, * or #")
+        if language not in langs:
+            raise check.fail(table, "languages", f"{language!r} is not one of the flow's languages")
+    if not raw.get("next"):
+        raise check.fail(table, "languages", 'a language menu needs next = "step"')
+    return {str(k): str(v) for k, v in menu.items()}
 
 
 def shipped_flow(name: str) -> Flow:

@@ -2,7 +2,10 @@
 
 It decides; the adapters translate (audiosocket, asr, tts). Every call gets its interaction row
 at the first frame, updates as answers arrive, and a finish on every path, hang-up included
-(DESIGN §3). A transfer leaves through the dialplan: the channel gets CONTACTD_ROUTE=queue and
+(DESIGN §3). An outbound automated campaign's call (its attempt id in UserEvent ContactdIvr)
+runs that campaign's flow instead of the inbound one: its survey, or its message spoken;
+answers go on the interaction and, where a step names a contact field, on the contact.
+A transfer leaves through the dialplan: the channel gets CONTACTD_ROUTE=queue and
 CONTACTD_QUEUE by AMI Setvar, then the socket closes and `contactd-route` queues the caller.
 """
 
@@ -15,18 +18,22 @@ import enum
 import logging
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from contactd.background import TaskOwner
 from contactd.crm.routing import FollowUp, InboundContact, Router
 from contactd.db.base import utcnow
 from contactd.enums import Channel, Direction, InteractionKind
+from contactd.errors import ContactdError
 from contactd.ivr.asr import Heard, SpeechModel
 from contactd.ivr.audiosocket import AudioSocketCall
+from contactd.ivr.campaigns import CampaignCall, CampaignFlows
+from contactd.ivr.confirm import Outbox, fill, send_confirmation
 from contactd.ivr.flows import Action, Collect, Flow, Step
 from contactd.ivr.tts import Tts
 from contactd.ivr.turn import Answer, Outcome, TurnSettings, ask
+from contactd.ivr.when import callback_time
 
 log = logging.getLogger(__name__)
 
@@ -70,18 +77,24 @@ class CallerInfo:
     channel: str = ""
     caller_num: str = ""
     attempt_id: str = ""
+    amd: str = ""  # outbound: the AMD verdict (MACHINE: a voicemail hears the message)
 
 
 @dataclass
 class Session:
     session_id: uuid.UUID
     caller: CallerInfo
+    flow: Flow
+    campaign: CampaignCall | None = None
     interaction_id: int = 0
+    contact_id: int | None = None
     contact_name: str = ""
     language: str = ""
+    language_known: bool = False  # from the contact: a language menu is skipped
     state: SessionState = SessionState.CONNECTED
     answers: dict[str, Any] = field(default_factory=dict)
     follow_up: FollowUp = field(default_factory=FollowUp)
+    said: list[str] = field(default_factory=list)  # every prompt text, in order
 
     def move(self, to: SessionState) -> None:
         if to not in _TRANSITIONS.get(self.state, frozenset()):
@@ -102,8 +115,14 @@ class IvrService:
         channels: ChannelControl | None = None,
         turn: TurnSettings | None = None,
         min_confidence: float = 0.7,
+        campaigns: CampaignFlows | None = None,
+        outbox: Outbox | None = None,
+        timezone: str = "UTC",
     ) -> None:
         self.flow = flow
+        self.campaigns = campaigns
+        self.outbox = outbox
+        self.timezone = timezone  # keyed callback times are read in the site's zone
         self.router = router
         self.tts = tts
         self.speech = speech
@@ -118,7 +137,7 @@ class IvrService:
 
     async def __aenter__(self) -> IvrService:
         for language in self.flow.languages:
-            self.tts.check_voice(self._voice(language))  # a missing voice fails the start
+            self.tts.check_voice(self._voice(self.flow, language))  # a missing voice fails
         # Built in the background so the daemon is up at once; a call that needs a prompt
         # not yet made waits for that one prompt (Tts makes each once, under a lock).
         self.prompts_ready = self._tasks.spawn(self._prebuild(), name="prebuild prompts")
@@ -126,14 +145,15 @@ class IvrService:
 
     async def _prebuild(self) -> None:
         for language, text in self.flow.prompts():
-            await self.tts.speak(text, voice=self._voice(language), language=language)
+            await self.tts.speak(text, voice=self._voice(self.flow, language), language=language)
         log.info("ivr prompts ready", extra={"flow": self.flow.name})
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self._tasks.close()
 
-    def _voice(self, language: str) -> str:
-        return self.flow.voices.get(language, language)
+    @staticmethod
+    def _voice(flow: Flow, language: str) -> str:
+        return flow.voices.get(language, language)
 
     def on_user_event(self, event: Any) -> None:
         """AMI UserEvent ContactdIvr: which channel and caller an AudioSocket session is."""
@@ -146,6 +166,7 @@ class IvrService:
             channel=str(event.get("Channel", "")),
             caller_num=str(event.get("CallerNum", "")),
             attempt_id=str(event.get("Attempt", "")),
+            amd=str(event.get("Amd", "")),
         )
         self._caller_seen.setdefault(session, asyncio.Event()).set()
 
@@ -158,7 +179,12 @@ class IvrService:
         return self._callers.pop(key, CallerInfo())
 
     async def handle(self, call: AudioSocketCall) -> None:
-        session = Session(call.session_id, await self._caller(call.session_id))
+        caller = await self._caller(call.session_id)
+        campaign = None
+        if caller.attempt_id and self.campaigns is not None:
+            campaign = await self.campaigns.for_attempt(caller.attempt_id)
+        flow = campaign.flow if campaign is not None else self.flow
+        session = Session(call.session_id, caller, flow, campaign)
         try:
             await self._start(session)
             session.move(SessionState.IN_FLOW)
@@ -176,30 +202,44 @@ class IvrService:
             await asyncio.shield(self._finish(session))
 
     async def _start(self, session: Session) -> None:
-        contact = None
-        if session.caller.caller_num:
+        flow, campaign = session.flow, session.campaign
+        contact_id: int | None = None
+        contact_language = ""
+        if campaign is not None:  # outbound: the callee is the campaign's contact
+            contact_id = campaign.contact_id
+            session.contact_name = campaign.contact_name
+            contact_language = campaign.contact_language
+        elif session.caller.caller_num:
             contact = await self.router.contacts.lookup_phone(session.caller.caller_num)
-        if contact is not None:
-            session.contact_name = contact.display_name
-            if contact.language in self.flow.languages:
-                session.language = contact.language
-        session.language = session.language or self.flow.languages[0]
+            if contact is not None:
+                contact_id = contact.contact_id
+                session.contact_name = contact.display_name
+                contact_language = contact.language
+        if contact_language in flow.languages:
+            session.language = contact_language
+            session.language_known = True
+        session.language = session.language or flow.languages[0]
+        data: dict[str, Any] = {
+            "session": str(session.session_id),
+            "flow": flow.name,
+            "language": session.language,
+        }
+        if campaign is not None:
+            data |= {"attempt": session.caller.attempt_id, "amd": session.caller.amd}
         routed = await self.router.start(
             InboundContact(
                 kind=InteractionKind.IVR_SESSION,
-                direction=Direction.INBOUND,
+                direction=Direction.INBOUND if campaign is None else Direction.OUTBOUND,
                 channel=Channel.CALL,
-                remote_address=session.caller.caller_num,
-                contact_id=contact.contact_id if contact is not None else None,
-                subject=f"IVR {self.flow.name}",
-                data={
-                    "session": str(session.session_id),
-                    "flow": self.flow.name,
-                    "language": session.language,
-                },
+                remote_address=session.caller.caller_num if campaign is None else "",
+                contact_id=contact_id,
+                campaign_id=campaign.campaign_id if campaign is not None else None,
+                subject=f"IVR {flow.name}",
+                data=data,
             )
         )
         session.interaction_id = routed.interaction_id
+        session.contact_id = routed.contact_id
         log.info(
             "ivr session started",
             extra={"interaction_id": routed.interaction_id, "contact_id": routed.contact_id},
@@ -228,27 +268,45 @@ class IvrService:
         )
 
     async def _say(self, step: Step, session: Session) -> bytes:
-        text = step.say.get(session.language, "")
-        if session.contact_name and step.say_known:
-            text = step.say_known[session.language].format(name=session.contact_name)
-        elif "{" in text:
-            text = text.replace("{name}", "").strip()
+        if step.languages:  # a language menu speaks each of its languages in its own voice
+            return b"".join(
+                [await self._speak(step, session, language) for language in step.languages.values()]
+            )
+        return await self._speak(step, session, session.language)
+
+    async def _speak(self, step: Step, session: Session, language: str) -> bytes:
+        # A language the step has no text for hears the default language's text and voice.
+        if language not in step.say:
+            language = session.flow.languages[0]
+        text = step.say.get(language, "")
+        if session.contact_name and language in step.say_known:
+            text = step.say_known[language].format(name=session.contact_name)
+        elif "{" in text:  # a campaign's callee is greeted by name too
+            text = text.replace("{name}", session.contact_name).strip()
         if not text:
             return b""
+        session.said.append(text)
         return await self.tts.speak(
-            text, voice=self._voice(session.language), language=session.language
+            text, voice=self._voice(session.flow, language), language=language
         )
 
     async def _run(self, call: AudioSocketCall, session: Session) -> None:
-        name = self.flow.start
+        name = session.flow.start
         while name:
-            step = self.flow.steps[name]
+            step = session.flow.steps[name]
+            if step.languages and session.language_known:
+                name = step.next  # the contact's language is on record: no need to ask
+                continue
             prompt = await self._say(step, session)
             if step.action is not None:
                 await call.play(prompt)
                 await self._act(call, step, session)
                 return
-            if step.choices or step.collect in (Collect.YES_NO, Collect.DIGITS, Collect.FREE):
+            if (
+                step.choices
+                or step.languages
+                or step.collect in (Collect.YES_NO, Collect.DIGITS, Collect.FREE, Collect.TIME)
+            ):
                 result = await self._ask(call, step, session, prompt)
                 if result is None:  # hung up, "no", or no usable answer after the retries
                     await self._end_early(call, session)
@@ -266,7 +324,7 @@ class IvrService:
         self, call: AudioSocketCall, step: Step, session: Session, prompt: bytes
     ) -> str | None:
         """One answered step: the next step's name, or None when the call should end."""
-        keys = self._keys(step, session.language)
+        keys = self._keys(step, session)
         settings = dataclasses.replace(self.turn, max_digits=step.max_digits)
         for _ in range(MAX_RETRIES):
             recognizer = None
@@ -285,13 +343,21 @@ class IvrService:
             if step.collect is not None:
                 session.answers[step.field] = value
                 await self.router.update(session.interaction_id, data={"answers": session.answers})
+                if step.contact_field:
+                    await self._store_on_contact(session, step.contact_field, value)
                 if step.collect is Collect.FREE:
                     self._tasks.spawn(
                         self._transcribe(session, step.field, answer.audio),
                         name=f"transcribe {session.interaction_id}",
                     )
                 if step.collect is Collect.YES_NO and value is False:
-                    return None  # a "no" ends the flow politely
+                    return step.no_next or None  # by default a "no" ends the flow politely
+                return step.next
+            if step.languages:
+                session.language = step.languages[value]
+                await self.router.update(
+                    session.interaction_id, data={"language": session.language}
+                )
                 return step.next
             return next(c.next for c in step.choices if c.key == value)
         session.follow_up = FollowUp(outcome="no_input")
@@ -310,12 +376,32 @@ class IvrService:
         # fallback queue takes the caller, who is never lost.
         session.move(SessionState.COMPLETED)
 
-    def _keys(self, step: Step, language: str) -> dict[str, list[str]]:
+    async def _store_on_contact(self, session: Session, key: str, value: Any) -> None:
+        """The answer in the contact's custom field; it stays on the interaction regardless."""
+        if session.contact_id is None:
+            return
+        try:
+            await self.router.contacts.update_contact(session.contact_id, custom={key: value})
+        except ContactdError as exc:  # e.g. the field is not defined: say so, keep going
+            log.warning(
+                "ivr answer not stored on the contact",
+                extra={
+                    "interaction_id": session.interaction_id,
+                    "contact_id": session.contact_id,
+                    "field": key,
+                    "error": str(exc),
+                },
+            )
+
+    def _keys(self, step: Step, session: Session) -> dict[str, list[str]]:
+        language = session.language
         if step.collect is Collect.YES_NO:
             return {
-                "1": self.flow.yes_words.get(language, []),
-                "2": self.flow.no_words.get(language, []),
+                "1": session.flow.yes_words.get(language, []),
+                "2": session.flow.no_words.get(language, []),
             }
+        if step.languages:
+            return {key: step.words.get(key, []) for key in step.languages}
         return {c.key: c.words.get(language, []) for c in step.choices}
 
     def _value(self, step: Step, answer: Answer, keys: dict[str, list[str]]) -> Any:
@@ -323,6 +409,9 @@ class IvrService:
             return "(recording)" if answer.outcome is Outcome.RECORDED and answer.audio else None
         if step.collect is Collect.DIGITS:
             return answer.digits or None
+        if step.collect is Collect.TIME:
+            at = callback_time(answer.digits, utcnow(), self.timezone)
+            return at.isoformat() if at is not None else None
         key = (
             answer.digits if answer.outcome is Outcome.DIGITS else self._key_for(answer.heard, keys)
         )
@@ -350,16 +439,26 @@ class IvrService:
         if call.ended.is_set():
             session.move(SessionState.ABANDONED)
             return
+        await self._confirm(step, session)
         if step.action is Action.TRANSFER:
             await self._route(session, "queue", queue=step.queue)
             session.follow_up = FollowUp(outcome="transferred")
             session.move(SessionState.TRANSFERRED)
             return  # closing the socket hands the caller to contactd-route
         if step.action is Action.CALLBACK:
+            # The time the caller keyed (a collect = "time" step), else the default delay.
+            asked = next(
+                (
+                    datetime.fromisoformat(session.answers[s.field])
+                    for s in session.flow.steps.values()
+                    if s.collect is Collect.TIME and s.field in session.answers
+                ),
+                None,
+            )
             session.follow_up = FollowUp(
                 outcome="callback_requested",
                 team=step.team or None,
-                callback_at=utcnow() + CALLBACK_DELAY,
+                callback_at=asked or utcnow() + CALLBACK_DELAY,
             )
         elif step.action is Action.TASK:
             session.follow_up = FollowUp(
@@ -370,6 +469,32 @@ class IvrService:
         await self._route(session, "hangup")
         session.move(SessionState.COMPLETED)
         await call.hangup()
+
+    async def _confirm(self, step: Step, session: Session) -> None:
+        """Queue the step's SMS / e-mail confirmation; it never holds up the call's action."""
+        for channel, texts in (
+            (Channel.SMS, step.confirm_sms),
+            (Channel.EMAIL, step.confirm_email),
+        ):
+            if not texts or self.outbox is None:
+                continue
+            language = session.language if session.language in texts else session.flow.languages[0]
+            values = {"name": session.contact_name, **session.answers}
+            message_id = await send_confirmation(
+                self.outbox,
+                self.router.db,
+                channel=channel,
+                text=fill(texts[language], values),
+                session_id=session.session_id,
+                step=step.name,
+                caller_num=session.caller.caller_num,
+                contact_id=session.contact_id,
+                interaction_id=session.interaction_id,
+                language=language,
+            )
+            if message_id is not None:
+                session.answers.setdefault("confirmations", []).append(message_id)
+                await self.router.update(session.interaction_id, data={"answers": session.answers})
 
     async def _route(self, session: Session, route: str, *, queue: str = "") -> None:
         if self.channels is None or not session.caller.channel:

@@ -92,6 +92,8 @@ async def ask(
         prompt_s = len(prompt) / (FRAME_BYTES / FRAME_S)
         return await _listen(call, settings, stop, played, prompt_s, recognizer, record)
     finally:
+        if recognizer is not None:
+            recognizer.release()  # warm for the next turn with the same phrases
         stop.set()
         player.cancel()
         with contextlib.suppress(asyncio.CancelledError):

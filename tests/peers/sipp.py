@@ -89,13 +89,24 @@ async def run_sipp(
     rate_per_s: int = 10,
     hold_ms: int = 2000,
     work_dir: Path,
+    digit: str = "",
 ) -> SippResult:
-    """Place `calls` SIP calls to the sandbox trunk and wait until SIPp ends."""
+    """Place `calls` SIP calls to the sandbox trunk and wait until SIPp ends.
+
+    With `digit`, each caller keys it by RFC 2833 (uac_dtmf.xml) 3 s after the answer."""
     binary = await asyncio.to_thread(sipp_binary)
+    scenario = SCENARIO
+    if digit:
+        if not re.fullmatch(r"[0-9]", digit):
+            raise ValueError(f"sip-tester ships RFC 2833 pcaps for 0-9 only, not {digit!r}")
+        # SIPp opens a pcap when it reads the scenario, before any [key] is known.
+        scenario = work_dir / f"uac_dtmf_{digit}.xml"
+        template = (SCENARIOS / "uac_dtmf.xml").read_text(encoding="utf-8")
+        scenario.write_text(template.replace("[digit]", digit), encoding="utf-8")
     args = [
         binary,
         f"127.0.0.1:{asterisk.sip_port}",
-        "-sf", str(SCENARIO),
+        "-sf", str(scenario),
         "-s", dnis,
         "-key", "caller", caller,
         "-m", str(calls),

@@ -39,6 +39,8 @@ class Campaign(Timestamps, Base):
     # Automated campaigns: the sound file name Playback plays to the callee (e.g.
     # custom/spring-offer; checked by dialer.create), unless ivr_flow names a flow to run.
     message: Mapped[str] = mapped_column(Text, default="")
+    # Automated "message" campaigns: text the IVR speaks (TTS), {first_name} etc. filled in.
+    message_text: Mapped[str] = mapped_column(Text, default="", server_default="")
     ivr_flow: Mapped[str | None] = mapped_column(String(100))
     agent_queue: Mapped[str | None] = mapped_column(String(64))
     fallback_channel: Mapped[Channel | None] = mapped_column(str_enum(Channel))

@@ -23,7 +23,7 @@ from contactd.db.models import Interaction, Task
 from contactd.db.session import Database
 from contactd.events import EventBus
 from contactd.ivr.audiosocket import FRAME_BYTES, AudioSocketServer, Kind, encode
-from contactd.ivr.flows import shipped_flow
+from contactd.ivr.flows import load_flow, shipped_flow
 from contactd.ivr.service import IvrService
 from contactd.ivr.tts import Tts
 from contactd.ivr.turn import TurnSettings
@@ -150,3 +150,75 @@ async def test_a_hang_up_mid_prompt_leaves_a_complete_record(
     assert row.outcome == "abandoned"
     assert row.ended_at is not None
     assert tasks  # a missed call is followed up
+
+
+@pytest.fixture
+async def multilingual(db: Database, prompt_dir: Path) -> AsyncIterator[Ivr]:
+    async with db.engine.begin() as conn:
+        await conn.run_sync(create_fts)
+    contacts = ContactService(db, default_region="DE")
+    await contacts.create_contact(
+        ContactInput(first_name="Mina", phones=["+4930123456"], language="ko")
+    )
+    channels = Channels()
+    async with Tts(prompt_dir) as tts:
+        service = IvrService(
+            shipped_flow("intake_languages"),
+            Router(db, contacts, TaskService(db)),
+            tts,
+            channels=channels,
+            turn=TurnSettings(no_input_s=1.0, silence_s=0.2),
+        )
+        async with service, AudioSocketServer("127.0.0.1", 0, service.handle) as server:
+            yield service, server, channels
+
+
+async def test_a_new_caller_chooses_a_language_and_hears_the_rest_in_it(
+    multilingual: Ivr, db: Database
+) -> None:
+    service, server, channels = multilingual
+    session_id, _ = await caller(
+        server, service, [encode(Kind.DTMF, b"2"), encode(Kind.DTMF, b"1")], number="+4930999999"
+    )
+    said = service.finished[session_id].said
+    # The menu speaks every language; after "2" everything is Korean.
+    assert said[:2] == ["For English, press 1.", "한국어는 2번을 누르세요."]
+    assert said[2:] == [
+        "전화해 주셔서 감사합니다.",
+        "상담원과 통화하시려면 1번을 누르거나 상담원이라고 말씀하세요. 전화 예약은 2번을 누르세요.",
+        "상담원을 연결해 드리겠습니다.",
+    ]
+    (row,), _ = await rows(db)
+    assert (row.data["language"], row.outcome) == ("ko", "transferred")
+    assert channels.vars["PJSIP/trunk-1"]["CONTACTD_ROUTE"] == "queue"
+
+
+async def test_a_known_callers_language_skips_the_menu(multilingual: Ivr, db: Database) -> None:
+    service, server, _ = multilingual
+    session_id, _ = await caller(server, service, [encode(Kind.DTMF, b"1")])
+    said = service.finished[session_id].said
+    assert said[0] == "Mina님, 안녕하세요."  # Korean at once: the contact's language
+    (row,), _ = await rows(db)
+    assert row.outcome == "transferred"
+
+
+async def test_a_prompt_missing_in_the_chosen_language_falls_back_to_the_default(
+    db: Database, prompt_dir: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "two.toml"
+    path.write_text(
+        '[flow]\nname = "two"\nlanguages = ["en", "ko"]\nstart = "lang"\n'
+        '[steps.lang]\nsay = { en = "Press 1 or 2.", ko = "2번." }\n'
+        'languages = { "1" = "en", "2" = "ko" }\nnext = "bye"\n'
+        '[steps.bye]\nsay = { en = "Goodbye." }\naction = "hangup"\n',
+        encoding="utf-8",
+    )
+    contacts = ContactService(db, default_region="DE")
+    async with Tts(prompt_dir) as tts:
+        service = IvrService(load_flow(path), Router(db, contacts, TaskService(db)), tts)
+        async with service, AudioSocketServer("127.0.0.1", 0, service.handle) as server:
+            session_id, _ = await caller(
+                server, service, [encode(Kind.DTMF, b"2")], number="+4930999999"
+            )
+    session = service.finished[session_id]
+    assert (session.language, session.said[-1]) == ("ko", "Goodbye.")

@@ -87,6 +87,26 @@ async def test_a_spoken_menu_choice_is_recognised_and_stops_the_prompt(
     assert frames < len(prompt) // FRAME_BYTES  # barge-in cut the prompt short
 
 
+async def test_turns_with_the_same_menu_reuse_one_warm_recognizer(
+    model: SpeechModel, tts: Tts
+) -> None:
+    prompt = await tts.speak("말씀하세요")
+    heard = []
+    built = []
+    # A turn cut short by a key leaves a half-heard utterance in its recognizer: the next
+    # turn must not hear that speech.
+    await run_turn(
+        SILENCE * 5 + await tts.speak("아니요"), prompt, TurnSettings(), model, keys=b"9"
+    )
+    for word in ("상담원", "예", "하나"):
+        caller = SILENCE * 10 + await tts.speak(word) + SILENCE * 40
+        answer, _ = await run_turn(caller, prompt, TurnSettings(silence_s=0.3), model)
+        heard.append(answer.heard.text if answer.heard is not None else "")
+        built.append(model.recognizers_built)
+    assert heard == ["상담원", "예", "하나"]
+    assert built[0] == built[1] == built[2]  # the later turns took the warm one back
+
+
 async def test_silence_is_no_input(model: SpeechModel, tts: Tts) -> None:
     answer, _ = await run_turn(SILENCE * 60, SILENCE * 5, TurnSettings(no_input_s=0.5), model)
     assert answer.outcome is Outcome.NO_INPUT

@@ -34,8 +34,8 @@ from contactd.errors import ConflictError, ValidationError
 @pytest.mark.parametrize(("spec", "needle"), [
     (CampaignSpec("a b", "automated", message="x"), "name 'a b' is not allowed; allowed: "
                                                      "letters, digits, '_', '.', '-'"),
-    (CampaignSpec("c", "message", message="x"), "mode 'message' is unknown; allowed: "
-                                                 "preview, progressive, predictive, automated"),
+    (CampaignSpec("c", "broadcast", message="x"), "mode 'broadcast' is unknown; allowed: "
+     "preview, progressive, predictive, automated, message, survey"),
     (CampaignSpec("c", "automated", message="Hello, world"), "contains a comma"),
     (CampaignSpec("c", "automated", message="hi\r\nAction: Hangup"), "contains a carriage"),
     (CampaignSpec("c", "automated", message="a\0b"), "contains a NUL byte"),

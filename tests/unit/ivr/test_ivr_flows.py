@@ -55,8 +55,8 @@ def write(tmp_path: Path, text: str) -> Path:
             r"flow\.toml:9: steps\.bye\.sy: is not a step key",
         ),
         (
-            GOOD.replace('["en"]', '["en", "ko"]').replace('"Press 1."', '{ en = "Press 1." }'),
-            r"flow\.toml:5: steps\.menu\.say: has no text for ko",
+            GOOD.replace('["en"]', '["en", "ko"]').replace('"Press 1."', '{ ko = "1번." }'),
+            r"flow\.toml:5: steps\.menu\.say: has no text for en \(the default language\)",
         ),
         (
             GOOD.replace('"1" = {', '"12" = {'),
