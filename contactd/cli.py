@@ -33,7 +33,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "contactd.commands.crm",
     "contactd.commands.messaging",
     "contactd.commands.reach",
-    "contactd.ivr.commands",
+    "contactd.commands.ivr",
 )
 
 Handler = Callable[[argparse.Namespace], int]

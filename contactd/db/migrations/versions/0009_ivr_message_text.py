@@ -1,7 +1,7 @@
 """campaigns.message_text: the text an automated message campaign speaks by TTS
 
-Revision ID: 0005_ivr_message_text
-Revises: 0004_possible_duplicates
+Revision ID: 0009_ivr_message_text
+Revises: 0008_records_task_comments
 """
 
 from collections.abc import Sequence
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005_ivr_message_text"
-down_revision: str | None = "0004_possible_duplicates"
+revision: str = "0009_ivr_message_text"
+down_revision: str | None = "0008_records_task_comments"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
