@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from contactd.cli import EXIT_BAD_INPUT, EXIT_OK
-from contactd.messaging import commands
+from contactd.commands import messaging as commands
 
 
 def run(argv: list[str]) -> int:
