@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Final, Literal
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert
 
 from contactd.background import LoopState, TaskOwner, run_resilient
+from contactd.crm.pending import sweep_pending
 from contactd.crm.routing import NEW_LEAD_TAG, FollowUp, Router
 from contactd.crm.service import ContactInput, ContactService
 from contactd.db.models import Interaction
@@ -196,16 +197,7 @@ class WebIntake:
 
     async def sweep(self) -> int:
         """Route every submission stored but not routed (the process stopped in between)."""
-        async with self.db.session() as session:
-            waiting = list(await session.scalars(
-                select(Interaction.id)
-                .where(Interaction.kind == InteractionKind.WEB_LEAD,
-                       Interaction.data[MARKER].as_string() == PENDING)
-                .order_by(Interaction.id)
-            ))
-        routed = 0
-        for interaction_id in waiting:
-            routed += await self.route(interaction_id)
+        routed = await sweep_pending(self.db, MARKER, PENDING, self.route)
         if routed:
             log.info("web forms routed at start", extra={"routed": routed})
         return routed

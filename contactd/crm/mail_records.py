@@ -25,6 +25,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from contactd.crm.documents import DocumentService
+from contactd.crm.pending import sweep_pending
 from contactd.crm.routing import FollowUp, Router
 from contactd.db.models import Document, InboundEmail, Interaction, OutboxMessage
 from contactd.db.session import Database
@@ -222,15 +223,7 @@ class MailIntake:
         return True
 
     async def sweep(self) -> int:
-        async with self.db.session() as session:
-            waiting = list(await session.scalars(
-                select(Interaction.id)
-                .where(Interaction.data["route"].as_string() == ROUTE_PENDING)
-                .order_by(Interaction.id)
-            ))
-        routed = 0
-        for interaction_id in waiting:
-            routed += await self.route(interaction_id)
+        routed = await sweep_pending(self.db, "route", ROUTE_PENDING, self.route)
         if routed:
             log.info("inbound mail routed at start", extra={"routed": routed})
         return routed

@@ -14,8 +14,7 @@ import logging
 from types import TracebackType
 from typing import Final
 
-from sqlalchemy import select
-
+from contactd.crm.pending import sweep_pending
 from contactd.crm.routing import FollowUp, Router
 from contactd.db.models import Interaction
 from contactd.db.session import Database
@@ -75,15 +74,7 @@ class InboundMessageRecorder:
         return True
 
     async def sweep(self) -> int:
-        async with self.db.session() as session:
-            waiting = list(await session.scalars(
-                select(Interaction.id)
-                .where(Interaction.data["route"].as_string() == ROUTE_PENDING)
-                .order_by(Interaction.id)
-            ))
-        routed = 0
-        for interaction_id in waiting:
-            routed += await self.route(interaction_id)
+        routed = await sweep_pending(self.db, "route", ROUTE_PENDING, self.route)
         if routed:
             log.info("inbound messages routed at start", extra={"routed": routed})
         return routed
