@@ -36,6 +36,7 @@ class CampaignCall:
     contact_id: int | None
     contact_name: str
     contact_language: str
+    phone_e164: str = ""  # the number dialled: the callee's, where a confirmation SMS goes
 
 
 def fill_message(text: str, fields: dict[str, str]) -> str:
@@ -103,4 +104,5 @@ class CampaignFlows:
             contact_id=contact.id if contact is not None else None,
             contact_name=name,
             contact_language=contact.language if contact is not None else "",
+            phone_e164=attempt.phone_e164,
         )

@@ -80,6 +80,14 @@ class CallerInfo:
     amd: str = ""  # outbound: the AMD verdict (MACHINE: a voicemail hears the message)
 
 
+def sms_number(session: Session) -> str:
+    """Where a confirmation SMS goes: the caller's number on an inbound call; on a campaign
+    call the number dialled (the caller ID Asterisk shows there is the company's own)."""
+    if session.campaign is not None and session.campaign.phone_e164:
+        return session.campaign.phone_e164
+    return session.caller.caller_num
+
+
 @dataclass
 class Session:
     session_id: uuid.UUID
@@ -487,7 +495,7 @@ class IvrService:
                 text=fill(texts[language], values),
                 session_id=session.session_id,
                 step=step.name,
-                caller_num=session.caller.caller_num,
+                caller_num=sms_number(session),
                 contact_id=session.contact_id,
                 interaction_id=session.interaction_id,
                 language=language,

@@ -22,6 +22,7 @@ from contactd.enums import Role
 from contactd.health import ComponentHealth, HealthRegistry
 from contactd.messaging.service import MessagingService
 from contactd.web.app import WebServer, create_app
+from contactd.web.services import PanelServices
 from tests.peers.ports import free_port
 from tests.peers.smsc import SmscPeer, start_peer, stop_peer
 
@@ -74,7 +75,7 @@ async def harness(tmp_path: Path, smsc_here: SmscPeer) -> AsyncIterator[Harness]
                 emails=[f"{first.lower()}@example.org"], tags=["pilot"]))
         async with MessagingService(settings, db) as messaging:
             port = free_port()
-            app = create_app(settings, db, health, messaging=messaging)
+            app = create_app(settings, db, health, PanelServices(messaging=messaging))
             async with WebServer(app, "127.0.0.1", port):
                 yield Harness(f"http://127.0.0.1:{port}", messaging)
 

@@ -70,7 +70,7 @@ class World:
                     phone_e164=lead.phone_e164,
                 )
             )
-            variables = originate_request(campaign, lead, None, 30).variables
+            variables = originate_request(campaign, lead, 30).variables
         await ami.send_action(
             originate_outbound(
                 number, attempt_id, mode=variables["CONTACTD_MODE"], variables=variables
@@ -82,7 +82,7 @@ class World:
         done = await asyncio.wait_for(self.recorded.get(), 60)
         (session,) = self.service.finished.values()
         async with self.db.session() as db_session:
-            row = await db_session.get(Interaction, done.interaction_row_id)
+            row = await db_session.get(Interaction, done.interaction_id)
         assert row is not None
         return session, row
 

@@ -34,10 +34,10 @@ async def test_a_handler_logs_with_the_events_ids() -> None:
 
     bus.subscribe(CallEnded, on_end)
     await bus.publish(CallEnded(attempt_id="a-42", outcome=CallOutcome.BUSY, cause=17,
-                                interaction_id="9"))
+                                interaction_id=9))
     logger.info("after the event")
     first, after = (json.loads(line) for line in out.getvalue().splitlines())
-    assert first["attempt_id"] == "a-42" and first["interaction_id"] == "9"
+    assert first["attempt_id"] == "a-42" and first["interaction_id"] == 9
     assert first["lead_id"] == 7
     assert "attempt_id" not in after  # the ids end with the event's handling
 

@@ -101,7 +101,7 @@ async def test_an_sms_the_messaging_layer_matched_itself_is_still_flagged(
     bus = EventBus()
     router = Router(crm_db, contacts, TaskService(crm_db, bus=bus), bus=bus)
     async with InboundMessageRecorder(crm_db, router, bus):
-        interaction_id = await InboundSms(crm_db, bus, default_region="DE").handle(
+        interaction_id = await InboundSms(crm_db, router, bus, default_region="DE").handle(
             DeliverSm("+4930123456", "5555", "Hallo", source_ton=1))
     async with crm_db.session() as session:
         row = await session.get(Interaction, interaction_id)

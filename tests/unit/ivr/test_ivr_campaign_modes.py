@@ -60,7 +60,7 @@ def test_message_and_survey_are_automated_campaigns_run_by_the_ivr() -> None:
         message_text="Hello, {first_name}; your order is ready",
         ivr_flow=None,
     )
-    variables = originate_request(spoken, lead, None, 30).variables
+    variables = originate_request(spoken, lead, 30).variables
     # The text never travels as a channel variable (commas and semicolons are fine in it).
     assert variables["CONTACTD_MODE"] == "ivr" and variables["CONTACTD_MACHINE_IVR"] == "1"
     assert "CONTACTD_MESSAGE" not in variables
@@ -73,7 +73,7 @@ def test_message_and_survey_are_automated_campaigns_run_by_the_ivr() -> None:
         message_text="",
         ivr_flow="survey",
     )
-    variables = originate_request(survey, lead, None, 30).variables
+    variables = originate_request(survey, lead, 30).variables
     assert variables["CONTACTD_MODE"] == "ivr" and "CONTACTD_MACHINE_IVR" not in variables
 
 
@@ -153,3 +153,20 @@ def test_cli_creates_message_and_survey_campaigns(tmp_path: Path) -> None:
         ("spoken", "automated", "Hello {first_name}, hi", None),
         ("poll", "automated", "", "survey"),
     ]
+
+
+def test_a_confirmation_sms_goes_to_the_callee_on_a_campaign_call() -> None:
+    import uuid
+
+    from contactd.ivr.campaigns import CampaignCall, message_flow
+    from contactd.ivr.service import CallerInfo, Session, sms_number
+
+    flow = message_flow("spring", "Hello.", language="en", voice="")
+    # On a campaign call Asterisk's caller ID is the company's own trunk number.
+    caller = CallerInfo(channel="PJSIP/trunk-1", caller_num="+4930999000", attempt_id="a1")
+    outbound = Session(uuid.uuid4(), caller, flow, campaign=CampaignCall(
+        campaign_id=1, flow=flow, contact_id=5, contact_name="Mina", contact_language="en",
+        phone_e164="+4915112345678"))
+    inbound = Session(uuid.uuid4(), CallerInfo(caller_num="+4915100000001"), flow)
+    assert sms_number(outbound) == "+4915112345678"
+    assert sms_number(inbound) == "+4915100000001"
