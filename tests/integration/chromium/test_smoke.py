@@ -10,7 +10,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Page
 
-from contactd.db.session import Database
+from contactd.db.bootstrap import open_database
 from contactd.health import ComponentHealth, HealthRegistry
 from contactd.web.app import WebServer, create_app
 from tests.peers.ports import free_port
@@ -25,7 +25,7 @@ async def web_url(tmp_path: Path) -> AsyncIterator[str]:
     settings = load_settings(None, {"CONTACTD_GENERAL__DATA_DIR": str(tmp_path)})
     health = HealthRegistry()
     health.register("database", lambda: ComponentHealth("ok", "sqlite"))
-    async with Database(settings.database_url) as db:
+    async with await open_database(settings) as db:  # migrated, as the daemon's is
         port = free_port()
         async with WebServer(create_app(settings, db, health), "127.0.0.1", port):
             yield f"http://127.0.0.1:{port}"
