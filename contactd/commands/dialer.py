@@ -60,14 +60,21 @@ async def _change(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def daemon_answers(settings: Settings) -> str | None:
-    """The health URL of a daemon running with this configuration; None when none answers
-    (or the configuration has no web port to ask)."""
+def health_url(settings: Settings) -> str | None:
+    """Where this configuration's daemon answers /healthz; None without a web port."""
     web = settings.web
     if not web.enabled:
         return None
     host = "127.0.0.1" if web.host in ("0.0.0.0", "::", "") else web.host
-    url = f"http://{host}:{web.port}/healthz"
+    return f"http://{host}:{web.port}/healthz"
+
+
+def daemon_answers(settings: Settings) -> str | None:
+    """The health URL of a daemon running with this configuration; None when none answers
+    (or the configuration has no web port to ask)."""
+    url = health_url(settings)
+    if url is None:
+        return None
     try:
         with urllib.request.urlopen(url, timeout=DAEMON_PROBE_S):
             pass
@@ -80,15 +87,13 @@ def daemon_answers(settings: Settings) -> str | None:
 
 def daemon_note(settings: Settings) -> str:
     """Whether a daemon is there to act on the change: the row alone dials nobody."""
-    if not settings.web.enabled:
+    url = health_url(settings)
+    if url is None:
         return ("a running daemon (contactd run) follows it within a pacing tick; this "
                 "configuration has no web port to check whether one runs")
-    url = daemon_answers(settings)
-    if url is None:
-        web = settings.web
-        host = "127.0.0.1" if web.host in ("0.0.0.0", "::", "") else web.host
-        return (f"no daemon answers at http://{host}:{web.port}/healthz: nothing is dialled "
-                "until `contactd run` starts with this configuration")
+    if daemon_answers(settings) is None:
+        return (f"no daemon answers at {url}: nothing is dialled until `contactd run` "
+                "starts with this configuration")
     return f"the daemon at {url} follows it within a pacing tick"
 
 

@@ -20,7 +20,7 @@ from typing import Final, Literal
 from sqlalchemy import insert
 
 from contactd.background import LoopState, TaskOwner, run_resilient
-from contactd.crm.pending import sweep_pending
+from contactd.crm.pending import pending_row, sweep_pending
 from contactd.crm.routing import NEW_LEAD_TAG, FollowUp, Router
 from contactd.crm.service import ContactInput, ContactService
 from contactd.db.models import Interaction
@@ -152,12 +152,11 @@ class WebIntake:
         if router is None or contacts is None:
             raise RuntimeError("this WebIntake stores only; the daemon's one routes")
         async with self._lock:
-            async with self.db.session() as session:
-                row = await session.get(Interaction, interaction_id)
-                if row is None or row.data.get(MARKER) != PENDING:
-                    return False
-                data = dict(row.data)
-                contact_id = row.contact_id
+            row = await pending_row(self.db, interaction_id, MARKER, PENDING)
+            if row is None:
+                return False
+            data = dict(row.data)
+            contact_id = row.contact_id
             fields: dict[str, str] = data.get("fields", {})
             if contact_id is None:
                 contact_id = await self._contact(router, contacts, interaction_id, fields)

@@ -25,7 +25,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from contactd.crm.documents import DocumentService
-from contactd.crm.pending import sweep_pending
+from contactd.crm.pending import pending_row, sweep_pending
 from contactd.crm.routing import FollowUp, Router
 from contactd.db.models import Document, InboundEmail, Interaction, OutboxMessage
 from contactd.db.session import Database
@@ -205,11 +205,10 @@ class MailIntake:
     async def route(self, interaction_id: int) -> bool:
         """Route one waiting mail; False when it was routed before (or is not waiting)."""
         async with self._lock:
-            async with self.db.session() as session:
-                row = await session.get(Interaction, interaction_id)
-                if row is None or row.data.get("route") != ROUTE_PENDING:
-                    return False
-                documents = [int(d) for d in row.data.get("documents", [])]
+            row = await pending_row(self.db, interaction_id, "route", ROUTE_PENDING)
+            if row is None:
+                return False
+            documents = [int(d) for d in row.data.get("documents", [])]
             contact_id = await self.router.attach_sender(interaction_id)
             if documents and contact_id is not None:
                 async with self.db.transaction() as session:

@@ -14,9 +14,8 @@ import logging
 from types import TracebackType
 from typing import Final
 
-from contactd.crm.pending import sweep_pending
+from contactd.crm.pending import pending_row, sweep_pending
 from contactd.crm.routing import FollowUp, Router
-from contactd.db.models import Interaction
 from contactd.db.session import Database
 from contactd.events import EventBus
 from contactd.messaging.events import InboundSmsReceived
@@ -61,10 +60,8 @@ class InboundMessageRecorder:
     async def route(self, interaction_id: int) -> bool:
         """Route one waiting message; False when it was routed before (or is not waiting)."""
         async with self._lock:
-            async with self.db.session() as session:
-                row = await session.get(Interaction, interaction_id)
-                if row is None or row.data.get("route") != ROUTE_PENDING:
-                    return False
+            if await pending_row(self.db, interaction_id, "route", ROUTE_PENDING) is None:
+                return False
             contact_id = await self.router.attach_sender(interaction_id)
             routed = await self.router.finish(interaction_id, FollowUp(),
                                               data={"route": ROUTE_DONE})

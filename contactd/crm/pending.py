@@ -16,6 +16,15 @@ from contactd.db.models.crm import Interaction
 from contactd.db.session import Database
 
 
+async def pending_row(db: Database, interaction_id: int, key: str,
+                      mark: str) -> Interaction | None:
+    """The interaction when its `data[key]` is still `mark` (waiting to be routed); None when
+    it is unknown or was routed already. The caller holds its recorder's lock."""
+    async with db.session() as session:
+        row = await session.get(Interaction, interaction_id)
+    return row if row is not None and row.data.get(key) == mark else None
+
+
 async def sweep_pending(db: Database, key: str, mark: str,
                         route: Callable[[int], Awaitable[bool]]) -> int:
     """Route every interaction whose `data[key]` is `mark`; how many were routed now."""
