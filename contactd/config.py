@@ -268,6 +268,9 @@ class DialerSettings(_Section):
         default_factory=lambda: ["break", "lunch", "training", "meeting", "after_call_work"],
         min_length=1,
     )
+    # An agent whose last workspace tab closed and did not come back within this many seconds
+    # is paused (reason "tab_closed"), so no call goes to a desk nobody watches.
+    tab_closed_pause_s: float = Field(default=30.0, ge=0)
     # Disposition buttons of a campaign that names none (contactd/dialer/dispositions.py).
     dispositions: list[DispositionName] = Field(
         default_factory=lambda: list(get_args(DispositionName)), min_length=1
@@ -287,6 +290,37 @@ class DialerSettings(_Section):
         if self.window_end <= self.window_start:
             raise ValueError("window_end must be later than window_start")
         return self
+
+
+class InboundQueueSettings(_Section):
+    """One inbound queue (contactd/dialer/inbound.py): callers wait on hold, contactd picks
+    the agent from the agent board and connects them."""
+
+    # A caller answered within this many seconds counts as within the service level.
+    service_level_s: float = Field(default=20.0, gt=0)
+    # Who may sign in to the queue: these user names and members of these teams (none: all).
+    agents: tuple[str, ...] = ()
+    teams: tuple[str, ...] = ()
+    # Among queues, callers of the higher priority are served first.
+    priority: int = Field(default=0, ge=0, le=100)
+    # A blended agent takes this queue's waiting callers before campaign calls.
+    over_campaigns: bool = True
+
+
+class InboundSettings(_Section):
+    """Inbound queues served by contactd's own hand-off (docs/inbound-queues.md)."""
+
+    queues: dict[str, InboundQueueSettings] = {}
+
+    @field_validator("queues")
+    @classmethod
+    def _queue_names(
+        cls, value: dict[str, InboundQueueSettings]
+    ) -> dict[str, InboundQueueSettings]:
+        for name in value:
+            if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
+                raise ValueError(f"queue name {name!r}: use letters, digits, _ and - (at most 64)")
+        return value
 
 
 class DemoSettings(_Section):
@@ -454,6 +488,7 @@ class Settings(_Section):
     email: EmailSettings = EmailSettings()
     email_inbound: EmailInboundSettings = EmailInboundSettings()
     dialer: DialerSettings = DialerSettings()
+    inbound: InboundSettings = InboundSettings()
     demo: DemoSettings = DemoSettings()
     intake: IntakeSettings = IntakeSettings()
     identification: IdentificationSettings = IdentificationSettings()

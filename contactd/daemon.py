@@ -30,6 +30,7 @@ from contactd.db.session import Database
 from contactd.dialer.agents import AgentBoard
 from contactd.dialer.announce import AnnouncingConnector
 from contactd.dialer.connect import SetvarConnector
+from contactd.dialer.inbound import InboundQueues
 from contactd.dialer.service import DialerService
 from contactd.events import EventBus
 from contactd.health import ComponentHealth, HealthRegistry
@@ -141,6 +142,7 @@ async def run_daemon(
                     stack, settings, components.router, ami_client, health=health,
                     outbox=messaging,
                 )
+            inbound: InboundQueues | None = None
             if components.calls is not None:
                 # Agents join campaigns in the panel's workspace; the connector says on the bus
                 # which agent got which call, so that agent's card pops.
@@ -155,10 +157,16 @@ async def run_daemon(
                     )
                 )
                 health.register("dialer", components.dialer.loop_state.probe)
+                # Inbound queues: callers the dialplan holds in contactd-inqueue go to the
+                # board's agents signed in to the queue (before campaign calls when blended).
+                inbound = await stack.enter_async_context(InboundQueues(
+                    settings.inbound, board, components.calls.ami, components.router, bus))
+                components.calls.ami.events.on("UserEvent", inbound.on_user_event)
             if settings.web.enabled:
                 app = create_app(settings, db, health, PanelServices(
                     bus=bus, dialer=components.dialer, calls=components.calls,
-                    messaging=messaging, contacts=components.contacts, tasks=components.tasks),
+                    messaging=messaging, contacts=components.contacts, tasks=components.tasks,
+                    inbound=inbound),
                     intake=intake)
                 if metrics is not None:
                     metrics_view.setup(app, metrics, settings.metrics.token.get_secret_value())

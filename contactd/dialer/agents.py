@@ -2,6 +2,13 @@
 
 The web panel (agent logs in, ends wrap-up) and the dialer (claims an agent for an answered
 call, releases it when the call ends) move agents through an explicit state machine.
+
+Blending (contactd/dialer/inbound.py): an agent signed in to inbound queues as well is the
+same board entry. While callers wait in one of their queues, a free blended agent is held for
+them: the campaign's claim and the pacer's free count leave them out. An agent on an inbound
+call (or its wrap-up) is counted out of the campaign's view altogether, and that time is no
+talk or wrap sample of the campaign. The board is the one truth of agent state; no second
+state lives in Asterisk.
 """
 
 from __future__ import annotations
@@ -46,6 +53,8 @@ class Agent:
     state: AgentState = AgentState.FREE
     since: float = 0.0
     attempt_id: str | None = None
+    queues: frozenset[str] = frozenset()  # inbound queues the agent takes callers from
+    inbound: bool = False  # the current call (or wrap-up) is an inbound caller's
 
 
 @dataclass(frozen=True)
@@ -64,12 +73,20 @@ class AgentBoard:
     # (campaign id, seconds) of finished talks and wraps, drained by the dialer's pacers.
     finished_talks: list[tuple[int, float]] = field(default_factory=list)
     finished_wraps: list[tuple[int, float]] = field(default_factory=list)
+    # Callers waiting per inbound queue that goes before campaigns (kept by InboundQueues).
+    waiting: dict[str, int] = field(default_factory=dict)
 
-    def login(self, name: str, dial: str, campaign_id: int, now: float) -> Agent:
+    def login(self, name: str, dial: str, campaign_id: int, now: float,
+              queues: frozenset[str] = frozenset()) -> Agent:
         """`dial` goes into Dial() as is: ValidationError unless it is TECH/resource."""
-        agent = Agent(name, check_agent_dial(dial), campaign_id, AgentState.FREE, now)
+        agent = Agent(name, check_agent_dial(dial), campaign_id, AgentState.FREE, now,
+                      queues=queues)
         self.agents[name] = agent
         return agent
+
+    def held_for_inbound(self, agent: Agent) -> bool:
+        """A blended agent whose queue has a caller waiting takes that caller first."""
+        return any(self.waiting.get(queue, 0) > 0 for queue in agent.queues)
 
     def logout(self, name: str) -> None:
         self.agents.pop(name, None)
@@ -84,22 +101,37 @@ class AgentBoard:
                 f"agent {agent.name} is {agent.state.value}: cannot {event.value}",
                 code="agent_transition_invalid",
             ) from None
-        if agent.state is AgentState.TALKING and talk_sample:
+        if agent.state is AgentState.TALKING and talk_sample and not agent.inbound:
             self.finished_talks.append((agent.campaign_id, now - agent.since))
-        if agent.state is AgentState.WRAPPING and new is AgentState.FREE:
+        if agent.state is AgentState.WRAPPING and new is AgentState.FREE and not agent.inbound:
             self.finished_wraps.append((agent.campaign_id, now - agent.since))
         agent.state, agent.since = new, now
+        if new in (AgentState.FREE, AgentState.PAUSED):
+            agent.inbound = False
 
     def claim(self, campaign_id: int, attempt_id: str, now: float) -> Agent | None:
         """The agent free the longest takes the call, or None when nobody is free."""
         self.tick(now)
         free = [a for a in self.agents.values()
-                if a.campaign_id == campaign_id and a.state is AgentState.FREE]
+                if a.campaign_id == campaign_id and a.state is AgentState.FREE
+                and not self.held_for_inbound(a)]
         if not free:
             return None
         agent = min(free, key=lambda a: a.since)
         self._move(agent, AgentEvent.CLAIM, now)
         agent.attempt_id = attempt_id
+        return agent
+
+    def claim_inbound(self, queue: str, call_id: str, now: float) -> Agent | None:
+        """The agent of `queue` free the longest takes the inbound caller, or None."""
+        self.tick(now)
+        free = [a for a in self.agents.values()
+                if queue in a.queues and a.state is AgentState.FREE]
+        if not free:
+            return None
+        agent = min(free, key=lambda a: a.since)
+        self._move(agent, AgentEvent.CLAIM, now)
+        agent.attempt_id, agent.inbound = call_id, True
         return agent
 
     def call_ended(self, attempt_id: str, now: float, *, talked: bool = True) -> Agent | None:
@@ -134,9 +166,12 @@ class AgentBoard:
 
     def view(self, campaign_id: int, now: float) -> AgentsView:
         self.tick(now)
-        mine = [a for a in self.agents.values() if a.campaign_id == campaign_id]
+        # Agents on an inbound call, or held for a waiting inbound caller, are counted out.
+        mine = [a for a in self.agents.values()
+                if a.campaign_id == campaign_id and not a.inbound]
         return AgentsView(
-            free=sum(1 for a in mine if a.state is AgentState.FREE),
+            free=sum(1 for a in mine
+                     if a.state is AgentState.FREE and not self.held_for_inbound(a)),
             talking=tuple(now - a.since for a in mine if a.state is AgentState.TALKING),
             wrapping=tuple(now - a.since for a in mine if a.state is AgentState.WRAPPING),
         )

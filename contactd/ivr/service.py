@@ -22,8 +22,10 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from contactd.background import TaskOwner
+from contactd.config import InboundSettings
 from contactd.crm.routing import FollowUp, InboundContact, Router
 from contactd.db.base import utcnow
+from contactd.dialer.inbound import route_of
 from contactd.enums import Channel, Direction, InteractionKind
 from contactd.errors import ContactdError
 from contactd.ivr.asr import Heard, SpeechModel
@@ -126,8 +128,10 @@ class IvrService:
         campaigns: CampaignFlows | None = None,
         outbox: Outbox | None = None,
         timezone: str = "UTC",
+        inbound: InboundSettings | None = None,
     ) -> None:
         self.flow = flow
+        self.inbound = inbound or InboundSettings()  # contactd's own queues (dialer/inbound)
         self.campaigns = campaigns
         self.outbox = outbox
         self.timezone = timezone  # keyed callback times are read in the site's zone
@@ -449,7 +453,7 @@ class IvrService:
             return
         await self._confirm(step, session)
         if step.action is Action.TRANSFER:
-            await self._route(session, "queue", queue=step.queue)
+            await self._route(session, route_of(self.inbound, step.queue), queue=step.queue)
             session.follow_up = FollowUp(outcome="transferred")
             session.move(SessionState.TRANSFERRED)
             return  # closing the socket hands the caller to contactd-route

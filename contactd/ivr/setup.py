@@ -78,6 +78,7 @@ async def start_ivr(
             speech_rms=speech_cfg.speech_rms,
         ),
         min_confidence=speech_cfg.min_confidence,
+        inbound=settings.inbound,
         # Automated campaign calls: their survey flow, or their message in the default voice.
         outbox=outbox,  # flows' SMS / e-mail confirmations
         timezone=settings.general.timezone,

@@ -43,6 +43,7 @@ class Card:
     campaign: str = ""
     script: str = ""
     dispositions: list[str] = field(default_factory=list)
+    queue: str = ""  # an inbound caller's queue (then attempt_id is the inbound call's id)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -115,6 +116,23 @@ async def card_of_lead(db: Database, dialer: DialerSettings, lead_id: int,
         campaign = await session.get(Campaign, lead.campaign_id)
         contact = await _contact(session, lead.contact_id)
         return build_card(lead, campaign, contact, dialer, attempt_id)
+
+
+async def card_of_caller(db: Database, call_id: str, queue: str, phone: str,
+                         contact_id: int | None) -> Card:
+    """The card of an inbound caller handed to an agent from `queue`."""
+    async with db.session() as session:
+        contact = await _contact(session, contact_id)
+    return Card(
+        attempt_id=call_id, lead_id=None, phone=phone, queue=queue,
+        contact_id=contact.id if contact else None,
+        name=f"{contact.first_name} {contact.last_name}".strip() if contact else "",
+        company=contact.organisation.name if contact and contact.organisation else "",
+        job_title=contact.job_title if contact else "",
+        email=contact.emails[0].address if contact and contact.emails else "",
+        phones=[p.e164 for p in contact.phones] if contact else [phone],
+        notes=contact.notes if contact else "",
+    )
 
 
 async def card_of_attempt(db: Database, dialer: DialerSettings, attempt_id: str) -> Card | None:

@@ -43,6 +43,7 @@ class Seat:
     campaign: Campaign
     pause_code: str | None
     wrap_left_s: float | None  # seconds until wrap-up ends by itself
+    queues: tuple[str, ...] = ()  # inbound queues the agent takes callers from (blended)
 
 
 class AgentDesk:
@@ -83,7 +84,16 @@ class AgentDesk:
         left = None
         if agent.state is AgentState.WRAPPING and wrap is not None:
             left = max(0.0, agent.since + wrap - self._clock())
-        return Seat(agent, campaign, self._pause_codes.get(user.username), left)
+        code = self._pause_codes.get(user.username)
+        inbound = self._services.inbound
+        if code is None and inbound is not None and agent.state is AgentState.PAUSED:
+            code = inbound.paused_because.get(user.username)
+        return Seat(agent, campaign, code, left, tuple(sorted(agent.queues)))
+
+    def queues(self, user: User) -> list[str]:
+        """Inbound queues this agent may sign in to, beside a campaign."""
+        inbound = self._services.inbound
+        return [] if inbound is None else inbound.queues_for(user.username, user.team)
 
     async def campaigns(self) -> list[Campaign]:
         """Campaigns an agent can join: every one that needs agents and is not over."""
@@ -95,22 +105,30 @@ class AgentDesk:
                                          CampaignStatus.DRAFT)),
                 ).order_by(Campaign.name)))
 
-    async def join(self, user: User, campaign_id: int, actor: Actor) -> Agent:
-        """Signs the agent in to the campaign, paused until they say Ready."""
+    async def join(self, user: User, campaign_id: int, actor: Actor,
+                   queues: list[str] | None = None) -> Agent:
+        """Signs the agent in to the campaign (and inbound queues: blended), paused until
+        they say Ready."""
         dialer = self._services.need_dialer()
         if not user.extension:
             raise ValidationError(
                 "your account has no phone (extension); an admin sets it on the Users page",
                 field="extension")
+        joined: frozenset[str] = frozenset()
+        if queues:
+            if self._services.inbound is None:
+                raise NotFoundError("no inbound queues are running", code="queue_not_found")
+            joined = self._services.inbound.check_join(user.username, user.team, queues)
         async with self._db.transaction() as session:
             campaign = await session.get(Campaign, campaign_id)
             if campaign is None or campaign.mode is CampaignMode.AUTOMATED:
                 raise NotFoundError(f"no campaign {campaign_id} that takes agents",
                                     code="campaign_not_found")
             record(session, actor, "agent.join", "campaign", campaign.id, None,
-                   {"agent": user.username})
+                   {"agent": user.username, "queues": sorted(joined)})
         now = self._clock()
-        agent = dialer.agents.login(user.username, user.extension, campaign_id, now)
+        agent = dialer.agents.login(user.username, user.extension, campaign_id, now,
+                                    queues=joined)
         dialer.agents.pause(user.username, now)
         self._pause_codes[user.username] = None
         return agent
@@ -138,6 +156,12 @@ class AgentDesk:
         before = agent.state.value
         dialer.agents.ready(user.username, self._clock())
         code = self._pause_codes.pop(user.username, None)
+        last = self._hub.last.get(user.username)
+        if last is not None and last["card"].get("queue") and last.get("ended"):
+            self._hub.forget(user.username)  # an inbound call has no disposition to wait for
+        if self._services.inbound is not None:
+            code = code or self._services.inbound.paused_because.pop(user.username, None)
+            self._services.inbound.wake()  # inbound callers first, then the dialer
         async with self._db.transaction() as session:
             record(session, actor, "agent.ready", "campaign", agent.campaign_id,
                    {"state": before, "pause_code": code}, {"state": "free"})

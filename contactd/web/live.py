@@ -1,7 +1,8 @@
 """Live pushes to agents' workspace tabs: one bus subscription per daemon, fanned out.
 
-When the dialer hands a call to an agent (AgentCallOffered) the hub loads the card once and
-puts it on the queue of every open tab of that agent; when the call ends it says so. An open
+When the dialer hands a call to an agent (AgentCallOffered), or an inbound queue a caller
+(InboundCallOffered), the hub loads the card once and puts it on the queue of every open tab
+of that agent; when the call ends it says so. An open
 tab costs a queue, never a database query per event. A tab too slow to read loses its oldest
 pushes rather than holding memory.
 """
@@ -20,8 +21,9 @@ from contactd.calls.events import CallEnded
 from contactd.config import DialerSettings
 from contactd.db.session import Database
 from contactd.dialer.announce import AgentCallOffered
+from contactd.dialer.inbound import InboundCallEnded, InboundCallOffered
 from contactd.events import EventBus
-from contactd.web.card import card_of_attempt
+from contactd.web.card import Card, card_of_attempt, card_of_caller
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,8 @@ class LiveHub:
     async def __aenter__(self) -> LiveHub:
         self._bus.subscribe(AgentCallOffered, self._on_offered)
         self._bus.subscribe(CallEnded, self._on_ended)
+        self._bus.subscribe(InboundCallOffered, self._on_inbound)
+        self._bus.subscribe(InboundCallEnded, self._on_inbound_ended)
         return self
 
     async def __aexit__(
@@ -48,6 +52,8 @@ class LiveHub:
     ) -> None:
         self._bus.unsubscribe(AgentCallOffered, self._on_offered)
         self._bus.unsubscribe(CallEnded, self._on_ended)
+        self._bus.unsubscribe(InboundCallOffered, self._on_inbound)
+        self._bus.unsubscribe(InboundCallEnded, self._on_inbound_ended)
         self.close_tabs()
 
     def close_tabs(self) -> None:
@@ -97,21 +103,37 @@ class LiveHub:
         if card is None:
             log.warning("offered call has no lead", extra={"attempt_id": event.attempt_id})
             return
-        self._attempts[event.attempt_id] = event.agent
-        while len(self._attempts) > ATTEMPTS_KEPT:
-            self._attempts.popitem(last=False)
-        push = {"type": "offer", "card": card.as_json()}
-        self.last[event.agent] = push
-        self.send(event.agent, push)
+        self._offer(event.agent, event.attempt_id, card)
         log.info("card pushed to agent", extra={"attempt_id": event.attempt_id,
                                                 "lead_id": card.lead_id, "agent": event.agent})
 
+    def _offer(self, agent: str, attempt_id: str, card: Card) -> None:
+        self._attempts[attempt_id] = agent
+        while len(self._attempts) > ATTEMPTS_KEPT:
+            self._attempts.popitem(last=False)
+        push = {"type": "offer", "card": card.as_json()}
+        self.last[agent] = push
+        self.send(agent, push)
+
+    async def _on_inbound(self, event: InboundCallOffered) -> None:
+        card = await card_of_caller(self._db, event.call_id, event.queue, event.caller,
+                                    event.contact_id)
+        self._offer(event.agent, event.call_id, card)
+        log.info("card pushed to agent", extra={"call_id": event.call_id, "queue": event.queue,
+                                                "agent": event.agent})
+
+    def _on_inbound_ended(self, event: InboundCallEnded) -> None:
+        self._ended(event.call_id, "answered" if event.answered else "not_answered")
+
     def _on_ended(self, event: CallEnded) -> None:
-        agent = self._attempts.get(event.attempt_id)
+        self._ended(event.attempt_id, event.outcome.value)
+
+    def _ended(self, attempt_id: str, outcome: str) -> None:
+        agent = self._attempts.get(attempt_id)
         if agent is None:
             return
-        push = {"type": "ended", "attempt_id": event.attempt_id, "outcome": event.outcome.value}
+        push = {"type": "ended", "attempt_id": attempt_id, "outcome": outcome}
         last = self.last.get(agent)
-        if last is not None and last["card"]["attempt_id"] == event.attempt_id:
+        if last is not None and last["card"]["attempt_id"] == attempt_id:
             last["ended"] = True  # a tab opened during wrap-up shows the call as over
         self.send(agent, push)

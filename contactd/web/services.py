@@ -10,6 +10,7 @@ from aiohttp import web
 from contactd.calls.service import CallService
 from contactd.crm.service import ContactService
 from contactd.crm.tasks import TaskService
+from contactd.dialer.inbound import InboundQueues
 from contactd.dialer.service import DialerService
 from contactd.errors import ContactdError
 from contactd.events import EventBus
@@ -30,6 +31,7 @@ class PanelServices:
     messaging: MessagingService | None = None
     contacts: ContactService | None = None
     tasks: TaskService | None = None
+    inbound: InboundQueues | None = None  # contactd's inbound queues (blended agents)
 
     def need_dialer(self) -> DialerService:
         if self.dialer is None:

@@ -57,6 +57,8 @@ document.addEventListener("DOMContentLoaded", () => {
     }
     document.getElementById("card-name").textContent = data.name || data.phone;
     attempt.value = data.attempt_id;
+    // An inbound caller's call has no campaign outcome to choose: Ready ends the wrap-up.
+    card.querySelector("form.dispositions").hidden = Boolean(data.queue);
     if (contactField) contactField.value = data.contact_id || "";
     scriptBox.querySelector("[data-field=script]").textContent = data.script || "";
     scriptBox.hidden = !data.script;

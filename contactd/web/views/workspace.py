@@ -92,7 +92,9 @@ def labels() -> dict[str, dict[str, str]]:
             "do_not_call": _("Do not call"),
         },
         "pauses": {"break": _("Break"), "lunch": _("Lunch"), "training": _("Training"),
-                   "meeting": _("Meeting"), "after_call_work": _("After-call work")},
+                   "meeting": _("Meeting"), "after_call_work": _("After-call work"),
+                   "no_answer": _("Your phone did not answer a caller"),
+                   "tab_closed": _("The workspace was closed")},
     }
 
 
@@ -111,6 +113,7 @@ async def workspace(request: web.Request) -> web.StreamResponse:
         dispositions = [d.name for d in campaign_dispositions(seat.campaign, settings.dialer)]
     return page(request, "workspace.html", {
         "seat": seat, "campaigns": [] if seat else await desk.campaigns(),
+        "queues": [] if seat else desk.queues(user),
         "card": live["card"] if live else Card(None, None, "").as_json(),
         "ended": bool(live and live.get("ended")), "preview": preview,
         "pause_codes": desk.pause_codes, "dispositions": dispositions, "labels": labels(),
@@ -132,8 +135,9 @@ async def _act(request: web.Request, done: str, step: Step) -> web.StreamRespons
 @requires(Role.AGENT)
 async def join(request: web.Request) -> web.StreamResponse:
     return await _act(request, _("You joined the campaign. Say Ready to take calls."),
-                      lambda r, desk, user, form: desk.join(user, _int(form, "campaign_id"),
-                                                            _actor(r)))
+                      lambda r, desk, user, form: desk.join(
+                          user, _int(form, "campaign_id"), _actor(r),
+                          [str(q) for q in form.getall("queue", [])]))
 
 
 @requires(Role.AGENT)
