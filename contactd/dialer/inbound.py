@@ -114,8 +114,14 @@ class InboundQueues:
     so a hang-up never overtakes the caller's arrival."""
 
     def __init__(
-        self, settings: InboundSettings, board: AgentBoard, channels: ChannelControl | None,
-        router: Router | None, bus: EventBus, *, clock: Callable[[], float] = time.time,
+        self,
+        settings: InboundSettings,
+        board: AgentBoard,
+        channels: ChannelControl | None,
+        router: Router | None,
+        bus: EventBus,
+        *,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings, self.board, self.channels = settings, board, channels
         self.router, self.bus, self.clock = router, bus, clock
@@ -144,8 +150,9 @@ class InboundQueues:
         allowed = set(self.queues_for(username, team))
         for name in queues:
             if name not in allowed:
-                raise NotFoundError(f"no inbound queue {name!r} you may sign in to",
-                                    code="queue_not_found")
+                raise NotFoundError(
+                    f"no inbound queue {name!r} you may sign in to", code="queue_not_found"
+                )
         return frozenset(queues)
 
     def waiting(self, queue: str) -> int:
@@ -165,7 +172,8 @@ class InboundQueues:
         while True:
             try:
                 event = await asyncio.wait_for(
-                    self._events.get(), RECHECK_S if self.callers else None)
+                    self._events.get(), RECHECK_S if self.callers else None
+                )
             except TimeoutError:
                 event = {"UserEvent": "ContactdDispatch"}
             if event is None:
@@ -173,8 +181,10 @@ class InboundQueues:
             try:
                 await self._handle(event)
             except Exception:
-                log.exception("inbound queue event failed",
-                              extra={"ami_event": str(event.get("UserEvent", ""))})
+                log.exception(
+                    "inbound queue event failed",
+                    extra={"ami_event": str(event.get("UserEvent", ""))},
+                )
 
     async def _handle(self, event: Mapping[str, Any]) -> None:
         name = str(event.get("UserEvent", ""))
@@ -192,30 +202,48 @@ class InboundQueues:
     def _count(self) -> None:
         """The board's held-for-inbound counts: callers waiting in queues over campaigns."""
         self.board.waiting = {
-            queue: self.waiting(queue) for queue, cfg in self.settings.queues.items()
-            if cfg.over_campaigns}
+            queue: self.waiting(queue)
+            for queue, cfg in self.settings.queues.items()
+            if cfg.over_campaigns
+        }
 
     async def _queued(self, event: Mapping[str, Any], call_id: str) -> None:
         queue = str(event.get("Queue", ""))
         if not call_id or queue not in self.settings.queues:
-            log.warning("caller in an unknown inbound queue", extra={"queue": queue,
-                                                                     "call_id": call_id})
+            log.warning(
+                "caller in an unknown inbound queue", extra={"queue": queue, "call_id": call_id}
+            )
             return
-        caller = Caller(call_id, queue, str(event.get("Channel", "")),
-                        str(event.get("CallerNum", "")), self.clock())
+        caller = Caller(
+            call_id,
+            queue,
+            str(event.get("Channel", "")),
+            str(event.get("CallerNum", "")),
+            self.clock(),
+        )
         if call_id in self.callers:  # a repeated event: the caller is waiting already
             return
         self.callers[call_id] = caller
         self._count()
         if self.router is not None:
-            routed = await self.router.start(InboundContact(
-                kind=InteractionKind.CALL, direction=Direction.INBOUND, channel=Channel.CALL,
-                remote_address=caller.caller, subject=f"Inbound queue {queue}",
-                outcome="waiting", data={"queue": queue, "call_id": call_id}))
+            routed = await self.router.start(
+                InboundContact(
+                    kind=InteractionKind.CALL,
+                    direction=Direction.INBOUND,
+                    channel=Channel.CALL,
+                    remote_address=caller.caller,
+                    subject=f"Inbound queue {queue}",
+                    outcome="waiting",
+                    data={"queue": queue, "call_id": call_id},
+                )
+            )
             caller.interaction_id, caller.contact_id = routed.interaction_id, routed.contact_id
         log.info("caller queued", extra={"queue": queue, "call_id": call_id})
-        await self.bus.publish(InboundQueued(queue=queue, call_id=call_id, caller=caller.caller,
-                                             contact_id=caller.contact_id))
+        await self.bus.publish(
+            InboundQueued(
+                queue=queue, call_id=call_id, caller=caller.caller, contact_id=caller.contact_id
+            )
+        )
 
     def _order(self) -> list[Caller]:
         waiting = [c for c in self.callers.values() if c.agent is None]
@@ -236,28 +264,54 @@ class InboundQueues:
                     raise ConflictError("no AMI link to reach the caller", code="call_gone")
                 await self.channels.setvar(caller.channel, AGENT_VARIABLE, agent.dial)
             except Exception as exc:  # the caller hung up meanwhile: the channel is gone
-                log.info("inbound hand-off failed", extra={
-                    "call_id": caller.call_id, "queue": caller.queue, "agent": agent.name,
-                    "reason": str(exc)})
+                log.info(
+                    "inbound hand-off failed",
+                    extra={
+                        "call_id": caller.call_id,
+                        "queue": caller.queue,
+                        "agent": agent.name,
+                        "reason": str(exc),
+                    },
+                )
                 self.board.call_ended(caller.call_id, self.clock(), talked=False)
                 caller.agent = None
                 self._count()
                 continue
             waited = now - caller.since
-            log.info("caller handed to agent", extra={
-                "call_id": caller.call_id, "queue": caller.queue, "agent": agent.name,
-                "waited_s": round(waited, 3)})
-            await self.bus.publish(InboundAnswered(queue=caller.queue, call_id=caller.call_id,
-                                                   agent=agent.name, waited_s=waited))
-            await self.bus.publish(InboundCallOffered(
-                call_id=caller.call_id, agent=agent.name, queue=caller.queue,
-                caller=caller.caller, contact_id=caller.contact_id,
-                interaction_id=caller.interaction_id))
+            log.info(
+                "caller handed to agent",
+                extra={
+                    "call_id": caller.call_id,
+                    "queue": caller.queue,
+                    "agent": agent.name,
+                    "waited_s": round(waited, 3),
+                },
+            )
+            await self.bus.publish(
+                InboundAnswered(
+                    queue=caller.queue, call_id=caller.call_id, agent=agent.name, waited_s=waited
+                )
+            )
+            await self.bus.publish(
+                InboundCallOffered(
+                    call_id=caller.call_id,
+                    agent=agent.name,
+                    queue=caller.queue,
+                    caller=caller.caller,
+                    contact_id=caller.contact_id,
+                    interaction_id=caller.interaction_id,
+                )
+            )
             if self.router is not None and caller.interaction_id is not None:
                 level = self.settings.queues[caller.queue].service_level_s
-                await self.router.update(caller.interaction_id, data={
-                    "agent": agent.name, "waited_s": round(waited, 3),
-                    "within_service_level": waited <= level})
+                await self.router.update(
+                    caller.interaction_id,
+                    data={
+                        "agent": agent.name,
+                        "waited_s": round(waited, 3),
+                        "within_service_level": waited <= level,
+                    },
+                )
 
     async def _agent_dialled(self, call_id: str, status: str) -> None:
         caller = self.callers.get(call_id)
@@ -270,8 +324,10 @@ class InboundQueues:
         with contextlib.suppress(ConflictError, NotFoundError):
             self.board.pause(agent, self.clock())
             self.paused_because[agent] = NOT_ANSWERED_PAUSE
-        log.info("agent did not answer an inbound caller", extra={
-            "call_id": call_id, "agent": agent, "dial_status": status})
+        log.info(
+            "agent did not answer an inbound caller",
+            extra={"call_id": call_id, "agent": agent, "dial_status": status},
+        )
         await self.bus.publish(InboundCallEnded(call_id=call_id, agent=agent, answered=False))
 
     async def _hung_up(self, call_id: str, status: str) -> None:
@@ -283,19 +339,28 @@ class InboundQueues:
         answered = caller.agent is not None and status == "ANSWER"
         if caller.agent is not None:
             board_agent = self.board.agents.get(caller.agent)
-            if board_agent is not None and board_agent.attempt_id == call_id \
-                    and board_agent.state is AgentState.TALKING:
+            if (
+                board_agent is not None
+                and board_agent.attempt_id == call_id
+                and board_agent.state is AgentState.TALKING
+            ):
                 self.board.call_ended(call_id, now, talked=answered)
-            await self.bus.publish(InboundCallEnded(call_id=call_id, agent=caller.agent,
-                                                    answered=answered))
         if answered:
             await self._finish(caller, "answered")
+        if caller.agent is not None:  # told once the call is stored
+            await self.bus.publish(
+                InboundCallEnded(call_id=call_id, agent=caller.agent, answered=answered)
+            )
+        if answered:
             return
         waited = now - caller.since
-        log.info("inbound caller abandoned", extra={
-            "call_id": call_id, "queue": caller.queue, "waited_s": round(waited, 3)})
-        await self.bus.publish(InboundAbandoned(queue=caller.queue, call_id=call_id,
-                                                waited_s=waited))
+        log.info(
+            "inbound caller abandoned",
+            extra={"call_id": call_id, "queue": caller.queue, "waited_s": round(waited, 3)},
+        )
+        await self.bus.publish(
+            InboundAbandoned(queue=caller.queue, call_id=call_id, waited_s=waited)
+        )
         await self._finish(caller, "abandoned")
 
     async def _timed_out(self, call_id: str) -> None:
@@ -307,8 +372,11 @@ class InboundQueues:
         self._count()
         if caller.agent is not None:
             self.board.call_ended(call_id, self.clock(), talked=False)
-        await self.bus.publish(InboundAbandoned(queue=caller.queue, call_id=call_id,
-                                                waited_s=self.clock() - caller.since))
+        await self.bus.publish(
+            InboundAbandoned(
+                queue=caller.queue, call_id=call_id, waited_s=self.clock() - caller.since
+            )
+        )
         await self._finish(caller, "missed")
 
     async def _finish(self, caller: Caller, outcome: str) -> None:
@@ -319,12 +387,14 @@ class InboundQueues:
             user_id = await self._user_id(caller.agent)
         if user_id is not None:
             await self.router.update(caller.interaction_id, user_id=user_id)
-        await self.router.finish(caller.interaction_id, FollowUp(outcome=outcome,
-                                                                 ended_at=utcnow()))
+        await self.router.finish(
+            caller.interaction_id, FollowUp(outcome=outcome, ended_at=utcnow())
+        )
 
     async def _user_id(self, username: str) -> int | None:
         assert self.router is not None
         async with self.router.db.session() as session:
             found: int | None = await session.scalar(
-                select(User.id).where(User.username == username))
+                select(User.id).where(User.username == username)
+            )
             return found

@@ -37,3 +37,23 @@ def test_invalid_transitions_are_refused() -> None:
     assert board.claim(1, "a1", now=3.0) is None  # paused agents take no calls
     board.ready("ann", now=4.0)
     assert board.claim(1, "a1", now=5.0) is not None
+
+
+def test_a_blended_agent_is_held_for_a_waiting_inbound_caller_and_counted_out_on_one() -> None:
+    board = AgentBoard()
+    board.login("ann", "PJSIP/1001", 1, 0.0, queues=frozenset({"support"}))
+    board.login("bob", "PJSIP/1002", 1, 1.0)
+    board.waiting = {"support": 1}  # a caller waits: ann takes them before campaign calls
+    assert board.view(1, 2.0).free == 1
+    claimed = board.claim(1, "a1", 2.0)
+    assert claimed is not None and claimed.name == "bob"
+    assert board.claim(1, "a2", 2.0) is None
+    taken = board.claim_inbound("support", "in-1", 3.0)
+    assert taken is not None and taken.name == "ann"
+    board.waiting = {}
+    view = board.view(1, 4.0)
+    assert (view.free, view.talking) == (0, (2.0,))  # ann's inbound talk is not the campaign's
+    board.call_ended("in-1", 10.0)
+    board.ready("ann", 11.0)
+    assert board.finished_talks == [] and board.finished_wraps == []
+    assert board.agents["ann"].inbound is False and board.view(1, 12.0).free == 1
