@@ -109,12 +109,15 @@ class AgentBoard:
         if new in (AgentState.FREE, AgentState.PAUSED):
             agent.inbound = False
 
-    def claim(self, campaign_id: int, attempt_id: str, now: float) -> Agent | None:
-        """The agent free the longest takes the call, or None when nobody is free."""
+    def claim(self, campaign_id: int, attempt_id: str, now: float,
+              only: str | None = None) -> Agent | None:
+        """The agent free the longest takes the call, or None when nobody is free; `only`:
+        that agent or nobody (a preview call goes to the agent who chose the lead)."""
         self.tick(now)
         free = [a for a in self.agents.values()
                 if a.campaign_id == campaign_id and a.state is AgentState.FREE
-                and not self.held_for_inbound(a)]
+                and (only is None or a.name == only)
+                and (only is not None or not self.held_for_inbound(a))]
         if not free:
             return None
         agent = min(free, key=lambda a: a.since)

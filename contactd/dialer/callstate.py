@@ -75,6 +75,7 @@ class LiveCall:
     dialed_at: float  # clock seconds when the Originate left
     state: DialState = DialState.RINGING
     since: float = 0.0  # clock seconds when it entered its state
+    agent: str | None = None  # a preview call goes to the agent who chose it, nobody else
 
 
 class LiveCalls:

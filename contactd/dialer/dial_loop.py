@@ -223,7 +223,8 @@ class DialLoop:
             store[:] = keep
 
     async def _try_dial(
-        self, campaign: Campaign, rt: CampaignRuntime, lead: Lead, now: datetime
+        self, campaign: Campaign, rt: CampaignRuntime, lead: Lead, now: datetime,
+        agent: str | None = None,
     ) -> bool:
         async with self.db.transaction() as session:
             fresh = await repo.dialable_lead(session, lead.id)
@@ -271,13 +272,14 @@ class DialLoop:
             # It failed so fast that CallEnded was handled before originate() returned.
             rt.pacer.call_resolved(self.clock() - dialed_at, needs_agent=False)
         else:
-            rt.calls.add(attempt_id, dialed_at)
+            rt.calls.add(attempt_id, dialed_at).agent = agent
             if answered is not None:  # answered at once (no AMD: a preview call)
                 await self.handoff.on_answered(answered)
         return True
 
     async def dial_lead(self, campaign: Campaign, rt: CampaignRuntime, lead: Lead,
-                        now: datetime) -> bool:
-        """One chosen lead now (preview), under the same rules and lock as a tick."""
+                        now: datetime, agent: str | None = None) -> bool:
+        """One chosen lead now (preview), under the same rules and lock as a tick; answered,
+        it goes to `agent` (the one who chose it) when given."""
         async with self._lock:
-            return await self._try_dial(campaign, rt, lead, now)
+            return await self._try_dial(campaign, rt, lead, now, agent)

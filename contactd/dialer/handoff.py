@@ -89,8 +89,10 @@ class HandOff:
             if now_s - since > self.dialer.agent_connect_s:
                 await self.accountant.abandon(rt, attempt_id, now_s)
                 continue
-            agent = self.agents.claim(campaign.id, attempt_id, now_s)
+            agent = self.agents.claim(campaign.id, attempt_id, now_s, only=call.agent)
             if agent is None:
+                if call.agent is not None:
+                    continue  # a preview call waits for its own agent only
                 break
             # The dialplan's own clock started before the AMD verdict reached us: a late
             # hand-off may find the call already in the identification message. Count it as

@@ -141,11 +141,12 @@ class DialerService:
             await repo.set_callback(session, lead_id, decision.status,
                                     decision.next_attempt_at, user_id)
 
-    async def dial_lead(self, lead_id: int) -> bool:
+    async def dial_lead(self, lead_id: int, agent: str | None = None) -> bool:
         """Preview mode: an agent chose this lead, dial it now under the same rules as the loop.
 
         False when it is not due or a rule refused it (the refusal is stored, as the loop does).
-        The answered call goes to a free agent of its campaign like any other.
+        The answered call goes to `agent` (the board name of the agent who clicked), or, without
+        one, to a free agent of its campaign like any other.
         """
         async with self.db.session() as session:
             lead = await session.get(Lead, lead_id)
@@ -153,7 +154,7 @@ class DialerService:
         if lead is None or campaign is None:
             raise NotFoundError(f"no lead {lead_id}", code="lead_not_found")
         return await self.loop.dial_lead(campaign, self.runtime(campaign), lead,
-                                         datetime.fromtimestamp(self.clock(), UTC))
+                                         datetime.fromtimestamp(self.clock(), UTC), agent)
 
     # ---- the dial loop -------------------------------------------------------------------
     async def tick(self) -> None:

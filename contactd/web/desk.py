@@ -238,7 +238,7 @@ class AgentDesk:
             lead = await session.get(Lead, lead_id)
         if lead is None or lead.campaign_id != agent.campaign_id:
             raise NotFoundError(f"no lead {lead_id} in your campaign", code="lead_not_found")
-        if not await self._services.need_dialer().dial_lead(lead_id):
+        if not await self._services.need_dialer().dial_lead(lead_id, agent=user.username):
             raise ConflictError(await self._why_not(lead_id), code="lead_not_dialled")
         self._previewing.pop(lead_id, None)
 

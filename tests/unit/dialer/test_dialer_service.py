@@ -18,7 +18,7 @@ from contactd.db.models.crm import DoNotCall
 from contactd.db.models.dialer import Campaign, DialRefusal, Lead, LiveAnswer
 from contactd.db.session import Database
 from contactd.dialer import repo
-from contactd.dialer.agents import AgentBoard
+from contactd.dialer.agents import AgentBoard, AgentState
 from contactd.dialer.campaigns import CampaignAction, CampaignTransitionError, next_status
 from contactd.dialer.explain import explain_lead
 from contactd.dialer.service import DialerService
@@ -312,3 +312,28 @@ async def test_a_preview_call_answered_before_originate_returns_reaches_the_agen
     assert await dialer.dial_lead(lead_id)
     assert handoffs.made == [("quick", "PJSIP/1001")]
     assert board.agents["alex"].attempt_id == "quick"
+
+
+async def test_a_preview_call_goes_to_the_agent_who_clicked_not_the_longest_free(
+    db: Database, settings: Settings
+) -> None:
+    cid = await add_campaign(db)
+    async with db.transaction() as session:
+        campaign = await session.get(Campaign, cid)
+        assert campaign is not None
+        campaign.mode = CampaignMode.PREVIEW
+        lead = Lead(campaign_id=cid, phone_e164="+442079460101")
+        session.add(lead)
+        await session.flush()
+        lead_id = lead.id
+    bus, handoffs = EventBus(), Handoffs()
+    board = AgentBoard()
+    dialer = DialerService(db, bus, open_settings(settings), InstantAnswer(db, bus),
+                           agents=board, connector=handoffs)
+    dialer.subscribe()
+    board.login("bea", "PJSIP/1002", cid, dialer.clock() - 60)  # free the longest
+    board.login("alex", "PJSIP/1001", cid, dialer.clock())
+    assert await dialer.dial_lead(lead_id, agent="alex")
+    assert handoffs.made == [("quick", "PJSIP/1001")]
+    assert board.agents["alex"].attempt_id == "quick"
+    assert board.agents["bea"].state is AgentState.FREE
