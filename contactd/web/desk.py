@@ -33,6 +33,7 @@ from contactd.web.live import LiveHub
 from contactd.web.services import PanelServices
 
 PREVIEW_LOOKAHEAD: Final = 50  # due leads read to find one nobody else is previewing
+TAB_CLOSED: Final = "tab_closed"  # pause reason of an agent whose workspace closed
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class AgentDesk:
         self._pause_codes: dict[str, str | None] = {}
         self._skipped: dict[str, set[int]] = {}
         self._previewing: dict[int, str] = {}  # lead -> agent who sees it now
+        hub.on_away = self.tab_closed
 
     @property
     def wrap_s(self) -> float | None:
@@ -181,6 +183,25 @@ class AgentDesk:
         async with self._db.transaction() as session:
             record(session, actor, "agent.pause", "campaign", agent.campaign_id,
                    {"state": before}, {"state": "paused", "pause_code": code})
+
+    async def tab_closed(self, username: str) -> None:
+        """The agent's last workspace tab closed and stayed closed: a Ready (or wrapping)
+        agent is paused, so no call rings a desk nobody watches; the page says why."""
+        if self._services.dialer is None:
+            return
+        board = self._services.dialer.agents
+        board.tick(self._clock())
+        agent = board.agents.get(username)
+        if agent is None or agent.state not in (AgentState.FREE, AgentState.WRAPPING):
+            return
+        before = agent.state.value
+        board.pause(username, self._clock())
+        self._pause_codes[username] = TAB_CLOSED
+        async with self._db.transaction() as session:
+            user_id = await session.scalar(select(User.id).where(User.username == username))
+            record(session, Actor(user_id=user_id), "agent.pause", "campaign",
+                   agent.campaign_id, {"state": before},
+                   {"state": "paused", "pause_code": TAB_CLOSED})
 
     def _seated(self, user: User) -> Agent:
         agent = self._board_agent(user)

@@ -5,6 +5,10 @@ When the dialer hands a call to an agent (AgentCallOffered), or an inbound queue
 of that agent; when the call ends it says so. An open
 tab costs a queue, never a database query per event. A tab too slow to read loses its oldest
 pushes rather than holding memory.
+
+When an agent's last tab closes and none comes back within `[dialer] tab_closed_pause_s`,
+`on_away` runs for them (the desk pauses a Ready agent with reason "tab_closed"): a call must
+not go to a desk nobody watches.
 """
 
 from __future__ import annotations
@@ -13,10 +17,11 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from types import TracebackType
 from typing import Any, Final
 
+from contactd.background import TaskOwner
 from contactd.calls.events import CallEnded
 from contactd.config import DialerSettings
 from contactd.db.session import Database
@@ -39,6 +44,12 @@ class LiveHub:
         self._tabs: defaultdict[str, set[asyncio.Queue[Push | None]]] = defaultdict(set)
         self._attempts: OrderedDict[str, str] = OrderedDict()
         self.last: dict[str, Push] = {}  # agent -> the last offer, for a tab opened mid-call
+        self.tab_grace_s = dialer.tab_closed_pause_s
+        self.on_away: Callable[[str], Awaitable[None]] | None = None
+        self._away: dict[str, asyncio.Task[None]] = {}  # agent -> the grace running out
+        self._tasks = TaskOwner("live-hub", log)
+        self._stopping = False
+        self.changed = asyncio.Event()  # set whenever a tab opens or closes (tests wait on it)
 
     async def __aenter__(self) -> LiveHub:
         self._bus.subscribe(AgentCallOffered, self._on_offered)
@@ -55,9 +66,11 @@ class LiveHub:
         self._bus.unsubscribe(InboundCallOffered, self._on_inbound)
         self._bus.unsubscribe(InboundCallEnded, self._on_inbound_ended)
         self.close_tabs()
+        await self._tasks.close()
 
     def close_tabs(self) -> None:
         """Every open stream ends (the server is stopping)."""
+        self._stopping = True
         for queues in self._tabs.values():
             for queue in queues:
                 self._put(queue, None)
@@ -67,12 +80,33 @@ class LiveHub:
         """A queue of pushes for one open tab of `agent`; None means the server is stopping."""
         queue: asyncio.Queue[Push | None] = asyncio.Queue(TAB_QUEUE)
         self._tabs[agent].add(queue)
+        self.changed.set()
+        away = self._away.pop(agent, None)
+        if away is not None:  # the tab came back (a reload) within the grace
+            away.cancel()
         try:
             yield queue
         finally:
             self._tabs[agent].discard(queue)
             if not self._tabs[agent]:
                 del self._tabs[agent]
+                if not self._stopping and self.on_away is not None:
+                    self._away[agent] = self._tasks.spawn(self._grace(agent), f"away-{agent}")
+            self.changed.set()
+
+    def tabs(self, agent: str) -> int:
+        """How many workspace tabs of `agent` are open now."""
+        return len(self._tabs.get(agent, ()))
+
+    def away(self, agent: str) -> asyncio.Task[None] | None:
+        """The grace running for an agent whose last tab closed, if any."""
+        return self._away.get(agent)
+
+    async def _grace(self, agent: str) -> None:
+        await asyncio.sleep(self.tab_grace_s)
+        self._away.pop(agent, None)
+        if agent not in self._tabs and self.on_away is not None:
+            await self.on_away(agent)
 
     def forget(self, agent: str) -> None:
         """The agent signed out of the campaign: no card to show a new tab."""

@@ -8,11 +8,12 @@ import asyncio
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 import pytest_asyncio
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
@@ -34,7 +35,9 @@ from contactd.enums import CallOutcome, CampaignMode, CampaignStatus, LeadStatus
 from contactd.events import EventBus
 from contactd.health import HealthRegistry
 from contactd.web.app import create_app
+from contactd.web.live import LiveHub
 from contactd.web.services import PanelServices
+from contactd.web.views import workspace as workspace_view
 from tests.integration.web.conftest import CSRF_RE, PASSWORD, sign_in
 
 Client = TestClient[web.Request, web.Application]
@@ -255,3 +258,37 @@ async def test_open_tabs_cost_no_database_query_per_event(desk: Desk) -> None:
     finally:
         event.remove(desk.db.engine.sync_engine, "before_cursor_execute", count)
     assert per_call[0] == per_call[1] > 0, per_call
+
+
+async def _until(hub: LiveHub, done: Callable[[], bool]) -> None:
+    """Waits for the hub's tabs to change until `done()` holds."""
+    async with asyncio.timeout(10):
+        while not done():
+            hub.changed.clear()
+            await hub.changed.wait()
+
+
+async def test_a_closed_workspace_pauses_a_ready_agent_after_the_grace(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(workspace_view, "KEEPALIVE_S", 0.05)  # a gone tab is noticed at once
+    hub = desk.server.app[workspace_view.LIVE]
+    hub.tab_grace_s = 0.1
+    client, csrf = await _join(desk, "alex")
+    await _post(client, "/workspace/ready", csrf)
+    # A reload: the new tab opens before the old one is gone; the agent stays Ready.
+    first = await client.get("/workspace/events")
+    second = await client.get("/workspace/events")
+    await _until(hub, lambda: hub.tabs("alex") == 2)
+    first.close()
+    await _until(hub, lambda: hub.tabs("alex") == 1)
+    assert hub.away("alex") is None
+    assert desk.dialer.agents.agents["alex"].state is AgentState.FREE
+    second.close()
+    await _until(hub, lambda: hub.away("alex") is not None)
+    grace = hub.away("alex")
+    assert grace is not None
+    await asyncio.wait_for(grace, 10)
+    assert desk.dialer.agents.agents["alex"].state is AgentState.PAUSED
+    page = await (await client.get("/workspace")).text()
+    assert re.search(r'id="agent-state"[^>]*>Paused · The workspace was closed', page)
