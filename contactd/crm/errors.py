@@ -11,12 +11,6 @@ class DuplicateContactError(ConflictError):
     code = "contact_duplicate"
 
 
-class StaleEdit(ConflictError):
-    """The record changed since the editor read it: the edit is refused, never overwritten."""
-
-    code = "stale_edit"
-
-
 class CustomFieldError(ValidationError):
     code = "custom_field_invalid"
 
@@ -36,6 +30,7 @@ class TemplateError(ValidationError):
 
 
 class StaleEditError(ConflictError):
-    """The record changed since the form was loaded; the edit is refused, not applied."""
+    """The record changed since the editor read it (its `version`, which is also the API's
+    ETag): the edit is refused, never overwritten. The one stale-edit error of pages and API."""
 
-    code = "edit_stale"
+    code = "stale_edit"

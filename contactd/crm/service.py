@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from types import TracebackType
 from typing import Any
@@ -20,7 +20,7 @@ from sqlalchemy.orm import selectinload
 from contactd.crm import repo
 from contactd.crm.bulk_phones import PhoneNormaliser
 from contactd.crm.custom_fields import FieldDef, validate
-from contactd.crm.errors import DuplicateContactError, StaleEdit
+from contactd.crm.errors import DuplicateContactError, StaleEditError
 from contactd.crm.imports.validate import EMAIL
 from contactd.crm.lookup import CallerLookup, ContactMatch
 from contactd.crm.matching import names_compatible
@@ -177,11 +177,12 @@ class ContactService:
             return contact.id
 
     async def update_contact(
-        self, contact_id: int, *, expected_updated_at: datetime | None = None, **changes: Any
+        self, contact_id: int, *, expected_version: int | None = None, **changes: Any
     ) -> None:
         """Change plain fields (names, notes, owner, custom values…); re-index.
 
-        `expected_updated_at`: the version the editor read; StaleEdit if it changed since."""
+        `expected_version`: the `Contact.version` the editor read; StaleEditError if it
+        changed since."""
         allowed = {"first_name", "last_name", "organisation_id", "kind", "job_title", "language",
                    "timezone", "owner_id", "preferred_channel", "notes", "custom"}
         unknown = set(changes) - allowed
@@ -189,9 +190,9 @@ class ContactService:
             raise ValidationError(f"cannot change {', '.join(sorted(unknown))}")
         async with self.db.transaction() as session:
             contact = await _live(session, contact_id)
-            if expected_updated_at is not None and contact.updated_at != expected_updated_at:
-                raise StaleEdit(f"contact {contact_id} changed since it was read; reload it",
-                                contact_id=contact_id)
+            if expected_version is not None and contact.version != expected_version:
+                raise StaleEditError(f"contact {contact_id} changed since it was read; reload it",
+                                     contact_id=contact_id, current_version=contact.version)
             if "custom" in changes:
                 merged = {**contact.custom, **changes["custom"]}
                 changes["custom"] = validate(await self.field_defs(), merged)

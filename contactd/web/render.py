@@ -11,7 +11,7 @@ from aiohttp import web
 
 from contactd.ami.errors import AmiUnavailable
 from contactd.auth.errors import CsrfRejected, Forbidden, NotSignedIn, TooManyAttempts
-from contactd.crm.errors import StaleEdit
+from contactd.crm.errors import StaleEditError
 from contactd.errors import ConflictError, ContactdError, NotFoundError, ValidationError
 from contactd.web.access import Handler, is_api
 from contactd.web.api.spec import IfMatchRequired
@@ -26,7 +26,7 @@ STATUS: dict[type[ContactdError], int] = {
     CsrfRejected: 403,
     NotFoundError: 404,
     ConflictError: 409,
-    StaleEdit: 412,
+    StaleEditError: 412,
     ValidationError: 422,
     IfMatchRequired: 428,
     TooManyAttempts: 429,

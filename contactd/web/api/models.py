@@ -69,7 +69,8 @@ class ContactOut(BaseModel):
     emails: list[EmailOut]
     tags: list[str]
     created_at: datetime
-    updated_at: datetime = Field(description="Send it back as If-Match (the ETag) to edit.")
+    updated_at: datetime
+    version: int = Field(description="Send it back as If-Match (the ETag) to edit.")
 
 
 class ContactSummary(BaseModel):

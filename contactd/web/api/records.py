@@ -3,7 +3,6 @@ products, a contact's timeline (interactions, tasks, documents…) and documents
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Final, TypeVar
 
 from aiohttp import web
@@ -59,21 +58,21 @@ def _contacts(request: web.Request) -> ContactService:
     return found
 
 
-def etag(updated_at: datetime) -> str:
-    """The version as the body says it (`updated_at`, UTC with Z), quoted."""
-    return f'"{updated_at.isoformat().replace("+00:00", "Z")}"'
+def etag(version: int) -> str:
+    """The record's version (as the body's `version` says it), quoted: the pages' forms
+    carry the same number, so both refuse a stale edit the same way."""
+    return f'"{version}"'
 
 
-def _if_match(request: web.Request) -> datetime:
+def _if_match(request: web.Request) -> int:
     raw = request.headers.get("If-Match", "").strip()
     if not raw:
-        raise IfMatchRequired("send If-Match with the ETag (updated_at) you read")
+        raise IfMatchRequired("send If-Match with the ETag (version) you read")
     raw = raw.removeprefix("W/").strip('"')
-    try:
-        return datetime.fromisoformat(raw)
-    except ValueError:
+    if not raw.isdigit():
         raise ValidationError(f"If-Match {raw!r} is not an ETag of this API",
-                              field="If-Match") from None
+                              field="If-Match")
+    return int(raw)
 
 
 async def must_exist(db: Database, model: type[M], record_id: int | None, name: str) -> None:
@@ -111,6 +110,7 @@ def _contact_out(contact: Contact) -> ContactOut:
                 for e in contact.emails],
         tags=sorted(t.name for t in contact.tags),
         created_at=contact.created_at, updated_at=contact.updated_at,
+        version=contact.version,
     )
 
 
@@ -175,7 +175,7 @@ async def _search(request: web.Request, query: ContactQuery) -> ContactPage:
                summary="One contact; its ETag is the version to send back as If-Match")
 async def get_contact(request: web.Request, query: Empty, body: Empty) -> Reply[ContactOut]:
     contact = await _load_contact(request.app[DATABASE], path_id(request, "contact_id"))
-    return Reply(_contact_out(contact), {"ETag": etag(contact.updated_at)})
+    return Reply(_contact_out(contact), {"ETag": etag(contact.version)})
 
 
 @api.operation("POST", "/contacts", role=Role.AGENT, tag="contacts", query=Empty,
@@ -188,7 +188,7 @@ async def create_contact(request: web.Request, query: Empty,
     await must_exist(db, User, body.owner_id, "owner_id")
     contact_id = await _contacts(request).create_contact(ContactInput(**body.model_dump()))
     contact = await _load_contact(db, contact_id)
-    return Reply(_contact_out(contact), {"ETag": etag(contact.updated_at),
+    return Reply(_contact_out(contact), {"ETag": etag(contact.version),
                                          "Location": f"/api/v1/contacts/{contact_id}"})
 
 
@@ -207,9 +207,9 @@ async def patch_contact(request: web.Request, query: Empty,
     for name in ("first_name", "last_name", "job_title", "notes", "language"):
         if name in changes and changes[name] is None:
             raise ValidationError(f"{name} cannot be null; send \"\" to clear it", field=name)
-    await _contacts(request).update_contact(contact_id, expected_updated_at=expected, **changes)
+    await _contacts(request).update_contact(contact_id, expected_version=expected, **changes)
     contact = await _load_contact(db, contact_id)
-    return Reply(_contact_out(contact), {"ETag": etag(contact.updated_at)})
+    return Reply(_contact_out(contact), {"ETag": etag(contact.version)})
 
 
 @api.operation("GET", "/contacts/{contact_id}/timeline", role=Role.AGENT, tag="interactions",
