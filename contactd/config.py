@@ -87,6 +87,9 @@ class WebSettings(_Section):
     # one address, further attempts are refused until the window has passed.
     login_max_failures: int = Field(default=5, gt=0)
     login_window_s: float = Field(default=300.0, gt=0)
+    # Teams: an agent whose user has a team sees only contacts owned by their team's members,
+    # those contacts' tasks and documents, and tasks of their team (contactd/web/access.py).
+    team_visibility: bool = False
 
 
 class AmiSettings(_Section):

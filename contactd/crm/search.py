@@ -57,6 +57,7 @@ class Filters:
     segment: str | None = None  # a saved segment's name; its filter is added to these
     custom: tuple[tuple[str, str], ...] = ()  # key = value (as text)
     kind: str | None = None  # buyer/supplier/partner: the contact's own, else its company's
+    owners: tuple[int, ...] | None = None  # only contacts owned by these users (team scope)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Filters:
@@ -86,6 +87,7 @@ class Filters:
             ),
             custom=self.custom + other.custom,
             kind=self.kind if self.kind is not None else other.kind,
+            owners=self.owners if self.owners is not None else other.owners,
         )
 
 
@@ -177,6 +179,8 @@ def _conditions(filters: Filters) -> list[ColumnElement[bool]]:
         )
     if filters.owner_id is not None:
         out.append(c.c.owner_id == filters.owner_id)
+    if filters.owners is not None:
+        out.append(c.c.owner_id.in_(filters.owners))
     if filters.organisation_id is not None:
         out.append(c.c.organisation_id == filters.organisation_id)
     for key, value in filters.custom:

@@ -1,6 +1,13 @@
 """One mechanism for who may reach what: every route declares a role (or `public`), and one
 middleware checks it, plus CSRF on every state change. `check_route_table` refuses to build
 an app with an undeclared route, and the middleware refuses one that slipped through anyway.
+
+Teams (`[web] team_visibility`): an agent whose user has a team sees only contacts owned by
+their team's members, and the tasks and documents of those contacts (a task also when it is
+their team's or assigned to one of them). The same middleware checks every record a request
+names - in its path (`contact_id`, `task_id`, `document_id`), in a form or a JSON body
+(`contact_id`, the bulk forms' `id`) - and answers 404 as for a record that does not exist;
+lists ask `visible_owners` for the owners to keep.
 """
 
 from __future__ import annotations
@@ -12,12 +19,16 @@ from typing import Final, Literal, TypeVar
 
 from aiohttp import web
 from aiohttp.web_urldispatcher import MatchInfoError
+from sqlalchemy import select
 from yarl import URL
 
 from contactd.auth.errors import CsrfRejected, Forbidden, NotSignedIn
 from contactd.auth.sessions import Principal
+from contactd.db.models.crm import Contact, Document, Task
+from contactd.db.models.users import User
 from contactd.enums import Role
-from contactd.web.keys import API_TOKENS, PRINCIPAL, SESSIONS
+from contactd.errors import NotFoundError
+from contactd.web.keys import API_TOKENS, DATABASE, PRINCIPAL, SESSIONS, SETTINGS
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +42,8 @@ SESSION_COOKIE: Final = "contactd_session"
 CSRF_HEADER: Final = "X-CSRF-Token"
 CSRF_FIELD: Final = "csrf_token"
 SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+OWNERS: Final = web.RequestKey("visible_owners", frozenset)  # cached per request
+NO_LIMIT: Final[frozenset[int]] = frozenset({-1})  # marker: this user sees every record
 
 # A higher rank may do everything a lower one may.
 RANK: Final = {Role.AGENT: 1, Role.SUPERVISOR: 2, Role.ADMIN: 3}
@@ -116,7 +129,94 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
         and not await _csrf_ok(request, principal.csrf_token)
     ):
         raise CsrfRejected("missing or wrong CSRF token; reload the page and try again")
+    await check_visible(request)
     return await handler(request)
+
+
+async def visible_owners(request: web.Request) -> frozenset[int] | None:
+    """The users whose contacts the signed-in agent may see; None: every contact."""
+    cached = request.get(OWNERS)
+    if cached is not None:
+        return None if cached is NO_LIMIT else cached
+    principal = request.get(PRINCIPAL)
+    owners: frozenset[int] = NO_LIMIT
+    if (
+        principal is not None
+        and request.app[SETTINGS].web.team_visibility
+        and principal.user.role is Role.AGENT
+        and principal.user.team
+    ):
+        async with request.app[DATABASE].session() as session:
+            owners = frozenset(
+                await session.scalars(select(User.id).where(User.team == principal.user.team))
+            )
+    request[OWNERS] = owners
+    return None if owners is NO_LIMIT else owners
+
+
+async def _named_ids(request: web.Request) -> dict[str, list[int]]:
+    """Record ids a request names: path, form or JSON body."""
+    named: dict[str, list[int]] = {}
+
+    def add(kind: str, raw: object) -> None:
+        if isinstance(raw, int) or (isinstance(raw, str) and raw.strip().isdigit()):
+            named.setdefault(kind, []).append(int(raw))
+
+    for key in ("contact_id", "task_id", "document_id"):
+        add(key, request.match_info.get(key))
+    if request.method in SAFE_METHODS:
+        return named
+    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        form = await request.post()
+        for raw in form.getall("contact_id", []):
+            add("contact_id", raw)
+        if request.path.startswith("/contacts/bulk/"):
+            for raw in form.getall("id", []):
+                add("contact_id", raw)
+    elif request.content_type == "application/json" and request.can_read_body:
+        try:
+            body = await request.json()
+        except ValueError:
+            return named  # the handler says what is wrong with it
+        if isinstance(body, dict):
+            add("contact_id", body.get("contact_id"))
+    return named
+
+
+async def check_visible(request: web.Request) -> None:
+    """404 for a record of another team, exactly as for one that does not exist."""
+    owners = await visible_owners(request)
+    if owners is None:
+        return
+    named = await _named_ids(request)
+    if not named:
+        return
+    principal = request[PRINCIPAL]
+    assert principal is not None
+    team = principal.user.team
+    async with request.app[DATABASE].session() as session:
+        for contact_id in named.get("contact_id", []):
+            owner = await session.scalar(select(Contact.owner_id).where(Contact.id == contact_id))
+            if owner not in owners:
+                raise NotFoundError(f"no contact {contact_id}", contact_id=contact_id)
+        for task_id in named.get("task_id", []):
+            row = (
+                await session.execute(
+                    select(Task.team, Task.assignee_id, Contact.owner_id)
+                    .outerjoin(Contact, Contact.id == Task.contact_id)
+                    .where(Task.id == task_id)
+                )
+            ).first()
+            if row is None or not (row[0] == team or row[1] in owners or row[2] in owners):
+                raise NotFoundError(f"no task {task_id}", task_id=task_id)
+        for document_id in named.get("document_id", []):
+            owner = await session.scalar(
+                select(Contact.owner_id)
+                .join(Document, Document.contact_id == Contact.id)
+                .where(Document.id == document_id)
+            )
+            if owner not in owners:
+                raise NotFoundError(f"no document {document_id}", document_id=document_id)
 
 
 def login_url(request: web.Request) -> str:

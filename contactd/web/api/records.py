@@ -17,6 +17,7 @@ from contactd.db.models import Contact, Document, Organisation, Product, Tag, Us
 from contactd.db.session import Database
 from contactd.enums import Role
 from contactd.errors import ConflictError, NotFoundError, ValidationError
+from contactd.web.access import visible_owners
 from contactd.web.api.models import (
     ContactCreate,
     ContactOut,
@@ -136,6 +137,9 @@ async def list_contacts(request: web.Request, query: ContactQuery, body: Empty) 
         stmt = stmt.where(Contact.tags.any(Tag.name == query.tag))
     if query.owner_id is not None:
         stmt = stmt.where(Contact.owner_id == query.owner_id)
+    owners = await visible_owners(request)
+    if owners is not None:  # teams: only contacts of the agent's team
+        stmt = stmt.where(Contact.owner_id.in_(owners))
     stmt = _keyset(stmt, Contact.id, query).options(
         selectinload(Contact.phones), selectinload(Contact.emails),
         selectinload(Contact.organisation))
@@ -160,8 +164,10 @@ async def _search(request: web.Request, query: ContactQuery) -> ContactPage:
         offset = int(query.cursor[1:])
     if offset > MAX_SEARCH_OFFSET:
         raise ValidationError("too far into a search: narrow the query", field="cursor")
+    owners = await visible_owners(request)
     filters = Filters(query=query.q.strip(), tags=(query.tag,) if query.tag else (),
-                      owner_id=query.owner_id)
+                      owner_id=query.owner_id,
+                      owners=None if owners is None else tuple(owners))
     result = await request.app[SEARCH].search(filters, limit=query.limit + 1, offset=offset)
     items = [ContactSummary(id=h.contact_id, name=f"{h.first_name} {h.last_name}".strip(),
                             organisation=h.organisation, phone=h.phone, email=h.email,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import dataclasses
 import json
 import tempfile
 from datetime import datetime
@@ -25,7 +26,7 @@ from contactd.crm.search import Filters, SearchHit, Sort
 from contactd.crm.spreadsheet import write_csv, write_xlsx
 from contactd.enums import PartyKind, Role
 from contactd.errors import ValidationError
-from contactd.web.access import requires, safe_next
+from contactd.web.access import requires, safe_next, visible_owners
 from contactd.web.i18n import gettext as _
 from contactd.web.keys import CONTACTS, SEARCH, USERS, principal
 from contactd.web.render import page
@@ -85,6 +86,12 @@ def _filters(request: web.Request) -> tuple[Filters, dict[str, str]]:
     return filters, shown
 
 
+async def _scoped(request: web.Request, filters: Filters) -> Filters:
+    """Teams: an agent's list holds only their team's contacts (contactd/web/access.py)."""
+    owners = await visible_owners(request)
+    return filters if owners is None else dataclasses.replace(filters, owners=tuple(owners))
+
+
 async def _owner_names(request: web.Request) -> dict[int, str]:
     return {u.id: u.display_name or u.username for u in await request.app[USERS].list_all()}
 
@@ -92,6 +99,7 @@ async def _owner_names(request: web.Request) -> dict[int, str]:
 @requires(Role.AGENT)
 async def contacts(request: web.Request) -> web.StreamResponse:
     filters, shown = _filters(request)
+    filters = await _scoped(request, filters)
     sort = _sort(request)
     raw_after = request.query.get("after", "")
     after = decode_after(raw_after, sort) if raw_after else None
@@ -120,6 +128,7 @@ async def contacts_export(request: web.Request) -> web.StreamResponse:
     """Every row of the view, in its order, with the table's columns and headings."""
     fmt = request.match_info["fmt"]
     filters, _shown = _filters(request)
+    filters = await _scoped(request, filters)
     sort = _sort(request)
     owners = await _owner_names(request)
     rows: list[list[Any]] = []
