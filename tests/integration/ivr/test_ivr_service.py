@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from contactd.config import InboundQueueSettings, InboundSettings
 from contactd.crm.events import InteractionRecorded
 from contactd.crm.fts import create_fts
 from contactd.crm.routing import Router
@@ -104,6 +105,18 @@ async def rows(db: Database) -> tuple[list[Interaction], list[Task]]:
         interactions = list((await session.scalars(select(Interaction))).all())
         tasks = list((await session.scalars(select(Task))).all())
     return interactions, tasks
+
+
+async def test_a_transfer_to_a_contactd_inbound_queue_goes_to_contactd_inqueue(
+    ivr: Ivr,
+) -> None:
+    service, server, channels = ivr
+    service.inbound = InboundSettings(queues={"support": InboundQueueSettings()})
+    await caller(server, service, [encode(Kind.DTMF, b"1")])
+    assert channels.vars["PJSIP/trunk-1"] == {
+        "CONTACTD_QUEUE": "support",
+        "CONTACTD_ROUTE": "inqueue",  # contactd picks the agent (contactd/dialer/inbound.py)
+    }
 
 
 async def test_key_1_transfers_to_the_support_queue(ivr: Ivr, db: Database) -> None:
