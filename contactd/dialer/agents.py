@@ -49,7 +49,7 @@ AGENT_TRANSITIONS: Final[dict[tuple[AgentState, AgentEvent], AgentState]] = {
 class Agent:
     name: str
     dial: str  # dial string the dialplan connects the callee to, e.g. PJSIP/1001
-    campaign_id: int
+    campaign_id: int | None  # None: inbound queues only
     state: AgentState = AgentState.FREE
     since: float = 0.0
     attempt_id: str | None = None
@@ -76,7 +76,7 @@ class AgentBoard:
     # Callers waiting per inbound queue that goes before campaigns (kept by InboundQueues).
     waiting: dict[str, int] = field(default_factory=dict)
 
-    def login(self, name: str, dial: str, campaign_id: int, now: float,
+    def login(self, name: str, dial: str, campaign_id: int | None, now: float,
               queues: frozenset[str] = frozenset()) -> Agent:
         """`dial` goes into Dial() as is: ValidationError unless it is TECH/resource."""
         agent = Agent(name, check_agent_dial(dial), campaign_id, AgentState.FREE, now,
@@ -101,10 +101,11 @@ class AgentBoard:
                 f"agent {agent.name} is {agent.state.value}: cannot {event.value}",
                 code="agent_transition_invalid",
             ) from None
-        if agent.state is AgentState.TALKING and talk_sample and not agent.inbound:
-            self.finished_talks.append((agent.campaign_id, now - agent.since))
-        if agent.state is AgentState.WRAPPING and new is AgentState.FREE and not agent.inbound:
-            self.finished_wraps.append((agent.campaign_id, now - agent.since))
+        campaign = None if agent.inbound else agent.campaign_id  # inbound: no campaign sample
+        if agent.state is AgentState.TALKING and talk_sample and campaign is not None:
+            self.finished_talks.append((campaign, now - agent.since))
+        if agent.state is AgentState.WRAPPING and new is AgentState.FREE and campaign is not None:
+            self.finished_wraps.append((campaign, now - agent.since))
         agent.state, agent.since = new, now
         if new in (AgentState.FREE, AgentState.PAUSED):
             agent.inbound = False

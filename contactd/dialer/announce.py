@@ -30,7 +30,7 @@ class AnnouncingConnector:
     async def connect(self, attempt_id: str, agent_dial: str) -> None:
         await self._inner.connect(attempt_id, agent_dial)  # raises when the call is gone
         for agent in list(self._board.agents.values()):
-            if agent.attempt_id == attempt_id:
+            if agent.attempt_id == attempt_id and agent.campaign_id is not None:
                 await self._bus.publish(AgentCallOffered(
                     attempt_id=attempt_id, agent=agent.name, campaign_id=agent.campaign_id))
                 return

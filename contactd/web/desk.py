@@ -41,7 +41,7 @@ class Seat:
     """What the workspace shows about the agent right now."""
 
     agent: Agent
-    campaign: Campaign
+    campaign: Campaign | None  # None: signed in to inbound queues only
     pause_code: str | None
     wrap_left_s: float | None  # seconds until wrap-up ends by itself
     queues: tuple[str, ...] = ()  # inbound queues the agent takes callers from (blended)
@@ -77,11 +77,13 @@ class AgentDesk:
         agent = self._board_agent(user)
         if agent is None:
             return None
-        async with self._db.session() as session:
-            campaign = await session.get(Campaign, agent.campaign_id)
-        if campaign is None:  # deleted meanwhile
-            self._services.need_dialer().agents.logout(user.username)
-            return None
+        campaign = None
+        if agent.campaign_id is not None:
+            async with self._db.session() as session:
+                campaign = await session.get(Campaign, agent.campaign_id)
+            if campaign is None:  # deleted meanwhile
+                self._services.need_dialer().agents.logout(user.username)
+                return None
         wrap = self._services.need_dialer().agents.auto_ready_s
         left = None
         if agent.state is AgentState.WRAPPING and wrap is not None:
@@ -107,10 +109,10 @@ class AgentDesk:
                                          CampaignStatus.DRAFT)),
                 ).order_by(Campaign.name)))
 
-    async def join(self, user: User, campaign_id: int, actor: Actor,
+    async def join(self, user: User, campaign_id: int | None, actor: Actor,
                    queues: list[str] | None = None) -> Agent:
-        """Signs the agent in to the campaign (and inbound queues: blended), paused until
-        they say Ready."""
+        """Signs the agent in to the campaign and inbound queues (both: blended; either
+        alone too), paused until they say Ready."""
         dialer = self._services.need_dialer()
         if not user.extension:
             raise ValidationError(
@@ -121,12 +123,15 @@ class AgentDesk:
             if self._services.inbound is None:
                 raise NotFoundError("no inbound queues are running", code="queue_not_found")
             joined = self._services.inbound.check_join(user.username, user.team, queues)
+        if campaign_id is None and not joined:
+            raise ValidationError("choose a campaign or an inbound queue", field="campaign_id")
         async with self._db.transaction() as session:
-            campaign = await session.get(Campaign, campaign_id)
-            if campaign is None or campaign.mode is CampaignMode.AUTOMATED:
-                raise NotFoundError(f"no campaign {campaign_id} that takes agents",
-                                    code="campaign_not_found")
-            record(session, actor, "agent.join", "campaign", campaign.id, None,
+            if campaign_id is not None:
+                campaign = await session.get(Campaign, campaign_id)
+                if campaign is None or campaign.mode is CampaignMode.AUTOMATED:
+                    raise NotFoundError(f"no campaign {campaign_id} that takes agents",
+                                        code="campaign_not_found")
+            record(session, actor, "agent.join", "campaign", campaign_id, None,
                    {"agent": user.username, "queues": sorted(joined)})
         now = self._clock()
         agent = dialer.agents.login(user.username, user.extension, campaign_id, now,

@@ -58,6 +58,11 @@ def _int(form: Form, name: str) -> int:
     return int(raw)
 
 
+def _optional_int(form: Form, name: str) -> int | None:
+    """An optional choice ("" = none)."""
+    return _int(form, name) if str(form.get(name, "")).strip() else None
+
+
 def _callback_at(form: Form, zone_name: str) -> datetime | None:
     """The form's local date and time; the browser's UTC offset when the script sent it,
     else the configured time zone."""
@@ -106,10 +111,11 @@ async def workspace(request: web.Request) -> web.StreamResponse:
     seat = await desk.seat(user)
     live = request.app[LIVE].last.get(user.username) if seat else None
     preview = None
-    if seat is not None and seat.campaign.mode is CampaignMode.PREVIEW and live is None:
+    if (seat is not None and seat.campaign is not None
+            and seat.campaign.mode is CampaignMode.PREVIEW and live is None):
         preview = await desk.preview(user)
     dispositions = []
-    if seat is not None:
+    if seat is not None and seat.campaign is not None:
         dispositions = [d.name for d in campaign_dispositions(seat.campaign, settings.dialer)]
     return page(request, "workspace.html", {
         "seat": seat, "campaigns": [] if seat else await desk.campaigns(),
@@ -136,7 +142,7 @@ async def _act(request: web.Request, done: str, step: Step) -> web.StreamRespons
 async def join(request: web.Request) -> web.StreamResponse:
     return await _act(request, _("You joined the campaign. Say Ready to take calls."),
                       lambda r, desk, user, form: desk.join(
-                          user, _int(form, "campaign_id"), _actor(r),
+                          user, _optional_int(form, "campaign_id"), _actor(r),
                           [str(q) for q in form.getall("queue", [])]))
 
 

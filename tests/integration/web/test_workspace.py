@@ -22,7 +22,7 @@ from sqlalchemy import event, func, select
 from contactd.ami.client import AmiClient
 from contactd.auth.service import UserService
 from contactd.calls.service import CallService
-from contactd.config import Settings
+from contactd.config import InboundQueueSettings, InboundSettings, Settings
 from contactd.crm.service import ContactInput, ContactService
 from contactd.db.models import AuditEntry, DoNotCall
 from contactd.db.models.calls import CallAttempt
@@ -30,13 +30,14 @@ from contactd.db.models.dialer import Campaign, Lead
 from contactd.db.session import Database
 from contactd.dialer.agents import AgentState
 from contactd.dialer.announce import AgentCallOffered
+from contactd.dialer.inbound import InboundQueues
 from contactd.dialer.service import DialerService
 from contactd.enums import CallOutcome, CampaignMode, CampaignStatus, LeadStatus, Role
 from contactd.events import EventBus
 from contactd.health import HealthRegistry
 from contactd.web.app import create_app
 from contactd.web.live import LiveHub
-from contactd.web.services import PanelServices
+from contactd.web.services import SERVICES, PanelServices
 from contactd.web.views import workspace as workspace_view
 from tests.integration.web.conftest import CSRF_RE, PASSWORD, sign_in
 
@@ -292,3 +293,27 @@ async def test_a_closed_workspace_pauses_a_ready_agent_after_the_grace(
     assert desk.dialer.agents.agents["alex"].state is AgentState.PAUSED
     page = await (await client.get("/workspace")).text()
     assert re.search(r'id="agent-state"[^>]*>Paused · The workspace was closed', page)
+
+
+async def test_an_agent_signs_in_to_inbound_queues_only_or_is_told_what_is_missing(
+    desk: Desk,
+) -> None:
+    services = desk.server.app[SERVICES]
+    services.inbound = InboundQueues(
+        InboundSettings(queues={"support": InboundQueueSettings(),
+                                "vip": InboundQueueSettings(agents=("bea",))}),
+        desk.dialer.agents, None, None, desk.bus)
+    client, csrf = await desk.agent("alex")
+    page = await (await client.get("/workspace")).text()
+    assert 'value="support"' in page and 'value="vip"' not in page  # vip is bea's only
+    refused = await _post(client, "/workspace/join", csrf, campaign_id="")
+    assert "choose a campaign or an inbound queue" in refused
+    refused = await _post(client, "/workspace/join", csrf, campaign_id="", queue="vip")
+    assert "no inbound queue &#39;vip&#39; you may sign in to" in refused
+    page = await _post(client, "/workspace/join", csrf, campaign_id="", queue="support")
+    assert "Inbound calls" in page and "Inbound queues: support" in page
+    await _post(client, "/workspace/ready", csrf)
+    alex = desk.dialer.agents.agents["alex"]
+    assert (alex.campaign_id, alex.queues, alex.state) == (
+        None, frozenset({"support"}), AgentState.FREE)
+    assert desk.dialer.agents.view(desk.campaign_id, 0.0).free == 0  # not the campaign's
