@@ -3,6 +3,7 @@ products and services catalogue: what their list and card pages read, and audite
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
@@ -48,14 +49,19 @@ async def list_organisations(db: Database, *, name: str = "",
         return list(await session.scalars(stmt.order_by(Organisation.name).limit(LIST_LIMIT)))
 
 
-async def organisation_card(db: Database, organisation_id: int) -> OrganisationCard:
+async def organisation_card(db: Database, organisation_id: int,
+                            owners: Collection[int] | None = None) -> OrganisationCard:
+    """`owners`: only people owned by these users (an agent's team), else everyone."""
     async with db.session() as session:
         org = await session.get(Organisation, organisation_id)
         if org is None:
             raise NotFoundError(f"no organisation {organisation_id}")
-        people = await session.scalars(select(Contact).where(
+        stmt = select(Contact).where(
             Contact.organisation_id == organisation_id, Contact.merged_into_id.is_(None))
-            .order_by(Contact.last_name, Contact.first_name).limit(LIST_LIMIT))
+        if owners is not None:
+            stmt = stmt.where(Contact.owner_id.in_(owners))
+        people = await session.scalars(
+            stmt.order_by(Contact.last_name, Contact.first_name).limit(LIST_LIMIT))
         products = await session.execute(
             select(Product, ProductLink.relation).join(ProductLink)
             .where(ProductLink.organisation_id == organisation_id).order_by(Product.name))

@@ -21,7 +21,7 @@ from contactd.crm.catalogue import (
 )
 from contactd.enums import PartyKind, ProductKind, ProductRelation, Role
 from contactd.errors import ValidationError
-from contactd.web.access import requires
+from contactd.web.access import requires, visible_owners
 from contactd.web.keys import CONTACTS, DATABASE
 from contactd.web.render import page
 from contactd.web.views.records import actor_of
@@ -80,7 +80,8 @@ async def organisation_create(request: web.Request) -> web.StreamResponse:
 
 @requires(Role.AGENT)
 async def organisation(request: web.Request) -> web.StreamResponse:
-    card = await organisation_card(request.app[DATABASE], _id(request, "organisation_id"))
+    card = await organisation_card(request.app[DATABASE], _id(request, "organisation_id"),
+                                   await visible_owners(request))
     return page(request, "organisation.html", {
         "card": card, "o": card.organisation, "kinds": list(PartyKind),
         "relations": list(ProductRelation),

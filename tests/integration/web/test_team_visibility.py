@@ -12,15 +12,16 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import select
 
 from contactd.auth.service import UserService
 from contactd.config import Settings, load_settings
 from contactd.crm.service import ContactInput, ContactService
 from contactd.crm.tasks import TaskService
 from contactd.db.migrate import upgrade
-from contactd.db.models.crm import Document, Task
+from contactd.db.models.crm import Document, Organisation, Task
 from contactd.db.session import Database
-from contactd.enums import DocumentKind, Role
+from contactd.enums import DocumentKind, PartyKind, Role
 from contactd.health import HealthRegistry
 from contactd.web.app import create_app
 from contactd.web.services import PanelServices
@@ -33,6 +34,7 @@ ID_PARAMS = re.compile(r"\{(contact_id|task_id|document_id)\}")
 @dataclass
 class Teams:
     app: web.Application
+    db: Database
     server: TestServer
     ours: dict[str, int]  # contact_id / task_id / document_id of alex's team
     theirs: dict[str, int]  # ... of the other team
@@ -53,7 +55,14 @@ async def _records(
     contact_id = await contacts.create_contact(
         ContactInput(first_name=name, last_name="Teamcase", phones=[phone])
     )
-    await contacts.update_contact(contact_id, owner_id=owner)
+    async with db.transaction() as session:
+        org = await session.scalar(select(Organisation.id).where(Organisation.name == "Acme"))
+        if org is None:
+            acme = Organisation(name="Acme", kind=PartyKind.BUYER)
+            session.add(acme)
+            await session.flush()
+            org = acme.id
+    await contacts.update_contact(contact_id, owner_id=owner, organisation_id=org)
     async with db.transaction() as session:
         task = Task(title=f"Call {name}", contact_id=contact_id, assignee_id=owner)
         document = Document(
@@ -91,7 +100,7 @@ async def _serve(db: Database, settings: Settings) -> AsyncIterator[Teams]:
     )
     server = TestServer(app)
     await server.start_server()
-    found = Teams(app, server, ours, theirs, [])
+    found = Teams(app, db, server, ours, theirs, [])
     try:
         yield found
     finally:
@@ -144,6 +153,10 @@ async def test_an_agent_cannot_read_another_teams_records_on_any_page_or_api_rou
         body = await listed.text()
         assert listed.status == 200 and "Zelda" not in body, path
     assert "Grace" in await (await alex.get("/contacts?q=Teamcase")).text()
+    async with teams.db.session() as session:
+        acme = await session.scalar(select(Organisation.id))
+    people = await (await alex.get(f"/organisations/{acme}")).text()
+    assert "Grace" in people and "Zelda" not in people  # the organisation's people too
 
     # A change naming their contact is refused as unknown, and stores nothing.
     csrf = await csrf_of(alex)
