@@ -45,6 +45,7 @@ from contactd.db.session import Database
 from contactd.events import EventBus
 
 SECRET = "bench-scale"
+MESSAGE_CALL = {"CONTACTD_MODE": "message", "CONTACTD_MESSAGE": "demo-message"}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -157,7 +158,7 @@ async def _measure(pbx_pid: int, port: int, calls_total: int, rate: float) -> di
                         await asyncio.sleep(delay)
                     task = asyncio.create_task(calls.originate(OriginateRequest(
                         phone_e164=f"+1555{index:07d}", dial=f"PJSIP/+1555{index:07d}@trunk",
-                        ring_timeout_s=25, variables={"CONTACTD_MODE": "message"},
+                        ring_timeout_s=25, variables=MESSAGE_CALL,
                     )))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)

@@ -20,11 +20,14 @@ OUTBOUND: Final = "contactd-outbound"
 ABANDON: Final = "contactd-abandon"
 AGENT_RING_S: Final = 15.0  # extensions.conf CONTACTD_AGENT_RING_S
 FALLBACK_QUEUE: Final = "contactd"
+MESSAGE_DB: Final = "contactd-message"  # AstDB family of the message status (DB())
 
 
 class Dialplan:
     def __init__(self, events: ChannelEvents, world: World, names: Names,
-                 queues: dict[str, dict[str, Member]]) -> None:
+                 queues: dict[str, dict[str, Member]],
+                 astdb: dict[tuple[str, str], str] | None = None) -> None:
+        self.astdb = {} if astdb is None else astdb
         self.ev = events
         self.world = world
         self.settings: DemoSettings = world.settings
@@ -222,7 +225,16 @@ class Dialplan:
                 return
         mode = primary.variables.get("CONTACTD_MODE", "agent")
         if mode == "message":
+            # The message's fate is kept in AstDB too (STARTED, then the status).
+            key = (MESSAGE_DB, attempt[1])
+            self.astdb[key] = "STARTED"
+            if not primary.variables.get("CONTACTD_MESSAGE"):
+                self.astdb[key] = "FAILED"
+                self.ev.user_event(primary, "ContactdMessage", attempt, ("Status", "FAILED"),
+                                   ("Reason", "no message set"))
+                return
             await self._playback(call, attempt)
+            self.astdb[key] = "SUCCESS"
             return
         if mode == "queue":
             queue = primary.variables.get("CONTACTD_QUEUE") or FALLBACK_QUEUE
@@ -247,6 +259,7 @@ class Dialplan:
     async def _playback(self, call: Call, attempt: tuple[str, str]) -> None:
         call.primary.application = "Playback"
         await call.primary.hold(self.world.scaled(self.settings.message_s))
+        # An empty `Reason:` (the message played) is left out by UserEvent(), as Asterisk does.
         self.ev.user_event(call.primary, "ContactdMessage", attempt, ("Status", "SUCCESS"))
 
     async def _abandon(self, call: Call) -> None:
