@@ -98,6 +98,9 @@ COUNTRIES = (
     Country("CA", "en", ("Liam", "Emma", "Ethan", "Chloé", "Noah", "Zoe", "Benjamin"),
             ("Tremblay", "Gagnon", "Roy", "Côté", "Bouchard", "Martin", "MacDonald"),
             ("Toronto", "Montréal", "Vancouver", "Calgary"), "Corp."),
+    Country("KR", "ko", ("Minjun", "Seoyeon", "Jiho", "Haeun", "Doyun", "Jiwoo"),
+            ("Kim", "Lee", "Park", "Choi", "Jung", "Kang"),
+            ("Seoul", "Busan", "Incheon", "Daegu"), "Co., Ltd."),
 )
 
 COMPANY_WORDS = ("Northwind", "Bluebird", "Atlas", "Granite", "Silverline", "Evergreen", "Orbit",

