@@ -52,6 +52,7 @@ class InboundTraffic:
         pairs = [n if isinstance(n, tuple) else (n, "en") for n in numbers]
         self._numbers = pairs or [("+15550009999", "en")]
         self._speech = speech
+        self._first = True
         self._rng = rng or random.Random(pbx.settings.seed)
         self._tasks = TaskOwner("demo-inbound", log)
         self.state = LoopState("demo-inbound")
@@ -72,11 +73,14 @@ class InboundTraffic:
 
     async def _next_caller(self) -> None:
         settings = self._pbx.settings
-        gap_s = self._rng.expovariate(settings.inbound_per_minute / 60.0) * settings.time_scale
-        await asyncio.sleep(gap_s)  # the simulated world's next arrival
-        known = self._rng.random() < 0.8
+        first, self._first = self._first, False
+        if not first:  # the first caller rings at once, the next ones as Poisson arrivals
+            gap_s = self._rng.expovariate(settings.inbound_per_minute / 60.0)
+            await asyncio.sleep(gap_s * settings.time_scale)  # the simulated world's clock
+        known = first or self._rng.random() < 0.8
         speakers = [n for n in self._numbers if n[1] == self._speech]
-        if known and speakers and self._rng.random() * 100 < SPEAKERS_PCT:
+        # The first caller speaks when a model is loaded, so the speech path shows at once.
+        if known and speakers and (first or self._rng.random() * 100 < SPEAKERS_PCT):
             number, language = self._rng.choice(speakers)  # so the speech path shows
         elif known:
             number, language = self._rng.choice(self._numbers)
