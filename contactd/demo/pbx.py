@@ -93,7 +93,8 @@ class DemoPbx:
         self.astdb: dict[tuple[str, str], str] = {}  # AstDB: (family, key) -> value
         self.write_classes: frozenset[str] = WRITE_CLASSES
         self.queues: dict[str, dict[str, Member]] = {}
-        self.dialplan = Dialplan(self.events, self.world, self.names, self.queues, self.astdb)
+        self.dialplan = Dialplan(self.events, self.world, self.names, self.queues, self.astdb,
+                                 self.globals)
         self._calls = TaskOwner("demo-pbx", log)
         self._started = time.monotonic()
 

@@ -193,6 +193,9 @@ async def run_demo(settings: Settings, announce: Callable[[Components], None]) -
         pbx = await stack.enter_async_context(DemoPbx(
             demo, secret=settings.ami.secret.get_secret_value(), port=settings.ami.port,
         ))
+        # [globals] CONTACTD_AUDIOSOCKET: where outbound ivr calls reach the daemon's IVR.
+        audiosocket = settings.audiosocket
+        pbx.globals["CONTACTD_AUDIOSOCKET"] = f"{audiosocket.host}:{audiosocket.port}"
         smsc = await stack.enter_async_context(DemoSmsc(
             system_id=settings.smpp.system_id, password=settings.smpp.password.get_secret_value(),
             port=settings.smpp.port, reply_pct=demo.sms_reply_pct, stop_pct=demo.sms_stop_pct,
