@@ -1,6 +1,7 @@
 """The AMI actions contactd sends besides Originate, played against any AMI server: Setvar
 (the dialer's SetvarConnector, the IVR's route), Getvar, Redirect, Hangup, CoreShowChannels
-(reconciliation), DBGet/DBDel (the message status kept in AstDB), QueueAdd/Pause/Remove.
+(reconciliation), DBGet/DBDel (the message status kept in AstDB), QueueAdd/Pause/Remove,
+and an outbound ivr call over AudioSocket (a global Setvar names the server).
 
 `drive_actions()` returns one plain-JSON record: per step what contactd would get back (a
 value, or the error's message, which AmiActionFailed carries as its reason), and per call
@@ -21,6 +22,7 @@ from contactd.ami.client import AmiClient
 from contactd.ami.errors import AmiActionFailed
 from contactd.calls.tracker import TRACKED_EVENTS
 from contactd.config import AmiSettings
+from tests.peers.asterisk import audiosocket_recorder
 from tests.replay.ami.conformance import AGENT, CALL_TIMEOUT_S, RING_TIMEOUT_MS, WORLD, projection
 
 ACTIONS_FIXTURE: Final = Path(__file__).with_name("conformance_actions.json")
@@ -56,6 +58,7 @@ async def drive_actions(settings: AmiSettings) -> dict[str, Any]:
     client = AmiClient(settings)
     raw: dict[str, list[dict[str, Any]]] = {}
     answered: dict[str, asyncio.Future[str]] = {}
+    ivr_started: dict[str, asyncio.Future[dict[str, Any]]] = {}
     live: dict[str, set[str]] = {}
     ended: dict[str, asyncio.Event] = {}
     steps: dict[str, Any] = {}
@@ -76,6 +79,10 @@ async def drive_actions(settings: AmiSettings) -> dict[str, Any]:
             future = answered[attempt]
             if not future.done():
                 future.set_result(str(event.get("Channel")))
+        elif name == "UserEvent" and event.get("UserEvent") == "ContactdIvr":
+            started = ivr_started[attempt]
+            if not started.done():
+                started.set_result(dict(event))
 
     for event_name in TRACKED_EVENTS:
         client.events.on(event_name, on_event)
@@ -84,6 +91,7 @@ async def drive_actions(settings: AmiSettings) -> dict[str, Any]:
         attempt = str(uuid.uuid4())
         raw[attempt], live[attempt], ended[attempt] = [], set(), asyncio.Event()
         answered[attempt] = asyncio.get_running_loop().create_future()
+        ivr_started[attempt] = asyncio.get_running_loop().create_future()
         await client.originate(
             attempt,
             f"Local/{number}@{WORLD}",
@@ -140,6 +148,31 @@ async def drive_actions(settings: AmiSettings) -> dict[str, Any]:
         steps["dbget_after_del"] = await _result(db_get)
         steps["dbdel_again"] = await _result(db_del)
 
+    async def outbound_ivr() -> None:
+        """CONTACTD_MODE=ivr: the callee reaches the AudioSocket server named by the global
+        CONTACTD_AUDIOSOCKET (set with a channel-less Setvar), the IVR sets the route and
+        hangs up its side; the flow counts as run."""
+        before = await client.getvar(None, "CONTACTD_AUDIOSOCKET")
+        async with audiosocket_recorder() as rec:
+            steps["setvar_global"] = await _result(
+                lambda: client.setvar(None, "CONTACTD_AUDIOSOCKET", f"127.0.0.1:{rec.port}")
+            )
+            attempt = await call("20030", {"CONTACTD_AMD": "no", "CONTACTD_MODE": "ivr"})
+            socket = await asyncio.wait_for(rec.connected.get(), CALL_TIMEOUT_S)
+            ivr = await asyncio.wait_for(ivr_started[attempt], CALL_TIMEOUT_S)
+            steps["ivr_session"] = await _result(
+                lambda: client.getvar(str(ivr["Channel"]), "CONTACTD_SESSION")
+            )
+            steps["ivr_session"][1] = str(steps["ivr_session"][1] == str(ivr["Session"]))
+            steps["setvar_route"] = await _result(
+                lambda: client.setvar(str(ivr["Channel"]), "CONTACTD_ROUTE", "hangup")
+            )
+            assert socket.writer is not None
+            socket.writer.close()  # the IVR hangs up its side
+            await asyncio.wait_for(ended[attempt].wait(), CALL_TIMEOUT_S)
+        await client.setvar(None, "CONTACTD_AUDIOSOCKET", before or "127.0.0.1:9092")
+        steps["ivr_events"] = projection(raw[attempt], attempt)
+
     async def channel_gone() -> None:
         steps["setvar_gone"] = await _result(lambda: client.setvar(GONE, "X", "1"))
         steps["getvar_gone"] = await _result(lambda: client.getvar(GONE, "X"))
@@ -168,6 +201,8 @@ async def drive_actions(settings: AmiSettings) -> dict[str, Any]:
         await client.wait_connected(10)
         await channel_gone()
         await queue_members()
-        await asyncio.gather(connect_by_setvar(), redirect_to_abandon(), message_kept_in_astdb())
+        await asyncio.gather(
+            connect_by_setvar(), redirect_to_abandon(), message_kept_in_astdb(), outbound_ivr()
+        )
     steps["_seconds"] = round(time.monotonic() - started, 1)
     return steps
