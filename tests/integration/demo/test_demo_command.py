@@ -37,8 +37,8 @@ REPO: Final = Path(__file__).resolve().parents[3]
 ARTIFACTS: Final = REPO / "tests" / "artifacts" / "demo"
 READY_LINE: Final = "contactd demo is running."
 ACTIVITY_LIMIT_S: Final = 60.0
-# Ctrl-C takes ~20 s today: the SMPP client's close waits up to its response timeout for
-# deliver_sm handlers (contactd/messaging/smpp.py _close). Reported; not the demo's to change.
+# Ctrl-C takes ~20 s with the speech model loaded (5 s without): SpeechModel.__aexit__
+# (contactd/ivr/asr.py) waits, on the loop, for the Vosk pools' running work. Reported.
 STOP_LIMIT_S: Final = 45.0
 POLL_S: Final = 0.5
 CAMPAIGN: Final = "Spring renewals"  # the demo's live campaign (contactd/demo/data.py)
