@@ -12,6 +12,7 @@ the AMI event that produced it, to the moment its transaction committed (one mac
 clock). Target: >= 2,000 concurrent calls with lag p99 <= 100 ms on this 2-core machine.
 
     .venv/bin/python bench/scale.py [--quick] [--calls 2000] [--rate 200] [--hold 8]
+    .venv/bin/python bench/scale.py --demo-start   # `contactd demo` start-up and Ctrl-C
 
 A baseline run at VICIdial's planned 125 active calls per dialer server, then three runs,
 each a row of one table with the load average; the median and worst run of p99 and
@@ -25,6 +26,8 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -204,6 +207,72 @@ def _run(calls_total: int, rate: float, hold_s: float) -> dict[str, Any]:
     return result
 
 
+READY_LINE = "contactd demo is running."
+
+
+def demo_start(folder: Path, port: int) -> dict[str, Any]:
+    """`contactd demo` in `folder` (fresh when empty): seconds to its ready line, then to
+    its exit after Ctrl-C."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONTACTD_")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    started = time.monotonic()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "contactd.cli", "demo", "--data-dir", str(folder),
+         "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        assert process.stdout is not None
+        ready = next((line for line in process.stdout if line.strip() == READY_LINE), None)
+        if ready is None:
+            raise RuntimeError(f"contactd demo exited ({process.wait()}) before it was ready")
+        ready_s = time.monotonic() - started
+        process.send_signal(signal.SIGINT)
+        stopping = time.monotonic()
+        process.wait(timeout=120)
+        stop_s = time.monotonic() - stopping
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+    model = "vosk_model_path" in (folder / "contactd.toml").read_text()
+    return {"ready_s": round(ready_s, 1), "stop_s": round(stop_s, 1), "speech_model": model,
+            "load_1m": round(os.getloadavg()[0], 2)}
+
+
+def bench_demo_start(runs: int) -> None:
+    """Start-up of `contactd demo`, fresh folder and again on the kept one, `runs` times."""
+    print(f"contactd demo start-up: load average "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores", flush=True)
+    print(f"{'':<10}{'folder':>8}{'ready_s':>9}{'stop_s':>8}{'model':>7}{'load_1m':>9}")
+    rows: dict[str, list[dict[str, Any]]] = {"fresh": [], "kept": []}
+    for number in range(1, runs + 1):
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp) / "contactd-demo"
+            for kind in ("fresh", "kept"):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", 0))
+                    port = int(sock.getsockname()[1])
+                row = demo_start(folder, port)
+                rows[kind].append(row)
+                print(f"{'run ' + str(number):<10}{kind:>8}{row['ready_s']:>9}{row['stop_s']:>8}"
+                      f"{'yes' if row['speech_model'] else 'no':>7}{row['load_1m']:>9}",
+                      flush=True)
+    summary: dict[str, Any] = {"runs": rows, "target": "ready_s < 20 with the speech model"}
+    for kind, found in rows.items():
+        ready = sorted(r["ready_s"] for r in found)
+        summary[f"{kind}_ready_s_median"] = statistics.median(ready)
+        summary[f"{kind}_ready_s_worst"] = ready[-1]
+        summary[f"{kind}_stop_s_median"] = statistics.median(r["stop_s"] for r in found)
+    summary["load_avg"] = [round(x, 2) for x in os.getloadavg()]
+    print(f"ready: fresh median {summary['fresh_ready_s_median']} s, worst "
+          f"{summary['fresh_ready_s_worst']} s; kept median {summary['kept_ready_s_median']} s,"
+          f" worst {summary['kept_ready_s_worst']} s")
+    print(json.dumps(summary))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
@@ -212,7 +281,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=None, help="originations per second")
     parser.add_argument("--hold", type=float, default=None, help="seconds of message per call")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--demo-start", action="store_true",
+                        help="measure `contactd demo` start-up and Ctrl-C instead")
     args = parser.parse_args()
+    if args.demo_start:
+        bench_demo_start(args.runs)
+        return
     hold = args.hold or (4.0 if args.quick else 8.0)
     calls_total = args.calls or (600 if args.quick else 4000)
     rate = args.rate or (100.0 if args.quick else 250.0)
