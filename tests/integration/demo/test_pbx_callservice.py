@@ -84,7 +84,8 @@ async def test_core_show_channels_lists_a_live_call_and_hangup_ends_it(
     calls: tuple[Calls, DemoPbx],
 ) -> None:
     recorder, _pbx = calls
-    attempt = await recorder.service.originate(_person(0, CONTACTD_MODE="message"))
+    attempt = await recorder.service.originate(
+        _person(0, CONTACTD_MODE="message", CONTACTD_MESSAGE="demo-message"))
     await recorder.wait(CallAnswered, attempt)
     live = await recorder.service.ami.core_show_channels()
     mine = [c for c in live if c["Linkedid"] == attempt]

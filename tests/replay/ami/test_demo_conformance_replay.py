@@ -1,5 +1,6 @@
-"""The demo PBX against the recorded real sequences (conformance.json, recorded from the
-Asterisk 22 sandbox by tests/integration/demo/test_conformance.py): no Asterisk needed."""
+"""The demo PBX against the recorded real sequences (conformance.json and
+conformance_actions.json, recorded from the Asterisk 22 sandbox by
+tests/integration/demo/test_conformance.py): no Asterisk needed."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 from contactd.config import AmiSettings
 from contactd.demo.pbx import DemoPbx
 from tests.replay.ami.conformance import CONFORMANCE_WORLD, FIXTURE, SCENARIOS, drive, projection
+from tests.replay.ami.conformance_actions import ACTIONS_FIXTURE, drive_actions
 
 SECRET = "demo-replay"
 
@@ -22,6 +24,15 @@ async def test_demo_pbx_matches_the_recorded_asterisk_sequences() -> None:
         real = recorded[name]
         assert [list(map(str, s)) for s in published] == real["published"], name
         assert projection(events, attempt) == projection(real["events"], real["attempt"]), name
+
+
+async def test_demo_pbx_answers_actions_as_the_recorded_asterisk_did() -> None:
+    """Setvar, Getvar, Redirect, Hangup, CoreShowChannels, DBGet/DBDel, queue members."""
+    recorded = json.loads(ACTIONS_FIXTURE.read_text())
+    async with DemoPbx(CONFORMANCE_WORLD, secret=SECRET) as pbx:
+        demo = await drive_actions(AmiSettings(port=pbx.port, secret=SECRET))
+    demo.pop("_seconds")
+    assert json.loads(json.dumps(demo)) == recorded
 
 
 async def test_demo_pbx_refuses_a_wrong_secret() -> None:
