@@ -121,7 +121,8 @@ async def run_daemon(
                 # CallService subscribes at construction: the client's login-time event
                 # filter is built from those subscriptions, so build both before entering.
                 ami = AmiClient(settings.ami)
-                calls = CallService(db, bus, ami, settings.asterisk)
+                calls = CallService(db, bus, ami, settings.asterisk,
+                                    node=settings.general.node)
                 await stack.enter_async_context(ami)
                 components.calls = await stack.enter_async_context(calls)
                 health.register("ami", ami.probe)
