@@ -229,16 +229,15 @@ async def node_load(
 ) -> tuple[int, int, int]:
     """A campaign's calls still open as stored, this node's and other daemons', and the calls
     other daemons started since `since` (the rate window)."""
-    open_by_node = dict((await session.execute(
-        select(CallAttempt.node == node, func.count(CallAttempt.id))
-        .where(CallAttempt.campaign_id == campaign_id, CallAttempt.state != AttemptState.ENDED)
-        .group_by(CallAttempt.node == node))).tuples().all())
+    open_calls = select(func.count(CallAttempt.id)).where(
+        CallAttempt.campaign_id == campaign_id, CallAttempt.state != AttemptState.ENDED)
+    own = await session.scalar(open_calls.where(CallAttempt.node == node))
+    others = await session.scalar(open_calls.where(CallAttempt.node != node))
     started = await session.scalar(
         select(func.count(CallAttempt.id)).where(
             CallAttempt.campaign_id == campaign_id, CallAttempt.created_at > since,
             CallAttempt.node != node))
-    return (int(open_by_node.get(True, 0)), int(open_by_node.get(False, 0)),
-            int(started or 0))
+    return int(own or 0), int(others or 0), int(started or 0)
 
 
 async def unmark_dialing(session: AsyncSession, lead_id: int, previous: LeadMark) -> None:
