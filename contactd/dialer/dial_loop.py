@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Final, NamedTuple, Protocol
@@ -32,7 +33,7 @@ from contactd.dialer.dialplan import originate_request
 from contactd.dialer.explain import build_request, retry_rules_for
 from contactd.dialer.handoff import HandOff
 from contactd.dialer.pacing import PacingSnapshot, PredictivePacer
-from contactd.dialer.policy import rate_allowance, rate_window_s, refusals
+from contactd.dialer.policy import SELECTION_ORDER, rate_allowance, rate_window_s, refusals
 from contactd.dialer.recovery import change_status, fold_peer_answers, seed_governor
 from contactd.dialer.runtime import CampaignRuntime, Runtimes
 from contactd.enums import CampaignMode
@@ -50,6 +51,17 @@ class PeerLoad(NamedTuple):
     open_calls: int = 0
     started: int = 0  # by other daemons, in the campaign's rate window
     own_open: int = 0
+
+
+def spread(leads: list[Lead]) -> list[Lead]:
+    """Due leads in a random order within each rank (callbacks, fresh, recycled) and
+    priority: daemons sharing a campaign read the same candidates, and in one order they
+    would reach for the same lead one after another, each but the first finding it taken."""
+    rank = {status: i for i, status in enumerate(SELECTION_ORDER)}
+    keyed = [(rank.get(lead.status, len(rank)), -lead.priority, random.random(), lead)
+             for lead in leads]
+    keyed.sort(key=lambda item: item[:3])
+    return [item[3] for item in keyed]
 
 
 class CallLauncher(Protocol):
@@ -198,6 +210,8 @@ class DialLoop:
         now = datetime.fromtimestamp(now_s, UTC)
         async with self.db.session() as session:
             leads = list(await repo.due_leads(session, campaign.id, now, wanted * 4 + 10))
+            if self.shared:
+                leads = spread(leads)
             if not leads and not rt.calls and await repo.leads_left(session, campaign.id) == 0:
                 await change_status(self.db, campaign.name, CampaignAction.FINISH)
                 return
