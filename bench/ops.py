@@ -175,25 +175,38 @@ async def make_campaign(config: Path, leads: int) -> None:
             numbers=[(str(i), f"+49301{i:07d}") for i in range(leads)])
 
 
-async def attempts(config: Path) -> tuple[int, datetime | None, datetime | None]:
-    settings = load_settings(config, {})
-    async with await open_database(settings, upgrade=False) as db, db.session() as session:
-        count, first, last = (await session.execute(select(
-            func.count(CallAttempt.id), func.min(CallAttempt.created_at),
-            func.max(CallAttempt.created_at)))).one()
-    return int(count), first, last
+class Books:
+    """One open connection to the shared database, for polling (a new engine per look
+    would cost the machine more than the daemons being measured)."""
 
+    def __init__(self, config: Path) -> None:
+        self.settings = load_settings(config, {})
 
-async def _at_least(config: Path, count: int) -> bool:
-    return (await attempts(config))[0] >= count
+    async def __aenter__(self) -> Books:
+        self.db = await (await open_database(self.settings, upgrade=False)).__aenter__()
+        return self
 
+    async def __aexit__(self, *exc: object) -> None:
+        await self.db.__aexit__(None, None, None)
 
-async def first_attempt_after(config: Path, after: datetime) -> datetime | None:
-    settings = load_settings(config, {})
-    async with await open_database(settings, upgrade=False) as db, db.session() as session:
-        found: datetime | None = await session.scalar(
-            select(func.min(CallAttempt.created_at)).where(CallAttempt.created_at > after))
-    return found
+    async def attempts(self) -> tuple[int, datetime | None, datetime | None]:
+        async with self.db.session() as session:
+            count, first, last = (await session.execute(select(
+                func.count(CallAttempt.id), func.min(CallAttempt.created_at),
+                func.max(CallAttempt.created_at)))).one()
+        return int(count), first, last
+
+    async def at_least(self, count: int) -> bool:
+        return (await self.attempts())[0] >= count
+
+    async def first_attempt_after(self, after: datetime) -> datetime | None:
+        async with self.db.session() as session:
+            found: datetime | None = await session.scalar(
+                select(func.min(CallAttempt.created_at)).where(CallAttempt.created_at > after))
+        return found
+
+    async def start(self) -> None:
+        await change_status(self.db, "bench", CampaignAction.START)
 
 
 async def throughput(daemons: int, url_of: Any, leads: int, folder: Path) -> dict[str, Any]:
@@ -207,11 +220,10 @@ async def throughput(daemons: int, url_of: Any, leads: int, folder: Path) -> dic
         await make_campaign(configs[0], leads)
         processes = [spawn(c, c.parent / "daemon.log") for c in configs]
         await asyncio.gather(*(wait_ready(c, p) for c, p in zip(configs, processes, strict=True)))
-        settings = load_settings(configs[0], {})
-        async with await open_database(settings, upgrade=False) as db:
-            await change_status(db, "bench", CampaignAction.START)
-        await until(lambda: _at_least(configs[0], leads))
-        count, first, last = await attempts(configs[0])
+        async with Books(configs[0]) as books:
+            await books.start()
+            await until(lambda: books.at_least(leads), 0.25)
+            count, first, last = await books.attempts()
         assert first is not None and last is not None
         span = (last - first).total_seconds()
         return {"attempts": count, "span_s": round(span, 3),
@@ -235,15 +247,14 @@ async def recovery(folder: Path) -> float:
         await make_campaign(config, 500)
         process = spawn(config, folder / "daemon-1.log")
         await wait_ready(config, process)
-        settings = load_settings(config, {})
-        async with await open_database(settings, upgrade=False) as db:
-            await change_status(db, "bench", CampaignAction.START)
-        await until(lambda: _at_least(config, 5))  # calls are up
-        process.kill()
-        process.wait()
-        spawned = datetime.now(UTC)
-        process = spawn(config, folder / "daemon-2.log")
-        found: datetime = await until(lambda: first_attempt_after(config, spawned), LOOK_S / 2)
+        async with Books(config) as books:
+            await books.start()
+            await until(lambda: books.at_least(5))  # calls are up
+            process.kill()
+            process.wait()
+            spawned = datetime.now(UTC)
+            process = spawn(config, folder / "daemon-2.log")
+            found: datetime = await until(lambda: books.first_attempt_after(spawned))
         return (found - spawned).total_seconds()
     finally:
         if process is not None:
