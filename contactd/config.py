@@ -30,6 +30,14 @@ ENV_PREFIX = "CONTACTD_"
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
+def _host_node() -> str:
+    """The host's name, cut to what a node name may hold."""
+    import socket
+
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:64]
+    return name or "contactd"
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -42,6 +50,9 @@ class GeneralSettings(_Section):
     default_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "text"] = "text"
+    # This daemon's name on the calls it dials and the leads it claims. Daemons sharing one
+    # PostgreSQL database must have different names: each reconciles only its own calls.
+    node: str = Field(default_factory=lambda: _host_node(), pattern=r"^[A-Za-z0-9._-]{1,64}$")
 
     @field_validator("timezone")
     @classmethod

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from contactd.ami.client import AmiClient
 from contactd.calls.service import CallService
+from contactd.cluster import ClusterRelay, asyncpg_dsn
 from contactd.config import Settings
 from contactd.crm.call_records import CallRecorder
 from contactd.crm.intake import WebIntake
@@ -92,6 +93,10 @@ async def run_daemon(
             db = await stack.enter_async_context(await open_database(settings))
             db_since = datetime.now(UTC)
             health.register("database", lambda: ComponentHealth("ok", db.dialect, db_since))
+            if db.dialect == "postgresql":  # other daemons may share it: relay live events
+                relay = await stack.enter_async_context(ClusterRelay(
+                    asyncpg_dsn(settings.database_url), settings.general.node, bus))
+                health.register("cluster-relay", relay.state.probe)
             components = Components(settings, db, bus, health)
             components.contacts = await stack.enter_async_context(
                 ContactService(db, default_region=settings.general.default_region)
@@ -122,7 +127,8 @@ async def run_daemon(
                 # CallService subscribes at construction: the client's login-time event
                 # filter is built from those subscriptions, so build both before entering.
                 ami = AmiClient(settings.ami)
-                calls = CallService(db, bus, ami, settings.asterisk)
+                calls = CallService(db, bus, ami, settings.asterisk,
+                                    node=settings.general.node)
                 await stack.enter_async_context(ami)
                 components.calls = await stack.enter_async_context(calls)
                 health.register("ami", ami.probe)

@@ -108,17 +108,20 @@ def _params(event: CallEvent) -> dict[str, Any]:
 
 
 class AttemptRepository:
-    def __init__(self, db: Database) -> None:
-        self.db = db
+    """`node`: this daemon's name, written on each attempt it stores. Open attempts are read
+    for this node only (and rows stored before nodes were named): with several daemons on one
+    database, each reconciles the calls its own Asterisk can see, and no other."""
+
+    def __init__(self, db: Database, node: str | None = None) -> None:
+        self.db, self.node = db, node
 
     async def insert_many(self, attempts: Sequence[NewAttempt]) -> None:
         async with self.db.transaction() as session:
             await self.insert_in(session, attempts)
 
-    @staticmethod
-    async def insert_in(session: AsyncSession, attempts: Sequence[NewAttempt]) -> None:
+    async def insert_in(self, session: AsyncSession, attempts: Sequence[NewAttempt]) -> None:
         if attempts:
-            await session.execute(T.insert(), [a.row() for a in attempts])
+            await session.execute(T.insert(), [a.row() | {"node": self.node} for a in attempts])
 
     async def apply_many(self, events: Sequence[CallEvent]) -> None:
         async with self.db.transaction() as session:
@@ -138,10 +141,11 @@ class AttemptRepository:
 
     async def open_attempts(self) -> list[CallAttempt]:
         async with self.db.session() as session:
-            rows = await session.scalars(
-                select(CallAttempt).where(CallAttempt.state.in_(sorted(OPEN_STATES)))
-            )
-            return list(rows)
+            query = select(CallAttempt).where(CallAttempt.state.in_(sorted(OPEN_STATES)))
+            if self.node is not None:
+                query = query.where(or_(CallAttempt.node == self.node,
+                                        CallAttempt.node.is_(None)))
+            return list(await session.scalars(query))
 
     async def count_by_state(self) -> dict[AttemptState, int]:
         async with self.db.session() as session:

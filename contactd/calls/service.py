@@ -134,12 +134,13 @@ class CallService:
         ami: AmiClient,
         asterisk: AsteriskSettings | None = None,
         *,
+        node: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.ami = ami
         self.bus = bus
         self.asterisk = asterisk or AsteriskSettings()
-        self.repo = AttemptRepository(db)
+        self.repo = AttemptRepository(db, node)
         self.writer = AttemptWriter(self.repo)
         self.tracker = CallTracker()
         self._clock = clock

@@ -281,6 +281,14 @@ class CallTracker:
         call.primary_seen = True
         call.primary_gone = True
         call.cause = cause
+        if not cause and call.state in (S.ANSWERED, S.BRIDGED):
+            # Asterisk's "unknown" on a call a person answered: kept whole for a post-mortem
+            # (seen once after an AMI reconnect, where 16 was expected; docs/operations.md).
+            log.warning("answered call hung up without a cause", extra={
+                "attempt_id": call.attempt_id, "event": {
+                    k: text(event, k) for k in ("Channel", "Uniqueid", "Linkedid", "Cause",
+                                                "Cause-txt", "ChannelState", "Context",
+                                                "Exten", "Priority")}})
         call.channel = text(event, "Channel") or call.channel
         if call.state in (S.ANSWERED, S.BRIDGED) or call.reason is not None:
             return self._end(call, now)

@@ -5,6 +5,7 @@ stored under the data folder and listed on the contact's timeline."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import uuid
@@ -18,6 +19,7 @@ from typing import Any, Final
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from contactd.crm.errors import TemplateError
@@ -129,7 +131,9 @@ class DocumentService:
                     select(DocumentTemplate.id).where(DocumentTemplate.name == kind.value)
                 )
             if exists is None:
-                await self.save_template(kind.value, kind, default_template(kind))
+                # Another daemon sharing the database may install it at the same moment.
+                with contextlib.suppress(IntegrityError):
+                    await self.save_template(kind.value, kind, default_template(kind))
 
     async def generate(
         self, template: str, contact_id: int, *, items: list[LineItem] | None = None,

@@ -76,7 +76,8 @@ class AbandonAccountant:
             # rows either before (then amended here) or after this change (reads the new row).
             async with self._seeding:
                 mine = await answers.amend_stored(self.db, attempt_id, now_s,
-                                                  self.runtimes.seeded_pacer)
+                                                  self.runtimes.seeded_pacer,
+                                                  self.runtimes.node)
             if mine:
                 self._elsewhere[attempt_id] = now_s
                 while len(self._elsewhere) > ELSEWHERE_KEEP:

@@ -39,12 +39,13 @@ def as_datetime(at: float) -> datetime:
 
 
 async def insert(
-    db: Database, campaign_id: int, attempt_id: str, answer: Answer, wait_s: float
+    db: Database, campaign_id: int, attempt_id: str, answer: Answer, wait_s: float,
+    node: str | None = None,
 ) -> None:
     async with db.transaction() as session:
         session.add(LiveAnswer(campaign_id=campaign_id, attempt_id=attempt_id,
                                abandoned=answer.abandoned, wait_s=wait_s,
-                               at=as_datetime(answer.at)))
+                               at=as_datetime(answer.at), node=node))
 
 
 async def mark_abandoned(db: Database, attempt_id: str) -> None:
@@ -72,8 +73,10 @@ class AnswerLedger:
     """One campaign's live answers as this process counted them: each counted once, in the
     pacer and as a row; one counted connected may later turn abandoned (amended in place)."""
 
-    def __init__(self, db: Database, campaign_id: int, pacer: Pacer) -> None:
-        self.db, self.campaign_id, self.pacer = db, campaign_id, pacer
+    def __init__(
+        self, db: Database, campaign_id: int, pacer: Pacer, node: str | None = None
+    ) -> None:
+        self.db, self.campaign_id, self.pacer, self.node = db, campaign_id, pacer, node
         self._known: OrderedDict[str, Answer] = OrderedDict()
         self._lock = asyncio.Lock()  # one writer: a row is never written twice
 
@@ -88,7 +91,7 @@ class AnswerLedger:
                 while len(self._known) > KEEP:
                     self._known.popitem(last=False)
                 self.pacer.live_answer(at, abandoned=abandoned)
-                await insert(self.db, self.campaign_id, attempt_id, answer, wait_s)
+                await insert(self.db, self.campaign_id, attempt_id, answer, wait_s, self.node)
             elif abandoned and not known.abandoned:
                 self._known[attempt_id] = known._replace(abandoned=True)
                 self.pacer.answer_amended(known.at)
@@ -96,7 +99,8 @@ class AnswerLedger:
 
 
 async def amend_stored(
-    db: Database, attempt_id: str, now: float, seeded_pacer: Callable[[int], Pacer | None]
+    db: Database, attempt_id: str, now: float, seeded_pacer: Callable[[int], Pacer | None],
+    node: str | None = None,
 ) -> bool:
     """Abandon an attempt dialed by an earlier process (before a restart): amend its stored
     row (or write one), and the pacer of its campaign if that was already seeded from the
@@ -108,7 +112,7 @@ async def amend_stored(
         return True
     pacer = seeded_pacer(known.campaign_id)
     if known.answer is None:
-        await insert(db, known.campaign_id, attempt_id, Answer(now, True), 0.0)
+        await insert(db, known.campaign_id, attempt_id, Answer(now, True), 0.0, node)
         if pacer is not None:
             pacer.live_answer(now, abandoned=True)
     else:

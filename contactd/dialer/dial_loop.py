@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Final, Protocol
+from typing import Final, NamedTuple, Protocol
 
 from contactd.ami.errors import AmiUnavailable
 from contactd.background import LoopState, run_resilient
@@ -32,8 +33,8 @@ from contactd.dialer.dialplan import originate_request
 from contactd.dialer.explain import build_request, retry_rules_for
 from contactd.dialer.handoff import HandOff
 from contactd.dialer.pacing import PacingSnapshot, PredictivePacer
-from contactd.dialer.policy import rate_allowance, rate_window_s, refusals
-from contactd.dialer.recovery import change_status, seed_governor
+from contactd.dialer.policy import SELECTION_ORDER, rate_allowance, rate_window_s, refusals
+from contactd.dialer.recovery import change_status, fold_peer_answers, seed_governor
 from contactd.dialer.runtime import CampaignRuntime, Runtimes
 from contactd.enums import CampaignMode
 
@@ -41,6 +42,26 @@ log = logging.getLogger(__name__)
 
 WAITING_CHECK_S: Final = 0.1
 REFUSAL_SUMMARY_S: Final = 60.0  # refusals are logged as one summary per campaign this often
+
+
+class PeerLoad(NamedTuple):
+    """Calls on a campaign as stored: other daemons' (zero with one daemon), and this
+    daemon's own still open (some may be an earlier process's, not yet reconciled)."""
+
+    open_calls: int = 0
+    started: int = 0  # by other daemons, in the campaign's rate window
+    own_open: int = 0
+
+
+def spread(leads: list[Lead]) -> list[Lead]:
+    """Due leads in a random order within each rank (callbacks, fresh, recycled) and
+    priority: daemons sharing a campaign read the same candidates, and in one order they
+    would reach for the same lead one after another, each but the first finding it taken."""
+    rank = {status: i for i, status in enumerate(SELECTION_ORDER)}
+    keyed = [(rank.get(lead.status, len(rank)), -lead.priority, random.random(), lead)
+             for lead in leads]
+    keyed.sort(key=lambda item: item[:3])
+    return [item[3] for item in keyed]
 
 
 class CallLauncher(Protocol):
@@ -66,6 +87,10 @@ class DialLoop:
     ) -> None:
         self.db, self.settings, self.calls = db, settings, calls
         self.dialer = settings.dialer
+        self.node = settings.general.node
+        # Several daemons may share a PostgreSQL database: a campaign's own caps and its
+        # abandon rate are then held across all of them (SQLite serves one daemon).
+        self.shared = db.dialect == "postgresql"
         self.runtimes, self.agents, self.handoff = runtimes, agents, handoff
         self._lock = seeding  # one tick at a time; abandons of older calls wait for seeding
         self._recover = recover
@@ -172,16 +197,21 @@ class DialLoop:
         if not rt.seeded:
             rt.seeded = True
             if isinstance(rt.pacer, PredictivePacer):
-                await seed_governor(self.db, campaign.id, rt.pacer.governor)
+                rt.answers_seen = await seed_governor(self.db, campaign.id, rt.pacer.governor)
         now_s = self.clock()
         await self.handoff.settle_waiting(campaign, rt, now_s)
         self._feed_pacer(rt)
-        wanted = self._wanted(campaign, rt, now_s)
+        peers = PeerLoad()
+        if self.shared:
+            peers = await self._peer_load(campaign, rt, now_s)
+        wanted = self._wanted(campaign, rt, now_s, peers)
         if wanted <= 0:
             return
         now = datetime.fromtimestamp(now_s, UTC)
         async with self.db.session() as session:
             leads = list(await repo.due_leads(session, campaign.id, now, wanted * 4 + 10))
+            if self.shared:
+                leads = spread(leads)
             if not leads and not rt.calls and await repo.leads_left(session, campaign.id) == 0:
                 await change_status(self.db, campaign.name, CampaignAction.FINISH)
                 return
@@ -191,14 +221,34 @@ class DialLoop:
             if await self._try_dial(campaign, rt, lead, now):
                 wanted -= 1
 
-    def _wanted(self, campaign: Campaign, rt: CampaignRuntime, now_s: float) -> int:
+    async def _peer_load(self, campaign: Campaign, rt: CampaignRuntime, now_s: float
+                         ) -> PeerLoad:
+        """Other daemons' open calls and recent starts on this campaign, and their live
+        answers folded into this governor: the campaign's caps and abandon rate are joint."""
+        if isinstance(rt.pacer, PredictivePacer):
+            await fold_peer_answers(self.db, campaign.id, rt.pacer.governor, self.node,
+                                    rt.answers_seen, now_s)
+        cps = campaign.max_calls_per_second or self.dialer.max_calls_per_second
+        since = datetime.fromtimestamp(now_s - rate_window_s(cps), UTC)
+        async with self.db.session() as session:
+            own, others, started = await repo.node_load(session, campaign.id, self.node, since)
+        return PeerLoad(others, started, own)
+
+    def _wanted(self, campaign: Campaign, rt: CampaignRuntime, now_s: float,
+                peers: PeerLoad) -> int:
         if campaign.mode is CampaignMode.PREVIEW:
             return 0
-        cap = campaign.max_concurrent or self.dialer.max_concurrent_calls
+        # The campaign's own caps hold across daemons; the [dialer] ones are this daemon's
+        # (its trunk to its own Asterisk).
+        cap = (campaign.max_concurrent - peers.open_calls if campaign.max_concurrent
+               else self.dialer.max_concurrent_calls)
         cps = campaign.max_calls_per_second or self.dialer.max_calls_per_second
         since = datetime.fromtimestamp(now_s - rate_window_s(cps), UTC)
         started = sum(1 for t in rt.recent if t > since)
-        room = min(cap - len(rt.calls), rate_allowance(cps) - started)
+        if campaign.max_calls_per_second:
+            started += peers.started
+        # An earlier process's calls still open count until reconciliation ends them.
+        room = min(cap - max(len(rt.calls), peers.own_open), rate_allowance(cps) - started)
         if campaign.mode is CampaignMode.AUTOMATED:
             return room
         view = self.agents.view(campaign.id, now_s)
@@ -248,7 +298,7 @@ class DialLoop:
             # Crash safety: until the outcome is known, the lead is not due again before the
             # shortest retry window has passed, whatever happens to this process.
             previous = repo.mark_dialing(fresh, now + timedelta(
-                seconds=min(rules.busy_s, rules.failed_s, rules.no_answer_s)))
+                seconds=min(rules.busy_s, rules.failed_s, rules.no_answer_s)), self.node)
         rt.refused.pop(lead.id, None)
         request = originate_request(campaign, lead, float(self.dialer.ring_timeout_s))
         dialed_at = self.clock()

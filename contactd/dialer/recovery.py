@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from contactd.db.models.calls import CallAttempt
 from contactd.db.models.dialer import Lead, LiveAnswer
@@ -31,7 +31,9 @@ async def change_status(db: Database, name: str, action: CampaignAction) -> Camp
         return campaign.status
 
 
-async def recover_leads(db: Database, settle: Settle, *, before: datetime) -> bool:
+async def recover_leads(
+    db: Database, settle: Settle, *, before: datetime, node: str | None = None
+) -> bool:
     """Settle leads left `dialing` by an earlier process from their attempts' stored fate.
 
     Only attempts created before `before` (this process's start) are looked at: the calls this
@@ -40,12 +42,15 @@ async def recover_leads(db: Database, settle: Settle, *, before: datetime) -> bo
     the dialer subscribes, so the stored attempt row is the truth. Called again until it
     returns False (no lead of an earlier process is left `dialing`): an attempt still open now
     is ended by reconciliation later, and the next call settles it.
+
+    `node`: only leads this daemon marked (or marked before nodes were named) are its to
+    settle; another daemon's are settled by that daemon, whose Asterisk holds their calls.
     """
+    query = select(Lead.id).where(Lead.status == LeadStatus.DIALING, Lead.updated_at < before)
+    if node is not None:
+        query = query.where(or_(Lead.dialing_node == node, Lead.dialing_node.is_(None)))
     async with db.session() as session:
-        stuck = (await session.execute(
-            select(Lead.id).where(Lead.status == LeadStatus.DIALING,
-                                  Lead.updated_at < before)
-        )).scalars().all()
+        stuck = (await session.execute(query)).scalars().all()
     pending = False
     for lead_id in stuck:
         async with db.session() as session:
@@ -73,14 +78,51 @@ async def recover_leads(db: Database, settle: Settle, *, before: datetime) -> bo
     return pending
 
 
-async def seed_governor(db: Database, campaign_id: int, governor: AbandonGovernor) -> None:
-    """Rebuild the rolling abandon windows from stored live answers after a restart."""
-    since = datetime.now(UTC) - timedelta(seconds=max(governor.windows_s))
+PEER_LOOKBACK_S = 300.0  # another daemon's answer is stored well within this after it happened
+
+
+async def seed_governor(
+    db: Database, campaign_id: int, governor: AbandonGovernor
+) -> dict[int, float]:
+    """Rebuild the rolling abandon windows from stored live answers after a restart (every
+    daemon's). Returns the rows of the last `PEER_LOOKBACK_S` (id -> time): counted already,
+    so `fold_peer_answers` does not count them twice."""
+    now = datetime.now(UTC)
+    since = now - timedelta(seconds=max(governor.windows_s))
     async with db.session() as session:
         rows = (await session.execute(
-            select(LiveAnswer.at, LiveAnswer.abandoned)
+            select(LiveAnswer.id, LiveAnswer.at, LiveAnswer.abandoned)
             .where(LiveAnswer.campaign_id == campaign_id, LiveAnswer.at >= since)
             .order_by(LiveAnswer.at)
         )).all()
-    for at, abandoned in rows:
+    recent = now.timestamp() - PEER_LOOKBACK_S
+    seen: dict[int, float] = {}
+    for row_id, at, abandoned in rows:
         governor.record(at.timestamp(), abandoned=abandoned)
+        if at.timestamp() >= recent:
+            seen[row_id] = at.timestamp()
+    return seen
+
+
+async def fold_peer_answers(
+    db: Database, campaign_id: int, governor: AbandonGovernor, node: str,
+    seen: dict[int, float], now: float,
+) -> None:
+    """Count in the governor the live answers other daemons stored lately, so the abandon
+    rate is held across every daemon dialling the campaign, as the regulation measures it.
+    Rows are read back `PEER_LOOKBACK_S` and remembered in `seen`, so one committed late is
+    still counted, and none twice. A row another daemon amends to abandoned after it was
+    counted here keeps its first value in this governor until the next restart's seeding."""
+    since = now - PEER_LOOKBACK_S
+    async with db.session() as session:
+        rows = (await session.execute(
+            select(LiveAnswer.id, LiveAnswer.at, LiveAnswer.abandoned)
+            .where(LiveAnswer.campaign_id == campaign_id, LiveAnswer.node != node,
+                   LiveAnswer.at >= datetime.fromtimestamp(since, UTC))
+        )).all()
+    for row_id, at, abandoned in rows:
+        if row_id not in seen:
+            seen[row_id] = at.timestamp()
+            governor.record(at.timestamp(), abandoned=abandoned)
+    for row_id in [i for i, at in seen.items() if at < since]:
+        del seen[row_id]

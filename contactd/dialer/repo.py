@@ -199,19 +199,45 @@ async def campaign_status(session: AsyncSession, campaign_id: int) -> CampaignSt
 
 
 async def dialable_lead(session: AsyncSession, lead_id: int) -> Lead | None:
-    """The lead, read afresh, when it may still be dialed (another path may have moved it)."""
-    lead = await session.get(Lead, lead_id)
-    return lead if lead is not None and lead.status in SELECTION_ORDER else None
+    """The lead, read afresh, when it may still be dialed (another path may have moved it).
+
+    On PostgreSQL the row is locked until the transaction ends, and a row another daemon has
+    locked is skipped (`FOR UPDATE SKIP LOCKED`): of two daemons reaching for one lead, one
+    claims it and the other moves on; once the claim commits the lead is `dialing` and no
+    longer matches. SQLite has one writer at a time and ignores the clause."""
+    lead: Lead | None = await session.scalar(
+        select(Lead).where(Lead.id == lead_id, Lead.status.in_(SELECTION_ORDER))
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True))
+    return lead
 
 
-def mark_dialing(lead: Lead, not_before: datetime) -> LeadMark:
-    """Mark the lead `dialing` with one more attempt, out of reach until `not_before`: stored
-    before the Originate, so a restart can never re-dial it early. Returns what it was."""
+def mark_dialing(lead: Lead, not_before: datetime, node: str | None = None) -> LeadMark:
+    """Mark the lead `dialing` by `node` with one more attempt, out of reach until
+    `not_before`: stored before the Originate, so a restart can never re-dial it early.
+    Returns what it was."""
     previous = LeadMark(lead.status, lead.attempts, lead.next_attempt_at)
     lead.status = LeadStatus.DIALING
     lead.attempts += 1
     lead.next_attempt_at = not_before
+    lead.dialing_node = node
     return previous
+
+
+async def node_load(
+    session: AsyncSession, campaign_id: int, node: str, since: datetime
+) -> tuple[int, int, int]:
+    """A campaign's calls still open as stored, this node's and other daemons', and the calls
+    other daemons started since `since` (the rate window)."""
+    open_calls = select(func.count(CallAttempt.id)).where(
+        CallAttempt.campaign_id == campaign_id, CallAttempt.state != AttemptState.ENDED)
+    own = await session.scalar(open_calls.where(CallAttempt.node == node))
+    others = await session.scalar(open_calls.where(CallAttempt.node != node))
+    started = await session.scalar(
+        select(func.count(CallAttempt.id)).where(
+            CallAttempt.campaign_id == campaign_id, CallAttempt.created_at > since,
+            CallAttempt.node != node))
+    return int(own or 0), int(others or 0), int(started or 0)
 
 
 async def unmark_dialing(session: AsyncSession, lead_id: int, previous: LeadMark) -> None:

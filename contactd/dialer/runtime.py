@@ -36,6 +36,9 @@ class CampaignRuntime:
     recent: deque[datetime] = field(default_factory=lambda: deque(maxlen=1000))
     refused: dict[int, set[str]] = field(default_factory=dict)  # lead -> reasons stored
     seeded: bool = False
+    # Recent live answers already in the governor (row id -> time): other daemons' are
+    # folded in once each (recovery.fold_peer_answers).
+    answers_seen: dict[int, float] = field(default_factory=dict)
 
     def ringing_ages(self, now_s: float) -> tuple[float, ...]:
         """Ages of the calls the pacer counts in flight: those not yet resolved (still
@@ -48,8 +51,8 @@ class CampaignRuntime:
 class Runtimes:
     """Every campaign's runtime, made on first use with the [dialer] settings."""
 
-    def __init__(self, db: Database, dialer: DialerSettings) -> None:
-        self.db, self.dialer = db, dialer
+    def __init__(self, db: Database, dialer: DialerSettings, node: str | None = None) -> None:
+        self.db, self.dialer, self.node = db, dialer, node
         self._by_campaign: dict[int, CampaignRuntime] = {}
         # CallEnded can be handled before originate() returned the attempt id (an instant
         # failure): remembered here so the call is not counted as ringing forever.
@@ -67,7 +70,7 @@ class Runtimes:
         rt = self._by_campaign.get(campaign.id)
         if rt is None:
             pacer = self._pacer(campaign)
-            ledger = answers.AnswerLedger(self.db, campaign.id, pacer)
+            ledger = answers.AnswerLedger(self.db, campaign.id, pacer, self.node)
             rt = self._by_campaign[campaign.id] = CampaignRuntime(
                 campaign.id, pacer, ledger, LiveCalls(campaign.id))
         return rt

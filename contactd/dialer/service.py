@@ -78,7 +78,7 @@ class DialerService:
         self._started = datetime.now(UTC)
         # One tick at a time; an abandon of an earlier process's call waits for seeding.
         seeding = asyncio.Lock()
-        self.runtimes = Runtimes(db, settings.dialer)
+        self.runtimes = Runtimes(db, settings.dialer, settings.general.node)
         self.accountant = AbandonAccountant(db, self.runtimes, self.agents, seeding=seeding,
                                             clock=clock, wake=self.wake)
         self.handoff = HandOff(db, settings.dialer, self.runtimes, self.agents,
@@ -186,4 +186,5 @@ class DialerService:
         self.loop.orphans = await self._recover_leads()
 
     async def _recover_leads(self) -> bool:
-        return await recover_leads(self.db, self.settler.settle_lead, before=self._started)
+        return await recover_leads(self.db, self.settler.settle_lead, before=self._started,
+                                   node=self.settings.general.node)

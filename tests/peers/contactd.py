@@ -46,7 +46,7 @@ def _toml(value: object) -> str:
 
 
 def write_config(
-    folder: Path, asterisk: AsteriskSandbox, **sections: Mapping[str, object]
+    folder: Path, asterisk: AsteriskSandbox, /, **sections: Mapping[str, object]
 ) -> Path:
     """A contactd.toml for `asterisk` with a data folder, web and AudioSocket ports of its own;
     `sections` add or override keys (e.g. ``dialer={"max_attempts": 2}``)."""

@@ -19,6 +19,7 @@ class CallAttempt(Base):
         Index("ix_call_attempts_state", "state"),
         Index("ix_call_attempts_campaign_created", "campaign_id", "created_at"),
         Index("ix_call_attempts_lead", "lead_id"),
+        Index("ix_call_attempts_node_state", "node", "state"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -44,6 +45,9 @@ class CallAttempt(Base):
     channel: Mapped[str | None] = mapped_column(String(200))
     uniqueid: Mapped[str | None] = mapped_column(String(64), index=True)
     linkedid: Mapped[str | None] = mapped_column(String(64))
+    # The daemon (`[general] node`) that dialed it, beside its own Asterisk: the only one that
+    # can see its channels, so the only one that reconciles it.
+    node: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     answered_at: Mapped[datetime | None]
     bridged_at: Mapped[datetime | None]

@@ -88,6 +88,9 @@ class Lead(Timestamps, Base):
         ForeignKey("users.id", ondelete="SET NULL")
     )
     last_outcome: Mapped[CallOutcome | None] = mapped_column(str_enum(CallOutcome))
+    # The daemon (`[general] node`) that marked it `dialing`: only that daemon's restart
+    # settles it, so a second daemon never settles a call it cannot see.
+    dialing_node: Mapped[str | None] = mapped_column(String(64))
 
 
 class DialRefusal(Base):
@@ -121,3 +124,4 @@ class LiveAnswer(Base):
     abandoned: Mapped[bool] = mapped_column(default=False)
     wait_s: Mapped[float] = mapped_column(default=0.0)
     at: Mapped[datetime] = mapped_column(default=utcnow)
+    node: Mapped[str | None] = mapped_column(String(64))  # the daemon that counted it

@@ -221,8 +221,11 @@ async def test_asterisk_restart_mid_call(db: Database, asterisk: AsteriskSandbox
 
 
 async def test_ami_link_dropped_calls_still_up_are_resumed(
-    db: Database, asterisk: AsteriskSandbox, ami_proxy: TcpProxy
+    db: Database, asterisk: AsteriskSandbox, ami_proxy: TcpProxy, ami: Manager
 ) -> None:
+    # Its own link sees every Hangup: once, a resumed call ended with cause 0 where 16 was
+    # expected (issue 20); if it happens again, the raw events are in the failure message.
+    observer = AmiEvents(ami, "Hangup", "SoftHangupRequest", "HangupRequest")
     async with running(db, asterisk, ami_proxy.port) as h:
         # callees hang up ~8 s after answering, well after the link is back
         ids = [
@@ -237,7 +240,9 @@ async def test_ami_link_dropped_calls_still_up_are_resumed(
         await h.wait_ended(ids, timeout_s=20)
         for attempt_id in ids:
             ends = h.ended(attempt_id)
-            assert [(e.outcome, e.cause, e.lost) for e in ends] == [(OC.HUMAN, 16, False)]
+            raw = [dict(e) for e in observer.seen if attempt_id in (
+                e.get("Uniqueid"), e.get("Linkedid"))]
+            assert [(e.outcome, e.cause, e.lost) for e in ends] == [(OC.HUMAN, 16, False)], raw
         await h.calls.drain()
         assert await h.calls.repo.open_attempts() == []
 

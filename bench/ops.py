@@ -1,0 +1,343 @@
+"""Operations: scale-out throughput and recovery after `kill -9` (issue 20).
+
+Every daemon is a real `contactd run` process with the production composition root, each
+beside its own demo PBX process (contactd/demo: it speaks AMI as Asterisk 22 does); the
+campaign is an automated one whose callees all answer, with the simulated world sped up
+(time_scale) so that calls are short and the claim-and-record path, not call length, sets
+the pace.
+
+1. Attempts claimed and recorded per second: one daemon on SQLite (the embedded default, the
+   baseline), one daemon on PostgreSQL, and two daemons on one PostgreSQL sharing the
+   campaign. Rate = leads / (last attempt stored - first attempt stored), read from the
+   database. Target: two daemons >= 1.7 x one.
+2. Recovery: a daemon dialling a campaign is killed (SIGKILL) while calls are up and started
+   again; time from the new process's spawn to its first new attempt stored (the row is
+   written just before its Originate). Target <= 5 s.
+
+    .venv/bin/python bench/ops.py [--quick] [--leads 600]
+
+Needs PostgreSQL's server binaries (Debian postgresql; scripts/install-test-deps installs
+them). Three runs of each (--quick: one); median and worst; the last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import func, select  # noqa: E402
+
+from contactd.config import load_settings  # noqa: E402
+from contactd.db.bootstrap import open_database  # noqa: E402
+from contactd.db.models.calls import CallAttempt  # noqa: E402
+from contactd.dialer.campaigns import CampaignAction  # noqa: E402
+from contactd.dialer.create import CampaignSpec, create_campaign  # noqa: E402
+from contactd.dialer.recovery import change_status  # noqa: E402
+from tests.peers.ports import free_port  # noqa: E402
+from tests.peers.postgres import PostgresServer  # noqa: E402
+
+SECRET = "bench-ops"
+READY_TIMEOUT_S = 90.0
+RUN_TIMEOUT_S = 300.0
+LOOK_S = 0.1
+
+
+def start_pbx(time_scale: float) -> tuple[subprocess.Popen[str], int]:
+    """A demo PBX process whose callees all answer as people and hear a short message."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT),
+           "CONTACTD_DEMO__ANSWERED_HUMAN": "100", "CONTACTD_DEMO__MACHINE": "0",
+           "CONTACTD_DEMO__BUSY": "0", "CONTACTD_DEMO__NO_ANSWER": "0",
+           "CONTACTD_DEMO__CONGESTION": "0", "CONTACTD_DEMO__FAILED": "0",
+           "CONTACTD_DEMO__TIME_SCALE": str(time_scale)}
+    process = subprocess.Popen([sys.executable, "-m", "contactd.demo.serve", "--secret", SECRET],
+                               env=env, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    line = process.stdout.readline().split()
+    if line[:1] != ["listening"]:
+        process.kill()
+        raise RuntimeError(f"demo PBX did not start: {line}")
+    return process, int(line[1])
+
+
+def write_config(folder: Path, node: str, url: str, ami_port: int, concurrent: int) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "contactd.toml"
+    path.write_text(f"""
+[general]
+data_dir = "{folder / 'data'}"
+node = "{node}"
+log_format = "json"
+log_level = "warning"
+default_region = "DE"
+
+[database]
+url = "{url}"
+
+[web]
+port = {free_port()}
+secret_key = "{secrets.token_hex(16)}"
+
+[ami]
+port = {ami_port}
+username = "contactd"
+secret = "{SECRET}"
+reconnect_min_s = 0.2
+reconnect_max_s = 1
+
+[audiosocket]
+enabled = false
+
+[dialer]
+window_start = "00:00"
+window_end = "23:59"
+pacing_tick_s = 0.2
+ring_timeout_s = 15
+max_concurrent_calls = {concurrent}
+max_calls_per_second = 1000
+""", encoding="utf-8")
+    return path
+
+
+def spawn(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONTACTD_")}
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "contactd.cli", "run", "--config",
+                                 str(config)], stdout=out, stderr=subprocess.STDOUT,
+                                env={**env, "PYTHONPATH": str(ROOT)}, cwd=config.parent)
+
+
+def web_port(config: Path) -> int:
+    return int(config.read_text().split("[web]", 1)[1].split("port = ", 1)[1].split()[0])
+
+
+async def wait_ready(config: Path, process: subprocess.Popen[bytes]) -> None:
+    url = f"http://127.0.0.1:{web_port(config)}/healthz"
+
+    def ami_up() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                body = json.load(resp)
+        except urllib.error.HTTPError as exc:
+            body = json.load(exc)
+        except OSError:
+            return False
+        return bool(body.get("components", {}).get("ami", {}).get("status") == "ok")
+
+    async with asyncio.timeout(READY_TIMEOUT_S):
+        while not await asyncio.to_thread(ami_up):
+            if process.poll() is not None:
+                raise RuntimeError(f"contactd exited {process.returncode}")
+            await asyncio.sleep(LOOK_S)
+
+
+async def until(check: Any, every_s: float = LOOK_S) -> Any:
+    """Polls `check()` (another process's database) until it returns something truthy."""
+    async with asyncio.timeout(RUN_TIMEOUT_S):
+        while True:
+            found = await check()
+            if found:
+                return found
+            await asyncio.sleep(every_s)
+
+
+def stop(process: subprocess.Popen[Any]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+async def make_campaign(config: Path, leads: int) -> None:
+    settings = load_settings(config, {})
+    async with await open_database(settings) as db:
+        await create_campaign(db, settings, CampaignSpec(
+            name="bench", mode="automated", message="custom/bench", max_attempts=1),
+            numbers=[(str(i), f"+49301{i:07d}") for i in range(leads)])
+
+
+class Books:
+    """One open connection to the shared database, for polling (a new engine per look
+    would cost the machine more than the daemons being measured)."""
+
+    def __init__(self, config: Path) -> None:
+        self.settings = load_settings(config, {})
+
+    async def __aenter__(self) -> Books:
+        self.db = await (await open_database(self.settings, upgrade=False)).__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.db.__aexit__(None, None, None)
+
+    async def attempts(self) -> tuple[int, datetime | None, datetime | None]:
+        async with self.db.session() as session:
+            count, first, last = (await session.execute(select(
+                func.count(CallAttempt.id), func.min(CallAttempt.created_at),
+                func.max(CallAttempt.created_at)))).one()
+        return int(count), first, last
+
+    async def at_least(self, count: int) -> bool:
+        return (await self.attempts())[0] >= count
+
+    async def first_attempt_after(self, after: datetime) -> datetime | None:
+        async with self.db.session() as session:
+            found: datetime | None = await session.scalar(
+                select(func.min(CallAttempt.created_at)).where(CallAttempt.created_at > after))
+        return found
+
+    async def start(self) -> None:
+        await change_status(self.db, "bench", CampaignAction.START)
+
+
+async def throughput(daemons: int, url_of: Any, leads: int, folder: Path) -> dict[str, Any]:
+    """Attempts claimed and recorded per second by `daemons` daemons sharing one campaign."""
+    pbxes = [start_pbx(time_scale=0.05) for _ in range(daemons)]
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        url = url_of()
+        configs = [write_config(folder / f"node{i}", f"node{i}", url, port, concurrent=200)
+                   for i, (_pbx, port) in enumerate(pbxes)]
+        await make_campaign(configs[0], leads)
+        processes = [spawn(c, c.parent / "daemon.log") for c in configs]
+        await asyncio.gather(*(wait_ready(c, p) for c, p in zip(configs, processes, strict=True)))
+        async with Books(configs[0]) as books:
+            await books.start()
+            await until(lambda: books.at_least(leads), 0.25)
+            count, first, last = await books.attempts()
+        assert first is not None and last is not None
+        span = (last - first).total_seconds()
+        return {"attempts": count, "span_s": round(span, 3),
+                "per_s": round(count / span, 1) if span > 0 else 0.0}
+    finally:
+        for process in processes:
+            stop(process)
+        for pbx, _port in pbxes:
+            pbx.terminate()
+            pbx.wait(30)
+            if pbx.stdout is not None:
+                pbx.stdout.close()
+
+
+async def recovery(folder: Path) -> float:
+    """Seconds from the restarted daemon's spawn to its first new attempt stored."""
+    pbx, port = start_pbx(time_scale=1.0)
+    process: subprocess.Popen[bytes] | None = None
+    try:
+        config = write_config(folder, "node0", "", port, concurrent=5)
+        await make_campaign(config, 500)
+        process = spawn(config, folder / "daemon-1.log")
+        await wait_ready(config, process)
+        async with Books(config) as books:
+            await books.start()
+            await until(lambda: books.at_least(5))  # calls are up
+            process.kill()
+            process.wait()
+            spawned = datetime.now(UTC)
+            process = spawn(config, folder / "daemon-2.log")
+            found: datetime = await until(lambda: books.first_attempt_after(spawned))
+        return (found - spawned).total_seconds()
+    finally:
+        if process is not None:
+            stop(process)
+        pbx.terminate()
+        pbx.wait(30)
+        if pbx.stdout is not None:
+            pbx.stdout.close()
+
+
+def summary(values: list[float], *, higher_is_better: bool) -> dict[str, float]:
+    worst = min(values) if higher_is_better else max(values)
+    return {"median": round(statistics.median(values), 2), "worst": round(worst, 2)}
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    runs = 1 if args.quick else 3
+    leads = args.leads or (300 if args.quick else 600)
+    server = PostgresServer()
+    server.start()
+    figures: dict[str, list[float]] = {"sqlite_1": [], "postgres_1": [], "postgres_2": [],
+                                       "recovery_s": []}
+    try:
+        for run_no in range(runs):
+            with tempfile.TemporaryDirectory(prefix="contactd-bench-ops-") as tmp:
+                root = Path(tmp)
+
+                def new_pg(name: str) -> Any:
+                    def make() -> str:
+                        server.psql(f"CREATE DATABASE {name}")
+                        return server.url(name)
+                    return make
+
+                for key, daemons, url_of in (
+                        ("sqlite_1", 1, lambda: ""),
+                        ("postgres_1", 1, new_pg(f"ops_one_{run_no}")),
+                        ("postgres_2", 2, new_pg(f"ops_two_{run_no}"))):
+                    result = await throughput(daemons, url_of, leads, root / key)
+                    figures[key].append(result["per_s"])
+                    print(f"run {run_no + 1}: {key:<11} {result['attempts']:>5} attempts in "
+                          f"{result['span_s']:>7.2f} s = {result['per_s']:>7.1f}/s", flush=True)
+                seconds = await recovery(root / "recovery")
+                figures["recovery_s"].append(seconds)
+                print(f"run {run_no + 1}: kill -9 -> first new Originate {seconds:.2f} s",
+                      flush=True)
+    finally:
+        server.stop()
+    ratio = [two / one for two, one in zip(figures["postgres_2"], figures["sqlite_1"],
+                                           strict=True)]
+    out: dict[str, Any] = {
+        "runs": runs, "leads": leads, "load_avg_1m": round(os.getloadavg()[0], 2),
+        "attempts_per_s": {k: summary(figures[k], higher_is_better=True)
+                           for k in ("sqlite_1", "postgres_1", "postgres_2")},
+        "two_over_one": summary(ratio, higher_is_better=True),
+        "recovery_s": summary(figures["recovery_s"], higher_is_better=False),
+        "targets": {"two_over_one": 1.7, "recovery_s": 5.0},
+    }
+    out["met"] = {"two_over_one": out["two_over_one"]["worst"] >= 1.7,
+                  "recovery_s": out["recovery_s"]["worst"] <= 5.0}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="one run, fewer leads")
+    parser.add_argument("--leads", type=int, default=0, help="leads per throughput run")
+    args = parser.parse_args()
+    out = asyncio.run(run(args))
+    print()
+    print(f"{'attempts claimed and recorded /s':<34} {'median':>8} {'worst':>8}")
+    for key, label in (("sqlite_1", "1 daemon, SQLite (baseline)"),
+                       ("postgres_1", "1 daemon, PostgreSQL"),
+                       ("postgres_2", "2 daemons, one PostgreSQL")):
+        fig = out["attempts_per_s"][key]
+        print(f"{label:<34} {fig['median']:>8} {fig['worst']:>8}")
+    print(f"{'2 daemons / 1 (target >= 1.7)':<34} {out['two_over_one']['median']:>8} "
+          f"{out['two_over_one']['worst']:>8}")
+    print(f"{'kill -9 -> first Originate, s (<= 5)':<34} {out['recovery_s']['median']:>8} "
+          f"{out['recovery_s']['worst']:>8}")
+    print(f"load average (1 min) at the end: {out['load_avg_1m']}")
+    with contextlib.suppress(BrokenPipeError):
+        print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
