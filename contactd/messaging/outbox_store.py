@@ -24,8 +24,15 @@ from contactd.messaging.outbox_types import OutboundMessage, Outcome
 from contactd.messaging.state import can_move, sources_of
 
 __all__ = [
-    "OutboundMessage", "Outcome", "claim", "insert_messages", "next_due", "requeue_interrupted",
-    "sent_sms_by_provider_id", "stale", "write_outcomes",
+    "OutboundMessage",
+    "Outcome",
+    "claim",
+    "insert_messages",
+    "next_due",
+    "requeue_interrupted",
+    "sent_sms_by_provider_id",
+    "stale",
+    "write_outcomes",
 ]
 
 S = MessageState
@@ -119,6 +126,8 @@ async def write_outcomes(
     Returns the outcomes that moved their message, in batch order. A repeat (an SMSC that
     delivers a receipt again because our answer was lost) or a move the state table forbids
     from the row's current state changes nothing, so it is neither counted nor published.
+    An SMS whose `sent` and `delivered` are both in the batch (the usual case: the receipt
+    follows the submit_sm_resp within milliseconds) takes both steps in one UPDATE.
     """
     async with db.transaction() as session:
         current: dict[int, MessageState] = {
@@ -126,6 +135,17 @@ async def write_outcomes(
             for row in await session.execute(_STATES, {"b_ids": list({u.id for u in batch})})
         }
         moved: set[int] = set()  # id() of the outcomes applied
+        pairs = _sent_then_delivered(batch, current)
+        if pairs:
+            merged = []
+            for sent, delivered in pairs:
+                values = {**sent.values, **delivered.values}
+                merged.append(Outcome(S.DELIVERED, sent.id, values))
+                current[sent.id] = S.DELIVERED
+                moved.update((id(sent), id(delivered)))
+            for keys, items in _by_columns(merged).items():
+                params = [{"b_id": u.id, **{f"b_{k}": u.values[k] for k in keys}} for u in items]
+                await session.execute(_outcome_update(S.DELIVERED, keys, S.SENT), params)
         for state in WRITE_ORDER:
             group = []
             for u in batch:
@@ -147,15 +167,40 @@ _STATES = select(OUTBOX.c.id, OUTBOX.c.state).where(
 
 
 @functools.cache
-def _outcome_update(state: MessageState, keys: tuple[str, ...]) -> Update:
-    """Built once per (state, columns): building the expression cost more than running it."""
+def _outcome_update(
+    state: MessageState, keys: tuple[str, ...], via: MessageState | None = None
+) -> Update:
+    """Built once per (state, columns): building the expression cost more than running it.
+
+    With `via`, the row moves to `state` through `via` in one step: the guard is `via`'s.
+    """
+    guard = sources_of(via if via is not None else state)
     return (
         update(OUTBOX)
         .where(OUTBOX.c.id == bindparam("b_id"))
         # Not IN (…): expanding parameters cannot be used with executemany.
-        .where(or_(*(OUTBOX.c.state == src for src in sorted(sources_of(state)))))
+        .where(or_(*(OUTBOX.c.state == src for src in sorted(guard))))
         .values(state=state, **{k: bindparam(f"b_{k}") for k in keys})
     )
+
+
+def _sent_then_delivered(
+    batch: list[Outcome], current: dict[int, MessageState]
+) -> list[tuple[Outcome, Outcome]]:
+    """Pairs of (`sent`, `delivered`) for the same message still `sending` in the database."""
+    sent: dict[int, Outcome] = {}
+    for u in batch:
+        if u.state is S.SENT and u.id not in sent and current.get(u.id) is S.SENDING:
+            sent[u.id] = u
+    if not sent:
+        return []
+    pairs = []
+    for u in batch:
+        if u.state is S.DELIVERED:
+            first = sent.pop(u.id, None)
+            if first is not None:
+                pairs.append((first, u))
+    return pairs
 
 
 def _by_columns(group: list[Outcome]) -> dict[tuple[str, ...], list[Outcome]]:

@@ -42,13 +42,14 @@ async def add_row(session: AsyncSession, message: OutboundMessage) -> int:
 def outcome_updates(
     batch: Iterable[Outcome], interaction_of: Callable[[int], int | None]
 ) -> list[dict[str, Any]]:
-    """Parameters for `write_outcomes`: one per outcome whose message has a timeline row."""
-    out = []
+    """Parameters for `write_outcomes`: one per timeline row, the last state its message took
+    in the batch (a message both sent and delivered in it shows `delivered`)."""
+    last: dict[int, str] = {}
     for item in batch:
         interaction_id = interaction_of(item.id)
         if interaction_id is not None:
-            out.append({"b_id": interaction_id, "b_outcome": item.state.value})
-    return out
+            last[interaction_id] = item.state.value
+    return [{"b_id": row, "b_outcome": outcome} for row, outcome in last.items()]
 
 
 async def write_outcomes(session: AsyncSession, updates: list[dict[str, Any]]) -> None:
