@@ -29,6 +29,7 @@ __all__ = [
     "claim",
     "insert_messages",
     "next_due",
+    "release",
     "requeue_interrupted",
     "sent_sms_by_provider_id",
     "stale",
@@ -268,6 +269,16 @@ async def requeue_interrupted(db: Database) -> int:
             .values(state=S.QUEUED, next_attempt_at=None)
         )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def release(db: Database, ids: list[int]) -> None:
+    """Claimed rows that were never sent go back to `queued`, their attempt not counted."""
+    async with db.transaction() as session:
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(ids), OutboxMessage.state == S.SENDING)
+            .values(state=S.QUEUED, attempts=OutboxMessage.attempts - 1)
+        )
 
 
 async def claim(db: Database, channel: Channel, limit: int, now: datetime) -> list[Row[Any]]:
