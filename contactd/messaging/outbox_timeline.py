@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from contactd.db.models.crm import Interaction
 from contactd.enums import Channel, Direction, InteractionKind, MessageState
@@ -52,9 +52,9 @@ def outcome_updates(
     return [{"b_id": row, "b_outcome": outcome} for row, outcome in last.items()]
 
 
-async def write_outcomes(session: AsyncSession, updates: list[dict[str, Any]]) -> None:
+async def write_outcomes(conn: AsyncConnection, updates: list[dict[str, Any]]) -> None:
     if updates:
-        await session.execute(
+        await conn.execute(
             update(INTERACTIONS)
             .where(INTERACTIONS.c.id == bindparam("b_id"))
             .values(outcome=bindparam("b_outcome")),
