@@ -333,7 +333,8 @@ async def main() -> None:
     pool = EmailSettings().pool_size
     cap = 200.0
     figures: dict[str, Any] = {"sms_count": sms_n, "email_count": mail_n, "runs": args.runs,
-                               "email_pool": pool, "quick": args.quick}
+                               "email_pool": pool, "quick": args.quick,
+                               "load_avg_1m_start": os.getloadavg()[0], "cpus": os.cpu_count()}
     measured: dict[str, list[float]] = {}
 
     def keep(name: str, value: float) -> None:
@@ -375,10 +376,15 @@ async def main() -> None:
     for name, runs in measured.items():
         figures[name] = summary(runs)
     headline = figures["outbox_w10_delivered"]["median"]
-    bare = figures["smpplib_pipelined_w10"]["median"]
+    worst = figures["outbox_w10_delivered"]["worst"]
+    # Each run's outbox against the pipelined client of the same run (same load, same peer).
+    ratios = [o / b for o, b in zip(measured["outbox_w10_delivered"],
+                                    measured["smpplib_pipelined_w10"], strict=True)]
     figures["headline_sms_per_s"] = headline
-    figures["headline_vs_pipelined_bare"] = headline / bare
-    figures["headline_target_met"] = headline >= 3000 and headline >= 0.7 * bare
+    figures["headline_vs_pipelined_bare"] = summary(ratios)
+    # A target holds when the worst run meets it.
+    figures["ratio_target_met"] = min(ratios) >= 0.7
+    figures["headline_target_met"] = worst >= 3000 and min(ratios) >= 0.7
 
     rows = [
         ("SMS, peer ceiling (Node loadgen, window 10)", "peer_ceiling_w10"),
@@ -407,8 +413,13 @@ async def main() -> None:
     print(f"{f'SMS, capped at {cap:.0f}/s (achieved)':<52} {figures['cap_rate']:>10,.0f}")
     print(f"{f'SMS, capped: most seen by SMSC in 1 s (<= {cap:.0f})':<52} "
           f"{figures['cap_max_seen_per_s']:>10,}")
-    print(f"headline: outbox {headline:,.0f} SMS/s = {figures['headline_vs_pipelined_bare']:.0%} "
-          f"of pipelined smpplib; target met: {figures['headline_target_met']}")
+    figures["load_avg_1m_end"] = os.getloadavg()[0]
+    print(f"load average (1 min) {figures['load_avg_1m_start']:.2f} at start, "
+          f"{figures['load_avg_1m_end']:.2f} at the end, on {figures['cpus']} CPUs")
+    print(f"headline: outbox {headline:,.0f} SMS/s (worst {worst:,.0f}) = "
+          f"{sorted(ratios)[len(ratios) // 2]:.0%} of pipelined smpplib in the same run "
+          f"(worst {min(ratios):.0%}); >= 70%: {figures['ratio_target_met']}; "
+          f">= 3,000/s and >= 70%: {figures['headline_target_met']}")
 
     def rounded(value: Any) -> Any:
         if isinstance(value, float):
