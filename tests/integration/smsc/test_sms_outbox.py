@@ -151,8 +151,7 @@ async def test_smsc_down_for_30_seconds_then_back_delivers_everything_at_least_o
         await m.outbox.wait_for(lambda s: s.delivered == count, 90)
         assert m.outbox.stats.retried > 0
         maybe_sent = m.outbox.stats.maybe_sent
-    assert_at_least_once(await smsc.submits(), {f"message {i}" for i in range(count)},
-                         maybe_sent)
+    assert_at_least_once(await smsc.submits(), {f"message {i}" for i in range(count)}, maybe_sent)
     assert all(r.state is MessageState.DELIVERED for r in await rows(db))
 
 
