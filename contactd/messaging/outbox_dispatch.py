@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 S = MessageState
 IDLE_WAKE_S: Final = 30.0
 SWEEP_S: Final = 10.0  # how often expired rows are looked for
+MIN_IN_HAND: Final = 128  # claimed rows kept ready per channel, at least (see _in_hand)
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,9 @@ class Dispatcher:
         # Claimed rows not yet picked up by a worker, oldest first; woken when rows arrive.
         self._ready: dict[Channel, deque[Row[Any]]] = {ch: deque() for ch in self._senders}
         self._has_rows = {ch: asyncio.Event() for ch in self._senders}
+        # Rows claimed ahead: two rounds of the workers, and never so few that claims (each a
+        # transaction) come a few rows at a time.
+        self._in_hand = {ch: max(2 * limit, MIN_IN_HAND) for ch, limit in self._limits.items()}
         self._claim_batch = claim_batch
         self._retry = retry
         self._receipt_timeout = receipt_timeout
@@ -156,12 +160,13 @@ class Dispatcher:
         if self._maybe_due:
             kicks = self._kicks
             exhausted = True
-            for channel, limit in self._limits.items():
+            for channel in self._limits:
+                in_hand = self._in_hand[channel]
                 waiting = len(self._ready[channel])
-                if waiting > limit:
-                    exhausted = False  # a round of work in hand: claim once it is used up
+                if waiting > in_hand // 2:
+                    exhausted = False  # enough work in hand: claim once half of it is used
                     continue
-                want = min(2 * limit - waiting, self._claim_batch)
+                want = min(in_hand - waiting, self._claim_batch)
                 if await self._claim(channel, want) == want:
                     exhausted = False
             if exhausted and kicks == self._kicks:  # no enqueue raced with the claim
@@ -193,7 +198,7 @@ class Dispatcher:
         """Send the channel's claimed rows one at a time, for the outbox's lifetime."""
         ready = self._ready[channel]
         has_rows = self._has_rows[channel]
-        refill_at = self._limits[channel]
+        refill_at = self._in_hand[channel] // 2
         while True:
             while not ready:
                 has_rows.clear()
