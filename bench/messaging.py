@@ -22,6 +22,7 @@ Every figure is measured RUNS times: the table shows the median and the worst ru
 Wall-clock rates on a shared 2-core host swing with the load, so the CPU time each side spends
 per SMS is printed too (contactd's process; the Node peer's, read from /proc): it tells which
 side limits a run, and a rate of 3,000 SMS/s needs both under ~330 us per SMS on their core.
+The pipelined baseline runs right before each outbox run, and each run's pair gives a ratio.
 
     .venv/bin/python bench/messaging.py [--quick]
 
@@ -213,7 +214,9 @@ async def smpp_client(peer: SmscPeer, count: int, window: int, cap: float = 0.0)
 
 async def outbox_pipeline(
     peer: SmscPeer, count: int, window: int
-) -> tuple[float, float, int]:
+) -> tuple[float, float, int, float]:
+    """Rate end to end, enqueue rate, write batches, and contactd's CPU us per SMS over the
+    timed part (database creation and the bind left out)."""
     with tempfile.TemporaryDirectory() as folder:
         db = Database(f"sqlite+aiosqlite:///{folder}/bench.db")
         async with db.engine.begin() as conn:
@@ -236,14 +239,16 @@ async def outbox_pipeline(
                 messages = [OutboundMessage(f"b{i}", Channel.SMS, f"+4915100{i:05d}",
                                             f"outbox {i}") for i in range(count)]
                 async with outbox:
+                    cpu_start = cpu_s()
                     start = time.perf_counter()
                     for i in range(0, count, 1000):
                         await outbox.enqueue_many(messages[i:i + 1000])
                     enqueued = time.perf_counter() - start
                     await outbox.wait_for(lambda s: s.delivered == count, 300)
                     elapsed = time.perf_counter() - start
+                    cpu_us = (cpu_s() - cpu_start) / count * 1e6
                     batches = outbox.stats.batches
-    return count / elapsed, count / enqueued, batches
+    return count / elapsed, count / enqueued, batches, cpu_us
 
 
 async def cap_check(peer: SmscPeer, count: int, cap: float) -> tuple[float, int]:
@@ -333,7 +338,8 @@ async def main() -> None:
     pool = EmailSettings().pool_size
     cap = 200.0
     figures: dict[str, Any] = {"sms_count": sms_n, "email_count": mail_n, "runs": args.runs,
-                               "email_pool": pool, "quick": args.quick}
+                               "email_pool": pool, "quick": args.quick,
+                               "load_avg_1m_start": os.getloadavg()[0], "cpus": os.cpu_count()}
     measured: dict[str, list[float]] = {}
 
     def keep(name: str, value: float) -> None:
@@ -344,15 +350,18 @@ async def main() -> None:
         for _ in range(args.runs):
             keep("peer_ceiling_w10", peer_ceiling(peer, sms_n, 10))
             keep("smpplib_bare_loop", await asyncio.to_thread(smpplib_bare, peer, sms_n // 2))
-            keep("smpplib_pipelined_w10",
-                 await asyncio.to_thread(smpplib_pipelined, peer, sms_n, 10))
             keep("smpp_client_w1", await smpp_client(peer, sms_n // 2, 1))
             with CpuMeter(peer.process.pid, sms_n) as cpu:
                 keep("smpp_client_w10", await smpp_client(peer, sms_n, 10))
             keep("smpp_client_w10_cpu_us_per_sms", cpu.ours_us)
+            # The baseline runs right before the outbox, so the pair meets the same load.
             with CpuMeter(peer.process.pid, sms_n) as cpu:
-                delivered, enqueued, batches = await outbox_pipeline(peer, sms_n, 10)
-            keep("outbox_cpu_us_per_sms", cpu.ours_us)
+                keep("smpplib_pipelined_w10",
+                     await asyncio.to_thread(smpplib_pipelined, peer, sms_n, 10))
+            keep("smpplib_pipelined_cpu_us_per_sms", cpu.ours_us)
+            with CpuMeter(peer.process.pid, sms_n) as cpu:
+                delivered, enqueued, batches, ours_us = await outbox_pipeline(peer, sms_n, 10)
+            keep("outbox_cpu_us_per_sms", ours_us)
             keep("peer_cpu_us_per_sms_under_outbox", cpu.peer_us)
             keep("outbox_w10_delivered", delivered)
             keep("outbox_enqueue", enqueued)
@@ -375,10 +384,20 @@ async def main() -> None:
     for name, runs in measured.items():
         figures[name] = summary(runs)
     headline = figures["outbox_w10_delivered"]["median"]
-    bare = figures["smpplib_pipelined_w10"]["median"]
+    worst = figures["outbox_w10_delivered"]["worst"]
+    # Each run's outbox against the pipelined client of the same run (same load, same peer).
+    ratios = [o / b for o, b in zip(measured["outbox_w10_delivered"],
+                                    measured["smpplib_pipelined_w10"], strict=True)]
     figures["headline_sms_per_s"] = headline
-    figures["headline_vs_pipelined_bare"] = headline / bare
-    figures["headline_target_met"] = headline >= 3000 and headline >= 0.7 * bare
+    # CPU bound, a client's rate goes as 1 / its CPU per SMS: this ratio is the share of the
+    # bare client's rate the outbox reaches on an idle core, and swings far less with load.
+    cpu_ratios = [b / o for b, o in zip(measured["smpplib_pipelined_cpu_us_per_sms"],
+                                        measured["outbox_cpu_us_per_sms"], strict=True)]
+    figures["cpu_ratio_pipelined_over_outbox"] = summary(cpu_ratios)
+    figures["headline_vs_pipelined_bare"] = summary(ratios)
+    # A target holds when the worst run meets it.
+    figures["ratio_target_met"] = min(ratios) >= 0.7
+    figures["headline_target_met"] = worst >= 3000 and min(ratios) >= 0.7
 
     rows = [
         ("SMS, peer ceiling (Node loadgen, window 10)", "peer_ceiling_w10"),
@@ -397,6 +416,7 @@ async def main() -> None:
         print(f"{label:<52} {figures[key]['median']:>10,.0f} {figures[key]['worst']:>10,.0f}")
     cpu_rows = [
         ("CPU us/SMS, contactd, SmppClient w10", "smpp_client_w10_cpu_us_per_sms"),
+        ("CPU us/SMS, smpplib pipelined w10 (baseline)", "smpplib_pipelined_cpu_us_per_sms"),
         ("CPU us/SMS, contactd, outbox end to end", "outbox_cpu_us_per_sms"),
         ("CPU us/SMS, Node peer, during the outbox run", "peer_cpu_us_per_sms_under_outbox"),
     ]
@@ -407,8 +427,16 @@ async def main() -> None:
     print(f"{f'SMS, capped at {cap:.0f}/s (achieved)':<52} {figures['cap_rate']:>10,.0f}")
     print(f"{f'SMS, capped: most seen by SMSC in 1 s (<= {cap:.0f})':<52} "
           f"{figures['cap_max_seen_per_s']:>10,}")
-    print(f"headline: outbox {headline:,.0f} SMS/s = {figures['headline_vs_pipelined_bare']:.0%} "
-          f"of pipelined smpplib; target met: {figures['headline_target_met']}")
+    figures["load_avg_1m_end"] = os.getloadavg()[0]
+    print(f"load average (1 min) {figures['load_avg_1m_start']:.2f} at start, "
+          f"{figures['load_avg_1m_end']:.2f} at the end, on {figures['cpus']} CPUs")
+    cpu_median = sorted(cpu_ratios)[len(cpu_ratios) // 2]
+    print(f"CPU per SMS: pipelined smpplib / outbox = {cpu_median:.0%} "
+          f"(worst {min(cpu_ratios):.0%})")
+    print(f"headline: outbox {headline:,.0f} SMS/s (worst {worst:,.0f}) = "
+          f"{sorted(ratios)[len(ratios) // 2]:.0%} of pipelined smpplib in the same run "
+          f"(worst {min(ratios):.0%}); >= 70%: {figures['ratio_target_met']}; "
+          f">= 3,000/s and >= 70%: {figures['headline_target_met']}")
 
     def rounded(value: Any) -> Any:
         if isinstance(value, float):

@@ -309,7 +309,7 @@ class AudioSocketServer:
     async def _run_call(self, call: AudioSocketCall, reader: asyncio.StreamReader) -> None:
         session = str(call.session_id)
         self.calls[call.session_id] = call
-        log.info("audiosocket call connected", extra={"interaction_id": session})
+        log.info("audiosocket call connected", extra={"session_id": session})
         handler = asyncio.create_task(self._handler(call), name=f"audiosocket:handler {session}")
         reader_task = asyncio.create_task(
             self._read_loop(call, reader), name=f"audiosocket:read {session}"
@@ -332,12 +332,12 @@ class AudioSocketServer:
                     log.error(
                         "audiosocket call task failed",
                         exc_info=task.exception(),
-                        extra={"interaction_id": session, "task": task.get_name()},
+                        extra={"session_id": session, "task": task.get_name()},
                     )
             self.calls.pop(call.session_id, None)
             log.info(
                 "audiosocket call ended",
-                extra={"interaction_id": session, "reason": call.end_reason or "hangup"},
+                extra={"session_id": session, "reason": call.end_reason or "hangup"},
             )
 
     async def _read_loop(self, call: AudioSocketCall, reader: asyncio.StreamReader) -> None:
@@ -370,7 +370,7 @@ class AudioSocketServer:
             log.warning(
                 "audiosocket call ended on a bad stream",
                 extra={
-                    "interaction_id": str(call.session_id),
+                    "session_id": str(call.session_id),
                     "reason": exc.code,
                     "detail": exc.message,
                 },

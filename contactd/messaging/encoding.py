@@ -30,6 +30,13 @@ GSM_EXTENSION: Final = {
     "€": 0x65,
 }
 _GSM_INDEX: Final = {ch: i for i, ch in enumerate(GSM_BASIC) if ch != "\x1b"}
+_GSM_CHARS: Final = frozenset(_GSM_INDEX) | frozenset(GSM_EXTENSION)
+# str.translate table to the septets as latin-1 characters (every septet is < 0x80): a whole
+# text encodes in two C calls rather than a Python call per character.
+_GSM_TRANSLATE: Final = {
+    **{ord(ch): chr(code) for ch, code in _GSM_INDEX.items()},
+    **{ord(ch): "\x1b" + chr(code) for ch, code in GSM_EXTENSION.items()},
+}
 
 GSM_SINGLE_BYTES: Final = 160  # septets in one unsplit message
 GSM_PART_BYTES: Final = 153  # septets per part once the 6-octet UDH takes its room
@@ -60,7 +67,7 @@ class EncodedPart:
 
 
 def is_gsm7(text: str) -> bool:
-    return all(ch in _GSM_INDEX or ch in GSM_EXTENSION for ch in text)
+    return _GSM_CHARS.issuperset(text)
 
 
 def choose_coding(text: str) -> DataCoding:
@@ -78,8 +85,12 @@ def _ucs2_char(ch: str) -> bytes:
 
 
 def encode_text(text: str, coding: DataCoding) -> bytes:
-    char = _gsm_char if coding is DataCoding.GSM7 else _ucs2_char
-    return b"".join(char(ch) for ch in text)
+    if coding is DataCoding.GSM7:
+        if not _GSM_CHARS.issuperset(text):
+            # The per-character path names the character that does not fit (KeyError).
+            return b"".join(_gsm_char(ch) for ch in text)
+        return text.translate(_GSM_TRANSLATE).encode("latin-1")
+    return text.encode("utf-16-be")  # two bytes a character, four for a surrogate pair
 
 
 def _chunks(text: str, coding: DataCoding, limit: int) -> list[bytes]:

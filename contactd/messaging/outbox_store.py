@@ -24,8 +24,16 @@ from contactd.messaging.outbox_types import OutboundMessage, Outcome
 from contactd.messaging.state import can_move, sources_of
 
 __all__ = [
-    "OutboundMessage", "Outcome", "claim", "insert_messages", "next_due", "requeue_interrupted",
-    "sent_sms_by_provider_id", "stale", "write_outcomes",
+    "OutboundMessage",
+    "Outcome",
+    "claim",
+    "insert_messages",
+    "next_due",
+    "release",
+    "requeue_interrupted",
+    "sent_sms_by_provider_id",
+    "stale",
+    "write_outcomes",
 ]
 
 S = MessageState
@@ -119,13 +127,28 @@ async def write_outcomes(
     Returns the outcomes that moved their message, in batch order. A repeat (an SMSC that
     delivers a receipt again because our answer was lost) or a move the state table forbids
     from the row's current state changes nothing, so it is neither counted nor published.
+    An SMS whose `sent` and `delivered` are both in the batch (the usual case: the receipt
+    follows the submit_sm_resp within milliseconds) takes both steps in one UPDATE.
     """
-    async with db.transaction() as session:
+    # A Core connection, not an ORM session: these statements touch no ORM object, and the
+    # session's bookkeeping cost more than the statements (profile of the SMS bench).
+    async with db.engine.begin() as conn:
         current: dict[int, MessageState] = {
             row.id: row.state
-            for row in await session.execute(_STATES, {"b_ids": list({u.id for u in batch})})
+            for row in await conn.execute(_STATES, {"b_ids": list({u.id for u in batch})})
         }
         moved: set[int] = set()  # id() of the outcomes applied
+        pairs = _sent_then_delivered(batch, current)
+        if pairs:
+            merged = []
+            for sent, delivered in pairs:
+                values = {**sent.values, **delivered.values}
+                merged.append(Outcome(S.DELIVERED, sent.id, values))
+                current[sent.id] = S.DELIVERED
+                moved.update((id(sent), id(delivered)))
+            for keys, items in _by_columns(merged).items():
+                params = [{"b_id": u.id, **{f"b_{k}": u.values[k] for k in keys}} for u in items]
+                await conn.execute(_outcome_update(S.DELIVERED, keys, S.SENT), params)
         for state in WRITE_ORDER:
             group = []
             for u in batch:
@@ -135,9 +158,9 @@ async def write_outcomes(
                     moved.add(id(u))
             for keys, items in _by_columns(group).items():
                 params = [{"b_id": u.id, **{f"b_{k}": u.values[k] for k in keys}} for u in items]
-                await session.execute(_outcome_update(state, keys), params)
+                await conn.execute(_outcome_update(state, keys), params)
         applied = [u for u in batch if id(u) in moved]
-        await timeline.write_outcomes(session, timeline.outcome_updates(applied, interaction_of))
+        await timeline.write_outcomes(conn, timeline.outcome_updates(applied, interaction_of))
     return applied
 
 
@@ -147,15 +170,40 @@ _STATES = select(OUTBOX.c.id, OUTBOX.c.state).where(
 
 
 @functools.cache
-def _outcome_update(state: MessageState, keys: tuple[str, ...]) -> Update:
-    """Built once per (state, columns): building the expression cost more than running it."""
+def _outcome_update(
+    state: MessageState, keys: tuple[str, ...], via: MessageState | None = None
+) -> Update:
+    """Built once per (state, columns): building the expression cost more than running it.
+
+    With `via`, the row moves to `state` through `via` in one step: the guard is `via`'s.
+    """
+    guard = sources_of(via if via is not None else state)
     return (
         update(OUTBOX)
         .where(OUTBOX.c.id == bindparam("b_id"))
         # Not IN (…): expanding parameters cannot be used with executemany.
-        .where(or_(*(OUTBOX.c.state == src for src in sorted(sources_of(state)))))
+        .where(or_(*(OUTBOX.c.state == src for src in sorted(guard))))
         .values(state=state, **{k: bindparam(f"b_{k}") for k in keys})
     )
+
+
+def _sent_then_delivered(
+    batch: list[Outcome], current: dict[int, MessageState]
+) -> list[tuple[Outcome, Outcome]]:
+    """Pairs of (`sent`, `delivered`) for the same message still `sending` in the database."""
+    sent: dict[int, Outcome] = {}
+    for u in batch:
+        if u.state is S.SENT and u.id not in sent and current.get(u.id) is S.SENDING:
+            sent[u.id] = u
+    if not sent:
+        return []
+    pairs = []
+    for u in batch:
+        if u.state is S.DELIVERED:
+            first = sent.pop(u.id, None)
+            if first is not None:
+                pairs.append((first, u))
+    return pairs
 
 
 def _by_columns(group: list[Outcome]) -> dict[tuple[str, ...], list[Outcome]]:
@@ -225,15 +273,25 @@ async def requeue_interrupted(db: Database) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+async def release(db: Database, ids: list[int]) -> None:
+    """Claimed rows that were never sent go back to `queued`, their attempt not counted."""
+    async with db.transaction() as session:
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(ids), OutboxMessage.state == S.SENDING)
+            .values(state=S.QUEUED, attempts=OutboxMessage.attempts - 1)
+        )
+
+
 async def claim(db: Database, channel: Channel, limit: int, now: datetime) -> list[Row[Any]]:
     """Move up to `limit` due rows of `channel` from queued to sending, oldest first.
 
     One UPDATE … RETURNING: a claim is one statement, not a SELECT and an UPDATE. `attempts`
     comes back already counting this attempt.
     """
-    async with db.transaction() as session:
+    async with db.engine.begin() as conn:  # Core, as write_outcomes
         rows = (
-            await session.execute(_CLAIM, {"b_channel": channel, "b_now": now, "b_limit": limit})
+            await conn.execute(_CLAIM, {"b_channel": channel, "b_now": now, "b_limit": limit})
         ).all()
     return sorted(rows, key=lambda row: int(row.id))
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from contactd.db.models.crm import Interaction
 from contactd.enums import Channel, Direction, InteractionKind, MessageState
@@ -42,18 +42,19 @@ async def add_row(session: AsyncSession, message: OutboundMessage) -> int:
 def outcome_updates(
     batch: Iterable[Outcome], interaction_of: Callable[[int], int | None]
 ) -> list[dict[str, Any]]:
-    """Parameters for `write_outcomes`: one per outcome whose message has a timeline row."""
-    out = []
+    """Parameters for `write_outcomes`: one per timeline row, the last state its message took
+    in the batch (a message both sent and delivered in it shows `delivered`)."""
+    last: dict[int, str] = {}
     for item in batch:
         interaction_id = interaction_of(item.id)
         if interaction_id is not None:
-            out.append({"b_id": interaction_id, "b_outcome": item.state.value})
-    return out
+            last[interaction_id] = item.state.value
+    return [{"b_id": row, "b_outcome": outcome} for row, outcome in last.items()]
 
 
-async def write_outcomes(session: AsyncSession, updates: list[dict[str, Any]]) -> None:
+async def write_outcomes(conn: AsyncConnection, updates: list[dict[str, Any]]) -> None:
     if updates:
-        await session.execute(
+        await conn.execute(
             update(INTERACTIONS)
             .where(INTERACTIONS.c.id == bindparam("b_id"))
             .values(outcome=bindparam("b_outcome")),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Final
 
@@ -33,13 +34,21 @@ class OutcomeWriter:
         self._commit = commit
         self._committed = committed
         self._batch = batch
-        self._queue: asyncio.Queue[Outcome] = asyncio.Queue()
+        # A deque and one event rather than an asyncio.Queue: two outcomes an SMS, and the
+        # queue's wake-up and join bookkeeping cost more than the append.
+        self._queue: deque[Outcome] = deque()
+        self._posted = asyncio.Event()
+        self._idle = asyncio.Event()  # nothing queued or being written
+        self._idle.set()
         self._unwritten: list[Outcome] = []  # a batch whose commit failed: retried, never dropped
         self.state = LoopState("outbox writer")
         self.batches = 0
 
     def post(self, item: Outcome) -> None:
-        self._queue.put_nowait(item)
+        self._queue.append(item)
+        if not self._posted.is_set():
+            self._posted.set()
+            self._idle.clear()
 
     async def post_and_wait(self, item: Outcome) -> None:
         """Queue `item` and return once it is committed."""
@@ -49,7 +58,7 @@ class OutcomeWriter:
 
     @property
     def backlog(self) -> int:
-        return self._queue.qsize() + len(self._unwritten)
+        return len(self._queue) + len(self._unwritten)
 
     async def run(self) -> None:
         await run_resilient(self._step, self.state, logger=log)
@@ -58,17 +67,20 @@ class OutcomeWriter:
         """Wait until everything posted so far is committed; False when time ran out."""
         try:
             async with asyncio.timeout(timeout_s):
-                await self._queue.join()
+                await self._idle.wait()
         except TimeoutError:
             return False
         return True
 
     async def _step(self) -> None:
         batch = self._unwritten
-        if not batch:
-            batch.append(await self._queue.get())
-        while len(batch) < self._batch and not self._queue.empty():
-            batch.append(self._queue.get_nowait())
+        if not batch and not self._queue:
+            self._posted.clear()
+            self._idle.set()
+            await self._posted.wait()
+        queue = self._queue
+        while len(batch) < self._batch and queue:
+            batch.append(queue.popleft())
         applied = await self._commit(batch)  # raises: the batch stays in _unwritten for the retry
         self._unwritten = []
         self.batches += 1
@@ -76,4 +88,3 @@ class OutcomeWriter:
         for item in batch:
             if item.done is not None and not item.done.done():
                 item.done.set_result(None)
-            self._queue.task_done()

@@ -189,7 +189,10 @@ class SmppClient:
         self._limiter = (
             SlidingRateLimiter(settings.max_per_second) if settings.max_per_second > 0 else None
         )
-        self._pending: dict[int, tuple[asyncio.Future[Response], int]] = {}
+        # sequence -> (answer, session generation, deadline on the monotonic clock, command)
+        self._pending: dict[int, tuple[asyncio.Future[Response], int, float, str]] = {}
+        # One sweep for every request's deadline, not a timer per request.
+        self._sweep_s = max(0.01, min(1.0, response_timeout_s / 4))
         self._up = asyncio.Event()
         self._generation = 0
         self._paused_until = 0.0
@@ -228,13 +231,15 @@ class SmppClient:
         )
         self._io.start()
         self._keepalive.spawn(self._enquire_link_loop(), "enquire-link")
+        self._keepalive.spawn(self._expire_requests(), "request-deadlines")
         try:
             # A refused bind fails start-up at once; an unreachable SMSC only delays sending.
             await asyncio.wait_for(asyncio.shield(self._first), self._wait_connected_s)
         except TimeoutError:
             host, port = self._addr()
-            log.warning("smpp: SMSC not reachable yet; retrying",
-                        extra={"host": host, "port": port})
+            log.warning(
+                "smpp: SMSC not reachable yet; retrying", extra={"host": host, "port": port}
+            )
         except SmppBindError:
             await self._close()
             raise
@@ -281,8 +286,10 @@ class SmppClient:
                 self._up.set()
                 self._since = datetime.now(UTC)
                 host, port = self._addr()
-                log.info("smpp: bound", extra={"host": host, "port": port,
-                                              "system_id": self._endpoint.system_id})
+                log.info(
+                    "smpp: bound",
+                    extra={"host": host, "port": port, "system_id": self._endpoint.system_id},
+                )
                 if self._first is not None and not self._first.done():
                     self._first.set_result(None)
             elif isinstance(report, Down):
@@ -297,8 +304,10 @@ class SmppClient:
                 if self._first is not None and not self._first.done():
                     # Start-up goes on; the reader keeps trying and sends wait for it.
                     host, port = self._addr()
-                    log.warning("smpp: SMSC unreachable; retrying",
-                                extra={"host": host, "port": port, "error": report.reason})
+                    log.warning(
+                        "smpp: SMSC unreachable; retrying",
+                        extra={"host": host, "port": port, "error": report.reason},
+                    )
                     self._first.set_result(None)
             elif isinstance(report, BindRefused):
                 self.stats.last_error = f"bind refused: {describe_status(report.status)}"
@@ -315,7 +324,7 @@ class SmppClient:
         )
 
     def _fail_pending(self, generation: int | None, reason: str) -> None:
-        for seq, (future, gen) in list(self._pending.items()):
+        for seq, (future, gen, _, _) in list(self._pending.items()):
             if generation is None or gen == generation:
                 del self._pending[seq]
                 if not future.done():
@@ -365,18 +374,29 @@ class SmppClient:
         else:
             data = self._io.encode(command, sequence, **fields)
         future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
-        self._pending[sequence] = (future, self._generation)
+        deadline = time.monotonic() + (timeout_s or self._response_timeout_s)
+        self._pending[sequence] = (future, self._generation, deadline, command)
         self._io.send(self._generation, data)
         try:
-            # asyncio.timeout, not wait_for: wait_for's inner task costs an extra loop turn, so
-            # the receipt that arrives with the answer overtook the send's bookkeeping and took
-            # the outbox's slow early-receipt path (seen in a pyinstrument profile).
-            async with asyncio.timeout(timeout_s or self._response_timeout_s):
-                return await future
-        except TimeoutError:
-            raise SmppUnavailableError(f"no {command}_resp", maybe_sent=True) from None
+            # No timer here: `_expire_requests` fails the answers that are overdue (a timer
+            # per request cost a heap entry and a cancel per SMS).
+            return await future
         finally:
             self._pending.pop(sequence, None)
+
+    async def _expire_requests(self) -> None:
+        """Fail requests unanswered past their deadline (at least once: the SMSC may have
+        taken a submit whose answer was lost, so the caller retries it as maybe sent)."""
+        while True:
+            await asyncio.sleep(self._sweep_s)
+            now = time.monotonic()
+            for sequence, (future, _, deadline, command) in list(self._pending.items()):
+                if deadline <= now:
+                    del self._pending[sequence]
+                    if not future.done():
+                        future.set_exception(
+                            SmppUnavailableError(f"no {command}_resp", maybe_sent=True)
+                        )
 
     async def submit(
         self,

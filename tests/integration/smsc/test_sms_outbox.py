@@ -151,8 +151,7 @@ async def test_smsc_down_for_30_seconds_then_back_delivers_everything_at_least_o
         await m.outbox.wait_for(lambda s: s.delivered == count, 90)
         assert m.outbox.stats.retried > 0
         maybe_sent = m.outbox.stats.maybe_sent
-    assert_at_least_once(await smsc.submits(), {f"message {i}" for i in range(count)},
-                         maybe_sent)
+    assert_at_least_once(await smsc.submits(), {f"message {i}" for i in range(count)}, maybe_sent)
     assert all(r.state is MessageState.DELIVERED for r in await rows(db))
 
 
@@ -186,6 +185,26 @@ async def test_a_restart_resumes_the_outbox(
     assert_at_least_once(
         await smsc.submits(), {f"message {i}" for i in range(20)} | {"interrupted"}, maybe_sent
     )
+
+
+async def test_a_stop_gives_back_claimed_messages_that_never_left(
+    settings: Settings, smsc: SmscPeer, db: Database
+) -> None:
+    """The dispatcher claims ahead of its workers; at a stop, the rows no worker took go back
+    to `queued` with their attempt uncounted, and only the sends cut mid-way stay `sending`."""
+    await smsc.stop()
+    async with messaging(settings, smsc, db) as m:
+        concurrency = settings.smpp.window * 4  # the daemon's SMS sends in flight
+        await m.outbox.enqueue_many([sms(i) for i in range(3 * concurrency)])
+        # Sends wait for a bind that does not come, fail, and are retried: claims happened.
+        await m.outbox.wait_for(lambda s: s.retried >= 1, 20)
+    retried = m.outbox.stats.retried
+    stored = await rows(db)
+    sending = [r for r in stored if r.state is MessageState.SENDING]
+    assert len(sending) <= concurrency
+    assert {r.state for r in stored} <= {MessageState.QUEUED, MessageState.SENDING}
+    # Every counted attempt is one a worker made: retried, or cut by the stop.
+    assert sum(r.attempts for r in stored) == retried + len(sending)
 
 
 async def test_a_receipt_after_a_restart_updates_the_timeline_and_names_the_contact(

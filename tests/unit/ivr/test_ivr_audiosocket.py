@@ -113,7 +113,10 @@ async def test_a_bad_stream_ends_that_call_alone(
     with caplog.at_level(logging.WARNING):
         await asyncio.wait_for(recorder._done(bad).wait(), 5)
     assert recorder.events[bad][-1] == HangupEvent(reason)
-    assert any(getattr(r, "reason", None) == reason for r in caplog.records)
+    (warning,) = [r for r in caplog.records if getattr(r, "reason", None) == reason]
+    # The line names the AudioSocket session under its own field: it is not an interaction id.
+    assert getattr(warning, "session_id", None) == str(bad)
+    assert not hasattr(warning, "interaction_id")
     # The other call still works.
     good_writer.write(encode(Kind.DTMF, b"#"))
     await good_writer.drain()
