@@ -277,6 +277,9 @@ class DialLoop:
         agent: str | None = None,
     ) -> bool:
         async with self.db.transaction() as session:
+            if self.shared and campaign.max_concurrent and await repo.joint_calls(
+                    session, campaign.id) >= campaign.max_concurrent:
+                return False  # the other daemons' calls fill the campaign's cap
             fresh = await repo.dialable_lead(session, lead.id)
             if fresh is None:
                 return False

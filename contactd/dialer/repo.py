@@ -224,6 +224,18 @@ def mark_dialing(lead: Lead, not_before: datetime, node: str | None = None) -> L
     return previous
 
 
+async def joint_calls(session: AsyncSession, campaign_id: int) -> int:
+    """The campaign's leads being dialled by any daemon, counted under a lock on the campaign
+    row (PostgreSQL) that is held until this claim commits: two daemons claiming at once are
+    counted one after the other, so together they never pass the campaign's cap. A lead is
+    `dialing` from its claim (before the Originate) until its call is settled."""
+    await session.execute(
+        select(Campaign.id).where(Campaign.id == campaign_id).with_for_update())
+    count = await session.scalar(select(func.count(Lead.id)).where(
+        Lead.campaign_id == campaign_id, Lead.status == LeadStatus.DIALING))
+    return int(count or 0)
+
+
 async def node_load(
     session: AsyncSession, campaign_id: int, node: str, since: datetime
 ) -> tuple[int, int, int]:
