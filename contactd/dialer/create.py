@@ -90,7 +90,8 @@ def check_spec(spec: CampaignSpec) -> CampaignMode:
     try:
         mode = CampaignMode.AUTOMATED if kind else CampaignMode(spec.mode)
     except ValueError:
-        allowed = ", ".join([*(m.value for m in CampaignMode), *AUTOMATED_KINDS])
+        allowed = ", ".join([*(m.value for m in CampaignMode if m not in MESSAGE_CAMPAIGN_MODES),
+                             *AUTOMATED_KINDS])
         raise ValidationError(f"mode {spec.mode!r} is unknown; allowed: {allowed}",
                               field="mode") from None
     if mode in MESSAGE_CAMPAIGN_MODES:
