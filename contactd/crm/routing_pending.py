@@ -147,6 +147,8 @@ async def route_pending_many(
                 outcome=row.outcome,
                 campaign_id=row.campaign_id,
                 subject=row.subject,
+                team=row.data.get("team"),
+                skill=row.data.get("skill"),
             )
             for spec in follow_ups(facts, now, name or row.remote_address or "unknown caller"):
                 if spec.team not in last_by_team:
