@@ -7,9 +7,6 @@ still leaves a record), then `finish`; the dialer and messaging call `record` on
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
@@ -89,19 +86,6 @@ class Router:
         # An unknown caller becomes a contact holding just the number, so the agent who calls
         # back sees the history; off, the interaction keeps only remote_address.
         self.create_unknown = create_unknown
-        self._writes = asyncio.Lock()
-
-    @asynccontextmanager
-    async def writing(self) -> AsyncIterator[AsyncSession]:
-        """A write transaction. On SQLite the router's writers take turns here rather than in
-        SQLite's busy handler, which sleeps in steps of milliseconds when two writers meet
-        (50 SMS arriving at once cost more in those sleeps than in their work)."""
-        if self.db.dialect != "sqlite":
-            async with self.db.transaction() as session:
-                yield session
-            return
-        async with self._writes, self.db.transaction() as session:
-            yield session
 
     async def find_sender(self, address: str) -> SenderMatch | None:
         """The contact(s) holding this phone number or e-mail address (crm/senders.py rule)."""
@@ -150,7 +134,7 @@ class Router:
     async def link_sender(self, interaction_id: int, match: SenderMatch) -> None:
         """Put the interaction on the best match; several candidates flag it for review."""
         review: tuple[int, int | None, str] | None = None
-        async with self.writing() as session:
+        async with self.db.transaction() as session:
             row = await session.get(Interaction, interaction_id)
             if row is None:
                 raise NotFoundError(f"no interaction {interaction_id}")
@@ -169,7 +153,7 @@ class Router:
         """Store the interaction now (matched to its contact); tasks come with `finish`."""
         contact_id, created, match = await self._resolve(item)
         review: tuple[int, int | None, str] | None = None
-        async with self.writing() as session:
+        async with self.db.transaction() as session:
             row = Interaction(
                 contact_id=contact_id, kind=item.kind, direction=item.direction,
                 channel=item.channel, started_at=item.started_at or utcnow(),
@@ -193,7 +177,7 @@ class Router:
         unknown = set(changes) - _UPDATABLE
         if unknown:
             raise ValueError(f"cannot update {', '.join(sorted(unknown))}")
-        async with self.writing() as session:
+        async with self.db.transaction() as session:
             row = await session.get(Interaction, interaction_id)
             if row is None:
                 raise NotFoundError(f"no interaction {interaction_id}")
@@ -227,7 +211,7 @@ class Router:
         """Close the interaction and create the follow-up tasks in the same transaction
         (`data` is merged into the interaction's in it too: a marker that it was routed)."""
         created: list[tuple[int, int | None, str]] = []
-        async with self.writing() as session:
+        async with self.db.transaction() as session:
             row = await session.get(Interaction, interaction_id)
             if row is None:
                 raise NotFoundError(f"no interaction {interaction_id}")
@@ -274,7 +258,7 @@ class Router:
         campaign_id: int | None = None, details: dict[str, Any] | None = None,
     ) -> int:
         """Why a contact was called, texted, e-mailed or left alone: shown on the timeline."""
-        async with self.writing() as session:
+        async with self.db.transaction() as session:
             row = ChannelDecision(contact_id=contact_id, channel=channel, reason=reason[:64],
                                   campaign_id=campaign_id, details=details or {})
             session.add(row)

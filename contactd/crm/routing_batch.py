@@ -45,7 +45,7 @@ async def record_many(
             if i.contact_id is None and i.remote_address else None for i in items]
     results: list[Routed | None] = [None] * len(items)
     events: list[InteractionRecorded | TaskCreated] = []
-    async with router.writing() as session:
+    async with router.db.transaction() as session:
         candidates: dict[tuple[str, str], set[int]] = {}
         for kind, table, column in (("phone", ContactPhone, ContactPhone.e164),
                                     ("email", ContactEmail, ContactEmail.address)):

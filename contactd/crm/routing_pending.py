@@ -79,7 +79,7 @@ async def route_pending_many(
     routed: dict[int, list[int]] = {}
     later: list[int] = []
     events: list[InteractionRecorded | TaskCreated] = []
-    async with router.writing() as session:
+    async with router.db.transaction() as session:
         rows: list[Row[Any]] = []
         for start in range(0, len(ids), CHUNK):
             rows += list(
