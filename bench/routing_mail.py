@@ -3,8 +3,10 @@
 contactd: each mail through `MailIntake.receive` into a fresh SQLite file: MIME parse and
 checks, the durable store (interaction, `inbound_emails` row, attachment file and document),
 then routing (sender matched or a new lead contact made, the thread looked up, the reply task
-created, the interaction marked routed). Half the senders are new, a quarter of the mails
-answer an earlier one, one in ten carries a small attachment.
+created, the interaction marked routed). Mails arrive over CONCURRENCY sessions at once, as
+an MTA delivers over several connections; the daemon's MailIntake routes what arrives together
+in one transaction (crm/routing_pending.PendingBatcher). Half the senders are new, a quarter
+of the mails answer an earlier one, one in ten carries a small attachment.
 Baseline: the bare standard library parse of the same mails (From, Subject, text body) and
 one `executemany` of the same interaction rows into the same schema.
 
@@ -24,6 +26,7 @@ import asyncio
 import email
 import email.policy
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -47,6 +50,7 @@ from contactd.enums import Channel, Direction, InteractionKind
 from contactd.messaging.mail_in import MailLimits
 
 TARGET_PER_S = 500.0
+CONCURRENCY = 8  # SMTP sessions delivering at once
 LIMITS = MailLimits(max_bytes=25 * 1024 * 1024, max_depth=10, max_parts=200)
 
 
@@ -86,11 +90,16 @@ async def run_contactd(mails: list[bytes]) -> float:
             router = Router(db, contacts, TaskService(db))
             intake = MailIntake(db, router, DocumentService(db, folder), LIMITS, folder)
             async with intake:
+                todo = iter(mails)
+
+                async def session() -> None:
+                    for raw in todo:
+                        result = await intake.receive(raw, "bench")
+                        if result.status != "stored":
+                            raise RuntimeError(f"bench mail not stored: {result}")
+
                 started = time.perf_counter()
-                for raw in mails:
-                    result = await intake.receive(raw, "bench")
-                    if result.status != "stored":
-                        raise RuntimeError(f"bench mail not stored: {result}")
+                await asyncio.gather(*(session() for _ in range(CONCURRENCY)))
                 elapsed = time.perf_counter() - started
     return len(mails) / elapsed
 
@@ -135,6 +144,7 @@ def measure(quick: bool, *, mails: int | None = None, runs: int = 3) -> dict[str
         "mail_bare_per_s_worst": round(min(bare), 1),
         "mail_share_of_bare_pct": round(100 * median / statistics.median(bare), 1),
         "mail_target_per_s": TARGET_PER_S,
+        "mail_sessions": float(CONCURRENCY),
     }
 
 
@@ -150,6 +160,7 @@ def main() -> None:
           f" {figures['mail_routed_per_s_worst']:>10}")
     print(f"{'bare parse + executemany':32} {figures['mail_bare_per_s_median']:>10}"
           f" {figures['mail_bare_per_s_worst']:>10}")
+    print(f"load average (1, 5, 15 min): {[round(x, 2) for x in os.getloadavg()]}")
     verdict = "met" if figures["mail_routed_per_s_median"] >= TARGET_PER_S else "NOT met"
     print(f"target >= {TARGET_PER_S:.0f}/s: {verdict}")
     print(json.dumps(figures))

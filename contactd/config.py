@@ -263,6 +263,8 @@ class DialerSettings(_Section):
     agent_connect_s: float = Field(default=2.0, gt=0)
     max_calls_per_second: float = Field(default=20.0, gt=0)
     max_concurrent_calls: int = Field(default=100, ge=1)
+    # SMS/e-mail campaigns: how many messages the outbox is given per second.
+    campaign_messages_per_second: float = Field(default=10.0, gt=0)
     # The governor aims at this share of the abandon limit, so pacing is cut before the cap.
     abandon_target_fraction: float = Field(default=0.95, gt=0, le=1)
     max_attempts: int = Field(default=3, ge=1)

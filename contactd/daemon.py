@@ -38,6 +38,7 @@ from contactd.health import ComponentHealth, HealthRegistry
 from contactd.ivr.identification import make_identification
 from contactd.ivr.service import IvrService
 from contactd.ivr.setup import start_ivr
+from contactd.messaging.campaigns import MessageCampaigns
 from contactd.messaging.service import MessagingService
 from contactd.metrics import Metrics
 from contactd.sdnotify import SystemdNotifier
@@ -65,6 +66,7 @@ class Components:
         self.mail_inbound: MailInbound | None = None
         self.calls: CallService | None = None
         self.messaging: MessagingService | None = None
+        self.message_campaigns: MessageCampaigns | None = None
         self.dialer: DialerService | None = None
         self.ivr: IvrService | None = None
         self.web_url: str | None = None
@@ -140,6 +142,9 @@ async def run_daemon(
             if messaging.smpp is not None:
                 health.register("smpp", messaging.smpp.probe)
             health.register("outbox", messaging.outbox.probe)
+            # SMS/e-mail campaigns (the panel's; the CLI builds its own): the outbox sends them.
+            components.message_campaigns = MessageCampaigns(
+                settings, db, components.router, messaging.outbox, messaging.templates, bus)
             if settings.email.enabled:  # reminders and escalations e-mailed to the assignee
                 await stack.enter_async_context(ReminderMailer(db, messaging.send, bus))
             if settings.audiosocket.enabled:

@@ -116,6 +116,12 @@ class CampaignMode(StrEnum):
     PROGRESSIVE = "progressive"
     PREDICTIVE = "predictive"
     AUTOMATED = "automated"
+    # Messaging campaigns: a template sent by SMS or e-mail through the outbox, never dialled.
+    SMS = "sms"
+    EMAIL = "email"
+
+
+MESSAGE_CAMPAIGN_MODES: frozenset[CampaignMode] = frozenset({CampaignMode.SMS, CampaignMode.EMAIL})
 
 
 class CampaignStatus(StrEnum):

@@ -23,7 +23,9 @@ from contactd.dialer.explain import explain
 from contactd.dialer.governor import DAY_S
 from contactd.dialer.recovery import change_status
 from contactd.dialer.stats import campaign_stats
+from contactd.enums import MESSAGE_CAMPAIGN_MODES
 from contactd.errors import ValidationError
+from contactd.messaging.campaigns import message_progress
 
 DAEMON_PROBE_S: Final = 2.0  # a local /healthz answers in milliseconds
 
@@ -101,6 +103,10 @@ async def _stats(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     async with await open_database(settings) as db, db.session() as session:
         campaign = await repo.campaign_by_name(session, args.name)
+        if campaign.mode in MESSAGE_CAMPAIGN_MODES:  # an SMS/e-mail campaign: its messages
+            progress = await message_progress(session, campaign)
+            print(json.dumps(progress.as_dict()) if args.json else "\n".join(progress.lines()))
+            return EXIT_OK
         dialer = settings.dialer
         stats = await campaign_stats(session, campaign.id, windows_s=(
             dialer.abandon_window_days * DAY_S, dialer.abandon_short_window_hours * 3600.0))

@@ -22,6 +22,7 @@ from sqlalchemy import insert
 from contactd.background import LoopState, TaskOwner, run_resilient
 from contactd.crm.pending import pending_row, sweep_pending
 from contactd.crm.routing import NEW_LEAD_TAG, FollowUp, Router
+from contactd.crm.routing_pending import route_pending_many
 from contactd.crm.service import ContactInput, ContactService
 from contactd.db.models import Interaction
 from contactd.db.session import Database
@@ -37,6 +38,7 @@ SPAM: Final = "spam"
 # The fields that say who sent a submission; the others make up the message.
 CONTACT_FIELDS: Final = frozenset({"name", "first_name", "last_name", "phone", "email"})
 OUTCOMES: Final = {"callback": "callback_requested", "reply": "received"}
+ROUTE_BATCH: Final = 500
 
 
 @dataclass(frozen=True)
@@ -139,11 +141,25 @@ class WebIntake:
                 rows)).all())
 
     async def _step(self) -> None:
-        interaction_id = await self._queue.get()
+        """Route what waits in one batch (crm/routing_pending); a sender to decide on (new
+        lead, shared address) one by one."""
+        ids = [await self._queue.get()]
+        while len(ids) < ROUTE_BATCH and not self._queue.empty():
+            ids.append(self._queue.get_nowait())
+        assert self.router is not None
         try:
-            await self.route(interaction_id)
+            async with self._lock:
+                batch = await route_pending_many(self.router, ids, MARKER, PENDING, DONE)
+            for interaction_id, task_ids in batch.routed.items():
+                log.info("web form routed",
+                         extra={"interaction_id": interaction_id, "task_ids": task_ids})
+            ids = list(batch.one_by_one)
+            while ids:
+                await self.route(ids[0])
+                ids.pop(0)
         except Exception:
-            self._queue.put_nowait(interaction_id)  # stored: tried again after the back-off
+            for interaction_id in ids:  # stored: tried again after the back-off
+                self._queue.put_nowait(interaction_id)
             raise
 
     async def route(self, interaction_id: int) -> bool:

@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from contactd.crm.documents import DocumentService
 from contactd.crm.pending import pending_row, sweep_pending
 from contactd.crm.routing import FollowUp, Router
+from contactd.crm.routing_pending import PendingBatcher
 from contactd.db.models import Document, InboundEmail, Interaction, OutboxMessage
 from contactd.db.session import Database
 from contactd.enums import Channel, Direction, InteractionKind
@@ -62,22 +63,32 @@ class MailIntake:
         self.limits = limits
         self.data_dir = data_dir
         self._lock = asyncio.Lock()  # the sweep and a live mail never route one twice
+        self._batcher: PendingBatcher | None = None
 
     async def __aenter__(self) -> MailIntake:
         await self.sweep()
+        # Entered (the daemon), concurrent deliveries are routed together in one transaction.
+        self._batcher = await PendingBatcher(
+            self.router, key="route", mark=ROUTE_PENDING, done=ROUTE_DONE, one=self.route,
+            lock=self._lock, name="mail-routing").__aenter__()
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        return None
+        batcher, self._batcher = self._batcher, None
+        if batcher is not None:
+            await batcher.__aexit__(exc_type, exc, tb)
 
     async def receive(self, raw: bytes, source: str) -> Intake:
         intake = await self.store(raw, source)
         if intake.status == "stored" and intake.interaction_id is not None:
             try:
-                await self.route(intake.interaction_id)
+                if self._batcher is not None:
+                    await self._batcher.route(intake.interaction_id)
+                else:
+                    await self.route(intake.interaction_id)
             except Exception:  # stored already: the sweep at next start routes it
                 log.exception("inbound mail not routed",
                               extra={"interaction_id": intake.interaction_id})

@@ -16,6 +16,7 @@ from typing import Final
 
 from contactd.crm.pending import pending_row, sweep_pending
 from contactd.crm.routing import FollowUp, Router
+from contactd.crm.routing_pending import PendingBatcher
 from contactd.db.session import Database
 from contactd.events import EventBus
 from contactd.messaging.events import InboundSmsReceived
@@ -34,8 +35,13 @@ class InboundMessageRecorder:
         self.router = router
         self.bus = bus
         self._lock = asyncio.Lock()  # the sweep and a live event never route one message twice
+        self._batcher: PendingBatcher | None = None
 
     async def __aenter__(self) -> InboundMessageRecorder:
+        # Messages arriving together are routed together, in one transaction.
+        self._batcher = await PendingBatcher(
+            self.router, key="route", mark=ROUTE_PENDING, done=ROUTE_DONE, one=self.route,
+            lock=self._lock, name="sms-routing").__aenter__()
         self.bus.subscribe(InboundSmsReceived, self._on_sms)
         await self.sweep()
         return self
@@ -47,12 +53,18 @@ class InboundMessageRecorder:
         tb: TracebackType | None,
     ) -> None:
         self.bus.unsubscribe(InboundSmsReceived, self._on_sms)
+        batcher, self._batcher = self._batcher, None
+        if batcher is not None:
+            await batcher.__aexit__(exc_type, exc, tb)
 
     async def _on_sms(self, event: InboundSmsReceived) -> None:
         if event.interaction_id is None:
             return
         try:
-            await self.route(event.interaction_id)
+            if self._batcher is not None:
+                await self._batcher.route(event.interaction_id)
+            else:
+                await self.route(event.interaction_id)
         except Exception:  # stored already; the sweep at next start routes it
             log.exception("inbound message not routed",
                           extra={"interaction_id": event.interaction_id})

@@ -7,6 +7,7 @@ still leaves a record), then `finish`; the dialer and messaging call `record` on
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
@@ -30,6 +31,8 @@ from contactd.events import EventBus
 # Contacts the router made from an unknown caller or sender carry this tag until someone
 # qualifies them.
 NEW_LEAD_TAG: Final = "new-lead"
+FOUND_FRESH_S: Final = 1.0
+FOUND_MAX: Final = 1024
 _UPDATABLE = frozenset({"subject", "body", "transcript", "outcome", "recording_ref",
                         "ended_at", "user_id", "contact_id"})
 
@@ -86,6 +89,9 @@ class Router:
         # An unknown caller becomes a contact holding just the number, so the agent who calls
         # back sees the history; off, the interaction keeps only remote_address.
         self.create_unknown = create_unknown
+        # `resolve` then `start` (inbound SMS, calls) asked the same question twice: start
+        # reuses the answer resolve got for that address within FOUND_FRESH_S.
+        self._found: dict[str, tuple[float, SenderMatch | None]] = {}
 
     async def find_sender(self, address: str) -> SenderMatch | None:
         """The contact(s) holding this phone number or e-mail address (crm/senders.py rule)."""
@@ -113,6 +119,7 @@ class Router:
             return item.contact_id, False, await self._kept(item.contact_id, item.remote_address)
         address = item.remote_address
         match = await self.find_sender(address)
+        self._remember(address, match)
         if match is not None:
             return match.contact_id, False, match
         if not self.create_unknown:
@@ -124,8 +131,17 @@ class Router:
         except Exception:  # an unreadable caller ID stays on the interaction only
             return None, False, None
 
+    def _remember(self, address: str, match: SenderMatch | None) -> None:
+        if len(self._found) >= FOUND_MAX:
+            self._found.clear()
+        self._found[address] = (time.monotonic(), match)
+
     async def _kept(self, contact_id: int, address: str) -> SenderMatch | None:
-        found = await self.find_sender(address)
+        seen = self._found.pop(address, None)
+        if seen is not None and time.monotonic() - seen[0] <= FOUND_FRESH_S:
+            found = seen[1]
+        else:
+            found = await self.find_sender(address)
         if found is None or not found.ambiguous:
             return None
         others = tuple(c for c in (found.contact_id, *found.others) if c != contact_id)

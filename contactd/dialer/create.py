@@ -30,7 +30,7 @@ from contactd.db.models.crm import ContactPhone
 from contactd.db.models.dialer import Campaign, Lead
 from contactd.db.session import Database
 from contactd.dialer.dialvalues import check_value
-from contactd.enums import CampaignMode
+from contactd.enums import MESSAGE_CAMPAIGN_MODES, CampaignMode
 from contactd.errors import ConflictError, ValidationError
 from contactd.phones import parse_phone
 
@@ -90,9 +90,13 @@ def check_spec(spec: CampaignSpec) -> CampaignMode:
     try:
         mode = CampaignMode.AUTOMATED if kind else CampaignMode(spec.mode)
     except ValueError:
-        allowed = ", ".join([*(m.value for m in CampaignMode), *AUTOMATED_KINDS])
+        allowed = ", ".join([*(m.value for m in CampaignMode if m not in MESSAGE_CAMPAIGN_MODES),
+                             *AUTOMATED_KINDS])
         raise ValidationError(f"mode {spec.mode!r} is unknown; allowed: {allowed}",
                               field="mode") from None
+    if mode in MESSAGE_CAMPAIGN_MODES:
+        raise ValidationError(f"mode {spec.mode!r} sends messages, it dials nobody: "
+                              "messaging/campaigns.MessageCampaigns creates it", field="mode")
     check_value("name", spec.name)
     check_value("caller_id", spec.caller_id)
     if spec.message:

@@ -13,7 +13,14 @@ from contactd.db.models.calls import CallAttempt
 from contactd.db.models.crm import Consent, Contact, DoNotCall
 from contactd.db.models.dialer import Campaign, DialRefusal, Lead
 from contactd.dialer.policy import SELECTION_ORDER, Refusal
-from contactd.enums import AttemptState, CampaignStatus, Channel, ConsentStatus, LeadStatus
+from contactd.enums import (
+    MESSAGE_CAMPAIGN_MODES,
+    AttemptState,
+    CampaignStatus,
+    Channel,
+    ConsentStatus,
+    LeadStatus,
+)
 from contactd.errors import ContactdError, NotFoundError
 
 
@@ -187,7 +194,8 @@ async def lead_for_number(
 
 async def running_campaign_ids(session: AsyncSession) -> Sequence[int]:
     return (await session.execute(
-        select(Campaign.id).where(Campaign.status == CampaignStatus.RUNNING)
+        select(Campaign.id).where(Campaign.status == CampaignStatus.RUNNING,
+                                  Campaign.mode.not_in(MESSAGE_CAMPAIGN_MODES))
     )).scalars().all()
 
 

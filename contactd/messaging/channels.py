@@ -7,7 +7,7 @@ timeline lists beside interactions, and a ChannelChosen event for live views.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -32,6 +32,7 @@ from contactd.messaging.events import ChannelChosen
 from contactd.messaging.policy import ContactFacts, Decision, Situation, choose_channel
 
 WindowCheck = Callable[[Contact, ContactPhone | None, Campaign | None, datetime], bool]
+WindowOpens = Callable[[Contact, ContactPhone | None, Campaign | None, datetime], datetime]
 
 
 def _zone(contact: Contact, phone: ContactPhone | None, fallback: str) -> ZoneInfo:
@@ -50,16 +51,39 @@ def window_check(settings: DialerSettings, default_zone: str = "UTC") -> WindowC
     def is_open(
         contact: Contact, phone: ContactPhone | None, campaign: Campaign | None, now: datetime
     ) -> bool:
-        start: time = settings.window_start
-        end: time = settings.window_end
-        if campaign is not None and campaign.window_start is not None:
-            start = max(start, campaign.window_start)
-        if campaign is not None and campaign.window_end is not None:
-            end = min(end, campaign.window_end)
+        start, end = _window(settings, campaign)
         local = now.astimezone(_zone(contact, phone, default_zone)).time()
         return start <= local < end
 
     return is_open
+
+
+def _window(settings: DialerSettings, campaign: Campaign | None) -> tuple[time, time]:
+    start: time = settings.window_start
+    end: time = settings.window_end
+    if campaign is not None and campaign.window_start is not None:
+        start = max(start, campaign.window_start)
+    if campaign is not None and campaign.window_end is not None:
+        end = min(end, campaign.window_end)
+    return start, end
+
+
+def window_opens(settings: DialerSettings, default_zone: str = "UTC") -> WindowOpens:
+    """When the window (as `window_check` judges it) next opens in the callee's local time;
+    `now` itself when it is open."""
+
+    def opens(
+        contact: Contact, phone: ContactPhone | None, campaign: Campaign | None, now: datetime
+    ) -> datetime:
+        start, end = _window(settings, campaign)
+        zone = _zone(contact, phone, default_zone)
+        local = now.astimezone(zone)
+        if start <= local.time() < end:
+            return now
+        day = local.date() if local.time() < start else local.date() + timedelta(days=1)
+        return datetime.combine(day, start, tzinfo=zone).astimezone(UTC)
+
+    return opens
 
 
 def _callable(e164: str) -> bool:
@@ -83,8 +107,10 @@ class ChannelService:
         failed_call_attempts: int = 0,
         last_outcome: CallOutcome | None = None,
         now: datetime | None = None,
+        requested: Channel | None = None,
     ) -> Decision:
-        """Choose, store and announce; the caller acts on the returned decision."""
+        """Choose, store and announce; the caller acts on the returned decision
+        (`requested`: a messaging campaign's one channel, see messaging/policy.py)."""
         now = now or datetime.now(UTC)
         async with self._db.transaction() as session:
             contact = await session.get(Contact, contact_id)
@@ -99,6 +125,7 @@ class ChannelService:
                 last_outcome=last_outcome,
                 max_call_attempts=campaign.max_attempts if campaign else 3,
                 fallback_channel=campaign.fallback_channel if campaign else Channel.SMS,
+                requested=requested,
             )
             decision = choose_channel(facts, situation)
             details = {**decision.details, "address": decision.address or ""}
@@ -155,14 +182,25 @@ class ChannelService:
                     .limit(1)
                 )
             ) is not None
-        mobile: str | None = None
-        if consents.get(Channel.SMS) is ConsentStatus.GRANTED:
-            mobile = await session.scalar(
-                select(ContactPhone.e164)
-                .where(ContactPhone.contact_id == contact.id, ContactPhone.type == PhoneType.MOBILE)
-                .order_by(ContactPhone.is_primary.desc(), ContactPhone.id)
-                .limit(1)
-            )
+        any_mobile: str | None = await session.scalar(
+            select(ContactPhone.e164)
+            .where(ContactPhone.contact_id == contact.id, ContactPhone.type == PhoneType.MOBILE)
+            .order_by(ContactPhone.is_primary.desc(), ContactPhone.id)
+            .limit(1)
+        )
+        mobile = any_mobile if consents.get(Channel.SMS) is ConsentStatus.GRANTED else None
+        mobile_on_dnc = False
+        if any_mobile is not None:
+            mobile_on_dnc = (
+                await session.scalar(
+                    select(DoNotCall.id)
+                    .where(
+                        DoNotCall.e164 == any_mobile,
+                        or_(DoNotCall.campaign_id.is_(None), DoNotCall.campaign_id == campaign_id),
+                    )
+                    .limit(1)
+                )
+            ) is not None
         email: str | None = None
         if consents.get(Channel.EMAIL) is not ConsentStatus.REVOKED:
             email = await session.scalar(
@@ -178,6 +216,10 @@ class ChannelService:
             sms_number=mobile,
             email_address=email,
             preferred_channel=contact.preferred_channel,
+            mobile_number=any_mobile,
+            sms_opted_out=consents.get(Channel.SMS) is ConsentStatus.REVOKED,
+            mobile_on_dnc=mobile_on_dnc,
+            email_opted_out=consents.get(Channel.EMAIL) is ConsentStatus.REVOKED,
         )
 
     @staticmethod

@@ -114,6 +114,7 @@ def _row(m: OutboundMessage, interaction_id: int | None) -> dict[str, Any]:
         "template": m.template,
         "language": m.language,
         "expires_at": m.expires_at,
+        "next_attempt_at": m.not_before,
         "meta": m.meta,
         "created_at": datetime.now(UTC),
     }

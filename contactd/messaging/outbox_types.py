@@ -26,6 +26,7 @@ class OutboundMessage:
     template: str | None = None
     language: str = "en"
     expires_at: datetime | None = None
+    not_before: datetime | None = None  # held back until then (a campaign's quiet hours)
     meta: dict[str, Any] = field(default_factory=dict)
 
 

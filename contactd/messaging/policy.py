@@ -27,6 +27,15 @@ class Reason(StrEnum):
     MACHINE_ANSWERED = "machine_answered"
     NO_FALLBACK = "campaign_has_no_fallback"
     UNREACHABLE = "no_permitted_channel"
+    # A messaging campaign's answers (Situation.requested):
+    MESSAGE_ALLOWED = "message_allowed"
+    QUIET_HOURS = "quiet_hours"
+    SMS_OPTED_OUT = "sms_opted_out"
+    NO_SMS_CONSENT = "no_sms_consent"
+    NO_MOBILE = "no_mobile_number"
+    MOBILE_ON_DNC = "mobile_on_dnc"
+    EMAIL_OPTED_OUT = "email_opted_out"
+    NO_EMAIL = "no_email_address"
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,10 @@ class ContactFacts:
     sms_number: str | None = None  # a mobile number whose SMS consent is granted
     email_address: str | None = None  # an address whose email consent is not revoked
     preferred_channel: Channel | None = None
+    mobile_number: str | None = None  # a mobile number, whatever its SMS consent
+    sms_opted_out: bool = False  # SMS consent revoked (a STOP reply, a request)
+    mobile_on_dnc: bool = False
+    email_opted_out: bool = False
 
 
 @dataclass(frozen=True)
@@ -48,6 +61,7 @@ class Situation:
     last_outcome: CallOutcome | None = None
     max_call_attempts: int = 3  # the campaign's N
     fallback_channel: Channel | None = None  # the campaign's fallback; None: no fallback
+    requested: Channel | None = None  # a messaging campaign's channel (SMS or EMAIL) or None
 
 
 @dataclass(frozen=True)
@@ -92,7 +106,38 @@ def _call_blocker(facts: ContactFacts, situation: Situation) -> Reason | None:
     return None
 
 
+def _requested_blocker(facts: ContactFacts, channel: Channel) -> Reason | None:
+    if channel is Channel.SMS:
+        if facts.sms_opted_out:
+            return Reason.SMS_OPTED_OUT
+        if facts.mobile_number is None:
+            return Reason.NO_MOBILE
+        if facts.mobile_on_dnc:
+            return Reason.MOBILE_ON_DNC
+        if facts.sms_number is None:
+            return Reason.NO_SMS_CONSENT
+        return None
+    if facts.email_opted_out:
+        return Reason.EMAIL_OPTED_OUT
+    if facts.email_address is None:
+        return Reason.NO_EMAIL
+    return None
+
+
+def _requested(facts: ContactFacts, situation: Situation, channel: Channel) -> Decision:
+    """A messaging campaign: its channel or nothing; quiet hours defer, they do not skip."""
+    blocker = _requested_blocker(facts, channel)
+    if blocker is not None:
+        return Decision(Channel.NONE, blocker, None, {"requested": channel.value})
+    address = _message_channel(facts, channel)
+    reason = Reason.MESSAGE_ALLOWED if situation.window_open else Reason.QUIET_HOURS
+    return Decision(channel, reason, address, {"requested": channel.value})
+
+
 def choose_channel(facts: ContactFacts, situation: Situation) -> Decision:
+    requested = situation.requested
+    if requested is Channel.SMS or requested is Channel.EMAIL:
+        return _requested(facts, situation, requested)
     messages = [Channel.SMS, Channel.EMAIL]
     if facts.preferred_channel is Channel.EMAIL:
         messages = [Channel.EMAIL, Channel.SMS]

@@ -1,7 +1,6 @@
 """The daemon's SMTP endpoint, from configuration alone: mail sent with aiosmtplib lands on
 the sender's contact with its attachment and a task; other recipients, oversized and hostile
-mail are refused; a daemon cancelled between storing and routing loses nothing and, once the
-MTA delivers again, still routes the mail exactly once."""
+mail are refused. (A `kill -9` between storing and routing: test_mail_kill9.py.)"""
 
 from __future__ import annotations
 
@@ -15,7 +14,6 @@ import pytest
 from sqlalchemy import func, select
 
 from contactd.config import EmailInboundSettings, Settings, load_settings
-from contactd.crm.mail_records import MailIntake
 from contactd.crm.service import ContactInput
 from contactd.daemon import Components, run_daemon
 from contactd.db.models import Document, Interaction, Task
@@ -130,45 +128,6 @@ async def test_other_recipients_oversized_and_senderless_mail_are_refused(
         assert await _counts(components) == (0, 0)
 
     await _with_daemon(_settings(tmp_path, port, max_bytes="4096"), check)
-
-
-async def test_a_daemon_cancelled_between_storing_and_routing_routes_the_mail_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    port = free_port()
-    settings = _settings(tmp_path, port)
-    reached = asyncio.Event()
-    real_route = MailIntake.route
-
-    async def stuck(self: MailIntake, interaction_id: int) -> bool:
-        reached.set()
-        await asyncio.Event().wait()  # the process "dies" here, before any routing
-        return False
-
-    monkeypatch.setattr(MailIntake, "route", stuck)
-    up = asyncio.Event()
-    first = asyncio.create_task(run_daemon(settings, on_ready=lambda _: up.set()))
-    await asyncio.wait_for(up.wait(), 60)
-    sending = asyncio.create_task(aiosmtplib.send(_mail(), hostname="127.0.0.1", port=port,
-                                                  timeout=10))
-    await asyncio.wait_for(reached.wait(), 30)
-    first.cancel()  # abrupt: no stop request, the stuck routing is cut off
-    with pytest.raises(asyncio.CancelledError):
-        await first
-    with pytest.raises((aiosmtplib.SMTPException, OSError)):
-        await sending  # the MTA never got its 250: it keeps the mail and delivers again
-    monkeypatch.setattr(MailIntake, "route", real_route)
-
-    async def after_restart(components: Components) -> None:
-        assert await _counts(components) == (1, 1)  # the sweep at start routed it
-        await aiosmtplib.send(_mail(), hostname="127.0.0.1", port=port, timeout=10)
-        assert await _counts(components) == (1, 1)  # the re-delivery is the same mail
-        async with components.db.session() as session:
-            [row] = list(await session.scalars(select(Interaction)))
-        assert row.data["route"] == "done"
-
-    await _with_daemon(settings, after_restart)
-
 
 
 async def test_a_store_that_fails_answers_451_so_the_mta_keeps_the_mail() -> None:

@@ -3,6 +3,8 @@ exactly once, also when the process died between storing and routing."""
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
@@ -86,3 +88,29 @@ async def test_messages_stored_before_a_crash_are_routed_once_at_start(
     async with _recorder(crm_db, contacts, EventBus()):  # a second restart adds nothing
         pass
     assert len(await _tasks(crm_db)) == 2
+
+
+async def test_messages_arriving_together_are_routed_together_each_exactly_once(
+    crm_db: Database, contacts: ContactService
+) -> None:
+    known = [await contacts.create_contact(ContactInput(
+        first_name=f"Known{i}", phones=[f"+265 999 111 {i:03d}"])) for i in range(20)]
+    bus = EventBus()
+    recorder = _recorder(crm_db, contacts, bus)
+    async with recorder:
+        inbound = InboundSms(crm_db, _router(crm_db, contacts, bus), bus, default_region="MW")
+        senders = [f"265999111{i:03d}" for i in range(20)] + ["265888777666"]  # one unknown
+        ids = await asyncio.gather(*(inbound.handle(DeliverSm(s, "5555", "Moni", source_ton=1))
+                                     for s in senders))
+        batcher = recorder._batcher
+        assert batcher is not None and batcher.batches < len(senders)  # not one per message
+        assert await recorder.route(ids[0]) is False  # routed already
+    tasks = await _tasks(crm_db)
+    assert sorted(t.interaction_id for t in tasks) == sorted(ids)
+    by_interaction = {t.interaction_id: t for t in tasks}
+    assert [by_interaction[i].contact_id for i in ids[:20]] == known
+    assert by_interaction[ids[0]].title == "Reply to sms from Known0"
+    async with crm_db.session() as session:
+        rows = list(await session.scalars(select(Interaction).where(Interaction.id.in_(ids))))
+        assert {r.data["route"] for r in rows} == {"done"}
+        assert await session.scalar(select(func.count()).select_from(Contact)) == 21

@@ -124,3 +124,63 @@ def test_messages_only_go_where_consent_and_an_address_exist(
         assert decision.address is None
     assert decision.channel is not Channel.WEB
     assert decision.reason.value  # every decision carries a stored reason code
+
+
+# -- a messaging campaign asks for one channel -------------------------------------------------
+
+MOBILE = "+4915112345678"
+
+
+def _sms_facts(**changes: object) -> ContactFacts:
+    values: dict[str, object] = {
+        "sms_number": MOBILE,
+        "mobile_number": MOBILE,
+        "callable_number": "+4930123456",
+    }
+    values.update(changes)
+    return ContactFacts(**values)  # type: ignore[arg-type]
+
+
+def test_a_messaging_campaign_never_calls_and_defers_in_quiet_hours() -> None:
+    wanted = Situation(window_open=True, requested=Channel.SMS)
+    assert choose_channel(_sms_facts(), wanted).channel is Channel.SMS
+    quiet = choose_channel(_sms_facts(), Situation(window_open=False, requested=Channel.SMS))
+    assert (quiet.channel, quiet.reason, quiet.address) == (Channel.SMS, Reason.QUIET_HOURS, MOBILE)
+
+
+def test_each_sms_blocker_is_named() -> None:
+    wanted = Situation(window_open=True, requested=Channel.SMS)
+    cases = {
+        Reason.SMS_OPTED_OUT: _sms_facts(sms_number=None, sms_opted_out=True),
+        Reason.NO_MOBILE: _sms_facts(sms_number=None, mobile_number=None),
+        Reason.MOBILE_ON_DNC: _sms_facts(mobile_on_dnc=True),
+        Reason.NO_SMS_CONSENT: _sms_facts(sms_number=None),
+    }
+    for reason, facts in cases.items():
+        decision = choose_channel(facts, wanted)
+        assert (decision.channel, decision.reason) == (Channel.NONE, reason)
+
+
+def test_an_email_campaign_skips_an_opt_out_and_a_missing_address() -> None:
+    wanted = Situation(window_open=True, requested=Channel.EMAIL)
+    ok = choose_channel(ContactFacts(email_address="a@example.test"), wanted)
+    assert (ok.channel, ok.reason) == (Channel.EMAIL, Reason.MESSAGE_ALLOWED)
+    out = choose_channel(ContactFacts(email_opted_out=True), wanted)
+    assert out.reason is Reason.EMAIL_OPTED_OUT and out.channel is Channel.NONE
+    assert choose_channel(ContactFacts(), wanted).reason is Reason.NO_EMAIL
+
+
+@given(opted_out=st.booleans(), on_dnc=st.booleans(), consent=st.booleans(), window=st.booleans())
+def test_a_requested_sms_goes_only_to_a_consenting_mobile_off_the_dnc_list(
+    opted_out: bool, on_dnc: bool, consent: bool, window: bool
+) -> None:
+    facts = _sms_facts(
+        sms_number=MOBILE if consent and not opted_out else None,
+        sms_opted_out=opted_out,
+        mobile_on_dnc=on_dnc,
+    )
+    decision = choose_channel(facts, Situation(window_open=window, requested=Channel.SMS))
+    allowed = consent and not opted_out and not on_dnc
+    assert decision.channel is (Channel.SMS if allowed else Channel.NONE)
+    if allowed:
+        assert decision.reason is (Reason.MESSAGE_ALLOWED if window else Reason.QUIET_HOURS)

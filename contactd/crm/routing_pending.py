@@ -1,0 +1,326 @@
+"""Stored-but-not-routed interactions (inbound SMS, e-mail) routed in batches.
+
+Each channel stores an interaction first, marked pending in `data[key]`, then routes it. One
+at a time that costs ~12 round trips per item (`Router.attach_sender` + `Router.finish`).
+`route_pending_many` routes many in one transaction instead: it re-reads which are still
+pending (so a batch never routes one twice), matches senders with one IN query per kind, makes
+the follow-up tasks by the same rules (`crm/policy.follow_ups`, `crm/assign.choose`) and flips
+the mark in that same transaction, so route-exactly-once and the crash sweep keep working.
+Rows that need a decision the batch does not make (an unknown sender becoming a new lead, an
+address several contacts share) are handed back for the one-by-one path.
+
+`PendingBatcher` feeds it: callers `await route(id)`; a single owned worker takes everything
+queued (bounded: a full queue makes callers wait) and routes it as one batch, so N concurrent
+deliveries cost one transaction, not N.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Final, cast
+
+from sqlalchemy import Row, Table, bindparam, select, update
+
+from contactd.background import LoopState, TaskOwner, run_resilient
+from contactd.crm.assign import Agent, AssignRequest, choose
+from contactd.crm.events import InteractionRecorded, TaskCreated
+from contactd.crm.policy import InteractionFacts, follow_ups
+from contactd.crm.routing import Router
+from contactd.crm.routing_batch import CHUNK, _insert_ids, _last_assignee, _people
+from contactd.crm.senders import address_key
+from contactd.crm.tasks import agent_snapshot
+from contactd.db.base import utcnow
+from contactd.db.models import Contact, ContactEmail, ContactPhone, Document, Interaction, Task
+from contactd.enums import TaskStatus
+
+log = logging.getLogger(__name__)
+
+INTERACTIONS = cast(Table, Interaction.__table__)
+MAX_BATCH: Final = 500
+QUEUE_BOUND: Final = 5000
+COLUMNS: Final = (
+    Interaction.id,
+    Interaction.contact_id,
+    Interaction.remote_address,
+    Interaction.kind,
+    Interaction.direction,
+    Interaction.outcome,
+    Interaction.campaign_id,
+    Interaction.subject,
+    Interaction.transcript,
+    Interaction.body,
+    Interaction.data,
+    Interaction.ended_at,
+)
+
+
+@dataclass(frozen=True)
+class PendingBatch:
+    routed: dict[int, list[int]]  # interaction id -> its new task ids
+    one_by_one: list[int]  # still pending: a new lead or a shared address to decide
+
+
+async def route_pending_many(
+    router: Router,
+    ids: Sequence[int],
+    key: str,
+    mark: str,
+    done: str,
+    *,
+    now: datetime | None = None,
+) -> PendingBatch:
+    """Route the interactions of `ids` whose `data[key]` is still `mark`, in one transaction."""
+    now = now or utcnow()
+    routed: dict[int, list[int]] = {}
+    later: list[int] = []
+    events: list[InteractionRecorded | TaskCreated] = []
+    async with router.db.transaction() as session:
+        rows: list[Row[Any]] = []
+        for start in range(0, len(ids), CHUNK):
+            rows += list(
+                await session.execute(
+                    select(*COLUMNS).where(Interaction.id.in_(ids[start : start + CHUNK]))
+                )
+            )
+        rows = [r for r in rows if r.data.get(key) == mark]
+        keys = {
+            r.id: address_key(r.remote_address, router.contacts.phones)
+            for r in rows
+            if r.remote_address
+        }
+        candidates: dict[tuple[str, str], set[int]] = {}
+        for kind, table, column in (
+            ("phone", ContactPhone, ContactPhone.e164),
+            ("email", ContactEmail, ContactEmail.address),
+        ):
+            wanted = sorted({k[1] for k in keys.values() if k is not None and k[0] == kind})
+            for start in range(0, len(wanted), CHUNK):
+                found = await session.execute(
+                    select(column, table.contact_id)
+                    .join(Contact, Contact.id == table.contact_id)
+                    .where(
+                        column.in_(wanted[start : start + CHUNK]), Contact.merged_into_id.is_(None)
+                    )
+                )
+                for value, cid in found:
+                    candidates.setdefault((kind, value), set()).add(cid)
+        batch: list[tuple[Row[Any], int | None]] = []
+        for row in rows:
+            addr = keys.get(row.id)
+            held = candidates.get(addr, set()) if addr is not None else set()
+            if len(held) > 1 or (row.contact_id is None and addr is not None and not held):
+                later.append(row.id)  # shared address (review) or a new lead: one by one
+            elif row.contact_id is None and held:
+                (only,) = held
+                batch.append((row, only))
+            else:
+                batch.append((row, row.contact_id))
+        people = await _people(session, {c for _, c in batch if c})
+        agents = {a.user_id: a for a in await agent_snapshot(session)}
+        last_by_team: dict[str | None, int | None] = {}
+        updates: list[dict[str, Any]] = []
+        documents: list[dict[str, Any]] = []
+        tasks_in: list[dict[str, Any]] = []
+        for row, contact_id in batch:
+            updates.append(
+                {
+                    "b_id": row.id,
+                    "b_contact": contact_id,
+                    "b_ended": row.ended_at or now,
+                    "b_data": {**row.data, key: done},
+                }
+            )
+            if contact_id is not None:
+                documents += [
+                    {"b_doc": int(d), "b_contact": contact_id}
+                    for d in row.data.get("documents", [])
+                ]
+            name, owner = people.get(contact_id or 0, ("", None))
+            facts = InteractionFacts(
+                kind=row.kind,
+                direction=row.direction,
+                outcome=row.outcome,
+                campaign_id=row.campaign_id,
+                subject=row.subject,
+                team=row.data.get("team"),
+                skill=row.data.get("skill"),
+            )
+            for spec in follow_ups(facts, now, name or row.remote_address or "unknown caller"):
+                if spec.team not in last_by_team:
+                    last_by_team[spec.team] = await _last_assignee(session, spec.team)
+                assignee = choose(
+                    list(agents.values()),
+                    AssignRequest(
+                        team=spec.team,
+                        skill=spec.skill,
+                        owner_id=owner,
+                        keep_owner=router.tasks.keep_owner,
+                        policy=router.tasks.policy,
+                        last_assignee_id=last_by_team[spec.team],
+                    ),
+                )
+                if assignee is not None:
+                    agent = agents[assignee]
+                    agents[assignee] = Agent(
+                        agent.user_id,
+                        agent.team,
+                        agent.skills,
+                        agent.open_tasks + 1,
+                        agent.available,
+                        agent.capacity,
+                    )
+                    last_by_team[spec.team] = assignee
+                tasks_in.append(
+                    {
+                        "title": spec.title[:300],
+                        "description": row.transcript or row.body,
+                        "contact_id": contact_id,
+                        "interaction_id": row.id,
+                        "assignee_id": assignee,
+                        "team": spec.team,
+                        "skill": spec.skill,
+                        "status": TaskStatus.OPEN,
+                        "priority": spec.priority,
+                        "source": spec.source,
+                        "due_at": spec.due_at,
+                        "remind_at": spec.remind_at,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
+            routed[row.id] = []
+            events.append(
+                InteractionRecorded(
+                    interaction_id=row.id,
+                    contact_id=contact_id,
+                    kind=row.kind.value,
+                    outcome=row.outcome,
+                )
+            )
+        if updates:
+            await session.execute(
+                update(INTERACTIONS)
+                .where(INTERACTIONS.c.id == bindparam("b_id"))
+                .values(
+                    contact_id=bindparam("b_contact"),
+                    ended_at=bindparam("b_ended"),
+                    data=bindparam("b_data"),
+                ),
+                updates,
+            )
+        if documents:
+            docs = cast(Table, Document.__table__)
+            await session.execute(
+                update(docs)
+                .where(docs.c.id == bindparam("b_doc"))
+                .values(contact_id=bindparam("b_contact")),
+                documents,
+            )
+        if tasks_in:
+            task_ids = await _insert_ids(session, Task, tasks_in)
+            for row_in, task_id in zip(tasks_in, task_ids, strict=True):
+                routed[row_in["interaction_id"]].append(task_id)
+                events.append(
+                    TaskCreated(
+                        task_id=task_id,
+                        assignee_id=row_in["assignee_id"],
+                        source=row_in["source"].value,
+                    )
+                )
+    if router.bus is not None:
+        for event in events:
+            await router.bus.publish(event)
+    return PendingBatch(routed, later)
+
+
+RouteOne = Callable[[int], Awaitable[bool]]
+
+
+class PendingBatcher:
+    """Routes pending interactions of one channel in batches; `route(id)` waits for its own.
+
+    `lock` is the channel's routing lock (shared with its sweep and its one-by-one route), so
+    nothing routes a row while a batch holds it. Rows the batch hands back go to `one`."""
+
+    def __init__(
+        self,
+        router: Router,
+        *,
+        key: str,
+        mark: str,
+        done: str,
+        one: RouteOne,
+        lock: asyncio.Lock,
+        name: str,
+        max_batch: int = MAX_BATCH,
+        bound: int = QUEUE_BOUND,
+    ) -> None:
+        self._router = router
+        self._key, self._mark, self._done = key, mark, done
+        self._one = one
+        self._lock = lock
+        self._max = max_batch
+        self._queue: asyncio.Queue[tuple[int, asyncio.Future[bool]]] = asyncio.Queue(bound)
+        self._owner = TaskOwner(name, log)
+        self.state = LoopState(name)
+        self.batches = 0
+
+    async def __aenter__(self) -> PendingBatcher:
+        self._owner.spawn(run_resilient(self._step, self.state, logger=log), "route")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._owner.close()
+
+    async def route(self, interaction_id: int) -> bool:
+        """Queue one stored interaction and wait until it is routed (False: it was not
+        pending any more); what stays queued at a stop is routed by the next start's sweep."""
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        await self._queue.put((interaction_id, done))
+        return await done
+
+    async def _step(self) -> None:
+        batch = [await self._queue.get()]
+        while len(batch) < self._max and not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+        waiting = {i: f for i, f in batch}
+        try:
+            async with self._lock:
+                result = await route_pending_many(
+                    self._router, list(waiting), self._key, self._mark, self._done
+                )
+        except Exception:
+            log.exception(
+                "batch routing failed; routing one by one", extra={"interactions": len(waiting)}
+            )
+            result = PendingBatch({}, list(waiting))
+        self.batches += 1
+        for interaction_id, tasks in result.routed.items():
+            log.info("inbound routed", extra={"interaction_id": interaction_id, "task_ids": tasks})
+        for interaction_id, future in waiting.items():
+            if interaction_id in result.routed:
+                _settle(future, True)
+            elif interaction_id not in result.one_by_one:
+                _settle(future, False)  # routed before: not pending any more
+        for interaction_id in result.one_by_one:
+            future = waiting[interaction_id]
+            try:
+                _settle(future, await self._one(interaction_id))
+            except Exception as exc:  # stored: the next start's sweep routes it
+                if not future.done():
+                    future.set_exception(exc)
+
+
+def _settle(future: asyncio.Future[bool], value: bool) -> None:
+    if not future.done():
+        future.set_result(value)
