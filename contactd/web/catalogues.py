@@ -42,8 +42,7 @@ def extract(root: Path = ROOT) -> Catalog:
     for filename, lineno, message, comments, context in extract_from_dir(
         str(root), method_map, options_map
     ):
-        template.add(message, None, [(filename, lineno)], auto_comments=comments,
-                     context=context)
+        template.add(message, None, [(filename, lineno)], auto_comments=comments, context=context)
     return template
 
 
@@ -52,8 +51,11 @@ def po_path(root: Path, language: str) -> Path:
 
 
 def languages(root: Path = ROOT) -> list[str]:
-    return sorted(p.name for p in (root / "web" / "locale").iterdir()
-                  if (p / "LC_MESSAGES" / f"{DOMAIN}.po").is_file())
+    return sorted(
+        p.name
+        for p in (root / "web" / "locale").iterdir()
+        if (p / "LC_MESSAGES" / f"{DOMAIN}.po").is_file()
+    )
 
 
 def read(path: Path, language: str) -> Catalog:
@@ -99,17 +101,27 @@ def update(root: Path = ROOT) -> None:
         catalog = read(path, language)
         catalog.update(template, no_fuzzy_matching=True)
         with path.open("wb") as handle:
-            write_po(handle, catalog, width=100, sort_output=True, ignore_obsolete=True,
-                     include_previous=False)
+            write_po(
+                handle,
+                catalog,
+                width=100,
+                sort_output=True,
+                ignore_obsolete=True,
+                include_previous=False,
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="scripts/catalogues",
         description="Extract the panel's strings, update web/locale/*/LC_MESSAGES/contactd.po "
-                    "and list, per language, every msgid not yet translated.")
-    parser.add_argument("--check", action="store_true",
-                        help="only report (write nothing); exit 1 when a string is lacking")
+        "and list, per language, every msgid not yet translated.",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="only report (write nothing); exit 1 when a string is lacking",
+    )
     parser.add_argument("--init", metavar="LANG", help="start a catalogue for a new language")
     args = parser.parse_args(argv)
     if args.init:
@@ -119,15 +131,18 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as handle:
-            write_po(handle, Catalog(locale=args.init, domain=DOMAIN, project="contactd",
-                                     fuzzy=False))
+            write_po(
+                handle, Catalog(locale=args.init, domain=DOMAIN, project="contactd", fuzzy=False)
+            )
     if not args.check:
         update(ROOT)
     lacking = 0
     for language, found in report(ROOT).items():
-        print(f"{language}: {len(found.lacking())} lacking "
-              f"({len(found.missing)} missing, {len(found.untranslated)} untranslated, "
-              f"{len(found.fuzzy)} fuzzy)")
+        print(
+            f"{language}: {len(found.lacking())} lacking "
+            f"({len(found.missing)} missing, {len(found.untranslated)} untranslated, "
+            f"{len(found.fuzzy)} fuzzy)"
+        )
         for kind in ("missing", "untranslated", "fuzzy"):
             for msgid in getattr(found, kind):
                 print(f"  {kind}: {msgid!r}")

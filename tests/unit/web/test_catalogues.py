@@ -31,7 +31,8 @@ def test_the_catalogue_has_every_string_translated(template: Catalog, language: 
     found = gaps(template, read(po_path(ROOT, language), language))
     assert not found.lacking(), (
         f"{language} lacks {len(found.lacking())} strings (run scripts/catalogues): "
-        f"missing {found.missing}, untranslated {found.untranslated}, fuzzy {found.fuzzy}")
+        f"missing {found.missing}, untranslated {found.untranslated}, fuzzy {found.fuzzy}"
+    )
 
 
 @pytest.mark.parametrize("language", SHIPPED)
@@ -51,20 +52,28 @@ def test_a_new_string_in_a_template_is_reported_per_language(tmp_path: Path) -> 
     (tmp_path / "contactd").mkdir()
     (tmp_path / "web" / "babel.cfg").write_text((ROOT / "web" / "babel.cfg").read_text())
     (tmp_path / "web" / "templates" / "floor.html").write_text(
-        '<h1>{{ _("Live floor") }}</h1><p>{{ _("Contacts") }}</p>')
+        '<h1>{{ _("Live floor") }}</h1><p>{{ _("Contacts") }}</p>'
+    )
     folder = tmp_path / "web" / "locale" / "ny" / "LC_MESSAGES"
     folder.mkdir(parents=True)
     (folder / "contactd.po").write_text(
         'msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=utf-8\\n"\n\n'
-        'msgid "Contacts"\nmsgstr "Makasitomala"\n')
+        'msgid "Contacts"\nmsgstr "Makasitomala"\n'
+    )
     found = report(tmp_path)["ny"]
     assert found.missing == ["Live floor"]
     assert found.lacking() == ["Live floor"]
 
 
-@pytest.mark.parametrize(("language", "expected"), [
-    ("ru", "Контакты"), ("ny", "Makasitomala"), ("de", "Kontakte"), ("en", "Contacts"),
-])
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        ("ru", "Контакты"),
+        ("ny", "Makasitomala"),
+        ("de", "Kontakte"),
+        ("en", "Contacts"),
+    ],
+)
 def test_the_panel_translates_from_the_po_file(language: str, expected: str) -> None:
     assert i18n.activate(ROOT / "web" / "locale", language) == language
     try:
@@ -76,8 +85,10 @@ def test_the_panel_translates_from_the_po_file(language: str, expected: str) -> 
 def test_russian_plurals_follow_the_number() -> None:
     i18n.activate(ROOT / "web" / "locale", "ru")
     try:
-        said = [i18n.ngettext("%(num)d SMS segment", "%(num)d SMS segments", n) % {"num": n}
-                for n in (1, 3, 5)]
+        said = [
+            i18n.ngettext("%(num)d SMS segment", "%(num)d SMS segments", n) % {"num": n}
+            for n in (1, 3, 5)
+        ]
     finally:
         i18n.activate(ROOT / "web" / "locale", "en")
     assert said == ["1 сегмент SMS", "3 сегмента SMS", "5 сегментов SMS"]

@@ -26,7 +26,8 @@ SHIPPED = sorted(p.stem for p in THEMES.glob("*.css"))
 def test_at_least_twelve_themes_ship_with_the_required_kinds() -> None:
     assert len(SHIPPED) >= 12
     assert {"light", "dark", "high-contrast", "colour-safe-light", "colour-safe-dark"} <= set(
-        SHIPPED)
+        SHIPPED
+    )
 
 
 @pytest.mark.parametrize("theme_id", SHIPPED)
@@ -59,13 +60,16 @@ def test_a_failing_theme_is_refused_with_the_pair_named() -> None:
     assert failing_pairs(parse("light", _css()).colours) == []
 
 
-@pytest.mark.parametrize(("text", "complaint"), [
-    (":root { --bg: red; }", "--bg is 'red', not a colour"),
-    (":root { --bg: #fff; }", "lacks --surface"),
-    (":root { --shadow: #fff; }", "unknown property --shadow"),
-    ("body { --bg: #fff; }", "one ':root"),
-    (":root { --bg: #fff; } body { color: red }", "one ':root"),
-])
+@pytest.mark.parametrize(
+    ("text", "complaint"),
+    [
+        (":root { --bg: red; }", "--bg is 'red', not a colour"),
+        (":root { --bg: #fff; }", "lacks --surface"),
+        (":root { --shadow: #fff; }", "unknown property --shadow"),
+        ("body { --bg: #fff; }", "one ':root"),
+        (":root { --bg: #fff; } body { color: red }", "one ':root"),
+    ],
+)
 def test_a_malformed_theme_says_what_is_wrong(text: str, complaint: str) -> None:
     with pytest.raises(ValidationError, match=complaint):
         parse("odd", text)
