@@ -37,7 +37,7 @@ class Gaps:
 def extract(root: Path = ROOT) -> Catalog:
     """Every translatable string the templates and Python use, with where it is used."""
     with (root / "web" / "babel.cfg").open() as handle:
-        method_map, options_map = parse_mapping_cfg(handle)
+        method_map, options_map = parse_mapping_cfg(handle)  # type: ignore[no-untyped-call]
     template = Catalog(domain=DOMAIN, project="contactd", charset="utf-8")
     for filename, lineno, message, comments, context in extract_from_dir(
         str(root), method_map, options_map
@@ -63,7 +63,7 @@ def read(path: Path, language: str) -> Catalog:
         return read_po(handle, locale=language, domain=DOMAIN)
 
 
-def _key(message_id: str | tuple[str, ...]) -> str:
+def _key(message_id: str | tuple[str, ...] | list[str]) -> str:
     return message_id if isinstance(message_id, str) else message_id[0]
 
 

@@ -8,9 +8,12 @@ from pathlib import Path
 
 from aiohttp import FormData, web
 from aiohttp.test_utils import TestClient
+from sqlalchemy import select
 
 from contactd.auth.service import UserService
 from contactd.config import Settings
+from contactd.crm.service import ContactInput, ContactService
+from contactd.db.models import Document, DocumentTemplate
 from contactd.db.session import Database
 from tests.integration.web.conftest import CSRF_RE, PASSWORD, Signed
 
@@ -135,3 +138,43 @@ async def test_a_dropped_theme_file_is_offered_and_a_failing_one_is_not(
     account = await (await ada.client.get("/account")).text()
     assert 'value="plum"' in account and "Plum" in account
     assert 'value="faint"' not in account
+
+
+async def test_a_document_is_made_from_the_template_in_the_contacts_language(
+    db: Database, signed_in: Callable[[str], Awaitable[Signed]]
+) -> None:
+    contacts = ContactService(db, default_region="GB")
+    german = await contacts.create_contact(
+        ContactInput(first_name="Karl", last_name="Weber", language="de")
+    )
+    russian = await contacts.create_contact(  # no Russian template: the English one
+        ContactInput(first_name="Olga", last_name="Ivanova", language="ru")
+    )
+    ada = await signed_in("ada")
+    for language, body in (("en", "# Thank you"), ("de", "# Vielen Dank")):
+        saved = await ada.client.post(
+            "/templates",
+            data={
+                "csrf_token": ada.csrf,
+                "name": "thanks",
+                "kind": "letter",
+                "language": language,
+                "body": body,
+            },
+        )
+        assert saved.status == 200
+    made = {}
+    for contact_id in (german, russian):
+        response = await ada.client.post(
+            f"/contacts/{contact_id}/documents",
+            data={"csrf_token": ada.csrf, "template": "thanks"},
+            allow_redirects=False,
+        )
+        assert response.status == 303
+        async with db.session() as session:
+            made[contact_id] = await session.scalar(
+                select(DocumentTemplate.language)
+                .join(Document, Document.template_id == DocumentTemplate.id)
+                .where(Document.contact_id == contact_id)
+            )
+    assert made == {german: "de", russian: "en"}
