@@ -65,7 +65,9 @@ def format_money(value: Number | None, currency: str, lang: str = "en") -> str:
 
 def format_share(value: Number | None, lang: str = "en") -> str:
     """A share of 1 as a percentage: 0.031 → "3.1%" (ru "3,1 %")."""
-    return "—" if value is None else format_percent(value, format="#,##0.#%", locale=lang)
+    if value is None:
+        return "—"
+    return format_percent(round(float(value), 3), locale=lang, decimal_quantization=False)
 
 
 @web.middleware
