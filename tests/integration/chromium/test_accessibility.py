@@ -6,6 +6,7 @@ desktop and phone) are saved for people to look at."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -210,3 +211,25 @@ async def test_a_user_switches_to_chichewa_and_dark_and_the_panel_follows(
                 await expect(page.locator("html")).to_have_attribute("lang", "en")
             finally:
                 await context.close()
+
+
+async def test_an_admin_previews_a_theme_live_and_a_failing_one_is_refused(
+    browser: Browser, web_url: str
+) -> None:
+    context = await _context(browser)
+    try:
+        page = await context.new_page()
+        await _sign_in(page, web_url)
+        await page.goto(f"{web_url}/themes")
+        colours = page.get_by_label("Colours")
+        css = (await colours.input_value()).replace("--bg: #f6f7f9;", "--bg: #fff4d6;")
+        await colours.fill(css.replace("--muted: #4d5561;", "--muted: #c0c0c0;"))
+        preview = page.locator("#theme-preview")
+        await expect(preview).to_have_css("background-color", rgb("#fff4d6"))  # as typed
+        await page.get_by_label("Id (file name)").fill("parchment")
+        await page.get_by_role("button", name="Add theme").click()
+        alert = page.get_by_role("alert")
+        await expect(alert).to_contain_text("--muted #c0c0c0 on --bg #fff4d6")
+        await expect(colours).to_have_value(re.compile("--muted: #c0c0c0;"))  # kept to fix
+    finally:
+        await context.close()
