@@ -18,6 +18,7 @@ from babel.numbers import format_currency, format_decimal, format_percent
 from contactd.web import i18n
 from contactd.web.access import Handler
 from contactd.web.assets import asset_root
+from contactd.web.i18n import gettext as _
 from contactd.web.keys import LANGUAGE, PRINCIPAL, SETTINGS, THEME
 from contactd.web.themes import SYSTEM
 
@@ -41,6 +42,20 @@ def setup_templates(app: web.Application) -> None:
     env.filters["money"] = format_money
     env.filters["percent"] = format_share
     env.globals["language_name"] = i18n.language_name
+    env.globals["role_name"] = role_name
+    env.globals["status_name"] = status_name
+
+
+def role_name(role: str) -> str:
+    """A role in the page's language."""
+    names = {"agent": _("agent"), "supervisor": _("supervisor"), "admin": _("admin")}
+    return names.get(role, role)
+
+
+def status_name(status: str) -> str:
+    """A component's health state in the page's language."""
+    names = {"ok": _("ok"), "degraded": _("degraded"), "down": _("down"), "starting": _("starting")}
+    return names.get(status, status)
 
 
 def format_when(value: datetime | None, lang: str = "en") -> str:
