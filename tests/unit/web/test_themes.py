@@ -4,6 +4,7 @@ the failing pair; the contrast arithmetic matches WCAG's published figures."""
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,13 @@ def test_an_added_theme_is_stored_and_a_dropped_failing_file_is_not_offered(
     assert "teal" in offered and "pale" not in offered and "light" in offered
     with pytest.raises(ValidationError, match="already exists"):
         asyncio.run(store.add("light", "", _css()))
+
+
+def test_the_panel_css_takes_every_colour_from_the_theme() -> None:
+    """A colour written into panel.css would escape the themes and their contrast check."""
+    css = (THEMES.parent / "static" / "panel.css").read_text()
+    css = re.sub(r"/\*.*?\*/", "", css, flags=re.DOTALL)
+    literal = re.findall(r"#[0-9a-fA-F]{3,8}\b|\b(?:rgba?|hsla?)\(", css)
+    assert not literal, literal
+    used = set(re.findall(r"var\(--([a-z-]+)\)", css)) - {"radius", "gap"}
+    assert used <= set(PROPERTIES), used - set(PROPERTIES)
