@@ -49,6 +49,11 @@ def translations(locale_dir: Path, language: str) -> _gettext.NullTranslations:
     return NullTranslations()
 
 
+def has_catalogue(locale_dir: Path, language: str) -> bool:
+    folder = locale_dir / language / "LC_MESSAGES"
+    return (folder / f"{DOMAIN}.mo").is_file() or (folder / f"{DOMAIN}.po").is_file()
+
+
 def language_name(language: str) -> str:
     """A language's own name for itself ("Русский", "Chichewa"), for the pickers."""
     if language in OWN_NAMES:

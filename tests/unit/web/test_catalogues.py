@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from babel.messages.catalog import Catalog
 
+from contactd.config import load_settings
+from contactd.config_check import warnings
 from contactd.web import i18n
 from contactd.web.catalogues import extract, gaps, languages, po_path, read, report
 
@@ -92,3 +94,12 @@ def test_russian_plurals_follow_the_number() -> None:
     finally:
         i18n.activate(ROOT / "web" / "locale", "en")
     assert said == ["1 сегмент SMS", "3 сегмента SMS", "5 сегментов SMS"]
+
+
+def test_check_config_warns_of_a_language_without_a_catalogue() -> None:
+    settings = load_settings(None, {"CONTACTD_WEB__LANGUAGES": '["en", "ny", "fr"]'})
+    found = [w for w in warnings(settings) if w.startswith("web.languages")]
+    assert found == [
+        "web.languages lists fr without a catalogue: the panel shows English for it "
+        "(start one with scripts/catalogues --init)"
+    ]
