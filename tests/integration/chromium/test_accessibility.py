@@ -89,12 +89,17 @@ async def _sign_in(page: Page, web_url: str) -> None:
     await expect(page).to_have_url(f"{web_url}/")
 
 
+SWAP_THEME = """id => new Promise((loaded, failed) => {
+  const link = document.querySelector('link[href^="/themes/"]');
+  link.addEventListener("load", () => loaded(), {once: true});
+  link.addEventListener("error", () => failed(new Error(`theme ${id} did not load`)), {once: true});
+  link.href = `/themes/${id}.css`;
+})"""
+
+
 async def _use_theme(page: Page, theme_id: str) -> None:
     """Swaps the page's theme stylesheet in place (no reload) and waits until it applies."""
-    await page.evaluate(
-        "id => { document.querySelector('link[href^=\"/themes/\"]').href = `/themes/${id}.css`; }",
-        theme_id,
-    )
+    await page.evaluate(SWAP_THEME, theme_id)
     await expect(page.locator("body")).to_have_css(
         "background-color", rgb(THEMES[theme_id].colours["bg"])
     )
