@@ -153,23 +153,38 @@ class ThemeStore:
     def __init__(self, shipped_dir: Path, added_dir: Path) -> None:
         self.shipped_dir = shipped_dir
         self.added_dir = added_dir
+        self._cache: dict[Path, tuple[tuple[tuple[str, int, int], ...], list[Theme]]] = {}
 
     def _load(self) -> dict[str, Theme]:
         themes: dict[str, Theme] = {}
         for folder, shipped in ((self.shipped_dir, True), (self.added_dir, False)):
-            if not folder.is_dir():
-                continue
-            for path in sorted(folder.glob("*.css")):
-                if path.stem in themes:
+            for theme in self._folder(folder, shipped):
+                if theme.id in themes:
                     log.warning(
-                        "theme file ignored: a shipped theme has its id", extra={"path": str(path)}
+                        "theme file ignored: a shipped theme has its id", extra={"theme": theme.id}
                     )
                     continue
-                try:
-                    themes[path.stem] = parse(path.stem, path.read_text("utf-8"), shipped=shipped)
-                except (ValidationError, OSError, UnicodeDecodeError) as exc:
-                    log.warning("theme file refused", extra={"path": str(path), "error": str(exc)})
+                themes[theme.id] = theme
         return themes
+
+    def _folder(self, folder: Path, shipped: bool) -> list[Theme]:
+        """A folder's valid themes, parsed again only when a file in it changed (so a refused
+        file is logged once, not on every page)."""
+        if not folder.is_dir():
+            return []
+        paths = sorted(folder.glob("*.css"))
+        signature = tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in paths)
+        cached = self._cache.get(folder)
+        if cached is not None and cached[0] == signature:
+            return cached[1]
+        found = []
+        for path in paths:
+            try:
+                found.append(parse(path.stem, path.read_text("utf-8"), shipped=shipped))
+            except (ValidationError, OSError, UnicodeDecodeError) as exc:
+                log.warning("theme file refused", extra={"path": str(path), "error": str(exc)})
+        self._cache[folder] = (signature, found)
+        return found
 
     async def all(self) -> dict[str, Theme]:
         return await asyncio.to_thread(self._load)
