@@ -87,7 +87,7 @@ class WebSettings(_Section):
     host: str = "127.0.0.1"
     port: Port = 8080
     secret_key: SecretStr = SecretStr("")
-    languages: tuple[str, ...] = ("en", "de", "fr", "es")
+    languages: tuple[str, ...] = ("en", "ru", "ny", "de")
     # Sessions end after this long without a request, and in any case this long after sign-in.
     session_idle_minutes: int = Field(default=30, gt=0)
     session_absolute_hours: int = Field(default=12, gt=0)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import SecretStr
 
 from contactd.config import Settings
+from contactd.web.assets import asset_root
+from contactd.web.i18n import has_catalogue
 
 # What the shipped examples hold (contactd.example.toml, asterisk-config/manager.conf).
 PLACEHOLDER_MARKS = ("change-me", "changeme")
@@ -45,4 +47,11 @@ def warnings(settings: Settings) -> list[str]:
             and inbound.imap_host not in LOOPBACK_HOSTS):
         out.append(f"email_inbound.imap_security is none for {inbound.imap_host}: the mailbox "
                    "password and mail cross the network unencrypted; use tls")
+    if settings.web.enabled:
+        locale_dir = asset_root() / "locale"
+        untranslated = [lang for lang in settings.web.languages
+                        if lang != "en" and not has_catalogue(locale_dir, lang)]
+        if untranslated:
+            out.append(f"web.languages lists {', '.join(untranslated)} without a catalogue: the "
+                       "panel shows English for it (start one with scripts/catalogues --init)")
     return out

@@ -154,6 +154,23 @@ class UserService:
                        changed_after)
         return user
 
+    async def set_preferences(
+        self, username: str, *, language: str | None = None, theme: str | None = None,
+        actor: Actor = CLI,
+    ) -> User:
+        """The panel language and theme a user chose (callers check they are offered)."""
+        async with self._db.transaction() as session:
+            user = await _by_name(session, username)
+            before = {"language": user.language, "theme": user.theme}
+            if language is not None:
+                user.language = language
+            if theme is not None:
+                user.theme = theme
+            after = {"language": user.language, "theme": user.theme}
+            if after != before:
+                record(session, actor, "user.preferences", "user", user.id, before, after)
+        return user
+
 
 def _public(user: User) -> dict[str, object]:
     """What of a user the audit log shows (never the password hash)."""

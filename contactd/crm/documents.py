@@ -138,14 +138,11 @@ class DocumentService:
     async def generate(
         self, template: str, contact_id: int, *, items: list[LineItem] | None = None,
         extra: dict[str, Any] | None = None, created_by_id: int | None = None,
-        language: str = "en",
+        language: str | None = None,
     ) -> Document:
-        """Fill, lay out, store the PDF and its row; the file is complete before the row."""
+        """Fill, lay out, store the PDF and its row; the file is complete before the row.
+        Without `language`: the template in the contact's language, else the English one."""
         async with self.db.session() as session:
-            tpl = await session.scalar(select(DocumentTemplate).where(
-                DocumentTemplate.name == template, DocumentTemplate.language == language))
-            if tpl is None:
-                raise NotFoundError(f"no document template {template!r} ({language})")
             contact = await session.scalar(
                 select(Contact).where(Contact.id == contact_id).options(
                     selectinload(Contact.organisation), selectinload(Contact.emails),
@@ -153,6 +150,15 @@ class DocumentService:
             )
             if contact is None:
                 raise NotFoundError(f"no contact {contact_id}")
+            wanted = [language] if language else list(dict.fromkeys([contact.language, "en"]))
+            tpl = None
+            for candidate in wanted:
+                tpl = await session.scalar(select(DocumentTemplate).where(
+                    DocumentTemplate.name == template, DocumentTemplate.language == candidate))
+                if tpl is not None:
+                    break
+            if tpl is None:
+                raise NotFoundError(f"no document template {template!r} ({wanted[0]})")
             address = await session.scalar(
                 select(Address).where(Address.contact_id == contact_id).limit(1))
             context = await self._context(session, contact, address, items or [])

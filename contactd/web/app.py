@@ -26,6 +26,7 @@ from contactd.messaging.service import MessagingService
 from contactd.web import intake as intake_views
 from contactd.web.access import access_middleware, check_route_table, public
 from contactd.web.api import routes as api_routes
+from contactd.web.assets import asset_root
 from contactd.web.intake_guard import RateLimiter, SignatureCheck
 from contactd.web.keys import (
     API_TOKENS,
@@ -41,12 +42,15 @@ from contactd.web.keys import (
     SESSIONS,
     SETTINGS,
     TASKS,
+    THEMES,
     THROTTLE,
     USERS,
 )
 from contactd.web.render import error_middleware, headers_middleware
 from contactd.web.services import SERVICES, PanelServices
-from contactd.web.templates import i18n_middleware, setup_templates
+from contactd.web.templates import i18n_middleware, preferences_middleware, setup_templates
+from contactd.web.themes import ThemeStore
+from contactd.web.views import appearance as appearance_views
 from contactd.web.views import auth as auth_views
 from contactd.web.views import catalogue as catalogue_views
 from contactd.web.views import contacts as contacts_views
@@ -86,7 +90,8 @@ def create_app(
     that need one say that it is not running. Without the daemon's `intake` (which routes),
     web forms are stored for it to route."""
     app = web.Application(
-        middlewares=[headers_middleware, i18n_middleware, error_middleware, access_middleware]
+        middlewares=[headers_middleware, i18n_middleware, error_middleware, access_middleware,
+                     preferences_middleware]
     )
     app[SETTINGS] = settings
     app[DATABASE] = db
@@ -113,12 +118,13 @@ def create_app(
     app[MESSAGING] = live.messaging or MessagingService(settings, db)
     app[DOCUMENTS] = DocumentService(db, settings.general.data_dir,
                                      sender=settings.email.from_address)
+    app[THEMES] = ThemeStore(asset_root() / "themes", settings.general.data_dir / "themes")
     setup_templates(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     for area in (auth_views, home_views, users_views, contacts_views, intake_views,
                  workspace_views, api_routes, records_views, tasks_views, documents_views,
-                 messages_views, merge_views, catalogue_views):
+                 messages_views, merge_views, catalogue_views, appearance_views):
         area.setup(app)
     check_route_table(app)
     return app

@@ -17,6 +17,7 @@ from contactd.db.session import Database
 from contactd.health import HealthRegistry
 from contactd.messaging.service import MessagingService
 from contactd.web.intake_guard import RateLimiter, SignatureCheck
+from contactd.web.themes import ThemeStore
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE = web.AppKey("database", Database)
@@ -35,11 +36,15 @@ TASKS = web.AppKey("tasks", TaskService)
 DOCUMENTS = web.AppKey("documents", DocumentService)
 # The daemon's own (its outbox sends what the panel queues); a panel alone gets one to queue.
 MESSAGING = web.AppKey("messaging", MessagingService)
+# Shipped themes and those an admin added (contactd/web/themes.py).
+THEMES = web.AppKey("themes", ThemeStore)
 
 # Set on each request by the access middleware (None on public routes without a session).
 PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")
 # The language the page is rendered in (one with a catalogue, else English).
 LANGUAGE = web.RequestKey("language", str)
+# The theme id the page links (the user's choice, else "system": light or dark by the device).
+THEME = web.RequestKey("theme", str)
 
 
 def principal(request: web.Request) -> Principal:

@@ -15,7 +15,7 @@ from contactd.crm.errors import StaleEditError
 from contactd.errors import ConflictError, ContactdError, NotFoundError, ValidationError
 from contactd.web.access import Handler, is_api
 from contactd.web.api.spec import IfMatchRequired
-from contactd.web.keys import LANGUAGE, PRINCIPAL
+from contactd.web.keys import LANGUAGE, PRINCIPAL, SETTINGS, THEME
 from contactd.web.services import Unavailable
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,8 @@ def page(
         "csrf_token": principal.csrf_token if principal else "",
         "path": request.path,
         "lang": request.get(LANGUAGE, "en"),
+        "theme": request.get(THEME, "system"),
+        "languages": request.app[SETTINGS].web.languages,
         **(context or {}),
     }
     response = aiohttp_jinja2.render_template(template, request, ctx, status=status)

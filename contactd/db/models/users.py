@@ -24,6 +24,7 @@ class User(Timestamps, Base):
     team: Mapped[str | None] = mapped_column(String(64))
     skills: Mapped[list[str]] = mapped_column(default=list)
     language: Mapped[str] = mapped_column(String(16), default="en")
+    theme: Mapped[str] = mapped_column(String(40), default="")  # "" follows the device
     extension: Mapped[str | None] = mapped_column(String(32))  # agent phone, e.g. PJSIP/agent101
     active: Mapped[bool] = mapped_column(default=True)
     last_login_at: Mapped[datetime | None]

@@ -12,8 +12,10 @@ import secrets
 
 from aiohttp import web
 
+from contactd.auth.audit import Actor
 from contactd.enums import Role
 from contactd.web.access import CSRF_FIELD, SESSION_COOKIE, public, requires, safe_next
+from contactd.web.i18n import LANGUAGE_COOKIE
 from contactd.web.i18n import gettext as _
 from contactd.web.keys import SESSIONS, SETTINGS, THROTTLE, USERS, principal
 from contactd.web.render import page
@@ -71,6 +73,11 @@ async def login(request: web.Request) -> web.StreamResponse:
         return _login_page(request, username=username, status=401,
                            error=_("Wrong user name or password."))
     throttle.succeeded(username)
+    chosen = request.cookies.get(LANGUAGE_COOKIE, "")  # picked on this sign-in page
+    if chosen in request.app[SETTINGS].web.languages and chosen != user.language:
+        await request.app[USERS].set_preferences(
+            user.username, language=chosen,
+            actor=Actor(user_id=user.id, remote_addr=request.remote))
     sessions = request.app[SESSIONS]
     old = request.cookies.get(SESSION_COOKIE)
     if old:

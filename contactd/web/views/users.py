@@ -10,7 +10,7 @@ from contactd.enums import Role
 from contactd.errors import ContactdError, ValidationError
 from contactd.web.access import requires
 from contactd.web.i18n import gettext as _
-from contactd.web.keys import API_TOKENS, USERS, principal
+from contactd.web.keys import API_TOKENS, THEMES, USERS, principal
 from contactd.web.render import page, status_of
 
 
@@ -77,8 +77,10 @@ async def users_update(request: web.Request) -> web.StreamResponse:
 
 async def _account_page(request: web.Request, *, message: str = "", error: str = "",
                         new_token: str = "", status: int = 200) -> web.Response:
+    themes = list((await request.app[THEMES].all()).values())
     return page(request, "account.html",
-                {"message": message, "error": error, "new_token": new_token}, status=status)
+                {"message": message, "error": error, "new_token": new_token, "themes": themes},
+                status=status)
 
 
 @requires(Role.AGENT)

@@ -20,7 +20,7 @@ from tests.integration.web.conftest import Signed, sign_in
 
 SAMPLE = {"username": "alex", "path": "panel.css", "form": "callback", "contact_id": "1",
           "organisation_id": "1", "task_id": "1", "campaign_id": "1", "fmt": "csv",
-          "document_id": "1", "product_id": "1"}
+          "document_id": "1", "product_id": "1", "theme": "dark", "language": "ny"}
 
 
 def routes(app: web.Application) -> list[tuple[str, str, object]]:

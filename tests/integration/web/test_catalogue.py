@@ -50,7 +50,7 @@ async def test_organisations_and_products_from_create_to_card(
     card = await (await agent.client.get(org_url)).text()
     assert "Wile Coyote" in card and "Anvil" in card and "supplies" in card
     product_card = await (await agent.client.get(product_url)).text()
-    assert "Acme Supplies" in product_card and "49.90 EUR" in product_card
+    assert "Acme Supplies" in product_card and "€49.90" in product_card  # Babel's format
 
     edited = await agent.client.post(org_url, data={
         "csrf_token": agent.csrf, "name": "Acme Supplies", "kind": "partner",
