@@ -1,7 +1,7 @@
 """users.theme: the panel theme each user chose ("" follows the device: light or dark)
 
-Revision ID: 0010_i18n_user_theme
-Revises: 0009_ivr_message_text
+Revision ID: 0011_i18n_user_theme
+Revises: 0010_scaleout_node
 """
 
 from collections.abc import Sequence
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0010_i18n_user_theme"
-down_revision: str | None = "0009_ivr_message_text"
+revision: str = "0011_i18n_user_theme"
+down_revision: str | None = "0010_scaleout_node"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
