@@ -70,12 +70,12 @@ Other members:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Final
 
@@ -95,14 +95,26 @@ from contactd.calls.repo import AttemptRepository, NewAttempt
 from contactd.calls.tracker import TRACKED_EVENTS, CallTracker
 from contactd.calls.writer import AttemptWriter
 from contactd.config import AsteriskSettings, DialerSettings
+from contactd.db.models.calls import CallAttempt
 from contactd.db.session import Database
 from contactd.events import EventBus
 
 log = logging.getLogger(__name__)
 
 RECHECK_AFTER_TIMEOUT_S: Final = 5.0
-# asterisk-config/extensions.conf keeps each message's status at DB(contactd-message/<attempt>).
+# asterisk-config/extensions.conf keeps each message's status at
+# DB(contactd-message-<UTC hour it was first written>/<attempt>), and prunes the hour of a day ago.
 MESSAGE_DB_FAMILY: Final = "contactd-message"
+
+
+def message_families(created_at: datetime) -> tuple[str, str]:
+    """The AstDB families a call's message status may be in: the hour it was dialled, or the
+    next one (answered across the hour)."""
+    first = created_at.astimezone(UTC)
+    second = first + timedelta(hours=1)
+    return f"{MESSAGE_DB_FAMILY}-{first.hour:02d}", f"{MESSAGE_DB_FAMILY}-{second.hour:02d}"
+
+
 SHUTDOWN_DRAIN_S: Final = 10.0
 
 
@@ -303,9 +315,6 @@ class CallService:
         for event in events:
             if isinstance(event, CallEnded):
                 self._epoch_of.pop(event.attempt_id, None)
-                if event.answered_by is not None and not event.lost and self.ami.connected:
-                    self._spawn(self._forget_message_quietly(event.attempt_id),
-                                "calls-forget-message")
             if not isinstance(event, CallDialing):
                 self.writer.apply(event)
             self._outbox.put_nowait(event)
@@ -363,7 +372,7 @@ class CallService:
                 skip = {a for a, sent_on in self._epoch_of.items() if sent_on >= epoch}
             gone = channels_by_call(live)
             messages = await self._kept_messages(
-                [r.id for r in rows if r.id not in skip and r.id not in gone
+                [r for r in rows if r.id not in skip and r.id not in gone
                  and (r.linkedid is None or r.linkedid not in gone)])
             report, events = settle(self.tracker, rows, live, now=self._clock(), skip=skip,
                                     messages=messages)
@@ -372,33 +381,24 @@ class CallService:
             self.last_reconcile = report
             return report
 
-    async def _kept_messages(self, attempt_ids: Sequence[str]) -> dict[str, str]:
+    async def _kept_messages(self, rows: Sequence[CallAttempt]) -> dict[str, str]:
         """The message status the dialplan kept in AstDB for calls that ended while nobody
-        listened: read (DBGet), then deleted (DBDel). Functions such as DB_DELETE() are
-        refused to AMI's Getvar (live_dangerously), hence the two actions."""
+        listened (DBGet). The dialplan prunes old statuses itself: AMI's DBDel needs the
+        `system` write class, which manager.conf leaves out."""
         kept: dict[str, str] = {}
-        for attempt_id in attempt_ids:
-            key = {"Family": MESSAGE_DB_FAMILY, "Key": attempt_id}
-            try:
-                reply = await self.ami.action({"Action": "DBGet", **key})
-            except AmiActionFailed:
-                continue  # nothing kept: the message's fate stays unknown
-            found = [m.get("Val") for m in (reply if isinstance(reply, list) else [reply])
-                     if m.get("Event") == "DBGetResponse"]
-            if found and found[0]:
-                kept[attempt_id] = str(found[0])
-                await self._forget_message(attempt_id)
+        for row in rows:
+            for family in message_families(row.created_at):
+                try:
+                    reply = await self.ami.action(
+                        {"Action": "DBGet", "Family": family, "Key": row.id})
+                except AmiActionFailed:
+                    continue  # not in this family
+                found = [m.get("Val") for m in (reply if isinstance(reply, list) else [reply])
+                         if m.get("Event") == "DBGetResponse"]
+                if found and found[0]:
+                    kept[row.id] = str(found[0])
+                    break
         return kept
-
-    async def _forget_message(self, attempt_id: str) -> None:
-        # Read, or the call's end was seen: what AstDB kept for a crash is not needed.
-        with contextlib.suppress(AmiActionFailed):
-            await self.ami.action({"Action": "DBDel", "Family": MESSAGE_DB_FAMILY,
-                                   "Key": attempt_id}, as_list=False)
-
-    async def _forget_message_quietly(self, attempt_id: str) -> None:
-        with contextlib.suppress(AmiError):
-            await self._forget_message(attempt_id)
 
     async def drain(self) -> None:
         """Wait until every event so far is stored and published (tests, shutdown)."""

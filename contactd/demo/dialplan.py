@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 from typing import Final
 
 from contactd.config import DemoSettings
@@ -23,7 +24,12 @@ FALLBACK_QUEUE: Final = "contactd"
 AUDIOSOCKET: Final = "127.0.0.1:9092"  # extensions.conf [globals] CONTACTD_AUDIOSOCKET
 # An outbound IVR's callee: listens to each prompt, then presses 1 (yes, the first choice).
 CALLEE_TURNS: Final = tuple(Turn(dtmf="1", after_prompt=True) for _ in range(4))
-MESSAGE_DB: Final = "contactd-message"  # AstDB family of the message status (DB())
+MESSAGE_DB: Final = "contactd-message"  # AstDB family of the message status (DB()), per hour
+
+
+def message_db() -> str:
+    """The AstDB family the dialplan writes a message status to now: one per UTC hour."""
+    return f"{MESSAGE_DB}-{datetime.now(UTC).hour:02d}"
 
 
 class Dialplan:
@@ -107,7 +113,7 @@ class Dialplan:
         self.ev.user_event(primary, "ContactdIvr", *ids,
                            ("Dnis", primary.variables.get("CONTACTD_DNIS", "")),
                            ("CallerNum", primary.caller_num), ("Amd", call.amd_status))
-        key = (MESSAGE_DB, attempt[1])
+        key = (message_db(), attempt[1])
         self.astdb[key] = "STARTED"
         primary.application = "AudioSocket"
         host, _, port = self.globals.get("CONTACTD_AUDIOSOCKET", AUDIOSOCKET).rpartition(":")
@@ -268,7 +274,7 @@ class Dialplan:
         mode = primary.variables.get("CONTACTD_MODE", "agent")
         if mode == "message":
             # The message's fate is kept in AstDB too (STARTED, then the status).
-            key = (MESSAGE_DB, attempt[1])
+            key = (message_db(), attempt[1])
             self.astdb[key] = "STARTED"
             if not primary.variables.get("CONTACTD_MESSAGE"):
                 self.astdb[key] = "FAILED"

@@ -9,9 +9,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from contactd.ami.client import AmiClient
+from contactd.ami.errors import AmiActionFailed
+from contactd.calls.service import message_families
 from contactd.config import AmiSettings, DemoSettings
 from contactd.demo.caller import FRAME_BYTES, KIND_AUDIO, message
 from contactd.demo.pbx import DemoPbx
@@ -40,8 +43,13 @@ async def _call(
 
 
 async def _kept(client: AmiClient, attempt: str) -> str:
-    reply = await client.action({"Action": "DBGet", "Family": "contactd-message", "Key": attempt})
-    return str(next(m.get("Val") for m in reply if m.get("Event") == "DBGetResponse"))
+    for family in message_families(datetime.now(UTC) - timedelta(minutes=1)):
+        try:
+            reply = await client.action({"Action": "DBGet", "Family": family, "Key": attempt})
+        except AmiActionFailed:
+            continue
+        return str(next(m.get("Val") for m in reply if m.get("Event") == "DBGetResponse"))
+    raise AssertionError(f"no message status kept for {attempt}")
 
 
 async def test_the_callee_talks_to_the_ivr_and_the_flow_counts_as_run() -> None:

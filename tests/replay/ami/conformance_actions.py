@@ -15,11 +15,13 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 from contactd.ami.client import AmiClient
 from contactd.ami.errors import AmiActionFailed
+from contactd.calls.service import message_families
 from contactd.calls.tracker import TRACKED_EVENTS
 from contactd.config import AmiSettings
 from tests.peers.asterisk import audiosocket_recorder
@@ -32,6 +34,15 @@ GONE: Final = "PJSIP/nobody-00000000"
 HOLDING: Final = {"CONTACTD_AMD": "no", "CONTACTD_MODE": "agent"}  # waits for CONTACTD_AGENT
 
 Result = list[str]
+
+
+async def _has(client: AmiClient, family: str, key: str) -> bool:
+    """Whether AstDB holds `family/key` (DBGet answers an error when it does not)."""
+    try:
+        await client.action({"Action": "DBGet", "Family": family, "Key": key})
+    except AmiActionFailed:
+        return False
+    return True
 
 
 async def _result(call: Callable[[], Awaitable[Any]]) -> Result:
@@ -125,11 +136,15 @@ async def drive_actions(settings: AmiSettings) -> dict[str, Any]:
         steps["redirect_events"] = projection(raw[attempt], attempt)
 
     async def message_kept_in_astdb() -> None:
+        started = datetime.now(UTC)
         attempt = await call(
             "20004", {"CONTACTD_AMD": "no", "CONTACTD_MODE": "message", "CONTACTD_MESSAGE": "beep"}
         )
         await asyncio.wait_for(ended[attempt].wait(), CALL_TIMEOUT_S)
-        key = {"Family": "contactd-message", "Key": attempt}
+        # The dialplan's family for the hour the message started (this call's, or the next).
+        found_in = [f for f in message_families(started) if await _has(client, f, attempt)]
+        key = {"Family": found_in[0] if found_in else message_families(started)[0],
+               "Key": attempt}
 
         async def db_get() -> str:
             reply = await client.action({"Action": "DBGet", **key})
