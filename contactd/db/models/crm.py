@@ -64,6 +64,7 @@ class Organisation(Timestamps, Base):
 
 class Contact(Timestamps, Base):
     __tablename__ = "contacts"
+    __table_args__ = (Index("ix_contacts_name_key", "name_key", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     first_name: Mapped[str] = mapped_column(String(100), default="")
@@ -90,6 +91,11 @@ class Contact(Timestamps, Base):
     # people type them, e-mails and notes.
     search_name: Mapped[str] = mapped_column(Text, default="")
     search_text: Mapped[str] = mapped_column(Text, default="")
+    # searchtext.name_key: surname and first name folded, for prefix search in name order
+    # (byte order on both databases: "C" collation on PostgreSQL).
+    name_key: Mapped[str] = mapped_column(
+        Text().with_variant(Text(collation="C"), "postgresql"), default="", server_default=""
+    )
     # Bumped by every ORM update; an edit form carries it, so a stale edit is refused (the
     # UPDATE matches the version it read) rather than overwriting someone else's change.
     version: Mapped[int] = mapped_column(default=1, server_default="1")
