@@ -295,6 +295,24 @@ class Interaction(Base):
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
+class InteractionHour(Base):
+    """The reports' hourly rollup of interactions (contactd.crm.report_hours keeps it by
+    triggers): counts and talk seconds per hour ("YYYY-MM-DD HH", UTC), channel, kind,
+    direction, outcome, campaign and agent (0: none)."""
+
+    __tablename__ = "interaction_hours"
+
+    hour: Mapped[str] = mapped_column(String(13), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(20), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    direction: Mapped[str] = mapped_column(String(20), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(40), primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    user_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    n: Mapped[int]
+    talk_s: Mapped[float]
+
+
 class ChannelDecision(Base):
     """Why a contact was called, texted, emailed or left alone at a given moment."""
 
