@@ -33,7 +33,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -46,12 +46,14 @@ from sqlalchemy import event
 
 from contactd.auth.service import UserService
 from contactd.config import load_settings
+from contactd.crm import report_hours
 from contactd.crm.reports import REPORTS, ReportFilter
 from contactd.crm.search import ContactSearch, Filters, search_statement
 from contactd.crm.searchtext import build_search_text, name_key
 from contactd.db import migrate
+from contactd.db.models import Campaign
 from contactd.db.session import Database
-from contactd.enums import Role
+from contactd.enums import CampaignMode, Role
 from contactd.health import HealthRegistry
 from contactd.web.app import create_app
 
@@ -103,6 +105,9 @@ async def _schema(path: Path) -> None:
         await users.add("bench", PASSWORD, Role.SUPERVISOR)
         for n in range(AGENTS):
             await users.add(f"agent{n:02d}", PASSWORD, Role.AGENT)
+        async with db.transaction() as session:
+            for n in range(CAMPAIGNS):
+                session.add(Campaign(name=f"Campaign {n + 1}", mode=CampaignMode.PROGRESSIVE))
     await db.engine.dispose()
 
 
@@ -122,10 +127,11 @@ def build(path: Path, contacts: int, interactions: int, seed: int) -> dict[str, 
     # Every index but the primary keys, and the full-text triggers, go for the load.
     indexes = conn.execute(
         "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND "
-        "tbl_name IN ('contacts', 'contact_phones', 'interactions', 'tasks', 'leads')"
+        "tbl_name IN ('contacts', 'contact_phones', 'interactions', 'tasks')"
     ).fetchall()
     triggers = conn.execute(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%_fts_%'"
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND "
+        "(name LIKE '%_fts_%' OR name LIKE 'interaction_hours_%')"
     ).fetchall()
     for name, _ in indexes:
         conn.execute(f"DROP INDEX {name}")
@@ -137,11 +143,6 @@ def build(path: Path, contacts: int, interactions: int, seed: int) -> dict[str, 
     now = int(time.time())
     surnames = [s + x for s in STEMS for x in SUFFIX]
     conn.execute("BEGIN")
-    for n in range(CAMPAIGNS):
-        conn.execute(
-            "INSERT INTO campaigns (id, name, status, mode, created_at, updated_at) "
-            "VALUES (?, ?, 'running', 'progressive', ?, ?)",
-            (n + 1, f"Campaign {n + 1}", _fmt(now), _fmt(now)))
     batch = 50_000
     for start in range(1, contacts + 1, batch):
         rows, phones = [], []
@@ -186,7 +187,7 @@ def build(path: Path, contacts: int, interactions: int, seed: int) -> dict[str, 
             kind, direction, channel, outcomes = MIX[rng.randrange(len(MIX))]
             outcome = outcomes[rng.randrange(len(outcomes))]
             talk = rng.randrange(20, 600) if outcome in ("human", "answered") else 0
-            ended = f"{prefix}{second % 60:02d}.{talk:06d}" if talk else None
+            ended = _fmt(second + talk) if talk else None
             transcript = (" ".join(rng.sample(WORDS, 6))
                           if kind == "ivr_session" and rng.random() < 0.3 else "")
             campaign = rng.randrange(1, CAMPAIGNS + 1) if direction == "outbound" else None
@@ -229,9 +230,12 @@ def build(path: Path, contacts: int, interactions: int, seed: int) -> dict[str, 
     conn.execute("INSERT INTO contacts_fts(contacts_fts) VALUES ('rebuild')")
     conn.execute("INSERT INTO interactions_fts(rowid, subject, body, transcript) SELECT id, "
                  "subject, body, transcript FROM interactions WHERE transcript <> ''")
+    steps["fulltext_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    conn.execute(report_hours.SQLITE_FILL)
     for _, sql in triggers:
         conn.execute(sql)
-    steps["fulltext_s"] = time.perf_counter() - t
+    steps["report_rollup_s"] = time.perf_counter() - t
     t = time.perf_counter()
     conn.execute("ANALYZE")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
