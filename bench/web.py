@@ -59,24 +59,110 @@ from contactd.web.app import create_app
 
 PASSWORD = "bench bench bench"
 TARGETS = {"page_p95_ms": 100.0, "search_service_p95_ms": 20.0, "report_s": 1.0}
-FIRST = ["Anna", "Ben", "Clara", "David", "Emma", "Felix", "Greta", "Hugo", "Ida", "Jonas",
-         "Karla", "Leon", "Mia", "Noah", "Olga", "Paul", "Rosa", "Sven", "Tina", "Uwe", "Zoë",
-         "José", "Ana", "Luca", "Chiara", "Mehmet", "Ayşe", "Jan", "Eva", "Tom", "Иван", "Ольга"]
-STEMS = ["Müller", "Schmidt", "Schneider", "Fischer", "Weber", "Meyer", "Wagner", "Becker",
-         "Schulz", "Hoffmann", "Koch", "Richter", "Klein", "Wolf", "Neumann", "Schwarz",
-         "Braun", "Zimmermann", "Krüger", "Hartmann", "Lange", "Werner", "Krause", "Lehmann",
-         "Smith", "Jones", "Taylor", "Brown", "Petrov", "Иванов", "Ödegård", "García"]
+FIRST = [
+    "Anna",
+    "Ben",
+    "Clara",
+    "David",
+    "Emma",
+    "Felix",
+    "Greta",
+    "Hugo",
+    "Ida",
+    "Jonas",
+    "Karla",
+    "Leon",
+    "Mia",
+    "Noah",
+    "Olga",
+    "Paul",
+    "Rosa",
+    "Sven",
+    "Tina",
+    "Uwe",
+    "Zoë",
+    "José",
+    "Ana",
+    "Luca",
+    "Chiara",
+    "Mehmet",
+    "Ayşe",
+    "Jan",
+    "Eva",
+    "Tom",
+    "Иван",
+    "Ольга",
+]
+STEMS = [
+    "Müller",
+    "Schmidt",
+    "Schneider",
+    "Fischer",
+    "Weber",
+    "Meyer",
+    "Wagner",
+    "Becker",
+    "Schulz",
+    "Hoffmann",
+    "Koch",
+    "Richter",
+    "Klein",
+    "Wolf",
+    "Neumann",
+    "Schwarz",
+    "Braun",
+    "Zimmermann",
+    "Krüger",
+    "Hartmann",
+    "Lange",
+    "Werner",
+    "Krause",
+    "Lehmann",
+    "Smith",
+    "Jones",
+    "Taylor",
+    "Brown",
+    "Petrov",
+    "Иванов",
+    "Ödegård",
+    "García",
+]
 SUFFIX = ["", "er", "mann", "s", "ing", "hoff", "berg", "feld", "ski", "ova", "ez", "i"]
-WORDS = ["invoice", "payment", "delivery", "late", "refund", "contract", "upgrade", "cancel",
-         "question", "address", "password", "broken", "warranty", "discount", "appointment",
-         "callback", "urgent", "complaint", "order", "tracking", "router", "outage"]
+WORDS = [
+    "invoice",
+    "payment",
+    "delivery",
+    "late",
+    "refund",
+    "contract",
+    "upgrade",
+    "cancel",
+    "question",
+    "address",
+    "password",
+    "broken",
+    "warranty",
+    "discount",
+    "appointment",
+    "callback",
+    "urgent",
+    "complaint",
+    "order",
+    "tracking",
+    "router",
+    "outage",
+]
 # (kind, direction, channel, outcomes): the mix of a year of a busy centre.
 MIX = [
     ("call", "outbound", "call", ["human", "human", "machine", "no_answer", "busy", "abandoned"]),
     ("call", "outbound", "call", ["human", "machine", "no_answer"]),
     ("call", "inbound", "call", ["answered", "answered", "answered", "missed"]),
-    ("ivr_session", "inbound", "call", ["contained", "to_agent", "hung_up:menu",
-                                        "hung_up:collect", "contained"]),
+    (
+        "ivr_session",
+        "inbound",
+        "call",
+        ["contained", "to_agent", "hung_up:menu", "hung_up:collect", "contained"],
+    ),
     ("sms", "outbound", "sms", ["delivered", "delivered", "failed", "sent"]),
     ("email", "outbound", "email", ["sent", "delivered", "bounced"]),
     ("note", "internal", "none", [""]),
@@ -92,6 +178,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 # -- the data set ---------------------------------------------------------------------------
+
 
 def _fmt(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S.000000")
@@ -118,8 +205,12 @@ def build(path: Path, contacts: int, interactions: int, seed: int) -> dict[str, 
     t = time.perf_counter()
     asyncio.run(_schema(path))
     conn = sqlite3.connect(path, isolation_level=None)
-    for pragma in ("journal_mode=WAL", "synchronous=OFF", "cache_size=-262144",
-                   "temp_store=MEMORY"):
+    for pragma in (
+        "journal_mode=WAL",
+        "synchronous=OFF",
+        "cache_size=-262144",
+        "temp_store=MEMORY",
+    ):
         conn.execute(f"PRAGMA {pragma}")
     users = [r[0] for r in conn.execute("SELECT id FROM users WHERE username LIKE 'agent%'")]
     bench_user = conn.execute("SELECT id FROM users WHERE username = 'bench'").fetchone()[0]
@@ -150,20 +241,36 @@ def build(path: Path, contacts: int, interactions: int, seed: int) -> dict[str, 
             first, last = FIRST[rng.randrange(len(FIRST))], surnames[rng.randrange(len(surnames))]
             e164 = f"+4930{2_000_000 + cid}"
             notes = " ".join(rng.sample(WORDS, 3)) if rng.random() < 0.1 else ""
-            sname, stext = build_search_text(first_name=first, last_name=last, phones=[e164],
-                                             notes=notes)
+            sname, stext = build_search_text(
+                first_name=first, last_name=last, phones=[e164], notes=notes
+            )
             created = _fmt(now - 400 * 86400 + cid % (365 * 86400))
-            rows.append((cid, first, last, notes, created, created, sname, stext,
-                         name_key(first, last), rng.choice(users) if cid % 3 == 0 else None))
+            rows.append(
+                (
+                    cid,
+                    first,
+                    last,
+                    notes,
+                    created,
+                    created,
+                    sname,
+                    stext,
+                    name_key(first, last),
+                    rng.choice(users) if cid % 3 == 0 else None,
+                )
+            )
             phones.append((cid, e164))
         conn.executemany(
             "INSERT INTO contacts (id, first_name, last_name, job_title, language, notes, "
             "custom, created_at, updated_at, search_name, search_text, name_key, owner_id, "
-            "version) VALUES (?, ?, ?, '', 'en', ?, '{}', ?, ?, ?, ?, ?, ?, 1)", rows)
+            "version) VALUES (?, ?, ?, '', 'en', ?, '{}', ?, ?, ?, ?, ?, ?, 1)",
+            rows,
+        )
         conn.executemany(
             "INSERT INTO contact_phones (contact_id, e164, type, label, region, time_zones, "
             "is_primary) VALUES (?, ?, 'fixed_line', '', 'DE', '[\"Europe/Berlin\"]', 1)",
-            phones)
+            phones,
+        )
     conn.execute("COMMIT")
     steps["contacts_s"] = time.perf_counter() - t
 
@@ -188,17 +295,35 @@ def build(path: Path, contacts: int, interactions: int, seed: int) -> dict[str, 
             outcome = outcomes[rng.randrange(len(outcomes))]
             talk = rng.randrange(20, 600) if outcome in ("human", "answered") else 0
             ended = _fmt(second + talk) if talk else None
-            transcript = (" ".join(rng.sample(WORDS, 6))
-                          if kind == "ivr_session" and rng.random() < 0.3 else "")
+            transcript = (
+                " ".join(rng.sample(WORDS, 6))
+                if kind == "ivr_session" and rng.random() < 0.3
+                else ""
+            )
             campaign = rng.randrange(1, CAMPAIGNS + 1) if direction == "outbound" else None
             user = users[rng.randrange(len(users))] if talk or kind == "note" else None
             data = f'{{"talk_s": {talk}}}' if talk else "{}"
-            rows.append((rng.randrange(1, contacts + 1), kind, direction, channel, started,
-                         ended, outcome, transcript, campaign, user, data))
+            rows.append(
+                (
+                    rng.randrange(1, contacts + 1),
+                    kind,
+                    direction,
+                    channel,
+                    started,
+                    ended,
+                    outcome,
+                    transcript,
+                    campaign,
+                    user,
+                    data,
+                )
+            )
         conn.executemany(
             "INSERT INTO interactions (contact_id, kind, direction, channel, started_at, "
             "ended_at, outcome, subject, body, transcript, remote_address, campaign_id, "
-            "user_id, data) VALUES (?, ?, ?, ?, ?, ?, ?, '', '', ?, '', ?, ?, ?)", rows)
+            "user_id, data) VALUES (?, ?, ?, ?, ?, ?, ?, '', '', ?, '', ?, ?, ?)",
+            rows,
+        )
         conn.execute("COMMIT")
         done += len(rows)
     steps["interactions_s"] = time.perf_counter() - t
@@ -212,13 +337,25 @@ def build(path: Path, contacts: int, interactions: int, seed: int) -> dict[str, 
         created = now - rng.randrange(60 * 86400)
         due = created + rng.randrange(-2 * 86400, 10 * 86400)
         assignee = bench_user if n % 50 == 0 else users[rng.randrange(len(users))]
-        tasks.append((f"Call back about {rng.choice(WORDS)}", rng.randrange(1, contacts + 1),
-                      assignee, TEAMS[assignee % 2], status, _fmt(due), _fmt(created),
-                      _fmt(created + 3600) if status == "done" else None, _fmt(created)))
+        tasks.append(
+            (
+                f"Call back about {rng.choice(WORDS)}",
+                rng.randrange(1, contacts + 1),
+                assignee,
+                TEAMS[assignee % 2],
+                status,
+                _fmt(due),
+                _fmt(created),
+                _fmt(created + 3600) if status == "done" else None,
+                _fmt(created),
+            )
+        )
     conn.executemany(
         "INSERT INTO tasks (title, description, contact_id, assignee_id, team, status, "
         "priority, source, due_at, created_at, completed_at, updated_at) "
-        "VALUES (?, '', ?, ?, ?, ?, 'normal', 'manual', ?, ?, ?, ?)", tasks)
+        "VALUES (?, '', ?, ?, ?, ?, 'normal', 'manual', ?, ?, ?, ?)",
+        tasks,
+    )
     conn.execute("COMMIT")
     steps["tasks_s"] = time.perf_counter() - t
 
@@ -228,8 +365,10 @@ def build(path: Path, contacts: int, interactions: int, seed: int) -> dict[str, 
     steps["indexes_s"] = time.perf_counter() - t
     t = time.perf_counter()
     conn.execute("INSERT INTO contacts_fts(contacts_fts) VALUES ('rebuild')")
-    conn.execute("INSERT INTO interactions_fts(rowid, subject, body, transcript) SELECT id, "
-                 "subject, body, transcript FROM interactions WHERE transcript <> ''")
+    conn.execute(
+        "INSERT INTO interactions_fts(rowid, subject, body, transcript) SELECT id, "
+        "subject, body, transcript FROM interactions WHERE transcript <> ''"
+    )
     steps["fulltext_s"] = time.perf_counter() - t
     t = time.perf_counter()
     conn.execute(report_hours.SQLITE_FILL)
@@ -246,6 +385,7 @@ def build(path: Path, contacts: int, interactions: int, seed: int) -> dict[str, 
 
 # -- measuring ------------------------------------------------------------------------------
 
+
 class Capture:
     """The statements the engine runs while `on` (to replay them bare)."""
 
@@ -254,8 +394,15 @@ class Capture:
         self.statements: list[tuple[str, Any]] = []
         event.listen(db.engine.sync_engine, "before_cursor_execute", self._seen)
 
-    def _seen(self, _conn: Any, _cursor: Any, statement: str, parameters: Any,
-              _context: Any, executemany: bool) -> None:
+    def _seen(
+        self,
+        _conn: Any,
+        _cursor: Any,
+        statement: str,
+        parameters: Any,
+        _context: Any,
+        executemany: bool,
+    ) -> None:
         if self.on and not executemany and statement.lstrip().upper().startswith("SELECT"):
             self.statements.append((statement, parameters))
 
@@ -271,9 +418,16 @@ async def sign_in(session: aiohttp.ClientSession, base: str, username: str) -> N
     form = await (await session.get(f"{base}/login")).text()
     token = re.search(r'name="csrf_token" value="([^"]+)"', form)
     assert token is not None
-    async with session.post(f"{base}/login", allow_redirects=False, data={
-        "username": username, "password": PASSWORD, "csrf_token": token.group(1), "next": "/",
-    }) as response:
+    async with session.post(
+        f"{base}/login",
+        allow_redirects=False,
+        data={
+            "username": username,
+            "password": PASSWORD,
+            "csrf_token": token.group(1),
+            "next": "/",
+        },
+    ) as response:
         assert response.status == 303, response.status
 
 
@@ -318,8 +472,14 @@ async def one_run(path: Path, args: argparse.Namespace, seed: int) -> dict[str, 
     return figures
 
 
-async def _page(base: str, name: str, make: Callable[[], str], capture: Capture,
-                bare: sqlite3.Connection, args: argparse.Namespace) -> dict[str, Any]:
+async def _page(
+    base: str,
+    name: str,
+    make: Callable[[], str],
+    capture: Capture,
+    bare: sqlite3.Connection,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
     # Bare: one request at a time with capture on, then its statements replayed bare.
     bare_lat: list[float] = []
     async with aiohttp.ClientSession() as session:
@@ -353,17 +513,26 @@ async def _page(base: str, name: str, make: Callable[[], str], capture: Capture,
                 errors += not ok
 
     await asyncio.gather(*(client(n) for n in range(args.clients)))
-    out = {"requests": len(latencies), "errors": errors,
-           "p50_ms": round(pct(latencies, .5), 1), "p95_ms": round(pct(latencies, .95), 1),
-           "bare_p50_ms": round(pct(bare_lat, .5), 2), "bare_p95_ms": round(pct(bare_lat, .95), 2)}
-    print(f"  {name:<13} panel p50 {out['p50_ms']:>7.1f} ms  p95 {out['p95_ms']:>7.1f} ms  "
-          f"({out['requests']} requests, {errors} errors, {args.clients} clients)   "
-          f"bare SQL p95 {out['bare_p95_ms']:>6.2f} ms", flush=True)
+    out = {
+        "requests": len(latencies),
+        "errors": errors,
+        "p50_ms": round(pct(latencies, 0.5), 1),
+        "p95_ms": round(pct(latencies, 0.95), 1),
+        "bare_p50_ms": round(pct(bare_lat, 0.5), 2),
+        "bare_p95_ms": round(pct(bare_lat, 0.95), 2),
+    }
+    print(
+        f"  {name:<13} panel p50 {out['p50_ms']:>7.1f} ms  p95 {out['p95_ms']:>7.1f} ms  "
+        f"({out['requests']} requests, {errors} errors, {args.clients} clients)   "
+        f"bare SQL p95 {out['bare_p95_ms']:>6.2f} ms",
+        flush=True,
+    )
     return out
 
 
-async def _search_service(db: Database, bare: sqlite3.Connection, rng: random.Random,
-                          n: int) -> dict[str, Any]:
+async def _search_service(
+    db: Database, bare: sqlite3.Connection, rng: random.Random, n: int
+) -> dict[str, Any]:
     search = ContactSearch(db)
     svc, raw = [], []
     for typed in prefixes(rng, n):
@@ -379,10 +548,17 @@ async def _search_service(db: Database, bare: sqlite3.Connection, rng: random.Ra
         result = await search.search(typed, limit=51)
         svc.append((time.perf_counter() - t) * 1000)
         assert len(result.hits) == len(rows), typed
-    out = {"n": n, "p50_ms": round(pct(svc, .5), 2), "p95_ms": round(pct(svc, .95), 2),
-           "bare_p95_ms": round(pct(raw, .95), 2)}
-    print(f"  search as you type through ContactSearch: p50 {out['p50_ms']:.2f} ms, p95 "
-          f"{out['p95_ms']:.2f} ms; bare statement p95 {out['bare_p95_ms']:.2f} ms", flush=True)
+    out = {
+        "n": n,
+        "p50_ms": round(pct(svc, 0.5), 2),
+        "p95_ms": round(pct(svc, 0.95), 2),
+        "bare_p95_ms": round(pct(raw, 0.95), 2),
+    }
+    print(
+        f"  search as you type through ContactSearch: p50 {out['p50_ms']:.2f} ms, p95 "
+        f"{out['p95_ms']:.2f} ms; bare statement p95 {out['bare_p95_ms']:.2f} ms",
+        flush=True,
+    )
     return out
 
 
@@ -396,15 +572,19 @@ async def _reports(db: Database) -> dict[str, float]:
         t = time.perf_counter()
         await report.build(db, window)
         out[name] = round(time.perf_counter() - t, 3)
-    print("  reports over 30 days (s): " + ", ".join(f"{k} {v}" for k, v in out.items()),
-          flush=True)
+    print(
+        "  reports over 30 days (s): " + ", ".join(f"{k} {v}" for k, v in out.items()), flush=True
+    )
     return out
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="100k contacts, 1M interactions, one run, fewer requests")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="100k contacts, 1M interactions, one run, fewer requests",
+    )
     parser.add_argument("--contacts", type=int)
     parser.add_argument("--interactions", type=int)
     parser.add_argument("--runs", type=int)
@@ -414,9 +594,11 @@ def main() -> int:
     parser.add_argument("--searches", type=int, default=300)
     parser.add_argument("--bare-samples", type=int, default=40)
     parser.add_argument("--seed", type=int, default=11)
-    parser.add_argument("--data", type=Path,
-                        default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-                        / "contactd-bench")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "contactd-bench",
+    )
     args = parser.parse_args()
     args.contacts = args.contacts or (100_000 if args.quick else 1_000_000)
     args.interactions = args.interactions or (1_000_000 if args.quick else 10_000_000)
@@ -424,11 +606,18 @@ def main() -> int:
     args.requests = args.requests or (300 if args.quick else 1000)
     args.data.mkdir(parents=True, exist_ok=True)
     path = args.data / f"web-{args.contacts}-{args.interactions}-{migrate.head_revision()}.db"
-    summary: dict[str, Any] = {"contacts": args.contacts, "interactions": args.interactions,
-                               "quick": args.quick, "targets": TARGETS, "database": str(path)}
+    summary: dict[str, Any] = {
+        "contacts": args.contacts,
+        "interactions": args.interactions,
+        "quick": args.quick,
+        "targets": TARGETS,
+        "database": str(path),
+    }
     if args.quick:
-        print(f"--quick: {args.contacts:,} contacts and {args.interactions:,} interactions "
-              "(not the 1M/10M of the target)")
+        print(
+            f"--quick: {args.contacts:,} contacts and {args.interactions:,} interactions "
+            "(not the 1M/10M of the target)"
+        )
     if not path.exists():
         partial = path.with_suffix(".building")
         for leftover in (partial, Path(f"{partial}-wal"), Path(f"{partial}-shm")):
@@ -450,18 +639,28 @@ def main() -> int:
     for name in ("contact_list", "search", "card", "tasks"):
         p95 = sorted(r[name]["p95_ms"] for r in runs)
         bare = sorted(r[name]["bare_p95_ms"] for r in runs)
-        table[name] = {"p95_ms_median": statistics.median(p95), "p95_ms_worst": p95[-1],
-                       "bare_p95_ms_median": statistics.median(bare)}
+        table[name] = {
+            "p95_ms_median": statistics.median(p95),
+            "p95_ms_worst": p95[-1],
+            "bare_p95_ms_median": statistics.median(bare),
+        }
     svc = sorted(r["search_service"]["p95_ms"] for r in runs)
-    table["search_service"] = {"p95_ms_median": statistics.median(svc), "p95_ms_worst": svc[-1],
-                               "bare_p95_ms_median": statistics.median(
-                                   sorted(r["search_service"]["bare_p95_ms"] for r in runs))}
+    table["search_service"] = {
+        "p95_ms_median": statistics.median(svc),
+        "p95_ms_worst": svc[-1],
+        "bare_p95_ms_median": statistics.median(
+            sorted(r["search_service"]["bare_p95_ms"] for r in runs)
+        ),
+    }
     reports = {name: sorted(r["reports"][name] for r in runs) for name in runs[0]["reports"]}
-    table["reports_s"] = {k: {"median": statistics.median(v), "worst": v[-1]}
-                          for k, v in reports.items()}
+    table["reports_s"] = {
+        k: {"median": statistics.median(v), "worst": v[-1]} for k, v in reports.items()
+    }
     summary["summary"] = table
-    met = {name: table[name]["p95_ms_worst"] <= TARGETS["page_p95_ms"]
-           for name in ("contact_list", "search", "card", "tasks")}
+    met = {
+        name: table[name]["p95_ms_worst"] <= TARGETS["page_p95_ms"]
+        for name in ("contact_list", "search", "card", "tasks")
+    }
     met["search_service"] = svc[-1] <= TARGETS["search_service_p95_ms"]
     met["reports"] = all(v[-1] <= TARGETS["report_s"] for v in reports.values())
     summary["met"] = met
@@ -469,9 +668,11 @@ def main() -> int:
     for name in ("contact_list", "search", "card", "tasks", "search_service"):
         row = table[name]
         target = TARGETS["search_service_p95_ms" if name == "search_service" else "page_p95_ms"]
-        print(f"{name:<16}{row['p95_ms_median']:>12.1f}{row['p95_ms_worst']:>12.1f}"
-              f"{row['bare_p95_ms_median']:>12.2f}  <= {target:.0f} ms "
-              f"{'met' if met[name] else 'MISSED'}")
+        print(
+            f"{name:<16}{row['p95_ms_median']:>12.1f}{row['p95_ms_worst']:>12.1f}"
+            f"{row['bare_p95_ms_median']:>12.2f}  <= {target:.0f} ms "
+            f"{'met' if met[name] else 'MISSED'}"
+        )
     for name, v in table["reports_s"].items():
         print(f"report {name:<25} median {v['median']:.3f} s  worst {v['worst']:.3f} s")
     print(f"load average at the end {os.getloadavg()}")

@@ -15,8 +15,18 @@ from matplotlib.figure import Figure
 
 from contactd.crm.reports import Chart
 
-_COLOURS: Final = ("#2563eb", "#16a34a", "#dc2626", "#d97706", "#7c3aed", "#0891b2",
-                   "#db2777", "#65a30d", "#475569", "#ea580c")
+_COLOURS: Final = (
+    "#2563eb",
+    "#16a34a",
+    "#dc2626",
+    "#d97706",
+    "#7c3aed",
+    "#0891b2",
+    "#db2777",
+    "#65a30d",
+    "#475569",
+    "#ea580c",
+)
 
 
 def _figure(chart: Chart, title: str) -> Figure:
@@ -27,23 +37,40 @@ def _figure(chart: Chart, title: str) -> Figure:
     if chart.kind == "line":
         for index, (name, values) in enumerate(chart.series.items()):
             shown = [v * 100 for v in values] if chart.percent else values
-            axes.plot(positions, shown, marker="o", markersize=3, label=name,
-                      color=_COLOURS[index % len(_COLOURS)])
+            axes.plot(
+                positions,
+                shown,
+                marker="o",
+                markersize=3,
+                label=name,
+                color=_COLOURS[index % len(_COLOURS)],
+            )
     else:
         bottom = [0.0] * len(positions)
         for index, (name, values) in enumerate(chart.series.items()):
-            axes.bar(positions, values, bottom=bottom, label=name,
-                     color=_COLOURS[index % len(_COLOURS)])
+            axes.bar(
+                positions, values, bottom=bottom, label=name, color=_COLOURS[index % len(_COLOURS)]
+            )
             bottom = [b + v for b, v in zip(bottom, values, strict=True)]
     if chart.line is not None:
         level = chart.line * 100 if chart.percent else chart.line
-        axes.axhline(level, color="#dc2626", linestyle="--", linewidth=1,
-                     label=f"{level:g}%" if chart.percent else f"{level:g}")
+        axes.axhline(
+            level,
+            color="#dc2626",
+            linestyle="--",
+            linewidth=1,
+            label=f"{level:g}%" if chart.percent else f"{level:g}",
+        )
     if chart.percent:
         axes.set_ylabel("%")
     step = max(1, len(positions) // 16)
-    axes.set_xticks(positions[::step], [chart.labels[i] for i in positions[::step]],
-                    rotation=45 if len(positions) > 8 else 0, ha="right", fontsize=8)
+    axes.set_xticks(
+        positions[::step],
+        [chart.labels[i] for i in positions[::step]],
+        rotation=45 if len(positions) > 8 else 0,
+        ha="right",
+        fontsize=8,
+    )
     axes.tick_params(axis="y", labelsize=8)
     if len(chart.series) > 1 or chart.line is not None:
         axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
@@ -55,7 +82,7 @@ def svg(chart: Chart, title: str) -> str:
     out = io.StringIO()
     _figure(chart, title).savefig(out, format="svg", metadata={"Date": None})
     text = out.getvalue()
-    return text[text.index("<svg"):]  # inline: no XML declaration or doctype
+    return text[text.index("<svg") :]  # inline: no XML declaration or doctype
 
 
 def png(chart: Chart, title: str) -> bytes:

@@ -46,8 +46,9 @@ def _day(raw: str, field: str, default: date) -> date:
     try:
         return date.fromisoformat(raw)
     except ValueError:
-        raise ValidationError(f"{field} must be a date (YYYY-MM-DD), not {raw!r}",
-                              field=field) from None
+        raise ValidationError(
+            f"{field} must be a date (YYYY-MM-DD), not {raw!r}", field=field
+        ) from None
 
 
 def _int(raw: str, field: str) -> int | None:
@@ -62,8 +63,7 @@ def parse(query: Any) -> tuple[str, ReportFilter, dict[str, str]]:
     """The report's name and filter from a query string, and the raw values to show."""
     name = query.get("report", "") or "calls_by_day"
     if name not in REPORTS:
-        raise ValidationError(f"no report {name!r}; one of {', '.join(REPORTS)}",
-                              field="report")
+        raise ValidationError(f"no report {name!r}; one of {', '.join(REPORTS)}", field="report")
     today = datetime.now(UTC).date()
     end = _day(query.get("end", ""), "end", today)
     start = _day(query.get("start", ""), "start", end - timedelta(days=29))
@@ -79,9 +79,14 @@ def parse(query: Any) -> tuple[str, ReportFilter, dict[str, str]]:
         team=team,
         user_id=_int(query.get("agent", ""), "agent"),
     )
-    shown = {"report": name, "start": start.isoformat(), "end": end.isoformat(),
-             "campaign": query.get("campaign", ""), "team": team or "",
-             "agent": query.get("agent", "")}
+    shown = {
+        "report": name,
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "campaign": query.get("campaign", ""),
+        "team": team or "",
+        "agent": query.get("agent", ""),
+    }
     return name, window, shown
 
 
@@ -92,17 +97,28 @@ async def reports(request: web.Request) -> web.StreamResponse:
     result = await REPORTS[name].build(db, window)
     title = titles()[name]
     async with db.engine.connect() as conn:
-        campaigns = (await conn.execute(select(Campaign.id, Campaign.name)
-                                        .order_by(Campaign.name))).all()
-        people = (await conn.execute(select(User.id, User.username, User.team)
-                                     .order_by(User.username))).all()
+        campaigns = (
+            await conn.execute(select(Campaign.id, Campaign.name).order_by(Campaign.name))
+        ).all()
+        people = (
+            await conn.execute(select(User.id, User.username, User.team).order_by(User.username))
+        ).all()
     query = "&".join(f"{k}={v}" for k, v in shown.items() if v)
-    return page(request, "reports.html", {
-        "result": result, "title": title,
-        "columns": [_(c) for c in result.columns], "shown": shown, "titles": titles(),
-        "campaigns": campaigns, "agents": people,
-        "teams": sorted({p.team for p in people if p.team}), "query": query,
-    })
+    return page(
+        request,
+        "reports.html",
+        {
+            "result": result,
+            "title": title,
+            "columns": [_(c) for c in result.columns],
+            "shown": shown,
+            "titles": titles(),
+            "campaigns": campaigns,
+            "agents": people,
+            "teams": sorted({p.team for p in people if p.team}),
+            "query": query,
+        },
+    )
 
 
 @requires(Role.SUPERVISOR)
@@ -111,9 +127,14 @@ async def reports_chart(request: web.Request) -> web.StreamResponse:
     name, window, _shown = parse(request.query)
     result = await REPORTS[name].build(request.app[DATABASE], window)
     svg = await asyncio.to_thread(report_charts.svg, result.chart, titles()[name])
-    return web.Response(text=svg, content_type="image/svg+xml", headers={
-        "Cache-Control": "no-store",
-        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
+    return web.Response(
+        text=svg,
+        content_type="image/svg+xml",
+        headers={
+            "Cache-Control": "no-store",
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+        },
+    )
 
 
 @requires(Role.SUPERVISOR)
@@ -122,12 +143,20 @@ async def reports_export(request: web.Request) -> web.StreamResponse:
     name, window, shown = parse(request.query)
     result = await REPORTS[name].build(request.app[DATABASE], window)
     data = await asyncio.to_thread(spreadsheet, fmt, result)
-    kind = "text/csv; charset=utf-8" if fmt == "csv" else (
-        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    kind = (
+        "text/csv; charset=utf-8"
+        if fmt == "csv"
+        else ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    )
     filename = f"{name}-{shown['start']}-{shown['end']}.{fmt}"
-    return web.Response(body=data, headers={
-        "Content-Type": kind, "Cache-Control": "no-store",
-        "Content-Disposition": f'attachment; filename="{filename}"'})
+    return web.Response(
+        body=data,
+        headers={
+            "Content-Type": kind,
+            "Cache-Control": "no-store",
+            "Content-Disposition": f'attachment; filename="{filename}"',
+        },
+    )
 
 
 def spreadsheet(fmt: str, result: ReportTable) -> bytes:
