@@ -168,8 +168,8 @@ class ReportMailer:
                         channel=Channel.EMAIL,
                         to=address,
                         subject=f"{report.title}: {span}"[:300],
-                        body=f"{report.title}\n{heading}\n\n{result.note}\n\nThe report is attached "
-                        "as a PDF.\n",
+                        body=f"{report.title}\n{heading}\n\n{result.note}\n\n"
+                        "The report is attached as a PDF.\n",
                         meta={
                             "report": schedule.report,
                             "schedule": name,
