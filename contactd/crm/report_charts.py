@@ -29,10 +29,23 @@ _COLOURS: Final = (
 )
 
 
-def _figure(chart: Chart, title: str) -> Figure:
+def _figure(chart: Chart, title: str, empty: str) -> Figure:
     figure = Figure(figsize=(9, 3.6), layout="constrained")
     axes = figure.add_subplot()
     axes.set_title(title, fontsize=11)
+    if not any(v for values in chart.series.values() for v in values):
+        axes.text(
+            0.5,
+            0.5,
+            empty,
+            ha="center",
+            va="center",
+            fontsize=12,
+            color="#475569",
+            transform=axes.transAxes,
+        )
+        axes.set_axis_off()
+        return figure
     positions = list(range(len(chart.labels)))
     if chart.kind == "line":
         for index, (name, values) in enumerate(chart.series.items()):
@@ -78,14 +91,14 @@ def _figure(chart: Chart, title: str) -> Figure:
     return figure
 
 
-def svg(chart: Chart, title: str) -> str:
+def svg(chart: Chart, title: str, empty: str = "Nothing in this period.") -> str:
     out = io.StringIO()
-    _figure(chart, title).savefig(out, format="svg", metadata={"Date": None})
+    _figure(chart, title, empty).savefig(out, format="svg", metadata={"Date": None})
     text = out.getvalue()
     return text[text.index("<svg") :]  # inline: no XML declaration or doctype
 
 
-def png(chart: Chart, title: str) -> bytes:
+def png(chart: Chart, title: str, empty: str = "Nothing in this period.") -> bytes:
     out = io.BytesIO()
-    _figure(chart, title).savefig(out, format="png", dpi=110)
+    _figure(chart, title, empty).savefig(out, format="png", dpi=110)
     return out.getvalue()

@@ -126,7 +126,9 @@ async def reports_chart(request: web.Request) -> web.StreamResponse:
     """The report's chart as an SVG image (its inline styles allowed in it alone)."""
     name, window, _shown = parse(request.query)
     result = await REPORTS[name].build(request.app[DATABASE], window)
-    svg = await asyncio.to_thread(report_charts.svg, result.chart, titles()[name])
+    svg = await asyncio.to_thread(
+        report_charts.svg, result.chart, titles()[name], _("Nothing in this period.")
+    )
     return web.Response(
         text=svg,
         content_type="image/svg+xml",
