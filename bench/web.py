@@ -562,7 +562,7 @@ async def _search_service(
     search = ContactSearch(db)
     svc, raw = [], []
     for typed in prefixes(rng, n):
-        stmt, params = search_statement(Filters(query=typed), "sqlite", limit=51)
+        stmt, params = search_statement(Filters(query=typed), "sqlite", limit=51, as_you_type=True)
         compiled = stmt.compile(dialect=db.engine.dialect)
         bound = compiled.construct_params(params)
         positional = [bound[k] for k in compiled.positiontup or ()]
@@ -571,7 +571,7 @@ async def _search_service(
         rows = bare.execute(sql, positional).fetchall()
         raw.append((time.perf_counter() - t) * 1000)
         t = time.perf_counter()
-        result = await search.search(typed, limit=51)
+        result = await search.search(typed, limit=51, as_you_type=True)
         svc.append((time.perf_counter() - t) * 1000)
         assert len(result.hits) == len(rows), typed
     out = {

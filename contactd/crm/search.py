@@ -252,7 +252,7 @@ def contact_columns() -> list[Any]:
 
 def search_statement(
     filters: Filters, dialect: str, *, limit: int = 50, offset: int = 0,
-    sort: Sort = Sort.RELEVANCE, after: Sequence[Any] | None = None, full_text: bool = False,
+    sort: Sort = Sort.RELEVANCE, after: Sequence[Any] | None = None, as_you_type: bool = False,
 ) -> tuple[Select[Any], dict[str, Any]]:
     """The one query behind search, export and segments, and its FTS parameter.
 
@@ -263,7 +263,7 @@ def search_statement(
     c = repo.contacts
     words = terms(filters.query)
     params: dict[str, Any] = {}
-    prefix = None if full_text else name_prefix(words, sort, after)
+    prefix = name_prefix(words, sort, after) if as_you_type else None
     if prefix is not None:
         # Name order: the key is (name_key, id); every hit scores the same.
         keys, descending = [c.c.name_key, c.c.id], False
@@ -334,7 +334,9 @@ class ContactSearch:
     async def search(
         self, filters: Filters | str, *, limit: int = 50, offset: int = 0,
         sort: Sort = Sort.RELEVANCE, after: Sequence[Any] | None = None,
+        as_you_type: bool = False,
     ) -> SearchResult:
+        """`as_you_type`: a person's search box (see `search_statement`)."""
         if isinstance(filters, str):
             filters = Filters(query=filters)
         filters = await self.resolve(filters)
@@ -342,14 +344,15 @@ class ContactSearch:
         if filters.query and not words:
             return SearchResult()
         stmt, params = search_statement(filters, self.db.dialect, limit=limit, offset=offset,
-                                        sort=sort, after=after)
+                                        sort=sort, after=after, as_you_type=as_you_type)
         async with self.db.engine.connect() as conn:
             rows = (await conn.execute(stmt, params)).all()
-            if not rows and after is None and offset == 0 and name_prefix(words, sort, after):
+            if (as_you_type and not rows and after is None and offset == 0
+                    and name_prefix(words, sort, after)):
                 # No name begins so: the same word as a full-text prefix (a company, an
                 # e-mail, a note). Its pages carry full-text keys, so they stay full text.
                 stmt, params = search_statement(filters, self.db.dialect, limit=limit,
-                                                sort=sort, full_text=True)
+                                                sort=sort)
                 rows = (await conn.execute(stmt, params)).all()
         return SearchResult([_hit(row) for row in rows], words)
 
