@@ -21,6 +21,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contactd.db.models import (
+    AuditEntry,
     CallAttempt,
     Campaign,
     ChannelDecision,
@@ -259,24 +260,87 @@ async def abandon_rate(db: Database, f: ReportFilter) -> ReportTable:
                              percent=True), note)
 
 
+AGENT_ACTIONS: Final = ("agent.join", "agent.leave", "agent.pause", "agent.ready")
+
+
+async def _agent_time(
+    db: Database, f: ReportFilter, users: list[int] | None,
+) -> dict[int, tuple[float, float]]:
+    """Signed-in and paused seconds per user inside [start, end), from the workspace's audit
+    entries (join, pause, ready, leave: contactd/web/desk.py), by the user who acted. A
+    session begun up to a day before the window is followed into it."""
+    a = AuditEntry
+    stmt = (select(a.user_id, a.at, a.action).where(
+        a.action.in_(AGENT_ACTIONS), a.user_id.is_not(None),
+        a.at >= f.start - timedelta(days=1), a.at < f.end).order_by(a.user_id, a.at, a.id))
+    if users is not None:
+        stmt = stmt.where(a.user_id.in_(users or [-1]))
+    async with db.engine.connect() as conn:
+        rows = (await conn.execute(stmt)).all()
+    edge = min(f.end, datetime.now(UTC))
+
+    def inside(lo: datetime, hi: datetime) -> float:
+        return max(0.0, (min(hi, edge) - max(lo, f.start)).total_seconds())
+
+    out: dict[int, tuple[float, float]] = {}
+    by_user: dict[int, list[tuple[datetime, str]]] = {}
+    for user_id, at, action in rows:
+        by_user.setdefault(int(user_id or 0), []).append((_aware(at), str(action)))
+    for user_id, events in by_user.items():
+        signed = paused = 0.0
+        since: datetime | None = None
+        pause_since: datetime | None = None
+        for at, action in events:
+            if action == "agent.join":
+                since = since or at
+                pause_since = pause_since or at  # an agent joins paused
+            elif action == "agent.pause" and since is not None:
+                pause_since = pause_since or at
+            elif action == "agent.ready" and pause_since is not None:
+                paused += inside(pause_since, at)
+                pause_since = None
+            elif action == "agent.leave" and since is not None:
+                signed += inside(since, at)
+                if pause_since is not None:
+                    paused += inside(pause_since, at)
+                since = pause_since = None
+        if since is not None:
+            signed += inside(since, edge)
+        if pause_since is not None:
+            paused += inside(pause_since, edge)
+        out[user_id] = (signed, paused)
+    return out
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 async def agents(db: Database, f: ReportFilter) -> ReportTable:
     h = InteractionHour
     rows = await _rollup(db, f, ["user_id"], where=[h.user_id != 0, h.channel == "call"])
     async with db.engine.connect() as conn:
         names = dict((await conn.execute(select(User.id, User.username))).all())
-    hours = max((f.end - f.start).total_seconds() / 3600, 1e-9)
+        users = await _user_ids(conn, f)
+    times = await _agent_time(db, f, users)
+    talk_by = {int(u): (int(n), float(t or 0)) for u, n, t in rows}
     table: list[list[Any]] = []
-    for user_id, n, talk in sorted(rows, key=lambda r: -r[2]):
-        talk_h = (talk or 0) / 3600
-        table.append([names.get(user_id, str(user_id)), int(n), round(talk_h, 2),
-                      round((talk or 0) / n) if n else 0, round(100 * talk_h / hours, 1)])
+    for user_id in sorted(set(talk_by) | set(times), key=lambda u: names.get(u, str(u))):
+        calls, talk = talk_by.get(user_id, (0, 0.0))
+        signed, paused = times.get(user_id, (0.0, 0.0))
+        available = signed - paused
+        occupancy = round(100 * talk / available, 1) if available > 0 else None
+        table.append([names.get(user_id, str(user_id)), calls, round(talk / 3600, 2),
+                      round(signed / 3600, 2), round(paused / 3600, 2),
+                      "" if occupancy is None else occupancy])
     labels = [str(r[0]) for r in table]
     return ReportTable(
-        "agents", "Agents: calls and talk time", ["agent", "calls", "talk h",
-                                                  "average talk s", "talk % of period"],
-        table, Chart("bar", labels, {"talk h": [r[2] for r in table]}),
-        "Wrap and pause time are not stored per call yet: occupancy here is talk time over "
-        "the period.")
+        "agents", "Agents: occupancy, talk and pause time",
+        ["agent", "calls", "talk h", "signed in h", "pause h", "occupancy %"], table,
+        Chart("bar", labels, {"talk h": [r[2] for r in table],
+                              "pause h": [r[4] for r in table]}),
+        "Occupancy: talk time over signed-in time less pauses (workspace sign-ins and pauses "
+        "from the audit log). Wrap-up time is not stored separately yet.")
 
 
 async def ivr(db: Database, f: ReportFilter) -> ReportTable:
@@ -389,7 +453,7 @@ REPORTS: Final[dict[str, ReportDef]] = {
         ReportDef("calls_by_day", "Calls by day and outcome", calls_by_day),
         ReportDef("calls_by_hour", "Calls by hour of day and outcome", calls_by_hour),
         ReportDef("abandon_rate", "Abandon rate against the 3% line", abandon_rate),
-        ReportDef("agents", "Agents: calls and talk time", agents),
+        ReportDef("agents", "Agents: occupancy, talk and pause time", agents),
         ReportDef("ivr", "IVR containment and where callers left", ivr),
         ReportDef("messages", "Messages by status and channel", messages),
         ReportDef("tasks", "Tasks opened, closed and overdue per person", tasks),

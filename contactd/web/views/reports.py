@@ -31,7 +31,7 @@ def titles() -> dict[str, str]:
         "calls_by_day": _("Calls by day and outcome"),
         "calls_by_hour": _("Calls by hour of day and outcome"),
         "abandon_rate": _("Abandon rate against the 3% line"),
-        "agents": _("Agents: calls and talk time"),
+        "agents": _("Agents: occupancy, talk and pause time"),
         "ivr": _("IVR containment and where callers left"),
         "messages": _("Messages by status and channel"),
         "tasks": _("Tasks opened, closed and overdue per person"),

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 
 from contactd.crm.fts import create_fts
 from contactd.crm.reports import REPORTS, ReportFilter
-from contactd.db.models import Campaign, Interaction, User
+from contactd.db.models import AuditEntry, Campaign, Interaction, User
 from contactd.db.session import Database
 from contactd.enums import CampaignMode, Channel, Direction, InteractionKind
 from tests.integration.web.conftest import Signed
@@ -58,6 +58,23 @@ async def _calls(db: Database) -> dict[str, int]:
                     channel=Channel.CALL,
                     started_at=DAY,
                     outcome=outcome,
+                )
+            )
+        # alex signed in 08:00-12:00 with a pause 10:00-11:00 (the workspace's audit entries).
+        for hour, action in (
+            (8, "agent.join"),
+            (8.5, "agent.ready"),
+            (10, "agent.pause"),
+            (11, "agent.ready"),
+            (12, "agent.leave"),
+        ):
+            session.add(
+                AuditEntry(
+                    user_id=users["alex"],
+                    action=action,
+                    entity="campaign",
+                    entity_id=str(campaign.id),
+                    at=DAY.replace(hour=0) + timedelta(hours=hour),
                 )
             )
         # Outside the range: never counted.
@@ -107,7 +124,12 @@ async def test_supervisor_reads_reports_and_exports_them(
     agents = await (
         await sam.get("/reports", params={"report": "agents", "team": "north", **RANGE})
     ).text()
-    assert '<td data-label="agent">alex</td><td data-label="calls">58</td>' in agents
+    # 58 calls of 60 s: 0.97 h talk; 4 h signed in, 1.5 h paused: 0.97 / 2.5 = 38.7%.
+    assert (
+        '<td data-label="agent">alex</td><td data-label="calls">58</td>'
+        '<td data-label="talk h">0.97</td><td data-label="signed in h">4.0</td>'
+        '<td data-label="pause h">1.5</td><td data-label="occupancy %">38.7</td>'
+    ) in agents
     none = await (
         await sam.get(
             "/reports", params={"report": "calls_by_day", "agent": str(ids["alex"] + 100), **RANGE}
