@@ -3,6 +3,8 @@
 - contacts.name_key: surname and first name folded, B-tree indexed, for prefix search in name
   order (a 2-4 letter prefix matches thousands of full-text entries; ranking them all by bm25
   was the cost of search as you type). Existing contacts are backfilled in pages.
+- ix_contacts_name_order (last_name, first_name, id): the contact list in name order walks
+  it and stops at the page (at 1M contacts it sorted a surname's rows: ~150 ms).
 - interaction_hours: the hourly rollup of interactions the reports read, filled from the
   stored interactions and kept in step by triggers (contactd.crm.report_hours).
 
@@ -88,6 +90,7 @@ def upgrade() -> None:
         )
         after = rows[-1][0]
     op.create_index("ix_contacts_name_key", "contacts", ["name_key", "id"])
+    op.create_index("ix_contacts_name_order", "contacts", ["last_name", "first_name", "id"])
 
     op.create_table(
         "interaction_hours",
@@ -114,5 +117,6 @@ def downgrade() -> None:
     for statement in _PG_DROP if bind.dialect.name == "postgresql" else _SQLITE_DROP:
         bind.execute(sa.text(statement))
     op.drop_table("interaction_hours")
+    op.drop_index("ix_contacts_name_order", table_name="contacts")
     op.drop_index("ix_contacts_name_key", table_name="contacts")
     op.drop_column("contacts", "name_key")
