@@ -5,6 +5,8 @@
   was the cost of search as you type). Existing contacts are backfilled in pages.
 - ix_contacts_name_order (last_name, first_name, id): the contact list in name order walks
   it and stops at the page (at 1M contacts it sorted a surname's rows: ~150 ms).
+- ix_tasks_created_assignee, ix_tasks_completed_assignee: the tasks report counts a period's
+  opened and closed tasks per person from these indexes (3.4 s at 200,000 tasks without).
 - interaction_hours: the hourly rollup of interactions the reports read, filled from the
   stored interactions and kept in step by triggers (contactd.crm.report_hours).
 
@@ -91,6 +93,8 @@ def upgrade() -> None:
         after = rows[-1][0]
     op.create_index("ix_contacts_name_key", "contacts", ["name_key", "id"])
     op.create_index("ix_contacts_name_order", "contacts", ["last_name", "first_name", "id"])
+    op.create_index("ix_tasks_created_assignee", "tasks", ["created_at", "assignee_id"])
+    op.create_index("ix_tasks_completed_assignee", "tasks", ["completed_at", "assignee_id"])
 
     op.create_table(
         "interaction_hours",
@@ -117,6 +121,8 @@ def downgrade() -> None:
     for statement in _PG_DROP if bind.dialect.name == "postgresql" else _SQLITE_DROP:
         bind.execute(sa.text(statement))
     op.drop_table("interaction_hours")
+    op.drop_index("ix_tasks_completed_assignee", table_name="tasks")
+    op.drop_index("ix_tasks_created_assignee", table_name="tasks")
     op.drop_index("ix_contacts_name_order", table_name="contacts")
     op.drop_index("ix_contacts_name_key", table_name="contacts")
     op.drop_column("contacts", "name_key")
