@@ -711,7 +711,7 @@ def main() -> int:
         target = TARGETS["search_service_p95_ms" if name == "search_service" else "page_p95_ms"]
         print(
             f"{name:<16}{row['p95_ms_median']:>12.1f}{row['p95_ms_worst']:>12.1f}"
-            f"{row.get('one_client_p95_ms_median', float('nan')):>14.1f}"
+            f"{row.get('one_client_p95_ms_median', '-'):>14}"
             f"{row['bare_p95_ms_median']:>12.2f}  <= {target:.0f} ms "
             f"{'met' if met[name] else 'MISSED'}"
         )
