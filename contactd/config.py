@@ -492,6 +492,30 @@ class MetricsSettings(_Section):
     token: SecretStr = SecretStr("")
 
 
+class ReportScheduleSettings(_Section):
+    """One report e-mailed as a PDF to its subscribers (contactd/crm/report_mail.py)."""
+
+    report: str  # a name from contactd.crm.reports.REPORTS, e.g. "calls_by_day"
+    period: Literal["daily", "weekly"] = "daily"  # yesterday, or the last Monday-Sunday
+    subscribers: list[str] = Field(min_length=1)  # e-mail addresses
+    campaign_id: int | None = None
+    team: str | None = None
+    agent_id: int | None = None
+    hour_utc: int = Field(default=6, ge=0, le=23)  # sent from this hour on (UTC)
+
+    @field_validator("subscribers")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for address in value:
+            if not re.fullmatch(r"[^@\s]+@[^@\s]+", address):
+                raise ValueError(f"subscriber {address!r} is not an e-mail address")
+        return value
+
+
+class ReportsSettings(_Section):
+    schedules: dict[str, ReportScheduleSettings] = {}
+
+
 class Settings(_Section):
     general: GeneralSettings = GeneralSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -509,6 +533,7 @@ class Settings(_Section):
     intake: IntakeSettings = IntakeSettings()
     identification: IdentificationSettings = IdentificationSettings()
     metrics: MetricsSettings = MetricsSettings()
+    reports: ReportsSettings = ReportsSettings()
 
     @property
     def database_url(self) -> str:

@@ -23,6 +23,7 @@ from contactd.crm.intake import WebIntake
 from contactd.crm.mail_setup import MailInbound, start_mail_inbound
 from contactd.crm.message_records import InboundMessageRecorder
 from contactd.crm.reminder_mail import ReminderMailer
+from contactd.crm.report_mail import ReportMailer
 from contactd.crm.routing import Router
 from contactd.crm.service import ContactService
 from contactd.crm.tasks import TaskService, TaskWatcher
@@ -147,6 +148,10 @@ async def run_daemon(
                 settings, db, components.router, messaging.outbox, messaging.templates, bus)
             if settings.email.enabled:  # reminders and escalations e-mailed to the assignee
                 await stack.enter_async_context(ReminderMailer(db, messaging.send, bus))
+                # [reports.schedules.*]: each report's PDF mailed for its last period.
+                report_mail = await stack.enter_async_context(
+                    ReportMailer(settings, db, messaging.send))
+                health.register("report-mail", report_mail.state.probe)
             if settings.audiosocket.enabled:
                 ami_client = components.calls.ami if components.calls is not None else None
                 components.ivr, _ = await start_ivr(

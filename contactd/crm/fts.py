@@ -13,6 +13,8 @@ from typing import Final
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from contactd.crm.report_hours import create_report_hours
+
 _SQLITE_CREATE: Final = (
     """CREATE VIRTUAL TABLE contacts_fts USING fts5(
         search_name, search_text, content='contacts', content_rowid='id',
@@ -194,6 +196,8 @@ def create_fts(connection: Connection) -> None:
             connection.execute(text(statement))
     else:
         raise ValueError(f"no full-text support for the {dialect} dialect")
+    # The reports' hourly rollup of interactions is kept by triggers too.
+    create_report_hours(connection)
 
 
 def drop_fts(connection: Connection) -> None:

@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contactd.crm import fts
-from contactd.crm.searchtext import build_search_text
+from contactd.crm.searchtext import build_search_text, name_key
 from contactd.db.models import (
     Address,
     Contact,
@@ -159,13 +159,15 @@ async def refresh_search_text(conn: AsyncConnection, contact_ids: Iterable[int])
                 first_name=first, last_name=last, organisation=org or "", job_title=title,
                 phones=numbers[cid], emails=mails[cid], notes=notes,
             )
-            params.append({"cid": cid, "name": name, "text": text})
+            params.append({"cid": cid, "name": name, "text": text,
+                           "key": name_key(first, last, org or "")})
         if not params:
             continue
         statement = (
             update(contacts)
             .where(contacts.c.id == bindparam("cid"))
-            .values(search_name=bindparam("name"), search_text=bindparam("text"))
+            .values(search_name=bindparam("name"), search_text=bindparam("text"),
+                    name_key=bindparam("key"))
         )
         if not bulk:
             await conn.execute(statement, params)

@@ -41,6 +41,14 @@ def phone_forms(e164: str) -> list[str]:
     return [digits]
 
 
+def name_key(first_name: str, last_name: str, organisation: str = "") -> str:
+    """contacts.name_key: the surname then the first name (the company's name for a contact
+    without either), folded, spaces collapsed. A B-tree on it answers a short prefix typed
+    as you type in name order without scoring thousands of full-text matches."""
+    words = f"{last_name} {first_name}".split() or organisation.split()
+    return fold(" ".join(words))
+
+
 class SearchText(NamedTuple):
     name: str  # contacts.search_name
     text: str  # contacts.search_text

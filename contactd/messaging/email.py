@@ -9,9 +9,12 @@ import base64
 import contextlib
 import logging
 import uuid
+from collections.abc import Sequence
 from email.header import Header
 from email.utils import formatdate, make_msgid
+from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import aiosmtplib
 
@@ -33,8 +36,24 @@ def _part(subtype: str, content: str) -> bytes:
     ).encode() + _base64_lines(content.encode("utf-8"))
 
 
+def _attached(parts: bytes, attachments: Sequence[tuple[str, str, bytes]]) -> bytes:
+    """The body (`parts`: its own Content-Type and content) and files in multipart/mixed."""
+    boundary = f"=_contactd_{uuid.uuid4().hex}"
+    out = [f'Content-Type: multipart/mixed; boundary="{boundary}"\r\n\r\n'.encode(),
+           f"--{boundary}\r\n".encode(), parts]
+    for filename, content_type, data in attachments:
+        name = filename.replace('"', "").replace("\r", "").replace("\n", "")
+        out += [f"--{boundary}\r\n".encode(), (
+            f'Content-Type: {content_type}; name="{name}"\r\n'
+            f'Content-Disposition: attachment; filename="{name}"\r\n'
+            "Content-Transfer-Encoding: base64\r\n\r\n").encode(), _base64_lines(data)]
+    out.append(f"--{boundary}--\r\n".encode())
+    return b"".join(out)
+
+
 def build_email(
-    *, sender: str, to: str, subject: str, text: str, html: str | None, message_id: str
+    *, sender: str, to: str, subject: str, text: str, html: str | None, message_id: str,
+    attachments: Sequence[tuple[str, str, bytes]] = (),
 ) -> bytes:
     """The RFC 5322 bytes: text/plain, plus a text/html alternative when there is one; UTF-8
     bodies in base64, a non-ASCII subject as RFC 2047 encoded words.
@@ -49,19 +68,33 @@ def build_email(
         "MIME-Version: 1.0\r\n"
     ).encode()  # non-ASCII addresses travel as SMTPUTF8
     if not html:
-        return head + _part("plain", text)
-    boundary = f"=_contactd_{uuid.uuid4().hex}"
-    return b"".join(
-        (
-            head,
-            f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'.encode(),
-            f"--{boundary}\r\n".encode(),
-            _part("plain", text),
-            f"--{boundary}\r\n".encode(),
-            _part("html", html),
-            f"--{boundary}--\r\n".encode(),
+        body = _part("plain", text)
+    else:
+        boundary = f"=_contactd_{uuid.uuid4().hex}"
+        body = b"".join(
+            (
+                f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'.encode(),
+                f"--{boundary}\r\n".encode(),
+                _part("plain", text),
+                f"--{boundary}\r\n".encode(),
+                _part("html", html),
+                f"--{boundary}--\r\n".encode(),
+            )
         )
-    )
+    return head + (_attached(body, attachments) if attachments else body)
+
+
+def _read_attachments(meta: dict[str, Any]) -> list[tuple[str, str, bytes]]:
+    out = []
+    for item in meta.get("attachments") or ():
+        path = Path(str(item["path"]))
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise SendFailedError(f"attachment {path} cannot be read: {exc.strerror}") from None
+        out.append((str(item.get("filename") or path.name),
+                    str(item.get("content_type") or "application/octet-stream"), data))
+    return out
 
 
 def _classify(code: int, text: str, what: str) -> SendFailedError | SmtpDeferredError:
@@ -120,6 +153,9 @@ class EmailSender:
     async def send(self, message: ClaimedMessage) -> SendResult:
         message_id = make_msgid(domain=self._domain)
         sender = str(message.meta.get("from") or self.settings.from_address)
+        # Files named in meta["attachments"] ({path, filename, content_type}), read now.
+        attachments = (await asyncio.to_thread(_read_attachments, message.meta)
+                       if message.meta.get("attachments") else [])
         mail = build_email(
             sender=sender,
             to=message.to,
@@ -127,6 +163,7 @@ class EmailSender:
             text=message.body,
             html=message.html_body,
             message_id=message_id,
+            attachments=attachments,
         )
         async with self._slots:
             conn = self._idle.pop() if self._idle else None

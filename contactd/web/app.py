@@ -59,6 +59,7 @@ from contactd.web.views import home as home_views
 from contactd.web.views import merge as merge_views
 from contactd.web.views import messages as messages_views
 from contactd.web.views import records as records_views
+from contactd.web.views import reports as reports_views
 from contactd.web.views import tasks as tasks_views
 from contactd.web.views import users as users_views
 from contactd.web.views import workspace as workspace_views
@@ -124,7 +125,8 @@ def create_app(
     app.router.add_get("/readyz", readyz)
     for area in (auth_views, home_views, users_views, contacts_views, intake_views,
                  workspace_views, api_routes, records_views, tasks_views, documents_views,
-                 messages_views, merge_views, catalogue_views, appearance_views):
+                 messages_views, merge_views, catalogue_views, appearance_views,
+                 reports_views):
         area.setup(app)
     check_route_table(app)
     return app

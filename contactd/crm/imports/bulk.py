@@ -24,9 +24,9 @@ from contactd.crm.imports.fold import Params
 # module formats) are written into the statements: the parameter rows come as they are.
 CONTACTS_SQL: Final = (
     "INSERT INTO contacts (id, first_name, last_name, organisation_id, job_title, language, "
-    "owner_id, notes, custom, created_at, updated_at, search_name, search_text) "
+    "owner_id, notes, custom, created_at, updated_at, search_name, search_text, name_key) "
     "VALUES (? + {offset}, ?, ?, (SELECT id FROM temp.contactd_import_orgs WHERE key = ?), "
-    "?, coalesce(nullif(?, ''), 'en'), ?, ?, ?, '{now}', '{now}', ?, ?)"
+    "?, coalesce(nullif(?, ''), 'en'), ?, ?, ?, '{now}', '{now}', ?, ?, ?)"
 )
 PHONES_SQL: Final = (
     "INSERT INTO contact_phones (contact_id, e164, type, label, region, time_zones, is_primary) "

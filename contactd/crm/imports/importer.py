@@ -41,7 +41,7 @@ PROCESS_BYTES: Final = 4 << 20  # files from ~40,000 rows validate in a worker p
 _FILLABLE: Final = ("first_name", "last_name", "job_title", "notes")
 _CONTACT_COLUMNS: Final = ("first_name", "last_name", "organisation_id", "job_title", "language",
                            "owner_id", "notes", "custom", "created_at", "updated_at",
-                           "search_name", "search_text")
+                           "search_name", "search_text", "name_key")
 _PHONE_COLUMNS: Final = ("contact_id", "e164", "type", "label", "region", "time_zones",
                          "is_primary")
 _EMAIL_COLUMNS: Final = ("contact_id", "address", "label", "is_primary")
@@ -409,7 +409,7 @@ class ContactImporter:
             conn, repo.contacts,
             [
                 (k[1], k[2], orgs.get(k[3]) if k[3] else None, k[4], k[5] or "en", k[6], k[7],
-                 json.loads(k[8]), now, now, k[9], k[10])
+                 json.loads(k[8]), now, now, k[9], k[10], k[11])
                 for k in (c[0] for c in rows)
             ],
             _CONTACT_COLUMNS,

@@ -19,7 +19,7 @@ from contactd.crm.bulk_phones import PhoneNormaliser, StoredPhone
 from contactd.crm.custom_fields import FieldDef, validate
 from contactd.crm.errors import CustomFieldError
 from contactd.crm.imports.mapping import ColumnMap
-from contactd.crm.searchtext import build_search_text, phone_forms, with_folded
+from contactd.crm.searchtext import build_search_text, name_key, phone_forms, with_folded
 from contactd.enums import PhoneType
 
 EMAIL: Final = re.compile(r"[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>.]{2,}")
@@ -44,9 +44,9 @@ _SINGLE: Final = ("first_name", "last_name", "organisation", "job_title", "langu
 # the file, from which the writer makes the contact id (row + an offset per batch). Plain
 # tuples, strings, ints, bools and None only: a batch crosses processes by marshal.
 ContactParams = tuple[
-    int, str, str, str | None, str, str, int | None, str, str, str, str
+    int, str, str, str | None, str, str, int | None, str, str, str, str, str
 ]  # row, first, last, organisation key (case-folded), job title, language ("" for the
-#    default), owner id, notes, custom fields as JSON, search_name, search_text
+#    default), owner id, notes, custom fields as JSON, search_name, search_text, name_key
 PhoneParams = tuple[int, str, str, str | None, str, bool]  # row, e164, type, region, zones, 1st
 EmailParams = tuple[int, str, bool]  # row, address (lower case), first
 TagParams = tuple[int, str]  # row, tag name
@@ -150,7 +150,7 @@ class ContactRow:
             (r, self.first_name, self.last_name, self.organisation.casefold() or None,
              self.job_title, self.language, self.owner_id, self.notes,
              json.dumps(self.custom) if self.custom else "{}", self.search_name,
-             self.search_text),
+             self.search_text, name_key(self.first_name, self.last_name, self.organisation)),
             tuple((r, *p, i == 0) for i, p in enumerate(self.phones)),
             tuple((r, e, i == 0) for i, e in enumerate(self.emails)),
             tuple((r, t) for t in self.tags),
@@ -326,7 +326,8 @@ class RowValidator:
             mail_rows = tuple([(number, e, i == 0) for i, e in enumerate(emails)])
         return (
             (number, first, last, organisation.casefold() or None, job_title, language,
-             owner_id, notes, custom, search_name, search_text),
+             owner_id, notes, custom, search_name, search_text,
+             name_key(first, last, organisation)),
             phone_rows,
             mail_rows,
             tuple([(number, t) for t in tags]) if tags else (),

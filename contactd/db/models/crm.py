@@ -64,6 +64,11 @@ class Organisation(Timestamps, Base):
 
 class Contact(Timestamps, Base):
     __tablename__ = "contacts"
+    __table_args__ = (
+        Index("ix_contacts_name_key", "name_key", "id"),
+        # The contact list in name order: an index walk that stops at the page, no sort.
+        Index("ix_contacts_name_order", "last_name", "first_name", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     first_name: Mapped[str] = mapped_column(String(100), default="")
@@ -90,6 +95,11 @@ class Contact(Timestamps, Base):
     # people type them, e-mails and notes.
     search_name: Mapped[str] = mapped_column(Text, default="")
     search_text: Mapped[str] = mapped_column(Text, default="")
+    # searchtext.name_key: surname and first name folded, for prefix search in name order
+    # (byte order on both databases: "C" collation on PostgreSQL).
+    name_key: Mapped[str] = mapped_column(
+        Text().with_variant(Text(collation="C"), "postgresql"), default="", server_default=""
+    )
     # Bumped by every ORM update; an edit form carries it, so a stale edit is refused (the
     # UPDATE matches the version it read) rather than overwriting someone else's change.
     version: Mapped[int] = mapped_column(default=1, server_default="1")
@@ -289,6 +299,24 @@ class Interaction(Base):
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
+class InteractionHour(Base):
+    """The reports' hourly rollup of interactions (contactd.crm.report_hours keeps it by
+    triggers): counts and talk seconds per hour ("YYYY-MM-DD HH", UTC), channel, kind,
+    direction, outcome, campaign and agent (0: none)."""
+
+    __tablename__ = "interaction_hours"
+
+    hour: Mapped[str] = mapped_column(String(13), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(20), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    direction: Mapped[str] = mapped_column(String(20), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(40), primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    user_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    n: Mapped[int]
+    talk_s: Mapped[float]
+
+
 class ChannelDecision(Base):
     """Why a contact was called, texted, emailed or left alone at a given moment."""
 
@@ -310,6 +338,9 @@ class Task(Timestamps, Base):
         Index("ix_tasks_assignee_status_due", "assignee_id", "status", "due_at"),
         Index("ix_tasks_contact", "contact_id"),
         Index("ix_tasks_status_due", "status", "due_at"),
+        # The tasks report: opened and closed in a period per person, from the index alone.
+        Index("ix_tasks_created_assignee", "created_at", "assignee_id"),
+        Index("ix_tasks_completed_assignee", "completed_at", "assignee_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -168,7 +168,8 @@ async def _search(request: web.Request, query: ContactQuery) -> ContactPage:
     filters = Filters(query=query.q.strip(), tags=(query.tag,) if query.tag else (),
                       owner_id=query.owner_id,
                       owners=None if owners is None else tuple(owners))
-    result = await request.app[SEARCH].search(filters, limit=query.limit + 1, offset=offset)
+    result = await request.app[SEARCH].search(filters, limit=query.limit + 1, offset=offset,
+                                              as_you_type=True)
     items = [ContactSummary(id=h.contact_id, name=f"{h.first_name} {h.last_name}".strip(),
                             organisation=h.organisation, phone=h.phone, email=h.email,
                             owner_id=h.owner_id) for h in result.hits[:query.limit]]

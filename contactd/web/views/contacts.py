@@ -104,7 +104,7 @@ async def contacts(request: web.Request) -> web.StreamResponse:
     raw_after = request.query.get("after", "")
     after = decode_after(raw_after, sort) if raw_after else None
     result = await request.app[SEARCH].search(filters, limit=PAGE_SIZE + 1, sort=sort,
-                                              after=after)
+                                              after=after, as_you_type=True)
     hits = result.hits[:PAGE_SIZE]
     more = len(result.hits) > PAGE_SIZE
     done = request.query.get("done", "")
@@ -134,7 +134,8 @@ async def contacts_export(request: web.Request) -> web.StreamResponse:
     rows: list[list[Any]] = []
     after: tuple[Any, ...] | None = None
     while True:
-        found = await request.app[SEARCH].search(filters, limit=1000, sort=sort, after=after)
+        found = await request.app[SEARCH].search(filters, limit=1000, sort=sort, after=after,
+                                                 as_you_type=True)
         rows.extend(_row(hit, owners) for hit in found.hits)
         if len(found.hits) < 1000:
             break

@@ -1,0 +1,48 @@
+"""A report as a PDF (fpdf2): its title, period and filter, the chart (matplotlib's PNG: the
+same figure the page shows as SVG) and the table. Pure and blocking: run it in a thread."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from contactd.crm.documents import FONT_CANDIDATES
+from contactd.crm.report_charts import png
+from contactd.crm.reports import ReportTable
+
+
+def render_report_pdf(result: ReportTable, title: str, period: str) -> bytes:
+    from fpdf import FPDF
+
+    pdf = FPDF(orientation="landscape", format="A4")
+    pdf.set_title(title)
+    pdf.set_auto_page_break(auto=True, margin=12)
+    pdf.add_page()
+    font = next((p for p in FONT_CANDIDATES if p.exists()), None)
+    family = "Helvetica"
+    if font is not None:
+        pdf.add_font("Body", "", str(font))
+        family = "Body"
+
+    def safe(value: Any) -> str:
+        text = str(value)
+        return text if font is not None else text.encode("latin-1", "replace").decode("latin-1")
+
+    pdf.set_font(family, size=16)
+    pdf.multi_cell(0, 9, safe(title), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font(family, size=10)
+    pdf.multi_cell(0, 6, safe(period), new_x="LMARGIN", new_y="NEXT")
+    if result.note:
+        pdf.multi_cell(0, 6, safe(result.note), new_x="LMARGIN", new_y="NEXT")
+    pdf.image(io.BytesIO(png(result.chart, title)), w=pdf.epw)
+    pdf.ln(3)
+    pdf.set_font(family, size=8)
+    from fpdf.fonts import FontFace
+
+    headings = FontFace(emphasis="", fill_color=(230, 236, 245))
+    with pdf.table(first_row_as_headings=True, text_align="LEFT", headings_style=headings) as table:
+        for row in [result.columns, *result.rows]:
+            cells = table.row()
+            for value in row:
+                cells.cell(safe("" if value is None else value))
+    return bytes(pdf.output())
