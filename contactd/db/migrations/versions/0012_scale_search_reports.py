@@ -10,8 +10,8 @@
 - interaction_hours: the hourly rollup of interactions the reports read, filled from the
   stored interactions and kept in step by triggers (contactd.crm.report_hours).
 
-Revision ID: 0010_scale_search_reports
-Revises: 0009_ivr_message_text
+Revision ID: 0012_scale_search_reports
+Revises: 0011_i18n_user_theme
 
 Frozen: the folding and the trigger text below are contactd.crm.searchtext.name_key and
 contactd.crm.report_hours as they were when this revision was written (a revision never
@@ -24,8 +24,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0010_scale_search_reports"
-down_revision: str | None = "0009_ivr_message_text"
+revision: str = "0012_scale_search_reports"
+down_revision: str | None = "0011_i18n_user_theme"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
