@@ -30,6 +30,7 @@ from contactd.db.session import Database
 from contactd.dialer.agents import AgentBoard
 from contactd.dialer.announce import AnnouncingConnector
 from contactd.dialer.connect import SetvarConnector
+from contactd.dialer.floor_relay import AgentStateRelay
 from contactd.dialer.service import DialerService
 from contactd.events import EventBus
 from contactd.health import ComponentHealth, HealthRegistry
@@ -145,6 +146,7 @@ async def run_daemon(
                 # Agents join campaigns in the panel's workspace; the connector says on the bus
                 # which agent got which call, so that agent's card pops.
                 board = AgentBoard(auto_ready_s=settings.dialer.agent_wrap_s)
+                await stack.enter_async_context(AgentStateRelay(board, bus))  # for the floor
                 components.dialer = await stack.enter_async_context(
                     DialerService(
                         db, bus, settings, components.calls,

@@ -6,11 +6,13 @@ call, releases it when the call ends) move agents through an explicit state mach
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
 from contactd.dialer.dialvalues import check_agent_dial
+from contactd.dialer.floor_events import AgentStateChanged
 from contactd.errors import ConflictError, NotFoundError
 
 
@@ -19,6 +21,9 @@ class AgentState(StrEnum):
     TALKING = "talking"
     WRAPPING = "wrapping"
     PAUSED = "paused"
+
+
+LOGGED_OUT: Final = "logged_out"  # the `state` an AgentStateChanged carries on logout
 
 
 class AgentEvent(StrEnum):
@@ -64,15 +69,25 @@ class AgentBoard:
     # (campaign id, seconds) of finished talks and wraps, drained by the dialer's pacers.
     finished_talks: list[tuple[int, float]] = field(default_factory=list)
     finished_wraps: list[tuple[int, float]] = field(default_factory=list)
+    # Told of every login, move and logout (the daemon relays it to the bus for the floor).
+    on_change: Callable[[AgentStateChanged], None] | None = None
+
+    def _changed(self, agent: Agent, state: str) -> None:
+        if self.on_change is not None:
+            self.on_change(AgentStateChanged(agent=agent.name, campaign_id=agent.campaign_id,
+                                             state=state, since=agent.since))
 
     def login(self, name: str, dial: str, campaign_id: int, now: float) -> Agent:
         """`dial` goes into Dial() as is: ValidationError unless it is TECH/resource."""
         agent = Agent(name, check_agent_dial(dial), campaign_id, AgentState.FREE, now)
         self.agents[name] = agent
+        self._changed(agent, agent.state.value)
         return agent
 
     def logout(self, name: str) -> None:
-        self.agents.pop(name, None)
+        agent = self.agents.pop(name, None)
+        if agent is not None:
+            self._changed(agent, LOGGED_OUT)
 
     def _move(
         self, agent: Agent, event: AgentEvent, now: float, *, talk_sample: bool = True
@@ -89,6 +104,7 @@ class AgentBoard:
         if agent.state is AgentState.WRAPPING and new is AgentState.FREE:
             self.finished_wraps.append((agent.campaign_id, now - agent.since))
         agent.state, agent.since = new, now
+        self._changed(agent, new.value)
 
     def claim(self, campaign_id: int, attempt_id: str, now: float) -> Agent | None:
         """The agent free the longest takes the call, or None when nobody is free."""
