@@ -87,6 +87,8 @@ class WebSettings(_Section):
     # one address, further attempts are refused until the window has passed.
     login_max_failures: int = Field(default=5, gt=0)
     login_window_s: float = Field(default=300.0, gt=0)
+    # The live floor's service level: the share of inbound callers answered within this long.
+    floor_service_level_s: float = Field(default=20.0, gt=0)
 
 
 class AmiSettings(_Section):

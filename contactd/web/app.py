@@ -51,6 +51,7 @@ from contactd.web.views import auth as auth_views
 from contactd.web.views import catalogue as catalogue_views
 from contactd.web.views import contacts as contacts_views
 from contactd.web.views import documents as documents_views
+from contactd.web.views import floor as floor_views
 from contactd.web.views import home as home_views
 from contactd.web.views import merge as merge_views
 from contactd.web.views import messages as messages_views
@@ -118,7 +119,7 @@ def create_app(
     app.router.add_get("/readyz", readyz)
     for area in (auth_views, home_views, users_views, contacts_views, intake_views,
                  workspace_views, api_routes, records_views, tasks_views, documents_views,
-                 messages_views, merge_views, catalogue_views):
+                 messages_views, merge_views, catalogue_views, floor_views):
         area.setup(app)
     check_route_table(app)
     return app
