@@ -160,7 +160,8 @@ async def run_daemon(
             if settings.web.enabled:
                 app = create_app(settings, db, health, PanelServices(
                     bus=bus, dialer=components.dialer, calls=components.calls,
-                    messaging=messaging, contacts=components.contacts, tasks=components.tasks),
+                    messaging=messaging, contacts=components.contacts, tasks=components.tasks,
+                    tts=components.ivr.tts if components.ivr is not None else None),
                     intake=intake)
                 if metrics is not None:
                     metrics_view.setup(app, metrics, settings.metrics.token.get_secret_value())

@@ -48,6 +48,7 @@ from contactd.web.render import error_middleware, headers_middleware
 from contactd.web.services import SERVICES, PanelServices
 from contactd.web.templates import i18n_middleware, setup_templates
 from contactd.web.views import auth as auth_views
+from contactd.web.views import campaigns as campaigns_views
 from contactd.web.views import catalogue as catalogue_views
 from contactd.web.views import contacts as contacts_views
 from contactd.web.views import documents as documents_views
@@ -119,7 +120,8 @@ def create_app(
     app.router.add_get("/readyz", readyz)
     for area in (auth_views, home_views, users_views, contacts_views, intake_views,
                  workspace_views, api_routes, records_views, tasks_views, documents_views,
-                 messages_views, merge_views, catalogue_views, floor_views):
+                 messages_views, merge_views, catalogue_views, floor_views,
+                 campaigns_views):
         area.setup(app)
     check_route_table(app)
     return app

@@ -13,6 +13,7 @@ from contactd.crm.tasks import TaskService
 from contactd.dialer.service import DialerService
 from contactd.errors import ContactdError
 from contactd.events import EventBus
+from contactd.ivr.tts import Tts
 from contactd.messaging.service import MessagingService
 
 
@@ -30,6 +31,7 @@ class PanelServices:
     messaging: MessagingService | None = None
     contacts: ContactService | None = None
     tasks: TaskService | None = None
+    tts: Tts | None = None  # the IVR's text-to-speech (campaign message previews)
 
     def need_dialer(self) -> DialerService:
         if self.dialer is None:
