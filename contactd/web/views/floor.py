@@ -96,9 +96,16 @@ async def events(request: web.Request) -> web.StreamResponse:
             except TimeoutError:
                 await response.write(b": keep-alive\n\n")
                 continue
-            if blob is None:
+            # Whatever else is queued goes out in the same write (a burst: one syscall).
+            blobs = [blob]
+            while blobs[-1] is not None and not queue.empty():
+                blobs.append(queue.get_nowait())
+            if RESYNC in blobs:  # the tab fell behind: the whole state, then what follows
+                blobs = [hub.snapshot(), *blobs[blobs.index(RESYNC) + 1 :]]
+            ending = None in blobs
+            await response.write(b"".join(b for b in blobs if b))
+            if ending:
                 break
-            await response.write(hub.snapshot() if blob == RESYNC else blob)
     return response
 
 
