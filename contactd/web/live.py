@@ -142,12 +142,24 @@ class LiveHub:
 
 # ---- the live floor ----------------------------------------------------------------------
 
-FLOOR_QUEUE: Final = 256  # encoded pushes kept for a floor tab that is not reading
-RESYNC: Final = b""  # put on a tab's queue that overflowed: send it a fresh snapshot
+FRAME_S: Final = 0.1  # pushes made within this long leave together, in one write per tab
+TAB_BUFFER: Final = 256 * 1024  # bytes a tab may have unsent before it is sent a snapshot
 ANSWER_WINDOW_S: Final = 3600.0  # the answer rate the floor shows is over the last hour
 CAMPAIGN_REFRESH_S: Final = 30.0  # names and states changed elsewhere (the CLI) show this late
 TALKING: Final = "talking"
 RINGING: Final = "ringing"
+
+
+class FloorTab(Protocol):
+    """An open floor stream as the hub writes to it (web/views/floor.py's FloorStream)."""
+
+    def backlog(self) -> int: ...  # bytes written but not yet sent
+
+    async def send(self, frame: bytes) -> None: ...
+
+    def fell_behind(self) -> None: ...
+
+    def stopping(self) -> None: ...
 
 
 class FloorSource(Protocol):
@@ -191,10 +203,11 @@ class FloorHub:
 
     Calls, agents and inbound queues are kept from the events; per-campaign figures are read
     from the dialer's runtimes and health from the registry once a second, and only what
-    changed is pushed. Each push is encoded once and queued to every tab as bytes, so an open
-    tab costs a queue: no database query, no work per event beyond the queue. Campaign names
-    and states are the one thing read from the database: at start, when a call of an unknown
-    campaign appears, when the panel changes a campaign, and every `CAMPAIGN_REFRESH_S`.
+    changed is pushed. Each push is encoded once; the pushes of each FRAME_S go to every tab
+    in one write, so an open tab costs one write per frame: no database query, no task.
+    Campaign names and states are the one thing read from the database: at start, when a
+    call of an unknown campaign appears, when the panel changes a campaign, and every
+    `CAMPAIGN_REFRESH_S`.
     """
 
     def __init__(self, db: Database, bus: EventBus, health: HealthRegistry,
@@ -202,7 +215,9 @@ class FloorHub:
                  tick_s: float = 1.0, clock: Callable[[], float] = time.time) -> None:
         self._db, self._bus, self._health, self._dialer = db, bus, health, dialer
         self.service_level_s, self.tick_s, self._clock = service_level_s, tick_s, clock
-        self._tabs: set[asyncio.Queue[bytes | None]] = set()
+        self._tabs: set[FloorTab] = set()
+        self._pending: list[bytes] = []
+        self._flush = asyncio.Event()
         self._tasks = TaskOwner("floor", log)
         self.calls: dict[str, dict[str, Any]] = {}
         self.agents: dict[str, dict[str, Any]] = {}
@@ -230,6 +245,7 @@ class FloorHub:
                 self.agents[agent.name] = {"name": agent.name, "campaign_id": agent.campaign_id,
                                            "state": agent.state.value, "since": agent.since}
         self._tasks.spawn(self._run(), "tick")
+        self._tasks.spawn(self._send_frames(), "frames")
         return self
 
     async def __aexit__(
@@ -241,20 +257,17 @@ class FloorHub:
         self.close_tabs()
 
     def close_tabs(self) -> None:
-        for queue in list(self._tabs):
-            self._put(queue, None)
+        for tab in list(self._tabs):
+            tab.stopping()
 
-    @contextlib.contextmanager
-    def listen(self) -> Iterator[asyncio.Queue[bytes | None]]:
-        """A tab's queue, its first item the snapshot; later items are encoded deltas,
-        RESYNC (send a fresh snapshot) or None (the server is stopping)."""
-        queue: asyncio.Queue[bytes | None] = asyncio.Queue(FLOOR_QUEUE)
-        queue.put_nowait(self.snapshot())
-        self._tabs.add(queue)
-        try:
-            yield queue
-        finally:
-            self._tabs.discard(queue)
+    def join(self, tab: FloorTab) -> bytes:
+        """Adds a tab; returns the snapshot it must be sent first (before any await, so that
+        no frame reaches it before the state the frames change)."""
+        self._tabs.add(tab)
+        return self.snapshot()
+
+    def leave(self, tab: FloorTab) -> None:
+        self._tabs.discard(tab)
 
     @property
     def tabs(self) -> int:
@@ -275,18 +288,29 @@ class FloorHub:
     # ---- fan-out ---------------------------------------------------------------------------
     def _push(self, kind: str, data: dict[str, Any], at: float | None = None) -> None:
         data["t"] = at if at is not None else self._clock()
-        blob = encode(kind, data)
+        self._pending.append(encode(kind, data))
         self.pushes += 1
-        for queue in list(self._tabs):
-            self._put(queue, blob)
+        self._flush.set()
 
-    @staticmethod
-    def _put(queue: asyncio.Queue[bytes | None], blob: bytes | None) -> None:
-        if queue.full():  # a tab that stopped reading: it gets the whole state when it reads
-            while not queue.empty():
-                queue.get_nowait()
-            queue.put_nowait(RESYNC)
-        queue.put_nowait(blob)
+    async def _send_frames(self) -> None:
+        """Every FRAME_S at most, what was pushed goes to every tab in one write. The writes
+        come from this one task straight to each stream (no task per tab is woken); a tab
+        whose connection does not keep up is skipped and told to catch up by itself."""
+        while True:
+            await self._flush.wait()
+            await asyncio.sleep(FRAME_S)  # gathers the pushes of this frame
+            self._flush.clear()
+            frame, self._pending = b"".join(self._pending), []
+            for tab in list(self._tabs):
+                if tab.backlog() > TAB_BUFFER:
+                    self._tabs.discard(tab)
+                    tab.fell_behind()
+                    continue
+                try:
+                    await tab.send(frame)
+                except (ConnectionError, RuntimeError):  # the tab went away meanwhile
+                    self._tabs.discard(tab)
+                    tab.stopping()
 
     # ---- calls -----------------------------------------------------------------------------
     def _call(self, attempt_id: str, state: str, at: float, **fields: Any) -> None:

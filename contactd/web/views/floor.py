@@ -24,7 +24,7 @@ from contactd.events import EventBus
 from contactd.web.access import requires
 from contactd.web.i18n import gettext as _
 from contactd.web.keys import DATABASE, HEALTH, SETTINGS, principal
-from contactd.web.live import RESYNC, FloorHub
+from contactd.web.live import FRAME_S, TAB_BUFFER, FloorHub
 from contactd.web.render import page
 from contactd.web.services import SERVICES
 
@@ -77,9 +77,39 @@ async def floor(request: web.Request) -> web.StreamResponse:
     )
 
 
+class FloorStream:
+    """One open /floor/events response, written to by the hub's frame task."""
+
+    def __init__(self, response: web.StreamResponse, transport: asyncio.BaseTransport | None):
+        self._response, self._transport = response, transport
+        self.wake = asyncio.Event()
+        self.behind = self.ended = False
+
+    def gone(self) -> bool:
+        transport = self._transport
+        return not isinstance(transport, asyncio.WriteTransport) or transport.is_closing()
+
+    def backlog(self) -> int:
+        if self.gone():
+            return TAB_BUFFER + 1  # the stream's own task finds out and ends
+        assert isinstance(self._transport, asyncio.WriteTransport)
+        return self._transport.get_write_buffer_size()
+
+    async def send(self, frame: bytes) -> None:
+        await self._response.write(frame)
+
+    def fell_behind(self) -> None:
+        self.behind = True
+        self.wake.set()
+
+    def stopping(self) -> None:
+        self.ended = True
+        self.wake.set()
+
+
 @requires(Role.SUPERVISOR)
 async def events(request: web.Request) -> web.StreamResponse:
-    """The snapshot, then deltas: call, agent, campaign, queue, health."""
+    """The snapshot, then frames of deltas: call, agent, campaign, queue, health."""
     hub = request.app[FLOOR]
     response = web.StreamResponse(
         headers={
@@ -89,23 +119,31 @@ async def events(request: web.Request) -> web.StreamResponse:
         }
     )
     await response.prepare(request)
-    with hub.listen() as queue, contextlib.suppress(ConnectionResetError):
-        while True:
-            try:
-                blob = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
-            except TimeoutError:
-                await response.write(b": keep-alive\n\n")
-                continue
-            # Whatever else is queued goes out in the same write (a burst: one syscall).
-            blobs = [blob]
-            while blobs[-1] is not None and not queue.empty():
-                blobs.append(queue.get_nowait())
-            if RESYNC in blobs:  # the tab fell behind: the whole state, then what follows
-                blobs = [hub.snapshot(), *blobs[blobs.index(RESYNC) + 1 :]]
-            ending = None in blobs
-            await response.write(b"".join(b for b in blobs if b))
-            if ending:
-                break
+    stream = FloorStream(response, request.transport)
+    try:
+        with contextlib.suppress(ConnectionResetError):
+            await response.write(hub.join(stream))
+            while True:
+                try:
+                    await asyncio.wait_for(stream.wake.wait(), KEEPALIVE_S)
+                except TimeoutError:
+                    await response.write(b": keep-alive\n\n")
+                    continue
+                stream.wake.clear()
+                if stream.ended:
+                    break
+                if stream.behind:  # a slow link: once it has drained, the whole state again
+                    deadline = asyncio.get_running_loop().time() + KEEPALIVE_S
+                    while stream.backlog() > TAB_BUFFER // 4 and not stream.gone():
+                        if asyncio.get_running_loop().time() > deadline:
+                            break
+                        await asyncio.sleep(FRAME_S)  # polls the socket's send buffer
+                    if stream.gone() or stream.backlog() > TAB_BUFFER // 4:
+                        break  # closed, or not reading at all
+                    stream.behind = False
+                    await response.write(hub.join(stream))
+    finally:
+        hub.leave(stream)
     return response
 
 
