@@ -142,7 +142,7 @@ class LiveHub:
 
 # ---- the live floor ----------------------------------------------------------------------
 
-FRAME_S: Final = 0.1  # pushes made within this long leave together, in one write per tab
+FRAME_S: Final = 0.05  # pushes made within this long leave together, in one write per tab
 TAB_BUFFER: Final = 256 * 1024  # bytes a tab may have unsent before it is sent a snapshot
 ANSWER_WINDOW_S: Final = 3600.0  # the answer rate the floor shows is over the last hour
 CAMPAIGN_REFRESH_S: Final = 30.0  # names and states changed elsewhere (the CLI) show this late
