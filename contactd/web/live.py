@@ -300,7 +300,10 @@ class FloorHub:
             await self._flush.wait()
             await asyncio.sleep(FRAME_S)  # gathers the pushes of this frame
             self._flush.clear()
-            frame, self._pending = b"".join(self._pending), []
+            # An SSE comment (browsers skip it) says when the frame left: bench/live.py
+            # splits event -> browser into the server's part and the delivery's.
+            frame = b": sent %.3f\n\n" % self._clock() + b"".join(self._pending)
+            self._pending = []
             for tab in list(self._tabs):
                 if tab.backlog() > TAB_BUFFER:
                     self._tabs.discard(tab)
