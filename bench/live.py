@@ -136,7 +136,7 @@ class Viewer:
                 now = time.time()
                 rest += chunk
                 *pushes, rest = rest.split(b"\n\n")
-                self.pushes += len(pushes)
+                self.pushes += sum(1 for p in pushes if p.startswith(b"event: "))
                 sent = now
                 for push in pushes:
                     if push.startswith(b": sent "):
@@ -151,50 +151,70 @@ class Viewer:
                             self.server_ms.append((sent - t) * 1000)
 
 
-async def _window(pid: int, seconds: float) -> float:
-    cpu0, wall0 = cpu_s(pid), time.monotonic()
+async def _window(pid: int, seconds: float, viewers: list[Viewer]) -> tuple[float, float]:
+    """(daemon CPU %, pushes the daemon made per second) over `seconds`."""
+    cpu0, wall0, seen0 = cpu_s(pid), time.monotonic(), viewers[0].pushes
     await asyncio.sleep(seconds)  # a measuring window, not synchronisation
-    return 100 * (cpu_s(pid) - cpu0) / (time.monotonic() - wall0)
+    wall = time.monotonic() - wall0
+    return 100 * (cpu_s(pid) - cpu0) / wall, (viewers[0].pushes - seen0) / wall
+
+
+async def _open(session: aiohttp.ClientSession, url: str, viewers: int
+                ) -> tuple[list[Viewer], list[asyncio.Task[None]]]:
+    crowd = [Viewer() for _ in range(viewers)]
+    tasks = [asyncio.create_task(v.watch(session, url)) for v in crowd]
+    async with asyncio.timeout(60):
+        for v in crowd:
+            await v.snapshot.wait()
+    return crowd, tasks
+
+
+async def _close(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def measure(url: str, pid: int, viewers: int, window_s: float,
                   warmup_s: float) -> dict[str, Any]:
+    """Windows without viewers (one connection only counts the pushes, so the daemon's CPU
+    can also be compared per push: the campaign's pace drifts), with `viewers`, without."""
     connector = aiohttp.TCPConnector(limit=0)
     jar = aiohttp.CookieJar(unsafe=True)  # the panel is on 127.0.0.1
     async with aiohttp.ClientSession(connector=connector, cookie_jar=jar) as session:
         await _sign_in(session, url)
-        await asyncio.sleep(warmup_s)  # the campaign ramps up (pacer warm-up, agents busy)
-        idle_before = await _window(pid, window_s)
-        crowd = [Viewer() for _ in range(viewers)]
-        tasks = [asyncio.create_task(v.watch(session, url)) for v in crowd]
+        counter, counting = await _open(session, url, 1)
         try:
-            async with asyncio.timeout(60):
-                for v in crowd:
-                    await v.snapshot.wait()
+            await asyncio.sleep(warmup_s)  # the campaign ramps up (pacer warm-up, agents busy)
+            idle_before = await _window(pid, window_s, counter)
+            crowd, tasks = await _open(session, url, viewers)
             for v in crowd:
                 v.measuring = True
-            watched = await _window(pid, window_s)
+            watched = await _window(pid, window_s, counter)
             for v in crowd:
                 v.measuring = False
+            await _close(tasks)
+            idle_after = await _window(pid, window_s, counter)
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-        idle_after = await _window(pid, window_s)
+            await _close(counting)
     lags = sorted(lag for v in crowd for lag in v.lags_ms)
     q = statistics.quantiles(lags, n=100) if len(lags) > 1 else [0.0] * 99
     served = sorted(ms for v in crowd for ms in v.server_ms)
     qs = statistics.quantiles(served, n=100) if len(served) > 1 else [0.0] * 99
-    baseline = (idle_before + idle_after) / 2
+    baseline = (idle_before[0] + idle_after[0]) / 2
+    per_push = [cpu / rate if rate else 0.0 for cpu, rate in (idle_before, watched, idle_after)]
+    base_per_push = (per_push[0] + per_push[2]) / 2
     return {
         "viewers": viewers, "timed_pushes": len(lags),
-        "pushes_per_viewer_s": round(sum(v.pushes for v in crowd) / viewers / window_s, 1),
+        "pushes_per_s": round(watched[1], 1),
         "lag_p50_ms": round(q[49], 1), "lag_p95_ms": round(q[94], 1),
         "lag_max_ms": round(lags[-1], 1) if lags else 0.0,
         "server_p50_ms": round(qs[49], 1), "server_p95_ms": round(qs[94], 1),
-        "cpu_idle_before_pct": round(idle_before, 1), "cpu_viewers_pct": round(watched, 1),
-        "cpu_idle_after_pct": round(idle_after, 1),
-        "cpu_extra_pct": round(100 * (watched - baseline) / baseline, 1) if baseline else 0.0,
+        "cpu_idle_before_pct": round(idle_before[0], 1), "cpu_viewers_pct": round(watched[0], 1),
+        "cpu_idle_after_pct": round(idle_after[0], 1),
+        "cpu_extra_pct": round(100 * (watched[0] - baseline) / baseline, 1) if baseline else 0.0,
+        "cpu_extra_per_push_pct": (round(100 * (per_push[1] - base_per_push) / base_per_push, 1)
+                                   if base_per_push else 0.0),
     }
 
 
@@ -254,18 +274,26 @@ def main() -> None:
         results.append(result)
         print(f"run {number}: " + "  ".join(f"{k} {v}" for k, v in result.items()), flush=True)
     p95 = sorted(r["lag_p95_ms"] for r in results)
+    server = sorted(r["server_p95_ms"] for r in results)
     extra = sorted(r["cpu_extra_pct"] for r in results)
+    per_push = sorted(r["cpu_extra_per_push_pct"] for r in results)
     summary = {
         "runs": results, "agents": args.agents, "viewers": args.viewers, "window_s": window,
         "lag_p95_ms_median": statistics.median(p95), "lag_p95_ms_worst": p95[-1],
+        "server_p95_ms_median": statistics.median(server), "server_p95_ms_worst": server[-1],
         "cpu_extra_pct_median": statistics.median(extra), "cpu_extra_pct_worst": extra[-1],
+        "cpu_extra_per_push_pct_median": statistics.median(per_push),
+        "cpu_extra_per_push_pct_worst": per_push[-1],
         "cpu_baseline_pct_median": statistics.median(
             (r["cpu_idle_before_pct"] + r["cpu_idle_after_pct"]) / 2 for r in results),
         "target": "lag_p95_ms <= 250 and cpu_extra_pct <= 20",
     }
     print(f"{'':24}{'median':>10}{'worst':>10}")
     print(f"{'event->browser p95 ms':24}{summary['lag_p95_ms_median']:>10}{p95[-1]:>10}")
+    print(f"{'  of it in the daemon':24}{summary['server_p95_ms_median']:>10}{server[-1]:>10}")
     print(f"{'daemon CPU extra %':24}{summary['cpu_extra_pct_median']:>10}{extra[-1]:>10}")
+    print(f"{'  per push made':24}{summary['cpu_extra_per_push_pct_median']:>10}"
+          f"{per_push[-1]:>10}")
     print(f"baseline daemon CPU (no viewers) median {summary['cpu_baseline_pct_median']:.1f} %;"
           f" load average {os.getloadavg()[0]:.2f}")
     print(json.dumps(summary))
