@@ -143,7 +143,10 @@ class LiveHub:
 # ---- the live floor ----------------------------------------------------------------------
 
 FRAME_S: Final = 0.05  # pushes made within this long leave together, in one write per tab
-TAB_BUFFER: Final = 256 * 1024  # bytes a tab may have unsent before it is sent a snapshot
+# Bytes a tab may have unsent before it is skipped (and later sent a snapshot). Below the
+# socket's high-water mark (64 KiB), so that a write to it never waits for it to drain: one
+# slow viewer must not hold up the frame for the others.
+TAB_BUFFER: Final = 32 * 1024
 ANSWER_WINDOW_S: Final = 3600.0  # the answer rate the floor shows is over the last hour
 CAMPAIGN_REFRESH_S: Final = 30.0  # names and states changed elsewhere (the CLI) show this late
 TALKING: Final = "talking"

@@ -84,6 +84,7 @@ class FloorStream:
         self._response, self._transport = response, transport
         self.wake = asyncio.Event()
         self.behind = self.ended = False
+        self.allowance = 0  # the snapshot just written may still sit in the socket's buffer
 
     def gone(self) -> bool:
         transport = self._transport
@@ -93,7 +94,11 @@ class FloorStream:
         if self.gone():
             return TAB_BUFFER + 1  # the stream's own task finds out and ends
         assert isinstance(self._transport, asyncio.WriteTransport)
-        return self._transport.get_write_buffer_size()
+        return max(0, self._transport.get_write_buffer_size() - self.allowance)
+
+    async def start(self, snapshot: bytes) -> None:
+        self.allowance = len(snapshot)
+        await self._response.write(snapshot)
 
     async def send(self, frame: bytes) -> None:
         await self._response.write(frame)
@@ -122,7 +127,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     stream = FloorStream(response, request.transport)
     try:
         with contextlib.suppress(ConnectionResetError):
-            await response.write(hub.join(stream))
+            await stream.start(hub.join(stream))
             while True:
                 try:
                     await asyncio.wait_for(stream.wake.wait(), KEEPALIVE_S)
@@ -141,7 +146,7 @@ async def events(request: web.Request) -> web.StreamResponse:
                     if stream.gone() or stream.backlog() > TAB_BUFFER // 4:
                         break  # closed, or not reading at all
                     stream.behind = False
-                    await response.write(hub.join(stream))
+                    await stream.start(hub.join(stream))
     finally:
         hub.leave(stream)
     return response
