@@ -42,6 +42,7 @@ from contactd.metrics import Metrics
 from contactd.sdnotify import SystemdNotifier
 from contactd.web import metrics_view
 from contactd.web.app import WebServer, create_app
+from contactd.web.live import FloorHub
 from contactd.web.services import PanelServices
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,10 @@ async def run_daemon(
             watcher = await stack.enter_async_context(TaskWatcher(components.tasks))
             health.register("task-reminders", watcher.state.probe)
             components.router = Router(db, components.contacts, components.tasks, bus=bus)
+            # The panel's live floor subscribes first: its pushes do not wait for the writers.
+            floor = (await stack.enter_async_context(FloorHub(
+                db, bus, health, None, service_level_s=settings.web.floor_service_level_s))
+                if settings.web.enabled else None)
             # Subscribed before the AMI link starts, so calls that a start-up reconciliation
             # ends are recorded too; attempts that ended while down are swept on entry.
             await stack.enter_async_context(CallRecorder(db, components.router, bus))
@@ -157,11 +162,14 @@ async def run_daemon(
                     )
                 )
                 health.register("dialer", components.dialer.loop_state.probe)
+                if floor is not None:
+                    floor.dialer = components.dialer
             if settings.web.enabled:
                 app = create_app(settings, db, health, PanelServices(
                     bus=bus, dialer=components.dialer, calls=components.calls,
                     messaging=messaging, contacts=components.contacts, tasks=components.tasks,
-                    tts=components.ivr.tts if components.ivr is not None else None),
+                    tts=components.ivr.tts if components.ivr is not None else None,
+                    floor=floor),
                     intake=intake)
                 if metrics is not None:
                     metrics_view.setup(app, metrics, settings.metrics.token.get_secret_value())

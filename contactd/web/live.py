@@ -216,7 +216,8 @@ class FloorHub:
     def __init__(self, db: Database, bus: EventBus, health: HealthRegistry,
                  dialer: FloorSource | None, *, service_level_s: float = 20.0,
                  tick_s: float = 1.0, clock: Callable[[], float] = time.time) -> None:
-        self._db, self._bus, self._health, self._dialer = db, bus, health, dialer
+        self._db, self._bus, self._health = db, bus, health
+        self.dialer = dialer  # set later by the daemon when the floor starts before the dialer
         self.service_level_s, self.tick_s, self._clock = service_level_s, tick_s, clock
         self._tabs: set[FloorTab] = set()
         self._pending: list[bytes] = []
@@ -243,8 +244,8 @@ class FloorHub:
     async def __aenter__(self) -> FloorHub:
         for kind, handler in self._handlers():
             self._bus.subscribe(kind, handler)
-        if self._dialer is not None:  # agents logged in before the floor started
-            for agent in list(self._dialer.agents.agents.values()):
+        if self.dialer is not None:  # agents logged in before the floor started
+            for agent in list(self.dialer.agents.agents.values()):
                 self.agents[agent.name] = {"name": agent.name, "campaign_id": agent.campaign_id,
                                            "state": agent.state.value, "since": agent.since}
         self._tasks.spawn(self._run(), "tick")
@@ -437,11 +438,11 @@ class FloorHub:
                 self._push("campaign", dict(known))
 
     def _campaign_figures(self, now: float) -> dict[int, dict[str, Any]]:
-        if self._dialer is None:
+        if self.dialer is None:
             return {}
         out: dict[int, dict[str, Any]] = {}
-        board = self._dialer.agents
-        for rt in self._dialer.runtimes:
+        board = self.dialer.agents
+        for rt in self.dialer.runtimes:
             dialed, answered = self._dialed[rt.campaign_id], self._answered[rt.campaign_id]
             for times in (dialed, answered):
                 while times and times[0] < now - ANSWER_WINDOW_S:

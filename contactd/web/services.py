@@ -15,6 +15,7 @@ from contactd.errors import ContactdError
 from contactd.events import EventBus
 from contactd.ivr.tts import Tts
 from contactd.messaging.service import MessagingService
+from contactd.web.live import FloorHub
 
 
 class Unavailable(ContactdError):
@@ -32,6 +33,7 @@ class PanelServices:
     contacts: ContactService | None = None
     tasks: TaskService | None = None
     tts: Tts | None = None  # the IVR's text-to-speech (campaign message previews)
+    floor: FloorHub | None = None  # the live floor, started early to hear events first
 
     def need_dialer(self) -> DialerService:
         if self.dialer is None:

@@ -201,7 +201,8 @@ async def pause_agent(request: web.Request) -> web.StreamResponse:
 
 def setup(app: web.Application) -> None:
     services = app[SERVICES]
-    hub = FloorHub(
+    own = services.floor is None  # the daemon starts its own before the services that write
+    hub = services.floor or FloorHub(
         app[DATABASE],
         services.bus or EventBus(),
         app[HEALTH],
@@ -217,7 +218,8 @@ def setup(app: web.Application) -> None:
     async def end_streams(_app: web.Application) -> None:
         hub.close_tabs()
 
-    app.cleanup_ctx.append(live)
+    if own:
+        app.cleanup_ctx.append(live)
     app.on_shutdown.append(end_streams)
     app.router.add_get("/floor", floor)
     app.router.add_get("/floor/events", events)
