@@ -101,6 +101,8 @@ class WebSettings(_Section):
     # Teams: an agent whose user has a team sees only contacts owned by their team's members,
     # those contacts' tasks and documents, and tasks of their team (contactd/web/access.py).
     team_visibility: bool = False
+    # The live floor's service level: the share of inbound callers answered within this long.
+    floor_service_level_s: float = Field(default=20.0, gt=0)
 
 
 class AmiSettings(_Section):

@@ -32,6 +32,7 @@ from contactd.db.session import Database
 from contactd.dialer.agents import AgentBoard
 from contactd.dialer.announce import AnnouncingConnector
 from contactd.dialer.connect import SetvarConnector
+from contactd.dialer.floor_relay import AgentStateRelay
 from contactd.dialer.inbound import InboundQueues
 from contactd.dialer.service import DialerService
 from contactd.events import EventBus
@@ -45,6 +46,7 @@ from contactd.metrics import Metrics
 from contactd.sdnotify import SystemdNotifier
 from contactd.web import metrics_view
 from contactd.web.app import WebServer, create_app
+from contactd.web.live import FloorHub
 from contactd.web.services import PanelServices
 
 log = logging.getLogger(__name__)
@@ -108,6 +110,10 @@ async def run_daemon(
             watcher = await stack.enter_async_context(TaskWatcher(components.tasks))
             health.register("task-reminders", watcher.state.probe)
             components.router = Router(db, components.contacts, components.tasks, bus=bus)
+            # The panel's live floor subscribes first: its pushes do not wait for the writers.
+            floor = (await stack.enter_async_context(FloorHub(
+                db, bus, health, None, service_level_s=settings.web.floor_service_level_s))
+                if settings.web.enabled else None)
             # Subscribed before the AMI link starts, so calls that a start-up reconciliation
             # ends are recorded too; attempts that ended while down are swept on entry.
             await stack.enter_async_context(CallRecorder(db, components.router, bus))
@@ -163,6 +169,7 @@ async def run_daemon(
                 # Agents join campaigns in the panel's workspace; the connector says on the bus
                 # which agent got which call, so that agent's card pops.
                 board = AgentBoard(auto_ready_s=settings.dialer.agent_wrap_s)
+                await stack.enter_async_context(AgentStateRelay(board, bus))  # for the floor
                 components.dialer = await stack.enter_async_context(
                     DialerService(
                         db, bus, settings, components.calls,
@@ -178,11 +185,15 @@ async def run_daemon(
                 inbound = await stack.enter_async_context(InboundQueues(
                     settings.inbound, board, components.calls.ami, components.router, bus))
                 components.calls.ami.events.on("UserEvent", inbound.on_user_event)
+                if floor is not None:
+                    floor.dialer = components.dialer
             if settings.web.enabled:
                 app = create_app(settings, db, health, PanelServices(
                     bus=bus, dialer=components.dialer, calls=components.calls,
                     messaging=messaging, contacts=components.contacts, tasks=components.tasks,
-                    inbound=inbound),
+                    inbound=inbound,
+                    tts=components.ivr.tts if components.ivr is not None else None,
+                    floor=floor),
                     intake=intake)
                 if metrics is not None:
                     metrics_view.setup(app, metrics, settings.metrics.token.get_secret_value())

@@ -13,11 +13,13 @@ state lives in Asterisk.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
 from contactd.dialer.dialvalues import check_agent_dial
+from contactd.dialer.floor_events import AgentStateChanged
 from contactd.errors import ConflictError, NotFoundError
 
 
@@ -26,6 +28,9 @@ class AgentState(StrEnum):
     TALKING = "talking"
     WRAPPING = "wrapping"
     PAUSED = "paused"
+
+
+LOGGED_OUT: Final = "logged_out"  # the `state` an AgentStateChanged carries on logout
 
 
 class AgentEvent(StrEnum):
@@ -75,6 +80,13 @@ class AgentBoard:
     finished_wraps: list[tuple[int, float]] = field(default_factory=list)
     # Callers waiting per inbound queue that goes before campaigns (kept by InboundQueues).
     waiting: dict[str, int] = field(default_factory=dict)
+    # Told of every login, move and logout (the daemon relays it to the bus for the floor).
+    on_change: Callable[[AgentStateChanged], None] | None = None
+
+    def _changed(self, agent: Agent, state: str) -> None:
+        if self.on_change is not None:
+            self.on_change(AgentStateChanged(agent=agent.name, campaign_id=agent.campaign_id,
+                                             state=state, since=agent.since))
 
     def login(self, name: str, dial: str, campaign_id: int | None, now: float,
               queues: frozenset[str] = frozenset()) -> Agent:
@@ -82,6 +94,7 @@ class AgentBoard:
         agent = Agent(name, check_agent_dial(dial), campaign_id, AgentState.FREE, now,
                       queues=queues)
         self.agents[name] = agent
+        self._changed(agent, agent.state.value)
         return agent
 
     def held_for_inbound(self, agent: Agent) -> bool:
@@ -89,7 +102,9 @@ class AgentBoard:
         return any(self.waiting.get(queue, 0) > 0 for queue in agent.queues)
 
     def logout(self, name: str) -> None:
-        self.agents.pop(name, None)
+        agent = self.agents.pop(name, None)
+        if agent is not None:
+            self._changed(agent, LOGGED_OUT)
 
     def _move(
         self, agent: Agent, event: AgentEvent, now: float, *, talk_sample: bool = True
@@ -109,6 +124,7 @@ class AgentBoard:
         agent.state, agent.since = new, now
         if new in (AgentState.FREE, AgentState.PAUSED):
             agent.inbound = False
+        self._changed(agent, new.value)
 
     def claim(self, campaign_id: int, attempt_id: str, now: float,
               only: str | None = None) -> Agent | None:

@@ -52,9 +52,11 @@ from contactd.web.templates import i18n_middleware, preferences_middleware, setu
 from contactd.web.themes import ThemeStore
 from contactd.web.views import appearance as appearance_views
 from contactd.web.views import auth as auth_views
+from contactd.web.views import campaigns as campaigns_views
 from contactd.web.views import catalogue as catalogue_views
 from contactd.web.views import contacts as contacts_views
 from contactd.web.views import documents as documents_views
+from contactd.web.views import floor as floor_views
 from contactd.web.views import home as home_views
 from contactd.web.views import merge as merge_views
 from contactd.web.views import messages as messages_views
@@ -126,7 +128,7 @@ def create_app(
     for area in (auth_views, home_views, users_views, contacts_views, intake_views,
                  workspace_views, api_routes, records_views, tasks_views, documents_views,
                  messages_views, merge_views, catalogue_views, appearance_views,
-                 reports_views):
+                 reports_views, floor_views, campaigns_views):
         area.setup(app)
     check_route_table(app)
     return app

@@ -14,7 +14,9 @@ from contactd.dialer.inbound import InboundQueues
 from contactd.dialer.service import DialerService
 from contactd.errors import ContactdError
 from contactd.events import EventBus
+from contactd.ivr.tts import Tts
 from contactd.messaging.service import MessagingService
+from contactd.web.live import FloorHub
 
 
 class Unavailable(ContactdError):
@@ -32,6 +34,8 @@ class PanelServices:
     contacts: ContactService | None = None
     tasks: TaskService | None = None
     inbound: InboundQueues | None = None  # contactd's inbound queues (blended agents)
+    tts: Tts | None = None  # the IVR's text-to-speech (campaign message previews)
+    floor: FloorHub | None = None  # the live floor, started early to hear events first
 
     def need_dialer(self) -> DialerService:
         if self.dialer is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from contactd.dialer.agents import AgentBoard, AgentState
@@ -57,3 +59,31 @@ def test_a_blended_agent_is_held_for_a_waiting_inbound_caller_and_counted_out_on
     board.ready("ann", 11.0)
     assert board.finished_talks == [] and board.finished_wraps == []
     assert board.agents["ann"].inbound is False and board.view(1, 12.0).free == 1
+
+
+async def test_every_state_change_reaches_the_bus_in_order() -> None:
+    from contactd.dialer.floor_events import AgentStateChanged
+    from contactd.dialer.floor_relay import AgentStateRelay
+    from contactd.events import EventBus
+
+    bus, board = EventBus(), AgentBoard()
+    seen: list[tuple[str, str, float]] = []
+    done = asyncio.Event()
+
+    def heard(e: AgentStateChanged) -> None:
+        seen.append((e.agent, e.state, e.since))
+        if e.state == "logged_out":
+            done.set()
+
+    bus.subscribe(AgentStateChanged, heard)
+    async with AgentStateRelay(board, bus):
+        board.login("ann", "PJSIP/1001", 1, now=1.0)
+        board.claim(1, "a1", now=2.0)
+        board.call_ended("a1", now=3.0)
+        board.pause("ann", now=4.0)
+        board.logout("ann")
+        board.logout("nobody")  # not logged in: nothing to say
+        await asyncio.wait_for(done.wait(), 5)
+    assert seen == [("ann", "free", 1.0), ("ann", "talking", 2.0), ("ann", "wrapping", 3.0),
+                    ("ann", "paused", 4.0), ("ann", "logged_out", 4.0)]
+    assert board.on_change is None
