@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import typing
 from datetime import datetime
 from enum import Enum
 from types import TracebackType
@@ -185,6 +186,44 @@ class ClusterRelay:
             with contextlib.suppress(Exception):
                 await self._conn.close(timeout=2)
             self._conn = None
+
+
+def _kinds() -> dict[str, type[DomainEvent]]:
+    out: dict[str, type[DomainEvent]] = {}
+    todo: list[type[DomainEvent]] = list(RELAYED)
+    while todo:
+        kind = todo.pop()
+        out[kind.__name__] = kind
+        todo.extend(kind.__subclasses__())
+    return out
+
+
+def _value(hint: Any, raw: Any) -> Any:
+    """`raw` (a JSON value) as the field's type: datetimes and enums come back typed."""
+    if raw is None:
+        return None
+    options = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+    for option in options:
+        if option is datetime and isinstance(raw, str):
+            return datetime.fromisoformat(raw)
+        if isinstance(option, type) and issubclass(option, Enum):
+            with contextlib.suppress(ValueError):
+                return option(raw)
+    return raw
+
+
+def revive(event: PeerEvent) -> DomainEvent | None:
+    """The event another daemon published, typed again, for a live view to show as its own;
+    None for a kind this daemon does not know (an older or newer peer)."""
+    kind = _kinds().get(event.kind)
+    if kind is None:
+        return None
+    hints = typing.get_type_hints(kind)
+    names = {f.name for f in dataclasses.fields(kind)}
+    try:
+        return kind(**{k: _value(hints.get(k), v) for k, v in event.data.items() if k in names})
+    except (TypeError, ValueError):
+        return None
 
 
 def asyncpg_dsn(url: str) -> str:

@@ -31,6 +31,7 @@ from sqlalchemy import select
 
 from contactd.background import LoopState, TaskOwner, run_resilient
 from contactd.calls.events import CallAnswered, CallBridged, CallDialing, CallEnded, CallRinging
+from contactd.cluster import PeerEvent, revive
 from contactd.config import DialerSettings
 from contactd.db.models.dialer import Campaign
 from contactd.db.session import Database
@@ -294,7 +295,17 @@ class FloorHub:
                 (CallAnswered, self._on_answered), (CallBridged, self._on_bridged),
                 (CallEnded, self._on_ended), (AgentStateChanged, self._on_agent),
                 (InboundQueued, self._on_queued), (InboundAnswered, self._on_taken),
-                (InboundAbandoned, self._on_hung_up))
+                (InboundAbandoned, self._on_hung_up), (PeerEvent, self._on_peer))
+
+    def _on_peer(self, event: PeerEvent) -> None:
+        """Another daemon's call, agent or queue (several daemons on one PostgreSQL): shown
+        as this daemon's own are."""
+        revived = revive(event)
+        if revived is None:
+            return
+        for kind, handler in self._handlers():
+            if kind is type(revived):
+                handler(revived)
 
     async def __aenter__(self) -> FloorHub:
         for kind, handler in self._handlers():

@@ -20,6 +20,7 @@ from contactd.ami.client import AmiClient
 from contactd.auth.service import UserService
 from contactd.calls.events import CallAnswered, CallDialing, CallEnded
 from contactd.calls.service import CallService
+from contactd.cluster import PeerEvent, decode, encode
 from contactd.config import Settings
 from contactd.db.models.dialer import Campaign
 from contactd.db.session import Database
@@ -263,4 +264,21 @@ async def test_a_supervisor_pauses_a_campaign_and_an_agent_from_the_floor(
         await client.post("/floor/pause-agent", data={"csrf_token": csrf, "agent": "nobody"})
     ).text()
     assert "agent nobody is not signed in to a campaign" in page
+    stream.close()
+
+
+async def test_another_daemons_calls_show_on_this_floor(floor: Floor) -> None:
+    """Several daemons on one PostgreSQL: their calls reach this bus as PeerEvents (the
+    cluster relay) and the floor shows them as its own; this daemon's services never do."""
+    client, _ = await floor.user("sam")
+    stream = await client.get("/floor/events")
+    kind, _snap = await _next(stream)
+    assert kind == "snapshot"
+    attempt = str(uuid.uuid4())
+    dialing = CallDialing(attempt_id=attempt, phone_e164="+442079460199",
+                          campaign_id=floor.campaign_id)
+    node, items = decode(encode("pbx-2", [dialing])[0])
+    await floor.bus.publish(PeerEvent(node=node, kind=items[0][0], data=items[0][1]))
+    kind, call = await _until(stream, lambda p: p[0] == "call")
+    assert (call["id"], call["state"], call["number"]) == (attempt, "ringing", "+442079460199")
     stream.close()
