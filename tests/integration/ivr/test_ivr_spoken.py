@@ -9,8 +9,10 @@ parser takes an hour without 시.
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 import wave
+from array import array
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -244,3 +246,55 @@ async def test_a_spoken_callback_time_is_confirmed_and_becomes_the_tasks_due_tim
     assert task.due_at is not None
     due = task.due_at if task.due_at.tzinfo else task.due_at.replace(tzinfo=UTC)
     assert due == asked
+
+
+NOISE_FLOW = """
+[flow]
+name = "noise"
+languages = ["ko"]
+start = "menu"
+[steps.menu]
+say = "상담원과 통화하시려면 1번을 누르거나 상담원이라고 말씀하세요. 끊으시려면 2번."
+choices = { "1" = { next = "agent", words = { ko = ["상담원"] } }, "2" = { next = "bye" } }
+[steps.agent]
+say = "상담원을 연결해 드리겠습니다."
+action = "transfer"
+queue = "support"
+[steps.bye]
+say = "안녕히 계세요."
+action = "hangup"
+"""
+
+
+async def test_line_noise_is_not_taken_for_an_answer(
+    db: Database, prompt_dir: Path, speech: SpeechModel, tmp_path: Path
+) -> None:
+    async with db.engine.begin() as conn:
+        await conn.run_sync(create_fts)
+    path = tmp_path / "noise.toml"
+    path.write_text(NOISE_FLOW, encoding="utf-8")
+    router = Router(db, ContactService(db, default_region="DE"), TaskService(db))
+    noise = random.Random(17)
+    hiss = array("h", (noise.randint(-6000, 6000) for _ in range(8000 * 2))).tobytes()
+    async with Tts(prompt_dir) as tts:
+        service = IvrService(
+            load_flow(path),
+            router,
+            tts,
+            speech=speech,
+            turn=TurnSettings(no_input_s=2.0, silence_s=0.4),
+        )
+        session_id = uuid.uuid4()
+        async with service, AudioSocketServer("127.0.0.1", 0, service.handle) as server:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            # Two seconds of loud hiss over the menu, then quiet, then the caller keys 2.
+            script = [*frames(SILENCE * 10 + hiss + SILENCE * 40), encode(Kind.DTMF, b"2")]
+            writer.write(encode(Kind.UUID, session_id.bytes) + b"".join(script))
+            await writer.drain()
+            await asyncio.wait_for(reader.read(), 60)
+            writer.close()
+    session = service.finished[session_id]
+    # The hiss was heard as sound (it stopped the prompt) but chose nothing: had it been
+    # taken for 상담원 the caller would be in the queue; the key 2 decided instead.
+    assert session.said[-1] == "안녕히 계세요.", session.said
+    assert session.state.value == "completed"
