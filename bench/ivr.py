@@ -10,13 +10,20 @@ Vosk grammar recognizer in the shared pool) and records:
    the same frame rhythm, time from the last voiced frame to FinalResult after the same
    silence), and the same number of streams at once, a thread each, paced in real time
    (what the machine itself allows at that concurrency).
-2. answer → first prompt audio: UUID frame sent → first 0x10 frame received (prompt cached).
-3. sessions in real time: the most concurrent sessions whose decisions all stayed correct
-   and whose p95 decision latency stayed under 450 ms.
+2. answer → first prompt audio: UUID frame sent → first audio frame received (prompt cached).
+3. the latest prompt frame: how far behind its 20 ms real-time slot any prompt frame reached
+   the caller.
+4. sessions in real time: the most concurrent sessions whose decisions all stayed correct,
+   whose p95 decision latency stayed under 450 ms and no prompt frame was 100 ms late.
+5. free-form: 25 recorded answers ending at once, transcribed by contactd's bounded pool;
+   the latest transcript's time as a multiple of the answer's length (bare Vosk beside it:
+   25 threads, a recognizer each).
 
-Targets: ≥ 25 sessions, decision p95 ≤ 450 ms, first prompt ≤ 150 ms.
+Targets: ≥ 25 sessions, decision p95 ≤ 450 ms, first prompt ≤ 150 ms, no frame > 100 ms
+late, free-form within 2×. Every figure is measured `--runs` times (3): median and worst.
+The host is shared (2 cores, 8 engineers): the load average is printed beside the figures.
 
-    .venv/bin/python bench/ivr.py [--quick] [--sessions 10,20,25,30]
+    .venv/bin/python bench/ivr.py [--quick] [--sessions 10,20,25,30] [--runs 3]
 
 Prints a table; the last line is one JSON object with every figure.
 """
