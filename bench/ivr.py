@@ -102,7 +102,7 @@ async def run_sessions(
                     try:
                         head = await reader.readexactly(3)
                         await reader.readexactly(int.from_bytes(head[1:3], "big"))
-                    except asyncio.IncompleteReadError:
+                    except (asyncio.IncompleteReadError, ConnectionResetError):
                         break
                     if head[0] == Kind.AUDIO:
                         arrivals.append(loop.time())
