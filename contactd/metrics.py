@@ -32,6 +32,7 @@ from contactd.dialer.pacing import PredictivePacer, ProgressivePacer
 from contactd.enums import MessageState
 from contactd.events import EventBus
 from contactd.health import HealthRegistry
+from contactd.ivr.events import IvrSessionEnded, IvrSessionStarted, SpeechDecided
 from contactd.messaging.events import InboundSmsReceived, MessageStateChanged
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,14 @@ class Metrics:
         self.db_query = Histogram("contactd_db_query_seconds", "database statement time",
                                   buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25,
                                            .5, 1, 5), registry=r)
+        # IVR: sessions from first AudioSocket frame to finished record; spoken answers from
+        # end of speech to the recognizer's result (the benchmark's decision latency).
+        self.ivr_sessions = Gauge("contactd_ivr_sessions_in_progress",
+                                  "IVR calls connected and not finished", registry=r)
+        self.ivr_decision = Histogram("contactd_ivr_speech_decision_seconds",
+                                      "end of caller speech to the recognized answer",
+                                      buckets=(.1, .2, .3, .4, .45, .5, .75, 1, 2, 5), registry=r)
+        self._ivr_live: set[str] = set()
         r.register(_StateCollector(health, pacers, windows_s))
         self._live: set[str] = set()
         self._tasks = TaskOwner("metrics", log)
@@ -147,7 +156,8 @@ class Metrics:
     def _handlers(self) -> list[tuple[type[Any], Callable[[Any], None]]]:
         return [(CallDialing, self._on_dialing), (CallEnded, self._on_ended),
                 (CallAbandoned, self._on_abandoned), (MessageStateChanged, self._on_message),
-                (InboundSmsReceived, self._on_inbound)]
+                (InboundSmsReceived, self._on_inbound), (IvrSessionStarted, self._on_ivr_start),
+                (IvrSessionEnded, self._on_ivr_end), (SpeechDecided, self._on_speech)]
 
     def _on_dialing(self, ev: CallDialing) -> None:
         self.dialed.inc()
@@ -167,6 +177,17 @@ class Metrics:
 
     def _on_inbound(self, ev: InboundSmsReceived) -> None:
         self.inbound_sms.inc()
+
+    def _on_ivr_start(self, ev: IvrSessionStarted) -> None:
+        self._ivr_live.add(ev.session_id)
+        self.ivr_sessions.set(len(self._ivr_live))
+
+    def _on_ivr_end(self, ev: IvrSessionEnded) -> None:
+        self._ivr_live.discard(ev.session_id)
+        self.ivr_sessions.set(len(self._ivr_live))
+
+    def _on_speech(self, ev: SpeechDecided) -> None:
+        self.ivr_decision.observe(ev.latency_s)
 
     def _before_query(self, conn: Any, cursor: Any, statement: str, parameters: Any,
                       context: Any, executemany: bool) -> None:

@@ -25,7 +25,7 @@ class Collect(enum.StrEnum):
     DIGITS = "digits"
     YES_NO = "yes_no"
     FREE = "free"  # recorded, transcribed off the real-time path
-    TIME = "time"  # a callback time keyed as HHMM or MMDDHHMM (ivr.when)
+    TIME = "time"  # a callback time keyed (HHMM, MMDDHHMM) or said and confirmed (ivr.when)
 
 
 class Action(enum.StrEnum):

@@ -32,16 +32,18 @@ from contactd.ivr.asr import Heard, SpeechModel
 from contactd.ivr.audiosocket import AudioSocketCall
 from contactd.ivr.campaigns import CampaignCall, CampaignFlows
 from contactd.ivr.confirm import Outbox, fill, send_confirmation
+from contactd.ivr.events import IvrSessionEnded, IvrSessionStarted, SpeechDecided
 from contactd.ivr.flows import Action, Collect, Flow, Step
 from contactd.ivr.tts import Tts
 from contactd.ivr.turn import Answer, Outcome, TurnSettings, ask
-from contactd.ivr.when import callback_time
+from contactd.ivr.when import SPOKEN, callback_time
 
 log = logging.getLogger(__name__)
 
 CALLER_WAIT_S = 0.5  # the ContactdIvr UserEvent precedes the AudioSocket connect
 MAX_RETRIES = 3
 CALLBACK_DELAY = timedelta(hours=1)
+TIME_GUESS = 0.7  # share of min_confidence a spoken time needs: it is confirmed anyway
 
 
 class SessionState(enum.StrEnum):
@@ -136,6 +138,7 @@ class IvrService:
         self.outbox = outbox
         self.timezone = timezone  # keyed callback times are read in the site's zone
         self.router = router
+        self.bus = router.bus  # session and speech-decision events, for metrics
         self.tts = tts
         self.speech = speech
         self.channels = channels
@@ -197,6 +200,8 @@ class IvrService:
             campaign = await self.campaigns.for_attempt(caller.attempt_id)
         flow = campaign.flow if campaign is not None else self.flow
         session = Session(call.session_id, caller, flow, campaign)
+        if self.bus is not None:
+            await self.bus.publish(IvrSessionStarted(session_id=str(call.session_id)))
         try:
             await self._start(session)
             session.move(SessionState.IN_FLOW)
@@ -258,7 +263,11 @@ class IvrService:
         )
 
     async def _finish(self, session: Session) -> None:
-        if not session.interaction_id:
+        if not session.interaction_id:  # the record could not even start
+            if self.bus is not None:
+                await self.bus.publish(
+                    IvrSessionEnded(session_id=str(session.session_id), outcome="failed")
+                )
             return
         outcome = {SessionState.ABANDONED: "abandoned", SessionState.FAILED: "failed"}.get(
             session.state, session.follow_up.outcome or session.state.value
@@ -278,6 +287,14 @@ class IvrService:
             "ivr session finished",
             extra={"interaction_id": session.interaction_id, "outcome": outcome},
         )
+        if self.bus is not None:
+            await self.bus.publish(
+                IvrSessionEnded(
+                    session_id=str(session.session_id),
+                    outcome=outcome,
+                    interaction_id=session.interaction_id,
+                )
+            )
 
     async def _say(self, step: Step, session: Session) -> bytes:
         if step.languages:  # a language menu speaks each of its languages in its own voice
@@ -338,6 +355,17 @@ class IvrService:
         """One answered step: the next step's name, or None when the call should end."""
         keys = self._keys(step, session)
         settings = dataclasses.replace(self.turn, max_digits=step.max_digits)
+        if step.collect is Collect.TIME:
+            at = await self._ask_time(call, step, session, prompt, settings)
+            if at is None:
+                if session.state is SessionState.IN_FLOW:
+                    session.follow_up = FollowUp(outcome="no_input")
+                return None
+            session.answers[step.field] = at
+            await self.router.update(session.interaction_id, data={"answers": session.answers})
+            if step.contact_field:
+                await self._store_on_contact(session, step.contact_field, at)
+            return step.next
         for _ in range(MAX_RETRIES):
             recognizer = None
             if self.speech is not None and keys and any(keys.values()):
@@ -346,6 +374,17 @@ class IvrService:
             answer = await ask(
                 call, prompt, settings, recognizer=recognizer, record=step.collect is Collect.FREE
             )
+            await self._observe(session, answer)
+            if answer.heard is not None:
+                log.info(
+                    "ivr heard",
+                    extra={
+                        "interaction_id": session.interaction_id,
+                        "step": step.name,
+                        "heard": answer.heard.text,
+                        "confidence": answer.heard.confidence,
+                    },
+                )
             if answer.outcome is Outcome.HANGUP:
                 session.move(SessionState.ABANDONED)
                 return None
@@ -421,9 +460,6 @@ class IvrService:
             return "(recording)" if answer.outcome is Outcome.RECORDED and answer.audio else None
         if step.collect is Collect.DIGITS:
             return answer.digits or None
-        if step.collect is Collect.TIME:
-            at = callback_time(answer.digits, utcnow(), self.timezone)
-            return at.isoformat() if at is not None else None
         key = (
             answer.digits if answer.outcome is Outcome.DIGITS else self._key_for(answer.heard, keys)
         )
@@ -432,6 +468,97 @@ class IvrService:
         if step.collect is Collect.YES_NO:
             return key == "1"
         return key
+
+    async def _ask_time(
+        self,
+        call: AudioSocketCall,
+        step: Step,
+        session: Session,
+        prompt: bytes,
+        settings: TurnSettings,
+    ) -> str | None:
+        """A callback time, keyed (HHMM or MMDDHHMM, then #) or said and confirmed.
+
+        Where a speech model is loaded and the language has spoken times (`when.SPOKEN`), the
+        caller may say the time; it is said back for a yes or no. The last try, after speech
+        did not work, asks for keys only. None: hung up, or no usable answer.
+        """
+        spoken = SPOKEN.get(session.language) if self.speech is not None else None
+        for attempt in range(MAX_RETRIES):
+            recognizer = None
+            if spoken is not None and self.speech is not None:
+                if attempt == MAX_RETRIES - 1:  # keys only, said plainly
+                    prompt = await self._speak_text(session, spoken.keys)
+                else:
+                    recognizer = self.speech.recognizer(sorted(set(spoken.words)))
+            answer = await ask(call, prompt, settings, recognizer=recognizer)
+            if answer.outcome is Outcome.HANGUP:
+                session.move(SessionState.ABANDONED)
+                return None
+            now = utcnow()
+            if answer.outcome is Outcome.DIGITS:
+                keyed = callback_time(answer.digits, now, self.timezone)
+                if keyed is not None:
+                    return keyed.isoformat()
+                continue
+            await self._observe(session, answer)
+            heard = answer.heard
+            if spoken is None or heard is None or heard.empty:
+                continue
+            at = spoken.read(heard.text, now, self.timezone)
+            log.info(
+                "ivr heard a callback time",
+                extra={
+                    "interaction_id": session.interaction_id,
+                    "heard": heard.text,
+                    "confidence": heard.confidence,
+                    "callback_at": at.isoformat() if at is not None else "",
+                },
+            )
+            # Every spoken time is said back, so a fair guess is asked about, not re-prompted.
+            if at is None or heard.confidence < self.min_confidence * TIME_GUESS:
+                continue
+            confirmed = await self._yes_no(
+                call, session, spoken.confirm.format(time=spoken.said(at, now, self.timezone))
+            )
+            if confirmed is None and call.ended.is_set():
+                session.move(SessionState.ABANDONED)
+                return None
+            if confirmed:
+                session.answers[f"{step.field}_said"] = heard.text
+                return at.isoformat()
+        return None
+
+    async def _observe(self, session: Session, answer: Answer) -> None:
+        """Publish how long a spoken answer took to decide (end of speech → result)."""
+        if answer.outcome is not Outcome.SPEECH or not answer.ended_at or self.bus is None:
+            return
+        latency = max(0.0, asyncio.get_running_loop().time() - answer.ended_at)
+        await self.bus.publish(
+            SpeechDecided(latency_s=latency, interaction_id=session.interaction_id or None)
+        )
+
+    async def _yes_no(self, call: AudioSocketCall, session: Session, text: str) -> bool | None:
+        """Ask once: True for yes (1), False for no (2), None for no usable answer."""
+        keys = self._keys(Step(name="", say={}, collect=Collect.YES_NO), session)
+        recognizer = None
+        if self.speech is not None and any(keys.values()):
+            recognizer = self.speech.recognizer(sorted({w for ws in keys.values() for w in ws}))
+        answer = await ask(
+            call, await self._speak_text(session, text), self.turn, recognizer=recognizer
+        )
+        await self._observe(session, answer)
+        key = (
+            answer.digits if answer.outcome is Outcome.DIGITS else self._key_for(answer.heard, keys)
+        )
+        return None if key not in ("1", "2") else key == "1"
+
+    async def _speak_text(self, session: Session, text: str) -> bytes:
+        """A prompt made for this call (a time said back), in the session's language."""
+        session.said.append(text)
+        return await self.tts.speak(
+            text, voice=self._voice(session.flow, session.language), language=session.language
+        )
 
     def _key_for(self, heard: Heard | None, keys: dict[str, list[str]]) -> str | None:
         if heard is None or heard.empty or heard.confidence < self.min_confidence:

@@ -235,3 +235,18 @@ async def test_a_prompt_missing_in_the_chosen_language_falls_back_to_the_default
             )
     session = service.finished[session_id]
     assert (session.language, session.said[-1]) == ("ko", "Goodbye.")
+
+
+async def test_fifty_calls_at_once_each_leave_their_record(ivr: Ivr, db: Database) -> None:
+    service, server, _ = ivr
+    results = await asyncio.gather(
+        *(
+            caller(server, service, [encode(Kind.DTMF, b"1")], number=f"+49301234{n:03d}")
+            for n in range(50)
+        )
+    )
+    interactions, _ = await rows(db)
+    assert len(interactions) == 50
+    assert {row.outcome for row in interactions} == {"transferred"}
+    assert {row.data["session"] for row in interactions} == {str(s) for s, _ in results}
+    assert len(service.finished) == 50
