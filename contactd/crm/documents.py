@@ -29,12 +29,9 @@ from contactd.db.session import Database
 from contactd.enums import DocumentKind
 from contactd.errors import NotFoundError
 from contactd.events import EventBus
+from contactd.pdf_page import start_pdf
 
 # A Unicode font when the system has one (names in any script); else fpdf2's core font.
-FONT_CANDIDATES: Final = (
-    Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"),
-    Path("/usr/share/fonts/dejavu/DejaVuSans.ttf"),
-)
 _ENV: Final = SandboxedEnvironment(undefined=jinja2.ChainableUndefined, autoescape=False,
                                    keep_trailing_newline=True)
 
@@ -67,20 +64,8 @@ def render_text(body: str, context: dict[str, Any]) -> str:
 
 def render_pdf(text: str, title: str) -> bytes:
     """Lay out the filled text: '# ' lines as a title, '## ' as headings, the rest as prose."""
-    from fpdf import FPDF
-
-    pdf = FPDF(format="A4")
-    pdf.set_title(title)
-    pdf.set_auto_page_break(auto=True, margin=15)
-    pdf.add_page()
-    font = next((p for p in FONT_CANDIDATES if p.exists()), None)
-    family = "Helvetica"
-    if font is not None:
-        pdf.add_font("Body", "", str(font))
-        family = "Body"
-
-    def safe(line: str) -> str:
-        return line if font is not None else line.encode("latin-1", "replace").decode("latin-1")
+    page = start_pdf(title, margin_mm=15)
+    pdf, family, safe = page.pdf, page.family, page.safe
 
     for line in text.splitlines():
         if line.startswith("# "):

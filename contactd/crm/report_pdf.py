@@ -4,30 +4,15 @@ same figure the page shows as SVG) and the table. Pure and blocking: run it in a
 from __future__ import annotations
 
 import io
-from typing import Any
 
-from contactd.crm.documents import FONT_CANDIDATES
 from contactd.crm.report_charts import png
 from contactd.crm.reports import ReportTable
+from contactd.pdf_page import start_pdf
 
 
 def render_report_pdf(result: ReportTable, title: str, period: str) -> bytes:
-    from fpdf import FPDF
-
-    pdf = FPDF(orientation="landscape", format="A4")
-    pdf.set_title(title)
-    pdf.set_auto_page_break(auto=True, margin=12)
-    pdf.add_page()
-    font = next((p for p in FONT_CANDIDATES if p.exists()), None)
-    family = "Helvetica"
-    if font is not None:
-        pdf.add_font("Body", "", str(font))
-        family = "Body"
-
-    def safe(value: Any) -> str:
-        text = str(value)
-        return text if font is not None else text.encode("latin-1", "replace").decode("latin-1")
-
+    page = start_pdf(title, margin_mm=12, orientation="landscape")
+    pdf, family, safe = page.pdf, page.family, page.safe
     pdf.set_font(family, size=16)
     pdf.multi_cell(0, 9, safe(title), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font(family, size=10)
