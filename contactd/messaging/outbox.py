@@ -95,8 +95,10 @@ class Outbox:
     async def __aenter__(self) -> Outbox:
         self.stats.resumed = await store.requeue_interrupted(self._db)
         if self.stats.resumed:
-            log.warning("outbox: messages interrupted mid-send requeued",
-                        extra={"messages": self.stats.resumed})
+            log.warning(
+                "outbox: messages interrupted mid-send requeued",
+                extra={"messages": self.stats.resumed},
+            )
         self._dispatch_task = self._tasks.spawn(self._dispatcher.run(), "dispatch")
         self._tasks.spawn(self._writer.run(), "writer")
         if self._publisher is not None:
@@ -122,8 +124,9 @@ class Outbox:
                 extra={"outcomes": self._writer.backlog},
             )
         if self._publisher is not None and not await self._publisher.drain(CLOSE_TIMEOUT_S):
-            log.error("outbox: events unpublished at stop",
-                      extra={"events": self._publisher.backlog})
+            log.error(
+                "outbox: events unpublished at stop", extra={"events": self._publisher.backlog}
+            )
         await self._tasks.close()
 
     def probe(self) -> ComponentHealth:
@@ -157,6 +160,21 @@ class Outbox:
         outcome = await self._receipts.outcome(receipt)
         if outcome is not None:
             await self._writer.post_and_wait(outcome)
+
+    async def on_receipts(self, receipts: Sequence[DeliveryReceipt]) -> None:
+        """Apply receipts that arrived together; returns once all their outcomes are committed
+        (the writer commits in order, so waiting for the last one waits for all)."""
+        if self._closing:
+            raise TemporaryFailureError("outbox is closing")
+        last: Outcome | None = None
+        for receipt in receipts:
+            outcome = await self._receipts.outcome(receipt)
+            if outcome is not None:
+                if last is not None:
+                    self._writer.post(last)
+                last = outcome
+        if last is not None:
+            await self._writer.post_and_wait(last)
 
     # -- after each batch -----------------------------------------------------------------
     async def _write(self, batch: list[Outcome]) -> list[Outcome]:

@@ -12,10 +12,22 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, Update, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Table,
+    Update,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contactd.db.executemany import execute_many
 from contactd.db.models.messaging import OutboxMessage
 from contactd.db.session import Database
 from contactd.enums import Channel, MessageState
@@ -148,8 +160,9 @@ async def write_outcomes(
                 current[sent.id] = S.DELIVERED
                 moved.update((id(sent), id(delivered)))
             for keys, items in _by_columns(merged).items():
-                params = [{"b_id": u.id, **{f"b_{k}": u.values[k] for k in keys}} for u in items]
-                await conn.execute(_outcome_update(S.DELIVERED, keys, S.SENT), params)
+                await execute_many(
+                    conn, _outcome_update(S.DELIVERED, keys, S.SENT), _params(keys, items)
+                )
         for state in WRITE_ORDER:
             group = []
             for u in batch:
@@ -158,11 +171,14 @@ async def write_outcomes(
                     group.append(u)
                     moved.add(id(u))
             for keys, items in _by_columns(group).items():
-                params = [{"b_id": u.id, **{f"b_{k}": u.values[k] for k in keys}} for u in items]
-                await conn.execute(_outcome_update(state, keys), params)
+                await execute_many(conn, _outcome_update(state, keys), _params(keys, items))
         applied = [u for u in batch if id(u) in moved]
         await timeline.write_outcomes(conn, timeline.outcome_updates(applied, interaction_of))
     return applied
+
+
+def _params(keys: tuple[str, ...], items: list[Outcome]) -> list[dict[str, Any]]:
+    return [{"b_id": u.id, **{f"b_{k}": u.values[k] for k in keys}} for u in items]
 
 
 _STATES = select(OUTBOX.c.id, OUTBOX.c.state).where(
@@ -179,13 +195,18 @@ def _outcome_update(
     With `via`, the row moves to `state` through `via` in one step: the guard is `via`'s.
     """
     guard = sources_of(via if via is not None else state)
+    # The states are our own enum's values, written into the SQL once: as bound parameters
+    # they were converted and checked again for every row of every executemany.
     return (
         update(OUTBOX)
         .where(OUTBOX.c.id == bindparam("b_id"))
-        # Not IN (…): expanding parameters cannot be used with executemany.
-        .where(or_(*(OUTBOX.c.state == src for src in sorted(guard))))
-        .values(state=state, **{k: bindparam(f"b_{k}") for k in keys})
+        .where(OUTBOX.c.state.in_([_sql_state(src) for src in sorted(guard)]))
+        .values(state=_sql_state(state), **{k: bindparam(f"b_{k}") for k in keys})
     )
+
+
+def _sql_state(state: MessageState) -> ColumnElement[Any]:
+    return literal_column(f"'{state.value}'")
 
 
 def _sent_then_delivered(

@@ -13,6 +13,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from contactd.db.executemany import execute_many
 from contactd.db.models.crm import Interaction
 from contactd.enums import Channel, Direction, InteractionKind, MessageState
 from contactd.messaging.outbox_types import OutboundMessage, Outcome
@@ -52,11 +53,12 @@ def outcome_updates(
     return [{"b_id": row, "b_outcome": outcome} for row, outcome in last.items()]
 
 
+_SET_OUTCOME = (
+    update(INTERACTIONS)
+    .where(INTERACTIONS.c.id == bindparam("b_id"))
+    .values(outcome=bindparam("b_outcome"))
+)
+
+
 async def write_outcomes(conn: AsyncConnection, updates: list[dict[str, Any]]) -> None:
-    if updates:
-        await conn.execute(
-            update(INTERACTIONS)
-            .where(INTERACTIONS.c.id == bindparam("b_id"))
-            .values(outcome=bindparam("b_outcome")),
-            updates,
-        )
+    await execute_many(conn, _SET_OUTCOME, updates)

@@ -32,7 +32,7 @@ from contactd.messaging.policy import Decision
 from contactd.messaging.smpp import ESME_ROK, DeliverSm, SmppClient
 from contactd.messaging.sms import SmsSender
 from contactd.messaging.templates import TemplateStore, campaign_fields, contact_fields
-from contactd.messaging.types import Sender
+from contactd.messaging.types import DeliveryReceipt, Sender
 
 DEFAULT_FALLBACK_TEMPLATE = "call_fallback"
 
@@ -72,7 +72,12 @@ class MessagingService:
             bus,
         )
         self.smpp = (
-            SmppClient(settings.smpp, self._on_deliver, **(smpp_options or {}))
+            SmppClient(
+                settings.smpp,
+                self._on_deliver,
+                on_receipts=self._on_receipts,
+                **(smpp_options or {}),
+            )
             if settings.smpp.enabled
             else None
         )
@@ -119,6 +124,9 @@ class MessagingService:
         else:
             await self.inbound.handle(message)
         return ESME_ROK
+
+    async def _on_receipts(self, receipts: list[DeliveryReceipt]) -> None:
+        await self.outbox.on_receipts(receipts)
 
     async def send(self, message: OutboundMessage) -> int:
         """Queue one message durably; the same idempotency key never sends twice."""

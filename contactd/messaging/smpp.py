@@ -84,9 +84,10 @@ class DeliverSm:
     source_ton: int = 0  # type of number: 1 international, 2 national, 0 unknown …
     source_npi: int = 0  # numbering plan: 1 E.164
 
-    @property
+    @functools.cached_property
     def receipt(self) -> DeliveryReceipt | None:
-        """The receipt in the outbox's terms; None for a mobile-originated text."""
+        """The receipt in the outbox's terms; None for a mobile-originated text. Worked out
+        once: the handler asks whether there is one, then for it."""
         if self.receipt_id is None:
             return None
         stat = (self.stat or "").upper()
@@ -153,6 +154,9 @@ class SmppStats:
 
 
 DeliverHandler = Callable[[DeliverSm], Awaitable[int]]
+# Takes the receipts that arrived together; returns once they are stored, raises to have the
+# SMSC deliver them all again.
+ReceiptsHandler = Callable[[list[DeliveryReceipt]], Awaitable[None]]
 
 
 class SmppClient:
@@ -163,6 +167,7 @@ class SmppClient:
         settings: SmppSettings,
         on_deliver: DeliverHandler | None = None,
         *,
+        on_receipts: ReceiptsHandler | None = None,
         connect_timeout_s: float = 5.0,
         response_timeout_s: float = 10.0,
         wait_connected_s: float = 10.0,
@@ -172,6 +177,9 @@ class SmppClient:
     ) -> None:
         self.settings = settings
         self._on_deliver = on_deliver
+        # Receipts that arrive together are stored together when this is set (a task and a
+        # commit wait per burst, not per receipt); mobile-originated texts go to on_deliver.
+        self._on_receipts = on_receipts
         self._endpoint = Endpoint(
             settings.host,
             settings.port,
@@ -195,6 +203,7 @@ class SmppClient:
         self._sweep_s = max(0.01, min(1.0, response_timeout_s / 4))
         self._up = asyncio.Event()
         self._generation = 0
+        self._unbinding = False
         self._paused_until = 0.0
         self._first: asyncio.Future[None] | None = None
         self._io: SmppIo | None = None
@@ -251,6 +260,7 @@ class SmppClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._unbinding = True  # the session end that follows is ours, not a fault
         if self.connected:
             with contextlib.suppress(TemporaryFailureError):
                 await self._request("unbind", timeout_s=2.0)
@@ -273,13 +283,18 @@ class SmppClient:
 
     # -- reports from the threads ---------------------------------------------------------
     def _on_reports(self, reports: list[Report]) -> None:
+        receipts: list[tuple[Inbound, DeliverSm]] = []
         for report in reports:
             if isinstance(report, Response):
                 entry = self._pending.pop(report.sequence, None)
                 if entry is not None and not entry[0].done():
                     entry[0].set_result(report)
             elif isinstance(report, Inbound):
-                self._delivers.spawn(self._handle_inbound(report), f"deliver-{report.sequence}")
+                receipt = self._batchable_receipt(report)
+                if receipt is not None:
+                    receipts.append((report, receipt))
+                else:
+                    self._delivers.spawn(self._handle_inbound(report), f"deliver-{report.sequence}")
             elif isinstance(report, Up):
                 self._generation = report.generation
                 self.stats.connects += 1
@@ -297,7 +312,11 @@ class SmppClient:
                 self._since = datetime.now(UTC)
                 self.stats.disconnects += 1
                 self.stats.last_error = report.reason
-                log.warning("smpp: session closed", extra={"reason": report.reason})
+                log.log(
+                    logging.INFO if self._unbinding else logging.WARNING,
+                    "smpp: session closed",
+                    extra={"reason": report.reason},
+                )
                 self._fail_pending(report.generation, report.reason)
             elif isinstance(report, Unreachable):
                 self.stats.last_error = report.reason
@@ -314,6 +333,10 @@ class SmppClient:
                 log.error("smpp: bind refused", extra={"error": self.stats.last_error})
                 if self._first is not None and not self._first.done():
                     self._first.set_exception(self._bind_error(report))
+        if receipts:
+            self._delivers.spawn(
+                self._handle_receipts(receipts), f"receipts-{receipts[0][0].sequence}"
+            )
 
     def _bind_error(self, report: BindRefused) -> SmppBindError:
         host, port = self._addr()
@@ -330,6 +353,36 @@ class SmppClient:
                 if not future.done():
                     # The SMSC may have accepted it before the drop: callers retry (at least once).
                     future.set_exception(SmppUnavailableError(f"smpp {reason}", maybe_sent=True))
+
+    def _batchable_receipt(self, report: Inbound) -> DeliverSm | None:
+        """The parsed deliver_sm when it is a receipt for `on_receipts`; None sends it the
+        one-by-one way (a text, no batch handler, or a PDU that does not parse)."""
+        if self._on_receipts is None:
+            return None
+        try:
+            message = parse_deliver(report.pdu)
+        except Exception:
+            return None  # _handle_inbound parses it again, logs why and refuses it
+        return message if message.receipt is not None else None
+
+    async def _handle_receipts(self, batch: list[tuple[Inbound, DeliverSm]]) -> None:
+        assert self._on_receipts is not None
+        self.stats.receipts += len(batch)
+        status = ESME_ROK
+        try:
+            await self._on_receipts([m.receipt for _, m in batch if m.receipt is not None])
+        except Exception:
+            log.exception(
+                "smpp: receipt handler failed; asking the SMSC to redeliver",
+                extra={"receipts": len(batch)},
+            )
+            status = ESME_RSYSERR
+        # Answered only after the handler stored them: a crash before this means redelivery.
+        if self._io is not None:
+            for report, _ in batch:
+                self._io.send(
+                    report.generation, inbound_resp(report.pdu.command, report.sequence, status)
+                )
 
     async def _handle_inbound(self, report: Inbound) -> None:
         status = ESME_ROK

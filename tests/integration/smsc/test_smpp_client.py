@@ -9,6 +9,7 @@ import pytest
 from contactd.messaging.encoding import DataCoding
 from contactd.messaging.errors import SmppBindError, SmppUnavailableError
 from contactd.messaging.smpp import DeliverSm, SmppClient
+from contactd.messaging.types import DeliveryReceipt, ReceiptOutcome
 from tests.peers.smsc import SmscPeer
 
 pytestmark = pytest.mark.smsc
@@ -143,3 +144,38 @@ async def test_mobile_originated_message_reaches_the_handler(smsc: SmscPeer) -> 
     assert (message.source_addr, message.text) == ("491510000007", "STOP")
     (mo,) = await smsc.mo()
     assert mo["status"] == 0
+
+
+async def test_a_burst_of_receipts_whose_handler_fails_is_delivered_again(
+    smsc: SmscPeer,
+) -> None:
+    """Receipts go to `on_receipts` in the bursts they arrive in, and a burst the handler
+    could not store is refused as a whole, so the SMSC delivers every one of them again."""
+    refused: list[str] = []
+    stored: dict[str, ReceiptOutcome] = {}
+    changed = asyncio.Event()
+
+    async def on_receipts(burst: list[DeliveryReceipt]) -> None:
+        if not refused:
+            refused.extend(r.provider_id for r in burst)
+            raise RuntimeError("database unavailable")
+        stored.update((r.provider_id, r.outcome) for r in burst)
+        changed.set()
+
+    settings = smsc.settings(window=10)
+    async with SmppClient(settings, on_receipts=on_receipts, reconnect_s=(0.05, 0.5)) as client:
+        ids = await asyncio.gather(
+            *(client.send_text(f"+4915100{i:05d}", f"burst {i}", reference=i) for i in range(40))
+        )
+        sent = {parts[0] for parts in ids}
+        async with asyncio.timeout(20):
+            while len(stored) < len(sent) - len(refused):
+                changed.clear()
+                await changed.wait()
+            await smsc.drop()  # the refused burst comes back after the next bind
+            while set(stored) != sent:
+                changed.clear()
+                await changed.wait()
+    assert refused and set(refused) <= sent
+    assert set(stored.values()) == {ReceiptOutcome.DELIVERED}
+    assert client.stats.receipts >= len(sent) + len(refused)
