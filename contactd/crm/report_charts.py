@@ -9,11 +9,12 @@ threads do not share anything. Drawing is CPU work: callers run it in a thread.
 from __future__ import annotations
 
 import io
-from typing import Final
-
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING, Final
 
 from contactd.crm.reports import Chart
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 _COLOURS: Final = (
     "#2563eb",
@@ -30,6 +31,10 @@ _COLOURS: Final = (
 
 
 def _figure(chart: Chart, title: str, empty: str) -> Figure:
+    # Imported here: matplotlib takes half a second to import, and the daemon's start (and so
+    # its recovery after a crash) should not wait for a library only reports use.
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(9, 3.6), layout="constrained")
     axes = figure.add_subplot()
     axes.set_title(title, fontsize=11)
