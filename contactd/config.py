@@ -101,7 +101,8 @@ class WebSettings(_Section):
     # Teams: an agent whose user has a team sees only contacts owned by their team's members,
     # those contacts' tasks and documents, and tasks of their team (contactd/web/access.py).
     team_visibility: bool = False
-    # The live floor's service level: the share of inbound callers answered within this long.
+    # The live floor holds each inbound queue to its own service_level_s; this is the target
+    # for a queue the floor hears of without one (another daemon's, say).
     floor_service_level_s: float = Field(default=20.0, gt=0)
 
 

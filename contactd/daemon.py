@@ -46,7 +46,7 @@ from contactd.metrics import Metrics
 from contactd.sdnotify import SystemdNotifier
 from contactd.web import metrics_view
 from contactd.web.app import WebServer, create_app
-from contactd.web.live import FloorHub
+from contactd.web.live import FloorHub, queue_levels
 from contactd.web.services import PanelServices
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,8 @@ async def run_daemon(
             components.router = Router(db, components.contacts, components.tasks, bus=bus)
             # The panel's live floor subscribes first: its pushes do not wait for the writers.
             floor = (await stack.enter_async_context(FloorHub(
-                db, bus, health, None, service_level_s=settings.web.floor_service_level_s))
+                db, bus, health, None, service_level_s=settings.web.floor_service_level_s,
+                queue_levels=queue_levels(settings)))
                 if settings.web.enabled else None)
             # Subscribed before the AMI link starts, so calls that a start-up reconciliation
             # ends are recorded too; attempts that ended while down are swept on entry.

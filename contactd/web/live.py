@@ -21,7 +21,7 @@ import logging
 import math
 import time
 from collections import OrderedDict, defaultdict, deque
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -32,7 +32,7 @@ from sqlalchemy import select
 from contactd.background import LoopState, TaskOwner, run_resilient
 from contactd.calls.events import CallAnswered, CallBridged, CallDialing, CallEnded, CallRinging
 from contactd.cluster import PeerEvent, revive
-from contactd.config import DialerSettings
+from contactd.config import DialerSettings, Settings
 from contactd.db.models.dialer import Campaign
 from contactd.db.session import Database
 from contactd.dialer.agents import LOGGED_OUT, AgentBoard, AgentState
@@ -241,9 +241,10 @@ def encode(kind: str, data: dict[str, Any]) -> bytes:
 
 @dataclass
 class QueueFloor:
-    """One inbound queue as the floor shows it; `service_level_s` is the answer target."""
+    """One inbound queue as the floor shows it; `service_level_s` is its answer target."""
 
     name: str
+    service_level_s: float = 20.0
     waiting: dict[str, float] = field(default_factory=dict)  # call id -> queued at (epoch)
     answered: int = 0
     answered_in_time: int = 0
@@ -254,7 +255,13 @@ class QueueFloor:
         return {"name": self.name, "waiting": len(self.waiting),
                 "oldest": min(self.waiting.values()) if self.waiting else None,
                 "answered": self.answered, "abandoned": self.abandoned,
-                "service_level": self.answered_in_time / offered if offered else None}
+                "service_level": self.answered_in_time / offered if offered else None,
+                "service_level_s": self.service_level_s}
+
+
+def queue_levels(settings: Settings) -> dict[str, float]:
+    """Each configured inbound queue's service-level target, in seconds."""
+    return {name: queue.service_level_s for name, queue in settings.inbound.queues.items()}
 
 
 class FloorHub:
@@ -271,10 +278,14 @@ class FloorHub:
 
     def __init__(self, db: Database, bus: EventBus, health: HealthRegistry,
                  dialer: FloorSource | None, *, service_level_s: float = 20.0,
+                 queue_levels: Mapping[str, float] | None = None,
                  tick_s: float = 1.0, clock: Callable[[], float] = time.time) -> None:
         self._db, self._bus, self._health = db, bus, health
         self.dialer = dialer  # set later by the daemon when the floor starts before the dialer
         self.service_level_s, self.tick_s, self._clock = service_level_s, tick_s, clock
+        # Each inbound queue's own target ([inbound.queues.NAME] service_level_s); a queue
+        # without one (a peer daemon's, say) is held to `service_level_s`.
+        self.queue_levels = dict(queue_levels or {})
         self._tabs: set[FloorTab] = set()
         self._pending: list[bytes] = []
         self._flush = asyncio.Event()
@@ -282,6 +293,8 @@ class FloorHub:
         self.calls: dict[str, dict[str, Any]] = {}
         self.agents: dict[str, dict[str, Any]] = {}
         self.queues: dict[str, QueueFloor] = {}
+        for name in self.queue_levels:  # configured queues show before their first caller
+            self._queue(name)
         self.campaigns: dict[int, dict[str, Any]] = {}
         self.health: dict[str, dict[str, str]] = {}
         self._dialed: defaultdict[int, deque[float]] = defaultdict(deque)
@@ -437,7 +450,11 @@ class FloorHub:
         self._push("agent", dict(data), _epoch(event.at))
 
     def _queue(self, name: str) -> QueueFloor:
-        return self.queues.setdefault(name, QueueFloor(name))
+        queue = self.queues.get(name)
+        if queue is None:
+            level = self.queue_levels.get(name, self.service_level_s)
+            queue = self.queues[name] = QueueFloor(name, level)
+        return queue
 
     def _on_queued(self, event: InboundQueued) -> None:
         queue = self._queue(event.queue)
@@ -448,7 +465,7 @@ class FloorHub:
         queue = self._queue(event.queue)
         queue.waiting.pop(event.call_id, None)
         queue.answered += 1
-        queue.answered_in_time += event.waited_s <= self.service_level_s
+        queue.answered_in_time += event.waited_s <= queue.service_level_s
         self._push("queue", queue.as_json(), _epoch(event.at))
 
     def _on_hung_up(self, event: InboundAbandoned) -> None:

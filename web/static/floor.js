@@ -88,7 +88,10 @@
     const rows = [...state.queues.values()].sort((a, b) => a.name.localeCompare(b.name)).map((q) => {
       const t = el("span", q.oldest === null ? L.none : ago(q.oldest), "ticking");
       if (q.oldest !== null) t.dataset.since = q.oldest;
-      return [q.name, String(q.waiting), t, pct(q.service_level), String(q.abandoned)];
+      // The share answered within the queue's own target, and the target beside it.
+      const level = el("span", pct(q.service_level));
+      level.append(el("small", " ≤ " + q.service_level_s + " s", "hint"));
+      return [q.name, String(q.waiting), t, level, String(q.abandoned)];
     });
     fill("floor-queues", rows, L.no_queues, 5);
   }

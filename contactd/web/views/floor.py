@@ -24,7 +24,7 @@ from contactd.events import EventBus
 from contactd.web.access import requires
 from contactd.web.i18n import gettext as _
 from contactd.web.keys import DATABASE, HEALTH, SETTINGS, principal
-from contactd.web.live import FRAME_S, TAB_BUFFER, FloorHub
+from contactd.web.live import FRAME_S, TAB_BUFFER, FloorHub, queue_levels
 from contactd.web.render import page
 from contactd.web.services import SERVICES
 
@@ -208,6 +208,7 @@ def setup(app: web.Application) -> None:
         app[HEALTH],
         services.dialer,
         service_level_s=app[SETTINGS].web.floor_service_level_s,
+        queue_levels=queue_levels(app[SETTINGS]),
     )
     app[FLOOR] = hub
 
