@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -90,6 +91,10 @@ class SpeechModel:
         self._model: Any = None
         self.pool: PriorityPool | None = None
         self._transcribe_pool: ThreadPoolExecutor | None = None
+        # Set on exit: a transcription running then stops at its next second of audio and one
+        # still queued stops as it starts (its caller hears why), so a stop (Ctrl-C, systemd)
+        # does not wait for long recordings to be decoded.
+        self._stopping = threading.Event()
         # Bounds free-form work waiting for a thread, so a burst queues in asyncio, not memory.
         self._transcribe_slots = asyncio.Semaphore(transcribe_workers)
         # Phrase list (as JSON) → idle warm recognizers; touched on the event loop only.
@@ -133,11 +138,18 @@ class SpeechModel:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        if self.pool is not None:
-            self.pool.shutdown()
-        if self._transcribe_pool is not None:
-            self._transcribe_pool.shutdown(wait=True, cancel_futures=True)
+        self._stopping.set()
+        pool, transcribe_pool = self.pool, self._transcribe_pool
         self.pool = self._transcribe_pool = None
+
+        def join() -> None:
+            if pool is not None:
+                pool.shutdown()
+            if transcribe_pool is not None:
+                transcribe_pool.shutdown(wait=True)
+
+        # Off the loop: joining threads blocks, and other parts are stopping meanwhile.
+        await asyncio.to_thread(join)
         self._idle.clear()
 
     def _load(self) -> Any:
@@ -197,8 +209,16 @@ class SpeechModel:
     def _transcribe_sync(self, pcm: bytes) -> Heard:
         rec = self._new_kaldi(None)
         for offset in range(0, len(pcm), TRANSCRIBE_CHUNK_BYTES):
+            if self._stopping.is_set():
+                raise TranscriptionStoppedError(
+                    f"stopped with {(len(pcm) - offset) / 16000:.1f} s of audio not decoded"
+                )
             rec.AcceptWaveform(pcm[offset : offset + TRANSCRIBE_CHUNK_BYTES])
         return _parse(rec.FinalResult())
+
+
+class TranscriptionStoppedError(Exception):
+    """The speech model was closed while a free-form answer was being transcribed."""
 
 
 class GrammarRecognizer:

@@ -28,7 +28,7 @@ from contactd.db.base import utcnow
 from contactd.dialer.inbound import route_of
 from contactd.enums import Channel, Direction, InteractionKind
 from contactd.errors import ContactdError
-from contactd.ivr.asr import Heard, SpeechModel
+from contactd.ivr.asr import Heard, SpeechModel, TranscriptionStoppedError
 from contactd.ivr.audiosocket import AudioSocketCall
 from contactd.ivr.campaigns import CampaignCall, CampaignFlows
 from contactd.ivr.confirm import Outbox, fill, send_confirmation
@@ -568,7 +568,21 @@ class IvrService:
     async def _transcribe(self, session: Session, field_name: str, audio: bytes) -> None:
         if self.speech is None or not audio:
             return
-        heard = await self.speech.transcribe(audio)
+        try:
+            heard = await self.speech.transcribe(audio)
+        except (TranscriptionStoppedError, asyncio.CancelledError) as exc:
+            # The daemon is stopping: the answer keeps no transcript, and the log says which.
+            log.warning(
+                "ivr: free-form answer not transcribed: contactd is stopping",
+                extra={
+                    "interaction_id": session.interaction_id,
+                    "field": field_name,
+                    "reason": str(exc) or "cancelled",
+                },
+            )
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return
         session.answers[field_name] = heard.text
         await self.router.update(
             session.interaction_id, transcript=heard.text, data={"answers": session.answers}
