@@ -23,6 +23,7 @@ from contactd.dialer.policy import (
     RetryRules,
     callee_zones,
     local_times,
+    parse_days,
     rate_window_s,
     refusals,
 )
@@ -38,9 +39,13 @@ def normalise_number(raw: str, default_region: str) -> str:
 
 def campaign_window(campaign: Campaign | None, dialer: DialerSettings) -> CallingWindow:
     base = CallingWindow(dialer.window_start, dialer.window_end)
-    if campaign is None or campaign.window_start is None or campaign.window_end is None:
+    if campaign is None:
         return base
-    return base.narrowed(CallingWindow(campaign.window_start, campaign.window_end))
+    days = parse_days(campaign.calling_days) if campaign.calling_days else None
+    start, end = campaign.window_start, campaign.window_end
+    if start is None or end is None:
+        start, end = base.start, base.end
+    return base.narrowed(CallingWindow(start, end, days))
 
 
 def retry_rules_for(campaign: Campaign | None, dialer: DialerSettings) -> RetryRules:

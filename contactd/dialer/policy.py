@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from enum import StrEnum
 from functools import lru_cache
+from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from contactd.config import DialerSettings
@@ -47,24 +48,63 @@ class Refusal:
     message: str
 
 
+WEEKDAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # datetime.weekday() order
+
+
+def parse_days(text: str) -> frozenset[int]:
+    """Calling days from words such as "mon-fri,sat" (weekday numbers, Monday 0); ValueError
+    naming the part that is not a day or a range of days."""
+    days: set[int] = set()
+    for part in (p.strip().lower() for p in text.split(",")):
+        if not part:
+            continue
+        first, _, last = (s.strip() for s in part.partition("-"))
+        if first not in WEEKDAYS or (last and last not in WEEKDAYS):
+            raise ValueError(
+                f"{part!r} is not a day or a range of days (use {', '.join(WEEKDAYS)}, "
+                "e.g. mon-fri,sat)"
+            )
+        a, b = WEEKDAYS.index(first), WEEKDAYS.index(last or first)
+        if b < a:
+            raise ValueError(f"{part!r}: a range runs from Monday towards Sunday, e.g. mon-fri")
+        days.update(range(a, b + 1))
+    if not days:
+        raise ValueError("no calling day given")
+    return frozenset(days)
+
+
+def days_text(days: Iterable[int]) -> str:
+    """The stored and shown form: "mon,tue,wed,thu,fri"."""
+    return ",".join(WEEKDAYS[d] for d in sorted(days))
+
+
 @dataclass(frozen=True)
 class CallingWindow:
-    """Local wall-clock hours [start, end) in which calls are allowed."""
+    """Local wall-clock hours [start, end) in which calls are allowed, on `days` (weekday
+    numbers, Monday 0; None: every day)."""
 
     start: time
     end: time
+    days: frozenset[int] | None = None
 
     def allows(self, local: time) -> bool:
         return self.start <= local.replace(tzinfo=None) < self.end
 
+    def allows_day(self, weekday: int) -> bool:
+        return self.days is None or weekday in self.days
+
     def narrowed(self, other: CallingWindow | None) -> CallingWindow:
-        """The stricter of two windows: the later start and the earlier end."""
+        """The stricter of two windows: the later start, the earlier end, the common days."""
         if other is None:
             return self
-        return CallingWindow(max(self.start, other.start), min(self.end, other.end))
+        days = self.days if other.days is None else (
+            other.days if self.days is None else self.days & other.days
+        )
+        return CallingWindow(max(self.start, other.start), min(self.end, other.end), days)
 
     def __str__(self) -> str:
-        return f"{self.start:%H:%M}-{self.end:%H:%M}"
+        hours = f"{self.start:%H:%M}-{self.end:%H:%M}"
+        return hours if self.days is None else f"{hours} {days_text(self.days)}"
 
 
 @lru_cache(maxsize=4096)
@@ -161,7 +201,23 @@ def _window_refusal(req: DialRequest) -> Refusal | None:
             f"the campaign and contact windows do not overlap ({req.window} vs "
             f"{req.contact_window})",
         )
-    outside = [(n, lt) for n, lt in local_times(req.at, zones) if not window.allows(lt.time())]
+    if window.days is not None and not window.days:
+        return Refusal(
+            RefusalCode.OUTSIDE_WINDOW,
+            f"the campaign and contact calling days have no day in common ({req.window} vs "
+            f"{req.contact_window})",
+        )
+    times = local_times(req.at, zones)
+    off_day = [(n, lt) for n, lt in times if not window.allows_day(lt.weekday())]
+    if off_day:
+        shown = ", ".join(f"{lt:%a %H:%M} in {n}" for n, lt in off_day[:4])
+        more = f" and {len(off_day) - 4} more zones" if len(off_day) > 4 else ""
+        return Refusal(
+            RefusalCode.OUTSIDE_WINDOW,
+            f"not a calling day ({days_text(window.days or ())}): callee local time is "
+            f"{shown}{more}",
+        )
+    outside = [(n, lt) for n, lt in times if not window.allows(lt.time())]
     if not outside:
         return None
     shown = ", ".join(f"{lt:%H:%M %a} in {n}" for n, lt in outside[:4])

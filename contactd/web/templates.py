@@ -12,9 +12,10 @@ from decimal import Decimal
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date, format_datetime, get_day_names
 from babel.numbers import format_currency, format_decimal, format_percent
 
+from contactd.dialer.policy import WEEKDAYS
 from contactd.web import i18n
 from contactd.web.access import Handler
 from contactd.web.assets import asset_root
@@ -44,6 +45,7 @@ def setup_templates(app: web.Application) -> None:
     env.globals["language_name"] = i18n.language_name
     env.globals["role_name"] = role_name
     env.globals["status_name"] = status_name
+    env.globals["weekdays"] = weekdays
 
 
 def role_name(role: str) -> str:
@@ -56,6 +58,12 @@ def status_name(status: str) -> str:
     """A component's health state in the page's language."""
     names = {"ok": _("ok"), "degraded": _("degraded"), "down": _("down"), "starting": _("starting")}
     return names.get(status, status)
+
+
+def weekdays(lang: str = "en") -> list[tuple[str, str]]:
+    """(key, name) of each weekday from Monday, named in `lang` by Babel (CLDR)."""
+    names = get_day_names("wide", locale=lang)
+    return [(key, names[i]) for i, key in enumerate(WEEKDAYS)]
 
 
 def format_when(value: datetime | None, lang: str = "en") -> str:

@@ -31,6 +31,9 @@ class Campaign(Timestamps, Base):
     # None: take the [dialer] setting.
     window_start: Mapped[time | None]
     window_end: Mapped[time | None]
+    # The weekdays calls may be made in the callee's own zone, e.g. "mon,tue,wed,thu,fri"
+    # (dialer.policy.days_text); None: every day.
+    calling_days: Mapped[str | None] = mapped_column(String(40))
     max_concurrent: Mapped[int | None]
     max_calls_per_second: Mapped[float | None]
     max_attempts: Mapped[int] = mapped_column(default=3)

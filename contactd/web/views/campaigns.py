@@ -42,7 +42,7 @@ from contactd.dialer.create import (
 from contactd.dialer.dialvalues import check_value
 from contactd.dialer.dispositions import KNOWN as DISPOSITIONS
 from contactd.dialer.explain import explain_lead
-from contactd.dialer.policy import MachineAction
+from contactd.dialer.policy import WEEKDAYS, MachineAction, days_text, parse_days
 from contactd.enums import CampaignMode, Channel, LeadStatus, Role
 from contactd.errors import ContactdError, NotFoundError, ValidationError
 from contactd.ivr.tts import Tts
@@ -144,6 +144,7 @@ class Extras:
     window_start: time | None
     window_end: time | None
     retry_rules: dict[str, Any]
+    calling_days: str | None
     fallback_channel: Channel | None
     fallback_template: str | None
     dispositions: list[str] | None
@@ -209,6 +210,9 @@ def check_extras(form: Form) -> Extras:
                     f"dispositions: {d!r} is unknown; allowed: " + ", ".join(DISPOSITIONS),
                     field="dispositions",
                 )
+    ticked = [day for day in WEEKDAYS if _text(form, f"day_{day}")]
+    # None ticked or all seven: every day.
+    calling_days = days_text(parse_days(",".join(ticked))) if 0 < len(ticked) < 7 else None
     raw_limit = _text(form, "abandon_limit_pct")
     limit = None
     if raw_limit:
@@ -222,12 +226,20 @@ def check_extras(form: Form) -> Extras:
                 field="abandon_limit_pct",
             )
     return Extras(
-        start, end, rules, Channel(channel) if channel else None, template, dispositions, limit
+        start,
+        end,
+        rules,
+        calling_days,
+        Channel(channel) if channel else None,
+        template,
+        dispositions,
+        limit,
     )
 
 
 def _apply(campaign: Campaign, extras: Extras, caller_id: str) -> None:
     campaign.window_start, campaign.window_end = extras.window_start, extras.window_end
+    campaign.calling_days = extras.calling_days
     campaign.retry_rules = extras.retry_rules
     campaign.fallback_channel, campaign.fallback_template = (
         extras.fallback_channel,

@@ -113,9 +113,10 @@ async def test_screenshots_of_the_pages(browser: Browser, web_url: str) -> None:
                 await page.goto(f"{web_url}/login")
                 await page.screenshot(path=ARTIFACTS / f"login-{size}-{scheme}.png")
                 await _sign_in(page, web_url, "ada")
-                for name in ("home", "contacts", "users", "account"):
+                for name in ("home", "contacts", "users", "account", "campaigns/new"):
                     await page.goto(f"{web_url}/{'' if name == 'home' else name}")
-                    await page.screenshot(path=ARTIFACTS / f"{name}-{size}-{scheme}.png",
+                    shot = name.replace("/", "-")
+                    await page.screenshot(path=ARTIFACTS / f"{shot}-{size}-{scheme}.png",
                                           full_page=True)
                     # Nothing wider than the screen: no sideways scrolling on a phone.
                     scroll_width = await page.evaluate("document.documentElement.scrollWidth")

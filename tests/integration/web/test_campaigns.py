@@ -102,6 +102,11 @@ async def test_a_campaign_is_made_from_a_segment_with_its_settings_and_runs(
         caller_id="+442079460999",
         window_start="09:00",
         window_end="18:30",
+        day_mon="on",
+        day_tue="on",
+        day_wed="on",
+        day_thu="on",
+        day_fri="on",
         retry_busy_min="15",
         machine_action="fallback",
         fallback_channel="sms",
@@ -122,6 +127,7 @@ async def test_a_campaign_is_made_from_a_segment_with_its_settings_and_runs(
             "18:30",
         )
         assert campaign.retry_rules == {"busy": 900, "machine_action": "fallback"}
+        assert campaign.calling_days == "mon,tue,wed,thu,fri"
         assert campaign.fallback_channel is Channel.SMS
         assert campaign.dispositions == ["sale", "not_interested"]
     listing = await (await panel.client.get("/campaigns")).text()
@@ -129,6 +135,8 @@ async def test_a_campaign_is_made_from_a_segment_with_its_settings_and_runs(
     # A draft's leads are not dialled, and the page says why in words.
     leads = await (await panel.client.get("/campaigns/1")).text()
     assert leads.count("+442079460101") == 1 and "campaign is not running" in leads.lower()
+    ticked = set(re.findall(r'name="day_(\w+)" checked', leads))
+    assert ticked == {"mon", "tue", "wed", "thu", "fri"}
 
     page = await (
         await panel.client.post("/campaigns/1/start", data={"csrf_token": panel.csrf})
@@ -177,6 +185,7 @@ async def test_a_campaign_is_made_from_a_segment_with_its_settings_and_runs(
         assert campaign is not None and campaign.caller_id == "+442079460998"
         assert campaign.retry_rules == {"no_answer": 5400, "machine_action": "retry"}
         assert campaign.window_start is None
+        assert campaign.calling_days is None  # none ticked: every day
 
 
 async def test_from_a_filter_and_from_a_file_with_the_import_report(panel: Panel) -> None:

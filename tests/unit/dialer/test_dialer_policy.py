@@ -16,6 +16,8 @@ from contactd.dialer.policy import (
     DialRequest,
     RefusalCode,
     callee_zones,
+    days_text,
+    parse_days,
     rate_allowance,
     rate_window_s,
     refusals,
@@ -209,3 +211,29 @@ def test_explain_and_the_dial_loop_agree_with_the_one_parser(number: str, valid:
     codes = [r.code for r in refusals(DialRequest(e164=number, at=at, window=WINDOW,
                                                   fallback_zone="Europe/London"))]
     assert (parsed, explained, RefusalCode.INVALID_NUMBER not in codes) == (valid,) * 3
+
+
+def test_calling_days_are_read_from_words_and_bad_words_are_named() -> None:
+    assert days_text(parse_days("mon-fri, sat")) == "mon,tue,wed,thu,fri,sat"
+    assert parse_days("SUN") == frozenset({6})
+    for bad, named in (("funday", "'funday'"), ("fri-mon", "'fri-mon'"), ("", "no calling")):
+        with pytest.raises(ValueError, match=named):
+            parse_days(bad)
+
+
+def test_a_number_is_not_dialled_on_a_day_the_campaign_does_not_call_in_its_own_zone() -> None:
+    weekdays = CallingWindow(time(8, 0), time(21, 0), parse_days("mon-fri"))
+    # Friday 23:30 UTC is already Saturday 00:30 in Berlin but still Friday in New York.
+    friday_night = datetime(2026, 12, 4, 23, 30, tzinfo=UTC)
+    berlin = refusals(DialRequest(e164="+4930123456", at=friday_night, window=weekdays))
+    assert [r.code for r in berlin] == [RefusalCode.OUTSIDE_WINDOW]
+    assert "not a calling day (mon,tue,wed,thu,fri)" in berlin[0].message
+    assert "Sat 00:30 in Europe/Berlin" in berlin[0].message
+    new_york = refusals(DialRequest(e164="+12125551234", at=friday_night, window=weekdays))
+    assert new_york == []  # 18:30 on a Friday there
+    # A window without days is every day; narrowing keeps the days both allow.
+    saturday_noon = datetime(2026, 12, 5, 11, 0, tzinfo=UTC)
+    assert refusals(DialRequest(e164="+4930123456", at=saturday_noon, window=WINDOW)) == []
+    both = weekdays.narrowed(CallingWindow(time(9, 0), time(17, 0), parse_days("fri-sun")))
+    assert (both.start, both.end, both.days) == (time(9, 0), time(17, 0), frozenset({4}))
+    assert WINDOW.narrowed(weekdays).days == weekdays.days
