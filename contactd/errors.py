@@ -39,6 +39,13 @@ class ValidationError(ContactdError):
     code = "invalid_input"
 
 
+class StorageUnavailableError(ContactdError):
+    """The database cannot take a write now (locked by another program, or the disk is full):
+    nothing was stored, and the same request may succeed later."""
+
+    code = "storage_unavailable"
+
+
 class NotFoundError(ContactdError):
     code = "not_found"
 

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from contactd.errors import StartupError
+from contactd.errors import StartupError, StorageUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -90,3 +90,28 @@ class Database:
         """A session inside one transaction: committed on success, rolled back on error."""
         async with self.sessionmaker() as session, session.begin():
             yield session
+
+
+# SQLite's words for a write it cannot make now, and what to tell the person who asked.
+_STORAGE_FAULTS = (
+    ("database is locked", "the database is locked by another program"),
+    ("database or disk is full", "the disk holding the database is full"),
+    ("disk i/o error", "the disk holding the database failed to write"),
+)
+
+
+@asynccontextmanager
+async def storage_errors(what: str) -> AsyncIterator[None]:
+    """Turns a write the database cannot make now into StorageUnavailableError, saying what
+    was not stored and why; any other error passes unchanged."""
+    try:
+        yield
+    except OperationalError as exc:
+        text_of = str(exc.orig).lower()
+        for words, reason in _STORAGE_FAULTS:
+            if words in text_of:
+                raise StorageUnavailableError(
+                    f"{what} not stored: {reason}; nothing was changed, try again later",
+                    reason=words,
+                ) from exc
+        raise

@@ -24,7 +24,7 @@ from types import TracebackType
 from typing import Final
 
 from contactd.background import TaskOwner
-from contactd.db.session import Database
+from contactd.db.session import Database, storage_errors
 from contactd.enums import Channel, MessageState
 from contactd.events import EventBus
 from contactd.health import ComponentHealth
@@ -144,7 +144,7 @@ class Outbox:
 
     async def enqueue_many(self, messages: Sequence[OutboundMessage]) -> list[int]:
         """Store many at once (one transaction); ids in the order given."""
-        async with self._db_writes:
+        async with self._db_writes, storage_errors(f"{len(messages)} outgoing message(s)"):
             ids, inserted = await store.insert_messages(self._db, messages)
         self.stats.enqueued += inserted
         if inserted:

@@ -12,7 +12,13 @@ from aiohttp import web
 from contactd.ami.errors import AmiUnavailable
 from contactd.auth.errors import CsrfRejected, Forbidden, NotSignedIn, TooManyAttempts
 from contactd.crm.errors import StaleEditError
-from contactd.errors import ConflictError, ContactdError, NotFoundError, ValidationError
+from contactd.errors import (
+    ConflictError,
+    ContactdError,
+    NotFoundError,
+    StorageUnavailableError,
+    ValidationError,
+)
 from contactd.web.access import Handler, is_api
 from contactd.web.api.spec import IfMatchRequired
 from contactd.web.keys import LANGUAGE, PRINCIPAL, SETTINGS, THEME
@@ -31,6 +37,7 @@ STATUS: dict[type[ContactdError], int] = {
     IfMatchRequired: 428,
     TooManyAttempts: 429,
     Unavailable: 503,
+    StorageUnavailableError: 503,
     AmiUnavailable: 503,
 }
 # Error details an API client may read (which field, each validation error); others stay in logs.

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,6 +33,7 @@ from contactd.enums import (
     MessageState,
     PhoneType,
 )
+from contactd.errors import ContactdError
 from contactd.events import EventBus
 from contactd.messaging.events import InboundSmsReceived, MessageDelivered
 from contactd.messaging.outbox import OutboundMessage
@@ -317,3 +321,53 @@ async def test_fallback_after_a_machine_answer_texts_the_contact(
     assert [(i.kind, i.direction, i.outcome) for i in timeline] == [
         (InteractionKind.SMS, Direction.OUTBOUND, "delivered")
     ]
+
+
+async def test_a_database_locked_by_another_process_holds_the_outbox_and_loses_nothing(
+    settings: Settings, smsc: SmscPeer, db: Database, tmp_path: Path
+) -> None:
+    """Drill: another program keeps the SQLite file write-locked for longer than the busy
+    timeout. Commits fail and are retried, health says why, a new message is refused with a
+    clear error instead of being dropped; once the lock goes, every message is delivered and
+    the file is intact."""
+    count = 60
+    path = tmp_path / "test.db"
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:
+        other = sqlite3.connect(path, timeout=1)
+        try:
+            other.execute("BEGIN EXCLUSIVE")
+            holding.set()
+            release.wait(30)
+            other.rollback()
+        finally:
+            other.close()
+
+    async with messaging(settings, smsc, db, max_per_second=20) as m:
+        await m.outbox.enqueue_many([sms(i) for i in range(count)])
+        await m.outbox.wait_for(lambda s: s.sent >= 5, 20)
+        locker = asyncio.create_task(asyncio.to_thread(hold_the_lock))
+        await asyncio.to_thread(holding.wait, 10)
+        try:
+            # Longer than the busy timeout (5 s): the writer's commit fails and is retried.
+            async with asyncio.timeout(30):
+                while m.outbox.probe().status == "ok":  # noqa: ASYNC110 - health is polled, as monitoring does
+                    await asyncio.sleep(0.2)
+            health = m.outbox.probe()
+            assert health.status == "degraded" and "locked" in health.detail
+            with pytest.raises(ContactdError) as refused:
+                await m.outbox.enqueue(sms(count))
+            assert "locked" in refused.value.message
+        finally:
+            release.set()
+            await locker
+        await m.outbox.enqueue(sms(count))  # accepted again once the lock is gone
+        await m.outbox.wait_for(lambda s: s.delivered == count + 1, 60)
+        assert m.outbox.probe().status == "ok"
+        maybe_sent = m.outbox.stats.maybe_sent
+    texts = {f"message {i}" for i in range(count + 1)}
+    assert_at_least_once(await smsc.submits(), texts, maybe_sent)
+    assert all(r.state is MessageState.DELIVERED for r in await rows(db))
+    with sqlite3.connect(path) as check:
+        assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
