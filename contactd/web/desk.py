@@ -99,15 +99,17 @@ class AgentDesk:
         inbound = self._services.inbound
         return [] if inbound is None else inbound.queues_for(user.username, user.team)
 
-    async def campaigns(self) -> list[Campaign]:
-        """Campaigns an agent can join: every one that needs agents and is not over."""
+    async def campaigns(self, user: User) -> list[Campaign]:
+        """Campaigns `user` can join: every one that needs agents, is not over, and takes
+        any agent or the user's team."""
         async with self._db.session() as session:
-            return list(await session.scalars(
+            found = await session.scalars(
                 select(Campaign).where(
                     Campaign.mode != CampaignMode.AUTOMATED,
                     Campaign.status.in_((CampaignStatus.RUNNING, CampaignStatus.PAUSED,
                                          CampaignStatus.DRAFT)),
-                ).order_by(Campaign.name)))
+                ).order_by(Campaign.name))
+            return [c for c in found if _takes(c, user)]
 
     async def join(self, user: User, campaign_id: int | None, actor: Actor,
                    queues: list[str] | None = None) -> Agent:
@@ -131,6 +133,11 @@ class AgentDesk:
                 if campaign is None or campaign.mode is CampaignMode.AUTOMATED:
                     raise NotFoundError(f"no campaign {campaign_id} that takes agents",
                                         code="campaign_not_found")
+                if not _takes(campaign, user):
+                    raise ValidationError(
+                        f"campaign {campaign.name!r} takes agents of team {campaign.team!r}; "
+                        f"you are in {'no team' if not user.team else repr(user.team)}",
+                        field="campaign_id")
             record(session, actor, "agent.join", "campaign", campaign_id, None,
                    {"agent": user.username, "queues": sorted(joined)})
         now = self._clock()
@@ -291,3 +298,8 @@ class AgentDesk:
             phone_e164=e164, dial=user.extension, context=self._settings.asterisk.agent_context,
             exten=e164, detect_machine=False, contact_id=contact_id, agent_id=user.id,
             ring_timeout_s=float(self._settings.dialer.ring_timeout_s)))
+
+
+def _takes(campaign: Campaign, user: User) -> bool:
+    """A campaign with a team takes only that team's agents; one without takes anyone."""
+    return not campaign.team or campaign.team == user.team

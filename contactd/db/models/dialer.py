@@ -34,6 +34,8 @@ class Campaign(Timestamps, Base):
     # The weekdays calls may be made in the callee's own zone, e.g. "mon,tue,wed,thu,fri"
     # (dialer.policy.days_text); None: every day.
     calling_days: Mapped[str | None] = mapped_column(String(40))
+    # Only agents of this team (users.team) may join the campaign; None: any agent.
+    team: Mapped[str | None] = mapped_column(String(64))
     max_concurrent: Mapped[int | None]
     max_calls_per_second: Mapped[float | None]
     max_attempts: Mapped[int] = mapped_column(default=3)

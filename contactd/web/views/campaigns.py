@@ -145,6 +145,7 @@ class Extras:
     window_end: time | None
     retry_rules: dict[str, Any]
     calling_days: str | None
+    team: str | None
     fallback_channel: Channel | None
     fallback_template: str | None
     dispositions: list[str] | None
@@ -210,6 +211,9 @@ def check_extras(form: Form) -> Extras:
                     f"dispositions: {d!r} is unknown; allowed: " + ", ".join(DISPOSITIONS),
                     field="dispositions",
                 )
+    team = _text(form, "team") or None
+    if team is not None and len(team) > 64:
+        raise ValidationError("team: at most 64 characters", field="team")
     ticked = [day for day in WEEKDAYS if _text(form, f"day_{day}")]
     # None ticked or all seven: every day.
     calling_days = days_text(parse_days(",".join(ticked))) if 0 < len(ticked) < 7 else None
@@ -230,6 +234,7 @@ def check_extras(form: Form) -> Extras:
         end,
         rules,
         calling_days,
+        team,
         Channel(channel) if channel else None,
         template,
         dispositions,
@@ -240,6 +245,7 @@ def check_extras(form: Form) -> Extras:
 def _apply(campaign: Campaign, extras: Extras, caller_id: str) -> None:
     campaign.window_start, campaign.window_end = extras.window_start, extras.window_end
     campaign.calling_days = extras.calling_days
+    campaign.team = extras.team
     campaign.retry_rules = extras.retry_rules
     campaign.fallback_channel, campaign.fallback_template = (
         extras.fallback_channel,

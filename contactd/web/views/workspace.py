@@ -118,7 +118,7 @@ async def workspace(request: web.Request) -> web.StreamResponse:
     if seat is not None and seat.campaign is not None:
         dispositions = [d.name for d in campaign_dispositions(seat.campaign, settings.dialer)]
     return page(request, "workspace.html", {
-        "seat": seat, "campaigns": [] if seat else await desk.campaigns(),
+        "seat": seat, "campaigns": [] if seat else await desk.campaigns(user),
         "queues": [] if seat else desk.queues(user),
         "card": live["card"] if live else Card(None, None, "").as_json(),
         "ended": bool(live and live.get("ended")), "preview": preview,

@@ -100,6 +100,7 @@ async def test_a_campaign_is_made_from_a_segment_with_its_settings_and_runs(
         source="segment",
         segment="vips",
         caller_id="+442079460999",
+        team="north",
         window_start="09:00",
         window_end="18:30",
         day_mon="on",
@@ -128,6 +129,7 @@ async def test_a_campaign_is_made_from_a_segment_with_its_settings_and_runs(
         )
         assert campaign.retry_rules == {"busy": 900, "machine_action": "fallback"}
         assert campaign.calling_days == "mon,tue,wed,thu,fri"
+        assert campaign.team == "north"
         assert campaign.fallback_channel is Channel.SMS
         assert campaign.dispositions == ["sale", "not_interested"]
     listing = await (await panel.client.get("/campaigns")).text()

@@ -27,6 +27,7 @@ from contactd.crm.service import ContactInput, ContactService
 from contactd.db.models import AuditEntry, DoNotCall
 from contactd.db.models.calls import CallAttempt
 from contactd.db.models.dialer import Campaign, Lead
+from contactd.db.models.users import User
 from contactd.db.session import Database
 from contactd.dialer.agents import AgentState
 from contactd.dialer.announce import AgentCallOffered
@@ -147,6 +148,23 @@ async def test_an_agent_joins_pauses_with_a_reason_and_says_ready(desk: Desk) ->
             select(AuditEntry.action, AuditEntry.details).order_by(AuditEntry.id)))
     actions = [(a, d["after"].get("pause_code")) for a, d in audit if a.startswith("agent.")]
     assert actions == [("agent.join", None), ("agent.pause", "training"), ("agent.ready", None)]
+
+
+async def test_a_campaign_with_a_team_takes_only_that_teams_agents(desk: Desk) -> None:
+    async with desk.db.transaction() as session:
+        campaign = await session.get(Campaign, desk.campaign_id)
+        assert campaign is not None
+        campaign.team = "north"
+        user = (await session.scalars(select(User).where(User.username == "bea"))).one()
+        user.team = "north"
+    client, csrf = await desk.agent("alex")  # no team
+    page = await (await client.get("/workspace")).text()
+    assert f'value="{desk.campaign_id}"' not in page  # not offered
+    refused = await _post(client, "/workspace/join", csrf, campaign_id=str(desk.campaign_id))
+    assert "campaign &#39;spring&#39; takes agents of team &#39;north&#39;" in refused
+    assert "alex" not in desk.dialer.agents.agents
+    await _join(desk, "bea")
+    assert desk.dialer.agents.agents["bea"].campaign_id == desk.campaign_id
 
 
 async def test_an_agent_without_a_phone_cannot_join(desk: Desk) -> None:
