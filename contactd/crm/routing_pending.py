@@ -6,10 +6,8 @@ at a time that costs ~12 round trips per item (`Router.attach_sender` + `Router.
 pending (so a batch never routes one twice), matches senders with one IN query per kind, makes
 the follow-up tasks by the same rules (`crm/policy.follow_ups`, `crm/assign.choose`) and flips
 the mark in that same transaction, so route-exactly-once and the crash sweep keep working.
-With `make_leads`, an unknown sender becomes a new lead contact in the same transaction (one
-per address, as `Router` makes it one at a time). A row that needs a decision the batch does
-not make (an address several contacts share, a new sender without `make_leads`) is handed
-back for the one-by-one path.
+Rows that need a decision the batch does not make (an unknown sender becoming a new lead, an
+address several contacts share) are handed back for the one-by-one path.
 
 `PendingBatcher` feeds it: callers `await route(id)`; a single owned worker takes everything
 queued (bounded: a full queue makes callers wait) and routes it as one batch, so N concurrent
@@ -32,7 +30,7 @@ from contactd.background import LoopState, TaskOwner, run_resilient
 from contactd.crm.assign import Agent, AssignRequest, choose
 from contactd.crm.events import InteractionRecorded, TaskCreated
 from contactd.crm.policy import InteractionFacts, follow_ups
-from contactd.crm.routing import NEW_LEAD_TAG, Router
+from contactd.crm.routing import Router
 from contactd.crm.routing_batch import CHUNK, _insert_ids, _last_assignee, _people
 from contactd.crm.senders import address_key
 from contactd.crm.tasks import agent_snapshot
@@ -75,7 +73,6 @@ async def route_pending_many(
     done: str,
     *,
     now: datetime | None = None,
-    make_leads: bool = False,
 ) -> PendingBatch:
     """Route the interactions of `ids` whose `data[key]` is still `mark`, in one transaction."""
     now = now or utcnow()
@@ -112,26 +109,12 @@ async def route_pending_many(
                 )
                 for value, cid in found:
                     candidates.setdefault((kind, value), set()).add(cid)
-        # With `make_leads` (channels whose one-by-one path makes a bare lead from the address:
-        # SMS, e-mail), unknown senders become new lead contacts here, one per address.
-        unknown = [
-            addr
-            for row in rows
-            if row.contact_id is None and (addr := keys.get(row.id)) and not candidates.get(addr)
-        ]
-        leads = (
-            await router.contacts.create_leads_in(session, unknown, NEW_LEAD_TAG)
-            if make_leads and unknown and router.create_unknown
-            else {}
-        )
-        for addr, lead_id in leads.items():
-            candidates[addr] = {lead_id}
         batch: list[tuple[Row[Any], int | None]] = []
         for row in rows:
             addr = keys.get(row.id)
             held = candidates.get(addr, set()) if addr is not None else set()
             if len(held) > 1 or (row.contact_id is None and addr is not None and not held):
-                later.append(row.id)  # shared address (review), or a lead not made: one by one
+                later.append(row.id)  # shared address (review) or a new lead: one by one
             elif row.contact_id is None and held:
                 (only,) = held
                 batch.append((row, only))
@@ -276,14 +259,12 @@ class PendingBatcher:
         name: str,
         max_batch: int = MAX_BATCH,
         bound: int = QUEUE_BOUND,
-        make_leads: bool = False,
     ) -> None:
         self._router = router
         self._key, self._mark, self._done = key, mark, done
         self._one = one
         self._lock = lock
         self._max = max_batch
-        self._make_leads = make_leads
         self._queue: asyncio.Queue[tuple[int, asyncio.Future[bool]]] = asyncio.Queue(bound)
         self._owner = TaskOwner(name, log)
         self.state = LoopState(name)
@@ -316,12 +297,7 @@ class PendingBatcher:
         try:
             async with self._lock:
                 result = await route_pending_many(
-                    self._router,
-                    list(waiting),
-                    self._key,
-                    self._mark,
-                    self._done,
-                    make_leads=self._make_leads,
+                    self._router, list(waiting), self._key, self._mark, self._done
                 )
         except Exception:
             log.exception(

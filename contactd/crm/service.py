@@ -176,46 +176,6 @@ class ContactService:
             await repo.flag_possible_duplicates(conn, [(c, contact.id) for c in possible])
             return contact.id
 
-    async def create_leads_in(
-        self, session: AsyncSession, senders: Sequence[tuple[str, str]], tag: str
-    ) -> dict[tuple[str, str], int]:
-        """New lead contacts, tagged `tag`, for unknown senders given as ("email", address) or
-        ("phone", E.164), inside the caller's transaction: what `create_contact` makes for one
-        sender with `allow_duplicate`, made for a whole batch at once. A sender whose address
-        does not parse is left out (its interaction keeps the address only), and so is every
-        sender when the custom fields need values a lead cannot have."""
-        try:
-            custom = validate(await self.field_defs(), {})
-        except ValidationError:
-            return {}
-        made: list[tuple[tuple[str, str], Contact]] = []
-        lead_tag: Tag | None = None
-        for kind, value in dict.fromkeys(senders):
-            contact = Contact(custom=dict(custom))
-            if kind == "email":
-                if EMAIL.fullmatch(value) is None:
-                    continue
-                contact.emails = [ContactEmail(address=value, is_primary=True)]
-                contact.phones = []
-            else:
-                info = self.phones.try_parse(value)
-                if isinstance(info, str):
-                    continue
-                contact.phones = [ContactPhone(e164=info.e164, type=info.type, region=info.region,
-                                               time_zones=" ".join(info.time_zones),
-                                               is_primary=True)]
-                contact.emails = []
-            lead_tag = lead_tag or await _tag(session, tag)
-            contact.tags = [lead_tag]
-            made.append(((kind, value), contact))
-        if not made:
-            return {}
-        session.add_all([c for _, c in made])
-        await session.flush()
-        conn = await session.connection()
-        await repo.refresh_search_text(conn, [c.id for _, c in made])
-        return {sender: c.id for sender, c in made}
-
     async def update_contact(
         self, contact_id: int, *, expected_version: int | None = None, **changes: Any
     ) -> None:
