@@ -16,6 +16,8 @@ import asyncio
 import hashlib
 import logging
 import os
+import sys
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -49,6 +51,28 @@ REFUSED_DIR: Final = Path("mail") / "refused"
 ATTACHMENT_DIR: Final = Path("documents") / "mail"
 # Parsing costs a few ms per 10 KiB here: past this size it runs in a worker thread.
 INLINE_PARSE_BYTES: Final = 64 * 1024
+MAX_STORE_BATCH: Final = 200  # mails per store transaction
+
+
+@dataclass
+class _Store:
+    """One parsed mail waiting for the group commit; `done` gets its interaction id."""
+
+    mail: ParsedMail
+    key: str
+    source: str
+    files: list[tuple[Path, int]]
+    done: asyncio.Future[int] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future())
+
+    @property
+    def fields(self) -> tuple[ParsedMail, str, str, list[tuple[Path, int]]]:
+        return self.mail, self.key, self.source, self.files
+
+
+def _fail(item: _Store, exc: BaseException | None) -> None:
+    if not item.done.done():
+        item.done.set_exception(exc or RuntimeError("inbound mail not stored"))
 
 class MailIntake:
     """`receive` = `store` then `route`; entering it sweeps what waited across a restart."""
@@ -64,6 +88,10 @@ class MailIntake:
         self.data_dir = data_dir
         self._lock = asyncio.Lock()  # the sweep and a live mail never route one twice
         self._batcher: PendingBatcher | None = None
+        # Group commit: mails parsed while a store transaction runs wait here and are
+        # stored together in the next one (each caller still answers only once committed).
+        self._stores: list[_Store] = []
+        self._storing = False
 
     async def __aenter__(self) -> MailIntake:
         await self.sweep()
@@ -110,9 +138,10 @@ class MailIntake:
                      extra={"interaction_id": known.interaction_id,
                             "message_id": mail.message_id})
             return known
-        files = await asyncio.to_thread(self._write_attachments, key, mail)
+        files = (await asyncio.to_thread(self._write_attachments, key, mail)
+                 if mail.attachments else [])
         try:
-            interaction_id = await self._insert(mail, key, source, files)
+            interaction_id = await self._stored_together(_Store(mail, key, source, files))
         except IntegrityError:
             known = await self._known(key)
             if known is None:
@@ -141,35 +170,81 @@ class MailIntake:
             written.append((relative, number - 1))
         return written
 
-    async def _insert(
-        self, mail: ParsedMail, key: str, source: str, files: list[tuple[Path, int]]
+    async def _stored_together(self, item: _Store) -> int:
+        """Store `item` in the next store transaction, with whatever else waits for it.
+
+        The first caller to find no transaction running leads: it takes the routing lock
+        (so store and routing writes never wait on each other in SQLite's busy handler) and
+        commits every queued mail in one transaction, until the queue is empty. A batch that
+        fails (a duplicate racing in) is stored again one mail per transaction, so only the
+        mail at fault sees the error."""
+        self._stores.append(item)
+        if self._storing:
+            return await item.done
+        self._storing = True
+        batch: list[_Store] = []
+        try:
+            while self._stores:
+                batch = self._stores[:MAX_STORE_BATCH]
+                del self._stores[:MAX_STORE_BATCH]
+                await self._store_batch(batch)
+        finally:
+            self._storing = False
+            # The leader was cancelled: what it held or nobody will commit gets an error (the
+            # sender retries; a mail committed after all is then found as a duplicate).
+            for left in [*batch, *self._stores]:
+                _fail(left, RuntimeError("inbound mail store stopped"))
+            self._stores = []
+        return await item.done
+
+    async def _store_batch(self, batch: list[_Store]) -> None:
+        try:
+            async with self._lock, self.db.transaction() as session:
+                ids = [await self._insert_in(session, *b.fields) for b in batch]
+        except Exception:
+            if len(batch) == 1:
+                _fail(batch[0], sys.exc_info()[1])
+                return
+            for one in batch:  # one transaction each: the error reaches only its own mail
+                try:
+                    async with self._lock, self.db.transaction() as session:
+                        one.done.set_result(await self._insert_in(session, *one.fields))
+                except Exception as exc:
+                    _fail(one, exc)
+            return
+        for one, interaction_id in zip(batch, ids, strict=True):
+            one.done.set_result(interaction_id)
+
+    async def _insert_in(
+        self, session: Any, mail: ParsedMail, key: str, source: str,
+        files: list[tuple[Path, int]],
     ) -> int:
-        async with self.db.transaction() as session:
-            thread_id, contact_id = await self._thread(session, mail)
-            thread_id = thread_id or mail.message_id or f"key:{key[:32]}"
-            docs: list[Document] = []
-            for relative, index in files:
-                item = mail.attachments[index]
-                docs.append(self.documents.add_received(
-                    session, relative=relative, data=item.data, title=item.filename,
-                    mime_type=item.content_type, contact_id=contact_id))
-            row = Interaction(
-                contact_id=contact_id, kind=InteractionKind.EMAIL, direction=Direction.INBOUND,
-                channel=Channel.EMAIL, subject=mail.subject[:300], body=mail.text,
-                remote_address=mail.sender, outcome="received",
-                data={"route": ROUTE_PENDING, "message_id": mail.message_id,
-                      "in_reply_to": list(mail.in_reply_to),
-                      "references": list(mail.references), "thread_id": thread_id,
-                      "to": list(mail.recipients), "from_name": mail.sender_name,
-                      "defects": list(mail.defects)},
-            )
-            session.add(row)
-            await session.flush()
-            row.data = {**row.data, "documents": [d.id for d in docs]}
-            session.add(InboundEmail(dedup_key=key, message_id=mail.message_id,
-                                     thread_id=thread_id[:255], interaction_id=row.id,
-                                     source=source))
-            return row.id
+        thread_id, contact_id = await self._thread(session, mail)
+        thread_id = thread_id or mail.message_id or f"key:{key[:32]}"
+        docs: list[Document] = []
+        for relative, index in files:
+            item = mail.attachments[index]
+            docs.append(self.documents.add_received(
+                session, relative=relative, data=item.data, title=item.filename,
+                mime_type=item.content_type, contact_id=contact_id))
+        row = Interaction(
+            contact_id=contact_id, kind=InteractionKind.EMAIL, direction=Direction.INBOUND,
+            channel=Channel.EMAIL, subject=mail.subject[:300], body=mail.text,
+            remote_address=mail.sender, outcome="received",
+            data={"route": ROUTE_PENDING, "message_id": mail.message_id,
+                  "in_reply_to": list(mail.in_reply_to),
+                  "references": list(mail.references), "thread_id": thread_id,
+                  "to": list(mail.recipients), "from_name": mail.sender_name,
+                  "defects": list(mail.defects)},
+        )
+        session.add(row)
+        await session.flush()
+        row.data = {**row.data, "documents": [d.id for d in docs]}
+        session.add(InboundEmail(dedup_key=key, message_id=mail.message_id,
+                                 thread_id=thread_id[:255], interaction_id=row.id,
+                                 source=source))
+        await session.flush()  # the next mail of the batch may answer this one
+        return row.id
 
     @staticmethod
     async def _thread(session: Any, mail: ParsedMail) -> tuple[str | None, int | None]:

@@ -26,8 +26,8 @@ from contactd.crm import repo
 from contactd.crm.assign import Agent, AssignRequest, choose
 from contactd.crm.custom_fields import validate
 from contactd.crm.events import InteractionRecorded, TaskCreated
-from contactd.crm.policy import InteractionFacts, follow_ups
 from contactd.crm.imports.validate import EMAIL
+from contactd.crm.policy import InteractionFacts, follow_ups
 from contactd.crm.routing import NEW_LEAD_TAG, InboundContact, Routed, Router
 from contactd.crm.senders import address_key
 from contactd.crm.tasks import agent_snapshot
