@@ -56,13 +56,13 @@ MAX_STORE_BATCH: Final = 200  # mails per store transaction
 
 @dataclass
 class _Store:
-    """One parsed mail waiting for the group commit; `done` gets its interaction id."""
+    """One parsed mail waiting for the group commit; `done` gets how it was stored."""
 
     mail: ParsedMail
     key: str
     source: str
     files: list[tuple[Path, int]]
-    done: asyncio.Future[int] = field(
+    done: asyncio.Future[Intake] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future())
 
     @property
@@ -132,21 +132,25 @@ class MailIntake:
         except MailRefusedError as exc:
             return await self._refuse(raw, source, exc)
         key = dedup_key(raw, mail.message_id)
-        known = await self._known(key)
-        if known is not None:
-            log.info("inbound mail already stored",
-                     extra={"interaction_id": known.interaction_id,
-                            "message_id": mail.message_id})
-            return known
+        # A known mail is found again in the store transaction; one with attachments is
+        # looked up first, so a re-delivery does not write its files again.
+        known = await self._known(key) if mail.attachments else None
         files = (await asyncio.to_thread(self._write_attachments, key, mail)
-                 if mail.attachments else [])
+                 if mail.attachments and known is None else [])
         try:
-            interaction_id = await self._stored_together(_Store(mail, key, source, files))
+            if known is None:
+                known = await self._stored_together(_Store(mail, key, source, files))
         except IntegrityError:
             known = await self._known(key)
             if known is None:
                 raise  # not the same mail stored by a parallel delivery: a real failure
             return known
+        if known.status == "duplicate":
+            log.info("inbound mail already stored",
+                     extra={"interaction_id": known.interaction_id,
+                            "message_id": mail.message_id})
+            return known
+        interaction_id = known.interaction_id
         log.info("inbound mail stored",
                  extra={"interaction_id": interaction_id, "message_id": mail.message_id,
                         "source": source, "attachments": len(files)})
@@ -170,7 +174,7 @@ class MailIntake:
             written.append((relative, number - 1))
         return written
 
-    async def _stored_together(self, item: _Store) -> int:
+    async def _stored_together(self, item: _Store) -> Intake:
         """Store `item` in the next store transaction, with whatever else waits for it.
 
         The first caller to find no transaction running leads: it takes the routing lock
@@ -200,7 +204,7 @@ class MailIntake:
     async def _store_batch(self, batch: list[_Store]) -> None:
         try:
             async with self._lock, self.db.transaction() as session:
-                ids = [await self._insert_in(session, *b.fields) for b in batch]
+                results = await self._insert_many(session, batch)
         except Exception:
             if len(batch) == 1:
                 _fail(batch[0], sys.exc_info()[1])
@@ -208,12 +212,29 @@ class MailIntake:
             for one in batch:  # one transaction each: the error reaches only its own mail
                 try:
                     async with self._lock, self.db.transaction() as session:
-                        one.done.set_result(await self._insert_in(session, *one.fields))
+                        [result] = await self._insert_many(session, [one])
+                    one.done.set_result(result)
                 except Exception as exc:
                     _fail(one, exc)
             return
-        for one, interaction_id in zip(batch, ids, strict=True):
-            one.done.set_result(interaction_id)
+        for one, result in zip(batch, results, strict=True):
+            one.done.set_result(result)
+
+    async def _insert_many(self, session: Any, batch: list[_Store]) -> list[Intake]:
+        """Store each mail of `batch` not stored before (one look-up for the whole batch; the
+        same mail twice in it is stored once)."""
+        stored: dict[str, int] = {key: interaction_id for key, interaction_id in (
+            await session.execute(
+                select(InboundEmail.dedup_key, InboundEmail.interaction_id)
+                .where(InboundEmail.dedup_key.in_({b.key for b in batch}))))}
+        results: list[Intake] = []
+        for item in batch:
+            if item.key in stored:
+                results.append(Intake("duplicate", stored[item.key]))
+                continue
+            stored[item.key] = await self._insert_in(session, *item.fields)
+            results.append(Intake("stored", stored[item.key]))
+        return results
 
     async def _insert_in(
         self, session: Any, mail: ParsedMail, key: str, source: str,
@@ -237,13 +258,14 @@ class MailIntake:
                   "to": list(mail.recipients), "from_name": mail.sender_name,
                   "defects": list(mail.defects)},
         )
+        if docs:
+            await session.flush()  # their ids go on the interaction
+        row.data["documents"] = [d.id for d in docs]
         session.add(row)
         await session.flush()
-        row.data = {**row.data, "documents": [d.id for d in docs]}
         session.add(InboundEmail(dedup_key=key, message_id=mail.message_id,
                                  thread_id=thread_id[:255], interaction_id=row.id,
                                  source=source))
-        await session.flush()  # the next mail of the batch may answer this one
         return row.id
 
     @staticmethod
