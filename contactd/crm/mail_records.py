@@ -98,7 +98,8 @@ class MailIntake:
         # Entered (the daemon), concurrent deliveries are routed together in one transaction.
         self._batcher = await PendingBatcher(
             self.router, key="route", mark=ROUTE_PENDING, done=ROUTE_DONE, one=self.route,
-            lock=self._lock, name="mail-routing").__aenter__()
+            lock=self._lock, name="mail-routing",
+            make_leads=True).__aenter__()
         return self
 
     async def __aexit__(

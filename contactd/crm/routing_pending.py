@@ -80,8 +80,13 @@ async def route_pending_many(
     done: str,
     *,
     now: datetime | None = None,
+    make_leads: bool = False,
 ) -> PendingBatch:
-    """Route the interactions of `ids` whose `data[key]` is still `mark`, in one transaction."""
+    """Route the interactions of `ids` whose `data[key]` is still `mark`, in one transaction.
+
+    `make_leads`: an unknown sender becomes a plain new lead here (as `Router.attach_sender`
+    makes it); off, such rows go back to the channel's own one-by-one rule (web forms make
+    the lead from the form's fields)."""
     now = now or utcnow()
     routed: dict[int, list[int]] = {}
     later: list[int] = []
@@ -124,6 +129,9 @@ async def route_pending_many(
             if len(held) > 1:
                 later.append(row.id)  # shared address (review): one by one
             elif row.contact_id is None and addr is not None and not held:
+                if not make_leads:
+                    later.append(row.id)  # the channel makes its own leads
+                    continue
                 unknown.append((row, addr))  # a new lead, made below for the whole batch
             elif row.contact_id is None and held:
                 (only,) = held
@@ -275,12 +283,14 @@ class PendingBatcher:
         one: RouteOne,
         lock: asyncio.Lock,
         name: str,
+        make_leads: bool = False,
         max_batch: int = MAX_BATCH,
         bound: int = QUEUE_BOUND,
     ) -> None:
         self._router = router
         self._key, self._mark, self._done = key, mark, done
         self._one = one
+        self._make_leads = make_leads
         self._lock = lock
         self._max = max_batch
         self._queue: asyncio.Queue[tuple[int, asyncio.Future[bool]]] = asyncio.Queue(bound)
@@ -315,7 +325,12 @@ class PendingBatcher:
         try:
             async with self._lock:
                 result = await route_pending_many(
-                    self._router, list(waiting), self._key, self._mark, self._done
+                    self._router,
+                    list(waiting),
+                    self._key,
+                    self._mark,
+                    self._done,
+                    make_leads=self._make_leads,
                 )
         except Exception:
             log.exception(
