@@ -70,6 +70,11 @@ class _Store:
         return self.mail, self.key, self.source, self.files
 
 
+def _done(item: _Store, result: Intake) -> None:
+    if not item.done.done():  # a caller that went away (a dropped session) cancelled it
+        item.done.set_result(result)
+
+
 def _fail(item: _Store, exc: BaseException | None) -> None:
     if not item.done.done():
         item.done.set_exception(exc or RuntimeError("inbound mail not stored"))
@@ -214,12 +219,12 @@ class MailIntake:
                 try:
                     async with self._lock, self.db.transaction() as session:
                         [result] = await self._insert_many(session, [one])
-                    one.done.set_result(result)
+                    _done(one, result)
                 except Exception as exc:
                     _fail(one, exc)
             return
         for one, result in zip(batch, results, strict=True):
-            one.done.set_result(result)
+            _done(one, result)
 
     async def _insert_many(self, session: Any, batch: list[_Store]) -> list[Intake]:
         """Store each mail of `batch` not stored before (one look-up for the whole batch; the
