@@ -11,7 +11,7 @@ Baseline: the bare standard library parse of the same mails (From, Subject, text
 one `executemany` of the same interaction rows into the same schema.
 
 Each side runs --runs times (default 3), interleaved; the median and the worst run are printed.
-Target: contactd >= 500 mails/s on the median.
+Target: contactd >= 500 mails/s in the worst run.
 
     .venv/bin/python bench/routing_mail.py [--quick] [--mails 2000] [--runs 3]
 
@@ -82,7 +82,9 @@ async def _fresh_db(folder: Path) -> Database:
     return db
 
 
-async def run_contactd(mails: list[bytes]) -> float:
+async def run_contactd(mails: list[bytes]) -> tuple[float, float]:
+    """(mails per second, CPU ms per mail: this process, all threads, so the SQLite driver
+    thread counts too)."""
     with tempfile.TemporaryDirectory(prefix="contactd-bench-mail-") as tmp:
         folder = Path(tmp)
         async with await _fresh_db(folder) as db:
@@ -98,10 +100,10 @@ async def run_contactd(mails: list[bytes]) -> float:
                         if result.status != "stored":
                             raise RuntimeError(f"bench mail not stored: {result}")
 
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
                 await asyncio.gather(*(session() for _ in range(CONCURRENCY)))
-                elapsed = time.perf_counter() - started
-    return len(mails) / elapsed
+                elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return len(mails) / elapsed, 1000 * cpu / len(mails)
 
 
 async def run_bare(mails: list[bytes]) -> float:
@@ -130,16 +132,21 @@ def measure(quick: bool, *, mails: int | None = None, runs: int = 3) -> dict[str
     """Median and worst of `runs` interleaved runs of each side, in mails per second."""
     count = mails or (300 if quick else 2000)
     ours: list[float] = []
+    cpu: list[float] = []
     bare: list[float] = []
     for run in range(runs):
         batch = make_mails(count, seed=run)
-        ours.append(asyncio.run(run_contactd(batch)))
+        rate, cpu_ms = asyncio.run(run_contactd(batch))
+        ours.append(rate)
+        cpu.append(cpu_ms)
         bare.append(asyncio.run(run_bare(batch)))
     median = statistics.median(ours)
     return {
         "mails": float(count),
         "mail_routed_per_s_median": round(median, 1),
         "mail_routed_per_s_worst": round(min(ours), 1),
+        "mail_cpu_ms_per_mail_median": round(statistics.median(cpu), 2),
+        "mail_cpu_ms_per_mail_worst": round(max(cpu), 2),
         "mail_bare_per_s_median": round(statistics.median(bare), 1),
         "mail_bare_per_s_worst": round(min(bare), 1),
         "mail_share_of_bare_pct": round(100 * median / statistics.median(bare), 1),
@@ -158,10 +165,12 @@ def main() -> None:
     print(f"{'inbound e-mail, mails/s':32} {'median':>10} {'worst':>10}")
     print(f"{'contactd (parse, store, route)':32} {figures['mail_routed_per_s_median']:>10}"
           f" {figures['mail_routed_per_s_worst']:>10}")
+    print(f"{'contactd CPU ms per mail':32} {figures['mail_cpu_ms_per_mail_median']:>10}"
+          f" {figures['mail_cpu_ms_per_mail_worst']:>10}")
     print(f"{'bare parse + executemany':32} {figures['mail_bare_per_s_median']:>10}"
           f" {figures['mail_bare_per_s_worst']:>10}")
     print(f"load average (1, 5, 15 min): {[round(x, 2) for x in os.getloadavg()]}")
-    verdict = "met" if figures["mail_routed_per_s_median"] >= TARGET_PER_S else "NOT met"
+    verdict = "met" if figures["mail_routed_per_s_worst"] >= TARGET_PER_S else "NOT met"
     print(f"target >= {TARGET_PER_S:.0f}/s: {verdict}")
     print(json.dumps(figures))
 

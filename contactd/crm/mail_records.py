@@ -16,6 +16,8 @@ import asyncio
 import hashlib
 import logging
 import os
+import sys
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -49,6 +51,33 @@ REFUSED_DIR: Final = Path("mail") / "refused"
 ATTACHMENT_DIR: Final = Path("documents") / "mail"
 # Parsing costs a few ms per 10 KiB here: past this size it runs in a worker thread.
 INLINE_PARSE_BYTES: Final = 64 * 1024
+MAX_STORE_BATCH: Final = 200  # mails per store transaction
+
+
+@dataclass
+class _Store:
+    """One parsed mail waiting for the group commit; `done` gets how it was stored."""
+
+    mail: ParsedMail
+    key: str
+    source: str
+    files: list[tuple[Path, int]]
+    done: asyncio.Future[Intake] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future())
+
+    @property
+    def fields(self) -> tuple[ParsedMail, str, str, list[tuple[Path, int]]]:
+        return self.mail, self.key, self.source, self.files
+
+
+def _done(item: _Store, result: Intake) -> None:
+    if not item.done.done():  # a caller that went away (a dropped session) cancelled it
+        item.done.set_result(result)
+
+
+def _fail(item: _Store, exc: BaseException | None) -> None:
+    if not item.done.done():
+        item.done.set_exception(exc or RuntimeError("inbound mail not stored"))
 
 class MailIntake:
     """`receive` = `store` then `route`; entering it sweeps what waited across a restart."""
@@ -64,13 +93,18 @@ class MailIntake:
         self.data_dir = data_dir
         self._lock = asyncio.Lock()  # the sweep and a live mail never route one twice
         self._batcher: PendingBatcher | None = None
+        # Group commit: mails parsed while a store transaction runs wait here and are
+        # stored together in the next one (each caller still answers only once committed).
+        self._stores: list[_Store] = []
+        self._storing = False
 
     async def __aenter__(self) -> MailIntake:
         await self.sweep()
         # Entered (the daemon), concurrent deliveries are routed together in one transaction.
         self._batcher = await PendingBatcher(
             self.router, key="route", mark=ROUTE_PENDING, done=ROUTE_DONE, one=self.route,
-            lock=self._lock, name="mail-routing").__aenter__()
+            lock=self._lock, name="mail-routing",
+            make_leads=True).__aenter__()
         return self
 
     async def __aexit__(
@@ -104,20 +138,25 @@ class MailIntake:
         except MailRefusedError as exc:
             return await self._refuse(raw, source, exc)
         key = dedup_key(raw, mail.message_id)
-        known = await self._known(key)
-        if known is not None:
-            log.info("inbound mail already stored",
-                     extra={"interaction_id": known.interaction_id,
-                            "message_id": mail.message_id})
-            return known
-        files = await asyncio.to_thread(self._write_attachments, key, mail)
+        # A known mail is found again in the store transaction; one with attachments is
+        # looked up first, so a re-delivery does not write its files again.
+        known = await self._known(key) if mail.attachments else None
+        files = (await asyncio.to_thread(self._write_attachments, key, mail)
+                 if mail.attachments and known is None else [])
         try:
-            interaction_id = await self._insert(mail, key, source, files)
+            if known is None:
+                known = await self._stored_together(_Store(mail, key, source, files))
         except IntegrityError:
             known = await self._known(key)
             if known is None:
                 raise  # not the same mail stored by a parallel delivery: a real failure
             return known
+        if known.status == "duplicate":
+            log.info("inbound mail already stored",
+                     extra={"interaction_id": known.interaction_id,
+                            "message_id": mail.message_id})
+            return known
+        interaction_id = known.interaction_id
         log.info("inbound mail stored",
                  extra={"interaction_id": interaction_id, "message_id": mail.message_id,
                         "source": source, "attachments": len(files)})
@@ -141,35 +180,99 @@ class MailIntake:
             written.append((relative, number - 1))
         return written
 
-    async def _insert(
-        self, mail: ParsedMail, key: str, source: str, files: list[tuple[Path, int]]
+    async def _stored_together(self, item: _Store) -> Intake:
+        """Store `item` in the next store transaction, with whatever else waits for it.
+
+        The first caller to find no transaction running leads: it takes the routing lock
+        (so store and routing writes never wait on each other in SQLite's busy handler) and
+        commits every queued mail in one transaction, until the queue is empty. A batch that
+        fails (a duplicate racing in) is stored again one mail per transaction, so only the
+        mail at fault sees the error."""
+        self._stores.append(item)
+        if self._storing:
+            return await item.done
+        self._storing = True
+        batch: list[_Store] = []
+        try:
+            while self._stores:
+                batch = self._stores[:MAX_STORE_BATCH]
+                del self._stores[:MAX_STORE_BATCH]
+                await self._store_batch(batch)
+        finally:
+            self._storing = False
+            # The leader was cancelled: what it held or nobody will commit gets an error (the
+            # sender retries; a mail committed after all is then found as a duplicate).
+            for left in [*batch, *self._stores]:
+                _fail(left, RuntimeError("inbound mail store stopped"))
+            self._stores = []
+        return await item.done
+
+    async def _store_batch(self, batch: list[_Store]) -> None:
+        try:
+            async with self._lock, self.db.transaction() as session:
+                results = await self._insert_many(session, batch)
+        except Exception:
+            if len(batch) == 1:
+                _fail(batch[0], sys.exc_info()[1])
+                return
+            for one in batch:  # one transaction each: the error reaches only its own mail
+                try:
+                    async with self._lock, self.db.transaction() as session:
+                        [result] = await self._insert_many(session, [one])
+                    _done(one, result)
+                except Exception as exc:
+                    _fail(one, exc)
+            return
+        for one, result in zip(batch, results, strict=True):
+            _done(one, result)
+
+    async def _insert_many(self, session: Any, batch: list[_Store]) -> list[Intake]:
+        """Store each mail of `batch` not stored before (one look-up for the whole batch; the
+        same mail twice in it is stored once)."""
+        stored: dict[str, int] = {key: interaction_id for key, interaction_id in (
+            await session.execute(
+                select(InboundEmail.dedup_key, InboundEmail.interaction_id)
+                .where(InboundEmail.dedup_key.in_({b.key for b in batch}))))}
+        results: list[Intake] = []
+        for item in batch:
+            if item.key in stored:
+                results.append(Intake("duplicate", stored[item.key]))
+                continue
+            stored[item.key] = await self._insert_in(session, *item.fields)
+            results.append(Intake("stored", stored[item.key]))
+        return results
+
+    async def _insert_in(
+        self, session: Any, mail: ParsedMail, key: str, source: str,
+        files: list[tuple[Path, int]],
     ) -> int:
-        async with self.db.transaction() as session:
-            thread_id, contact_id = await self._thread(session, mail)
-            thread_id = thread_id or mail.message_id or f"key:{key[:32]}"
-            docs: list[Document] = []
-            for relative, index in files:
-                item = mail.attachments[index]
-                docs.append(self.documents.add_received(
-                    session, relative=relative, data=item.data, title=item.filename,
-                    mime_type=item.content_type, contact_id=contact_id))
-            row = Interaction(
-                contact_id=contact_id, kind=InteractionKind.EMAIL, direction=Direction.INBOUND,
-                channel=Channel.EMAIL, subject=mail.subject[:300], body=mail.text,
-                remote_address=mail.sender, outcome="received",
-                data={"route": ROUTE_PENDING, "message_id": mail.message_id,
-                      "in_reply_to": list(mail.in_reply_to),
-                      "references": list(mail.references), "thread_id": thread_id,
-                      "to": list(mail.recipients), "from_name": mail.sender_name,
-                      "defects": list(mail.defects)},
-            )
-            session.add(row)
-            await session.flush()
-            row.data = {**row.data, "documents": [d.id for d in docs]}
-            session.add(InboundEmail(dedup_key=key, message_id=mail.message_id,
-                                     thread_id=thread_id[:255], interaction_id=row.id,
-                                     source=source))
-            return row.id
+        thread_id, contact_id = await self._thread(session, mail)
+        thread_id = thread_id or mail.message_id or f"key:{key[:32]}"
+        docs: list[Document] = []
+        for relative, index in files:
+            item = mail.attachments[index]
+            docs.append(self.documents.add_received(
+                session, relative=relative, data=item.data, title=item.filename,
+                mime_type=item.content_type, contact_id=contact_id))
+        row = Interaction(
+            contact_id=contact_id, kind=InteractionKind.EMAIL, direction=Direction.INBOUND,
+            channel=Channel.EMAIL, subject=mail.subject[:300], body=mail.text,
+            remote_address=mail.sender, outcome="received",
+            data={"route": ROUTE_PENDING, "message_id": mail.message_id,
+                  "in_reply_to": list(mail.in_reply_to),
+                  "references": list(mail.references), "thread_id": thread_id,
+                  "to": list(mail.recipients), "from_name": mail.sender_name,
+                  "defects": list(mail.defects)},
+        )
+        if docs:
+            await session.flush()  # their ids go on the interaction
+        row.data["documents"] = [d.id for d in docs]
+        session.add(row)
+        await session.flush()
+        session.add(InboundEmail(dedup_key=key, message_id=mail.message_id,
+                                 thread_id=thread_id[:255], interaction_id=row.id,
+                                 source=source))
+        return row.id
 
     @staticmethod
     async def _thread(session: Any, mail: ParsedMail) -> tuple[str | None, int | None]:

@@ -41,7 +41,8 @@ class InboundMessageRecorder:
         # Messages arriving together are routed together, in one transaction.
         self._batcher = await PendingBatcher(
             self.router, key="route", mark=ROUTE_PENDING, done=ROUTE_DONE, one=self.route,
-            lock=self._lock, name="sms-routing").__aenter__()
+            lock=self._lock, name="sms-routing",
+            make_leads=True).__aenter__()
         self.bus.subscribe(InboundSmsReceived, self._on_sms)
         await self.sweep()
         return self

@@ -22,15 +22,27 @@ from typing import Any, Final
 from sqlalchemy import Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contactd.crm import repo
 from contactd.crm.assign import Agent, AssignRequest, choose
+from contactd.crm.custom_fields import validate
 from contactd.crm.events import InteractionRecorded, TaskCreated
+from contactd.crm.imports.validate import EMAIL
 from contactd.crm.policy import InteractionFacts, follow_ups
-from contactd.crm.routing import InboundContact, Routed, Router
+from contactd.crm.routing import NEW_LEAD_TAG, InboundContact, Routed, Router
 from contactd.crm.senders import address_key
 from contactd.crm.tasks import agent_snapshot
 from contactd.db.base import utcnow
-from contactd.db.models import Contact, ContactEmail, ContactPhone, Interaction, Organisation, Task
+from contactd.db.models import (
+    Contact,
+    ContactEmail,
+    ContactPhone,
+    Interaction,
+    Organisation,
+    Tag,
+    Task,
+)
 from contactd.enums import TaskStatus
+from contactd.errors import ValidationError
 
 CHUNK: Final = 500  # values per IN list (well under SQLite's variable limit)
 _SQLITE_DATETIME: Final = "%Y-%m-%d %H:%M:%S.%f"  # how the SQLite dialect stores DateTime
@@ -58,13 +70,20 @@ async def record_many(
                 for value, cid in rows:
                     candidates.setdefault((kind, value), set()).add(cid)
         batch: list[tuple[int, InboundContact, int | None]] = []  # (index, item, contact)
+        unknown: list[tuple[int, InboundContact, tuple[str, str]]] = []  # new leads to make
         for index, (item, key) in enumerate(zip(items, keys, strict=True)):
             if item.contact_id is not None or not item.remote_address:
                 batch.append((index, item, item.contact_id))
             elif key is not None and len(candidates.get(key, ())) == 1:
                 (found,) = candidates[key]
                 batch.append((index, item, found))
-            # else: a new lead or an ambiguous sender, routed one by one below
+            elif key is not None and not candidates.get(key):
+                unknown.append((index, item, key))
+            # else: an ambiguous sender (or an unreadable one), routed one by one below
+        leads = await create_leads(session, router, {
+            key: item.remote_address for _, item, key in unknown if item.remote_address})
+        batch += [(index, item, leads[key]) for index, item, key in unknown if key in leads]
+        batch.sort(key=lambda entry: entry[0])
         people = await _people(session, {c for _, _, c in batch if c})
         agents = {a.user_id: a for a in await agent_snapshot(session)}
         last_by_team: dict[str | None, int | None] = {}
@@ -117,6 +136,49 @@ async def record_many(
         if results[index] is None:
             results[index] = await router.record(item)
     return [r for r in results if r is not None]
+
+
+async def create_leads(
+    session: AsyncSession, router: Router, addresses: dict[tuple[str, str], str]
+) -> dict[tuple[str, str], int]:
+    """New lead contacts for unknown senders, made in the caller's transaction: the same
+    contact `Router._resolve` makes one at a time (the address, the new-lead tag, custom field
+    defaults, indexed for search), one per address key. A key whose address is not one a
+    contact can hold (`create_contact` would refuse it) is left out: the caller routes that
+    item one by one, where it stays on the interaction only."""
+    if not addresses or not router.create_unknown:
+        return {}
+    made: dict[tuple[str, str], Contact] = {}
+    tag = await session.scalar(select(Tag).where(Tag.name == NEW_LEAD_TAG))
+    if tag is None:
+        tag = Tag(name=NEW_LEAD_TAG)
+        session.add(tag)
+        await session.flush()
+    try:
+        defaults = validate(await router.contacts.field_defs_in(session), {})
+    except ValidationError:  # a required custom field: no lead can be made, as one by one
+        return {}
+    for key, address in addresses.items():
+        contact = Contact(first_name="", last_name="", custom=dict(defaults))
+        if key[0] == "email":
+            if EMAIL.fullmatch(key[1]) is None:
+                continue
+            contact.emails = [ContactEmail(address=key[1], is_primary=True)]
+            contact.phones = []
+        else:
+            info = router.contacts.phones.try_parse(address)
+            if isinstance(info, str):
+                continue
+            contact.phones = [ContactPhone(e164=info.e164, type=info.type, region=info.region,
+                                           time_zones=" ".join(info.time_zones),
+                                           is_primary=True)]
+            contact.emails = []
+        contact.tags = [tag]
+        made[key] = contact
+    session.add_all(made.values())
+    await session.flush()
+    await repo.refresh_search_text(await session.connection(), [c.id for c in made.values()])
+    return {key: contact.id for key, contact in made.items()}
 
 
 async def _insert_ids(

@@ -6,8 +6,9 @@ at a time that costs ~12 round trips per item (`Router.attach_sender` + `Router.
 pending (so a batch never routes one twice), matches senders with one IN query per kind, makes
 the follow-up tasks by the same rules (`crm/policy.follow_ups`, `crm/assign.choose`) and flips
 the mark in that same transaction, so route-exactly-once and the crash sweep keep working.
-Rows that need a decision the batch does not make (an unknown sender becoming a new lead, an
-address several contacts share) are handed back for the one-by-one path.
+Unknown senders become new lead contacts in the same transaction (`routing_batch.create_leads`);
+rows that need a decision the batch does not make (an address several contacts share) are
+handed back for the one-by-one path.
 
 `PendingBatcher` feeds it: callers `await route(id)`; a single owned worker takes everything
 queued (bounded: a full queue makes callers wait) and routes it as one batch, so N concurrent
@@ -31,7 +32,13 @@ from contactd.crm.assign import Agent, AssignRequest, choose
 from contactd.crm.events import InteractionRecorded, TaskCreated
 from contactd.crm.policy import InteractionFacts, follow_ups
 from contactd.crm.routing import Router
-from contactd.crm.routing_batch import CHUNK, _insert_ids, _last_assignee, _people
+from contactd.crm.routing_batch import (
+    CHUNK,
+    _insert_ids,
+    _last_assignee,
+    _people,
+    create_leads,
+)
 from contactd.crm.senders import address_key
 from contactd.crm.tasks import agent_snapshot
 from contactd.db.base import utcnow
@@ -73,8 +80,13 @@ async def route_pending_many(
     done: str,
     *,
     now: datetime | None = None,
+    make_leads: bool = False,
 ) -> PendingBatch:
-    """Route the interactions of `ids` whose `data[key]` is still `mark`, in one transaction."""
+    """Route the interactions of `ids` whose `data[key]` is still `mark`, in one transaction.
+
+    `make_leads`: an unknown sender becomes a plain new lead here (as `Router.attach_sender`
+    makes it); off, such rows go back to the channel's own one-by-one rule (web forms make
+    the lead from the form's fields)."""
     now = now or utcnow()
     routed: dict[int, list[int]] = {}
     later: list[int] = []
@@ -110,16 +122,30 @@ async def route_pending_many(
                 for value, cid in found:
                     candidates.setdefault((kind, value), set()).add(cid)
         batch: list[tuple[Row[Any], int | None]] = []
+        unknown: list[tuple[Row[Any], tuple[str, str]]] = []
         for row in rows:
             addr = keys.get(row.id)
             held = candidates.get(addr, set()) if addr is not None else set()
-            if len(held) > 1 or (row.contact_id is None and addr is not None and not held):
-                later.append(row.id)  # shared address (review) or a new lead: one by one
+            if len(held) > 1:
+                later.append(row.id)  # shared address (review): one by one
+            elif row.contact_id is None and addr is not None and not held:
+                if not make_leads:
+                    later.append(row.id)  # the channel makes its own leads
+                    continue
+                unknown.append((row, addr))  # a new lead, made below for the whole batch
             elif row.contact_id is None and held:
                 (only,) = held
                 batch.append((row, only))
             else:
                 batch.append((row, row.contact_id))
+        leads = await create_leads(
+            session, router, {addr: row.remote_address for row, addr in unknown}
+        )
+        for row, addr in unknown:
+            if addr in leads:
+                batch.append((row, leads[addr]))
+            else:
+                later.append(row.id)  # no lead made here: the one-by-one rule decides
         people = await _people(session, {c for _, c in batch if c})
         agents = {a.user_id: a for a in await agent_snapshot(session)}
         last_by_team: dict[str | None, int | None] = {}
@@ -257,12 +283,14 @@ class PendingBatcher:
         one: RouteOne,
         lock: asyncio.Lock,
         name: str,
+        make_leads: bool = False,
         max_batch: int = MAX_BATCH,
         bound: int = QUEUE_BOUND,
     ) -> None:
         self._router = router
         self._key, self._mark, self._done = key, mark, done
         self._one = one
+        self._make_leads = make_leads
         self._lock = lock
         self._max = max_batch
         self._queue: asyncio.Queue[tuple[int, asyncio.Future[bool]]] = asyncio.Queue(bound)
@@ -297,7 +325,12 @@ class PendingBatcher:
         try:
             async with self._lock:
                 result = await route_pending_many(
-                    self._router, list(waiting), self._key, self._mark, self._done
+                    self._router,
+                    list(waiting),
+                    self._key,
+                    self._mark,
+                    self._done,
+                    make_leads=self._make_leads,
                 )
         except Exception:
             log.exception(

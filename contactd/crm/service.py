@@ -313,10 +313,15 @@ class ContactService:
         self, entity: CustomFieldEntity = CustomFieldEntity.CONTACT
     ) -> list[FieldDef]:
         async with self.db.session() as session:
-            rows = await session.scalars(
-                select(CustomFieldDef).where(CustomFieldDef.entity == entity)
-            )
-            return [FieldDef(d.key, d.label, d.type, tuple(d.choices), d.required) for d in rows]
+            return await self.field_defs_in(session, entity)
+
+    @staticmethod
+    async def field_defs_in(
+        session: AsyncSession, entity: CustomFieldEntity = CustomFieldEntity.CONTACT
+    ) -> list[FieldDef]:
+        """`field_defs` read in the caller's session (a batch that makes contacts)."""
+        rows = await session.scalars(select(CustomFieldDef).where(CustomFieldDef.entity == entity))
+        return [FieldDef(d.key, d.label, d.type, tuple(d.choices), d.required) for d in rows]
 
     async def save_segment(self, name: str, filters: dict[str, Any]) -> int:
         """A segment is a saved filter (see contactd.crm.search.Filters), evaluated when used."""

@@ -4,6 +4,7 @@ between storing and routing; hostile mail refused with its raw copy kept."""
 
 from __future__ import annotations
 
+import asyncio
 import stat
 from email.message import EmailMessage
 from pathlib import Path
@@ -191,3 +192,42 @@ async def test_a_mail_past_the_inline_parse_size_is_stored_whole(
     async with crm_db.session() as session:
         [doc] = list(await session.scalars(select(Document)))
     assert doc.size_bytes == len(payload) and (tmp_path / doc.storage_path).read_bytes() == payload
+
+
+async def test_mails_arriving_together_are_stored_and_routed_together_each_once(
+    crm_db: Database, contacts: ContactService, tmp_path: Path
+) -> None:
+    """Concurrent deliveries share a store transaction and a routing batch: two unknown
+    senders become one lead each, a reply in the same group threads onto its mail, and the
+    same mail delivered twice at once is stored once (the other answer says duplicate)."""
+    first = mail("Ama <ama@example.gh>", "One", message_id="t1@example.gh")
+    raws = [
+        first,
+        b"Received: from relay2\r\n" + first,
+        mail("ama@example.gh", "Two", message_id="t2@example.gh", in_reply_to="t1@example.gh"),
+        mail("kofi@example.gh", "Three", message_id="t3@example.gh", attach=b"%PDF-1 k"),
+        mail("kofi@example.gh", "Four", message_id="t4@example.gh"),
+    ]
+    async with _intake(crm_db, contacts, tmp_path) as intake:
+        got = await asyncio.gather(*(intake.receive(raw, "smtp") for raw in raws))
+        batches = intake._batcher.batches if intake._batcher is not None else 0
+    assert sorted(g.status for g in got) == ["duplicate"] + ["stored"] * 4
+    assert got[0].interaction_id == got[1].interaction_id
+    assert batches < 4  # routed together, not one batch per mail
+    async with crm_db.session() as session:
+        rows = {r.id: r for r in await session.scalars(select(Interaction))}
+        leads = list(await session.scalars(select(Contact).options(selectinload(Contact.tags))))
+        [doc] = list(await session.scalars(select(Document)))
+    assert len(rows) == 4 and all(r.data["route"] == "done" for r in rows.values())
+    assert len(leads) == 2
+    assert all([t.name for t in c.tags] == [NEW_LEAD_TAG] for c in leads)
+    by_sender: dict[str, set[int | None]] = {}
+    for row in rows.values():
+        by_sender.setdefault(row.remote_address or "", set()).add(row.contact_id)
+    assert {k: len(v) for k, v in by_sender.items()} == {
+        "ama@example.gh": 1, "kofi@example.gh": 1}
+    assert by_sender["ama@example.gh"] != by_sender["kofi@example.gh"]
+    reply = next(r for r in rows.values() if r.data["message_id"] == "t2@example.gh")
+    assert reply.data["thread_id"] == "t1@example.gh"
+    assert doc.contact_id in by_sender["kofi@example.gh"]
+    assert await _count(crm_db, Task) == 4
