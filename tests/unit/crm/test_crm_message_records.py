@@ -114,3 +114,24 @@ async def test_messages_arriving_together_are_routed_together_each_exactly_once(
         rows = list(await session.scalars(select(Interaction).where(Interaction.id.in_(ids))))
         assert {r.data["route"] for r in rows} == {"done"}
         assert await session.scalar(select(func.count()).select_from(Contact)) == 21
+
+
+async def test_texts_arriving_together_from_one_unknown_number_make_one_lead(
+    crm_db: Database, contacts: ContactService
+) -> None:
+    """Routed together (one batch) or not, one lead per new address, never one per text."""
+    bus = EventBus()
+    async with _recorder(crm_db, contacts, bus):
+        inbound = InboundSms(crm_db, _router(crm_db, contacts, bus), bus, default_region="MW")
+        ids = await asyncio.gather(*(
+            inbound.handle(DeliverSm(number, "5555", f"text {i}", source_ton=2))
+            for i, number in enumerate(["0888123456", "0888123456", "0999765432"])
+        ))
+    async with crm_db.session() as session:
+        rows = [await session.get(Interaction, i) for i in ids]
+        owners = [r.contact_id for r in rows if r is not None]
+        leads = await session.scalar(select(func.count()).select_from(Contact))
+    assert len(owners) == 3 and None not in owners
+    assert owners[0] == owners[1] != owners[2]
+    assert leads == 2
+    assert len(await _tasks(crm_db)) == 3
