@@ -6,6 +6,7 @@ more than the statements themselves. For a statement whose parameters are all pl
 strings, None or aware datetimes, `execute_many` runs the statement's compiled SQLite text
 on the driver with tuples, writing each datetime as SQLAlchemy's DateTime does there (UTC,
 `YYYY-MM-DD HH:MM:SS.ffffff`). Any other value, and any other database, takes the Core path.
+Not for JSON columns: a string bound to one would be written as it is, not JSON-encoded.
 """
 
 from __future__ import annotations
