@@ -154,17 +154,13 @@ class Outbox:
     # -- receipts -------------------------------------------------------------------------
     async def on_receipt(self, receipt: DeliveryReceipt) -> None:
         """Apply a provider's delivery receipt; returns once the outcome is committed."""
-        if self._closing:
-            # Not acknowledged, so the SMSC delivers it again after the next bind.
-            raise TemporaryFailureError("outbox is closing")
-        outcome = await self._receipts.outcome(receipt)
-        if outcome is not None:
-            await self._writer.post_and_wait(outcome)
+        await self.on_receipts([receipt])
 
     async def on_receipts(self, receipts: Sequence[DeliveryReceipt]) -> None:
         """Apply receipts that arrived together; returns once all their outcomes are committed
         (the writer commits in order, so waiting for the last one waits for all)."""
         if self._closing:
+            # Not acknowledged, so the SMSC delivers them again after the next bind.
             raise TemporaryFailureError("outbox is closing")
         last: Outcome | None = None
         for receipt in receipts:

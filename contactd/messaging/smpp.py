@@ -119,6 +119,14 @@ def parse_deliver(pdu: RawDeliverSm) -> DeliverSm:
     )
 
 
+def _parsed(report: Inbound) -> DeliverSm | None:
+    """The deliver_sm of `report`, parsed once; None when it does not parse."""
+    try:
+        return parse_deliver(report.pdu)
+    except Exception:
+        return None
+
+
 class SlidingRateLimiter:
     """At most `rate` acquisitions inside any one-second window (a provider's hard cap)."""
 
@@ -290,11 +298,14 @@ class SmppClient:
                 if entry is not None and not entry[0].done():
                     entry[0].set_result(report)
             elif isinstance(report, Inbound):
-                receipt = self._batchable_receipt(report)
-                if receipt is not None:
-                    receipts.append((report, receipt))
+                message = _parsed(report)
+                if (self._on_receipts is not None and message is not None
+                        and message.receipt is not None):
+                    receipts.append((report, message))
                 else:
-                    self._delivers.spawn(self._handle_inbound(report), f"deliver-{report.sequence}")
+                    self._delivers.spawn(
+                        self._handle_inbound(report, message), f"deliver-{report.sequence}"
+                    )
             elif isinstance(report, Up):
                 self._generation = report.generation
                 self.stats.connects += 1
@@ -354,17 +365,6 @@ class SmppClient:
                     # The SMSC may have accepted it before the drop: callers retry (at least once).
                     future.set_exception(SmppUnavailableError(f"smpp {reason}", maybe_sent=True))
 
-    def _batchable_receipt(self, report: Inbound) -> DeliverSm | None:
-        """The parsed deliver_sm when it is a receipt for `on_receipts`; None sends it the
-        one-by-one way (a text, no batch handler, or a PDU that does not parse)."""
-        if self._on_receipts is None:
-            return None
-        try:
-            message = parse_deliver(report.pdu)
-        except Exception:
-            return None  # _handle_inbound parses it again, logs why and refuses it
-        return message if message.receipt is not None else None
-
     async def _handle_receipts(self, batch: list[tuple[Inbound, DeliverSm]]) -> None:
         assert self._on_receipts is not None
         self.stats.receipts += len(batch)
@@ -377,17 +377,16 @@ class SmppClient:
                 extra={"receipts": len(batch)},
             )
             status = ESME_RSYSERR
-        # Answered only after the handler stored them: a crash before this means redelivery.
-        if self._io is not None:
-            for report, _ in batch:
-                self._io.send(
-                    report.generation, inbound_resp(report.pdu.command, report.sequence, status)
-                )
+        for report, _ in batch:
+            self._answer(report, status)
 
-    async def _handle_inbound(self, report: Inbound) -> None:
+    async def _handle_inbound(self, report: Inbound, message: DeliverSm | None) -> None:
+        """One deliver_sm the one-by-one way; `message` is None when it did not parse (parsed
+        again here, so the failure is logged and the PDU refused)."""
         status = ESME_ROK
         try:
-            message = parse_deliver(report.pdu)
+            if message is None:
+                message = parse_deliver(report.pdu)
             if message.receipt_id is not None:
                 self.stats.receipts += 1
             else:
@@ -397,7 +396,11 @@ class SmppClient:
         except Exception:
             log.exception("smpp: deliver_sm handler failed; asking the SMSC to redeliver")
             status = ESME_RSYSERR
-        # Answered only after the handler stored it: a crash before this means redelivery.
+        self._answer(report, status)
+
+    def _answer(self, report: Inbound, status: int) -> None:
+        """The deliver_sm_resp, sent only after the handler stored what it got: a crash
+        before this means the SMSC delivers it again."""
         if self._io is not None:
             self._io.send(
                 report.generation, inbound_resp(report.pdu.command, report.sequence, status)
