@@ -210,22 +210,25 @@ def _window_refusal(req: DialRequest) -> Refusal | None:
     times = local_times(req.at, zones)
     off_day = [(n, lt) for n, lt in times if not window.allows_day(lt.weekday())]
     if off_day:
-        shown = ", ".join(f"{lt:%a %H:%M} in {n}" for n, lt in off_day[:4])
-        more = f" and {len(off_day) - 4} more zones" if len(off_day) > 4 else ""
         return Refusal(
             RefusalCode.OUTSIDE_WINDOW,
             f"not a calling day ({days_text(window.days or ())}): callee local time is "
-            f"{shown}{more}",
+            + _shown(off_day, "%a %H:%M"),
         )
     outside = [(n, lt) for n, lt in times if not window.allows(lt.time())]
     if not outside:
         return None
-    shown = ", ".join(f"{lt:%H:%M %a} in {n}" for n, lt in outside[:4])
-    more = f" and {len(outside) - 4} more zones" if len(outside) > 4 else ""
     return Refusal(
         RefusalCode.OUTSIDE_WINDOW,
-        f"outside the calling window {window}: callee local time is {shown}{more}",
+        f"outside the calling window {window}: callee local time is "
+        + _shown(outside, "%H:%M %a"),
     )
+
+
+def _shown(local: list[tuple[str, datetime]], fmt: str) -> str:
+    """Up to four (zone, local time) pairs in words, and how many more zones there are."""
+    shown = ", ".join(f"{lt:{fmt}} in {n}" for n, lt in local[:4])
+    return shown + (f" and {len(local) - 4} more zones" if len(local) > 4 else "")
 
 
 def refusals(req: DialRequest) -> list[Refusal]:

@@ -42,7 +42,7 @@ from contactd.dialer.create import (
 from contactd.dialer.dialvalues import check_value
 from contactd.dialer.dispositions import KNOWN as DISPOSITIONS
 from contactd.dialer.explain import explain_lead
-from contactd.dialer.policy import WEEKDAYS, MachineAction, days_text, parse_days
+from contactd.dialer.policy import WEEKDAYS, MachineAction
 from contactd.enums import CampaignMode, Channel, LeadStatus, Role
 from contactd.errors import ContactdError, NotFoundError, ValidationError
 from contactd.ivr.tts import Tts
@@ -214,9 +214,9 @@ def check_extras(form: Form) -> Extras:
     team = _text(form, "team") or None
     if team is not None and len(team) > 64:
         raise ValidationError("team: at most 64 characters", field="team")
-    ticked = [day for day in WEEKDAYS if _text(form, f"day_{day}")]
+    ticked = [day for day in WEEKDAYS if _text(form, f"day_{day}")]  # stored in this order
     # None ticked or all seven: every day.
-    calling_days = days_text(parse_days(",".join(ticked))) if 0 < len(ticked) < 7 else None
+    calling_days = ",".join(ticked) if 0 < len(ticked) < 7 else None
     raw_limit = _text(form, "abandon_limit_pct")
     limit = None
     if raw_limit:
