@@ -53,7 +53,7 @@ def _plain(value: Any) -> Any:
     raise _NotPlain
 
 
-@functools.cache
+@functools.lru_cache(maxsize=256)  # statements are built once and reused; bounded anyway
 def _sqlite_form(statement: Executable) -> tuple[str, tuple[str, ...]]:
     """The statement's SQLite text and the names of its parameters in order."""
     compiled: Compiled = statement.compile(dialect=_SQLITE)  # type: ignore[attr-defined]
