@@ -16,7 +16,6 @@ import asyncio
 import hashlib
 import logging
 import os
-import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -211,9 +210,9 @@ class MailIntake:
         try:
             async with self._lock, self.db.transaction() as session:
                 results = await self._insert_many(session, batch)
-        except Exception:
+        except Exception as exc:
             if len(batch) == 1:
-                _fail(batch[0], sys.exc_info()[1])
+                _fail(batch[0], exc)
                 return
             for one in batch:  # one transaction each: the error reaches only its own mail
                 try:

@@ -30,6 +30,7 @@ from contactd.crm.imports.validate import EMAIL
 from contactd.crm.policy import InteractionFacts, follow_ups
 from contactd.crm.routing import NEW_LEAD_TAG, InboundContact, Routed, Router
 from contactd.crm.senders import address_key
+from contactd.crm.service import tag_in
 from contactd.crm.tasks import agent_snapshot
 from contactd.db.base import utcnow
 from contactd.db.models import (
@@ -38,7 +39,6 @@ from contactd.db.models import (
     ContactPhone,
     Interaction,
     Organisation,
-    Tag,
     Task,
 )
 from contactd.enums import TaskStatus
@@ -149,11 +149,7 @@ async def create_leads(
     if not addresses or not router.create_unknown:
         return {}
     made: dict[tuple[str, str], Contact] = {}
-    tag = await session.scalar(select(Tag).where(Tag.name == NEW_LEAD_TAG))
-    if tag is None:
-        tag = Tag(name=NEW_LEAD_TAG)
-        session.add(tag)
-        await session.flush()
+    tag = await tag_in(session, NEW_LEAD_TAG)
     try:
         defaults = validate(await router.contacts.field_defs_in(session), {})
     except ValidationError:  # a required custom field: no lead can be made, as one by one

@@ -166,7 +166,7 @@ class ContactService:
             contact.emails = [
                 ContactEmail(address=e, is_primary=i == 0) for i, e in enumerate(emails)
             ]
-            contact.tags = [await _tag(session, name) for name in dict.fromkeys(data.tags)]
+            contact.tags = [await tag_in(session, name) for name in dict.fromkeys(data.tags)]
             session.add(contact)
             await session.flush()
             for values in data.addresses:
@@ -221,7 +221,7 @@ class ContactService:
             if contact is None:
                 raise NotFoundError(f"no contact {contact_id}")
             for name in names:
-                tag = await _tag(session, name)
+                tag = await tag_in(session, name)
                 if tag not in contact.tags:
                     contact.tags.append(tag)
 
@@ -346,7 +346,8 @@ async def _live(session: AsyncSession, contact_id: int) -> Contact:
     return contact
 
 
-async def _tag(session: AsyncSession, name: str) -> Tag:
+async def tag_in(session: AsyncSession, name: str) -> Tag:
+    """The tag called `name`, made in the caller's transaction when it does not exist yet."""
     name = name.strip()
     if not name or len(name) > 64:
         raise ValidationError(f"tag {name!r} must be 1-64 characters", field="tags")
