@@ -244,7 +244,7 @@ class QueueFloor:
     """One inbound queue as the floor shows it; `service_level_s` is its answer target."""
 
     name: str
-    service_level_s: float = 20.0
+    service_level_s: float
     waiting: dict[str, float] = field(default_factory=dict)  # call id -> queued at (epoch)
     answered: int = 0
     answered_in_time: int = 0
