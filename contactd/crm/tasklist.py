@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import ColumnElement, Select, select, true, union_all
 from sqlalchemy.orm import aliased
 
 from contactd.crm.tasks import OPEN_STATES
@@ -17,6 +17,7 @@ from contactd.db.session import Database
 from contactd.errors import NotFoundError
 
 LIST_LIMIT: Final = 200
+_MAX_MEMBER_ARMS: Final = 100
 
 
 class TaskView(StrEnum):
@@ -54,29 +55,62 @@ def _row(found: Any) -> TaskRow:
     return TaskRow(task, name, display or login)
 
 
+def _arms(view: TaskView, *, user_id: int, team: str | None, members: list[int],
+          everyone: bool) -> list[ColumnElement[bool]]:
+    """The view as a union of conditions, each one an index prefix (assignee, team or none)
+    that together with one status walks an index in due order."""
+    if view is TaskView.MINE:
+        return [Task.assignee_id == user_id]
+    if view is TaskView.OVERDUE and everyone:
+        return [true()]
+    if not team:
+        return [Task.assignee_id == user_id]
+    ids = sorted({user_id, *members})
+    if len(ids) > _MAX_MEMBER_ARMS:  # a compound select has its limits; sort this one
+        return [Task.team == team, Task.assignee_id.in_(ids)]
+    return [Task.team == team, *(Task.assignee_id == uid for uid in ids)]
+
+
+def _first_ids(arms: list[ColumnElement[bool]], extra: ColumnElement[bool],
+               dated: bool) -> Select[Any]:
+    """The page's task ids: each (arm, open status) walked in its index, due order, stopped
+    at the page; the union of those short runs sorted and cut again. Undated tasks come
+    after every dated one, so they are asked for only when the dated ones do not fill it."""
+    due = Task.due_at.is_not(None) if dated else Task.due_at.is_(None)
+    order = (Task.due_at, Task.id) if dated else (Task.id,)
+    runs = [
+        select(Task.id, Task.due_at)
+        .where(arm, Task.status == status, due, extra)
+        .order_by(*order).limit(LIST_LIMIT).subquery()
+        for arm in arms for status in OPEN_STATES
+    ]
+    union = union_all(*(select(run.c.id, run.c.due_at) for run in runs)).subquery()
+    return (select(union.c.id, union.c.due_at).distinct()
+            .order_by(union.c.due_at, union.c.id).limit(LIST_LIMIT))
+
+
 async def list_tasks(
     db: Database, view: TaskView, *, user_id: int, team: str | None, everyone: bool,
     now: datetime,
 ) -> list[TaskRow]:
-    """Open tasks, soonest due first. MINE: assigned to the user; TEAM: assigned to anyone of
-    the user's team or queued for it; OVERDUE: past due, the user's and team's (everyone's for
-    a supervisor)."""
-    stmt = _rows().where(Task.status.in_(OPEN_STATES))
-    team_members = select(User.id).where(User.team == team)
-    mine_or_team = or_(Task.assignee_id == user_id, Task.team == team,
-                       Task.assignee_id.in_(team_members)) if team else (
-        Task.assignee_id == user_id)
-    if view is TaskView.MINE:
-        stmt = stmt.where(Task.assignee_id == user_id)
-    elif view is TaskView.TEAM:
-        stmt = stmt.where(mine_or_team)
-    else:
-        stmt = stmt.where(Task.due_at < now)
-        if not everyone:
-            stmt = stmt.where(mine_or_team)
-    stmt = stmt.order_by(Task.due_at.is_(None), Task.due_at, Task.id).limit(LIST_LIMIT)
+    """Open tasks, soonest due first, undated last. MINE: assigned to the user; TEAM:
+    assigned to anyone of the user's team or queued for it; OVERDUE: past due, the user's and
+    team's (everyone's for a supervisor). Never sorts every open task: each part of the view
+    is read from an index in due order up to the page (see `_first_ids`)."""
     async with db.session() as session:
-        return [_row(found) for found in await session.execute(stmt)]
+        members = list(await session.scalars(select(User.id).where(User.team == team))) \
+            if team and view is not TaskView.MINE else []
+        arms = _arms(view, user_id=user_id, team=team, members=members, everyone=everyone)
+        extra: ColumnElement[bool] = Task.due_at < now if view is TaskView.OVERDUE else true()
+        ids = list(await session.scalars(_first_ids(arms, extra, dated=True)))
+        if len(ids) < LIST_LIMIT and view is not TaskView.OVERDUE:
+            ids += list(await session.scalars(
+                _first_ids(arms, extra, dated=False).limit(LIST_LIMIT - len(ids))))
+        if not ids:
+            return []
+        rank = {task_id: n for n, task_id in enumerate(ids)}
+        found = [_row(row) for row in await session.execute(_rows().where(Task.id.in_(ids)))]
+    return sorted(found, key=lambda row: rank[row.task.id])
 
 
 async def task_detail(db: Database, task_id: int) -> TaskDetail:
