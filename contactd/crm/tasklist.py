@@ -6,9 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, Select, select, true, union_all
+from sqlalchemy import ColumnElement, Select, bindparam, select, true, union_all
 from sqlalchemy.orm import aliased
 
 from contactd.crm.tasks import OPEN_STATES
@@ -55,38 +56,53 @@ def _row(found: Any) -> TaskRow:
     return TaskRow(task, name, display or login)
 
 
+Arm = tuple[str, int]  # ("all" | "team" | "user" | "users", n): one part of a view
+
+
 def _arms(view: TaskView, *, user_id: int, team: str | None, members: list[int],
-          everyone: bool) -> list[ColumnElement[bool]]:
-    """The view as a union of conditions, each one an index prefix (assignee, team or none)
-    that together with one status walks an index in due order."""
-    if view is TaskView.MINE:
-        return [Task.assignee_id == user_id]
+          everyone: bool) -> tuple[tuple[Arm, ...], dict[str, Any]]:
+    """The view as a union of parts, each one an index prefix (assignee, team or none) that
+    with one status walks an index in due order; and the values bound into them."""
     if view is TaskView.OVERDUE and everyone:
-        return [true()]
-    if not team:
-        return [Task.assignee_id == user_id]
+        return (("all", 0),), {}
+    if view is TaskView.MINE or not team:
+        return (("user", 0),), {"u0": user_id}
     ids = sorted({user_id, *members})
     if len(ids) > _MAX_MEMBER_ARMS:  # a compound select has its limits; sort this one
-        return [Task.team == team, Task.assignee_id.in_(ids)]
-    return [Task.team == team, *(Task.assignee_id == uid for uid in ids)]
+        return (("team", 0), ("users", 0)), {"team": team, "users": ids}
+    arms = (("team", 0), *(("user", n) for n in range(len(ids))))
+    return arms, {"team": team, **{f"u{n}": uid for n, uid in enumerate(ids)}}
 
 
-def _first_ids(arms: list[ColumnElement[bool]], extra: ColumnElement[bool],
-               dated: bool) -> Select[Any]:
-    """The page's task ids: each (arm, open status) walked in its index, due order, stopped
+def _condition(arm: Arm) -> ColumnElement[bool]:
+    kind, n = arm
+    if kind == "team":
+        return Task.team == bindparam("team")
+    if kind == "user":
+        return Task.assignee_id == bindparam(f"u{n}")
+    if kind == "users":
+        return Task.assignee_id.in_(bindparam("users", expanding=True))
+    return true()
+
+
+@lru_cache(maxsize=256)
+def _first_ids(arms: tuple[Arm, ...], *, overdue: bool, dated: bool) -> Select[Any]:
+    """The page's task ids: each (part, open status) walked in its index, due order, stopped
     at the page; the union of those short runs sorted and cut again. Undated tasks come
-    after every dated one, so they are asked for only when the dated ones do not fill it."""
+    after every dated one, so they are asked for only when the dated ones do not fill it.
+    Built once per shape (values are bound), as building it costs more than running it."""
     due = Task.due_at.is_not(None) if dated else Task.due_at.is_(None)
+    extra = Task.due_at < bindparam("now") if overdue else true()
     order = (Task.due_at, Task.id) if dated else (Task.id,)
     runs = [
         select(Task.id, Task.due_at)
-        .where(arm, Task.status == status, due, extra)
+        .where(_condition(arm), Task.status == status, due, extra)
         .order_by(*order).limit(LIST_LIMIT).subquery()
         for arm in arms for status in OPEN_STATES
     ]
     union = union_all(*(select(run.c.id, run.c.due_at) for run in runs)).subquery()
     return (select(union.c.id, union.c.due_at).distinct()
-            .order_by(union.c.due_at, union.c.id).limit(LIST_LIMIT))
+            .order_by(union.c.due_at, union.c.id).limit(bindparam("page")))
 
 
 async def list_tasks(
@@ -97,15 +113,18 @@ async def list_tasks(
     assigned to anyone of the user's team or queued for it; OVERDUE: past due, the user's and
     team's (everyone's for a supervisor). Never sorts every open task: each part of the view
     is read from an index in due order up to the page (see `_first_ids`)."""
+    overdue = view is TaskView.OVERDUE
     async with db.session() as session:
         members = list(await session.scalars(select(User.id).where(User.team == team))) \
             if team and view is not TaskView.MINE else []
-        arms = _arms(view, user_id=user_id, team=team, members=members, everyone=everyone)
-        extra: ColumnElement[bool] = Task.due_at < now if view is TaskView.OVERDUE else true()
-        ids = list(await session.scalars(_first_ids(arms, extra, dated=True)))
-        if len(ids) < LIST_LIMIT and view is not TaskView.OVERDUE:
-            ids += list(await session.scalars(
-                _first_ids(arms, extra, dated=False).limit(LIST_LIMIT - len(ids))))
+        arms, values = _arms(view, user_id=user_id, team=team, members=members,
+                             everyone=everyone)
+        values |= {"now": now} if overdue else {}
+        ids = list(await session.scalars(_first_ids(arms, overdue=overdue, dated=True),
+                                         values | {"page": LIST_LIMIT}))
+        if len(ids) < LIST_LIMIT and not overdue:
+            ids += list(await session.scalars(_first_ids(arms, overdue=False, dated=False),
+                                              values | {"page": LIST_LIMIT - len(ids)}))
         if not ids:
             return []
         rank = {task_id: n for n, task_id in enumerate(ids)}
