@@ -43,8 +43,9 @@ class TaskDetail:
 def _rows() -> Select[Task, str, str, str, str]:
     assignee = aliased(User)
     return (
-        select(Task, Contact.first_name, Contact.last_name, assignee.display_name,
-               assignee.username)
+        select(
+            Task, Contact.first_name, Contact.last_name, assignee.display_name, assignee.username
+        )
         .outerjoin(Contact, Contact.id == Task.contact_id)
         .outerjoin(assignee, assignee.id == Task.assignee_id)
     )
@@ -59,8 +60,9 @@ def _row(found: Any) -> TaskRow:
 Arm = tuple[str, int]  # ("all" | "team" | "user" | "users", n): one part of a view
 
 
-def _arms(view: TaskView, *, user_id: int, team: str | None, members: list[int],
-          everyone: bool) -> tuple[tuple[Arm, ...], dict[str, Any]]:
+def _arms(
+    view: TaskView, *, user_id: int, team: str | None, members: list[int], everyone: bool
+) -> tuple[tuple[Arm, ...], dict[str, Any]]:
     """The view as a union of parts, each one an index prefix (assignee, team or none) that
     with one status walks an index in due order; and the values bound into them."""
     if view is TaskView.OVERDUE and everyone:
@@ -97,16 +99,28 @@ def _first_ids(arms: tuple[Arm, ...], *, overdue: bool, dated: bool) -> Select[A
     runs = [
         select(Task.id, Task.due_at)
         .where(_condition(arm), Task.status == status, due, extra)
-        .order_by(*order).limit(LIST_LIMIT).subquery()
-        for arm in arms for status in OPEN_STATES
+        .order_by(*order)
+        .limit(LIST_LIMIT)
+        .subquery()
+        for arm in arms
+        for status in OPEN_STATES
     ]
     union = union_all(*(select(run.c.id, run.c.due_at) for run in runs)).subquery()
-    return (select(union.c.id, union.c.due_at).distinct()
-            .order_by(union.c.due_at, union.c.id).limit(bindparam("page")))
+    return (
+        select(union.c.id, union.c.due_at)
+        .distinct()
+        .order_by(union.c.due_at, union.c.id)
+        .limit(bindparam("page"))
+    )
 
 
 async def list_tasks(
-    db: Database, view: TaskView, *, user_id: int, team: str | None, everyone: bool,
+    db: Database,
+    view: TaskView,
+    *,
+    user_id: int,
+    team: str | None,
+    everyone: bool,
     now: datetime,
 ) -> list[TaskRow]:
     """Open tasks, soonest due first, undated last. MINE: assigned to the user; TEAM:
@@ -115,16 +129,25 @@ async def list_tasks(
     is read from an index in due order up to the page (see `_first_ids`)."""
     overdue = view is TaskView.OVERDUE
     async with db.session() as session:
-        members = list(await session.scalars(select(User.id).where(User.team == team))) \
-            if team and view is not TaskView.MINE else []
-        arms, values = _arms(view, user_id=user_id, team=team, members=members,
-                             everyone=everyone)
+        members = (
+            list(await session.scalars(select(User.id).where(User.team == team)))
+            if team and view is not TaskView.MINE
+            else []
+        )
+        arms, values = _arms(view, user_id=user_id, team=team, members=members, everyone=everyone)
         values |= {"now": now} if overdue else {}
-        ids = list(await session.scalars(_first_ids(arms, overdue=overdue, dated=True),
-                                         values | {"page": LIST_LIMIT}))
+        ids = list(
+            await session.scalars(
+                _first_ids(arms, overdue=overdue, dated=True), values | {"page": LIST_LIMIT}
+            )
+        )
         if len(ids) < LIST_LIMIT and not overdue:
-            ids += list(await session.scalars(_first_ids(arms, overdue=False, dated=False),
-                                              values | {"page": LIST_LIMIT - len(ids)}))
+            ids += list(
+                await session.scalars(
+                    _first_ids(arms, overdue=False, dated=False),
+                    values | {"page": LIST_LIMIT - len(ids)},
+                )
+            )
         if not ids:
             return []
         rank = {task_id: n for n, task_id in enumerate(ids)}
@@ -140,5 +163,7 @@ async def task_detail(db: Database, task_id: int) -> TaskDetail:
         comments = await session.execute(
             select(TaskComment, User.display_name)
             .outerjoin(User, User.id == TaskComment.user_id)
-            .where(TaskComment.task_id == task_id).order_by(TaskComment.id))
+            .where(TaskComment.task_id == task_id)
+            .order_by(TaskComment.id)
+        )
         return TaskDetail(_row(found), [(c, n) for c, n in comments])
