@@ -91,6 +91,9 @@ class WebSettings(_Section):
     # Sessions end after this long without a request, and in any case this long after sign-in.
     session_idle_minutes: int = Field(default=30, gt=0)
     session_absolute_hours: int = Field(default=12, gt=0)
+    # Pages reuse who is signed in and the list of users for this long; a sign-out or change
+    # made on another daemon or by the CLI reaches this one within it (0: read every time).
+    identity_reuse_s: float = Field(default=2.0, ge=0, le=60)
     # The session cookie is marked Secure when the request came over TLS, or always when set
     # (behind a TLS reverse proxy the panel itself sees plain HTTP).
     cookie_secure: bool = False

@@ -16,6 +16,7 @@ from contactd.db.session import Database
 from contactd.dialer.dialvalues import check_agent_dial
 from contactd.enums import Role
 from contactd.errors import ConflictError, NotFoundError, ValidationError
+from contactd.recent import Generation, Recent
 
 USERNAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{1,63}")  # always fullmatch: `$` lets "\n" in
 MIN_PASSWORD_LEN = 10
@@ -49,8 +50,15 @@ def check_password_strength(password: str) -> None:
 
 
 class UserService:
-    def __init__(self, db: Database) -> None:
+    """`recent_s`: how long the list of users is reused without reading it again; every
+    change made here bumps `generation`, which a SessionStore sharing it obeys too."""
+
+    def __init__(
+        self, db: Database, *, recent_s: float = 0.0, generation: Generation | None = None
+    ) -> None:
         self._db = db
+        self.generation = generation or Generation()
+        self._everyone: Recent[None, list[User]] = Recent(recent_s, self.generation, limit=1)
 
     async def add(
         self,
@@ -88,6 +96,7 @@ class UserService:
             session.add(user)
             await session.flush()
             record(session, actor, "user.add", "user", user.id, None, _public(user))
+        self.generation.bump()
         return user
 
     async def authenticate(self, username: str, password: str) -> User | None:
@@ -104,8 +113,14 @@ class UserService:
         return user
 
     async def list_all(self) -> list[User]:
+        reused = self._everyone.get(None)
+        if reused is not None:
+            return list(reused)
+        read_at = self._everyone.generation
         async with self._db.session() as session:
-            return list(await session.scalars(select(User).order_by(User.username)))
+            users = list(await session.scalars(select(User).order_by(User.username)))
+        self._everyone.put(None, users, read_at=read_at)
+        return list(users)
 
     async def get(self, username: str) -> User:
         async with self._db.session() as session:
@@ -120,6 +135,7 @@ class UserService:
             await _end_sessions(session, user.id)
             # The hash itself is never written to the audit log, only that it changed.
             record(session, actor, "user.passwd", "user", user.id, None, {"password": "changed"})
+        self.generation.bump()
 
     async def update(
         self,
@@ -152,6 +168,7 @@ class UserService:
                 changed_after = {k: after[k] for k in changed_before}
                 record(session, actor, "user.update", "user", user.id, changed_before,
                        changed_after)
+        self.generation.bump()
         return user
 
     async def set_preferences(
@@ -169,6 +186,7 @@ class UserService:
             after = {"language": user.language, "theme": user.theme}
             if after != before:
                 record(session, actor, "user.preferences", "user", user.id, before, after)
+        self.generation.bump()
         return user
 
 

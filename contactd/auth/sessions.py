@@ -18,6 +18,7 @@ from contactd.auth.audit import Actor, record
 from contactd.db.base import utcnow
 from contactd.db.models import ApiToken, User, WebSession
 from contactd.db.session import Database
+from contactd.recent import Generation, Recent
 
 # last_seen_at is written at most this often: one write per request would serialise every
 # page view on SQLite's single writer, and a minute is far below any idle timeout.
@@ -38,10 +39,23 @@ class Principal:
 
 
 class SessionStore:
-    def __init__(self, db: Database, *, idle: timedelta, absolute: timedelta) -> None:
+    """`recent_s`: how long a resolved session is reused without reading it again
+    (contactd/recent.py); `generation` is bumped by whatever changes users here."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        idle: timedelta,
+        absolute: timedelta,
+        recent_s: float = 0.0,
+        generation: Generation | None = None,
+    ) -> None:
         self._db = db
         self.idle = idle
         self.absolute = absolute
+        self._generation = generation or Generation()
+        self._recent: Recent[str, Principal] = Recent(recent_s, self._generation)
 
     async def create(self, user: User, remote_addr: str | None) -> tuple[str, str]:
         """A new session for `user`; returns (cookie token, CSRF token)."""
@@ -63,14 +77,20 @@ class SessionStore:
         return token, csrf
 
     async def resolve(self, token: str, now: datetime | None = None) -> Principal | None:
-        """The signed-in, active user behind a cookie token, or None (expired sessions go)."""
+        """The signed-in, active user behind a cookie token, or None (expired sessions go).
+        A session resolved a moment ago is reused, unless the caller says what time it is."""
+        key = token_hash(token)
+        reused = self._recent.get(key) if now is None else None
+        if reused is not None:
+            return reused
+        read_at = self._recent.generation
         now = now or utcnow()
         async with self._db.transaction() as session:
             row = (
                 await session.execute(
                     select(WebSession, User)
                     .join(User, User.id == WebSession.user_id)
-                    .where(WebSession.token_hash == token_hash(token))
+                    .where(WebSession.token_hash == key)
                 )
             ).one_or_none()
             if row is None:
@@ -85,19 +105,23 @@ class SessionStore:
                 return None
             if now - web_session.last_seen_at > TOUCH_EVERY:
                 web_session.last_seen_at = now
-            return Principal(user=user, csrf_token=web_session.csrf_token,
-                             session_id=web_session.id)
+            principal = Principal(user=user, csrf_token=web_session.csrf_token,
+                                  session_id=web_session.id)
+        self._recent.put(key, principal, read_at=read_at)
+        return principal
 
     async def end(self, token: str) -> None:
         async with self._db.transaction() as session:
             await session.execute(
                 delete(WebSession).where(WebSession.token_hash == token_hash(token))
             )
+        self._generation.bump()
 
     async def end_all_for(self, user_id: int) -> int:
         """Signs a user out everywhere (password changed, account disabled)."""
         async with self._db.transaction() as session:
             result = await session.execute(delete(WebSession).where(WebSession.user_id == user_id))
+        self._generation.bump()
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 

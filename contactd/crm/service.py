@@ -46,6 +46,9 @@ from contactd.enums import (
 )
 from contactd.errors import NotFoundError, ValidationError
 from contactd.phones import PhoneInfo
+from contactd.recent import Generation, Recent
+
+FIELD_DEFS_REUSE_S = 2.0
 
 
 @dataclass
@@ -73,6 +76,12 @@ class ContactService:
         self.db = db
         self.phones = PhoneNormaliser(default_region)
         self.lookup = CallerLookup(db, default_region=default_region)
+        # Every list and card page shows the custom fields, which change about never: a field
+        # defined here shows at once, one defined by another daemon within FIELD_DEFS_REUSE_S.
+        self._fields_changed = Generation()
+        self._field_defs: Recent[CustomFieldEntity, list[FieldDef]] = Recent(
+            FIELD_DEFS_REUSE_S, self._fields_changed, limit=len(CustomFieldEntity)
+        )
 
     async def __aenter__(self) -> ContactService:
         await self.lookup.__aenter__()
@@ -307,13 +316,21 @@ class ContactService:
                                         choices=list(choices), required=required)
             session.add(definition)
             await session.flush()
-            return definition.id
+            defined = definition.id
+        self._fields_changed.bump()
+        return defined
 
     async def field_defs(
         self, entity: CustomFieldEntity = CustomFieldEntity.CONTACT
     ) -> list[FieldDef]:
+        reused = self._field_defs.get(entity)
+        if reused is not None:
+            return list(reused)
+        read_at = self._field_defs.generation
         async with self.db.session() as session:
-            return await self.field_defs_in(session, entity)
+            defs = await self.field_defs_in(session, entity)
+        self._field_defs.put(entity, defs, read_at=read_at)
+        return list(defs)
 
     @staticmethod
     async def field_defs_in(

@@ -99,11 +99,14 @@ def create_app(
     app[SETTINGS] = settings
     app[DATABASE] = db
     app[HEALTH] = health
-    app[USERS] = UserService(db)
+    users = UserService(db, recent_s=settings.web.identity_reuse_s)
+    app[USERS] = users
     app[SESSIONS] = SessionStore(
         db,
         idle=timedelta(minutes=settings.web.session_idle_minutes),
         absolute=timedelta(hours=settings.web.session_absolute_hours),
+        recent_s=settings.web.identity_reuse_s,
+        generation=users.generation,
     )
     app[API_TOKENS] = ApiTokens(db)
     app[THROTTLE] = LoginThrottle(settings.web.login_max_failures, settings.web.login_window_s)
