@@ -70,4 +70,3 @@ class Recent(Generic[K, V]):
         self._entries.move_to_end(key)
         while len(self._entries) > self._limit:
             self._entries.popitem(last=False)
-

@@ -20,7 +20,10 @@ PASSWORD = "correct horse battery"
 def _pair(db: Database, reuse_s: float) -> tuple[UserService, SessionStore]:
     users = UserService(db, recent_s=reuse_s)
     store = SessionStore(
-        db, idle=timedelta(minutes=30), absolute=timedelta(hours=12), recent_s=reuse_s,
+        db,
+        idle=timedelta(minutes=30),
+        absolute=timedelta(hours=12),
+        recent_s=reuse_s,
         generation=users.generation,
     )
     return users, store
