@@ -15,9 +15,9 @@ from sqlalchemy.orm import aliased
 from contactd.crm.tasks import OPEN_STATES
 from contactd.db.models import Contact, Task, TaskComment, User
 from contactd.db.session import Database
-from contactd.errors import NotFoundError
+from contactd.errors import NotFoundError, ValidationError
 
-LIST_LIMIT: Final = 200
+LIST_LIMIT: Final = 50  # tasks a page shows; the next page starts after its last one
 _MAX_MEMBER_ARMS: Final = 100
 
 
@@ -28,10 +28,42 @@ class TaskView(StrEnum):
 
 
 @dataclass(frozen=True)
+class TaskCursor:
+    """Where a page of a task list ended: its last task's due time (None: undated) and id.
+    The next page holds what sorts after it, so tasks added or closed meanwhile neither
+    repeat nor hide the ones still to come."""
+
+    due_at: datetime | None
+    task_id: int
+
+    def encode(self) -> str:
+        return f"{self.due_at.isoformat() if self.due_at else ''}_{self.task_id}"
+
+    @classmethod
+    def decode(cls, raw: str) -> TaskCursor:
+        due, _sep, ident = raw.rpartition("_")
+        try:
+            at = datetime.fromisoformat(due) if due else None
+            if at is not None and at.tzinfo is None:
+                raise ValueError
+            return cls(at, int(ident))
+        except ValueError:
+            raise ValidationError(
+                "after is not a position in this task list", field="after"
+            ) from None
+
+
+@dataclass(frozen=True)
 class TaskRow:
     task: Task
     contact_name: str | None
     assignee_name: str | None
+
+
+@dataclass(frozen=True)
+class TaskPage:
+    rows: list[TaskRow]
+    next: TaskCursor | None  # where the next page starts; None: this is the last
 
 
 @dataclass(frozen=True)
@@ -88,19 +120,29 @@ def _condition(arm: Arm) -> ColumnElement[bool]:
 
 
 @lru_cache(maxsize=256)
-def _first_ids(arms: tuple[Arm, ...], *, overdue: bool, dated: bool) -> Select[Any]:
+def _first_ids(
+    arms: tuple[Arm, ...], *, overdue: bool, dated: bool, after: bool = False
+) -> Select[Any]:
     """The page's task ids: each (part, open status) walked in its index, due order, stopped
     at the page; the union of those short runs sorted and cut again. Undated tasks come
     after every dated one, so they are asked for only when the dated ones do not fill it.
-    Built once per shape (values are bound), as building it costs more than running it."""
+    Built once per shape (values are bound), as building it costs more than running it.
+    `after`: only what sorts after the bound cursor (a_due, a_id) of the page before."""
     due = Task.due_at.is_not(None) if dated else Task.due_at.is_(None)
     extra = Task.due_at < bindparam("now") if overdue else true()
+    if after and dated:  # a range on the index's due column, then the ties by id
+        a_due = bindparam("a_due", type_=Task.due_at.type)
+        extra = (
+            extra & (Task.due_at >= a_due) & ((Task.due_at > a_due) | (Task.id > bindparam("a_id")))
+        )
+    elif after:
+        extra = extra & (Task.id > bindparam("a_id"))
     order = (Task.due_at, Task.id) if dated else (Task.id,)
     runs = [
         select(Task.id, Task.due_at)
         .where(_condition(arm), Task.status == status, due, extra)
         .order_by(*order)
-        .limit(LIST_LIMIT)
+        .limit(LIST_LIMIT + 1)  # one more than a page tells whether a next one exists
         .subquery()
         for arm in arms
         for status in OPEN_STATES
@@ -122,12 +164,16 @@ async def list_tasks(
     team: str | None,
     everyone: bool,
     now: datetime,
-) -> list[TaskRow]:
-    """Open tasks, soonest due first, undated last. MINE: assigned to the user; TEAM:
-    assigned to anyone of the user's team or queued for it; OVERDUE: past due, the user's and
-    team's (everyone's for a supervisor). Never sorts every open task: each part of the view
-    is read from an index in due order up to the page (see `_first_ids`)."""
+    after: TaskCursor | None = None,
+) -> TaskPage:
+    """Open tasks, soonest due first, undated last, a page of LIST_LIMIT after `after`. MINE:
+    assigned to the user; TEAM: assigned to anyone of the user's team or queued for it;
+    OVERDUE: past due, the user's and team's (everyone's for a supervisor). Never sorts every
+    open task: each part of the view is read from an index in due order up to the page (see
+    `_first_ids`)."""
     overdue = view is TaskView.OVERDUE
+    past_dated = after is not None and after.due_at is None  # the dated ones were shown
+    wanted = LIST_LIMIT + 1
     async with db.session() as session:
         members = (
             list(await session.scalars(select(User.id).where(User.team == team)))
@@ -136,23 +182,33 @@ async def list_tasks(
         )
         arms, values = _arms(view, user_id=user_id, team=team, members=members, everyone=everyone)
         values |= {"now": now} if overdue else {}
-        ids = list(
-            await session.scalars(
-                _first_ids(arms, overdue=overdue, dated=True), values | {"page": LIST_LIMIT}
-            )
-        )
-        if len(ids) < LIST_LIMIT and not overdue:
-            ids += list(
+        ids: list[int] = []
+        if not past_dated:
+            dated_after = {"a_due": after.due_at, "a_id": after.task_id} if after else {}
+            ids = list(
                 await session.scalars(
-                    _first_ids(arms, overdue=False, dated=False),
-                    values | {"page": LIST_LIMIT - len(ids)},
+                    _first_ids(arms, overdue=overdue, dated=True, after=after is not None),
+                    values | dated_after | {"page": wanted},
                 )
             )
-        if not ids:
-            return []
-        rank = {task_id: n for n, task_id in enumerate(ids)}
-        found = [_row(row) for row in await session.execute(_rows().where(Task.id.in_(ids)))]
-    return sorted(found, key=lambda row: rank[row.task.id])
+        if len(ids) < wanted and not overdue:
+            undated_after = {"a_id": after.task_id} if past_dated and after else {}
+            ids += list(
+                await session.scalars(
+                    _first_ids(arms, overdue=False, dated=False, after=past_dated),
+                    values | undated_after | {"page": wanted - len(ids)},
+                )
+            )
+        shown = ids[:LIST_LIMIT]
+        if not shown:
+            return TaskPage([], None)
+        rank = {task_id: n for n, task_id in enumerate(shown)}
+        found = [_row(row) for row in await session.execute(_rows().where(Task.id.in_(shown)))]
+    rows = sorted(found, key=lambda row: rank[row.task.id])
+    if not rows:  # every one deleted between the two reads
+        return TaskPage([], None)
+    last = rows[-1].task
+    return TaskPage(rows, TaskCursor(last.due_at, last.id) if len(ids) > LIST_LIMIT else None)
 
 
 async def task_detail(db: Database, task_id: int) -> TaskDetail:

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from contactd.crm.tasklist import TaskView, list_tasks, task_detail
+from contactd.crm.tasklist import TaskCursor, TaskView, list_tasks, task_detail
 from contactd.crm.tasks import TRANSITIONS, NewTask
 from contactd.db.base import utcnow
 from contactd.enums import Role, TaskPriority, TaskStatus
@@ -61,12 +61,16 @@ async def tasks(request: web.Request) -> web.StreamResponse:
     except ValueError:
         raise ValidationError(f"view must be one of {', '.join(TaskView)}",
                               field="view") from None
-    rows = await list_tasks(request.app[DATABASE], view, user_id=me.id, team=me.team,
-                            everyone=RANK[me.role] >= RANK[Role.SUPERVISOR], now=utcnow())
+    raw_after = request.query.get("after", "")
+    after = TaskCursor.decode(raw_after) if raw_after else None
+    found = await list_tasks(request.app[DATABASE], view, user_id=me.id, team=me.team,
+                             everyone=RANK[me.role] >= RANK[Role.SUPERVISOR], now=utcnow(),
+                             after=after)
     users = [u for u in await request.app[USERS].list_all() if u.active]
     return page(request, "tasks.html", {
-        "rows": rows, "view": view, "views": list(TaskView), "users": users,
-        "priorities": list(TaskPriority), "now": utcnow(),
+        "rows": found.rows, "view": view, "views": list(TaskView), "users": users,
+        "priorities": list(TaskPriority), "now": utcnow(), "paged": after is not None,
+        "next_after": found.next.encode() if found.next else None,
     })
 
 

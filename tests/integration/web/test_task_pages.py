@@ -1,18 +1,20 @@
-"""The task lists read each part of a view from an index up to the page: the page is still
-exactly the view's open tasks, soonest due first, undated last, cut at the page size."""
+"""The task lists read each part of a view from an index up to the page: page after page,
+they are still exactly the view's open tasks, soonest due first, undated last, each once."""
 
 from __future__ import annotations
 
 import random
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
-from contactd.crm.tasklist import LIST_LIMIT, TaskView, list_tasks
+from contactd.crm.tasklist import LIST_LIMIT, TaskCursor, TaskView, list_tasks
 from contactd.db.base import utcnow
 from contactd.db.models import Task, User
 from contactd.db.session import Database
 from contactd.enums import Role, TaskStatus
+from contactd.errors import ValidationError
 
 OPEN = {TaskStatus.OPEN, TaskStatus.IN_PROGRESS}
 
@@ -67,16 +69,38 @@ async def test_each_view_is_the_same_page_as_sorting_every_task(db: Database) ->
             (t for t in tasks if t.status in OPEN and in_view(t)),
             key=lambda t: (t.due_at is None, t.due_at or now, t.id),
         )
-        return [t.id for t in chosen[:LIST_LIMIT]]
+        return [t.id for t in chosen]
 
-    checked = 0
+    crossed = 0
     for me in (ids[0], ids[2]):  # one in a team, one in none
         for view in TaskView:
             for everyone in (False, True):
-                got = await list_tasks(
-                    db, view, user_id=me, team=teams[me], everyone=everyone, now=now
-                )
-                want = expected(view, me, everyone)
-                assert [row.task.id for row in got] == want, (view, teams[me], everyone)
-                checked += len(want) == LIST_LIMIT
-    assert checked >= 4  # the cut at the page size was exercised, not only short lists
+                got: list[int] = []
+                after: TaskCursor | None = None
+                while True:
+                    page = await list_tasks(
+                        db,
+                        view,
+                        user_id=me,
+                        team=teams[me],
+                        everyone=everyone,
+                        now=now,
+                        after=after,
+                    )
+                    assert len(page.rows) <= LIST_LIMIT
+                    got += [row.task.id for row in page.rows]
+                    if page.next is None:
+                        break
+                    assert len(page.rows) == LIST_LIMIT
+                    after = TaskCursor.decode(page.next.encode())  # as the link carries it
+                    crossed += after.due_at is None or any(
+                        row.task.due_at is None for row in page.rows
+                    )
+                assert got == expected(view, me, everyone), (view, teams[me], everyone)
+    assert crossed >= 1  # a page boundary among the undated tasks was walked too
+
+
+@pytest.mark.parametrize("raw", ["x", "2026-12-05T10:00:00_", "2026-12-05T10:00:00_7", "_"])
+def test_a_broken_position_is_refused_by_name(raw: str) -> None:
+    with pytest.raises(ValidationError, match="after is not a position"):
+        TaskCursor.decode(raw)

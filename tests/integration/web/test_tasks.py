@@ -117,3 +117,32 @@ async def test_comment_assign_close_and_reopen_are_audited(
         assert message in await response.text(), path
     assert (await agent.client.get("/tasks/424242")).status == 404
     assert re.search(r"Call back", await (await agent.client.get("/tasks")).text()) is None
+
+
+async def test_a_long_list_goes_on_page_after_page(
+    db: Database, signed_in: Callable[[str], Awaitable[Signed]]
+) -> None:
+    ids = await _ids(db)
+    soon = utcnow() + timedelta(hours=1)
+    async with db.transaction() as session:
+        session.add_all(
+            Task(
+                title=f"Call back #{n:03d}",
+                assignee_id=ids["alex"],
+                due_at=soon + timedelta(minutes=n) if n < 70 else None,
+            )
+            for n in range(80)
+        )
+    agent = await signed_in("alex")
+    seen: list[str] = []
+    html = await (await agent.client.get("/tasks")).text()
+    while True:
+        seen += re.findall(r"Call back #(\d{3})", html)
+        link = re.search(r'href="(/tasks\?view=mine&amp;after=[^"]+)" rel="next"', html)
+        if link is None:
+            break
+        html = await (await agent.client.get(link.group(1).replace("&amp;", "&"))).text()
+        assert "First page" in html
+    assert seen == [f"{n:03d}" for n in range(80)]  # soonest first, undated last, each once
+    bad = await agent.client.get("/tasks", params={"after": "yesterday"})
+    assert bad.status == 422 and "after is not a position" in await bad.text()
