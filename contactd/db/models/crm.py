@@ -106,13 +106,14 @@ class Contact(Timestamps, Base):
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy reads this
 
     organisation: Mapped[Organisation | None] = relationship(back_populates="contacts")
+    # In the order they were entered: the first is the primary one a form or card shows.
     phones: Mapped[list[ContactPhone]] = relationship(
-        back_populates="contact", cascade="all, delete-orphan"
+        back_populates="contact", cascade="all, delete-orphan", order_by="ContactPhone.id"
     )
     emails: Mapped[list[ContactEmail]] = relationship(
-        back_populates="contact", cascade="all, delete-orphan"
+        back_populates="contact", cascade="all, delete-orphan", order_by="ContactEmail.id"
     )
-    tags: Mapped[list[Tag]] = relationship(secondary=contact_tags)
+    tags: Mapped[list[Tag]] = relationship(secondary=contact_tags, order_by="Tag.name")
 
     @property
     def display_name(self) -> str:
