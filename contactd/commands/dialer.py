@@ -56,7 +56,8 @@ async def _explain(args: argparse.Namespace) -> int:
 async def _change(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     async with await open_database(settings) as db:
-        status = await change_status(db, args.name, CampaignAction(args.dialer_command))
+        status = await change_status(db, args.name, CampaignAction(args.dialer_command),
+                                     message_spacing=settings.dialer.message_spacing)
     print(f"campaign {args.name} is {status.value}")
     print(await asyncio.to_thread(daemon_note, settings))
     return EXIT_OK
