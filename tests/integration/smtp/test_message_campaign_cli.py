@@ -133,3 +133,54 @@ def test_an_email_campaign_from_a_file_mails_the_consenting_and_skips_the_rest(
     stats = run(capsys, config, "dialer", "stats", "news")
     assert stats[0] == 0, stats[2]
     assert "1 sent" in stats[1] and "skipped (email_opted_out): 1" in stats[1]
+
+
+async def _nothing_sent(config: Path, url: str, smtp: SmtpPeer) -> None:
+    """An outbox that runs for a while sends nothing of a draft."""
+    settings = load_settings(config).model_copy(update={"email": smtp.settings()})
+    db = Database(url)
+    async with db, MessagingService(settings, db) as messaging:
+        with pytest.raises(TimeoutError):
+            await messaging.outbox.wait_for(lambda s: s.sent >= 1, 2)
+    await db.engine.dispose()
+
+
+def test_a_draft_campaign_shows_its_first_message_and_sends_only_once_started(
+    tmp_path: Path,
+    smtp: SmtpPeer,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "templates").mkdir()
+    (data / "templates" / "news.en.subject.j2").write_text("News for {{ contact.first_name }}")
+    (data / "templates" / "news.en.txt.j2").write_text("Hello {{ contact.first_name }}.")
+    config = tmp_path / "contactd.toml"
+    config.write_text(CONFIG, encoding="utf-8")
+    url = f"sqlite+aiosqlite:///{data / 'contactd.db'}"
+    asyncio.run(_seed(Database(url)))
+    people = tmp_path / "people.csv"
+    people.write_text("name,email\nZoë,zoe@example.test\n", encoding="utf-8")
+
+    made = run(
+        capsys,
+        config,
+        *["campaign", "create", "news", "--mode", "email", "--template", "news", "--draft"],
+        *["--from-file", str(people)],
+    )
+    assert made[0] == 0, made[2]
+    assert "draft, 1 messages ready, none sent" in made[1]
+    assert "  | News for Zoë\n  | Hello Zoë." in made[1]
+    assert "send them with: contactd dialer start news" in made[1]
+    status = json.loads(run(capsys, config, "campaign", "status", "news", "--json")[1])
+    assert (status["status"], status["paused"], status["sent"]) == ("draft", 1, 0)
+    asyncio.run(_nothing_sent(config, url, smtp))
+    assert smtp.messages == []
+
+    started = run(capsys, config, "dialer", "start", "news")
+    assert started[0] == 0 and "campaign news is running" in started[1]
+    asyncio.run(_send(config, url, smtp))
+    [mail] = smtp.messages
+    assert mail.rcpt_tos == ["zoe@example.test"] and mail.parsed()["Subject"] == "News for Zoë"
