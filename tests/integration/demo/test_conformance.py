@@ -67,4 +67,23 @@ async def test_demo_pbx_answers_contactds_actions_as_asterisk_does(
     real = json.loads(json.dumps(real))  # as the fixture stores it: tuples become lists
     if os.environ.get("CONTACTD_RECORD_CONFORMANCE") == "1":
         ACTIONS_FIXTURE.write_text(json.dumps(real, indent=1) + "\n")
-    assert json.loads(json.dumps(demo)) == real
+    assert _settled(json.loads(json.dumps(demo))) == _settled(real)
+
+
+def _settled(steps: dict[str, object]) -> dict[str, object]:
+    """Asterisk races on one field: when the redirected caller's Local pair is torn down, the
+    far half (`;2`) hangs up with cause 16 or, now and then, 0 (seen 2 runs in 10 at load 3),
+    depending on which half goes first. contactd's outcome comes from the channel it dialled
+    (`;1`); of the far half it keeps only a specific cause (calls/outcome.is_specific), which
+    neither 0 nor 16 is, so that one field is set aside here; every other is compared as is."""
+    events = steps.get("redirect_events")
+    if not isinstance(events, dict):
+        return steps
+    calmed = {
+        channel: [
+            ["Hangup", "(either)"] if channel.endswith(";2") and event[0] == "Hangup" else event
+            for event in seen
+        ]
+        for channel, seen in events.items()
+    }
+    return {**steps, "redirect_events": calmed}
