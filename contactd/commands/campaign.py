@@ -88,7 +88,7 @@ async def _create_messages(args: argparse.Namespace) -> int:
         spec = MessageCampaignSpec(args.name, mode, args.template)
         service.check(spec)
         ids = await segment_contacts(db, args.from_segment) if args.from_segment else []
-        created = await service.create(spec, entries=entries, contacts=ids, draft=args.draft)
+        created = await service.create(spec, entries=entries, contacts=ids)
     if args.json:
         print(
             json.dumps(
@@ -99,23 +99,9 @@ async def _create_messages(args: argparse.Namespace) -> int:
                     "queued": created.queued,
                     "held": created.held,
                     "skipped": [{"where": w, "reason": r} for w, r in created.skipped],
-                    "draft": created.draft,
-                    "sample": created.sample,
                 }
             )
         )
-    elif created.draft:
-        print(
-            f"{mode.value} campaign {created.name} (id {created.campaign_id}): draft, "
-            f"{created.queued + created.held} messages ready, none sent; "
-            f"{len(created.skipped)} skipped"
-        )
-        for where, reason in created.skipped:
-            print(f"  skipped {where}: {reason}")
-        if created.sample:
-            print("the first message reads:")
-            print("\n".join(f"  | {line}" for line in created.sample.splitlines()))
-        print(f"send them with: contactd dialer start {created.name}")
     else:
         print(
             f"{mode.value} campaign {created.name} (id {created.campaign_id}): "
@@ -257,11 +243,6 @@ def register(sub: Any) -> None:
     cr.add_argument("--max-attempts", type=int, help="default: [dialer] max_attempts")
     cr.add_argument(
         "--template", default="", help="sms/email: the message template (e.g. call_fallback)"
-    )
-    cr.add_argument(
-        "--draft",
-        action="store_true",
-        help="sms/email: make the messages but send none until `dialer start NAME`",
     )
     cr.add_argument("--json", action="store_true", help="one JSON object")
     add_config_option(cr)

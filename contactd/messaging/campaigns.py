@@ -79,8 +79,6 @@ class CreatedMessageCampaign:
     queued: int  # messages leaving as soon as the outbox can send them
     held: int  # messages held until the contact's window opens (quiet hours)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (where, why)
-    draft: bool = False  # nothing leaves until the campaign is started
-    sample: str = ""  # the first message as its contact gets it (subject, then text)
 
 
 @dataclass
@@ -193,14 +191,11 @@ class MessageCampaigns:
         entries: Sequence[tuple[str, str]] = (),
         contacts: Sequence[int] = (),
         now: datetime | None = None,
-        draft: bool = False,
     ) -> CreatedMessageCampaign:
         """Store the campaign, decide for every recipient, queue the messages.
 
         `entries`: (where, phone or address) from a file, each matched to the contact holding
         it; `contacts`: contact ids (a segment). Unmatched entries are skipped and listed.
-        `draft`: the messages are made and stored paused, and leave once the campaign is
-        started (`dialer start`), at its rate from then on; until then it can be looked at.
         """
         channel = self.check(spec)
         now = now or datetime.now(UTC)
@@ -214,7 +209,7 @@ class MessageCampaigns:
                 skipped.append((where, f"no contact holds {raw!r}" if raw else "empty"))
             else:
                 ordered.setdefault(match.contact_id, where)
-        campaign_id = await self._store(spec, channel, now, draft=draft)
+        campaign_id = await self._store(spec, channel, now)
         decided: list[tuple[int, Decision, datetime]] = []
         for contact_id, where in ordered.items():
             decision = await self._channels.decide(
@@ -229,18 +224,16 @@ class MessageCampaigns:
                 opens = await self._window_opens(contact_id, campaign_id, now)
             decided.append((contact_id, decision, opens))
         queued = held = 0
-        sample = ""
         release = now - self._spacing
         # Spaced at the configured rate in the order their windows open.
         for contact_id, decision, opens in sorted(decided, key=lambda d: d[2]):
             release = max(opens, release + self._spacing)
-            sent = await self._send(
-                spec, channel, campaign_id, contact_id, decision, release, now, draft=draft
+            message_id = await self._send(
+                spec, channel, campaign_id, contact_id, decision, release, now
             )
-            if sent is None:
+            if message_id is None:
                 skipped.append((ordered[contact_id], "template_error"))
                 continue
-            sample = sample or sent[1]
             if opens > now:
                 held += 1
             else:
@@ -255,23 +248,19 @@ class MessageCampaigns:
                 "skipped": len(skipped),
             },
         )
-        return CreatedMessageCampaign(
-            campaign_id, spec.name, queued, held, skipped, draft=draft, sample=sample
-        )
+        return CreatedMessageCampaign(campaign_id, spec.name, queued, held, skipped)
 
-    async def _store(
-        self, spec: MessageCampaignSpec, channel: Channel, now: datetime, *, draft: bool
-    ) -> int:
+    async def _store(self, spec: MessageCampaignSpec, channel: Channel, now: datetime) -> int:
         async with self._db.transaction() as session:
             if await session.scalar(select(Campaign.id).where(Campaign.name == spec.name)):
                 raise ConflictError(f"a campaign named {spec.name!r} exists already", field="name")
             campaign = Campaign(
                 name=spec.name,
                 mode=spec.mode,
-                status=CampaignStatus.DRAFT if draft else CampaignStatus.RUNNING,
+                status=CampaignStatus.RUNNING,
                 fallback_channel=channel,
                 fallback_template=spec.template,
-                started_at=None if draft else now,
+                started_at=now,
             )
             session.add(campaign)
             await session.flush()
@@ -300,12 +289,9 @@ class MessageCampaigns:
         decision: Decision,
         release: datetime,
         now: datetime,
-        *,
-        draft: bool = False,
-    ) -> tuple[int, str] | None:
-        """Render, put the message on the timeline through the Router, queue it; returns its
-        id and its text as sent (subject first), or None when the template cannot be rendered
-        for this contact (the reason is on the timeline)."""
+    ) -> int | None:
+        """Render, put the message on the timeline through the Router, queue it; None when the
+        template cannot be rendered for this contact (the reason is on the timeline)."""
         assert decision.address is not None
         try:
             subject, body, html, language = await self._render(
@@ -326,7 +312,7 @@ class MessageCampaigns:
                 campaign_id=campaign_id,
                 subject=subject,
                 body=body,
-                outcome=(MessageState.PAUSED if draft else MessageState.QUEUED).value,
+                outcome=MessageState.QUEUED.value,
                 started_at=now,
                 data={
                     "campaign": spec.name,
@@ -349,12 +335,10 @@ class MessageCampaigns:
                 template=spec.template,
                 language=language,
                 not_before=release if release > now else None,
-                held=draft,
             )
         )
-
         await self._note(spec, campaign_id, contact_id, decision, now, message_id, release)
-        return message_id, f"{subject}\n{body}" if subject else body
+        return message_id
 
     async def _render(
         self, spec: MessageCampaignSpec, campaign_id: int, contact_id: int, channel: Channel

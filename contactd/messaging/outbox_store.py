@@ -115,7 +115,7 @@ def _row(m: OutboundMessage, interaction_id: int | None) -> dict[str, Any]:
     return {
         "idempotency_key": m.idempotency_key,
         "channel": m.channel,
-        "state": S.PAUSED if m.held else S.QUEUED,
+        "state": S.QUEUED,
         "contact_id": m.contact_id,
         "campaign_id": m.campaign_id,
         "interaction_id": interaction_id,

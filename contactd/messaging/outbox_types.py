@@ -27,7 +27,6 @@ class OutboundMessage:
     language: str = "en"
     expires_at: datetime | None = None
     not_before: datetime | None = None  # held back until then (a campaign's quiet hours)
-    held: bool = False  # stored paused: a draft campaign's, sent only once it is started
     meta: dict[str, Any] = field(default_factory=dict)
 
 
