@@ -10,7 +10,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from datetime import time, timedelta
+from datetime import time
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -312,11 +312,6 @@ class DialerSettings(_Section):
         if self.window_end <= self.window_start:
             raise ValueError("window_end must be later than window_start")
         return self
-
-    @property
-    def message_spacing(self) -> timedelta:
-        """How far apart an SMS/e-mail campaign's messages leave."""
-        return timedelta(seconds=1 / self.campaign_messages_per_second)
 
 
 class InboundQueueSettings(_Section):

@@ -56,8 +56,7 @@ async def _explain(args: argparse.Namespace) -> int:
 async def _change(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     async with await open_database(settings) as db:
-        status = await change_status(db, args.name, CampaignAction(args.dialer_command),
-                                     message_spacing=settings.dialer.message_spacing)
+        status = await change_status(db, args.name, CampaignAction(args.dialer_command))
     print(f"campaign {args.name} is {status.value}")
     print(await asyncio.to_thread(daemon_note, settings))
     return EXIT_OK

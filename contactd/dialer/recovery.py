@@ -19,12 +19,8 @@ from contactd.messaging.campaigns import follow_campaign_status
 Settle = Callable[[str, CallOutcome], Awaitable[None]]
 
 
-async def change_status(
-    db: Database, name: str, action: CampaignAction, *, message_spacing: timedelta | None = None
-) -> CampaignStatus:
-    """Move a campaign along its state machine and store it; the dial loop follows the row,
-    and an SMS/e-mail campaign's unsent messages follow in the same transaction (resumed
-    `message_spacing` apart: `[dialer] campaign_messages_per_second`)."""
+async def change_status(db: Database, name: str, action: CampaignAction) -> CampaignStatus:
+    """Move a campaign along its state machine and store it; the dial loop follows the row."""
     async with db.transaction() as session:
         campaign = await repo.campaign_by_name(session, name)
         campaign.status = next_status(campaign.status, action)
@@ -33,7 +29,7 @@ async def change_status(
             campaign.started_at = campaign.started_at or now
         elif campaign.status in (CampaignStatus.STOPPED, CampaignStatus.FINISHED):
             campaign.stopped_at = now
-        await follow_campaign_status(session, campaign, spacing=message_spacing)
+        await follow_campaign_status(session, campaign)  # an SMS/e-mail campaign's outbox
         return campaign.status
 
 

@@ -135,9 +135,7 @@ class DialerService:
         return await self._change(name, CampaignAction.STOP)
 
     async def _change(self, name: str, action: CampaignAction) -> CampaignStatus:
-        status = await change_status(
-            self.db, name, action, message_spacing=self.settings.dialer.message_spacing
-        )
+        status = await change_status(self.db, name, action)
         await self.bus.publish(CampaignStatusChanged(campaign=name, status=status.value))
         return status
 

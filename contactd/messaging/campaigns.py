@@ -19,9 +19,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contactd.config import Settings
@@ -156,7 +156,7 @@ class MessageCampaigns:
         zone = settings.general.timezone
         self._channels = ChannelService(db, window_check(settings.dialer, zone), bus)
         self._opens = window_opens(settings.dialer, zone)
-        self._spacing = settings.dialer.message_spacing
+        self._spacing = timedelta(seconds=1 / settings.dialer.campaign_messages_per_second)
 
     def check(self, spec: MessageCampaignSpec) -> Channel:
         """Every field checked; returns the channel. ValidationError names the wrong field."""
@@ -471,35 +471,6 @@ async def message_progress(
     return out
 
 
-async def _respace(session: AsyncSession, moving: Any, spacing: timedelta) -> None:
-    rows = (
-        await session.execute(
-            select(OutboxMessage.id, OutboxMessage.next_attempt_at)
-            .where(moving)
-            .order_by(
-                OutboxMessage.next_attempt_at.is_not(None),
-                OutboxMessage.next_attempt_at,
-                OutboxMessage.id,
-            )
-        )
-    ).all()
-    if not rows:
-        return
-    now = datetime.now(UTC)
-    times = [
-        {"b_id": row_id, "b_at": max(at or now, now + n * spacing)}
-        for n, (row_id, at) in enumerate(rows)
-    ]
-    outbox = cast(Table, OutboxMessage.__table__)
-    await session.execute(
-        update(outbox)
-        .where(outbox.c.id == bindparam("b_id"))
-        .values(next_attempt_at=bindparam("b_at")),
-        times,
-        execution_options={"synchronize_session": False},
-    )
-
-
 # What a messaging campaign's unsent messages become when the campaign takes a status.
 _UNSENT_FOR = {
     CampaignStatus.PAUSED: MessageState.PAUSED,
@@ -509,24 +480,17 @@ _UNSENT_FOR = {
 }
 
 
-async def follow_campaign_status(
-    session: AsyncSession, campaign: Campaign, *, spacing: timedelta | None = None
-) -> int:
+async def follow_campaign_status(session: AsyncSession, campaign: Campaign) -> int:
     """Makes a messaging campaign's messages not yet sent follow its new status, in the
     caller's transaction: paused, they wait (the outbox claims only queued ones); running
     again, they queue; stopped, they are cancelled. Their timeline rows show the same. A
-    message the outbox has already taken leaves. Returns how many messages moved.
-
-    `spacing` (the campaign rate's interval): resumed messages leave that far apart from now,
-    in their old order, none before its own time (quiet hours), instead of all at once."""
+    message the outbox has already taken leaves. Returns how many messages moved."""
     if campaign.mode not in MESSAGE_CAMPAIGN_MODES or campaign.status not in _UNSENT_FOR:
         return 0
     new = _UNSENT_FOR[campaign.status]
     moving = (OutboxMessage.campaign_id == campaign.id) & OutboxMessage.state.in_(
         sources_of(new) & {MessageState.QUEUED, MessageState.PAUSED}
     )
-    if new is MessageState.QUEUED and spacing is not None:
-        await _respace(session, moving, spacing)
     await session.execute(
         update(Interaction)
         .where(Interaction.id.in_(select(OutboxMessage.interaction_id).where(moving)))

