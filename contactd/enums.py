@@ -171,5 +171,3 @@ class MessageState(StrEnum):
     DELIVERED = "delivered"
     FAILED = "failed"
     EXPIRED = "expired"
-    PAUSED = "paused"  # its campaign is paused: it waits, and queues again when resumed
-    CANCELLED = "cancelled"  # its campaign was stopped before it was sent

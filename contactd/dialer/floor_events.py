@@ -1,5 +1,4 @@
-"""Events the live floor shows: agents changing state, callers waiting in inbound queues,
-campaigns started, paused and stopped.
+"""Events the live floor shows: agents changing state and callers waiting in inbound queues.
 
 The agent board and the inbound hand-off publish them; the panel's live floor and the metrics
 subscribe. They carry names and numbers only, so a viewer never needs a database read.
@@ -50,12 +49,3 @@ class InboundAbandoned(DomainEvent):
     queue: str
     call_id: str
     waited_s: float
-
-
-@dataclass(frozen=True, kw_only=True)
-class CampaignStatusChanged(DomainEvent):
-    """A campaign was started, paused or stopped here (`status` is a `CampaignStatus` value).
-    The outbox wakes on it: a resumed messaging campaign's messages are due at once."""
-
-    campaign: str
-    status: str

@@ -14,7 +14,6 @@ from contactd.dialer import repo
 from contactd.dialer.campaigns import CampaignAction, next_status
 from contactd.dialer.governor import AbandonGovernor
 from contactd.enums import AttemptState, CallOutcome, CampaignStatus, LeadStatus
-from contactd.messaging.campaigns import follow_campaign_status
 
 Settle = Callable[[str, CallOutcome], Awaitable[None]]
 
@@ -29,7 +28,6 @@ async def change_status(db: Database, name: str, action: CampaignAction) -> Camp
             campaign.started_at = campaign.started_at or now
         elif campaign.status in (CampaignStatus.STOPPED, CampaignStatus.FINISHED):
             campaign.stopped_at = now
-        await follow_campaign_status(session, campaign)  # an SMS/e-mail campaign's outbox
         return campaign.status
 
 

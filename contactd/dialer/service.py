@@ -44,7 +44,6 @@ from contactd.dialer.abandons import AbandonAccountant
 from contactd.dialer.agents import AgentBoard
 from contactd.dialer.campaigns import CampaignAction
 from contactd.dialer.dial_loop import CallLauncher, DialLoop
-from contactd.dialer.floor_events import CampaignStatusChanged
 from contactd.dialer.handoff import AgentConnector, HandOff
 from contactd.dialer.policy import schedule_callback
 from contactd.dialer.recovery import change_status, recover_leads
@@ -124,20 +123,15 @@ class DialerService:
 
     # ---- campaign commands ---------------------------------------------------------------
     async def start(self, name: str) -> CampaignStatus:
-        status = await self._change(name, CampaignAction.START)
+        status = await change_status(self.db, name, CampaignAction.START)
         self.wake()
         return status
 
     async def pause(self, name: str) -> CampaignStatus:
-        return await self._change(name, CampaignAction.PAUSE)
+        return await change_status(self.db, name, CampaignAction.PAUSE)
 
     async def stop(self, name: str) -> CampaignStatus:
-        return await self._change(name, CampaignAction.STOP)
-
-    async def _change(self, name: str, action: CampaignAction) -> CampaignStatus:
-        status = await change_status(self.db, name, action)
-        await self.bus.publish(CampaignStatusChanged(campaign=name, status=status.value))
-        return status
+        return await change_status(self.db, name, CampaignAction.STOP)
 
     async def schedule_callback(
         self, lead_id: int, at: datetime, user_id: int | None = None

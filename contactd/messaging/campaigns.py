@@ -21,18 +21,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contactd.config import Settings
 from contactd.crm.routing import InboundContact, Router
-from contactd.db.models.crm import (
-    ChannelDecision,
-    Contact,
-    ContactPhone,
-    Interaction,
-    Organisation,
-)
+from contactd.db.models.crm import ChannelDecision, Contact, ContactPhone, Organisation
 from contactd.db.models.dialer import Campaign
 from contactd.db.models.messaging import OutboxMessage
 from contactd.db.session import Database
@@ -51,7 +45,6 @@ from contactd.messaging.channels import ChannelService, window_check, window_ope
 from contactd.messaging.errors import TemplateError
 from contactd.messaging.outbox import OutboundMessage, Outbox
 from contactd.messaging.policy import Decision, Reason
-from contactd.messaging.state import sources_of
 from contactd.messaging.templates import TemplateStore, campaign_fields, contact_fields
 
 log = logging.getLogger(__name__)
@@ -100,8 +93,6 @@ class MessageProgress:
     delivered: int = 0
     failed: int = 0
     expired: int = 0
-    paused: int = 0  # waiting while the campaign is paused
-    cancelled: int = 0  # never sent: the campaign was stopped first
     next_release: str | None = None  # ISO time the next held message may leave
 
     def as_dict(self) -> dict[str, Any]:
@@ -114,7 +105,7 @@ class MessageProgress:
             f"{self.skipped} skipped",
             f"  messages: {self.held} held, {self.queued} queued, {self.sending} sending, "
             f"{self.sent} sent, {self.delivered} delivered, {self.failed} failed, "
-            f"{self.expired} expired, {self.paused} paused, {self.cancelled} cancelled",
+            f"{self.expired} expired",
         ]
         if self.next_release:
             out.append(f"  next held message leaves at {self.next_release}")
@@ -453,10 +444,6 @@ async def message_progress(
             out.failed += n
         elif state is MessageState.EXPIRED:
             out.expired += n
-        elif state is MessageState.PAUSED:
-            out.paused += n
-        elif state is MessageState.CANCELLED:
-            out.cancelled += n
     nxt = await session.scalar(
         select(func.min(OutboxMessage.next_attempt_at)).where(
             OutboxMessage.campaign_id == campaign.id,
@@ -469,47 +456,3 @@ async def message_progress(
             nxt = datetime.fromisoformat(nxt)
         out.next_release = (nxt if nxt.tzinfo else nxt.replace(tzinfo=UTC)).isoformat()
     return out
-
-
-# What a messaging campaign's unsent messages become when the campaign takes a status.
-_UNSENT_FOR = {
-    CampaignStatus.PAUSED: MessageState.PAUSED,
-    CampaignStatus.RUNNING: MessageState.QUEUED,
-    CampaignStatus.STOPPED: MessageState.CANCELLED,
-    CampaignStatus.FINISHED: MessageState.CANCELLED,
-}
-
-
-async def follow_campaign_status(session: AsyncSession, campaign: Campaign) -> int:
-    """Makes a messaging campaign's messages not yet sent follow its new status, in the
-    caller's transaction: paused, they wait (the outbox claims only queued ones); running
-    again, they queue; stopped, they are cancelled. Their timeline rows show the same. A
-    message the outbox has already taken leaves. Returns how many messages moved."""
-    if campaign.mode not in MESSAGE_CAMPAIGN_MODES or campaign.status not in _UNSENT_FOR:
-        return 0
-    new = _UNSENT_FOR[campaign.status]
-    moving = (OutboxMessage.campaign_id == campaign.id) & OutboxMessage.state.in_(
-        sources_of(new) & {MessageState.QUEUED, MessageState.PAUSED}
-    )
-    await session.execute(
-        update(Interaction)
-        .where(Interaction.id.in_(select(OutboxMessage.interaction_id).where(moving)))
-        .values(outcome=new.value)
-        .execution_options(synchronize_session=False)
-    )
-    moved = await session.execute(
-        update(OutboxMessage)
-        .where(moving)
-        .values(state=new)
-        .execution_options(synchronize_session=False)
-    )
-    count = int(getattr(moved, "rowcount", 0) or 0)
-    if count:
-        log.info(
-            "messaging campaign %s: %d unsent messages now %s",
-            campaign.name,
-            count,
-            new.value,
-            extra={"campaign_id": campaign.id, "messages": count, "state": new.value},
-        )
-    return count

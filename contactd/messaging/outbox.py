@@ -151,10 +151,6 @@ class Outbox:
             self._dispatcher.kick()
         return ids
 
-    def wake(self) -> None:
-        """Rows may have become due without an enqueue here (a campaign resumed)."""
-        self._dispatcher.kick()
-
     # -- receipts -------------------------------------------------------------------------
     async def on_receipt(self, receipt: DeliveryReceipt) -> None:
         """Apply a provider's delivery receipt; returns once the outcome is committed."""

@@ -21,7 +21,6 @@ from contactd.crm.tasks import TaskService
 from contactd.db.models.crm import Contact, Organisation
 from contactd.db.models.dialer import Campaign
 from contactd.db.session import Database
-from contactd.dialer.floor_events import CampaignStatusChanged
 from contactd.enums import CallOutcome, Channel
 from contactd.errors import NotFoundError
 from contactd.events import EventBus
@@ -97,8 +96,6 @@ class MessagingService:
         }
         options.update(outbox_options or {})
         self.outbox = Outbox(db, senders, bus, **options)
-        if bus is not None:  # a messaging campaign resumed: its messages are due now
-            bus.subscribe(CampaignStatusChanged, lambda _event: self.outbox.wake())
 
     async def __aenter__(self) -> MessagingService:
         async with contextlib.AsyncExitStack() as stack:

@@ -11,9 +11,7 @@ S = MessageState
 
 TRANSITIONS: Final[dict[MessageState, frozenset[MessageState]]] = {
     # FAILED from QUEUED: cancelled before sending (contact opted out, no sender configured).
-    # PAUSED and CANCELLED: its campaign paused or stopped before it left (messaging/campaigns).
-    S.QUEUED: frozenset({S.SENDING, S.EXPIRED, S.FAILED, S.PAUSED, S.CANCELLED}),
-    S.PAUSED: frozenset({S.QUEUED, S.CANCELLED}),
+    S.QUEUED: frozenset({S.SENDING, S.EXPIRED, S.FAILED}),
     # Back to QUEUED: a temporary failure, to be retried after a back-off.
     S.SENDING: frozenset({S.SENT, S.QUEUED, S.FAILED}),
     # SENT waits for a delivery receipt (SMS); email stays SENT once the server accepted it.
@@ -21,7 +19,6 @@ TRANSITIONS: Final[dict[MessageState, frozenset[MessageState]]] = {
     S.DELIVERED: frozenset(),
     S.FAILED: frozenset(),
     S.EXPIRED: frozenset(),
-    S.CANCELLED: frozenset(),
 }
 
 FINAL: Final = frozenset(state for state, nexts in TRANSITIONS.items() if not nexts)

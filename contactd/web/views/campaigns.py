@@ -31,7 +31,6 @@ from contactd.crm.search import ContactSearch, Filters
 from contactd.db.models.crm import Segment
 from contactd.db.models.dialer import Campaign, Lead
 from contactd.db.session import Database
-from contactd.dialer.campaigns import CampaignAction
 from contactd.dialer.create import (
     CampaignSpec,
     CreatedCampaign,
@@ -43,13 +42,10 @@ from contactd.dialer.create import (
 from contactd.dialer.dialvalues import check_value
 from contactd.dialer.dispositions import KNOWN as DISPOSITIONS
 from contactd.dialer.explain import explain_lead
-from contactd.dialer.floor_events import CampaignStatusChanged
 from contactd.dialer.policy import WEEKDAYS, MachineAction
-from contactd.dialer.recovery import change_status
-from contactd.enums import MESSAGE_CAMPAIGN_MODES, CampaignMode, Channel, LeadStatus, Role
+from contactd.enums import CampaignMode, Channel, LeadStatus, Role
 from contactd.errors import ContactdError, NotFoundError, ValidationError
 from contactd.ivr.tts import Tts
-from contactd.messaging.campaigns import message_progress
 from contactd.web.access import requires
 from contactd.web.i18n import gettext as _
 from contactd.web.keys import DATABASE, SEARCH, SETTINGS, principal
@@ -78,8 +74,6 @@ def labels() -> dict[str, dict[str, str]]:
             "message": _("Automated message"),
             "survey": _("Automated survey (IVR flow)"),
             "automated": _("Automated"),
-            "sms": _("SMS messages"),
-            "email": _("E-mail messages"),
         },
         "status": {
             "draft": _("draft"),
@@ -468,11 +462,6 @@ async def _show(
                 explanation = await explain_lead(session, settings, lead.id, now)
                 reasons = [r.message for r in explanation.refusals]
             rows.append((lead, reasons))
-        messages = (
-            await message_progress(session, campaign, now)
-            if campaign.mode in MESSAGE_CAMPAIGN_MODES
-            else None
-        )
     runtime = request.app[SERVICES].dialer
     kind = (
         (
@@ -501,7 +490,6 @@ async def _show(
             "labels": labels(),
             "live": request.app[FLOOR].campaigns.get(campaign_id),
             "dialer_running": runtime is not None,
-            "messages": messages,
             "created": created,
             "retry_min": {k: int(v) // 60 for k, v in rules.items() if k in RETRY_FIELDS},
             "machine_action": rules.get("machine_action", settings.dialer.machine_action),
@@ -567,17 +555,9 @@ async def _life(request: web.Request, action: str) -> web.StreamResponse:
         "pause": _("Campaign paused."),
         "stop": _("Campaign stopped."),
     }[action]
-    services = request.app[SERVICES]
     try:
-        if campaign.mode in MESSAGE_CAMPAIGN_MODES and services.dialer is None:
-            # Its messages go through the outbox: pausing them needs no link to Asterisk.
-            status = await change_status(db, campaign.name, CampaignAction(action))
-            if services.bus is not None:
-                await services.bus.publish(
-                    CampaignStatusChanged(campaign=campaign.name, status=status.value)
-                )
-        else:
-            status = await getattr(services.need_dialer(), action)(campaign.name)
+        dialer = request.app[SERVICES].need_dialer()
+        status = await getattr(dialer, action)(campaign.name)
     except ContactdError as exc:
         raise web.HTTPSeeOther(
             str(URL(f"/campaigns/{campaign_id}").with_query(error=exc.message))

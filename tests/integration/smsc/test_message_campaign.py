@@ -4,9 +4,7 @@ decision and message is on the contact's timeline."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -20,9 +18,6 @@ from contactd.crm.timeline import timeline
 from contactd.db.models import ChannelDecision, Consent, Contact, Interaction, OutboxMessage
 from contactd.db.models.dialer import Campaign
 from contactd.db.session import Database
-from contactd.dialer.campaigns import CampaignAction
-from contactd.dialer.floor_events import CampaignStatusChanged
-from contactd.dialer.recovery import change_status
 from contactd.enums import CampaignMode, Channel, ConsentStatus, InteractionKind, MessageState
 from contactd.events import EventBus
 from contactd.messaging.campaigns import MessageCampaigns, MessageCampaignSpec, message_progress
@@ -133,85 +128,3 @@ async def test_quiet_hours_hold_the_message_and_an_opt_out_is_skipped_with_its_r
         message_row = await session.get_one(Interaction, held.interaction_id)
     assert message_row.kind is InteractionKind.SMS and message_row.contact_id == asleep
     assert message_row.outcome == MessageState.DELIVERED.value
-
-
-async def test_a_paused_campaign_holds_its_unsent_messages_and_a_stopped_one_cancels_them(
-    settings: Settings, smsc: SmscPeer, db: Database
-) -> None:
-    """Pause holds what has not left; resuming sends each of them once; stop cancels them,
-    and their timeline rows say so. Messages are spaced 2 s apart so that some are unsent."""
-    templates = settings.general.data_dir / "templates"
-    templates.mkdir()
-    (templates / "autumn.en.sms.j2").write_text("Hi {{ contact.first_name }}, autumn offer.")
-    configured = settings.model_copy(
-        update={
-            "smpp": smsc.settings(),
-            "dialer": settings.dialer.model_copy(
-                update={
-                    "window_start": time(0, 0),
-                    "window_end": time(23, 59, 59),
-                    "campaign_messages_per_second": 0.5,
-                }
-            ),
-        }
-    )
-    bus = EventBus()
-    contacts = ContactService(db, default_region="DE")
-    router = Router(db, contacts, TaskService(db, bus=bus), bus=bus)
-    messaging = MessagingService(
-        configured, db, bus, router=router, smpp_options={"wait_connected_s": 2.0}
-    )
-    campaigns = MessageCampaigns(configured, db, router, messaging.outbox, messaging.templates, bus)
-    people = [
-        await _contact(contacts, db, name, phone, "Asia/Tokyo", ConsentStatus.GRANTED)
-        for name, phone in (
-            ("Aiko", "+81 90 1111 2222"),
-            ("Bo", "+81 90 3333 4444"),
-            ("Chie", "+81 90 5555 6666"),
-        )
-    ]
-
-    async def progress_of(campaign_id: int) -> Any:
-        async with db.session() as session:
-            return await message_progress(session, await session.get_one(Campaign, campaign_id))
-
-    async with messaging:
-        started = datetime.now(UTC)
-        paused_one = await campaigns.create(
-            MessageCampaignSpec("autumn-a", CampaignMode.SMS, "autumn"), contacts=people
-        )
-        await messaging.outbox.wait_for(lambda s: s.delivered >= 1, 30)
-        await change_status(db, "autumn-a", CampaignAction.PAUSE)
-        held = (await progress_of(paused_one.campaign_id)).paused
-        assert held >= 1  # the last one was due 4 s after the first
-        # Past every message's own time, the held ones have still not left.
-        await asyncio.sleep(max(0.0, (started + timedelta(seconds=5.5) - datetime.now(UTC))
-                                .total_seconds()))
-        assert len(await smsc.submits()) == 3 - held
-        status = await change_status(db, "autumn-a", CampaignAction.START)
-        # As the daemon's DialerService tells its bus (the panel's Start button).
-        await bus.publish(CampaignStatusChanged(campaign="autumn-a", status=status.value))
-        await messaging.outbox.wait_for(lambda s: s.delivered >= 3, 30)
-        sent = [s["destination_addr"] for s in await smsc.submits()]
-        assert sorted(sent) == ["819011112222", "819033334444", "819055556666"]  # each once
-
-        stopped_one = await campaigns.create(
-            MessageCampaignSpec("autumn-b", CampaignMode.SMS, "autumn"), contacts=people
-        )
-        await change_status(db, "autumn-b", CampaignAction.STOP)
-        cancelled = (await progress_of(stopped_one.campaign_id)).cancelled
-        assert cancelled >= 2  # spaced 2 s and 4 s after the first
-        await messaging.outbox.wait_for(lambda s: s.delivered >= 3 + (3 - cancelled), 30)
-    assert len(await smsc.submits()) == 3 + (3 - cancelled)
-    async with db.session() as session:
-        outcomes = sorted(
-            (
-                await session.scalars(
-                    select(Interaction.outcome).where(
-                        Interaction.campaign_id == stopped_one.campaign_id,
-                        Interaction.kind == InteractionKind.SMS,
-                    )
-                )
-            ).all()
-        )
-    assert outcomes.count(MessageState.CANCELLED.value) == cancelled

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import pytest_asyncio
 from aiohttp import FormData, web
 from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy import select
 
 from contactd.ami.client import AmiClient
 from contactd.auth.service import UserService
@@ -22,10 +21,9 @@ from contactd.config import Settings
 from contactd.crm.fts import create_fts
 from contactd.crm.service import ContactInput, ContactService
 from contactd.db.models.dialer import Campaign, Lead
-from contactd.db.models.messaging import OutboxMessage
 from contactd.db.session import Database
 from contactd.dialer.service import DialerService
-from contactd.enums import CampaignMode, CampaignStatus, Channel, MessageState, Role
+from contactd.enums import CampaignStatus, Channel, Role
 from contactd.events import EventBus
 from contactd.health import HealthRegistry
 from contactd.web.app import create_app
@@ -261,34 +259,3 @@ async def test_the_message_is_previewed_as_speech(panel: Panel) -> None:
     )
     assert refused.status == 422
     assert (await refused.json())["field"] == "message_text"
-
-
-async def test_pausing_an_sms_campaign_holds_its_unsent_messages(panel: Panel) -> None:
-    async with panel.db.transaction() as session:
-        campaign = Campaign(name="winter-sms", mode=CampaignMode.SMS,
-                            status=CampaignStatus.RUNNING)
-        session.add(campaign)
-        await session.flush()
-        session.add_all(
-            OutboxMessage(idempotency_key=f"winter-{n}", channel=Channel.SMS,
-                          campaign_id=campaign.id, to_address=f"+4420794601{n:02d}",
-                          body="Winter offer")
-            for n in range(3)
-        )
-        campaign_id = campaign.id
-
-    async def act(action: str) -> str:
-        response = await panel.client.post(f"/campaigns/{campaign_id}/{action}",
-                                           data={"csrf_token": panel.csrf})
-        return await response.text()
-
-    listed = await panel.client.get("/campaigns")
-    assert listed.status == 200 and "winter-sms" in await listed.text()
-    page = await act("pause")
-    assert "Campaign paused." in page and "paused: 3" in page
-    async with panel.db.session() as session:
-        states = set(await session.scalars(select(OutboxMessage.state)))
-    assert states == {MessageState.PAUSED}  # the outbox claims only queued messages
-    assert "queued: 3" in await act("start")
-    page = await act("stop")
-    assert "Campaign stopped." in page and "cancelled: 3" in page

@@ -16,21 +16,9 @@ from contactd.messaging.state import FINAL, TRANSITIONS, backoff_s, check_move, 
 
 
 def test_final_states_go_nowhere() -> None:
-    assert {S.DELIVERED, S.FAILED, S.EXPIRED, S.CANCELLED} == FINAL
+    assert {S.DELIVERED, S.FAILED, S.EXPIRED} == FINAL
     with pytest.raises(InvalidTransitionError):
         check_move(S.DELIVERED, S.SENT)
-
-
-def test_a_paused_campaign_message_waits_queues_again_or_is_cancelled_never_sent() -> None:
-    check_move(S.QUEUED, S.PAUSED)
-    check_move(S.PAUSED, S.QUEUED)
-    check_move(S.PAUSED, S.CANCELLED)
-    check_move(S.QUEUED, S.CANCELLED)
-    for taken in (S.SENDING, S.SENT, S.DELIVERED):  # what has left cannot be held back
-        with pytest.raises(InvalidTransitionError):
-            check_move(taken, S.PAUSED)
-    with pytest.raises(InvalidTransitionError):
-        check_move(S.PAUSED, S.SENDING)  # the outbox claims only queued messages
 
 
 def test_the_happy_path_and_the_retry_loop_are_allowed() -> None:
