@@ -210,7 +210,7 @@ async def test_mails_arriving_together_are_stored_and_routed_together_each_once(
     ]
     async with _intake(crm_db, contacts, tmp_path) as intake:
         got = await asyncio.gather(*(intake.receive(raw, "smtp") for raw in raws))
-        batches = intake._batcher.batches if intake._batcher is not None else 0
+        batches = intake.batches
     assert sorted(g.status for g in got) == ["duplicate"] + ["stored"] * 4
     assert got[0].interaction_id == got[1].interaction_id
     assert batches < 4  # routed together, not one batch per mail
