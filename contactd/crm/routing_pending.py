@@ -81,12 +81,14 @@ async def route_pending_many(
     *,
     now: datetime | None = None,
     make_leads: bool = False,
+    ended: dict[int, datetime] | None = None,
 ) -> PendingBatch:
     """Route the interactions of `ids` whose `data[key]` is still `mark`, in one transaction.
 
     `make_leads`: an unknown sender becomes a plain new lead here (as `Router.attach_sender`
     makes it); off, such rows go back to the channel's own one-by-one rule (web forms make
-    the lead from the form's fields)."""
+    the lead from the form's fields). `ended`: the end time of an interaction that has one of
+    its own (a call's); else it keeps its own, or ends now."""
     now = now or utcnow()
     routed: dict[int, list[int]] = {}
     later: list[int] = []
@@ -157,7 +159,7 @@ async def route_pending_many(
                 {
                     "b_id": row.id,
                     "b_contact": contact_id,
-                    "b_ended": row.ended_at or now,
+                    "b_ended": (ended or {}).get(row.id) or row.ended_at or now,
                     "b_data": {**row.data, key: done},
                 }
             )
