@@ -22,13 +22,13 @@ from typing import Any, Final
 from sqlalchemy import Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contactd.crm import repo
 from contactd.crm.assign import Agent, AssignRequest, choose
 from contactd.crm.custom_fields import validate
 from contactd.crm.events import InteractionRecorded, TaskCreated
 from contactd.crm.imports.validate import EMAIL
 from contactd.crm.policy import InteractionFacts, follow_ups
 from contactd.crm.routing import NEW_LEAD_TAG, InboundContact, Routed, Router
+from contactd.crm.searchtext import build_search_text, name_key
 from contactd.crm.senders import address_key
 from contactd.crm.service import tag_in
 from contactd.crm.tasks import agent_snapshot
@@ -204,6 +204,7 @@ async def create_leads(
     now = utcnow()
     # Core rows, not ORM objects: one executemany per table for the whole batch.
     keys: list[tuple[str, str]] = []
+    held: list[str] = []  # the one number or address each lead holds, for its search text
     emails: list[tuple[tuple[str, str], dict[str, Any]]] = []
     phones: list[tuple[tuple[str, str], dict[str, Any]]] = []
     for key, address in addresses.items():
@@ -211,6 +212,7 @@ async def create_leads(
             if EMAIL.fullmatch(key[1]) is None:
                 continue
             emails.append((key, full_row(ContactEmail, {"address": key[1], "is_primary": True})))
+            held.append(key[1])
         else:
             info = router.contacts.phones.try_parse(address)
             if isinstance(info, str):
@@ -230,33 +232,40 @@ async def create_leads(
                     ),
                 )
             )
+            held.append(info.e164)
         keys.append(key)
     if not keys:
         return {}
-    ids = await _insert_ids(
-        session,
-        Contact,
-        [
+    rows: list[dict[str, Any]] = []
+    for key, value in zip(keys, held, strict=True):
+        # What `repo.refresh_search_text` would write for a contact holding only this (the
+        # full-text index takes it from the insert): no query to re-read what is known here.
+        name, text = build_search_text(
+            phones=[value] if key[0] == "phone" else [],
+            emails=[value] if key[0] == "email" else [],
+        )
+        rows.append(
             full_row(
                 Contact,
                 {
                     "first_name": "",
                     "last_name": "",
                     "custom": dict(defaults),
+                    "search_name": name,
+                    "search_text": text,
+                    "name_key": name_key("", ""),
                     "created_at": now,
                     "updated_at": now,
                 },
             )
-            for _ in keys
-        ],
-    )
+        )
+    ids = await _insert_ids(session, Contact, rows)
     made = dict(zip(keys, ids, strict=True))
     for key, row in (*emails, *phones):
         row["contact_id"] = made[key]
     await _insert_plain(session, ContactEmail, [row for _, row in emails])
     await _insert_plain(session, ContactPhone, [row for _, row in phones])
     await _insert_plain(session, contact_tags, [{"contact_id": i, "tag_id": tag.id} for i in ids])
-    await repo.refresh_search_text(await session.connection(), ids)
     return made
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import selectinload
 from contactd.crm.documents import DocumentService
 from contactd.crm.mail_records import MailIntake
 from contactd.crm.routing import NEW_LEAD_TAG, Router
+from contactd.crm.search import ContactSearch, Filters
 from contactd.crm.service import ContactInput, ContactService
 from contactd.crm.tasks import TaskService
 from contactd.db.models import Contact, Document, Interaction, OutboxMessage, Task
@@ -231,3 +232,6 @@ async def test_mails_arriving_together_are_stored_and_routed_together_each_once(
     assert reply.data["thread_id"] == "t1@example.gh"
     assert doc.contact_id in by_sender["kofi@example.gh"]
     assert await _count(crm_db, Task) == 4
+    # The leads the batch made are found by their address, as one made one by one is.
+    hits = (await ContactSearch(crm_db).search(Filters(query="kofi@example.gh"))).hits
+    assert [h.contact_id for h in hits] == list(by_sender["kofi@example.gh"])
