@@ -348,13 +348,17 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         # measure() runs its own event loops (asyncio.run): a thread of its own.
         figures["mail"] = await asyncio.to_thread(module.measure, args.quick)
     figures["load_average"] = [round(x, 2) for x in os.getloadavg()]
+    # A target holds when the worst run meets it.
     figures["met"] = {
-        "routed_per_s": figures["routed_per_s"]["median"] >= TARGETS["routed_per_s"],
-        "daemon_sms_routed_per_s": (figures["daemon_sms_routed_per_s"]["median"]
+        "routed_per_s": figures["routed_per_s"]["worst"] >= TARGETS["routed_per_s"],
+        "daemon_sms_routed_per_s": (figures["daemon_sms_routed_per_s"]["worst"]
                                     >= TARGETS["routed_per_s"]),
-        "share_of_bare": figures["share_of_bare"]["median"] >= TARGETS["share_of_bare"],
-        "intake_p99": figures["intake_p99_ms"]["median"] <= TARGETS["intake_p99_ms"],
+        "share_of_bare": figures["share_of_bare"]["worst"] >= TARGETS["share_of_bare"],
+        "intake_p99": figures["intake_p99_ms"]["worst"] <= TARGETS["intake_p99_ms"],
     }
+    if "mail" in figures:
+        figures["met"]["mail_per_s"] = (figures["mail"]["mail_routed_per_s_worst"]
+                                        >= figures["mail"]["mail_target_per_s"])
     return figures
 
 
