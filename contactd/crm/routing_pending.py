@@ -321,7 +321,6 @@ class PendingBatcher:
 
     async def _step(self) -> None:
         batch = [await self._queue.get()]
-        await asyncio.sleep(0)  # callers ready to queue theirs join this batch, not the next
         while len(batch) < self._max and not self._queue.empty():
             batch.append(self._queue.get_nowait())
         waiting = {i: f for i, f in batch}
