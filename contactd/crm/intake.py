@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, Literal
 
+from sqlalchemy import Row
+
 from contactd.background import LoopState, TaskOwner, run_resilient
 from contactd.crm.pending import pending_row, sweep_pending
 from contactd.crm.routing import NEW_LEAD_TAG, FollowUp, Router
@@ -39,6 +41,7 @@ SPAM: Final = "spam"
 CONTACT_FIELDS: Final = frozenset({"name", "first_name", "last_name", "phone", "email"})
 OUTCOMES: Final = {"callback": "callback_requested", "reply": "received"}
 ROUTE_BATCH: Final = 64
+NAME_MAX: Final = 100  # contacts.first_name / last_name
 
 
 @dataclass(frozen=True)
@@ -175,7 +178,9 @@ class WebIntake:
             # The write lock too: a store then waits its turn here, rather than in SQLite's
             # busy handler (sleeps of 1 to 100 ms while this transaction holds the database).
             async with self._lock, self._write_lock:
-                batch = await route_pending_many(self.router, ids, MARKER, PENDING, DONE)
+                batch = await route_pending_many(
+                    self.router, ids, MARKER, PENDING, DONE, lead_names=_lead_name
+                )
             for interaction_id, task_ids in batch.routed.items():
                 log.info(
                     "web form routed",
@@ -259,6 +264,20 @@ class WebIntake:
         if routed:
             log.info("web forms routed at start", extra={"routed": routed})
         return routed
+
+
+def _lead_name(row: Row[Any]) -> tuple[str, str] | None:
+    """The name of the new lead an unknown sender becomes in a routing batch, or None to leave
+    the submission to `WebIntake.route`. Only a submission with one address (an e-mail or a
+    phone) is batched: one-by-one looks a sender up by e-mail, then by phone, and with a single
+    address that is the batch's own look-up."""
+    fields: dict[str, str] = row.data.get("fields", {})
+    if bool(fields.get("email")) == bool(fields.get("phone")):
+        return None
+    first, last = (part.strip() for part in _names(fields))
+    if len(first) > NAME_MAX or len(last) > NAME_MAX:
+        return None
+    return first, last
 
 
 def _names(fields: dict[str, str]) -> tuple[str, str]:

@@ -187,13 +187,17 @@ async def record_many(
 
 
 async def create_leads(
-    session: AsyncSession, router: Router, addresses: dict[tuple[str, str], str]
+    session: AsyncSession,
+    router: Router,
+    addresses: dict[tuple[str, str], str],
+    names: dict[tuple[str, str], tuple[str, str]] | None = None,
 ) -> dict[tuple[str, str], int]:
     """New lead contacts for unknown senders, made in the caller's transaction: the same
     contact `Router._resolve` makes one at a time (the address, the new-lead tag, custom field
     defaults, indexed for search), one per address key. A key whose address is not one a
     contact can hold (`create_contact` would refuse it) is left out: the caller routes that
-    item one by one, where it stays on the interaction only."""
+    item one by one, where it stays on the interaction only. `names`: the (first, last) name a
+    key's lead gets (a web form's fields); else it has none."""
     if not addresses or not router.create_unknown:
         return {}
     tag = await tag_in(session, NEW_LEAD_TAG)
@@ -240,7 +244,10 @@ async def create_leads(
     for key, value in zip(keys, held, strict=True):
         # What `repo.refresh_search_text` would write for a contact holding only this (the
         # full-text index takes it from the insert): no query to re-read what is known here.
+        first, last = (names or {}).get(key, ("", ""))
         name, text = build_search_text(
+            first_name=first,
+            last_name=last,
             phones=[value] if key[0] == "phone" else [],
             emails=[value] if key[0] == "email" else [],
         )
@@ -248,12 +255,12 @@ async def create_leads(
             full_row(
                 Contact,
                 {
-                    "first_name": "",
-                    "last_name": "",
+                    "first_name": first,
+                    "last_name": last,
                     "custom": dict(defaults),
                     "search_name": name,
                     "search_text": text,
-                    "name_key": name_key("", ""),
+                    "name_key": name_key(first, last),
                     "created_at": now,
                     "updated_at": now,
                 },
