@@ -98,26 +98,32 @@ def dedup_key(raw: bytes, message_id: str | None) -> str:
 def parse_mail(raw: bytes, limits: MailLimits) -> ParsedMail:
     """Parse, or raise MailRefusedError; never any other exception."""
     if len(raw) > limits.max_bytes:
-        raise MailRefusedError(f"mail of {len(raw)} bytes is over the {limits.max_bytes}-byte "
-                               "limit", code="mail_too_large", size=len(raw))
+        raise MailRefusedError(
+            f"mail of {len(raw)} bytes is over the {limits.max_bytes}-byte limit",
+            code="mail_too_large",
+            size=len(raw),
+        )
     # The parser nests one level per multipart; cap it before parsing, not after a deep
     # recursion has already happened.
     if len(_BOUNDARY_LINE.findall(raw)) > limits.max_parts:
-        raise MailRefusedError(f"more than {limits.max_parts} multipart headers",
-                               code="mail_too_many_parts")
+        raise MailRefusedError(
+            f"more than {limits.max_parts} multipart headers", code="mail_too_many_parts"
+        )
     try:
         message = email.message_from_bytes(raw, policy=email.policy.compat32)
     except Exception as exc:  # the parser is lenient; anything escaping it is a refusal
-        raise MailRefusedError(f"not parseable as MIME: {type(exc).__name__}",
-                               code="mail_unparseable") from None
+        raise MailRefusedError(
+            f"not parseable as MIME: {type(exc).__name__}", code="mail_unparseable"
+        ) from None
     assert isinstance(message, Message)
     try:
         return _read(message, limits)
     except MailRefusedError:
         raise
     except Exception as exc:  # a header or part the email package chokes on
-        raise MailRefusedError(f"unreadable MIME structure: {type(exc).__name__}: {exc}"[:300],
-                               code="mail_unparseable") from None
+        raise MailRefusedError(
+            f"unreadable MIME structure: {type(exc).__name__}: {exc}"[:300], code="mail_unparseable"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -157,8 +163,9 @@ def _leaf(part: Message) -> _Leaf:
         attachment = disposition != "inline" and bool(filename)
     else:
         attachment = True  # images, PDFs, forwarded mail…: stored, never dropped
-    return _Leaf(part, maintype, subtype, str(params.get("charset", "")).lower(), filename,
-                 attachment)
+    return _Leaf(
+        part, maintype, subtype, str(params.get("charset", "")).lower(), filename, attachment
+    )
 
 
 def _get(part: Message, name: str) -> Any:
@@ -175,9 +182,15 @@ def _read(message: Message, limits: MailLimits) -> ParsedMail:
     defects: list[str] = []
     leaves = [_leaf(part) for part in _leaves(message, limits)]
     sender, name = _sender(message)
-    body = next((leaf for subtype in ("plain", "html") for leaf in leaves
-                 if leaf.maintype == "text" and leaf.subtype == subtype
-                 and not leaf.attachment), None)
+    body = next(
+        (
+            leaf
+            for subtype in ("plain", "html")
+            for leaf in leaves
+            if leaf.maintype == "text" and leaf.subtype == subtype and not leaf.attachment
+        ),
+        None,
+    )
     text = ""
     if body is not None:
         text = _text_of(body.part, body.charset, defects)
@@ -190,16 +203,25 @@ def _read(message: Message, limits: MailLimits) -> ParsedMail:
         data = leaf.part.get_payload(decode=True)
         if not isinstance(data, bytes):
             data = b""
-        attachments.append(Attachment(_filename(leaf.filename, len(attachments) + 1),
-                                      f"{leaf.maintype}/{leaf.subtype}"[:100], data))
+        attachments.append(
+            Attachment(
+                _filename(leaf.filename, len(attachments) + 1),
+                f"{leaf.maintype}/{leaf.subtype}"[:100],
+                data,
+            )
+        )
     ids = _ids(message)
     return ParsedMail(
-        sender=sender, sender_name=name, recipients=_addresses(message, "To"),
-        subject=_oneline(_header(message, "Subject"))[:300], text=text,
+        sender=sender,
+        sender_name=name,
+        recipients=_addresses(message, "To"),
+        subject=_oneline(_header(message, "Subject"))[:300],
+        text=text,
         message_id=next(iter(ids["message-id"]), None),
         in_reply_to=tuple(ids["in-reply-to"]),
         references=tuple(ids["references"][-REFERENCES_MAX:]),
-        attachments=tuple(attachments), defects=tuple(defects),
+        attachments=tuple(attachments),
+        defects=tuple(defects),
     )
 
 
@@ -212,15 +234,18 @@ def _leaves(message: Message, limits: MailLimits) -> list[Message]:
         part, depth = stack.pop()
         count += 1
         if depth > limits.max_depth:
-            raise MailRefusedError(f"MIME nesting deeper than {limits.max_depth}",
-                                   code="mail_too_deep")
+            raise MailRefusedError(
+                f"MIME nesting deeper than {limits.max_depth}", code="mail_too_deep"
+            )
         if count > limits.max_parts:
-            raise MailRefusedError(f"more than {limits.max_parts} MIME parts",
-                                   code="mail_too_many_parts")
+            raise MailRefusedError(
+                f"more than {limits.max_parts} MIME parts", code="mail_too_many_parts"
+            )
         payload = part.get_payload()
         if part.is_multipart() and isinstance(payload, list):
-            stack.extend((child, depth + 1) for child in reversed(payload)
-                         if isinstance(child, Message))
+            stack.extend(
+                (child, depth + 1) for child in reversed(payload) if isinstance(child, Message)
+            )
         else:
             leaves.append(part)
     return leaves
@@ -254,15 +279,17 @@ def _sender(message: Message) -> tuple[str, str]:
 
 def _clean_address(local: str, domain: str) -> bool:
     whole = f"{local}@{domain}"
-    return len(whole) <= 320 and not any(c.isspace() or ord(c) < 32 for c in whole) and (
-        "@" not in local)
+    return (
+        len(whole) <= 320
+        and not any(c.isspace() or ord(c) < 32 for c in whole)
+        and ("@" not in local)
+    )
 
 
 def _addresses(message: Message, name: str) -> tuple[str, ...]:
     """Recipients as stored for reference only: read from the raw header with the lighter
     `getaddresses` (the structured parse of a long To line costs more than the rest)."""
-    values = [v for k, v in message.raw_items() if k.lower() == name.lower()
-              and isinstance(v, str)]
+    values = [v for k, v in message.raw_items() if k.lower() == name.lower() and isinstance(v, str)]
     try:
         pairs = getaddresses(values)
     except Exception:
@@ -282,8 +309,7 @@ def _ids(message: Message) -> dict[str, list[str]]:
 
 
 def _oneline(text: str) -> str:
-    return " ".join("".join(c if unicodedata.category(c)[0] != "C" else " " for c in text)
-                    .split())
+    return " ".join("".join(c if unicodedata.category(c)[0] != "C" else " " for c in text).split())
 
 
 def _text_of(part: Message, charset: str, defects: list[str]) -> str:
