@@ -100,14 +100,29 @@ async def seed(path: Path, contacts: int) -> None:
         await conn.run_sync(Base.metadata.create_all)
         await conn.run_sync(create_fts)
     async with db, db.transaction() as session:
-        await session.execute(insert(User), [
-            {"username": f"agent{i}", "password_hash": "x", "role": Role.AGENT, "skills": []}
-            for i in range(AGENTS)])
-        await session.execute(insert(Contact), [
-            {"first_name": f"First{i}", "last_name": f"Last{i}"} for i in range(contacts)])
-        await session.execute(insert(ContactPhone), [
-            {"contact_id": i + 1, "e164": number(i), "type": PhoneType.FIXED,
-             "is_primary": True} for i in range(contacts)])
+        await session.execute(
+            insert(User),
+            [
+                {"username": f"agent{i}", "password_hash": "x", "role": Role.AGENT, "skills": []}
+                for i in range(AGENTS)
+            ],
+        )
+        await session.execute(
+            insert(Contact),
+            [{"first_name": f"First{i}", "last_name": f"Last{i}"} for i in range(contacts)],
+        )
+        await session.execute(
+            insert(ContactPhone),
+            [
+                {
+                    "contact_id": i + 1,
+                    "e164": number(i),
+                    "type": PhoneType.FIXED,
+                    "is_primary": True,
+                }
+                for i in range(contacts)
+            ],
+        )
     await db.engine.dispose()
 
 
@@ -116,13 +131,26 @@ def workload(n: int, contacts: int, rng: random.Random) -> list[InboundContact]:
     for _ in range(n):
         sender = number(rng.randrange(contacts))
         if rng.random() < 0.7:
-            out.append(InboundContact(kind=InteractionKind.SMS, direction=Direction.INBOUND,
-                                      channel=Channel.SMS, remote_address=sender,
-                                      body="Is my order ready?", outcome="received"))
+            out.append(
+                InboundContact(
+                    kind=InteractionKind.SMS,
+                    direction=Direction.INBOUND,
+                    channel=Channel.SMS,
+                    remote_address=sender,
+                    body="Is my order ready?",
+                    outcome="received",
+                )
+            )
         else:
-            out.append(InboundContact(kind=InteractionKind.CALL, direction=Direction.INBOUND,
-                                      channel=Channel.CALL, remote_address=sender,
-                                      outcome="missed"))
+            out.append(
+                InboundContact(
+                    kind=InteractionKind.CALL,
+                    direction=Direction.INBOUND,
+                    channel=Channel.CALL,
+                    remote_address=sender,
+                    outcome="missed",
+                )
+            )
     return out
 
 
@@ -134,7 +162,7 @@ async def routed_run(path: Path, items: list[InboundContact], sample: int) -> di
         start = time.perf_counter()
         tasks = 0
         for i in range(0, len(items), BATCH):
-            for routed in await record_many(router, items[i:i + BATCH]):
+            for routed in await record_many(router, items[i : i + BATCH]):
                 tasks += len(routed.task_ids)
         seconds = time.perf_counter() - start
         start = time.perf_counter()
@@ -142,13 +170,16 @@ async def routed_run(path: Path, items: list[InboundContact], sample: int) -> di
             await router.record(item)
         single_s = time.perf_counter() - start
     await db.engine.dispose()
-    return {"routed": len(items), "tasks": tasks, "seconds": round(seconds, 3),
-            "routed_per_s": round(len(items) / seconds),
-            "single_record_per_s": round(sample / single_s, 1)}
+    return {
+        "routed": len(items),
+        "tasks": tasks,
+        "seconds": round(seconds, 3),
+        "routed_per_s": round(len(items) / seconds),
+        "single_record_per_s": round(sample / single_s, 1),
+    }
 
 
-async def daemon_sms_run(path: Path, items: list[InboundContact], count: int
-                         ) -> dict[str, Any]:
+async def daemon_sms_run(path: Path, items: list[InboundContact], count: int) -> dict[str, Any]:
     """The daemon's inbound-SMS path: InboundSms stores, the recorder's batcher routes."""
     sms = [i for i in items if i.kind is InteractionKind.SMS][:count]
     db = Database(f"sqlite+aiosqlite:///{path}")
@@ -163,16 +194,21 @@ async def daemon_sms_run(path: Path, items: list[InboundContact], count: int
 
             async def sender() -> None:
                 for item in todo:
-                    await inbound.handle(DeliverSm(item.remote_address, "5555", item.body,
-                                                   source_ton=1))
+                    await inbound.handle(
+                        DeliverSm(item.remote_address, "5555", item.body, source_ton=1)
+                    )
 
             start = time.perf_counter()
             await asyncio.gather(*(sender() for _ in range(CLIENTS)))
             seconds = time.perf_counter() - start
             batches = recorder._batcher.batches if recorder._batcher else 0
     await db.engine.dispose()
-    return {"routed": len(sms), "seconds": round(seconds, 3), "batches": batches,
-            "routed_per_s": round(len(sms) / seconds)}
+    return {
+        "routed": len(sms),
+        "seconds": round(seconds, 3),
+        "batches": batches,
+        "routed_per_s": round(len(sms) / seconds),
+    }
 
 
 def bare_run(path: Path, items: list[InboundContact], contacts: int) -> dict[str, Any]:
@@ -183,14 +219,41 @@ def bare_run(path: Path, items: list[InboundContact], contacts: int) -> dict[str
     rows, task_rows = [], []
     for item in items:
         cid = ids[item.remote_address]
-        rows.append((cid, item.kind.value, item.direction.value, item.channel.value, stamp,
-                     stamp, item.outcome, "", item.body, "", None, item.remote_address, None,
-                     None, "{}"))
+        rows.append(
+            (
+                cid,
+                item.kind.value,
+                item.direction.value,
+                item.channel.value,
+                stamp,
+                stamp,
+                item.outcome,
+                "",
+                item.body,
+                "",
+                None,
+                item.remote_address,
+                None,
+                None,
+                "{}",
+            )
+        )
         facts = InteractionFacts(kind=item.kind, direction=item.direction, outcome=item.outcome)
-        task_rows.append([(s.title, cid, s.source.value, s.priority.value,
-                           s.due_at.isoformat(sep=" "), (s.due_at - timedelta(minutes=15))
-                           .isoformat(sep=" "), stamp, stamp)
-                          for s in follow_ups(facts, now, f"First{cid - 1} Last{cid - 1}")])
+        task_rows.append(
+            [
+                (
+                    s.title,
+                    cid,
+                    s.source.value,
+                    s.priority.value,
+                    s.due_at.isoformat(sep=" "),
+                    (s.due_at - timedelta(minutes=15)).isoformat(sep=" "),
+                    stamp,
+                    stamp,
+                )
+                for s in follow_ups(facts, now, f"First{cid - 1} Last{cid - 1}")
+            ]
+        )
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
@@ -202,18 +265,26 @@ def bare_run(path: Path, items: list[InboundContact], contacts: int) -> dict[str
             "INSERT INTO interactions (contact_id, kind, direction, channel, started_at, "
             "ended_at, outcome, subject, body, transcript, recording_ref, remote_address, "
             "campaign_id, user_id, data) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            rows[i:i + BATCH])
+            rows[i : i + BATCH],
+        )
         conn.executemany(
             "INSERT INTO tasks (title, description, contact_id, interaction_id, status, "
             "priority, source, due_at, remind_at, created_at, updated_at) "
             "VALUES (?, '', ?, ?, 'open', ?, ?, ?, ?, ?, ?)",
-            [(t[0], t[1], first + j, t[3], t[2], t[4], t[5], t[6], t[7])
-             for j, group in enumerate(task_rows[i:i + BATCH]) for t in group])
+            [
+                (t[0], t[1], first + j, t[3], t[2], t[4], t[5], t[6], t[7])
+                for j, group in enumerate(task_rows[i : i + BATCH])
+                for t in group
+            ],
+        )
         conn.execute("COMMIT")
     seconds = time.perf_counter() - start
     conn.close()
-    return {"rows": len(rows), "seconds": round(seconds, 3),
-            "rows_per_s": round(len(rows) / seconds)}
+    return {
+        "rows": len(rows),
+        "seconds": round(seconds, 3),
+        "rows_per_s": round(len(rows) / seconds),
+    }
 
 
 def _warm() -> None:
@@ -226,16 +297,18 @@ def _clients(url: str, requests: int) -> tuple[float, list[float], dict[int, int
     return asyncio.run(_client_loop(url, requests))
 
 
-async def _client_loop(url: str, requests: int) -> tuple[float, list[float], dict[int, int],
-                                                         float]:
+async def _client_loop(url: str, requests: int) -> tuple[float, list[float], dict[int, int], float]:
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     todo = iter(range(requests))
 
     async def client(session: aiohttp.ClientSession) -> None:
         for i in todo:
-            body = {"name": f"Web Lead{i}", "phone": number(i % 2000),
-                    "message": "Please call me back about the offer."}
+            body = {
+                "name": f"Web Lead{i}",
+                "phone": number(i % 2000),
+                "message": "Please call me back about the offer.",
+            }
             t = time.perf_counter()
             async with session.post(url, json=body) as response:
                 await response.read()
@@ -278,21 +351,31 @@ async def intake_run(work: Path, requests: int) -> dict[str, Any]:
                 await loop.run_in_executor(pool, _warm)
                 server_cpu = time.process_time()
                 seconds, latencies, statuses, client_cpu = await loop.run_in_executor(
-                    pool, _clients, url, requests)
+                    pool, _clients, url, requests
+                )
                 server_cpu = time.process_time() - server_cpu
             await runner.cleanup()
     await db.engine.dispose()
-    return {"requests": requests, "clients": CLIENTS, "statuses": statuses,
-            "requests_per_s": round(requests / seconds), "p50_ms": round(pct(latencies, .5), 2),
-            "server_cpu_ms_per_req": round(1000 * server_cpu / requests, 3),
-            "client_cpu_ms_per_req": round(1000 * client_cpu / requests, 3),
-            "p99_ms": round(pct(latencies, .99), 2), "max_ms": round(max(latencies), 2)}
+    return {
+        "requests": requests,
+        "clients": CLIENTS,
+        "statuses": statuses,
+        "requests_per_s": round(requests / seconds),
+        "p50_ms": round(pct(latencies, 0.5), 2),
+        "server_cpu_ms_per_req": round(1000 * server_cpu / requests, 3),
+        "client_cpu_ms_per_req": round(1000 * client_cpu / requests, 3),
+        "p99_ms": round(pct(latencies, 0.99), 2),
+        "max_ms": round(max(latencies), 2),
+    }
 
 
 def summary(runs: list[dict[str, Any]], key: str, worst_is_low: bool) -> dict[str, Any]:
     values = [r[key] for r in runs]
-    return {"median": statistics.median(values),
-            "worst": min(values) if worst_is_low else max(values), "runs": values}
+    return {
+        "median": statistics.median(values),
+        "worst": min(values) if worst_is_low else max(values),
+        "runs": values,
+    }
 
 
 async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
@@ -306,25 +389,33 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         routed.append(await routed_run(work / "routed.db", items, args.sample))
         shutil.copy(base, work / "bare.db")
         bare.append(bare_run(work / "bare.db", items, args.contacts))
-        print(f"run {i + 1}: routed {routed[-1]['routed_per_s']:,}/s "
-              f"({routed[-1]['tasks']:,} tasks), bare {bare[-1]['rows_per_s']:,}/s, "
-              f"Router.record one by one {routed[-1]['single_record_per_s']}/s")
+        print(
+            f"run {i + 1}: routed {routed[-1]['routed_per_s']:,}/s "
+            f"({routed[-1]['tasks']:,} tasks), bare {bare[-1]['rows_per_s']:,}/s, "
+            f"Router.record one by one {routed[-1]['single_record_per_s']}/s"
+        )
         shutil.copy(base, work / "daemon.db")
         daemon_sms.append(await daemon_sms_run(work / "daemon.db", items, args.daemon_sms))
-        print(f"run {i + 1}: daemon inbound-SMS path {daemon_sms[-1]['routed_per_s']:,}/s "
-              f"({daemon_sms[-1]['routed']:,} SMS in {daemon_sms[-1]['batches']:,} batches)")
+        print(
+            f"run {i + 1}: daemon inbound-SMS path {daemon_sms[-1]['routed_per_s']:,}/s "
+            f"({daemon_sms[-1]['routed']:,} SMS in {daemon_sms[-1]['batches']:,} batches)"
+        )
         for name in ("routed.db", "bare.db", "daemon.db"):
             (work / name).unlink()
         run_dir = work / f"intake{i}"
         run_dir.mkdir()
         intake.append(await intake_run(run_dir, args.requests))
-        print(f"run {i + 1}: intake {intake[-1]['requests_per_s']:,} req/s, "
-              f"p50 {intake[-1]['p50_ms']} ms, p99 {intake[-1]['p99_ms']} ms, "
-              f"CPU per request: server {intake[-1]['server_cpu_ms_per_req']} ms, "
-              f"clients {intake[-1]['client_cpu_ms_per_req']} ms {intake[-1]['statuses']}")
+        print(
+            f"run {i + 1}: intake {intake[-1]['requests_per_s']:,} req/s, "
+            f"p50 {intake[-1]['p50_ms']} ms, p99 {intake[-1]['p99_ms']} ms, "
+            f"CPU per request: server {intake[-1]['server_cpu_ms_per_req']} ms, "
+            f"clients {intake[-1]['client_cpu_ms_per_req']} ms {intake[-1]['statuses']}"
+        )
         shutil.rmtree(run_dir)
     figures: dict[str, Any] = {
-        "contacts": args.contacts, "interactions": args.interactions, "batch": BATCH,
+        "contacts": args.contacts,
+        "interactions": args.interactions,
+        "batch": BATCH,
         "routed_per_s": summary(routed, "routed_per_s", True),
         "bare_rows_per_s": summary(bare, "rows_per_s", True),
         "single_record_per_s": summary(routed, "single_record_per_s", True),
@@ -337,8 +428,10 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "intake_statuses": [r["statuses"] for r in intake],
     }
     share = [r["routed_per_s"] / b["rows_per_s"] for r, b in zip(routed, bare, strict=True)]
-    figures["share_of_bare"] = {"median": round(statistics.median(share), 3),
-                                "worst": round(min(share), 3)}
+    figures["share_of_bare"] = {
+        "median": round(statistics.median(share), 3),
+        "worst": round(min(share), 3),
+    }
     mail = Path(__file__).with_name("routing_mail.py")
     if mail.exists():
         spec = importlib.util.spec_from_file_location("routing_mail", mail)
@@ -348,28 +441,39 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         # measure() runs its own event loops (asyncio.run): a thread of its own.
         figures["mail"] = await asyncio.to_thread(module.measure, args.quick)
     figures["load_average"] = [round(x, 2) for x in os.getloadavg()]
+    # A target holds when the worst run meets it.
     figures["met"] = {
-        "routed_per_s": figures["routed_per_s"]["median"] >= TARGETS["routed_per_s"],
-        "daemon_sms_routed_per_s": (figures["daemon_sms_routed_per_s"]["median"]
-                                    >= TARGETS["routed_per_s"]),
-        "share_of_bare": figures["share_of_bare"]["median"] >= TARGETS["share_of_bare"],
-        "intake_p99": figures["intake_p99_ms"]["median"] <= TARGETS["intake_p99_ms"],
+        "routed_per_s": figures["routed_per_s"]["worst"] >= TARGETS["routed_per_s"],
+        "daemon_sms_routed_per_s": (
+            figures["daemon_sms_routed_per_s"]["worst"] >= TARGETS["routed_per_s"]
+        ),
+        "share_of_bare": figures["share_of_bare"]["worst"] >= TARGETS["share_of_bare"],
+        "intake_p99": figures["intake_p99_ms"]["worst"] <= TARGETS["intake_p99_ms"],
     }
+    if "mail" in figures:
+        figures["met"]["mail_per_s"] = (
+            figures["mail"]["mail_routed_per_s_worst"] >= figures["mail"]["mail_target_per_s"]
+        )
     return figures
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="20k contacts, 20k interactions, 2,000 web-form requests")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="20k contacts, 20k interactions, 2,000 web-form requests",
+    )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--contacts", type=int)
     parser.add_argument("--interactions", type=int)
     parser.add_argument("--requests", type=int)
-    parser.add_argument("--daemon-sms", type=int, default=2000,
-                        help="SMS through the daemon's inbound path per run")
-    parser.add_argument("--sample", type=int, default=50,
-                        help="Router.record calls one at a time, for scale")
+    parser.add_argument(
+        "--daemon-sms", type=int, default=2000, help="SMS through the daemon's inbound path per run"
+    )
+    parser.add_argument(
+        "--sample", type=int, default=50, help="Router.record calls one at a time, for scale"
+    )
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()
     args.contacts = args.contacts or (20_000 if args.quick else 200_000)
@@ -378,8 +482,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="contactd-bench-routing-") as tmp:
         figures = asyncio.run(run(args, Path(tmp)))
     print(f"load average (1, 5, 15 min): {figures['load_average']}")
-    print("targets: " + ", ".join(f"{k} {'met' if v else 'MISSED'}"
-                                  for k, v in figures["met"].items()))
+    print(
+        "targets: "
+        + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in figures["met"].items())
+    )
     print(json.dumps(figures, separators=(",", ":")))
     return 0
 

@@ -194,7 +194,7 @@ async def run_daemon(
                     messaging=messaging, contacts=components.contacts, tasks=components.tasks,
                     inbound=inbound,
                     tts=components.ivr.tts if components.ivr is not None else None,
-                    floor=floor),
+                    floor=floor, message_campaigns=components.message_campaigns),
                     intake=intake)
                 if metrics is not None:
                     metrics_view.setup(app, metrics, settings.metrics.token.get_secret_value())

@@ -49,8 +49,9 @@ def parse_phone(raw: str, default_region: str | None = None) -> PhoneInfo:
     if not phonenumbers.is_valid_number(number):
         raise ValidationError(f"phone number {raw!r} is not a valid number", field="phone")
     # FIXED_LINE_OR_MOBILE (US/CA) counts as fixed: SMS to it is not assumed to work.
-    kind = _TYPES.get(phonenumbers.number_type(number), PhoneType.FIXED)
-    if phonenumbers.number_type(number) not in (*_TYPES, PhoneNumberType.FIXED_LINE_OR_MOBILE):
+    found = phonenumbers.number_type(number)  # matched against every pattern: asked once
+    kind = _TYPES.get(found, PhoneType.FIXED)
+    if found not in (*_TYPES, PhoneNumberType.FIXED_LINE_OR_MOBILE):
         kind = PhoneType.OTHER
     zones = tuple(z for z in timezone.time_zones_for_number(number) if z != _UNKNOWN_ZONE)
     return PhoneInfo(

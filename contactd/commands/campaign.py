@@ -1,10 +1,13 @@
 """`contactd campaign create NAME --mode MODE (--from-file FILE | --from-segment NAME)`.
 
 A call campaign is stored as a draft with its leads; `contactd dialer start NAME` runs it. An
-SMS or e-mail campaign (`--mode sms|email --template T`) is decided and queued at once: the
-running daemon's outbox sends each message, held until the contact's window opens.
-`contactd campaign status NAME` shows where either kind stands.
-Exit codes: 0 created, 2 bad input (a field, the file, an unknown segment, a name in use).
+SMS or e-mail campaign (`--mode sms|email --template T`) is stored as a draft too: its audience
+counted and a sample message rendered, nothing sent. `contactd campaign start NAME` decides for
+each contact and queues the messages (the running daemon's outbox sends each, held until the
+contact's window opens); `contactd campaign pause NAME` cancels the queued ones not sent yet,
+and `start` again sends them. `contactd campaign status NAME` shows where either kind stands.
+Exit codes: 0 done, 2 bad input (a field, the file, an unknown segment, a name in use, a
+campaign that cannot start or pause now).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from contactd.cli import EXIT_OK, add_config_option, run_async, settings_from
-from contactd.commands.dialer import daemon_answers
+from contactd.commands.dialer import daemon_answers, daemon_note
 from contactd.crm.routing import Router
 from contactd.crm.search import ContactSearch, Filters
 from contactd.crm.service import ContactService
@@ -24,6 +27,7 @@ from contactd.crm.tasks import TaskService
 from contactd.db.bootstrap import open_database
 from contactd.db.session import Database
 from contactd.dialer import repo
+from contactd.dialer.campaigns import CampaignAction
 from contactd.dialer.create import (
     AUTOMATED_KINDS,
     CampaignSpec,
@@ -31,6 +35,7 @@ from contactd.dialer.create import (
     numbers_from_text,
 )
 from contactd.dialer.governor import DAY_S
+from contactd.dialer.recovery import change_status
 from contactd.dialer.stats import campaign_stats
 from contactd.enums import MESSAGE_CAMPAIGN_MODES, CampaignMode
 from contactd.errors import ValidationError
@@ -78,38 +83,97 @@ async def _create_messages(args: argparse.Namespace) -> int:
             (f"{path.name} {w}", raw) for w, raw in entries_from_text(await _read(path), mode)
         ]
     async with await open_database(settings) as db:
-        contacts = ContactService(db, default_region=settings.general.default_region)
-        tasks = TaskService(db)
-        # Not entered: messages are only stored here; the running daemon's outbox sends them.
-        messaging = MessagingService(settings, db)
-        service = MessageCampaigns(
-            settings, db, Router(db, contacts, tasks), messaging.outbox, messaging.templates
-        )
+        service = _messages(settings, db)
         spec = MessageCampaignSpec(args.name, mode, args.template)
         service.check(spec)
         ids = await segment_contacts(db, args.from_segment) if args.from_segment else []
-        created = await service.create(spec, entries=entries, contacts=ids)
+        drafted = await service.draft(spec, entries=entries, contacts=ids)
+    sample = {
+        "for": drafted.sample_for,
+        "subject": drafted.sample_subject,
+        "body": drafted.sample_body,
+        "error": drafted.sample_error,
+    }
     if args.json:
         print(
             json.dumps(
                 {
-                    "campaign_id": created.campaign_id,
-                    "name": created.name,
+                    "campaign_id": drafted.campaign_id,
+                    "name": drafted.name,
                     "mode": mode.value,
-                    "queued": created.queued,
-                    "held": created.held,
-                    "skipped": [{"where": w, "reason": r} for w, r in created.skipped],
+                    "status": "draft",
+                    "audience": drafted.audience,
+                    "skipped": [{"where": w, "reason": r} for w, r in drafted.skipped],
+                    "sample": sample,
                 }
             )
         )
-    else:
-        print(
-            f"{mode.value} campaign {created.name} (id {created.campaign_id}): "
-            f"{created.queued} messages queued, {created.held} held for quiet hours; "
-            f"{len(created.skipped)} skipped"
-        )
-        for where, reason in created.skipped:
-            print(f"  skipped {where}: {reason}")
+        return EXIT_OK
+    print(
+        f"{mode.value} campaign {drafted.name} (draft, id {drafted.campaign_id}) for "
+        f"{drafted.audience} contacts; {len(drafted.skipped)} skipped; nothing sent"
+    )
+    for where, reason in drafted.skipped:
+        print(f"  skipped {where}: {reason}")
+    if drafted.sample_error:
+        print(f"sample for {drafted.sample_for}: the template fails: {drafted.sample_error}")
+    elif drafted.sample_for:
+        print(f"sample for {drafted.sample_for}:")
+        if drafted.sample_subject:
+            print(f"  subject: {drafted.sample_subject}")
+        print("\n".join(f"  {line}" for line in drafted.sample_body.splitlines()))
+    print(f"start it with: contactd campaign start {drafted.name}")
+    return EXIT_OK
+
+
+def _messages(settings: Any, db: Database) -> MessageCampaigns:
+    """The service alone (not entered): messages are stored; the daemon's outbox sends them."""
+    contacts = ContactService(db, default_region=settings.general.default_region)
+    messaging = MessagingService(settings, db)
+    router = Router(db, contacts, TaskService(db))
+    return MessageCampaigns(settings, db, router, messaging.outbox, messaging.templates)
+
+
+async def _start_or_pause(args: argparse.Namespace) -> int:
+    """`campaign start|pause NAME`: a messaging campaign through its service; a call campaign
+    as `dialer start|pause` does it."""
+    settings = settings_from(args)
+    action = args.campaign_command
+    async with await open_database(settings) as db:
+        async with db.session() as session:
+            campaign = await repo.campaign_by_name(session, args.name)
+        if campaign.mode not in MESSAGE_CAMPAIGN_MODES:
+            status = await change_status(db, args.name, CampaignAction(action))
+            out: dict[str, Any] = {"name": args.name, "status": status.value}
+            lines = [f"campaign {args.name} is {status.value}"]
+        elif action == "start":
+            started = await _messages(settings, db).start(campaign.id)
+            out = {
+                "name": args.name,
+                "status": "running",
+                "queued": started.queued,
+                "held": started.held,
+                "skipped": [{"where": w, "reason": r} for w, r in started.skipped],
+            }
+            lines = [
+                f"campaign {args.name} is running: {started.queued} messages queued, "
+                f"{started.held} held for quiet hours; {len(started.skipped)} skipped",
+                *(f"  skipped {where}: {reason}" for where, reason in started.skipped),
+            ]
+        else:
+            cancelled = await _messages(settings, db).pause(campaign.id)
+            out = {"name": args.name, "status": "paused", "cancelled": cancelled}
+            lines = [
+                f"campaign {args.name} is paused: {cancelled} queued messages cancelled "
+                f"(start it again to send them)"
+            ]
+    if args.json:
+        print(json.dumps(out))
+        return EXIT_OK
+    print("\n".join(lines))
+    if campaign.mode not in MESSAGE_CAMPAIGN_MODES:
+        print(await asyncio.to_thread(daemon_note, settings))
+    elif action == "start":
         url = await asyncio.to_thread(daemon_answers, settings)
         print(
             f"the daemon at {url} sends them (its outbox looks for new rows at least every 30 s)"
@@ -247,6 +311,15 @@ def register(sub: Any) -> None:
     cr.add_argument("--json", action="store_true", help="one JSON object")
     add_config_option(cr)
     cr.set_defaults(handler=lambda a: run_async(_create(a)))
+    for action, text in (
+        ("start", "start a campaign (sms/email: decide for each contact, queue the messages)"),
+        ("pause", "pause a campaign (sms/email: cancel its queued messages not sent yet)"),
+    ):
+        cmd = csub.add_parser(action, help=text)
+        cmd.add_argument("name", help="campaign name")
+        cmd.add_argument("--json", action="store_true", help="one JSON object")
+        add_config_option(cmd)
+        cmd.set_defaults(handler=lambda a: run_async(_start_or_pause(a)))
     st = csub.add_parser("status", help="where a campaign stands (messages or calls)")
     st.add_argument("name", help="campaign name")
     st.add_argument("--json", action="store_true", help="one JSON object")

@@ -56,6 +56,13 @@ async def _explain(args: argparse.Namespace) -> int:
 async def _change(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     async with await open_database(settings) as db:
+        async with db.session() as session:
+            campaign = await repo.campaign_by_name(session, args.name)
+        # Its messages are queued or cancelled by `campaign start|pause`, not by a status.
+        if campaign.mode in MESSAGE_CAMPAIGN_MODES and args.dialer_command != "stop":
+            raise ValidationError(
+                f"campaign {args.name!r} is an {campaign.mode.value} campaign: use "
+                f"`contactd campaign {args.dialer_command} {args.name}`", field="name")
         status = await change_status(db, args.name, CampaignAction(args.dialer_command))
     print(f"campaign {args.name} is {status.value}")
     print(await asyncio.to_thread(daemon_note, settings))

@@ -15,15 +15,17 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
-from sqlalchemy import insert
+from sqlalchemy import Row
 
 from contactd.background import LoopState, TaskOwner, run_resilient
 from contactd.crm.pending import pending_row, sweep_pending
 from contactd.crm.routing import NEW_LEAD_TAG, FollowUp, Router
+from contactd.crm.routing_batch import _insert_ids
 from contactd.crm.routing_pending import route_pending_many
 from contactd.crm.service import ContactInput, ContactService
+from contactd.db.base import utcnow
 from contactd.db.models import Interaction
 from contactd.db.session import Database
 from contactd.enums import Channel, Direction, InteractionKind
@@ -38,7 +40,8 @@ SPAM: Final = "spam"
 # The fields that say who sent a submission; the others make up the message.
 CONTACT_FIELDS: Final = frozenset({"name", "first_name", "last_name", "phone", "email"})
 OUTCOMES: Final = {"callback": "callback_requested", "reply": "received"}
-ROUTE_BATCH: Final = 500
+ROUTE_BATCH: Final = 64
+NAME_MAX: Final = 100  # contacts.first_name / last_name
 
 
 @dataclass(frozen=True)
@@ -59,8 +62,9 @@ class Submission:
         return self.fields.get("email") or self.fields.get("phone") or ""
 
     def message(self) -> str:
-        return "\n".join(f"{k}: {v}" for k, v in self.fields.items()
-                         if k not in CONTACT_FIELDS and v)
+        return "\n".join(
+            f"{k}: {v}" for k, v in self.fields.items() if k not in CONTACT_FIELDS and v
+        )
 
 
 class WebIntake:
@@ -118,27 +122,50 @@ class WebIntake:
                         future.set_result(interaction_id)
         interaction_id = await done
         if sub.spam:
-            log.info("web form honeypot filled; kept as spam",
-                     extra={"interaction_id": interaction_id, "form": sub.form})
+            log.info(
+                "web form honeypot filled; kept as spam",
+                extra={"interaction_id": interaction_id, "form": sub.form},
+            )
         elif self.routing:
             self._queue.put_nowait(interaction_id)
         return interaction_id
 
     async def _insert(self, subs: list[Submission]) -> list[int]:
-        rows = [{
-            "contact_id": None, "kind": InteractionKind.WEB_LEAD,
-            "direction": Direction.INBOUND, "channel": Channel.WEB,
-            "subject": sub.title[:300], "body": sub.message(),
-            "remote_address": sub.sender[:320],
-            "outcome": "spam" if sub.spam else OUTCOMES[sub.task],
-            "data": {MARKER: SPAM if sub.spam else PENDING, "form": sub.form,
-                     "fields": sub.fields, "source": sub.source,
-                     "task": sub.task, "team": sub.team, "skill": sub.skill},
-        } for sub in subs]
+        rows: list[dict[str, Any]] = [
+            {
+                "contact_id": None,
+                "kind": InteractionKind.WEB_LEAD,
+                "direction": Direction.INBOUND,
+                "channel": Channel.WEB,
+                "subject": sub.title[:300],
+                "body": sub.message(),
+                "remote_address": sub.sender[:320],
+                "outcome": "spam" if sub.spam else OUTCOMES[sub.task],
+                "data": {
+                    MARKER: SPAM if sub.spam else PENDING,
+                    "form": sub.form,
+                    "fields": sub.fields,
+                    "source": sub.source,
+                    "task": sub.task,
+                    "team": sub.team,
+                    "skill": sub.skill,
+                },
+            }
+            for sub in subs
+        ]
+        now = utcnow()
+        for row in rows:  # every column, as `_insert_ids` sends the rows after the first
+            row.update(
+                started_at=now,
+                ended_at=None,
+                transcript="",
+                recording_ref=None,
+                campaign_id=None,
+                user_id=None,
+            )
         async with self.db.transaction() as session:
-            return list((await session.scalars(
-                insert(Interaction).returning(Interaction.id, sort_by_parameter_order=True),
-                rows)).all())
+            # Three statements for the batch, not one per row (ordered RETURNING on SQLite).
+            return await _insert_ids(session, Interaction, rows)
 
     async def _step(self) -> None:
         """Route what waits in one batch (crm/routing_pending); a sender to decide on (new
@@ -148,11 +175,17 @@ class WebIntake:
             ids.append(self._queue.get_nowait())
         assert self.router is not None
         try:
-            async with self._lock:
-                batch = await route_pending_many(self.router, ids, MARKER, PENDING, DONE)
+            # The write lock too: a store then waits its turn here, rather than in SQLite's
+            # busy handler (sleeps of 1 to 100 ms while this transaction holds the database).
+            async with self._lock, self._write_lock:
+                batch = await route_pending_many(
+                    self.router, ids, MARKER, PENDING, DONE, lead_names=_lead_name
+                )
             for interaction_id, task_ids in batch.routed.items():
-                log.info("web form routed",
-                         extra={"interaction_id": interaction_id, "task_ids": task_ids})
+                log.info(
+                    "web form routed",
+                    extra={"interaction_id": interaction_id, "task_ids": task_ids},
+                )
             ids = list(batch.one_by_one)
             while ids:
                 await self.route(ids[0])
@@ -167,7 +200,7 @@ class WebIntake:
         router, contacts = self.router, self.contacts
         if router is None or contacts is None:
             raise RuntimeError("this WebIntake stores only; the daemon's one routes")
-        async with self._lock:
+        async with self._lock, self._write_lock:  # see _step
             row = await pending_row(self.db, interaction_id, MARKER, PENDING)
             if row is None:
                 return False
@@ -178,17 +211,29 @@ class WebIntake:
                 contact_id = await self._contact(router, contacts, interaction_id, fields)
             routed = await router.finish(
                 interaction_id,
-                FollowUp(outcome=OUTCOMES.get(str(data.get("task")), "received"),
-                         team=data.get("team"), skill=data.get("skill")),
+                FollowUp(
+                    outcome=OUTCOMES.get(str(data.get("task")), "received"),
+                    team=data.get("team"),
+                    skill=data.get("skill"),
+                ),
                 data={MARKER: DONE},
             )
-        log.info("web form routed",
-                 extra={"interaction_id": interaction_id, "contact_id": contact_id,
-                        "task_ids": routed.task_ids, "form": data.get("form")})
+        log.info(
+            "web form routed",
+            extra={
+                "interaction_id": interaction_id,
+                "contact_id": contact_id,
+                "task_ids": routed.task_ids,
+                "form": data.get("form"),
+            },
+        )
         return True
 
     async def _contact(
-        self, router: Router, contacts: ContactService, interaction_id: int,
+        self,
+        router: Router,
+        contacts: ContactService,
+        interaction_id: int,
         fields: dict[str, str],
     ) -> int:
         # A contact made by an earlier try that crashed before linking is found here again
@@ -201,10 +246,13 @@ class WebIntake:
                     return found.contact_id
         first, last = _names(fields)
         contact_id = await contacts.create_contact(
-            ContactInput(first_name=first, last_name=last,
-                         phones=[fields["phone"]] if fields.get("phone") else [],
-                         emails=[fields["email"]] if fields.get("email") else [],
-                         tags=[NEW_LEAD_TAG]),
+            ContactInput(
+                first_name=first,
+                last_name=last,
+                phones=[fields["phone"]] if fields.get("phone") else [],
+                emails=[fields["email"]] if fields.get("email") else [],
+                tags=[NEW_LEAD_TAG],
+            ),
             allow_duplicate=True,
         )
         await router.update(interaction_id, contact_id=contact_id)
@@ -216,6 +264,20 @@ class WebIntake:
         if routed:
             log.info("web forms routed at start", extra={"routed": routed})
         return routed
+
+
+def _lead_name(row: Row[Any]) -> tuple[str, str] | None:
+    """The name of the new lead an unknown sender becomes in a routing batch, or None to leave
+    the submission to `WebIntake.route`. Only a submission with one address (an e-mail or a
+    phone) is batched: one-by-one looks a sender up by e-mail, then by phone, and with a single
+    address that is the batch's own look-up."""
+    fields: dict[str, str] = row.data.get("fields", {})
+    if bool(fields.get("email")) == bool(fields.get("phone")):
+        return None
+    first, last = (part.strip() for part in _names(fields))
+    if len(first) > NAME_MAX or len(last) > NAME_MAX:
+        return None
+    return first, last
 
 
 def _names(fields: dict[str, str]) -> tuple[str, str]:

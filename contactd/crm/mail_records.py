@@ -28,10 +28,12 @@ from sqlalchemy.exc import IntegrityError
 from contactd.crm.documents import DocumentService
 from contactd.crm.pending import pending_row, sweep_pending
 from contactd.crm.routing import FollowUp, Router
-from contactd.crm.routing_pending import PendingBatcher
+from contactd.crm.routing_batch import CHUNK, _insert_ids, _insert_plain
+from contactd.crm.routing_pending import PendingBatch, route_pending_many
+from contactd.db.base import utcnow
 from contactd.db.models import Document, InboundEmail, Interaction, OutboxMessage
 from contactd.db.session import Database
-from contactd.enums import Channel, Direction, InteractionKind
+from contactd.enums import Channel, Direction, DocumentKind, InteractionKind
 from contactd.messaging.mail_in import (
     Intake,
     MailLimits,
@@ -61,8 +63,13 @@ class _Store:
     key: str
     source: str
     files: list[tuple[Path, int]]
+    route: bool = False  # routed by the leader right after the store commits (`receive`)
     done: asyncio.Future[Intake] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future())
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+    routed: asyncio.Future[bool] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
 
     @property
     def fields(self) -> tuple[ParsedMail, str, str, list[tuple[Path, int]]]:
@@ -70,6 +77,22 @@ class _Store:
 
 
 def _done(item: _Store, result: Intake) -> None:
+    """`item` is committed: said in the log now (its sender may wait on its routing next)."""
+    if result.status == "stored":
+        log.info(
+            "inbound mail stored",
+            extra={
+                "interaction_id": result.interaction_id,
+                "message_id": item.mail.message_id,
+                "source": item.source,
+                "attachments": len(item.files),
+            },
+        )
+        if item.mail.defects:  # taken in, read leniently: say what was wrong with it
+            log.warning(
+                "inbound mail had defects",
+                extra={"interaction_id": result.interaction_id, "defects": list(item.mail.defects)},
+            )
     if not item.done.done():  # a caller that went away (a dropped session) cancelled it
         item.done.set_result(result)
 
@@ -78,11 +101,42 @@ def _fail(item: _Store, exc: BaseException | None) -> None:
     if not item.done.done():
         item.done.set_exception(exc or RuntimeError("inbound mail not stored"))
 
+
+def received_row(
+    *,
+    relative: Path,
+    data: bytes,
+    title: str,
+    mime_type: str,
+    contact_id: int | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """Every column of the `documents` row `DocumentService.add_received` makes, for a Core
+    executemany."""
+    return {
+        "template_id": None,
+        "contact_id": contact_id,
+        "organisation_id": None,
+        "kind": DocumentKind.ATTACHMENT,
+        "title": title[:300],
+        "storage_path": relative.as_posix(),
+        "mime_type": mime_type[:100],
+        "size_bytes": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "created_by_id": None,
+        "created_at": now,
+    }
+
+
 class MailIntake:
     """`receive` = `store` then `route`; entering it sweeps what waited across a restart."""
 
     def __init__(
-        self, db: Database, router: Router, documents: DocumentService, limits: MailLimits,
+        self,
+        db: Database,
+        router: Router,
+        documents: DocumentService,
+        limits: MailLimits,
         data_dir: Path,
     ) -> None:
         self.db = db
@@ -91,7 +145,8 @@ class MailIntake:
         self.limits = limits
         self.data_dir = data_dir
         self._lock = asyncio.Lock()  # the sweep and a live mail never route one twice
-        self._batcher: PendingBatcher | None = None
+        self._entered = False
+        self.batches = 0  # routing transactions run for `receive` (a test checks they group)
         # Group commit: mails parsed while a store transaction runs wait here and are
         # stored together in the next one (each caller still answers only once committed).
         self._stores: list[_Store] = []
@@ -99,76 +154,82 @@ class MailIntake:
 
     async def __aenter__(self) -> MailIntake:
         await self.sweep()
-        # Entered (the daemon), concurrent deliveries are routed together in one transaction.
-        self._batcher = await PendingBatcher(
-            self.router, key="route", mark=ROUTE_PENDING, done=ROUTE_DONE, one=self.route,
-            lock=self._lock, name="mail-routing",
-            make_leads=True).__aenter__()
+        # Entered (the daemon), the mails of one store transaction are routed together in
+        # the next one, before their senders get an answer.
+        self._entered = True
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        batcher, self._batcher = self._batcher, None
-        if batcher is not None:
-            await batcher.__aexit__(exc_type, exc, tb)
+        self._entered = False
 
     async def receive(self, raw: bytes, source: str) -> Intake:
-        intake = await self.store(raw, source)
+        intake, item = await self._store(raw, source, route=self._entered)
         if intake.status == "stored" and intake.interaction_id is not None:
             try:
-                if self._batcher is not None:
-                    await self._batcher.route(intake.interaction_id)
+                if item is not None and item.route:
+                    await item.routed
                 else:
                     await self.route(intake.interaction_id)
             except Exception:  # stored already: the sweep at next start routes it
-                log.exception("inbound mail not routed",
-                              extra={"interaction_id": intake.interaction_id})
+                log.exception(
+                    "inbound mail not routed", extra={"interaction_id": intake.interaction_id}
+                )
         return intake
 
     async def store(self, raw: bytes, source: str) -> Intake:
         """Durable before anything else happens; never raises for what the mail contains."""
+        return (await self._store(raw, source, route=False))[0]
+
+    async def _store(self, raw: bytes, source: str, *, route: bool) -> tuple[Intake, _Store | None]:
         try:
             if len(raw) > INLINE_PARSE_BYTES:  # a big mail must not stall the event loop
                 mail = await asyncio.to_thread(parse_mail, raw, self.limits)
             else:
                 mail = parse_mail(raw, self.limits)
         except MailRefusedError as exc:
-            return await self._refuse(raw, source, exc)
+            return await self._refuse(raw, source, exc), None
         key = dedup_key(raw, mail.message_id)
         # A known mail is found again in the store transaction; one with attachments is
         # looked up first, so a re-delivery does not write its files again.
         known = await self._known(key) if mail.attachments else None
-        files = (await asyncio.to_thread(self._write_attachments, key, mail)
-                 if mail.attachments and known is None else [])
+        files = (
+            await asyncio.to_thread(self._write_attachments, key, mail)
+            if mail.attachments and known is None
+            else []
+        )
+        item: _Store | None = None
         try:
             if known is None:
-                known = await self._stored_together(_Store(mail, key, source, files))
+                item = _Store(mail, key, source, files, route)
+                known = await self._stored_together(item)
         except IntegrityError:
             known = await self._known(key)
             if known is None:
                 raise  # not the same mail stored by a parallel delivery: a real failure
-            return known
+            return known, None
         if known.status == "duplicate":
-            log.info("inbound mail already stored",
-                     extra={"interaction_id": known.interaction_id,
-                            "message_id": mail.message_id})
-            return known
+            log.info(
+                "inbound mail already stored",
+                extra={"interaction_id": known.interaction_id, "message_id": mail.message_id},
+            )
+            return known, None
         interaction_id = known.interaction_id
-        log.info("inbound mail stored",
-                 extra={"interaction_id": interaction_id, "message_id": mail.message_id,
-                        "source": source, "attachments": len(files)})
-        if mail.defects:  # taken in, read leniently: say what was wrong with it
-            log.warning("inbound mail had defects",
-                        extra={"interaction_id": interaction_id, "defects": list(mail.defects)})
-        return Intake("stored", interaction_id)
+        return Intake("stored", interaction_id), item
 
     async def _known(self, key: str) -> Intake | None:
         async with self.db.session() as session:
-            found = (await session.execute(
-                select(InboundEmail.id, InboundEmail.interaction_id)
-                .where(InboundEmail.dedup_key == key))).first()
+            found = (
+                await session.execute(
+                    select(InboundEmail.id, InboundEmail.interaction_id).where(
+                        InboundEmail.dedup_key == key
+                    )
+                )
+            ).first()
         return None if found is None else Intake("duplicate", found[1])
 
     def _write_attachments(self, key: str, mail: ParsedMail) -> list[tuple[Path, int]]:
@@ -194,17 +255,72 @@ class MailIntake:
         batch: list[_Store] = []
         try:
             while self._stores:
+                # One turn of the loop first: the sessions that are ready (those just answered,
+                # parsing their next mail) queue theirs, so the transaction takes them all.
+                await asyncio.sleep(0)
                 batch = self._stores[:MAX_STORE_BATCH]
                 del self._stores[:MAX_STORE_BATCH]
                 await self._store_batch(batch)
+                await self._route_batch(batch)
         finally:
             self._storing = False
             # The leader was cancelled: what it held or nobody will commit gets an error (the
             # sender retries; a mail committed after all is then found as a duplicate).
             for left in [*batch, *self._stores]:
                 _fail(left, RuntimeError("inbound mail store stopped"))
+                if not left.routed.done():  # stored, not routed: the next start's sweep
+                    left.routed.set_result(False)
             self._stores = []
         return await item.done
+
+    async def _route_batch(self, batch: list[_Store]) -> None:
+        """Route the mails of `batch` that were stored now, in one transaction (what the
+        batch leaves to a decision of its own is routed one by one); each waiting `receive`
+        is then told. A mail not routed here stays pending for the next start's sweep."""
+        ids: dict[int, _Store] = {}
+        for item in batch:
+            stored = (
+                item.done.result()
+                if item.done.done() and not item.done.cancelled() and item.done.exception() is None
+                else None
+            )
+            if (
+                item.route
+                and stored is not None
+                and stored.status == "stored"
+                and stored.interaction_id is not None
+            ):
+                ids[stored.interaction_id] = item
+        if not ids:
+            return
+        self.batches += 1
+        try:
+            async with self._lock:
+                result = await route_pending_many(
+                    self.router, list(ids), "route", ROUTE_PENDING, ROUTE_DONE, make_leads=True
+                )
+        except Exception:
+            log.exception(
+                "batch routing failed; routing one by one", extra={"interactions": len(ids)}
+            )
+            result = PendingBatch({}, list(ids))
+        for interaction_id, task_ids in result.routed.items():
+            log.info(
+                "inbound mail routed",
+                extra={"interaction_id": interaction_id, "task_ids": task_ids},
+            )
+        for interaction_id, item in ids.items():
+            if interaction_id in result.one_by_one:
+                try:
+                    routed = await self.route(interaction_id)
+                except Exception as exc:
+                    if not item.routed.done():
+                        item.routed.set_exception(exc)
+                    continue
+            else:
+                routed = interaction_id in result.routed
+            if not item.routed.done():
+                item.routed.set_result(routed)
 
     async def _store_batch(self, batch: list[_Store]) -> None:
         try:
@@ -226,81 +342,163 @@ class MailIntake:
             _done(one, result)
 
     async def _insert_many(self, session: Any, batch: list[_Store]) -> list[Intake]:
-        """Store each mail of `batch` not stored before (one look-up for the whole batch; the
-        same mail twice in it is stored once)."""
-        stored: dict[str, int] = {key: interaction_id for key, interaction_id in (
-            await session.execute(
-                select(InboundEmail.dedup_key, InboundEmail.interaction_id)
-                .where(InboundEmail.dedup_key.in_({b.key for b in batch}))))}
-        results: list[Intake] = []
+        """Store each mail of `batch` not stored before (the same mail twice in it is stored
+        once): one look-up for the whole batch, then Core executemany of its documents,
+        interactions and `inbound_emails` rows (no ORM object per row)."""
+        stored: dict[str, int] = {
+            key: interaction_id
+            for key, interaction_id in (
+                await session.execute(
+                    select(InboundEmail.dedup_key, InboundEmail.interaction_id).where(
+                        InboundEmail.dedup_key.in_({b.key for b in batch})
+                    )
+                )
+            )
+        }
+        fresh: dict[str, _Store] = {}
         for item in batch:
-            if item.key in stored:
-                results.append(Intake("duplicate", stored[item.key]))
-                continue
-            stored[item.key] = await self._insert_in(session, *item.fields)
-            results.append(Intake("stored", stored[item.key]))
-        return results
-
-    async def _insert_in(
-        self, session: Any, mail: ParsedMail, key: str, source: str,
-        files: list[tuple[Path, int]],
-    ) -> int:
-        thread_id, contact_id = await self._thread(session, mail)
-        thread_id = thread_id or mail.message_id or f"key:{key[:32]}"
-        docs: list[Document] = []
-        for relative, index in files:
-            item = mail.attachments[index]
-            docs.append(self.documents.add_received(
-                session, relative=relative, data=item.data, title=item.filename,
-                mime_type=item.content_type, contact_id=contact_id))
-        row = Interaction(
-            contact_id=contact_id, kind=InteractionKind.EMAIL, direction=Direction.INBOUND,
-            channel=Channel.EMAIL, subject=mail.subject[:300], body=mail.text,
-            remote_address=mail.sender, outcome="received",
-            data={"route": ROUTE_PENDING, "message_id": mail.message_id,
-                  "in_reply_to": list(mail.in_reply_to),
-                  "references": list(mail.references), "thread_id": thread_id,
-                  "to": list(mail.recipients), "from_name": mail.sender_name,
-                  "defects": list(mail.defects)},
+            if item.key not in stored:
+                fresh.setdefault(item.key, item)
+        items = list(fresh.values())
+        threads = await self._threads(session, [(i.key, i.mail) for i in items])
+        now = utcnow()
+        doc_rows: list[dict[str, Any]] = []
+        for item, (_, contact_id) in zip(items, threads, strict=True):
+            for relative, index in item.files:
+                doc_rows.append(
+                    received_row(
+                        relative=relative,
+                        data=item.mail.attachments[index].data,
+                        title=item.mail.attachments[index].filename,
+                        mime_type=item.mail.attachments[index].content_type,
+                        contact_id=contact_id,
+                        now=now,
+                    )
+                )
+        doc_ids = iter(await _insert_ids(session, Document, doc_rows))
+        rows: list[dict[str, Any]] = []
+        for item, (thread_id, contact_id) in zip(items, threads, strict=True):
+            mail = item.mail
+            rows.append(
+                {
+                    "contact_id": contact_id,
+                    "kind": InteractionKind.EMAIL,
+                    "direction": Direction.INBOUND,
+                    "channel": Channel.EMAIL,
+                    "started_at": now,
+                    "ended_at": None,
+                    "outcome": "received",
+                    "subject": mail.subject[:300],
+                    "body": mail.text,
+                    "transcript": "",
+                    "recording_ref": None,
+                    "remote_address": mail.sender,
+                    "campaign_id": None,
+                    "user_id": None,
+                    "data": {
+                        "route": ROUTE_PENDING,
+                        "message_id": mail.message_id,
+                        "in_reply_to": list(mail.in_reply_to),
+                        "references": list(mail.references),
+                        "thread_id": thread_id,
+                        "to": list(mail.recipients),
+                        "from_name": mail.sender_name,
+                        "defects": list(mail.defects),
+                        "documents": [next(doc_ids) for _ in item.files],
+                    },
+                }
+            )
+        interaction_ids = await _insert_ids(session, Interaction, rows)
+        await _insert_plain(
+            session,
+            InboundEmail,
+            [
+                {
+                    "dedup_key": item.key,
+                    "message_id": item.mail.message_id,
+                    "thread_id": thread_id[:255],
+                    "interaction_id": interaction_id,
+                    "source": item.source,
+                    "received_at": now,
+                }
+                for item, (thread_id, _), interaction_id in zip(
+                    items, threads, interaction_ids, strict=True
+                )
+            ],
         )
-        if docs:
-            await session.flush()  # their ids go on the interaction
-        row.data["documents"] = [d.id for d in docs]
-        session.add(row)
-        await session.flush()
-        session.add(InboundEmail(dedup_key=key, message_id=mail.message_id,
-                                 thread_id=thread_id[:255], interaction_id=row.id,
-                                 source=source))
-        return row.id
+        for item, interaction_id in zip(items, interaction_ids, strict=True):
+            stored[item.key] = interaction_id
+        return [
+            Intake("stored" if fresh.get(item.key) is item else "duplicate", stored[item.key])
+            for item in batch
+        ]
 
     @staticmethod
-    async def _thread(session: Any, mail: ParsedMail) -> tuple[str | None, int | None]:
-        """The thread this mail answers and its contact: an earlier inbound mail, else an
-        e-mail contactd sent (the outbox keeps the Message-ID it set as provider id)."""
-        refs = mail.thread_refs
-        if not refs:
-            return None, None
-        earlier = {m: (t, i) for m, t, i in await session.execute(
-            select(InboundEmail.message_id, InboundEmail.thread_id,
-                   InboundEmail.interaction_id).where(InboundEmail.message_id.in_(refs)))}
-        sent = {p: c for p, c in await session.execute(
-            select(OutboxMessage.provider_id, OutboxMessage.contact_id).where(
-                OutboxMessage.channel == Channel.EMAIL, OutboxMessage.provider_id.in_(refs)))}
-        for ref in refs:
-            if ref in earlier:
-                thread_id, interaction_id = earlier[ref]
-                contact = None if interaction_id is None else await session.scalar(
-                    select(Interaction.contact_id).where(Interaction.id == interaction_id))
-                return thread_id, contact
-            if ref in sent:
-                return ref, sent[ref]
-        return None, None
+    async def _threads(
+        session: Any, mails: list[tuple[str, ParsedMail]]
+    ) -> list[tuple[str, int | None]]:
+        """For each (key, mail), in order, the thread it belongs to and that thread's contact:
+        an earlier inbound mail (stored before, or earlier in this batch), else an e-mail
+        contactd sent (the outbox keeps the Message-ID it set as provider id); a mail that
+        answers nothing known starts its own thread. Two queries for the whole batch."""
+        refs = sorted({ref for _, mail in mails for ref in mail.thread_refs})
+        earlier: dict[str, tuple[str, int | None]] = {}
+        sent: dict[str, int | None] = {}
+        for start in range(0, len(refs), CHUNK):
+            part = refs[start : start + CHUNK]
+            earlier.update(
+                {
+                    m: (t, c)
+                    for m, t, c in await session.execute(
+                        select(
+                            InboundEmail.message_id, InboundEmail.thread_id, Interaction.contact_id
+                        )
+                        .select_from(InboundEmail)
+                        .outerjoin(Interaction, Interaction.id == InboundEmail.interaction_id)
+                        .where(InboundEmail.message_id.in_(part))
+                    )
+                }
+            )
+            sent.update(
+                {
+                    p: c
+                    for p, c in await session.execute(
+                        select(OutboxMessage.provider_id, OutboxMessage.contact_id).where(
+                            OutboxMessage.channel == Channel.EMAIL,
+                            OutboxMessage.provider_id.in_(part),
+                        )
+                    )
+                }
+            )
+        found: list[tuple[str, int | None]] = []
+        for key, mail in mails:
+            thread: tuple[str, int | None] | None = None
+            for ref in mail.thread_refs:
+                if ref in earlier:
+                    thread = earlier[ref]
+                    break
+                if ref in sent:
+                    thread = (ref, sent[ref])
+                    break
+            if thread is None:
+                thread = (mail.message_id or f"key:{key[:32]}", None)
+            found.append(thread)
+            if mail.message_id is not None:  # a later mail of this batch may answer it
+                earlier.setdefault(mail.message_id, (thread[0][:255], thread[1]))
+        return found
 
     async def _refuse(self, raw: bytes, source: str, exc: MailRefusedError) -> Intake:
         kept = await asyncio.to_thread(self._keep_raw, raw)
-        log.warning("inbound mail refused",
-                    extra={"code": exc.code, "reason": exc.message, "source": source,
-                           "size": len(raw), "kept_at": str(kept)})
+        log.warning(
+            "inbound mail refused",
+            extra={
+                "code": exc.code,
+                "reason": exc.message,
+                "source": source,
+                "size": len(raw),
+                "kept_at": str(kept),
+            },
+        )
         return Intake("refused", code=exc.code, reason=exc.message, kept_at=kept)
 
     def _keep_raw(self, raw: bytes) -> Path:
@@ -325,13 +523,22 @@ class MailIntake:
             contact_id = await self.router.attach_sender(interaction_id)
             if documents and contact_id is not None:
                 async with self.db.transaction() as session:
-                    await session.execute(update(Document).where(Document.id.in_(documents))
-                                          .values(contact_id=contact_id))
-            routed = await self.router.finish(interaction_id, FollowUp(),
-                                              data={"route": ROUTE_DONE})
-        log.info("inbound mail routed",
-                 extra={"interaction_id": interaction_id, "contact_id": contact_id,
-                        "task_ids": routed.task_ids})
+                    await session.execute(
+                        update(Document)
+                        .where(Document.id.in_(documents))
+                        .values(contact_id=contact_id)
+                    )
+            routed = await self.router.finish(
+                interaction_id, FollowUp(), data={"route": ROUTE_DONE}
+            )
+        log.info(
+            "inbound mail routed",
+            extra={
+                "interaction_id": interaction_id,
+                "contact_id": contact_id,
+                "task_ids": routed.task_ids,
+            },
+        )
         return True
 
     async def sweep(self) -> int:

@@ -22,24 +22,26 @@ from typing import Any, Final
 from sqlalchemy import Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contactd.crm import repo
 from contactd.crm.assign import Agent, AssignRequest, choose
 from contactd.crm.custom_fields import validate
 from contactd.crm.events import InteractionRecorded, TaskCreated
 from contactd.crm.imports.validate import EMAIL
 from contactd.crm.policy import InteractionFacts, follow_ups
 from contactd.crm.routing import NEW_LEAD_TAG, InboundContact, Routed, Router
+from contactd.crm.searchtext import build_search_text, name_key
 from contactd.crm.senders import address_key
 from contactd.crm.service import tag_in
 from contactd.crm.tasks import agent_snapshot
-from contactd.db.base import utcnow
+from contactd.db.base import Base, utcnow
 from contactd.db.models import (
     Contact,
     ContactEmail,
     ContactPhone,
+    Document,
     Interaction,
     Organisation,
     Task,
+    contact_tags,
 )
 from contactd.enums import TaskStatus
 from contactd.errors import ValidationError
@@ -53,20 +55,29 @@ async def record_many(
 ) -> list[Routed]:
     """Route `items` (finished interactions) and make their follow-up tasks; results in order."""
     now = now or utcnow()
-    keys = [address_key(i.remote_address, router.contacts.phones)
-            if i.contact_id is None and i.remote_address else None for i in items]
+    keys = [
+        address_key(i.remote_address, router.contacts.phones)
+        if i.contact_id is None and i.remote_address
+        else None
+        for i in items
+    ]
     results: list[Routed | None] = [None] * len(items)
     events: list[InteractionRecorded | TaskCreated] = []
     async with router.db.transaction() as session:
         candidates: dict[tuple[str, str], set[int]] = {}
-        for kind, table, column in (("phone", ContactPhone, ContactPhone.e164),
-                                    ("email", ContactEmail, ContactEmail.address)):
+        for kind, table, column in (
+            ("phone", ContactPhone, ContactPhone.e164),
+            ("email", ContactEmail, ContactEmail.address),
+        ):
             wanted = sorted({k[1] for k in keys if k is not None and k[0] == kind})
             for start in range(0, len(wanted), CHUNK):
                 rows = await session.execute(
-                    select(column, table.contact_id).join(Contact, Contact.id == table.contact_id)
-                    .where(column.in_(wanted[start:start + CHUNK]),
-                           Contact.merged_into_id.is_(None)))
+                    select(column, table.contact_id)
+                    .join(Contact, Contact.id == table.contact_id)
+                    .where(
+                        column.in_(wanted[start : start + CHUNK]), Contact.merged_into_id.is_(None)
+                    )
+                )
                 for value, cid in rows:
                     candidates.setdefault((kind, value), set()).add(cid)
         batch: list[tuple[int, InboundContact, int | None]] = []  # (index, item, contact)
@@ -80,8 +91,11 @@ async def record_many(
             elif key is not None and not candidates.get(key):
                 unknown.append((index, item, key))
             # else: an ambiguous sender (or an unreadable one), routed one by one below
-        leads = await create_leads(session, router, {
-            key: item.remote_address for _, item, key in unknown if item.remote_address})
+        leads = await create_leads(
+            session,
+            router,
+            {key: item.remote_address for _, item, key in unknown if item.remote_address},
+        )
         batch += [(index, item, leads[key]) for index, item, key in unknown if key in leads]
         batch.sort(key=lambda entry: entry[0])
         people = await _people(session, {c for _, _, c in batch if c})
@@ -94,41 +108,75 @@ async def record_many(
         for (index, item, contact_id), interaction_id in zip(batch, ids, strict=True):
             name, owner = people.get(contact_id or 0, ("", None))
             who = name or item.remote_address or "unknown caller"
-            facts = InteractionFacts(kind=item.kind, direction=item.direction,
-                                     outcome=item.outcome, campaign_id=item.campaign_id,
-                                     subject=item.subject[:300])
+            facts = InteractionFacts(
+                kind=item.kind,
+                direction=item.direction,
+                outcome=item.outcome,
+                campaign_id=item.campaign_id,
+                subject=item.subject[:300],
+            )
             specs = follow_ups(facts, now, who)
             for spec in specs:
                 if spec.team not in last_by_team:
                     last_by_team[spec.team] = await _last_assignee(session, spec.team)
-                assignee = choose(list(agents.values()), AssignRequest(
-                    team=spec.team, skill=spec.skill, owner_id=owner,
-                    keep_owner=router.tasks.keep_owner, policy=router.tasks.policy,
-                    last_assignee_id=last_by_team[spec.team]))
+                assignee = choose(
+                    list(agents.values()),
+                    AssignRequest(
+                        team=spec.team,
+                        skill=spec.skill,
+                        owner_id=owner,
+                        keep_owner=router.tasks.keep_owner,
+                        policy=router.tasks.policy,
+                        last_assignee_id=last_by_team[spec.team],
+                    ),
+                )
                 if assignee is not None:
                     agent = agents[assignee]
-                    agents[assignee] = Agent(agent.user_id, agent.team, agent.skills,
-                                             agent.open_tasks + 1, agent.available,
-                                             agent.capacity)
+                    agents[assignee] = Agent(
+                        agent.user_id,
+                        agent.team,
+                        agent.skills,
+                        agent.open_tasks + 1,
+                        agent.available,
+                        agent.capacity,
+                    )
                     last_by_team[spec.team] = assignee
-                tasks_in.append({
-                    "title": spec.title[:300], "description": item.transcript or item.body,
-                    "contact_id": contact_id, "interaction_id": interaction_id,
-                    "assignee_id": assignee, "team": spec.team, "skill": spec.skill,
-                    "status": TaskStatus.OPEN, "priority": spec.priority,
-                    "source": spec.source, "due_at": spec.due_at, "remind_at": spec.remind_at,
-                    "created_at": now, "updated_at": now,
-                })
+                tasks_in.append(
+                    {
+                        "title": spec.title[:300],
+                        "description": item.transcript or item.body,
+                        "contact_id": contact_id,
+                        "interaction_id": interaction_id,
+                        "assignee_id": assignee,
+                        "team": spec.team,
+                        "skill": spec.skill,
+                        "status": TaskStatus.OPEN,
+                        "priority": spec.priority,
+                        "source": spec.source,
+                        "due_at": spec.due_at,
+                        "remind_at": spec.remind_at,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
             results[index] = by_id[interaction_id] = Routed(interaction_id, contact_id, [])
-            events.append(InteractionRecorded(interaction_id=interaction_id,
-                                              contact_id=contact_id,
-                                              kind=item.kind.value, outcome=item.outcome))
+            events.append(
+                InteractionRecorded(
+                    interaction_id=interaction_id,
+                    contact_id=contact_id,
+                    kind=item.kind.value,
+                    outcome=item.outcome,
+                )
+            )
         if tasks_in:
             task_ids = await _insert_ids(session, Task, tasks_in)
             for row, task_id in zip(tasks_in, task_ids, strict=True):
                 by_id[row["interaction_id"]].task_ids.append(task_id)
-                events.append(TaskCreated(task_id=task_id, assignee_id=row["assignee_id"],
-                                          source=row["source"].value))
+                events.append(
+                    TaskCreated(
+                        task_id=task_id, assignee_id=row["assignee_id"], source=row["source"].value
+                    )
+                )
     if router.bus is not None:
         for event in events:
             await router.bus.publish(event)
@@ -139,46 +187,139 @@ async def record_many(
 
 
 async def create_leads(
-    session: AsyncSession, router: Router, addresses: dict[tuple[str, str], str]
+    session: AsyncSession,
+    router: Router,
+    addresses: dict[tuple[str, str], str],
+    names: dict[tuple[str, str], tuple[str, str]] | None = None,
 ) -> dict[tuple[str, str], int]:
     """New lead contacts for unknown senders, made in the caller's transaction: the same
     contact `Router._resolve` makes one at a time (the address, the new-lead tag, custom field
     defaults, indexed for search), one per address key. A key whose address is not one a
     contact can hold (`create_contact` would refuse it) is left out: the caller routes that
-    item one by one, where it stays on the interaction only."""
+    item one by one, where it stays on the interaction only. `names`: the (first, last) name a
+    key's lead gets (a web form's fields); else it has none."""
     if not addresses or not router.create_unknown:
         return {}
-    made: dict[tuple[str, str], Contact] = {}
     tag = await tag_in(session, NEW_LEAD_TAG)
     try:
         defaults = validate(await router.contacts.field_defs_in(session), {})
     except ValidationError:  # a required custom field: no lead can be made, as one by one
         return {}
+    now = utcnow()
+    # Core rows, not ORM objects: one executemany per table for the whole batch.
+    keys: list[tuple[str, str]] = []
+    held: list[str] = []  # the one number or address each lead holds, for its search text
+    emails: list[tuple[tuple[str, str], dict[str, Any]]] = []
+    phones: list[tuple[tuple[str, str], dict[str, Any]]] = []
     for key, address in addresses.items():
-        contact = Contact(first_name="", last_name="", custom=dict(defaults))
         if key[0] == "email":
             if EMAIL.fullmatch(key[1]) is None:
                 continue
-            contact.emails = [ContactEmail(address=key[1], is_primary=True)]
-            contact.phones = []
+            emails.append((key, full_row(ContactEmail, {"address": key[1], "is_primary": True})))
+            held.append(key[1])
         else:
             info = router.contacts.phones.try_parse(address)
             if isinstance(info, str):
                 continue
-            contact.phones = [ContactPhone(e164=info.e164, type=info.type, region=info.region,
-                                           time_zones=" ".join(info.time_zones),
-                                           is_primary=True)]
-            contact.emails = []
-        contact.tags = [tag]
-        made[key] = contact
-    session.add_all(made.values())
-    await session.flush()
-    await repo.refresh_search_text(await session.connection(), [c.id for c in made.values()])
-    return {key: contact.id for key, contact in made.items()}
+            phones.append(
+                (
+                    key,
+                    full_row(
+                        ContactPhone,
+                        {
+                            "e164": info.e164,
+                            "type": info.type,
+                            "region": info.region,
+                            "time_zones": " ".join(info.time_zones),
+                            "is_primary": True,
+                        },
+                    ),
+                )
+            )
+            held.append(info.e164)
+        keys.append(key)
+    if not keys:
+        return {}
+    rows: list[dict[str, Any]] = []
+    for key, value in zip(keys, held, strict=True):
+        # What `repo.refresh_search_text` would write for a contact holding only this (the
+        # full-text index takes it from the insert): no query to re-read what is known here.
+        first, last = (names or {}).get(key, ("", ""))
+        name, text = build_search_text(
+            first_name=first,
+            last_name=last,
+            phones=[value] if key[0] == "phone" else [],
+            emails=[value] if key[0] == "email" else [],
+        )
+        rows.append(
+            full_row(
+                Contact,
+                {
+                    "first_name": first,
+                    "last_name": last,
+                    "custom": dict(defaults),
+                    "search_name": name,
+                    "search_text": text,
+                    "name_key": name_key(first, last),
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            )
+        )
+    ids = await _insert_ids(session, Contact, rows)
+    made = dict(zip(keys, ids, strict=True))
+    for key, row in (*emails, *phones):
+        row["contact_id"] = made[key]
+    await _insert_plain(session, ContactEmail, [row for _, row in emails])
+    await _insert_plain(session, ContactPhone, [row for _, row in phones])
+    await _insert_plain(session, contact_tags, [{"contact_id": i, "tag_id": tag.id} for i in ids])
+    return made
+
+
+def full_row(model: type[Base] | Table, values: dict[str, Any]) -> dict[str, Any]:
+    """`values` with every other column of `model`'s table (but an autoincrement id) set as
+    an ORM insert would: its Python default, else NULL; a column with only a server default
+    is left to the database. Rows built so share one key order (one executemany)."""
+    table = model if isinstance(model, Table) else model.__table__
+    assert isinstance(table, Table)
+    row: dict[str, Any] = {}
+    for column in table.columns:
+        name = column.key
+        if name in values:
+            row[name] = values[name]
+        elif column.primary_key and column.autoincrement in (True, "auto"):
+            continue
+        elif column.default is not None and getattr(column.default, "is_scalar", False):
+            row[name] = getattr(column.default, "arg", None)
+        elif column.default is not None and getattr(column.default, "is_callable", False):
+            row[name] = column.default.arg(None)
+        elif column.server_default is None:
+            row[name] = None
+    return row
+
+
+async def _insert_plain(
+    session: AsyncSession, model: type[Base] | Table, rows: list[dict[str, Any]]
+) -> None:
+    """Insert rows (every row with the same keys) in one executemany, ids not needed: on
+    SQLite straight to the driver, as `_insert_ids` does for all rows but its first."""
+    if not rows:
+        return
+    table = model if isinstance(model, Table) else model.__table__
+    assert isinstance(table, Table)
+    if session.get_bind().dialect.name != "sqlite":
+        await session.execute(insert(table), rows)
+        return
+    names = list(rows[0])
+    sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+    conn = await session.connection()
+    await conn.exec_driver_sql(sql, [tuple(_plain(r[n]) for n in names) for r in rows])
 
 
 async def _insert_ids(
-    session: AsyncSession, model: type[Interaction] | type[Task], rows: list[dict[str, Any]]
+    session: AsyncSession,
+    model: type[Interaction] | type[Task] | type[Document] | type[Contact],
+    rows: list[dict[str, Any]],
 ) -> list[int]:
     """Insert rows and return their ids in order.
 
@@ -189,8 +330,13 @@ async def _insert_ids(
     if not rows:
         return []
     if session.get_bind().dialect.name != "sqlite":
-        return list((await session.scalars(
-            insert(model).returning(model.id, sort_by_parameter_order=True), rows)).all())
+        return list(
+            (
+                await session.scalars(
+                    insert(model).returning(model.id, sort_by_parameter_order=True), rows
+                )
+            ).all()
+        )
     table = model.__table__  # Core: the ORM's per-row bookkeeping is not needed here
     assert isinstance(table, Table)
     first = (await session.execute(insert(table).returning(table.c.id), rows[0])).scalar_one()
@@ -198,8 +344,9 @@ async def _insert_ids(
         # Straight to the driver: the values are plain already (see _plain), and SQLAlchemy's
         # per-value bind processing was a sixth of a batch's time.
         names = list(rows[0])
-        sql = (f"INSERT INTO {table.name} ({', '.join(names)}) "
-               f"VALUES ({', '.join('?' * len(names))})")
+        sql = (
+            f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+        )
         conn = await session.connection()
         await conn.exec_driver_sql(sql, [tuple(_plain(r[n]) for n in names) for r in rows[1:]])
     last = await session.scalar(select(func.max(model.id)))
@@ -219,16 +366,23 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _interaction_row(
-    item: InboundContact, contact_id: int | None, now: datetime
-) -> dict[str, Any]:
+def _interaction_row(item: InboundContact, contact_id: int | None, now: datetime) -> dict[str, Any]:
     return {
-        "contact_id": contact_id, "kind": item.kind, "direction": item.direction,
-        "channel": item.channel, "started_at": item.started_at or now, "ended_at": now,
-        "outcome": item.outcome, "subject": item.subject[:300], "body": item.body,
-        "transcript": item.transcript, "recording_ref": item.recording_ref,
-        "remote_address": item.remote_address, "campaign_id": item.campaign_id,
-        "user_id": item.user_id, "data": item.data,
+        "contact_id": contact_id,
+        "kind": item.kind,
+        "direction": item.direction,
+        "channel": item.channel,
+        "started_at": item.started_at or now,
+        "ended_at": now,
+        "outcome": item.outcome,
+        "subject": item.subject[:300],
+        "body": item.body,
+        "transcript": item.transcript,
+        "recording_ref": item.recording_ref,
+        "remote_address": item.remote_address,
+        "campaign_id": item.campaign_id,
+        "user_id": item.user_id,
+        "data": item.data,
     }
 
 
@@ -238,11 +392,17 @@ async def _people(session: AsyncSession, ids: set[int | None]) -> dict[int, tupl
     wanted = sorted(i for i in ids if i)
     for start in range(0, len(wanted), CHUNK):
         rows = await session.execute(
-            select(Contact.id, Contact.first_name, Contact.last_name, Organisation.name,
-                   Contact.owner_id)
-            .select_from(Contact).outerjoin(Organisation,
-                                            Organisation.id == Contact.organisation_id)
-            .where(Contact.id.in_(wanted[start:start + CHUNK])))
+            select(
+                Contact.id,
+                Contact.first_name,
+                Contact.last_name,
+                Organisation.name,
+                Contact.owner_id,
+            )
+            .select_from(Contact)
+            .outerjoin(Organisation, Organisation.id == Contact.organisation_id)
+            .where(Contact.id.in_(wanted[start : start + CHUNK]))
+        )
         for cid, first, last, org, owner in rows:
             out[cid] = (f"{first} {last}".strip() or (org or ""), owner)
     return out
@@ -251,7 +411,11 @@ async def _people(session: AsyncSession, ids: set[int | None]) -> dict[int, tupl
 async def _last_assignee(session: AsyncSession, team: str | None) -> int | None:
     found: int | None = await session.scalar(
         select(Task.assignee_id)
-        .where(Task.assignee_id.is_not(None),
-               Task.team.is_(None) if team is None else Task.team == team)
-        .order_by(Task.id.desc()).limit(1))
+        .where(
+            Task.assignee_id.is_not(None),
+            Task.team.is_(None) if team is None else Task.team == team,
+        )
+        .order_by(Task.id.desc())
+        .limit(1)
+    )
     return found

@@ -81,12 +81,17 @@ async def route_pending_many(
     *,
     now: datetime | None = None,
     make_leads: bool = False,
+    ended: dict[int, datetime] | None = None,
+    lead_names: Callable[[Row[Any]], tuple[str, str] | None] | None = None,
 ) -> PendingBatch:
     """Route the interactions of `ids` whose `data[key]` is still `mark`, in one transaction.
 
     `make_leads`: an unknown sender becomes a plain new lead here (as `Router.attach_sender`
     makes it); off, such rows go back to the channel's own one-by-one rule (web forms make
-    the lead from the form's fields)."""
+    the lead from the form's fields). `ended`: the end time of an interaction that has one of
+    its own (a call's); else it keeps its own, or ends now. `lead_names`: with `make_leads` off,
+    the (first, last) name of the new lead a row's unknown sender becomes here, or None to
+    leave that row to the channel's one-by-one rule."""
     now = now or utcnow()
     routed: dict[int, list[int]] = {}
     later: list[int] = []
@@ -123,15 +128,19 @@ async def route_pending_many(
                     candidates.setdefault((kind, value), set()).add(cid)
         batch: list[tuple[Row[Any], int | None]] = []
         unknown: list[tuple[Row[Any], tuple[str, str]]] = []
+        names: dict[tuple[str, str], tuple[str, str]] = {}
         for row in rows:
             addr = keys.get(row.id)
             held = candidates.get(addr, set()) if addr is not None else set()
             if len(held) > 1:
                 later.append(row.id)  # shared address (review): one by one
             elif row.contact_id is None and addr is not None and not held:
-                if not make_leads:
+                named = lead_names(row) if lead_names is not None else None
+                if not make_leads and named is None:
                     later.append(row.id)  # the channel makes its own leads
                     continue
+                if named is not None:
+                    names.setdefault(addr, named)
                 unknown.append((row, addr))  # a new lead, made below for the whole batch
             elif row.contact_id is None and held:
                 (only,) = held
@@ -139,7 +148,7 @@ async def route_pending_many(
             else:
                 batch.append((row, row.contact_id))
         leads = await create_leads(
-            session, router, {addr: row.remote_address for row, addr in unknown}
+            session, router, {addr: row.remote_address for row, addr in unknown}, names
         )
         for row, addr in unknown:
             if addr in leads:
@@ -157,7 +166,7 @@ async def route_pending_many(
                 {
                     "b_id": row.id,
                     "b_contact": contact_id,
-                    "b_ended": row.ended_at or now,
+                    "b_ended": (ended or {}).get(row.id) or row.ended_at or now,
                     "b_data": {**row.data, key: done},
                 }
             )

@@ -8,6 +8,11 @@ and its reason is an interaction on the contact's timeline, each message another
 through the Router. Messages are stored in the outbox with the time they may leave
 (`not_before`), spaced at `[dialer] campaign_messages_per_second`; the daemon's outbox sends
 them, so the CLI and the panel only have to call `create`.
+
+A campaign can also be drafted first (`draft`: stored with its audience as leads, a sample
+rendered, nothing decided or sent), then started (`start`: the above for every lead not done
+yet), paused (`pause`: its queued, not-yet-sent messages are cancelled, each recorded as such
+on the outbox row and on its timeline entry, their leads back to new) and started again.
 """
 
 from __future__ import annotations
@@ -19,15 +24,21 @@ import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contactd.config import Settings
 from contactd.crm.routing import InboundContact, Router
-from contactd.db.models.crm import ChannelDecision, Contact, ContactPhone, Organisation
-from contactd.db.models.dialer import Campaign
+from contactd.db.models.crm import (
+    ChannelDecision,
+    Contact,
+    ContactPhone,
+    Interaction,
+    Organisation,
+)
+from contactd.db.models.dialer import Campaign, Lead
 from contactd.db.models.messaging import OutboxMessage
 from contactd.db.session import Database
 from contactd.enums import (
@@ -37,6 +48,7 @@ from contactd.enums import (
     Channel,
     Direction,
     InteractionKind,
+    LeadStatus,
     MessageState,
 )
 from contactd.errors import ConflictError, NotFoundError, ValidationError
@@ -56,6 +68,11 @@ CHANNEL_OF = {CampaignMode.SMS: Channel.SMS, CampaignMode.EMAIL: Channel.EMAIL}
 KIND_OF = {Channel.SMS: InteractionKind.SMS, Channel.EMAIL: InteractionKind.EMAIL}
 # The template parts a channel needs: an SMS its text, an e-mail a subject and a text.
 NEEDED_PARTS = {Channel.SMS: ({"sms", "txt"}, 1), Channel.EMAIL: ({"subject", "txt"}, 2)}
+# The error of an outbox row a pause cancelled (queued -> failed, never sent), and the outcome
+# of its message on the timeline.
+CANCELLED: Final = "cancelled: campaign paused"
+CANCELLED_OUTCOME: Final = "cancelled"
+STARTABLE: Final = (CampaignStatus.DRAFT, CampaignStatus.PAUSED, CampaignStatus.RUNNING)
 
 
 @dataclass(frozen=True)
@@ -72,6 +89,20 @@ class CreatedMessageCampaign:
     queued: int  # messages leaving as soon as the outbox can send them
     held: int  # messages held until the contact's window opens (quiet hours)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (where, why)
+
+
+@dataclass
+class DraftedMessageCampaign:
+    """A stored draft: who it would reach and what the first of them would get."""
+
+    campaign_id: int
+    name: str
+    audience: int  # contacts it is for (each decided for only when it starts)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # entries matching no one
+    sample_for: str = ""  # "contact N" the sample was rendered for
+    sample_subject: str = ""
+    sample_body: str = ""
+    sample_error: str = ""  # the template cannot be rendered for that contact
 
 
 @dataclass
@@ -93,6 +124,7 @@ class MessageProgress:
     delivered: int = 0
     failed: int = 0
     expired: int = 0
+    cancelled: int = 0  # queued when a pause cancelled them (never sent)
     next_release: str | None = None  # ISO time the next held message may leave
 
     def as_dict(self) -> dict[str, Any]:
@@ -105,7 +137,7 @@ class MessageProgress:
             f"{self.skipped} skipped",
             f"  messages: {self.held} held, {self.queued} queued, {self.sending} sending, "
             f"{self.sent} sent, {self.delivered} delivered, {self.failed} failed, "
-            f"{self.expired} expired",
+            f"{self.expired} expired, {self.cancelled} cancelled",
         ]
         if self.next_release:
             out.append(f"  next held message leaves at {self.next_release}")
@@ -183,13 +215,29 @@ class MessageCampaigns:
         contacts: Sequence[int] = (),
         now: datetime | None = None,
     ) -> CreatedMessageCampaign:
-        """Store the campaign, decide for every recipient, queue the messages.
+        """Draft the campaign and start it at once: decide for every recipient, queue the
+        messages.
 
         `entries`: (where, phone or address) from a file, each matched to the contact holding
         it; `contacts`: contact ids (a segment). Unmatched entries are skipped and listed.
         """
+        drafted = await self.draft(spec, entries=entries, contacts=contacts, now=now, sample=False)
+        started = await self.start(drafted.campaign_id, now=now)
+        started.skipped[:0] = drafted.skipped
+        return started
+
+    async def draft(
+        self,
+        spec: MessageCampaignSpec,
+        *,
+        entries: Sequence[tuple[str, str]] = (),
+        contacts: Sequence[int] = (),
+        now: datetime | None = None,
+        sample: bool = True,
+    ) -> DraftedMessageCampaign:
+        """Store the campaign as a draft with its audience (one lead per contact); nothing is
+        decided or sent. With `sample`, the message the first contact would get is rendered."""
         channel = self.check(spec)
-        now = now or datetime.now(UTC)
         skipped: list[tuple[str, str]] = []
         ordered: dict[int, str] = {}
         for contact_id in contacts:
@@ -200,14 +248,82 @@ class MessageCampaigns:
                 skipped.append((where, f"no contact holds {raw!r}" if raw else "empty"))
             else:
                 ordered.setdefault(match.contact_id, where)
-        campaign_id = await self._store(spec, channel, now)
+        campaign_id = await self._store(spec, channel, list(ordered))
+        drafted = DraftedMessageCampaign(campaign_id, spec.name, len(ordered), skipped)
+        if sample and ordered:
+            first = next(iter(ordered))
+            drafted.sample_for = f"contact {first}"
+            try:
+                subject, body, _, _ = await self._render(spec, campaign_id, first, channel)
+            except TemplateError as exc:
+                drafted.sample_error = exc.message
+            else:
+                drafted.sample_subject, drafted.sample_body = subject, body
+        log.info(
+            "messaging campaign drafted",
+            extra={
+                "campaign_id": campaign_id,
+                "channel": channel.value,
+                "audience": len(ordered),
+                "skipped": len(skipped),
+            },
+        )
+        return drafted
+
+    async def start(
+        self, campaign_id: int, *, now: datetime | None = None
+    ) -> CreatedMessageCampaign:
+        """Run a draft (or a paused campaign again): decide for every lead not done yet and
+        queue its message; ConflictError for a stopped or finished campaign."""
+        now = now or datetime.now(UTC)
+        async with self._db.transaction() as session:
+            campaign = await self._campaign(session, campaign_id)
+            if campaign.status not in STARTABLE:
+                raise ConflictError(
+                    f"campaign {campaign.name!r} is {campaign.status.value}: only a draft or "
+                    "a paused campaign starts",
+                    field="status",
+                )
+            campaign.status = CampaignStatus.RUNNING
+            campaign.started_at = campaign.started_at or now
+            spec = MessageCampaignSpec(
+                campaign.name, campaign.mode, campaign.fallback_template or ""
+            )
+            leads: list[tuple[int, int]] = [
+                (lead_id, contact_id)
+                for lead_id, contact_id in await session.execute(
+                    select(Lead.id, Lead.contact_id)
+                    .where(
+                        Lead.campaign_id == campaign_id,
+                        Lead.status == LeadStatus.NEW,
+                        Lead.contact_id.is_not(None),
+                    )
+                    .order_by(Lead.id)
+                )
+                if contact_id is not None
+            ]
+            # A contact whose message a pause cancelled gets a new one (a new idempotency key).
+            rounds: dict[int, int] = {
+                c: n
+                for c, n in await session.execute(
+                    select(OutboxMessage.contact_id, func.count())
+                    .where(
+                        OutboxMessage.campaign_id == campaign_id,
+                        OutboxMessage.error == CANCELLED,
+                    )
+                    .group_by(OutboxMessage.contact_id)
+                )
+                if c is not None
+            }
+        channel = CHANNEL_OF[spec.mode]
+        skipped: list[tuple[str, str]] = []
         decided: list[tuple[int, Decision, datetime]] = []
-        for contact_id, where in ordered.items():
+        for _, contact_id in leads:
             decision = await self._channels.decide(
                 contact_id, campaign_id=campaign_id, now=now, requested=channel
             )
             if decision.channel is Channel.NONE or decision.address is None:
-                skipped.append((where, decision.reason.value))
+                skipped.append((f"contact {contact_id}", decision.reason.value))
                 await self._note(spec, campaign_id, contact_id, decision, now, None, None)
                 continue
             opens = now
@@ -220,17 +336,32 @@ class MessageCampaigns:
         for contact_id, decision, opens in sorted(decided, key=lambda d: d[2]):
             release = max(opens, release + self._spacing)
             message_id = await self._send(
-                spec, channel, campaign_id, contact_id, decision, release, now
+                spec,
+                channel,
+                campaign_id,
+                contact_id,
+                decision,
+                release,
+                now,
+                again=rounds.get(contact_id, 0),
             )
             if message_id is None:
-                skipped.append((ordered[contact_id], "template_error"))
+                skipped.append((f"contact {contact_id}", "template_error"))
                 continue
             if opens > now:
                 held += 1
             else:
                 queued += 1
+        if leads:
+            async with self._db.transaction() as session:
+                await session.execute(
+                    update(Lead)
+                    .where(Lead.id.in_([lead_id for lead_id, _ in leads]))
+                    .values(status=LeadStatus.DONE, updated_at=now),
+                    execution_options={"synchronize_session": False},
+                )
         log.info(
-            "messaging campaign created",
+            "messaging campaign started",
             extra={
                 "campaign_id": campaign_id,
                 "channel": channel.value,
@@ -241,20 +372,93 @@ class MessageCampaigns:
         )
         return CreatedMessageCampaign(campaign_id, spec.name, queued, held, skipped)
 
-    async def _store(self, spec: MessageCampaignSpec, channel: Channel, now: datetime) -> int:
+    async def pause(self, campaign_id: int, *, now: datetime | None = None) -> int:
+        """Pause a running campaign: its queued messages (not yet handed to the SMSC or the
+        mail server) are cancelled, on the outbox row and on the timeline, and their leads are
+        new again, so `start` sends them later. Returns how many were cancelled."""
+        now = now or datetime.now(UTC)
+        outbox = OutboxMessage.__table__
+        assert isinstance(outbox, Table)
+        async with self._db.transaction() as session:
+            campaign = await self._campaign(session, campaign_id)
+            if campaign.status is not CampaignStatus.RUNNING:
+                raise ConflictError(
+                    f"campaign {campaign.name!r} is {campaign.status.value}: only a running "
+                    "campaign pauses",
+                    field="status",
+                )
+            campaign.status = CampaignStatus.PAUSED
+            # The dispatcher claims with `state = queued` too: each row is sent or cancelled.
+            cancelled = list(
+                await session.execute(
+                    update(outbox)
+                    .where(
+                        outbox.c.campaign_id == campaign_id,
+                        outbox.c.state == MessageState.QUEUED,
+                    )
+                    .values(state=MessageState.FAILED, error=CANCELLED, next_attempt_at=None)
+                    .returning(outbox.c.contact_id, outbox.c.interaction_id)
+                )
+            )
+            contacts = [c for c, _ in cancelled if c is not None]
+            interactions = [i for _, i in cancelled if i is not None]
+            if contacts:
+                await session.execute(
+                    update(Lead)
+                    .where(Lead.campaign_id == campaign_id, Lead.contact_id.in_(contacts))
+                    .values(status=LeadStatus.NEW, updated_at=now),
+                    execution_options={"synchronize_session": False},
+                )
+            if interactions:
+                await session.execute(
+                    update(Interaction)
+                    .where(Interaction.id.in_(interactions))
+                    .values(outcome=CANCELLED_OUTCOME, ended_at=now),
+                    execution_options={"synchronize_session": False},
+                )
+        log.info(
+            "messaging campaign paused",
+            extra={"campaign_id": campaign_id, "cancelled": len(cancelled)},
+        )
+        return len(cancelled)
+
+    @staticmethod
+    async def _campaign(session: AsyncSession, campaign_id: int) -> Campaign:
+        campaign = await session.get(Campaign, campaign_id)
+        if campaign is None:
+            raise NotFoundError(f"no campaign {campaign_id}", code="campaign_not_found")
+        if campaign.mode not in MESSAGE_CAMPAIGN_MODES:
+            raise ValidationError(
+                f"campaign {campaign.name!r} is a {campaign.mode.value} campaign, not sms or "
+                "email: the dialer starts and pauses it",
+                field="mode",
+            )
+        return campaign
+
+    async def _store(self, spec: MessageCampaignSpec, channel: Channel, audience: list[int]) -> int:
         async with self._db.transaction() as session:
             if await session.scalar(select(Campaign.id).where(Campaign.name == spec.name)):
                 raise ConflictError(f"a campaign named {spec.name!r} exists already", field="name")
             campaign = Campaign(
                 name=spec.name,
                 mode=spec.mode,
-                status=CampaignStatus.RUNNING,
+                status=CampaignStatus.DRAFT,
                 fallback_channel=channel,
                 fallback_template=spec.template,
-                started_at=now,
             )
             session.add(campaign)
             await session.flush()
+            # The audience, one lead per contact (the dialer never takes a messaging
+            # campaign's leads: dialer/repo.running_campaign_ids leaves these modes out).
+            session.add_all(
+                Lead(
+                    campaign_id=campaign.id,
+                    contact_id=contact_id,
+                    phone_e164="",
+                    status=LeadStatus.NEW,
+                )
+                for contact_id in audience
+            )
             return campaign.id
 
     async def _window_opens(self, contact_id: int, campaign_id: int, now: datetime) -> datetime:
@@ -280,6 +484,8 @@ class MessageCampaigns:
         decision: Decision,
         release: datetime,
         now: datetime,
+        *,
+        again: int = 0,
     ) -> int | None:
         """Render, put the message on the timeline through the Router, queue it; None when the
         template cannot be rendered for this contact (the reason is on the timeline)."""
@@ -314,7 +520,8 @@ class MessageCampaigns:
         )
         message_id = await self._outbox.enqueue(
             OutboundMessage(
-                idempotency_key=f"campaign:{campaign_id}:{contact_id}",
+                idempotency_key=f"campaign:{campaign_id}:{contact_id}"
+                + (f":{again}" if again else ""),
                 channel=channel,
                 to=decision.address,
                 body=body,
@@ -444,6 +651,18 @@ async def message_progress(
             out.failed += n
         elif state is MessageState.EXPIRED:
             out.expired += n
+    # Of the failed, those a pause cancelled before they were sent.
+    out.cancelled = int(
+        await session.scalar(
+            select(func.count()).where(
+                OutboxMessage.campaign_id == campaign.id,
+                OutboxMessage.state == MessageState.FAILED,
+                OutboxMessage.error == CANCELLED,
+            )
+        )
+        or 0
+    )
+    out.failed -= out.cancelled
     nxt = await session.scalar(
         select(func.min(OutboxMessage.next_attempt_at)).where(
             OutboxMessage.campaign_id == campaign.id,

@@ -1,10 +1,13 @@
 """Inbound e-mail bytes into a typed `ParsedMail`, or a `MailRefusedError` saying why.
 
-Pure: no I/O. Everything hostile mail can do to the standard library's `email` package
-(policy=default) is caught here: oversized input, deep MIME nesting, many parts, broken
-headers, unknown charsets, bad base64. Bodies in a charset Python does not know are decoded
-leniently (replacement characters, the defect named), because the reader can still act on
-them; only mail with no usable sender, or beyond the configured bounds, is refused.
+Pure: no I/O. The MIME structure is parsed with the `compat32` policy (its parser does not
+re-parse a part's Content-Type at each of its look-ups, which was most of the parse time) and
+the few headers read are parsed as policy=default parses them (`_get`). Everything hostile mail
+can do to the standard library's `email` package is caught here: oversized input, deep MIME
+nesting, many parts, broken headers, unknown charsets, bad base64. Bodies in a charset Python
+does not know are decoded leniently (replacement characters, the defect named), because the
+reader can still act on them; only mail with no usable sender, or beyond the configured
+bounds, is refused.
 """
 
 from __future__ import annotations
@@ -16,11 +19,11 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from email.headerregistry import Address
-from email.message import EmailMessage, Message
+from email.message import Message
 from email.utils import getaddresses
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from contactd.errors import ContactdError
 
@@ -28,6 +31,7 @@ MESSAGE_ID_MAX: Final = 250
 REFERENCES_MAX: Final = 50  # a long thread's References header keeps growing; the tail matters
 FILENAME_MAX: Final = 120
 _MSGID: Final = re.compile(rf"<([^<>\s]{{1,{MESSAGE_ID_MAX}}})>")
+_HEADERS: Final = email.policy.default
 _BOUNDARY_LINE: Final = re.compile(rb"(?im)^content-type:[^\r\n]*multipart")
 
 
@@ -94,26 +98,32 @@ def dedup_key(raw: bytes, message_id: str | None) -> str:
 def parse_mail(raw: bytes, limits: MailLimits) -> ParsedMail:
     """Parse, or raise MailRefusedError; never any other exception."""
     if len(raw) > limits.max_bytes:
-        raise MailRefusedError(f"mail of {len(raw)} bytes is over the {limits.max_bytes}-byte "
-                               "limit", code="mail_too_large", size=len(raw))
+        raise MailRefusedError(
+            f"mail of {len(raw)} bytes is over the {limits.max_bytes}-byte limit",
+            code="mail_too_large",
+            size=len(raw),
+        )
     # The parser nests one level per multipart; cap it before parsing, not after a deep
     # recursion has already happened.
     if len(_BOUNDARY_LINE.findall(raw)) > limits.max_parts:
-        raise MailRefusedError(f"more than {limits.max_parts} multipart headers",
-                               code="mail_too_many_parts")
+        raise MailRefusedError(
+            f"more than {limits.max_parts} multipart headers", code="mail_too_many_parts"
+        )
     try:
-        message = email.message_from_bytes(raw, policy=email.policy.default)
+        message = email.message_from_bytes(raw, policy=email.policy.compat32)
     except Exception as exc:  # the parser is lenient; anything escaping it is a refusal
-        raise MailRefusedError(f"not parseable as MIME: {type(exc).__name__}",
-                               code="mail_unparseable") from None
-    assert isinstance(message, EmailMessage)
+        raise MailRefusedError(
+            f"not parseable as MIME: {type(exc).__name__}", code="mail_unparseable"
+        ) from None
+    assert isinstance(message, Message)
     try:
         return _read(message, limits)
     except MailRefusedError:
         raise
     except Exception as exc:  # a header or part the email package chokes on
-        raise MailRefusedError(f"unreadable MIME structure: {type(exc).__name__}: {exc}"[:300],
-                               code="mail_unparseable") from None
+        raise MailRefusedError(
+            f"unreadable MIME structure: {type(exc).__name__}: {exc}"[:300], code="mail_unparseable"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -130,7 +140,7 @@ class _Leaf:
 
 
 def _leaf(part: Message) -> _Leaf:
-    ctype_header = part.get("content-type")
+    ctype_header = _get(part, "content-type")
     params: dict[str, str] = {}
     if ctype_header is None:
         ctype = part.get_default_type()
@@ -140,7 +150,7 @@ def _leaf(part: Message) -> _Leaf:
         if ctype.count("/") != 1:  # what get_content_type answers for a broken header
             ctype = "text/plain"
     maintype, _, subtype = ctype.partition("/")
-    disposition_header = part.get("content-disposition")
+    disposition_header = _get(part, "content-disposition")
     disposition = ""
     filename = str(params.get("name", ""))
     if disposition_header is not None:
@@ -153,17 +163,34 @@ def _leaf(part: Message) -> _Leaf:
         attachment = disposition != "inline" and bool(filename)
     else:
         attachment = True  # images, PDFs, forwarded mail…: stored, never dropped
-    return _Leaf(part, maintype, subtype, str(params.get("charset", "")).lower(), filename,
-                 attachment)
+    return _Leaf(
+        part, maintype, subtype, str(params.get("charset", "")).lower(), filename, attachment
+    )
 
 
-def _read(message: EmailMessage, limits: MailLimits) -> ParsedMail:
+def _get(part: Message, name: str) -> Any:
+    """The first `name` header of `part` as policy=default gives it (a structured header
+    object), from the raw value the compat32 parse kept; None when there is none."""
+    wanted = name.lower()
+    for key, value in part.raw_items():
+        if key.lower() == wanted:
+            return _HEADERS.header_fetch_parse(key, value)
+    return None
+
+
+def _read(message: Message, limits: MailLimits) -> ParsedMail:
     defects: list[str] = []
     leaves = [_leaf(part) for part in _leaves(message, limits)]
     sender, name = _sender(message)
-    body = next((leaf for subtype in ("plain", "html") for leaf in leaves
-                 if leaf.maintype == "text" and leaf.subtype == subtype
-                 and not leaf.attachment), None)
+    body = next(
+        (
+            leaf
+            for subtype in ("plain", "html")
+            for leaf in leaves
+            if leaf.maintype == "text" and leaf.subtype == subtype and not leaf.attachment
+        ),
+        None,
+    )
     text = ""
     if body is not None:
         text = _text_of(body.part, body.charset, defects)
@@ -176,16 +203,25 @@ def _read(message: EmailMessage, limits: MailLimits) -> ParsedMail:
         data = leaf.part.get_payload(decode=True)
         if not isinstance(data, bytes):
             data = b""
-        attachments.append(Attachment(_filename(leaf.filename, len(attachments) + 1),
-                                      f"{leaf.maintype}/{leaf.subtype}"[:100], data))
+        attachments.append(
+            Attachment(
+                _filename(leaf.filename, len(attachments) + 1),
+                f"{leaf.maintype}/{leaf.subtype}"[:100],
+                data,
+            )
+        )
     ids = _ids(message)
     return ParsedMail(
-        sender=sender, sender_name=name, recipients=_addresses(message, "To"),
-        subject=_oneline(_header(message, "Subject"))[:300], text=text,
+        sender=sender,
+        sender_name=name,
+        recipients=_addresses(message, "To"),
+        subject=_oneline(_header(message, "Subject"))[:300],
+        text=text,
         message_id=next(iter(ids["message-id"]), None),
         in_reply_to=tuple(ids["in-reply-to"]),
         references=tuple(ids["references"][-REFERENCES_MAX:]),
-        attachments=tuple(attachments), defects=tuple(defects),
+        attachments=tuple(attachments),
+        defects=tuple(defects),
     )
 
 
@@ -198,15 +234,18 @@ def _leaves(message: Message, limits: MailLimits) -> list[Message]:
         part, depth = stack.pop()
         count += 1
         if depth > limits.max_depth:
-            raise MailRefusedError(f"MIME nesting deeper than {limits.max_depth}",
-                                   code="mail_too_deep")
+            raise MailRefusedError(
+                f"MIME nesting deeper than {limits.max_depth}", code="mail_too_deep"
+            )
         if count > limits.max_parts:
-            raise MailRefusedError(f"more than {limits.max_parts} MIME parts",
-                                   code="mail_too_many_parts")
+            raise MailRefusedError(
+                f"more than {limits.max_parts} MIME parts", code="mail_too_many_parts"
+            )
         payload = part.get_payload()
         if part.is_multipart() and isinstance(payload, list):
-            stack.extend((child, depth + 1) for child in reversed(payload)
-                         if isinstance(child, Message))
+            stack.extend(
+                (child, depth + 1) for child in reversed(payload) if isinstance(child, Message)
+            )
         else:
             leaves.append(part)
     return leaves
@@ -214,7 +253,7 @@ def _leaves(message: Message, limits: MailLimits) -> list[Message]:
 
 def _header(message: Message, name: str) -> str:
     try:
-        value = message.get(name)
+        value = _get(message, name)
     except Exception:  # a header the registry cannot parse: read it raw
         value = None
     if value is None:
@@ -227,7 +266,7 @@ def _header(message: Message, name: str) -> str:
 
 def _sender(message: Message) -> tuple[str, str]:
     try:
-        header = message.get("From")
+        header = _get(message, "From")
         addresses: tuple[Address, ...] = tuple(getattr(header, "addresses", ()) or ())
     except Exception:
         addresses = ()
@@ -240,15 +279,17 @@ def _sender(message: Message) -> tuple[str, str]:
 
 def _clean_address(local: str, domain: str) -> bool:
     whole = f"{local}@{domain}"
-    return len(whole) <= 320 and not any(c.isspace() or ord(c) < 32 for c in whole) and (
-        "@" not in local)
+    return (
+        len(whole) <= 320
+        and not any(c.isspace() or ord(c) < 32 for c in whole)
+        and ("@" not in local)
+    )
 
 
 def _addresses(message: Message, name: str) -> tuple[str, ...]:
     """Recipients as stored for reference only: read from the raw header with the lighter
     `getaddresses` (the structured parse of a long To line costs more than the rest)."""
-    values = [v for k, v in message.raw_items() if k.lower() == name.lower()
-              and isinstance(v, str)]
+    values = [v for k, v in message.raw_items() if k.lower() == name.lower() and isinstance(v, str)]
     try:
         pairs = getaddresses(values)
     except Exception:
@@ -268,8 +309,7 @@ def _ids(message: Message) -> dict[str, list[str]]:
 
 
 def _oneline(text: str) -> str:
-    return " ".join("".join(c if unicodedata.category(c)[0] != "C" else " " for c in text)
-                    .split())
+    return " ".join("".join(c if unicodedata.category(c)[0] != "C" else " " for c in text).split())
 
 
 def _text_of(part: Message, charset: str, defects: list[str]) -> str:

@@ -15,6 +15,7 @@ from contactd.dialer.service import DialerService
 from contactd.errors import ContactdError
 from contactd.events import EventBus
 from contactd.ivr.tts import Tts
+from contactd.messaging.campaigns import MessageCampaigns
 from contactd.messaging.service import MessagingService
 from contactd.web.live import FloorHub
 
@@ -36,6 +37,7 @@ class PanelServices:
     inbound: InboundQueues | None = None  # contactd's inbound queues (blended agents)
     tts: Tts | None = None  # the IVR's text-to-speech (campaign message previews)
     floor: FloorHub | None = None  # the live floor, started early to hear events first
+    message_campaigns: MessageCampaigns | None = None  # SMS/e-mail campaigns: start, pause
 
     def need_dialer(self) -> DialerService:
         if self.dialer is None:
@@ -46,6 +48,11 @@ class PanelServices:
         if self.calls is None:
             raise Unavailable("calls need the AMI link to Asterisk, which is not configured")
         return self.calls
+
+    def need_message_campaigns(self) -> MessageCampaigns:
+        if self.message_campaigns is None:
+            raise Unavailable("messaging is not running")
+        return self.message_campaigns
 
     def need_messaging(self) -> MessagingService:
         if self.messaging is None:

@@ -31,6 +31,7 @@ from contactd.crm.search import ContactSearch, Filters
 from contactd.db.models.crm import Segment
 from contactd.db.models.dialer import Campaign, Lead
 from contactd.db.session import Database
+from contactd.dialer.campaigns import CampaignAction
 from contactd.dialer.create import (
     CampaignSpec,
     CreatedCampaign,
@@ -43,7 +44,15 @@ from contactd.dialer.dialvalues import check_value
 from contactd.dialer.dispositions import KNOWN as DISPOSITIONS
 from contactd.dialer.explain import explain_lead
 from contactd.dialer.policy import WEEKDAYS, MachineAction
-from contactd.enums import CampaignMode, Channel, LeadStatus, Role
+from contactd.dialer.recovery import change_status
+from contactd.enums import (
+    MESSAGE_CAMPAIGN_MODES,
+    CampaignMode,
+    CampaignStatus,
+    Channel,
+    LeadStatus,
+    Role,
+)
 from contactd.errors import ContactdError, NotFoundError, ValidationError
 from contactd.ivr.tts import Tts
 from contactd.web.access import requires
@@ -74,6 +83,8 @@ def labels() -> dict[str, dict[str, str]]:
             "message": _("Automated message"),
             "survey": _("Automated survey (IVR flow)"),
             "automated": _("Automated"),
+            "sms": _("SMS"),
+            "email": _("E-mail"),
         },
         "status": {
             "draft": _("draft"),
@@ -458,7 +469,8 @@ async def _show(
         rows = []
         for lead in leads[:LEADS_PAGE]:
             reasons: list[str] = []
-            if lead.status is not LeadStatus.DIALING:
+            dialled = campaign.mode not in MESSAGE_CAMPAIGN_MODES  # an SMS lead is not dialled
+            if dialled and lead.status is not LeadStatus.DIALING:
                 explanation = await explain_lead(session, settings, lead.id, now)
                 reasons = [r.message for r in explanation.refusals]
             rows.append((lead, reasons))
@@ -556,8 +568,11 @@ async def _life(request: web.Request, action: str) -> web.StreamResponse:
         "stop": _("Campaign stopped."),
     }[action]
     try:
-        dialer = request.app[SERVICES].need_dialer()
-        status = await getattr(dialer, action)(campaign.name)
+        if campaign.mode in MESSAGE_CAMPAIGN_MODES:  # SMS/e-mail: no dialer involved
+            status = await _message_life(request, campaign, action)
+        else:
+            dialer = request.app[SERVICES].need_dialer()
+            status = await getattr(dialer, action)(campaign.name)
     except ContactdError as exc:
         raise web.HTTPSeeOther(
             str(URL(f"/campaigns/{campaign_id}").with_query(error=exc.message))
@@ -574,6 +589,18 @@ async def _life(request: web.Request, action: str) -> web.StreamResponse:
         )
     request.app[FLOOR].refresh_campaigns()
     raise web.HTTPSeeOther(str(URL(f"/campaigns/{campaign_id}").with_query(message=done)))
+
+
+async def _message_life(request: web.Request, campaign: Campaign, action: str) -> CampaignStatus:
+    """Start (decide and queue), pause (cancel what is queued) or stop an SMS/e-mail campaign."""
+    if action == "stop":
+        return await change_status(request.app[DATABASE], campaign.name, CampaignAction.STOP)
+    service = request.app[SERVICES].need_message_campaigns()
+    if action == "start":
+        await service.start(campaign.id)
+        return CampaignStatus.RUNNING
+    await service.pause(campaign.id)
+    return CampaignStatus.PAUSED
 
 
 @requires(Role.SUPERVISOR)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from contactd.config import Settings
 from contactd.crm.routing import Router
@@ -18,9 +18,21 @@ from contactd.crm.timeline import timeline
 from contactd.db.models import ChannelDecision, Consent, Contact, Interaction, OutboxMessage
 from contactd.db.models.dialer import Campaign
 from contactd.db.session import Database
-from contactd.enums import CampaignMode, Channel, ConsentStatus, InteractionKind, MessageState
+from contactd.enums import (
+    CampaignMode,
+    CampaignStatus,
+    Channel,
+    ConsentStatus,
+    InteractionKind,
+    MessageState,
+)
 from contactd.events import EventBus
-from contactd.messaging.campaigns import MessageCampaigns, MessageCampaignSpec, message_progress
+from contactd.messaging.campaigns import (
+    CANCELLED,
+    MessageCampaigns,
+    MessageCampaignSpec,
+    message_progress,
+)
 from contactd.messaging.service import MessagingService
 from tests.peers.smsc import SmscPeer
 
@@ -128,3 +140,77 @@ async def test_quiet_hours_hold_the_message_and_an_opt_out_is_skipped_with_its_r
         message_row = await session.get_one(Interaction, held.interaction_id)
     assert message_row.kind is InteractionKind.SMS and message_row.contact_id == asleep
     assert message_row.outcome == MessageState.DELIVERED.value
+
+
+async def test_a_draft_sends_nothing_and_a_pause_cancels_what_is_still_queued(
+    settings: Settings, smsc: SmscPeer, db: Database
+) -> None:
+    """Drafted: the audience and a sample, nothing decided or queued. Started, paused after
+    the first message: the queued ones are cancelled (outbox row and timeline say so); started
+    again, they are sent, so each contact gets exactly one message."""
+    templates = settings.general.data_dir / "templates"
+    templates.mkdir()
+    (templates / "autumn.en.sms.j2").write_text("Hi {{ contact.first_name }}, autumn offer.")
+    configured = settings.model_copy(
+        update={
+            "smpp": smsc.settings(),
+            "dialer": settings.dialer.model_copy(
+                update={
+                    "window_start": time(0, 0),
+                    "window_end": time(23, 59, 59),
+                    "campaign_messages_per_second": 0.1,  # 10 s apart: a pause catches two
+                }
+            ),
+        }
+    )
+    bus = EventBus()
+    contacts = ContactService(db, default_region="DE")
+    router = Router(db, contacts, TaskService(db, bus=bus), bus=bus)
+    messaging = MessagingService(
+        configured, db, bus, router=router, smpp_options={"wait_connected_s": 2.0}
+    )
+    campaigns = MessageCampaigns(configured, db, router, messaging.outbox, messaging.templates, bus)
+    people = [
+        await _contact(contacts, db, name, phone, "Europe/Berlin", ConsentStatus.GRANTED)
+        for name, phone in (
+            ("Ana", "+49 170 1111111"),
+            ("Ben", "+49 170 2222222"),
+            ("Cem", "+49 170 3333333"),
+        )
+    ]
+    async with messaging:
+        drafted = await campaigns.draft(
+            MessageCampaignSpec("autumn-sms", CampaignMode.SMS, "autumn"), contacts=people
+        )
+        assert (drafted.audience, drafted.sample_body) == (3, "Hi Ana, autumn offer.")
+        async with db.session() as session:
+            assert await session.scalar(select(func.count()).select_from(OutboxMessage)) == 0
+            campaign = await session.get_one(Campaign, drafted.campaign_id)
+            assert campaign.status is CampaignStatus.DRAFT
+        started = await campaigns.start(drafted.campaign_id)
+        assert (started.queued, started.held, started.skipped) == (3, 0, [])
+        await messaging.outbox.wait_for(lambda s: s.delivered >= 1, 30)
+        cancelled = await campaigns.pause(drafted.campaign_id)
+        assert cancelled >= 1
+        async with db.session() as session:
+            progress = await message_progress(
+                session, await session.get_one(Campaign, drafted.campaign_id)
+            )
+            stopped = list(
+                await session.scalars(
+                    select(Interaction)
+                    .join(OutboxMessage, OutboxMessage.interaction_id == Interaction.id)
+                    .where(OutboxMessage.error == CANCELLED)
+                )
+            )
+        assert (progress.status, progress.cancelled, progress.queued) == ("paused", cancelled, 0)
+        assert len(stopped) == cancelled and {r.outcome for r in stopped} == {"cancelled"}
+        resumed = await campaigns.start(drafted.campaign_id)
+        assert resumed.queued == cancelled
+        await messaging.outbox.wait_for(lambda s: s.delivered >= 3, 60)
+    submits = await smsc.submits()
+    assert sorted(s["destination_addr"] for s in submits) == [
+        "491701111111",
+        "491702222222",
+        "491703333333",
+    ]

@@ -114,12 +114,25 @@ def test_an_email_campaign_from_a_file_mails_the_consenting_and_skips_the_rest(
         "--json",
     )
     assert done[0] == 0, done[2]
-    created = json.loads(done[1])
-    assert (created["mode"], created["queued"], created["held"]) == ("email", 1, 0)
-    assert created["skipped"] == [
+    drafted = json.loads(done[1])
+    # A draft: who it is for and what the first of them would read; nothing decided or sent.
+    assert (drafted["mode"], drafted["status"], drafted["audience"]) == ("email", "draft", 2)
+    assert drafted["skipped"] == [
         {"where": "people.csv line 4", "reason": "no contact holds 'nobody@example.test'"},
-        {"where": "people.csv line 3", "reason": "email_opted_out"},
     ]
+    assert drafted["sample"]["subject"] == "News for Zoë"
+    assert drafted["sample"]["body"].strip() == "Hello Zoë."
+    draft_status = run(capsys, config, "campaign", "status", "news", "--json")
+    assert json.loads(draft_status[1])["status"] == "draft"
+    assert json.loads(draft_status[1])["decided"] == 0
+
+    started = run(capsys, config, "campaign", "start", "news", "--json")
+    assert started[0] == 0, started[2]
+    created = json.loads(started[1])
+    assert (created["status"], created["queued"], created["held"]) == ("running", 1, 0)
+    assert [s["reason"] for s in created["skipped"]] == ["email_opted_out"]
+    again = run(capsys, config, "campaign", "start", "news", "--json")
+    assert json.loads(again[1])["queued"] == 0  # every contact was decided for already
     asyncio.run(_send(config, url, smtp))
     [mail] = smtp.messages
     assert mail.rcpt_tos == ["zoe@example.test"]

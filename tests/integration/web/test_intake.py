@@ -23,6 +23,7 @@ from contactd.crm.events import InteractionRecorded
 from contactd.crm.fts import create_fts
 from contactd.crm.intake import WebIntake
 from contactd.crm.routing import NEW_LEAD_TAG, Router
+from contactd.crm.search import ContactSearch, Filters
 from contactd.crm.service import ContactInput, ContactService
 from contactd.crm.tasks import TaskService
 from contactd.db.models import Contact, Interaction, Task, User
@@ -125,9 +126,15 @@ async def test_a_callback_request_becomes_a_new_lead_with_a_call_back_task_for_t
 ) -> None:
     await _add_agent(site.db, "sol", "support")
     seller = await _add_agent(site.db, "sam", "sales")
-    response = await site.client.post("/intake/callback", json={
-        "name": "Ada Lovelace", "phone": "030 1234567", "email": "Ada@Example.org",
-        "preferred_time": "mornings"})
+    response = await site.client.post(
+        "/intake/callback",
+        json={
+            "name": "Ada Lovelace",
+            "phone": "030 1234567",
+            "email": "Ada@Example.org",
+            "preferred_time": "mornings",
+        },
+    )
     assert response.status == 202
     reference = (await response.json())["reference"]
     async with site.db.session() as session:  # stored before the answer, routed or not
@@ -139,9 +146,14 @@ async def test_a_callback_request_becomes_a_new_lead_with_a_call_back_task_for_t
         assert row is not None and row.contact_id is not None
         assert row.data["intake"] == "done" and row.body == "preferred_time: mornings"
         lead = await session.scalar(
-            select(Contact).where(Contact.id == row.contact_id).options(
-                selectinload(Contact.tags), selectinload(Contact.phones),
-                selectinload(Contact.emails)))
+            select(Contact)
+            .where(Contact.id == row.contact_id)
+            .options(
+                selectinload(Contact.tags),
+                selectinload(Contact.phones),
+                selectinload(Contact.emails),
+            )
+        )
         assert lead is not None
         assert (lead.first_name, lead.last_name) == ("Ada", "Lovelace")
         assert [p.e164 for p in lead.phones] == ["+49301234567"]
@@ -153,14 +165,45 @@ async def test_a_callback_request_becomes_a_new_lead_with_a_call_back_task_for_t
     assert task.assignee_id == seller and task.interaction_id == reference
 
 
+async def test_a_phone_only_request_makes_its_named_lead_in_the_routing_batch(
+    site: Intake,
+) -> None:
+    """One address only: the lead is made with the batch (named, tagged, its number parsed,
+    found by its name in search), as the one-by-one path would make it."""
+    response = await site.client.post(
+        "/intake/callback", json={"name": "Mary Somerville", "phone": "030 7654321"}
+    )
+    assert response.status == 202
+    reference = (await response.json())["reference"]
+    await site.wait_routed()
+    async with site.db.session() as session:
+        row = await session.get(Interaction, reference)
+        assert row is not None and row.contact_id is not None and row.data["intake"] == "done"
+        lead = await session.scalar(
+            select(Contact)
+            .where(Contact.id == row.contact_id)
+            .options(selectinload(Contact.tags), selectinload(Contact.phones))
+        )
+        assert lead is not None
+        assert (lead.first_name, lead.last_name) == ("Mary", "Somerville")
+        assert [(p.e164, p.is_primary) for p in lead.phones] == [("+49307654321", True)]
+        assert [t.name for t in lead.tags] == [NEW_LEAD_TAG]
+        [task] = list(await session.scalars(select(Task)))
+    assert task.title == "Call back Mary Somerville" and task.contact_id == lead.id
+    hits = (await ContactSearch(site.db).search(Filters(query="Somerville"))).hits
+    assert [h.contact_id for h in hits] == [lead.id]
+
+
 async def test_a_form_encoded_question_from_a_known_address_lands_on_that_contact(
     site: Intake,
 ) -> None:
     contacts = ContactService(site.db, default_region="DE")
-    known = await contacts.create_contact(ContactInput(first_name="Grace", last_name="Hopper",
-                                                       emails=["grace@example.org"]))
-    response = await site.client.post("/intake/question", data={
-        "email": "GRACE@example.org", "message": "Do you ship to Malawi?"})
+    known = await contacts.create_contact(
+        ContactInput(first_name="Grace", last_name="Hopper", emails=["grace@example.org"])
+    )
+    response = await site.client.post(
+        "/intake/question", data={"email": "GRACE@example.org", "message": "Do you ship to Malawi?"}
+    )
     assert response.status == 202
     routed = await site.wait_routed()
     assert routed.contact_id == known
@@ -177,8 +220,9 @@ async def test_the_ninth_submission_from_one_address_gets_429_with_retry_after(
     for _ in range(8):
         response = await site.client.post("/intake/question", json={"email": "x"})
         assert response.status == 422  # refused input counts too: probing costs the same
-    refused = await site.client.post("/intake/question",
-                                     json={"email": "a@example.org", "message": "hi"})
+    refused = await site.client.post(
+        "/intake/question", json={"email": "a@example.org", "message": "hi"}
+    )
     assert refused.status == 429
     assert refused.content_type == "application/problem+json"
     assert (await refused.json())["code"] == "rate_limited"
@@ -189,8 +233,9 @@ async def test_the_ninth_submission_from_one_address_gets_429_with_retry_after(
 async def test_a_filled_honeypot_gets_the_same_answer_and_is_kept_as_spam_only(
     site: Intake,
 ) -> None:
-    bot = await site.client.post("/intake/callback", json={
-        "phone": "+49301234567", "website": "http://spam.example"})
+    bot = await site.client.post(
+        "/intake/callback", json={"phone": "+49301234567", "website": "http://spam.example"}
+    )
     assert bot.status == 202
     spam_id = (await bot.json())["reference"]
     person = await site.client.post("/intake/callback", json={"phone": "+49301234568"})
@@ -204,20 +249,32 @@ async def test_a_filled_honeypot_gets_the_same_answer_and_is_kept_as_spam_only(
     assert await _count(site.db, Task) == 1 and await _count(site.db, Contact) == 1
 
 
-@pytest.mark.parametrize(("form", "body", "status", "code", "field"), [
-    ("callback", {"name": "No Number"}, 422, "invalid_input", "phone"),
-    ("callback", {"phone": "12"}, 422, "invalid_input", "phone"),
-    ("callback", {"phone": "+49301234567", "fax": "1"}, 422, "invalid_input", "fax"),
-    ("callback", {"phone": "+49301234567", "name": 7}, 422, "invalid_input", "name"),
-    ("callback", {"phone": "+49301234567", "name": "a\x00b"}, 422, "invalid_input", "name"),
-    ("question", {"email": "a@example.org", "message": "x" * 51}, 422, "invalid_input",
-     "message"),
-    ("question", {"email": "not-an-address", "message": "hi"}, 422, "invalid_input", "email"),
-    ("question", {"email": "a@example.org"}, 422, "invalid_input", "message"),
-    ("nosuchform", {"email": "a@example.org"}, 404, "unknown_form", None),
-])
+@pytest.mark.parametrize(
+    ("form", "body", "status", "code", "field"),
+    [
+        ("callback", {"name": "No Number"}, 422, "invalid_input", "phone"),
+        ("callback", {"phone": "12"}, 422, "invalid_input", "phone"),
+        ("callback", {"phone": "+49301234567", "fax": "1"}, 422, "invalid_input", "fax"),
+        ("callback", {"phone": "+49301234567", "name": 7}, 422, "invalid_input", "name"),
+        ("callback", {"phone": "+49301234567", "name": "a\x00b"}, 422, "invalid_input", "name"),
+        (
+            "question",
+            {"email": "a@example.org", "message": "x" * 51},
+            422,
+            "invalid_input",
+            "message",
+        ),
+        ("question", {"email": "not-an-address", "message": "hi"}, 422, "invalid_input", "email"),
+        ("question", {"email": "a@example.org"}, 422, "invalid_input", "message"),
+        ("nosuchform", {"email": "a@example.org"}, 404, "unknown_form", None),
+    ],
+)
 async def test_bad_input_is_refused_naming_the_field_and_nothing_is_stored(
-    site: Intake, form: str, body: dict[str, object], status: int, code: str,
+    site: Intake,
+    form: str,
+    body: dict[str, object],
+    status: int,
+    code: str,
     field: str | None,
 ) -> None:
     response = await site.client.post(f"/intake/{form}", json=body)
@@ -228,21 +285,29 @@ async def test_bad_input_is_refused_naming_the_field_and_nothing_is_stored(
     assert await _count(site.db, Interaction) == 0
 
 
-@pytest.mark.parametrize(("body", "content_type", "status", "code"), [
-    (b"{not json", "application/json", 400, "malformed_body"),
-    (b'["a list"]', "application/json", 400, "malformed_body"),
-    (b"\xff\xfe", "application/json", 400, "malformed_body"),
-    (b"email=a%40example.org&email=b%40example.org", "application/x-www-form-urlencoded",
-     422, "invalid_input"),
-    (b"email=%ff", "application/x-www-form-urlencoded", 400, "malformed_body"),
-    (b"<xml/>", "text/xml", 415, "unsupported_media_type"),
-    (b"message=" + b"x" * 2000, "application/x-www-form-urlencoded", 413, "body_too_large"),
-])
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "code"),
+    [
+        (b"{not json", "application/json", 400, "malformed_body"),
+        (b'["a list"]', "application/json", 400, "malformed_body"),
+        (b"\xff\xfe", "application/json", 400, "malformed_body"),
+        (
+            b"email=a%40example.org&email=b%40example.org",
+            "application/x-www-form-urlencoded",
+            422,
+            "invalid_input",
+        ),
+        (b"email=%ff", "application/x-www-form-urlencoded", 400, "malformed_body"),
+        (b"<xml/>", "text/xml", 415, "unsupported_media_type"),
+        (b"message=" + b"x" * 2000, "application/x-www-form-urlencoded", 413, "body_too_large"),
+    ],
+)
 async def test_unreadable_bodies_are_refused_with_problem_json(
     site: Intake, body: bytes, content_type: str, status: int, code: str
 ) -> None:
-    response = await site.client.post("/intake/question", data=body,
-                                      headers={"Content-Type": content_type})
+    response = await site.client.post(
+        "/intake/question", data=body, headers={"Content-Type": content_type}
+    )
     assert response.status == status
     assert (await response.json())["code"] == code
     assert await _count(site.db, Interaction) == 0
@@ -257,15 +322,23 @@ async def test_cors_preflight_and_posts_are_allowed_only_for_configured_origins(
     assert preflight.headers["Access-Control-Allow-Origin"] == "https://www.example.net"
     assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
     assert SIGNATURE_HEADER in preflight.headers["Access-Control-Allow-Headers"]
-    other = await site.client.options("/intake/callback", headers={
-        "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+    other = await site.client.options(
+        "/intake/callback",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+    )
     assert other.status == 403 and "Access-Control-Allow-Origin" not in other.headers
-    posted = await site.client.post("/intake/callback", json={"phone": "+49301234567"},
-                                    headers={"Origin": "https://www.example.net"})
+    posted = await site.client.post(
+        "/intake/callback",
+        json={"phone": "+49301234567"},
+        headers={"Origin": "https://www.example.net"},
+    )
     assert posted.status == 202
     assert posted.headers["Access-Control-Allow-Origin"] == "https://www.example.net"
-    refused = await site.client.post("/intake/callback", json={"phone": "+49301234567"},
-                                     headers={"Origin": "https://evil.example"})
+    refused = await site.client.post(
+        "/intake/callback",
+        json={"phone": "+49301234567"},
+        headers={"Origin": "https://evil.example"},
+    )
     assert refused.status == 403 and (await refused.json())["code"] == "origin_not_allowed"
     assert await _count(site.db, Interaction) == 1
 
@@ -276,8 +349,7 @@ async def test_a_signed_form_needs_a_fresh_valid_signature_used_once(site: Intak
 
     async def post(signature: str | None, payload: bytes = body) -> tuple[int, str]:
         extra = {SIGNATURE_HEADER: signature} if signature is not None else {}
-        response = await site.client.post("/intake/signed", data=payload,
-                                          headers=headers | extra)
+        response = await site.client.post("/intake/signed", data=payload, headers=headers | extra)
         return response.status, (await response.json()).get("code", "")
 
     now = int(time.time())

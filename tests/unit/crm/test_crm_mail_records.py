@@ -16,6 +16,7 @@ from sqlalchemy.orm import selectinload
 from contactd.crm.documents import DocumentService
 from contactd.crm.mail_records import MailIntake
 from contactd.crm.routing import NEW_LEAD_TAG, Router
+from contactd.crm.search import ContactSearch, Filters
 from contactd.crm.service import ContactInput, ContactService
 from contactd.crm.tasks import TaskService
 from contactd.db.models import Contact, Document, Interaction, OutboxMessage, Task
@@ -33,8 +34,14 @@ def _intake(db: Database, contacts: ContactService, data_dir: Path) -> MailIntak
     return MailIntake(db, router, DocumentService(db, data_dir), LIMITS, data_dir)
 
 
-def mail(sender: str, text: str, *, message_id: str, in_reply_to: str | None = None,
-         attach: bytes | None = None) -> bytes:
+def mail(
+    sender: str,
+    text: str,
+    *,
+    message_id: str,
+    in_reply_to: str | None = None,
+    attach: bytes | None = None,
+) -> bytes:
     message = EmailMessage()
     message["From"] = sender
     message["To"] = "service@contactd.test"
@@ -45,8 +52,7 @@ def mail(sender: str, text: str, *, message_id: str, in_reply_to: str | None = N
         message["References"] = f"<{in_reply_to}>"
     message.set_content(text)
     if attach is not None:
-        message.add_attachment(attach, maintype="application", subtype="pdf",
-                               filename="quote.pdf")
+        message.add_attachment(attach, maintype="application", subtype="pdf", filename="quote.pdf")
     return message.as_bytes()
 
 
@@ -59,17 +65,24 @@ async def test_unknown_sender_becomes_a_lead_with_a_task_and_the_attachment_a_do
     crm_db: Database, contacts: ContactService, tmp_path: Path
 ) -> None:
     async with _intake(crm_db, contacts, tmp_path) as intake:
-        got = await intake.receive(mail("Grace <grace@example.mw>", "Please call me",
-                                        message_id="q1@example.mw", attach=b"%PDF-1 quote"),
-                                   "smtp")
+        got = await intake.receive(
+            mail(
+                "Grace <grace@example.mw>",
+                "Please call me",
+                message_id="q1@example.mw",
+                attach=b"%PDF-1 quote",
+            ),
+            "smtp",
+        )
     assert got.status == "stored" and got.interaction_id is not None
     async with crm_db.session() as session:
         row = await session.get(Interaction, got.interaction_id)
         assert row is not None and row.contact_id is not None
         assert row.data["route"] == "done" and row.data["thread_id"] == "q1@example.mw"
         assert row.body.strip() == "Please call me" and row.remote_address == "grace@example.mw"
-        lead = await session.scalar(select(Contact).where(Contact.id == row.contact_id)
-                                    .options(selectinload(Contact.tags)))
+        lead = await session.scalar(
+            select(Contact).where(Contact.id == row.contact_id).options(selectinload(Contact.tags))
+        )
         assert lead is not None and [t.name for t in lead.tags] == [NEW_LEAD_TAG]
         [doc] = list(await session.scalars(select(Document)))
         [task] = list(await session.scalars(select(Task)))
@@ -85,26 +98,50 @@ async def test_unknown_sender_becomes_a_lead_with_a_task_and_the_attachment_a_do
 async def test_a_reply_threads_onto_the_mail_contactd_sent_and_the_next_onto_that_thread(
     crm_db: Database, contacts: ContactService, tmp_path: Path
 ) -> None:
-    owner = await contacts.create_contact(ContactInput(first_name="Tionge", last_name="Phiri",
-                                                       emails=["tionge@example.mw"]))
+    owner = await contacts.create_contact(
+        ContactInput(first_name="Tionge", last_name="Phiri", emails=["tionge@example.mw"])
+    )
     async with crm_db.transaction() as session:
-        session.add(OutboxMessage(idempotency_key="offer-1", channel=Channel.EMAIL,
-                                  state=MessageState.SENT, contact_id=owner,
-                                  to_address="tionge@example.mw",
-                                  provider_id="offer1@contactd.test"))
+        session.add(
+            OutboxMessage(
+                idempotency_key="offer-1",
+                channel=Channel.EMAIL,
+                state=MessageState.SENT,
+                contact_id=owner,
+                to_address="tionge@example.mw",
+                provider_id="offer1@contactd.test",
+            )
+        )
     async with _intake(crm_db, contacts, tmp_path) as intake:
         # A colleague answers from another address: the thread, not the sender, decides.
-        first = await intake.receive(mail("desk@office.example.mw", "Yes please",
-                                          message_id="r1@office.example.mw",
-                                          in_reply_to="offer1@contactd.test"), "imap")
-        second = await intake.receive(mail("desk@office.example.mw", "And one more thing",
-                                           message_id="r2@office.example.mw",
-                                           in_reply_to="r1@office.example.mw"), "imap")
+        first = await intake.receive(
+            mail(
+                "desk@office.example.mw",
+                "Yes please",
+                message_id="r1@office.example.mw",
+                in_reply_to="offer1@contactd.test",
+            ),
+            "imap",
+        )
+        second = await intake.receive(
+            mail(
+                "desk@office.example.mw",
+                "And one more thing",
+                message_id="r2@office.example.mw",
+                in_reply_to="r1@office.example.mw",
+            ),
+            "imap",
+        )
     async with crm_db.session() as session:
-        rows = [await session.get(Interaction, i.interaction_id) for i in (first, second)
-                if i.interaction_id is not None]
+        rows = [
+            await session.get(Interaction, i.interaction_id)
+            for i in (first, second)
+            if i.interaction_id is not None
+        ]
     assert [(r.contact_id, r.data["thread_id"]) for r in rows if r is not None] == [
-        (owner, "offer1@contactd.test"), (owner, "offer1@contactd.test")]
+        (owner, "offer1@contactd.test"),
+        (owner, "offer1@contactd.test"),
+    ]
     assert await _count(crm_db, Task) == 2
 
 
@@ -124,8 +161,9 @@ async def test_a_crash_between_storing_and_routing_routes_exactly_once_at_restar
     crm_db: Database, contacts: ContactService, tmp_path: Path
 ) -> None:
     before = _intake(crm_db, contacts, tmp_path)
-    stored = await before.store(mail("grace@example.mw", "Hello", message_id="c1@example.mw",
-                                     attach=b"PDF"), "smtp")  # the process dies here
+    stored = await before.store(
+        mail("grace@example.mw", "Hello", message_id="c1@example.mw", attach=b"PDF"), "smtp"
+    )  # the process dies here
     assert stored.interaction_id is not None and await _count(crm_db, Task) == 0
     async with _intake(crm_db, contacts, tmp_path) as after:  # the sweep at start
         assert not await after.route(stored.interaction_id)
@@ -155,8 +193,9 @@ async def test_hostile_mail_is_refused_and_kept_owner_only(
 async def test_a_known_sender_keeps_their_contact(
     crm_db: Database, contacts: ContactService, tmp_path: Path
 ) -> None:
-    known = await contacts.create_contact(ContactInput(first_name="Grace", last_name="Mbewe",
-                                                       emails=["Grace@Example.mw"]))
+    known = await contacts.create_contact(
+        ContactInput(first_name="Grace", last_name="Mbewe", emails=["Grace@Example.mw"])
+    )
     async with _intake(crm_db, contacts, tmp_path) as intake:
         got = await intake.receive(mail("grace@example.mw", "Hi", message_id="k@x.mw"), "smtp")
     async with crm_db.session() as session:
@@ -166,11 +205,15 @@ async def test_a_known_sender_keeps_their_contact(
 
 
 async def test_a_mail_in_an_unknown_charset_is_stored_with_its_defect_logged(
-    crm_db: Database, contacts: ContactService, tmp_path: Path,
+    crm_db: Database,
+    contacts: ContactService,
+    tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    raw = (b"From: kwame@example.gh\r\nSubject: hi\r\nMessage-ID: <cs@example.gh>\r\n"
-           b"Content-Type: text/plain; charset=x-unknown-8\r\n\r\nAkwaaba \xe9\r\n")
+    raw = (
+        b"From: kwame@example.gh\r\nSubject: hi\r\nMessage-ID: <cs@example.gh>\r\n"
+        b"Content-Type: text/plain; charset=x-unknown-8\r\n\r\nAkwaaba \xe9\r\n"
+    )
     async with _intake(crm_db, contacts, tmp_path) as intake:
         got = await intake.receive(raw, "smtp")
     async with crm_db.session() as session:
@@ -186,8 +229,10 @@ async def test_a_mail_past_the_inline_parse_size_is_stored_whole(
 ) -> None:
     payload = bytes(range(256)) * 400  # 100 KiB: past the inline-parse size
     async with _intake(crm_db, contacts, tmp_path) as intake:
-        got = await intake.receive(mail("kojo@example.gh", "Scans attached",
-                                        message_id="big@example.gh", attach=payload), "imap")
+        got = await intake.receive(
+            mail("kojo@example.gh", "Scans attached", message_id="big@example.gh", attach=payload),
+            "imap",
+        )
     assert got.status == "stored"
     async with crm_db.session() as session:
         [doc] = list(await session.scalars(select(Document)))
@@ -210,7 +255,7 @@ async def test_mails_arriving_together_are_stored_and_routed_together_each_once(
     ]
     async with _intake(crm_db, contacts, tmp_path) as intake:
         got = await asyncio.gather(*(intake.receive(raw, "smtp") for raw in raws))
-        batches = intake._batcher.batches if intake._batcher is not None else 0
+        batches = intake.batches
     assert sorted(g.status for g in got) == ["duplicate"] + ["stored"] * 4
     assert got[0].interaction_id == got[1].interaction_id
     assert batches < 4  # routed together, not one batch per mail
@@ -224,10 +269,12 @@ async def test_mails_arriving_together_are_stored_and_routed_together_each_once(
     by_sender: dict[str, set[int | None]] = {}
     for row in rows.values():
         by_sender.setdefault(row.remote_address or "", set()).add(row.contact_id)
-    assert {k: len(v) for k, v in by_sender.items()} == {
-        "ama@example.gh": 1, "kofi@example.gh": 1}
+    assert {k: len(v) for k, v in by_sender.items()} == {"ama@example.gh": 1, "kofi@example.gh": 1}
     assert by_sender["ama@example.gh"] != by_sender["kofi@example.gh"]
     reply = next(r for r in rows.values() if r.data["message_id"] == "t2@example.gh")
     assert reply.data["thread_id"] == "t1@example.gh"
     assert doc.contact_id in by_sender["kofi@example.gh"]
     assert await _count(crm_db, Task) == 4
+    # The leads the batch made are found by their address, as one made one by one is.
+    hits = (await ContactSearch(crm_db).search(Filters(query="kofi@example.gh"))).hits
+    assert [h.contact_id for h in hits] == list(by_sender["kofi@example.gh"])
