@@ -36,4 +36,5 @@ def test_eventfilter_matches_the_daemons_subscriptions(tmp_path: Path) -> None:
 def test_no_system_or_command_write_class() -> None:
     (write,) = conf_lines("write")
     classes = {c.strip() for c in write.split(",")}
-    assert classes == {"originate", "call", "agent", "reporting"}
+    # `config`: Reload of res_pjsip for the browser phones (contactd/webrtc.py).
+    assert classes == {"originate", "call", "agent", "reporting", "config"}

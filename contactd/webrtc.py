@@ -1,0 +1,186 @@
+"""Browser phones (WebRTC): one PJSIP endpoint/auth/aor per agent in an include file.
+
+contactd writes the file named by `webrtc.include_file` (asterisk-config/pjsip.conf includes
+`contactd-webrtc.conf`) from the templates `webrtc-endpoint`, `webrtc-auth` and `webrtc-aor`,
+then asks Asterisk to reload res_pjsip over AMI. The file stays on disk, so the phones survive
+an Asterisk restart; the daemon rewrites it at every start (all active agents) and when an
+admin adds an agent.
+
+Each agent's SIP password is random and never shown in a page: the workspace's script asks
+`POST /workspace/phone/credentials` (signed-in agent, CSRF token) and gets a fresh password,
+minted for that panel session, which replaces the previous one (docs/webrtc.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import secrets
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Final, Self
+
+from contactd.ami.client import AmiClient
+from contactd.ami.errors import AmiError
+from contactd.config import WebRtcSettings
+from contactd.errors import ValidationError
+
+log = logging.getLogger(__name__)
+
+_NAME_RE: Final = re.compile(r"^[a-z0-9._-]{2,64}$")
+HEADER: Final = (
+    "; Written by contactd (webrtc.include_file): one browser phone per agent.\n"
+    "; Do not edit: contactd rewrites this file at every start and when agents change.\n"
+)
+
+
+@dataclass(frozen=True)
+class SipCredentials:
+    """What the workspace's phone needs to register (never rendered into a page)."""
+
+    ws_url: str
+    uri: str
+    username: str
+    password: str
+    display_name: str
+
+    def as_json(self) -> dict[str, str]:
+        return {
+            "ws_url": self.ws_url,
+            "uri": self.uri,
+            "username": self.username,
+            "password": self.password,
+            "display_name": self.display_name,
+        }
+
+
+def render(endpoints: dict[str, tuple[str, str]], settings: WebRtcSettings) -> str:
+    """The include file: {endpoint name: (password, display name)} -> pjsip.conf sections."""
+    parts = [HEADER]
+    for name in sorted(endpoints):
+        password, display = endpoints[name]
+        caller = display.replace('"', "'").replace("\n", " ")
+        parts.append(
+            f"\n[{name}]({settings.endpoint_template})\n"
+            f'auth = {name}\naors = {name}\ncallerid = "{caller}" <{name}>\n'
+            f"[{name}]({settings.auth_template})\nusername = {name}\npassword = {password}\n"
+            f"[{name}]({settings.aor_template})\n"
+        )
+    return "".join(parts)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".contactd-webrtc.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, 0o640)  # SIP passwords: not world-readable
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class WebRtcPhones:
+    """Provisions browser phones and mints their SIP passwords. An async context manager."""
+
+    def __init__(self, settings: WebRtcSettings, ami: AmiClient | None) -> None:
+        self.settings = settings
+        self._ami = ami
+        self._lock = asyncio.Lock()
+        # endpoint name -> (password, display name)
+        self._endpoints: dict[str, tuple[str, str]] = {}
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    def endpoint(self, username: str) -> str:
+        """The agent's PJSIP endpoint (and SIP user) name, e.g. webrtc-alice."""
+        if not _NAME_RE.fullmatch(username):
+            raise ValidationError(
+                f"user name {username!r} cannot name a SIP endpoint", field="username"
+            )
+        return f"{self.settings.endpoint_prefix}{username}"
+
+    def dial_string(self, username: str) -> str:
+        """How Asterisk dials the agent's browser phone: PJSIP/<endpoint>."""
+        return f"PJSIP/{self.endpoint(username)}"
+
+    @property
+    def endpoints(self) -> tuple[str, ...]:
+        return tuple(sorted(self._endpoints))
+
+    async def provision(self, agents: Iterable[tuple[str, str]]) -> None:
+        """Make the file hold exactly these agents [(username, display name)]; keeps the
+        passwords already minted for agents that stay. Then reload res_pjsip."""
+        async with self._lock:
+            wanted = {self.endpoint(u): d for u, d in agents}
+            self._endpoints = {
+                name: (self._endpoints.get(name, (secrets.token_urlsafe(24), ""))[0], display)
+                for name, display in wanted.items()
+            }
+            await self._commit()
+        log.info("webrtc phones provisioned", extra={"phones": len(self._endpoints)})
+
+    async def add(self, username: str, display_name: str) -> None:
+        """One more agent (an admin created them): add the endpoint and reload."""
+        async with self._lock:
+            name = self.endpoint(username)
+            old = self._endpoints.get(name, (secrets.token_urlsafe(24), ""))
+            self._endpoints[name] = (old[0], display_name or username)
+            await self._commit()
+        log.info("webrtc phone added", extra={"endpoint": name})
+
+    async def mint(self, username: str, display_name: str) -> SipCredentials:
+        """A fresh SIP password for this agent's phone (the previous one stops working)."""
+        async with self._lock:
+            name = self.endpoint(username)
+            password = secrets.token_urlsafe(24)
+            self._endpoints[name] = (password, display_name or username)
+            await self._commit()
+        log.info("webrtc credentials minted", extra={"endpoint": name})
+        return SipCredentials(
+            ws_url=self.settings.ws_url,
+            uri=f"sip:{name}@{self.settings.sip_domain}",
+            username=name,
+            password=password,
+            display_name=display_name or username,
+        )
+
+    async def _commit(self) -> None:
+        text = render(self._endpoints, self.settings)
+        await asyncio.to_thread(_write_atomic, self.settings.include_file, text)
+        await self.reload()
+
+    async def reload(self) -> bool:
+        """Ask Asterisk to reread pjsip.conf; False when AMI is down (Asterisk reads the file
+        when it starts, so nothing is lost)."""
+        if self._ami is None or not self._ami.connected:
+            log.warning(
+                "webrtc phones written; AMI down, res_pjsip not reloaded",
+                extra={"path": str(self.settings.include_file)},
+            )
+            return False
+        try:
+            await self._ami.action({"Action": "Reload", "Module": "res_pjsip.so"}, as_list=False)
+        except AmiError as exc:
+            log.warning("res_pjsip reload refused", extra={"error": str(exc)})
+            return False
+        return True
