@@ -48,6 +48,7 @@ from contactd.web import metrics_view
 from contactd.web.app import WebServer, create_app
 from contactd.web.live import FloorHub, queue_levels
 from contactd.web.services import PanelServices
+from contactd.webrtc import WebRtcPhones, active_agents
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +144,15 @@ async def run_daemon(
                 components.calls = await stack.enter_async_context(calls)
                 health.register("ami", ami.probe)
                 health.register("attempt-writer", calls.writer.probe)
+            webrtc: WebRtcPhones | None = None
+            if settings.webrtc.enabled:
+                # Browser phones: one PJSIP endpoint per active agent, written at every start;
+                # res_pjsip is reloaded whenever AMI (re)connects (docs/webrtc.md).
+                webrtc = await stack.enter_async_context(WebRtcPhones(
+                    settings.webrtc, components.calls.ami if components.calls else None))
+                await webrtc.provision(await active_agents(db))
+                if components.calls is not None:
+                    components.calls.ami.on_connected(webrtc.on_ami_connected)
             messaging = await stack.enter_async_context(
                 MessagingService(settings, db, bus, router=components.router)
             )
@@ -194,7 +204,7 @@ async def run_daemon(
                     messaging=messaging, contacts=components.contacts, tasks=components.tasks,
                     inbound=inbound,
                     tts=components.ivr.tts if components.ivr is not None else None,
-                    floor=floor),
+                    floor=floor, webrtc=webrtc),
                     intake=intake)
                 if metrics is not None:
                     metrics_view.setup(app, metrics, settings.metrics.token.get_secret_value())

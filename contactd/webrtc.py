@@ -27,7 +27,10 @@ from typing import Final, Self
 
 from contactd.ami.client import AmiClient
 from contactd.ami.errors import AmiError
+from contactd.auth.service import UserService
 from contactd.config import WebRtcSettings
+from contactd.db.session import Database
+from contactd.enums import Role
 from contactd.errors import ValidationError
 
 log = logging.getLogger(__name__)
@@ -169,6 +172,10 @@ class WebRtcPhones:
         await asyncio.to_thread(_write_atomic, self.settings.include_file, text)
         await self.reload()
 
+    async def on_ami_connected(self, epoch: int) -> None:
+        """AMI (re)connected: Asterisk may have started after the file changed; reload."""
+        await self.reload()
+
     async def reload(self) -> bool:
         """Ask Asterisk to reread pjsip.conf; False when AMI is down (Asterisk reads the file
         when it starts, so nothing is lost)."""
@@ -184,3 +191,9 @@ class WebRtcPhones:
             log.warning("res_pjsip reload refused", extra={"error": str(exc)})
             return False
         return True
+
+
+async def active_agents(db: Database) -> list[tuple[str, str]]:
+    """(user name, display name) of every active agent: whose browser phones to provision."""
+    users = await UserService(db).list_all()
+    return [(u.username, u.display_name) for u in users if u.role is Role.AGENT and u.active]

@@ -66,6 +66,14 @@ class AgentDesk:
     def pause_codes(self) -> list[str]:
         return list(self._settings.dialer.pause_codes)
 
+    def phone(self, user: User) -> str | None:
+        """What Asterisk dials to reach the agent: their configured extension (a desk SIP
+        phone), else their browser phone PJSIP/webrtc-<name> when browser phones are on."""
+        if user.extension:
+            return user.extension
+        webrtc = self._services.webrtc
+        return webrtc.dial_string(user.username) if webrtc is not None else None
+
     def _board_agent(self, user: User) -> Agent | None:
         board = self._services.need_dialer().agents
         board.tick(self._clock())  # a wrap-up past its time has ended
@@ -116,7 +124,8 @@ class AgentDesk:
         """Signs the agent in to the campaign and inbound queues (both: blended; either
         alone too), paused until they say Ready."""
         dialer = self._services.need_dialer()
-        if not user.extension:
+        phone = self.phone(user)
+        if not phone:
             raise ValidationError(
                 "your account has no phone (extension); an admin sets it on the Users page",
                 field="extension")
@@ -141,7 +150,7 @@ class AgentDesk:
             record(session, actor, "agent.join", "campaign", campaign_id, None,
                    {"agent": user.username, "queues": sorted(joined)})
         now = self._clock()
-        agent = dialer.agents.login(user.username, user.extension, campaign_id, now,
+        agent = dialer.agents.login(user.username, phone, campaign_id, now,
                                     queues=joined)
         dialer.agents.pause(user.username, now)
         self._pause_codes[user.username] = None
@@ -286,7 +295,8 @@ class AgentDesk:
     async def click_to_call(self, user: User, raw_number: str, contact_id: int | None) -> str:
         """Rings the agent's phone first; when they answer, Asterisk dials the number."""
         calls = self._services.need_calls()
-        if not user.extension:
+        phone = self.phone(user)
+        if not phone:
             raise ValidationError("your account has no phone (extension) to ring first",
                                   field="extension")
         e164 = parse_phone(raw_number, self._settings.general.default_region).e164
@@ -295,7 +305,7 @@ class AgentDesk:
         if on_global:
             raise ConflictError(f"{e164} is on the do-not-call list", code="dnc_global")
         return await calls.originate(OriginateRequest(
-            phone_e164=e164, dial=user.extension, context=self._settings.asterisk.agent_context,
+            phone_e164=e164, dial=phone, context=self._settings.asterisk.agent_context,
             exten=e164, detect_machine=False, contact_id=contact_id, agent_id=user.id,
             ring_timeout_s=float(self._settings.dialer.ring_timeout_s)))
 

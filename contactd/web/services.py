@@ -17,6 +17,7 @@ from contactd.events import EventBus
 from contactd.ivr.tts import Tts
 from contactd.messaging.service import MessagingService
 from contactd.web.live import FloorHub
+from contactd.webrtc import WebRtcPhones
 
 
 class Unavailable(ContactdError):
@@ -36,6 +37,7 @@ class PanelServices:
     inbound: InboundQueues | None = None  # contactd's inbound queues (blended agents)
     tts: Tts | None = None  # the IVR's text-to-speech (campaign message previews)
     floor: FloorHub | None = None  # the live floor, started early to hear events first
+    webrtc: WebRtcPhones | None = None  # browser phones (webrtc.enabled)
 
     def need_dialer(self) -> DialerService:
         if self.dialer is None:

@@ -128,6 +128,19 @@ async def workspace(request: web.Request) -> web.StreamResponse:
     })
 
 
+@requires(Role.AGENT)
+async def phone_credentials(request: web.Request) -> web.StreamResponse:
+    """The browser phone's SIP credentials, minted for this panel session (POST with the
+    CSRF token; never in the page source). A new mint replaces the agent's previous password."""
+    phones = request.app[SERVICES].webrtc
+    if phones is None:
+        return web.json_response(
+            {"error": _("Browser phones are off on this server (webrtc.enabled).")}, status=404)
+    user = principal(request).user
+    creds = await phones.mint(user.username, user.display_name)
+    return web.json_response(creds.as_json(), headers={"Cache-Control": "no-store"})
+
+
 async def _act(request: web.Request, done: str, step: Step) -> web.StreamResponse:
     """Runs one desk action from a form and comes back to the workspace with its result."""
     form = await request.post()
@@ -251,3 +264,4 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/workspace/preview/skip", preview_skip)
     app.router.add_post("/workspace/preview/dial", preview_dial)
     app.router.add_post("/workspace/call", call)
+    app.router.add_post("/workspace/phone/credentials", phone_credentials)
