@@ -117,7 +117,10 @@ async def workspace(request: web.Request) -> web.StreamResponse:
     dispositions = []
     if seat is not None and seat.campaign is not None:
         dispositions = [d.name for d in campaign_dispositions(seat.campaign, settings.dialer)]
-    return page(request, "workspace.html", {
+    phones = request.app[SERVICES].webrtc
+    browser_phone = seat is not None and phones is not None and not user.extension
+    response = page(request, "workspace.html", {
+        "browser_phone": browser_phone,
         "seat": seat, "campaigns": [] if seat else await desk.campaigns(user),
         "queues": [] if seat else desk.queues(user),
         "card": live["card"] if live else Card(None, None, "").as_json(),
@@ -126,6 +129,13 @@ async def workspace(request: web.Request) -> web.StreamResponse:
         "wrap_s": desk.wrap_s,
         "message": request.query.get("message", ""), "error": request.query.get("error", ""),
     })
+    if browser_phone and phones is not None:
+        # The phone's WebSocket goes to Asterisk (another origin unless a proxy joins them).
+        ws = URL(phones.settings.ws_url)
+        response.headers["Content-Security-Policy"] = (
+            f"default-src 'self'; connect-src 'self' {ws.scheme}://{ws.authority}; "
+            "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+    return response
 
 
 @requires(Role.AGENT)
