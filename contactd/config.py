@@ -525,6 +525,8 @@ class WebRtcSettings(_Section):
     endpoint_template: str = "webrtc-endpoint"
     auth_template: str = "webrtc-auth"
     aor_template: str = "webrtc-aor"
+    # A phone unregistered this long (a page reload registers again within ~1 s) pauses the agent.
+    lost_grace_s: float = Field(default=5.0, ge=0)
 
 
 class ReportsSettings(_Section):

@@ -19,15 +19,16 @@ import os
 import re
 import secrets
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Final, Self
+from typing import Any, Final, Self
 
 from contactd.ami.client import AmiClient
 from contactd.ami.errors import AmiError
 from contactd.auth.service import UserService
+from contactd.background import TaskOwner
 from contactd.config import WebRtcSettings
 from contactd.db.session import Database
 from contactd.enums import Role
@@ -102,6 +103,44 @@ class WebRtcPhones:
         self._lock = asyncio.Lock()
         # endpoint name -> (password, display name)
         self._endpoints: dict[str, tuple[str, str]] = {}
+        # Runs with the agent's user name when their phone's registration is gone (the desk
+        # pauses them). Subscribed here, before the client logs in (the event filter).
+        self.on_lost: Callable[[str], Awaitable[None]] | None = None
+        self._live: dict[str, set[str]] = {}  # endpoint -> its registered contact URIs
+        self._tasks = TaskOwner("webrtc-phones", log)
+        if ami is not None:
+            ami.events.on("ContactStatus", self._on_contact_status)
+
+    def registered(self, username: str) -> bool:
+        return bool(self._live.get(self.endpoint(username)))
+
+    def _on_contact_status(self, event: Any) -> None:
+        """AMI ContactStatus: Removed (unregistered, expired, WebSocket closed) or
+        Unreachable (qualify failed) for one of our endpoints means the agent cannot be rung,
+        unless the phone registers again within `lost_grace_s` (every workspace action
+        reloads the page, and the reloaded page registers anew)."""
+        status = str(event.get("ContactStatus", ""))
+        aor = str(event.get("AOR", ""))
+        uri = str(event.get("URI", ""))
+        if aor not in self._endpoints:
+            return
+        live = self._live.setdefault(aor, set())
+        if status in ("Created", "Reachable", "Updated", "NonQualified"):
+            live.add(uri)
+        elif status in ("Removed", "Unreachable"):
+            live.discard(uri)
+            if not live:
+                self._tasks.spawn(self._lost_unless_back(aor, status), f"lost {aor}")
+
+    async def _lost_unless_back(self, aor: str, status: str) -> None:
+        await asyncio.sleep(self.settings.lost_grace_s)
+        if self._live.get(aor):
+            return
+        log.warning(
+            "webrtc phone lost its registration", extra={"endpoint": aor, "contact_status": status}
+        )
+        if self.on_lost is not None:
+            await self.on_lost(aor.removeprefix(self.settings.endpoint_prefix))
 
     async def __aenter__(self) -> Self:
         return self
@@ -112,7 +151,7 @@ class WebRtcPhones:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        return None
+        await self._tasks.close()
 
     def endpoint(self, username: str) -> str:
         """The agent's PJSIP endpoint (and SIP user) name, e.g. webrtc-alice."""

@@ -34,6 +34,7 @@ from contactd.web.services import PanelServices
 
 PREVIEW_LOOKAHEAD: Final = 50  # due leads read to find one nobody else is previewing
 TAB_CLOSED: Final = "tab_closed"  # pause reason of an agent whose workspace closed
+PHONE_LOST: Final = "phone_lost"  # pause reason of an agent whose browser phone unregistered
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,8 @@ class AgentDesk:
         self._skipped: dict[str, set[int]] = {}
         self._previewing: dict[int, str] = {}  # lead -> agent who sees it now
         hub.on_away = self.tab_closed
+        if services.webrtc is not None:
+            services.webrtc.on_lost = self.phone_lost
 
     @property
     def wrap_s(self) -> float | None:
@@ -205,7 +208,7 @@ class AgentDesk:
             record(session, actor, "agent.pause", "campaign", agent.campaign_id,
                    {"state": before}, {"state": "paused", "pause_code": code})
 
-    async def tab_closed(self, username: str) -> None:
+    async def tab_closed(self, username: str, reason: str = TAB_CLOSED) -> None:
         """The agent's last workspace tab closed and stayed closed: a Ready (or wrapping)
         agent is paused, so no call rings a desk nobody watches; the page says why."""
         if self._services.dialer is None:
@@ -217,12 +220,17 @@ class AgentDesk:
             return
         before = agent.state.value
         board.pause(username, self._clock())
-        self._pause_codes[username] = TAB_CLOSED
+        self._pause_codes[username] = reason
         async with self._db.transaction() as session:
             user_id = await session.scalar(select(User.id).where(User.username == username))
             record(session, Actor(user_id=user_id), "agent.pause", "campaign",
                    agent.campaign_id, {"state": before},
-                   {"state": "paused", "pause_code": TAB_CLOSED})
+                   {"state": "paused", "pause_code": reason})
+
+    async def phone_lost(self, username: str) -> None:
+        """The agent's browser phone lost its registration (closed laptop, network gone):
+        paused like a closed tab, so the pacer stops counting them; the page says why."""
+        await self.tab_closed(username, PHONE_LOST)
 
     def _seated(self, user: User) -> Agent:
         agent = self._board_agent(user)

@@ -99,7 +99,8 @@ def labels() -> dict[str, dict[str, str]]:
         "pauses": {"break": _("Break"), "lunch": _("Lunch"), "training": _("Training"),
                    "meeting": _("Meeting"), "after_call_work": _("After-call work"),
                    "no_answer": _("Your phone did not answer a caller"),
-                   "tab_closed": _("The workspace was closed")},
+                   "tab_closed": _("The workspace was closed"),
+                   "phone_lost": _("Your browser phone lost its registration")},
     }
 
 

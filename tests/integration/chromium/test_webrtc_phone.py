@@ -7,6 +7,7 @@ and phone sizes are saved."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import wave
 from collections.abc import AsyncIterator
@@ -23,6 +24,8 @@ from contactd.crm.service import ContactInput
 from contactd.daemon import Components
 from contactd.db.models.calls import CallAttempt
 from contactd.db.models.dialer import Campaign, Lead
+from contactd.dialer.agents import AgentState
+from contactd.dialer.floor_events import AgentStateChanged
 from contactd.enums import CampaignMode, CampaignStatus, Role
 from tests.integration.asterisk.test_daemon_asterisk import running
 from tests.peers.asterisk import AsteriskSandbox, world_channel
@@ -193,6 +196,44 @@ async def test_a_refused_microphone_is_said_plainly(
         await expect(alert).to_contain_text("The browser refused the microphone", timeout=15_000)
         await expect(page.locator("#phone-reg")).to_have_text(
             "Not registered: calls cannot reach you"
+        )
+    finally:
+        await context.close()
+
+
+async def test_closing_the_page_pauses_the_agent(
+    media_browser: Browser, daemon: Components
+) -> None:
+    url = daemon.web_url
+    assert url is not None
+    paused = asyncio.Event()
+
+    def on_agent(event: AgentStateChanged) -> None:
+        if event.agent == "wendy" and event.state == AgentState.PAUSED.value:
+            paused.set()
+
+    context = await media_browser.new_context(locale="en-US", permissions=["microphone"])
+    try:
+        page = await _join(context, url)
+        await expect(page.locator("#phone-reg")).to_have_text(
+            "Registered: calls ring here", timeout=15_000
+        )
+        await page.get_by_role("button", name="Ready").click()
+        await expect(page.locator("#agent-state")).to_have_text("Ready")
+        daemon.bus.subscribe(AgentStateChanged, on_agent)
+    finally:
+        await context.close()  # the laptop lid: the WebSocket closes, the contact is removed
+    # Before the tab-closed grace (30 s): the lost registration (webrtc.lost_grace_s 5 s).
+    await asyncio.wait_for(paused.wait(), 15)
+    context = await media_browser.new_context(locale="en-US", permissions=["microphone"])
+    try:
+        page = await context.new_page()
+        await page.goto(f"{url}workspace")
+        await page.get_by_label("User name").fill("wendy")
+        await page.get_by_label("Password").fill(PASSWORD)
+        await page.get_by_role("button", name="Sign in").click()
+        await expect(page.locator("#agent-state")).to_contain_text(
+            "Your browser phone lost its registration"
         )
     finally:
         await context.close()
