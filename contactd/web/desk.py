@@ -19,6 +19,8 @@ from sqlalchemy import select
 from contactd.auth.audit import Actor, record
 from contactd.calls.service import OriginateRequest
 from contactd.config import Settings
+from contactd.db.models.calls import CallAttempt
+from contactd.db.models.crm import Interaction
 from contactd.db.models.dialer import Campaign, DialRefusal, Lead
 from contactd.db.models.users import User
 from contactd.db.session import Database
@@ -249,6 +251,22 @@ class AgentDesk:
             now=datetime.fromtimestamp(self._clock(), UTC), callback_at=callback_at)
         self._hub.disposed(user.username, attempt_id)
         return done
+
+    async def store_quality(self, user: User, attempt_id: str, figures: dict[str, float]) -> bool:
+        """The browser phone's getStats figures at hang-up, kept in the call's interaction
+        (`data["call_quality"]`); False while the call is not recorded yet (the page retries)."""
+        if self._hub.offered_to(attempt_id) != user.username:
+            raise NotFoundError(f"call {attempt_id} was not given to you",
+                                code="attempt_not_found")
+        async with self._db.transaction() as session:
+            attempt = await session.get(CallAttempt, attempt_id)
+            if attempt is None or attempt.interaction_id is None:
+                return False
+            interaction = await session.get(Interaction, attempt.interaction_id)
+            if interaction is None:
+                return False
+            interaction.data = {**interaction.data, "call_quality": figures}
+        return True
 
     # ---- preview mode ---------------------------------------------------------------------
     def _release_previews(self, agent: str) -> None:

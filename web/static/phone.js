@@ -111,6 +111,18 @@ async function readStats() {
     .replace("{loss}", phone.stats.loss_pct).replace("{rtt}", phone.stats.rtt_ms);
 }
 
+// The call's figures go to its interaction; the call may be recorded a moment after the BYE.
+function storeQuality(attemptId, figures, tries) {
+  fetch("/workspace/phone/quality", {
+    method: "POST",
+    headers: { "X-CSRF-Token": box.dataset.csrf, "Content-Type": "application/json" },
+    body: JSON.stringify({ attempt_id: attemptId, ...figures }),
+  }).then((reply) => {
+    if (reply.status === 409 && tries > 1) setTimeout(() => storeQuality(attemptId, figures, tries - 1), 500);
+    else box.dataset.qualityStored = String(reply.ok);
+  }).catch(() => {});
+}
+
 function track(session) {
   phone.session = session;
   let timer = 0;
@@ -123,7 +135,9 @@ function track(session) {
       timer = setInterval(readStats, 1000);
     } else if (state === SessionState.Terminated) {
       clearInterval(timer);
-      readStats().finally(() => {
+      const attempt = document.querySelector("#card input[name=attempt_id]");
+      readStats().then(() => { if (attempt && attempt.value && phone.stats) storeQuality(attempt.value, phone.stats, 8); })
+        .finally(() => {
         phone.session = null;
         phone.muted = phone.held = false;
         mute.setAttribute("aria-pressed", "false");

@@ -152,6 +152,37 @@ async def phone_credentials(request: web.Request) -> web.StreamResponse:
     return web.json_response(creds.as_json(), headers={"Cache-Control": "no-store"})
 
 
+QUALITY_FIELDS: Final = ("jitter_ms", "loss_pct", "rtt_ms", "packets_received",
+                          "packets_sent", "packets_lost")
+
+
+@requires(Role.AGENT)
+async def phone_quality(request: web.Request) -> web.StreamResponse:
+    """The browser phone posts the call's getStats figures at hang-up (JSON, CSRF header);
+    they are kept on the call's interaction. 409 while the call is not recorded yet."""
+    try:
+        body = await request.json()
+    except ValueError:
+        return web.json_response({"error": "the body must be JSON"}, status=400)
+    if not isinstance(body, dict) or not isinstance(body.get("attempt_id"), str):
+        return web.json_response({"error": "attempt_id (a string) is required"}, status=400)
+    figures: dict[str, float] = {}
+    for name in QUALITY_FIELDS:
+        value = body.get(name)
+        if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+            return web.json_response(
+                {"error": f"{name} must be a number of at least 0"}, status=400)
+        figures[name] = float(value)
+    try:
+        stored = await request.app[DESK].store_quality(
+            principal(request).user, body["attempt_id"], figures)
+    except ContactdError as exc:
+        return web.json_response({"error": exc.message}, status=404)
+    if not stored:
+        return web.json_response({"error": "the call is not recorded yet"}, status=409)
+    return web.json_response({"stored": True})
+
+
 async def _act(request: web.Request, done: str, step: Step) -> web.StreamResponse:
     """Runs one desk action from a form and comes back to the workspace with its result."""
     form = await request.post()
@@ -276,3 +307,4 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/workspace/preview/dial", preview_dial)
     app.router.add_post("/workspace/call", call)
     app.router.add_post("/workspace/phone/credentials", phone_credentials)
+    app.router.add_post("/workspace/phone/quality", phone_quality)

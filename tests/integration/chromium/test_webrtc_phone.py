@@ -23,6 +23,7 @@ from contactd.config import Settings, load_settings
 from contactd.crm.service import ContactInput
 from contactd.daemon import Components
 from contactd.db.models.calls import CallAttempt
+from contactd.db.models.crm import Interaction
 from contactd.db.models.dialer import Campaign, Lead
 from contactd.dialer.agents import AgentState
 from contactd.dialer.floor_events import AgentStateChanged
@@ -175,13 +176,23 @@ async def test_a_campaign_call_reaches_the_browser_phone(
         await page.set_viewport_size({"width": 1280, "height": 800})
         await page.get_by_role("button", name="Hang up").click()
         await expect(call).to_have_text("Call ended", timeout=10_000)
+        # The call's getStats figures are kept on its interaction.
+        await expect(page.locator("#phone")).to_have_attribute(
+            "data-quality-stored", "true", timeout=10_000
+        )
         await page.locator("#card").get_by_role("button", name="Sale").click()
         await expect(page.get_by_role("status").first).to_contain_text("Disposition saved")
     finally:
         await context.close()
     async with daemon.db.session() as session:
         attempt = (await session.scalars(select(CallAttempt))).one()
+        assert attempt.interaction_id is not None
+        interaction = await session.get(Interaction, attempt.interaction_id)
     assert attempt.disposition == "sale"
+    assert interaction is not None
+    quality = interaction.data["call_quality"]
+    assert quality["packets_received"] > 20 and quality["packets_sent"] > 20
+    assert set(quality) >= {"jitter_ms", "loss_pct", "rtt_ms"}
 
 
 async def test_a_refused_microphone_is_said_plainly(
