@@ -36,6 +36,8 @@ asterisk-config/test/extensions_local.conf simulates the world on Local channels
            (no ContactdAMD then: ContactdHangup has Amd: HANGUP); NN >= 5: NOTSURE
   501NN    person (as 200NN) who hangs up NN s after answering        AMD HUMAN, then gone
            (NN >= 4)
+  211NN    person listening for keys: answers as 20000, reads NN keys   UserEvent ContactdTestKeys
+           (each within 20 s), then holds 10 s                          (Keys: the keys)
   203AB    survey respondent: as 20000, keys A ~7 s after answering    AMD HUMAN, keys A, B
            and B ~7 s later, holds 20 s
   70NN     agent: answers at once, talks NN s (00 = 60 s)             use as CONTACTD_AGENT

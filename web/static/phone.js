@@ -212,7 +212,10 @@ hold.addEventListener("click", () => {
 });
 for (const key of keys) {
   key.addEventListener("click", () => {
-    if (phone.session) phone.session.sessionDescriptionHandler.sendDtmf(key.dataset.dtmf);
+    const pc = phone.session && phone.session.sessionDescriptionHandler.peerConnection;
+    const sender = pc && pc.getSenders().find((x) => x.dtmf && x.track && x.track.kind === "audio");
+    // Appended to what is still queued: insertDTMF alone replaces it (fast presses were lost).
+    if (sender) sender.dtmf.insertDTMF(sender.dtmf.toneBuffer + key.dataset.dtmf, 100, 70);
   });
 }
 speaker.addEventListener("change", () => {

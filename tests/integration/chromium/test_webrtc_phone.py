@@ -1,8 +1,10 @@
 """The browser phone in Chromium (fake microphone) against the daemon on the Asterisk sandbox:
 an agent with no desk phone joins a progressive campaign, the workspace's phone registers over
 WebSocket, the dialer's call to a simulated person is bridged to the browser and answered at
-once, RTP flows (getStats packet counts); the agent hangs up and sets the disposition. A
-browser whose microphone permission is refused gets a clear message. Screenshots at desktop
+once, RTP flows (getStats packet counts), keypad keys reach the far end, the agent hangs up,
+the call's figures are kept on its interaction and the agent sets the disposition. A
+browser whose microphone permission is refused gets a clear message; closing the page pauses
+the agent. Screenshots at desktop
 and phone sizes are saved."""
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import re
 import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -37,8 +40,9 @@ pytestmark = [pytest.mark.chromium, pytest.mark.asterisk, pytest.mark.asyncio(lo
 
 PASSWORD = "correct horse battery"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "panel"
-# The sandbox world's 20012: a person who answers, says "hello world" and hangs up 12 s later.
-PERSON = "+442079420012"
+# The sandbox world's 21103: a person who answers, says "hello world", listens for 3 keys
+# (UserEvent ContactdTestKeys) and holds 10 s more.
+PERSON = "+442079421103"
 
 
 def _tone(path: Path) -> Path:
@@ -169,6 +173,19 @@ async def test_a_campaign_call_reaches_the_browser_phone(
         await expect(stats).to_have_attribute("data-packets-sent", at_least_20, timeout=15_000)
         await expect(stats).to_have_attribute("data-packets-received", at_least_20, timeout=15_000)
         await expect(stats).to_contain_text("Jitter")
+        # The keypad's keys (RFC 4733) reach the far end.
+        keys: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+        def on_user_event(event: Any) -> None:
+            if event.get("UserEvent") == "ContactdTestKeys" and not keys.done():
+                keys.set_result(str(event.get("Keys", "")))
+
+        assert daemon.calls is not None
+        daemon.calls.ami.events.on("UserEvent", on_user_event)
+        keypad = page.get_by_role("group", name="Keypad")
+        for key in "4", "2", "7":
+            await keypad.get_by_role("button", name=key, exact=True).click()
+        assert await asyncio.wait_for(keys, 15) == "427"
         await page.screenshot(path=ARTIFACTS / "workspace-phone-call-desktop.png", full_page=True)
         await page.set_viewport_size({"width": 360, "height": 740})
         await page.screenshot(path=ARTIFACTS / "workspace-phone-call-phone.png", full_page=True)
