@@ -133,6 +133,17 @@ function track(session) {
       audio.play().catch(() => {});
       setCall("talking");
       timer = setInterval(readStats, 1000);
+      // When the first RTP packet arrived (bench/webrtc.py: connect -> the agent hears audio).
+      const pc = sdh.peerConnection;
+      const firstRtp = setInterval(() => {
+        const receiver = pc && pc.getReceivers().find((r) => r.track && r.track.kind === "audio");
+        if (!phone.session || phone.session !== session) clearInterval(firstRtp);
+        else if (receiver && receiver.getSynchronizationSources().length) {
+          phone.firstRtpAt = performance.timeOrigin + performance.now();
+          phone.calls = (phone.calls || 0) + 1;
+          clearInterval(firstRtp);
+        }
+      }, 5);
     } else if (state === SessionState.Terminated) {
       clearInterval(timer);
       const attempt = document.querySelector("#card input[name=attempt_id]");
