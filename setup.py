@@ -6,6 +6,7 @@ pyproject.toml.
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 from pathlib import Path
 
@@ -25,6 +26,18 @@ class BuildWithWebAssets(build_py):
         shutil.copytree(source, target, ignore=shutil.ignore_patterns("*.po", "*.pot"))
         for po in source.glob("locale/*/LC_MESSAGES/*.po"):
             compile_catalogue(po, target / po.relative_to(source).with_suffix(".mo"))
+        # SIP.js for the browser phone: from the npm registry, integrity-checked, not committed.
+        vendor_module().install(target / "static" / "vendor")
+
+
+def vendor_module():  # type: ignore[no-untyped-def]
+    # By path: importing the contactd package would need its dependencies at build time.
+    spec = importlib.util.spec_from_file_location(
+        "contactd_vendor", ROOT / "contactd" / "web" / "vendor.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def compile_catalogue(po: Path, mo: Path) -> None:

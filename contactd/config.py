@@ -518,6 +518,20 @@ class ReportScheduleSettings(_Section):
         return value
 
 
+class WebRtcSettings(_Section):
+    # Browser phones in the workspace (contactd/webrtc.py, docs/webrtc.md).
+    enabled: bool = False
+    include_file: Path = Path("/etc/asterisk/contactd-webrtc.conf")  # pjsip.conf includes it
+    ws_url: str = "wss://panel.example.org/ws"  # what the browser connects to (TLS proxy)
+    sip_domain: str = "contactd.invalid"  # the host part of the phones' SIP URIs
+    endpoint_prefix: str = Field(default="webrtc-", pattern=r"^[a-z0-9._-]{0,16}$")
+    endpoint_template: str = "webrtc-endpoint"
+    auth_template: str = "webrtc-auth"
+    aor_template: str = "webrtc-aor"
+    # A phone unregistered this long (a page reload registers again within ~1 s) pauses the agent.
+    lost_grace_s: float = Field(default=5.0, ge=0)
+
+
 class ReportsSettings(_Section):
     schedules: dict[str, ReportScheduleSettings] = {}
 
@@ -540,6 +554,7 @@ class Settings(_Section):
     identification: IdentificationSettings = IdentificationSettings()
     metrics: MetricsSettings = MetricsSettings()
     reports: ReportsSettings = ReportsSettings()
+    webrtc: WebRtcSettings = WebRtcSettings()
 
     @property
     def database_url(self) -> str:

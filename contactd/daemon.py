@@ -48,6 +48,7 @@ from contactd.web import metrics_view
 from contactd.web.app import WebServer, create_app
 from contactd.web.live import FloorHub, queue_levels
 from contactd.web.services import PanelServices
+from contactd.webrtc import WebRtcPhones, active_agents
 
 log = logging.getLogger(__name__)
 
@@ -133,16 +134,27 @@ async def run_daemon(
                 metrics = await stack.enter_async_context(Metrics(
                     db, bus, health, pacers=lambda: () if components.dialer is None else (
                         (rt.campaign_id, rt.pacer) for rt in components.dialer.runtimes)))
+            webrtc: WebRtcPhones | None = None
             if settings.ami.enabled:
                 # CallService subscribes at construction: the client's login-time event
                 # filter is built from those subscriptions, so build both before entering.
                 ami = AmiClient(settings.ami)
                 calls = CallService(db, bus, ami, settings.asterisk,
                                     node=settings.general.node)
+                if settings.webrtc.enabled:  # subscribes to ContactStatus: before the login
+                    webrtc = WebRtcPhones(settings.webrtc, ami)
                 await stack.enter_async_context(ami)
                 components.calls = await stack.enter_async_context(calls)
                 health.register("ami", ami.probe)
                 health.register("attempt-writer", calls.writer.probe)
+            if settings.webrtc.enabled:
+                # Browser phones: one PJSIP endpoint per active agent, written at every start;
+                # res_pjsip is reloaded whenever AMI (re)connects (docs/webrtc.md).
+                webrtc = await stack.enter_async_context(
+                    webrtc or WebRtcPhones(settings.webrtc, None))
+                await webrtc.provision(await active_agents(db))
+                if components.calls is not None:
+                    components.calls.ami.on_connected(webrtc.on_ami_connected)
             messaging = await stack.enter_async_context(
                 MessagingService(settings, db, bus, router=components.router)
             )
@@ -194,7 +206,8 @@ async def run_daemon(
                     messaging=messaging, contacts=components.contacts, tasks=components.tasks,
                     inbound=inbound,
                     tts=components.ivr.tts if components.ivr is not None else None,
-                    floor=floor, message_campaigns=components.message_campaigns),
+                    floor=floor, message_campaigns=components.message_campaigns,
+                    webrtc=webrtc),
                     intake=intake)
                 if metrics is not None:
                     metrics_view.setup(app, metrics, settings.metrics.token.get_secret_value())

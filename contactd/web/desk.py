@@ -19,6 +19,8 @@ from sqlalchemy import select
 from contactd.auth.audit import Actor, record
 from contactd.calls.service import OriginateRequest
 from contactd.config import Settings
+from contactd.db.models.calls import CallAttempt
+from contactd.db.models.crm import Interaction
 from contactd.db.models.dialer import Campaign, DialRefusal, Lead
 from contactd.db.models.users import User
 from contactd.db.session import Database
@@ -34,6 +36,7 @@ from contactd.web.services import PanelServices
 
 PREVIEW_LOOKAHEAD: Final = 50  # due leads read to find one nobody else is previewing
 TAB_CLOSED: Final = "tab_closed"  # pause reason of an agent whose workspace closed
+PHONE_LOST: Final = "phone_lost"  # pause reason of an agent whose browser phone unregistered
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ class AgentDesk:
         self._skipped: dict[str, set[int]] = {}
         self._previewing: dict[int, str] = {}  # lead -> agent who sees it now
         hub.on_away = self.tab_closed
+        if services.webrtc is not None:
+            services.webrtc.on_lost = self.phone_lost
 
     @property
     def wrap_s(self) -> float | None:
@@ -65,6 +70,14 @@ class AgentDesk:
     @property
     def pause_codes(self) -> list[str]:
         return list(self._settings.dialer.pause_codes)
+
+    def phone(self, user: User) -> str | None:
+        """What Asterisk dials to reach the agent: their configured extension (a desk SIP
+        phone), else their browser phone PJSIP/webrtc-<name> when browser phones are on."""
+        if user.extension:
+            return user.extension
+        webrtc = self._services.webrtc
+        return webrtc.dial_string(user.username) if webrtc is not None else None
 
     def _board_agent(self, user: User) -> Agent | None:
         board = self._services.need_dialer().agents
@@ -116,7 +129,8 @@ class AgentDesk:
         """Signs the agent in to the campaign and inbound queues (both: blended; either
         alone too), paused until they say Ready."""
         dialer = self._services.need_dialer()
-        if not user.extension:
+        phone = self.phone(user)
+        if not phone:
             raise ValidationError(
                 "your account has no phone (extension); an admin sets it on the Users page",
                 field="extension")
@@ -141,7 +155,7 @@ class AgentDesk:
             record(session, actor, "agent.join", "campaign", campaign_id, None,
                    {"agent": user.username, "queues": sorted(joined)})
         now = self._clock()
-        agent = dialer.agents.login(user.username, user.extension, campaign_id, now,
+        agent = dialer.agents.login(user.username, phone, campaign_id, now,
                                     queues=joined)
         dialer.agents.pause(user.username, now)
         self._pause_codes[user.username] = None
@@ -196,7 +210,7 @@ class AgentDesk:
             record(session, actor, "agent.pause", "campaign", agent.campaign_id,
                    {"state": before}, {"state": "paused", "pause_code": code})
 
-    async def tab_closed(self, username: str) -> None:
+    async def tab_closed(self, username: str, reason: str = TAB_CLOSED) -> None:
         """The agent's last workspace tab closed and stayed closed: a Ready (or wrapping)
         agent is paused, so no call rings a desk nobody watches; the page says why."""
         if self._services.dialer is None:
@@ -208,12 +222,17 @@ class AgentDesk:
             return
         before = agent.state.value
         board.pause(username, self._clock())
-        self._pause_codes[username] = TAB_CLOSED
+        self._pause_codes[username] = reason
         async with self._db.transaction() as session:
             user_id = await session.scalar(select(User.id).where(User.username == username))
             record(session, Actor(user_id=user_id), "agent.pause", "campaign",
                    agent.campaign_id, {"state": before},
-                   {"state": "paused", "pause_code": TAB_CLOSED})
+                   {"state": "paused", "pause_code": reason})
+
+    async def phone_lost(self, username: str) -> None:
+        """The agent's browser phone lost its registration (closed laptop, network gone):
+        paused like a closed tab, so the pacer stops counting them; the page says why."""
+        await self.tab_closed(username, PHONE_LOST)
 
     def _seated(self, user: User) -> Agent:
         agent = self._board_agent(user)
@@ -232,6 +251,22 @@ class AgentDesk:
             now=datetime.fromtimestamp(self._clock(), UTC), callback_at=callback_at)
         self._hub.disposed(user.username, attempt_id)
         return done
+
+    async def store_quality(self, user: User, attempt_id: str, figures: dict[str, float]) -> bool:
+        """The browser phone's getStats figures at hang-up, kept in the call's interaction
+        (`data["call_quality"]`); False while the call is not recorded yet (the page retries)."""
+        if self._hub.offered_to(attempt_id) != user.username:
+            raise NotFoundError(f"call {attempt_id} was not given to you",
+                                code="attempt_not_found")
+        async with self._db.transaction() as session:
+            attempt = await session.get(CallAttempt, attempt_id)
+            if attempt is None or attempt.interaction_id is None:
+                return False
+            interaction = await session.get(Interaction, attempt.interaction_id)
+            if interaction is None:
+                return False
+            interaction.data = {**interaction.data, "call_quality": figures}
+        return True
 
     # ---- preview mode ---------------------------------------------------------------------
     def _release_previews(self, agent: str) -> None:
@@ -286,7 +321,8 @@ class AgentDesk:
     async def click_to_call(self, user: User, raw_number: str, contact_id: int | None) -> str:
         """Rings the agent's phone first; when they answer, Asterisk dials the number."""
         calls = self._services.need_calls()
-        if not user.extension:
+        phone = self.phone(user)
+        if not phone:
             raise ValidationError("your account has no phone (extension) to ring first",
                                   field="extension")
         e164 = parse_phone(raw_number, self._settings.general.default_region).e164
@@ -295,7 +331,7 @@ class AgentDesk:
         if on_global:
             raise ConflictError(f"{e164} is on the do-not-call list", code="dnc_global")
         return await calls.originate(OriginateRequest(
-            phone_e164=e164, dial=user.extension, context=self._settings.asterisk.agent_context,
+            phone_e164=e164, dial=phone, context=self._settings.asterisk.agent_context,
             exten=e164, detect_machine=False, contact_id=contact_id, agent_id=user.id,
             ring_timeout_s=float(self._settings.dialer.ring_timeout_s)))
 

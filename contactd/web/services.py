@@ -18,6 +18,7 @@ from contactd.ivr.tts import Tts
 from contactd.messaging.campaigns import MessageCampaigns
 from contactd.messaging.service import MessagingService
 from contactd.web.live import FloorHub
+from contactd.webrtc import WebRtcPhones
 
 
 class Unavailable(ContactdError):
@@ -38,6 +39,7 @@ class PanelServices:
     tts: Tts | None = None  # the IVR's text-to-speech (campaign message previews)
     floor: FloorHub | None = None  # the live floor, started early to hear events first
     message_campaigns: MessageCampaigns | None = None  # SMS/e-mail campaigns: start, pause
+    webrtc: WebRtcPhones | None = None  # browser phones (webrtc.enabled)
 
     def need_dialer(self) -> DialerService:
         if self.dialer is None:

@@ -4,7 +4,8 @@ Fixtures
   asterisk   (session) an ``AsteriskSandbox``: its own instance of Asterisk for this pytest
              process (instance ``pytest-<pid>``, free ports), built if needed, started once,
              stopped at the end (even after failures). Attributes: host, ami_port,
-             ami_username, ami_secret, sip_port, root (chroot Path), instance.
+             ami_username, ami_secret, sip_port, http_port (SIP over WebSocket at
+             ws_url), root (chroot Path), instance, etc_dir (its /etc/asterisk).
              Methods, sync / async:  start() / astart(), stop() / astop(),
              restart() / arestart() (for "Asterisk restarted mid-call"), cli(cmd) / acli(cmd)
              -> str. In async tests use the a-variants (they run the script in a thread).
@@ -35,6 +36,8 @@ asterisk-config/test/extensions_local.conf simulates the world on Local channels
            (no ContactdAMD then: ContactdHangup has Amd: HANGUP); NN >= 5: NOTSURE
   501NN    person (as 200NN) who hangs up NN s after answering        AMD HUMAN, then gone
            (NN >= 4)
+  211NN    person listening for keys: answers as 20000, reads NN keys   UserEvent ContactdTestKeys
+           (each within 20 s), then holds 10 s                          (Keys: the keys)
   203AB    survey respondent: as 20000, keys A ~7 s after answering    AMD HUMAN, keys A, B
            and B ~7 s later, holds 20 s
   70NN     agent: answers at once, talks NN s (00 = 60 s)             use as CONTACTD_AGENT
@@ -229,6 +232,7 @@ class AsteriskSandbox:
     instance: str
     ami_port: int
     sip_port: int
+    http_port: int = 0
     host: str = "127.0.0.1"
     ami_username: str = AMI_USERNAME
     ami_secret: str = AMI_SECRET
@@ -241,6 +245,7 @@ class AsteriskSandbox:
             "CONTACTD_ASTERISK_INSTANCE": self.instance,
             "CONTACTD_ASTERISK_AMI_PORT": str(self.ami_port),
             "CONTACTD_ASTERISK_SIP_PORT": str(self.sip_port),
+            **({"CONTACTD_ASTERISK_HTTP_PORT": str(self.http_port)} if self.http_port else {}),
             "CONTACTD_ASTERISK_AMI_SECRET": self.ami_secret,
         }
 
@@ -307,6 +312,16 @@ class AsteriskSandbox:
         return await asyncio.to_thread(self.cli, command)
 
     @property
+    def ws_url(self) -> str:
+        """Where browser phones register: SIP over WebSocket on Asterisk's HTTP server."""
+        return f"ws://{self.host}:{self.http_port}/ws"
+
+    @property
+    def etc_dir(self) -> Path:
+        """This instance's /etc/asterisk as seen from the host (contactd-webrtc.conf goes here)."""
+        return self.root / "srv/contactd" / self.instance / "etc"
+
+    @property
     def sounds_dir(self) -> Path:
         """Where custom test prompts go (8 kHz 16-bit mono WAV): Playback(custom/<name>)."""
         return self.root / "usr/local/share/asterisk/sounds"
@@ -352,6 +367,7 @@ def asterisk() -> Iterator[AsteriskSandbox]:
         instance=f"pytest-{os.getpid()}",
         ami_port=ami_port,
         sip_port=_free_udp_port(avoid=ami_port),
+        http_port=free_port(),
         root=root,
     )
     sandbox.build()

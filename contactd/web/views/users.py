@@ -12,6 +12,7 @@ from contactd.web.access import requires
 from contactd.web.i18n import gettext as _
 from contactd.web.keys import API_TOKENS, THEMES, USERS, principal
 from contactd.web.render import page, status_of
+from contactd.web.services import SERVICES
 
 
 def _actor(request: web.Request) -> Actor:
@@ -50,6 +51,9 @@ async def users_add(request: web.Request) -> web.StreamResponse:
         )
     except ContactdError as exc:
         return await _users_page(request, error=exc.message, status=status_of(exc))
+    phones = request.app[SERVICES].webrtc
+    if phones is not None and user.role is Role.AGENT:
+        await phones.add(user.username, user.display_name)  # their browser phone
     return await _users_page(request, message=_("User %(name)s added.") % {"name": user.username})
 
 

@@ -99,7 +99,8 @@ def labels() -> dict[str, dict[str, str]]:
         "pauses": {"break": _("Break"), "lunch": _("Lunch"), "training": _("Training"),
                    "meeting": _("Meeting"), "after_call_work": _("After-call work"),
                    "no_answer": _("Your phone did not answer a caller"),
-                   "tab_closed": _("The workspace was closed")},
+                   "tab_closed": _("The workspace was closed"),
+                   "phone_lost": _("Your browser phone lost its registration")},
     }
 
 
@@ -117,7 +118,10 @@ async def workspace(request: web.Request) -> web.StreamResponse:
     dispositions = []
     if seat is not None and seat.campaign is not None:
         dispositions = [d.name for d in campaign_dispositions(seat.campaign, settings.dialer)]
-    return page(request, "workspace.html", {
+    phones = request.app[SERVICES].webrtc
+    browser_phone = seat is not None and phones is not None and not user.extension
+    response = page(request, "workspace.html", {
+        "browser_phone": browser_phone,
         "seat": seat, "campaigns": [] if seat else await desk.campaigns(user),
         "queues": [] if seat else desk.queues(user),
         "card": live["card"] if live else Card(None, None, "").as_json(),
@@ -126,6 +130,57 @@ async def workspace(request: web.Request) -> web.StreamResponse:
         "wrap_s": desk.wrap_s,
         "message": request.query.get("message", ""), "error": request.query.get("error", ""),
     })
+    if browser_phone and phones is not None:
+        # The phone's WebSocket goes to Asterisk (another origin unless a proxy joins them).
+        ws = URL(phones.settings.ws_url)
+        response.headers["Content-Security-Policy"] = (
+            f"default-src 'self'; connect-src 'self' {ws.scheme}://{ws.authority}; "
+            "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+    return response
+
+
+@requires(Role.AGENT)
+async def phone_credentials(request: web.Request) -> web.StreamResponse:
+    """The browser phone's SIP credentials, minted for this panel session (POST with the
+    CSRF token; never in the page source). A new mint replaces the agent's previous password."""
+    phones = request.app[SERVICES].webrtc
+    if phones is None:
+        return web.json_response(
+            {"error": _("Browser phones are off on this server (webrtc.enabled).")}, status=404)
+    user = principal(request).user
+    creds = await phones.mint(user.username, user.display_name)
+    return web.json_response(creds.as_json(), headers={"Cache-Control": "no-store"})
+
+
+QUALITY_FIELDS: Final = ("jitter_ms", "loss_pct", "rtt_ms", "packets_received",
+                          "packets_sent", "packets_lost")
+
+
+@requires(Role.AGENT)
+async def phone_quality(request: web.Request) -> web.StreamResponse:
+    """The browser phone posts the call's getStats figures at hang-up (JSON, CSRF header);
+    they are kept on the call's interaction. 409 while the call is not recorded yet."""
+    try:
+        body = await request.json()
+    except ValueError:
+        return web.json_response({"error": "the body must be JSON"}, status=400)
+    if not isinstance(body, dict) or not isinstance(body.get("attempt_id"), str):
+        return web.json_response({"error": "attempt_id (a string) is required"}, status=400)
+    figures: dict[str, float] = {}
+    for name in QUALITY_FIELDS:
+        value = body.get(name)
+        if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+            return web.json_response(
+                {"error": f"{name} must be a number of at least 0"}, status=400)
+        figures[name] = float(value)
+    try:
+        stored = await request.app[DESK].store_quality(
+            principal(request).user, body["attempt_id"], figures)
+    except ContactdError as exc:
+        return web.json_response({"error": exc.message}, status=404)
+    if not stored:
+        return web.json_response({"error": "the call is not recorded yet"}, status=409)
+    return web.json_response({"stored": True})
 
 
 async def _act(request: web.Request, done: str, step: Step) -> web.StreamResponse:
@@ -251,3 +306,5 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/workspace/preview/skip", preview_skip)
     app.router.add_post("/workspace/preview/dial", preview_dial)
     app.router.add_post("/workspace/call", call)
+    app.router.add_post("/workspace/phone/credentials", phone_credentials)
+    app.router.add_post("/workspace/phone/quality", phone_quality)

@@ -11,9 +11,10 @@ from pathlib import Path
 
 from contactd.ami.client import AmiClient, event_filter
 from contactd.calls.service import CallService
-from contactd.config import AmiSettings
+from contactd.config import AmiSettings, WebRtcSettings
 from contactd.db.session import Database
 from contactd.events import EventBus
+from contactd.webrtc import WebRtcPhones
 
 MANAGER_CONF = Path(__file__).parents[3] / "asterisk-config" / "manager.conf"
 
@@ -30,10 +31,12 @@ def conf_lines(key: str) -> list[str]:
 def test_eventfilter_matches_the_daemons_subscriptions(tmp_path: Path) -> None:
     ami = AmiClient(AmiSettings())
     CallService(Database(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"), EventBus(), ami)
+    WebRtcPhones(WebRtcSettings(enabled=True), ami)  # ContactStatus: a browser phone lost
     assert conf_lines("eventfilter") == [event_filter(ami.events.names)]
 
 
 def test_no_system_or_command_write_class() -> None:
     (write,) = conf_lines("write")
     classes = {c.strip() for c in write.split(",")}
-    assert classes == {"originate", "call", "agent", "reporting"}
+    # `config`: Reload of res_pjsip for the browser phones (contactd/webrtc.py).
+    assert classes == {"originate", "call", "agent", "reporting", "config"}

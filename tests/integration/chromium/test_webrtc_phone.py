@@ -1,0 +1,267 @@
+"""The browser phone in Chromium (fake microphone) against the daemon on the Asterisk sandbox:
+an agent with no desk phone joins a progressive campaign, the workspace's phone registers over
+WebSocket, the dialer's call to a simulated person is bridged to the browser and answered at
+once, RTP flows (getStats packet counts), keypad keys reach the far end, the agent hangs up,
+the call's figures are kept on its interaction and the agent sets the disposition. A
+browser whose microphone permission is refused gets a clear message; closing the page pauses
+the agent. Screenshots at desktop
+and phone sizes are saved."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import wave
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from sqlalchemy import select
+
+from contactd.auth.service import UserService
+from contactd.config import Settings, load_settings
+from contactd.crm.service import ContactInput
+from contactd.daemon import Components
+from contactd.db.models.calls import CallAttempt
+from contactd.db.models.crm import Interaction
+from contactd.db.models.dialer import Campaign, Lead
+from contactd.dialer.agents import AgentState
+from contactd.dialer.floor_events import AgentStateChanged
+from contactd.enums import CampaignMode, CampaignStatus, Role
+from tests.integration.asterisk.test_daemon_asterisk import running
+from tests.peers.asterisk import AsteriskSandbox, world_channel
+from tests.peers.chromium import CHROMIUM, FLAGS
+from tests.peers.ports import free_port
+
+pytestmark = [pytest.mark.chromium, pytest.mark.asterisk, pytest.mark.asyncio(loop_scope="session")]
+
+PASSWORD = "correct horse battery"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "panel"
+# The sandbox world's 21103: a person who answers, says "hello world", listens for 3 keys
+# (UserEvent ContactdTestKeys) and holds 10 s more.
+PERSON = "+442079421103"
+
+
+def _tone(path: Path) -> Path:
+    """One second of a 440 Hz tone, 48 kHz mono: the fake microphone's input."""
+    import math
+    import struct
+
+    rate = 48000
+    frames = b"".join(
+        struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / rate))) for i in range(rate)
+    )
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(frames)
+    return path
+
+
+def _settings(tmp_path: Path, asterisk: AsteriskSandbox) -> Settings:
+    return load_settings(
+        None,
+        {
+            "CONTACTD_GENERAL__DATA_DIR": str(tmp_path),
+            "CONTACTD_GENERAL__DEFAULT_REGION": "GB",
+            "CONTACTD_WEB__PORT": str(free_port()),
+            "CONTACTD_AUDIOSOCKET__ENABLED": "false",
+            "CONTACTD_AMI__PORT": str(asterisk.ami_port),
+            "CONTACTD_AMI__USERNAME": asterisk.ami_username,
+            "CONTACTD_AMI__SECRET": asterisk.ami_secret,
+            "CONTACTD_ASTERISK__TRUNK_DIAL_TEMPLATE": world_channel("{number}"),
+            "CONTACTD_DIALER__WINDOW_START": "00:00:00",
+            "CONTACTD_DIALER__WINDOW_END": "23:59:59",
+            "CONTACTD_DIALER__PACING_TICK_S": "0.2",
+            "CONTACTD_DIALER__AGENT_WRAP_S": "120",
+            "CONTACTD_WEBRTC__ENABLED": "true",
+            "CONTACTD_WEBRTC__INCLUDE_FILE": str(asterisk.etc_dir / "contactd-webrtc.conf"),
+            "CONTACTD_WEBRTC__WS_URL": asterisk.ws_url,
+            "CONTACTD_WEBRTC__SIP_DOMAIN": "127.0.0.1",
+        },
+    )
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def media_browser(tmp_path: Path) -> AsyncIterator[Browser]:
+    """Chromium with a fake microphone playing a tone; no permission unless a context grants it."""
+    wav = _tone(tmp_path / "tone.wav")
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            timeout=60_000,
+            args=[
+                *FLAGS,
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-audio-capture={wav}",
+                "--autoplay-policy=no-user-gesture-required",
+            ],
+        )
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def daemon(tmp_path: Path, asterisk: AsteriskSandbox) -> AsyncIterator[Components]:
+    async with running(_settings(tmp_path, asterisk)) as components:
+        # Added after the daemon started: as an admin adding an agent, the phone is added.
+        await UserService(components.db).add(
+            "wendy", PASSWORD, Role.AGENT, display_name="Wendy Web"
+        )
+        assert components.contacts is not None
+        contact_id = await components.contacts.create_contact(
+            ContactInput(first_name="Grace", last_name="Hopper", phones=[PERSON])
+        )
+        async with components.db.transaction() as session:
+            campaign = Campaign(
+                name="webphone",
+                mode=CampaignMode.PROGRESSIVE,
+                status=CampaignStatus.RUNNING,
+                dispositions=["sale", "busy"],
+            )
+            session.add(campaign)
+            await session.flush()
+            session.add(Lead(campaign_id=campaign.id, contact_id=contact_id, phone_e164=PERSON))
+        yield components
+
+
+async def _join(context: BrowserContext, url: str) -> Page:
+    page = await context.new_page()
+    await page.goto(f"{url}workspace")
+    await page.get_by_label("User name").fill("wendy")
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page).to_have_url(f"{url}workspace")
+    await page.get_by_label("Campaign").select_option(label="webphone (progressive)")
+    await page.get_by_role("button", name="Join").click()
+    await expect(page.locator("#agent-state")).to_contain_text("Paused")
+    return page
+
+
+async def test_a_campaign_call_reaches_the_browser_phone(
+    media_browser: Browser, daemon: Components, asterisk: AsteriskSandbox
+) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    url = daemon.web_url
+    assert url is not None
+    assert daemon.dialer is not None
+    context = await media_browser.new_context(
+        viewport={"width": 1280, "height": 800}, locale="en-US", permissions=["microphone"]
+    )
+    try:
+        page = await _join(context, url)
+        assert daemon.dialer.agents.agents["wendy"].dial == "PJSIP/webrtc-wendy"
+        await expect(page.locator("#phone-reg")).to_have_text(
+            "Registered: calls ring here", timeout=15_000
+        )
+        assert "webrtc-wendy" in await asterisk.acli("pjsip show contacts")
+        await page.screenshot(path=ARTIFACTS / "workspace-phone-desktop.png", full_page=True)
+        await page.get_by_role("button", name="Ready").click()
+        call = page.locator("#phone-call")
+        await expect(call).to_have_text("In a call", timeout=30_000)  # dialled, AMD, bridged
+        await expect(page.locator("#card-name")).to_have_text("Grace Hopper")
+        # Audio both ways: the browser sends its microphone and receives Asterisk's RTP.
+        stats = page.locator("#phone-stats")
+        at_least_20 = re.compile(r"^([2-9][0-9]|[0-9]{3,})$")
+        await expect(stats).to_have_attribute("data-packets-sent", at_least_20, timeout=15_000)
+        await expect(stats).to_have_attribute("data-packets-received", at_least_20, timeout=15_000)
+        await expect(stats).to_contain_text("Jitter")
+        # The keypad's keys (RFC 4733) reach the far end.
+        keys: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+        def on_user_event(event: Any) -> None:
+            if event.get("UserEvent") == "ContactdTestKeys" and not keys.done():
+                keys.set_result(str(event.get("Keys", "")))
+
+        assert daemon.calls is not None
+        daemon.calls.ami.events.on("UserEvent", on_user_event)
+        keypad = page.get_by_role("group", name="Keypad")
+        for key in "4", "2", "7":
+            await keypad.get_by_role("button", name=key, exact=True).click()
+        assert await asyncio.wait_for(keys, 15) == "427"
+        await page.screenshot(path=ARTIFACTS / "workspace-phone-call-desktop.png", full_page=True)
+        await page.set_viewport_size({"width": 360, "height": 740})
+        await page.screenshot(path=ARTIFACTS / "workspace-phone-call-phone.png", full_page=True)
+        assert await page.evaluate("document.documentElement.scrollWidth") <= 360
+        await page.set_viewport_size({"width": 1280, "height": 800})
+        await page.get_by_role("button", name="Hang up").click()
+        await expect(call).to_have_text("Call ended", timeout=10_000)
+        # The call's getStats figures are kept on its interaction.
+        await expect(page.locator("#phone")).to_have_attribute(
+            "data-quality-stored", "true", timeout=10_000
+        )
+        await page.locator("#card").get_by_role("button", name="Sale").click()
+        await expect(page.get_by_role("status").first).to_contain_text("Disposition saved")
+    finally:
+        await context.close()
+    async with daemon.db.session() as session:
+        attempt = (await session.scalars(select(CallAttempt))).one()
+        assert attempt.interaction_id is not None
+        interaction = await session.get(Interaction, attempt.interaction_id)
+    assert attempt.disposition == "sale"
+    assert interaction is not None
+    quality = interaction.data["call_quality"]
+    assert quality["packets_received"] > 20 and quality["packets_sent"] > 20
+    assert set(quality) >= {"jitter_ms", "loss_pct", "rtt_ms"}
+
+
+async def test_a_refused_microphone_is_said_plainly(
+    media_browser: Browser, daemon: Components
+) -> None:
+    url = daemon.web_url
+    assert url is not None
+    context = await media_browser.new_context(locale="en-US")  # no microphone permission
+    try:
+        page = await _join(context, url)
+        alert = page.locator("#phone-error")
+        await expect(alert).to_contain_text("The browser refused the microphone", timeout=15_000)
+        await expect(page.locator("#phone-reg")).to_have_text(
+            "Not registered: calls cannot reach you"
+        )
+    finally:
+        await context.close()
+
+
+async def test_closing_the_page_pauses_the_agent(
+    media_browser: Browser, daemon: Components
+) -> None:
+    url = daemon.web_url
+    assert url is not None
+    paused = asyncio.Event()
+
+    def on_agent(event: AgentStateChanged) -> None:
+        if event.agent == "wendy" and event.state == AgentState.PAUSED.value:
+            paused.set()
+
+    context = await media_browser.new_context(locale="en-US", permissions=["microphone"])
+    try:
+        page = await _join(context, url)
+        await expect(page.locator("#phone-reg")).to_have_text(
+            "Registered: calls ring here", timeout=15_000
+        )
+        await page.get_by_role("button", name="Ready").click()
+        await expect(page.locator("#agent-state")).to_have_text("Ready")
+        daemon.bus.subscribe(AgentStateChanged, on_agent)
+    finally:
+        await context.close()  # the laptop lid: the WebSocket closes, the contact is removed
+    # Before the tab-closed grace (30 s): the lost registration (webrtc.lost_grace_s 5 s).
+    await asyncio.wait_for(paused.wait(), 15)
+    context = await media_browser.new_context(locale="en-US", permissions=["microphone"])
+    try:
+        page = await context.new_page()
+        await page.goto(f"{url}workspace")
+        await page.get_by_label("User name").fill("wendy")
+        await page.get_by_label("Password").fill(PASSWORD)
+        await page.get_by_role("button", name="Sign in").click()
+        await expect(page.locator("#agent-state")).to_contain_text(
+            "Your browser phone lost its registration"
+        )
+    finally:
+        await context.close()
