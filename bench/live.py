@@ -14,6 +14,10 @@ demo PBX. Two figures:
   or the campaign's pace over the run does not count as the viewers' cost. The viewers'
   extra CPU is also given per push made per viewer, and per frame (one write per tab).
 
+`--writes` measures the fan-out's write alone, steady under any load: a bare server holds 200
+streams and alternates windows of aiohttp's `response.write` per tab and the floor's
+`FloorStream.send` (the chunk made once per frame), printing its CPU per frame per tab.
+
 The daemon (`bench/live.py --serve`) and the demo PBX (python -m contactd.demo.serve) run as
 processes of their own, so the daemon's CPU is read from /proc apart from the viewers'.
 
@@ -135,6 +139,7 @@ class Viewer:
         self.server_ms: list[float] = []  # event made -> its frame written by the daemon
         self.pushes = 0
         self.frames = 0  # frames read (each starts with ": sent")
+        self.snapshots = 0  # the first, then one each time the daemon found it behind
         self.snapshot = asyncio.Event()
         self.measuring = False
 
@@ -157,6 +162,7 @@ class Viewer:
                         sent = float(push[7:])
                     elif push.startswith(b"event: snapshot"):
                         self.snapshot.set()
+                        self.snapshots += 1
                     elif self.measuring and push.startswith(TIMED):
                         found = T_RE.search(push)
                         if found:
@@ -222,6 +228,7 @@ async def measure(
     served: list[float] = []
     idle: list[Window] = []
     watched: list[Window] = []
+    caught_up = 0  # snapshots sent again to a viewer that fell behind (a costly write)
     async with aiohttp.ClientSession(connector=connector, cookie_jar=jar) as session:
         await _sign_in(session, url)
         counters, counting = await _open(session, url, 1)
@@ -237,6 +244,7 @@ async def measure(
                 for v in crowd:
                     v.measuring = False
                 await _close(tasks)
+                caught_up += sum(v.snapshots - 1 for v in crowd)
                 lags.extend(lag for v in crowd for lag in v.lags_ms)
                 served.extend(ms for v in crowd for ms in v.server_ms)
                 idle.append(await _window(pid, window_s, counter))
@@ -264,6 +272,7 @@ async def measure(
     return {
         "viewers": viewers,
         "timed_pushes": len(lags),
+        "viewers_caught_up": caught_up,
         "pushes_per_s": round(pushes / sum(w.wall for w in watched), 1),
         "frames_per_s": round(frames / sum(w.wall for w in watched), 1),
         "lag_p50_ms": round(q[49], 1),
@@ -324,6 +333,97 @@ async def one_run(
         _stop(pbx)
 
 
+# ---- the fan-out's write alone (--writes) ------------------------------------------------
+def _write_server(port: int, tabs_wanted: int, window_s: float, rounds: int, ready: Any) -> None:
+    """A bare aiohttp server holding `tabs_wanted` SSE streams; it sends 8 frames a second,
+    alternating windows of the two ways to write them, and prints its own CPU per frame per
+    tab: `response.write` (the writer frames a chunk per tab) and the floor's FloorStream.send
+    (the chunk made once, straight into each socket buffer)."""
+    from aiohttp import web
+
+    from contactd.web.live import Frame
+    from contactd.web.views.floor import FloorStream
+
+    async def run() -> None:
+        tabs: list[tuple[web.StreamResponse, FloorStream]] = []
+        everyone = asyncio.Event()
+
+        async def events(request: web.Request) -> web.StreamResponse:
+            response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            response.enable_chunked_encoding()
+            await response.prepare(request)
+            await response.write(b": hello\n\n")
+            tabs.append((response, FloorStream(response, request.transport, True)))
+            if len(tabs) == tabs_wanted:
+                everyone.set()
+            await asyncio.Event().wait()
+            return response
+
+        app = web.Application()
+        app.router.add_get("/e", events)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        ready.set()
+        await everyone.wait()
+        body = b'event: call\ndata: {"id":"a1","state":"talking","number":"+4930500"}\n\n' * 3
+        for number in range(rounds):
+            for how in ("response.write", "FloorStream.send"):
+                cpu0, wall0, frames = time.process_time(), time.monotonic(), 0
+                while time.monotonic() - wall0 < window_s:
+                    frame = b": sent %.3f\n\n" % time.time() + body
+                    if how == "response.write":
+                        for response, _ in tabs:
+                            await response.write(frame)
+                    else:
+                        made = Frame.of(frame)
+                        for _, stream in tabs:
+                            stream.send(made)
+                    frames += 1
+                    await asyncio.sleep(1 / 8)  # the frame rate, not synchronisation
+                cpu = time.process_time() - cpu0
+                print(
+                    f"round {number + 1}  {how:18}"
+                    f"{1e6 * cpu / (frames * tabs_wanted):8.2f} us CPU per frame per tab",
+                    flush=True,
+                )
+        await runner.cleanup()
+
+    asyncio.run(run())
+
+
+def writes(tabs: int, window_s: float, rounds: int) -> None:
+    import multiprocessing
+
+    port = _free_port()
+    ready = multiprocessing.Event()
+    server = multiprocessing.Process(
+        target=_write_server, args=(port, tabs, window_s, rounds, ready)
+    )
+    server.start()
+
+    async def read(stop: asyncio.Event) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /e HTTP/1.1\r\nHost: bench\r\n\r\n")
+        while not stop.is_set() and await reader.read(65536):
+            pass
+        writer.close()
+
+    async def readers() -> None:
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(read(stop)) for _ in range(tabs)]
+        await asyncio.to_thread(server.join)
+        stop.set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    if not ready.wait(30):
+        raise RuntimeError("the write server did not start")
+    asyncio.run(readers())
+    print(f"load average {os.getloadavg()[0]:.2f}")
+
+
 def _free_port() -> int:
     import socket
 
@@ -341,10 +441,18 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=50)
     parser.add_argument("--window", type=float, default=None, help="seconds per window")
     parser.add_argument("--rounds", type=int, default=None, help="windows with viewers per run")
+    parser.add_argument(
+        "--writes",
+        action="store_true",
+        help="only the fan-out's write per tab: response.write against FloorStream.send",
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         asyncio.run(serve(args.agents, leads=20_000))
+        return
+    if args.writes:
+        writes(args.viewers, args.window or 8.0, args.rounds or 3)
         return
     window = args.window or (15.0 if args.quick else 30.0)
     rounds = args.rounds or (2 if args.quick else 3)
