@@ -90,6 +90,12 @@ def _figure(chart: Chart, title: str, empty: str) -> Figure:
         fontsize=8,
     )
     axes.tick_params(axis="y", labelsize=8)
+    if not chart.percent and all(
+        float(v).is_integer() for values in chart.series.values() for v in values
+    ):  # counts: no 0.2 of a call on the axis
+        from matplotlib.ticker import MaxNLocator
+
+        axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     if len(chart.series) > 1 or chart.line is not None:
         axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     axes.spines[["top", "right"]].set_visible(False)

@@ -209,12 +209,25 @@ TALKING: Final = "talking"
 RINGING: Final = "ringing"
 
 
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One frame as every tab gets it, made once: the SSE bytes, and the same bytes framed
+    as one HTTP/1.1 chunk (what a chunked response writes to its socket)."""
+
+    body: bytes
+    chunk: bytes
+
+    @classmethod
+    def of(cls, body: bytes) -> Frame:
+        return cls(body, b"%x\r\n%b\r\n" % (len(body), body))
+
+
 class FloorTab(Protocol):
     """An open floor stream as the hub writes to it (web/views/floor.py's FloorStream)."""
 
     def backlog(self) -> int: ...  # bytes written but not yet sent
 
-    async def send(self, frame: bytes) -> None: ...
+    def send(self, frame: Frame) -> None: ...  # straight to the socket's buffer, no await
 
     def fell_behind(self) -> None: ...
 
@@ -270,7 +283,8 @@ class FloorHub:
     Calls, agents and inbound queues are kept from the events; per-campaign figures are read
     from the dialer's runtimes and health from the registry once a second, and only what
     changed is pushed. Each push is encoded once; the pushes of each FRAME_S go to every tab
-    in one write, so an open tab costs one write per frame: no database query, no task.
+    in one write, so an open tab costs one write per frame: no database query, no task, no
+    encoding of its own.
     Campaign names and states are the one thing read from the database: at start, when a
     call of an unknown campaign appears, when the panel changes a campaign, and every
     `CAMPAIGN_REFRESH_S`.
@@ -302,6 +316,7 @@ class FloorHub:
         self._sent: dict[int, dict[str, Any]] = {}  # campaign figures as last pushed
         self._refresh = asyncio.Event()
         self.pushes = 0  # encoded pushes made (not per tab): the bench reads it
+        self.frames = 0  # frames sent (each one write per tab)
 
     def _handlers(self) -> tuple[tuple[type[Any], Callable[[Any], None]], ...]:
         return ((CallDialing, self._on_dialing), (CallRinging, self._on_ringing),
@@ -376,24 +391,26 @@ class FloorHub:
         self._flush.set()
 
     async def _send_frames(self) -> None:
-        """Every FRAME_S at most, what was pushed goes to every tab in one write. The writes
-        come from this one task straight to each stream (no task per tab is woken); a tab
-        whose connection does not keep up is skipped and told to catch up by itself."""
+        """Every FRAME_S at most, what was pushed goes to every tab in one write. The frame
+        (and its HTTP chunk) is made once; this one task then hands the same bytes to each
+        tab's socket buffer, without an await, a task or an encoding per tab. A tab whose
+        connection does not keep up is skipped and told to catch up by itself."""
         while True:
             await self._flush.wait()
             await asyncio.sleep(FRAME_S)  # gathers the pushes of this frame
             self._flush.clear()
             # An SSE comment (browsers skip it) says when the frame left: bench/live.py
             # splits event -> browser into the server's part and the delivery's.
-            frame = b": sent %.3f\n\n" % self._clock() + b"".join(self._pending)
+            frame = Frame.of(b": sent %.3f\n\n" % self._clock() + b"".join(self._pending))
             self._pending = []
+            self.frames += 1
             for tab in list(self._tabs):
                 if tab.backlog() > TAB_BUFFER:
                     self._tabs.discard(tab)
                     tab.fell_behind()
                     continue
                 try:
-                    await tab.send(frame)
+                    tab.send(frame)
                 except (ConnectionError, RuntimeError):  # the tab went away meanwhile
                     self._tabs.discard(tab)
                     tab.stopping()

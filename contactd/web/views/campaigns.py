@@ -43,7 +43,7 @@ from contactd.dialer.create import (
 from contactd.dialer.dialvalues import check_value
 from contactd.dialer.dispositions import KNOWN as DISPOSITIONS
 from contactd.dialer.explain import explain_lead
-from contactd.dialer.policy import WEEKDAYS, MachineAction
+from contactd.dialer.policy import WEEKDAYS, MachineAction, Refusal, RefusalCode
 from contactd.dialer.recovery import change_status
 from contactd.enums import (
     MESSAGE_CAMPAIGN_MODES,
@@ -72,6 +72,18 @@ RETRY_FIELDS: Final = ("busy", "no_answer", "machine", "failed")
 FALLBACKS: Final = ("", Channel.SMS.value, Channel.EMAIL.value)
 TEMPLATE_NAME: Final = re.compile(r"[A-Za-z0-9_.\-]{1,100}")
 SAMPLE: Final = {"first_name": "Grace", "last_name": "Hopper", "name": "Grace Hopper"}
+
+
+def refusal_words(refusal: Refusal) -> str:
+    """A reason a lead is not dialled, in the page's language where it is a fixed sentence
+    (the ones with figures in them keep the dialer's English words for now)."""
+    fixed = {
+        RefusalCode.CAMPAIGN_NOT_RUNNING: _("the campaign is not running"),
+        RefusalCode.DNC_GLOBAL: _("the number is on the global do-not-call list"),
+        RefusalCode.DNC_CAMPAIGN: _("the number is on this campaign's do-not-call list"),
+        RefusalCode.OPTED_OUT: _("the contact has opted out of calls"),
+    }
+    return fixed.get(refusal.code, refusal.message)
 
 
 def labels() -> dict[str, dict[str, str]]:
@@ -472,7 +484,7 @@ async def _show(
             dialled = campaign.mode not in MESSAGE_CAMPAIGN_MODES  # an SMS lead is not dialled
             if dialled and lead.status is not LeadStatus.DIALING:
                 explanation = await explain_lead(session, settings, lead.id, now)
-                reasons = [r.message for r in explanation.refusals]
+                reasons = [refusal_words(r) for r in explanation.refusals]
             rows.append((lead, reasons))
     runtime = request.app[SERVICES].dialer
     kind = (

@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Final
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from yarl import URL
 
 from contactd.auth.audit import Actor, record
@@ -24,7 +24,7 @@ from contactd.events import EventBus
 from contactd.web.access import requires
 from contactd.web.i18n import gettext as _
 from contactd.web.keys import DATABASE, HEALTH, SETTINGS, principal
-from contactd.web.live import FRAME_S, TAB_BUFFER, FloorHub, queue_levels
+from contactd.web.live import FRAME_S, TAB_BUFFER, FloorHub, Frame, queue_levels
 from contactd.web.render import page
 from contactd.web.services import SERVICES
 
@@ -80,8 +80,13 @@ async def floor(request: web.Request) -> web.StreamResponse:
 class FloorStream:
     """One open /floor/events response, written to by the hub's frame task."""
 
-    def __init__(self, response: web.StreamResponse, transport: asyncio.BaseTransport | None):
-        self._response, self._transport = response, transport
+    def __init__(
+        self,
+        response: web.StreamResponse,
+        transport: asyncio.BaseTransport | None,
+        chunked: bool,
+    ):
+        self._response, self._transport, self._chunked = response, transport, chunked
         self.wake = asyncio.Event()
         self.behind = self.ended = False
         self.allowance = 0  # the snapshot just written may still sit in the socket's buffer
@@ -100,8 +105,15 @@ class FloorStream:
         self.allowance = len(snapshot)
         await self._response.write(snapshot)
 
-    async def send(self, frame: bytes) -> None:
-        await self._response.write(frame)
+    def send(self, frame: Frame) -> None:
+        """The frame straight into the socket's buffer, as the response's writer would frame
+        it (one HTTP/1.1 chunk): no coroutine or framing per tab. The stream's own writes
+        (snapshot, keep-alive) go through the writer and leave whole, so the two never
+        interleave within a chunk."""
+        transport = self._transport
+        if not isinstance(transport, asyncio.WriteTransport) or transport.is_closing():
+            raise ConnectionResetError("the floor tab closed")
+        transport.write(frame.chunk if self._chunked else frame.body)
 
     def fell_behind(self) -> None:
         self.behind = True
@@ -123,8 +135,11 @@ async def events(request: web.Request) -> web.StreamResponse:
             "X-Accel-Buffering": "no",
         }
     )
+    chunked = request.version == HttpVersion11  # HTTP/1.0: the body ends at close
+    if chunked:
+        response.enable_chunked_encoding()
     await response.prepare(request)
-    stream = FloorStream(response, request.transport)
+    stream = FloorStream(response, request.transport, chunked)
     try:
         with contextlib.suppress(ConnectionResetError):
             await stream.start(hub.join(stream))

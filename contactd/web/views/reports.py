@@ -4,6 +4,7 @@ agent; see its table and its chart (SVG drawn on the server); export it as CSV o
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import tempfile
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -13,7 +14,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from contactd.crm import report_charts
-from contactd.crm.reports import REPORTS, ReportFilter, ReportTable
+from contactd.crm.reports import REPORTS, Chart, ReportFilter, ReportTable
 from contactd.crm.spreadsheet import write_csv, write_xlsx
 from contactd.db.models import Campaign, User
 from contactd.enums import Role
@@ -38,6 +39,62 @@ def titles() -> dict[str, str]:
         "funnel": _("Campaign funnel"),
         "decisions": _("Channel decisions by reason"),
     }
+
+
+def words() -> dict[str, str]:
+    """The reports' columns, chart series and call outcomes in the page's language. The
+    reports name them by English keys; a key not here (a free-text outcome, say) shows as
+    it is."""
+    return {
+        "day": _("day"),
+        "hour": _("hour"),
+        "total": _("total"),
+        "agent": _("agent"),
+        "calls": _("calls"),
+        "talk h": _("talk h"),
+        "signed in h": _("signed in h"),
+        "pause h": _("pause h"),
+        "occupancy %": _("occupancy %"),
+        "live answers": _("live answers"),
+        "rate %": _("rate %"),
+        "over 3%": _("over 3%"),
+        "abandon rate": _("abandon rate"),
+        "ended as": _("ended as"),
+        "which is": _("which is"),
+        "sessions": _("sessions"),
+        "channel": _("channel"),
+        "reason": _("reason"),
+        "person": _("person"),
+        "opened": _("opened"),
+        "closed": _("closed"),
+        "overdue": _("overdue"),
+        "overdue now": _("overdue now"),
+        "campaign": _("campaign"),
+        "all campaigns": _("all campaigns"),
+        "leads": _("leads"),
+        "dialled": _("dialled"),
+        "answered": _("answered"),
+        "positive": _("positive"),
+        "human": _("human"),
+        "machine": _("machine"),
+        "busy": _("busy"),
+        "no_answer": _("no answer"),
+        "unallocated": _("unallocated"),
+        "congestion": _("congestion"),
+        "rejected": _("rejected"),
+        "failed": _("failed"),
+        "abandoned": _("abandoned"),
+        "lost": _("lost"),
+    }
+
+
+def _chart(chart: Chart, names: dict[str, str]) -> Chart:
+    """The chart with its series and labels in the page's language."""
+    return dataclasses.replace(
+        chart,
+        labels=[names.get(label, label) for label in chart.labels],
+        series={names.get(key, key): values for key, values in chart.series.items()},
+    )
 
 
 def _day(raw: str, field: str, default: date) -> date:
@@ -96,6 +153,7 @@ async def reports(request: web.Request) -> web.StreamResponse:
     db = request.app[DATABASE]
     result = await REPORTS[name].build(db, window)
     title = titles()[name]
+    names = words()
     async with db.engine.connect() as conn:
         campaigns = (
             await conn.execute(select(Campaign.id, Campaign.name).order_by(Campaign.name))
@@ -110,7 +168,7 @@ async def reports(request: web.Request) -> web.StreamResponse:
         {
             "result": result,
             "title": title,
-            "columns": [_(c) for c in result.columns],
+            "columns": [names.get(c, c) for c in result.columns],
             "shown": shown,
             "titles": titles(),
             "campaigns": campaigns,
@@ -127,7 +185,10 @@ async def reports_chart(request: web.Request) -> web.StreamResponse:
     name, window, _shown = parse(request.query)
     result = await REPORTS[name].build(request.app[DATABASE], window)
     svg = await asyncio.to_thread(
-        report_charts.svg, result.chart, titles()[name], _("Nothing in this period.")
+        report_charts.svg,
+        _chart(result.chart, words()),
+        titles()[name],
+        _("Nothing in this period."),
     )
     return web.Response(
         text=svg,
@@ -164,7 +225,8 @@ async def reports_export(request: web.Request) -> web.StreamResponse:
 def spreadsheet(fmt: str, result: ReportTable) -> bytes:
     with tempfile.TemporaryDirectory() as folder:
         target = Path(folder) / f"report.{fmt}"
-        header = [_(c) for c in result.columns]
+        names = words()
+        header = [names.get(c, c) for c in result.columns]
         if fmt == "csv":
             write_csv(target, header, result.rows)
         else:

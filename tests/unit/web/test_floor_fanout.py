@@ -11,7 +11,7 @@ from contactd.db.session import Database
 from contactd.dialer.floor_events import AgentStateChanged
 from contactd.events import EventBus
 from contactd.health import HealthRegistry
-from contactd.web.live import TAB_BUFFER, FloorHub
+from contactd.web.live import TAB_BUFFER, FloorHub, Frame
 
 
 class Tab:
@@ -24,8 +24,8 @@ class Tab:
     def backlog(self) -> int:
         return self._backlog
 
-    async def send(self, frame: bytes) -> None:
-        self.frames.append(frame)
+    def send(self, frame: Frame) -> None:
+        self.frames.append(frame.body)
         self.heard.set()
 
     def fell_behind(self) -> None:
