@@ -23,7 +23,7 @@ Targets: ≥ 25 sessions, decision p95 ≤ 450 ms, first prompt ≤ 150 ms, no f
 late, free-form within 2×. Every figure is measured `--runs` times (3): median and worst.
 The host is shared (2 cores, 8 engineers): the load average is printed beside the figures.
 
-    .venv/bin/python bench/ivr.py [--quick] [--sessions 10,20,25,30] [--runs 3]
+    PYTHONPATH=. .venv/bin/python bench/ivr.py [--quick] [--free-form-only] [--runs 3]
 
 Prints a table; the last line is one JSON object with every figure.
 """
@@ -188,44 +188,146 @@ def bare_vosk_concurrent(model: SpeechModel, audio: bytes, count: int) -> list[f
     return latencies
 
 
-async def free_form(model: SpeechModel, audio: bytes, count: int) -> list[float]:
+async def free_form(model: SpeechModel, audio: bytes, count: int) -> tuple[list[float], float]:
     """`count` answers ending at once, transcribed by contactd's bounded pool: each one's
-    time from the end of the answer to its transcript, as a share of the answer's length."""
+    time from the end of the answer to its transcript, as a share of the answer's length,
+    and this process's CPU seconds per second of answer audio."""
     duration = len(audio) / (FRAME_BYTES / FRAME_S)
     loop = asyncio.get_running_loop()
-    start = loop.time()
+    start, cpu = loop.time(), time.process_time()
 
     async def one() -> float:
         await model.transcribe(audio)
         return (loop.time() - start) / duration
 
-    return list(await asyncio.gather(*(one() for _ in range(count))))
+    ratios = list(await asyncio.gather(*(one() for _ in range(count))))
+    return ratios, (time.process_time() - cpu) / (count * duration)
 
 
-def free_form_bare(model: SpeechModel, audio: bytes, count: int) -> list[float]:
-    """The same, bare Vosk: a thread and a free-form recognizer per answer, all at once."""
+def free_form_bare(
+    model: SpeechModel, audio: bytes, count: int, recognizers: list[Any]
+) -> tuple[list[float], float]:
+    """The same, bare Vosk with the same settings: a thread per given recognizer (warm ones,
+    as contactd's are), working through the `count` answers; CPU per second of audio."""
     duration = len(audio) / (FRAME_BYTES / FRAME_S)
     ratios: list[float] = []
+    todo = list(range(count))
+    lock = threading.Lock()
+    cpu: list[float] = []
     start = time.monotonic()
 
-    def one() -> None:
-        rec = model._new_kaldi(None)
-        for offset in range(0, len(audio), 16000):
-            rec.AcceptWaveform(audio[offset : offset + 16000])
-        rec.FinalResult()
-        ratios.append((time.monotonic() - start) / duration)
+    def worker(rec: Any) -> None:
+        began = time.thread_time()
+        while True:
+            with lock:
+                if not todo:
+                    break
+                todo.pop()
+            for offset in range(0, len(audio), 16000):
+                rec.AcceptWaveform(audio[offset : offset + 16000])
+            rec.FinalResult()
+            ratios.append((time.monotonic() - start) / duration)
+        cpu.append(time.thread_time() - began)
 
-    threads = [threading.Thread(target=one) for _ in range(count)]
+    threads = [threading.Thread(target=worker, args=(rec,)) for rec in recognizers]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return ratios
+    return ratios, sum(cpu) / (count * duration)
+
+
+def bare_transcribe(rec: Any, audio: bytes) -> str:
+    for offset in range(0, len(audio), 16000):
+        rec.AcceptWaveform(audio[offset : offset + 16000])
+    return str(json.loads(rec.FinalResult())["text"])
+
+
+def char_errors(reference: str, heard: str) -> int:
+    """Edit distance over the Hangul syllables, spaces and punctuation ignored."""
+    ref = [c for c in reference if c.isalnum()]
+    hyp = [c for c in heard if c.isalnum()]
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, row[0] = row[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
+    return row[-1]
 
 
 def median_worst(values: list[float], worst: str = "max") -> tuple[float, float]:
     pick = max if worst == "max" else min
     return statistics.median(values), pick(values)
+
+
+ACCURACY_ANSWERS = [
+    "예약을 변경하고 싶어요. 내일 다시 전화해 주세요.",
+    "주문한 물건이 아직 도착하지 않았어요",
+    "환불을 받고 싶습니다",
+    "비밀번호를 잊어버렸어요",
+    "상담원과 통화하고 싶어요",
+]
+
+
+async def free_form_setup(
+    model: SpeechModel, tts: Tts, answer: bytes, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Accuracy of the free-form path (contactd and bare Vosk, same audio and settings), the
+    warm-up that gives both their steady state, and the optional cold bare baseline."""
+    spoken = [await tts.speak(text) for text in ACCURACY_ANSWERS]
+    loop = asyncio.get_running_loop()
+    # contactd: the answers once each, concurrently, so every transcribe thread warms up.
+    t0 = time.process_time()
+    ours = [h.text for h in await asyncio.gather(*(model.transcribe(a) for a in spoken))]
+    audio_s = sum(len(a) for a in spoken) / 16000
+    cold_cpu = (time.process_time() - t0) / audio_s
+    workers = model._transcribe_workers
+    bare_recognizers = [model._new_kaldi(None) for _ in range(workers)]
+
+    def bare_pass() -> list[str]:
+        heard: list[str] = []
+        for n, a in enumerate(spoken):
+            heard.append(bare_transcribe(bare_recognizers[n % workers], a))
+        for rec in bare_recognizers[1:]:  # every bare recognizer sees the same answers
+            for a in spoken:
+                bare_transcribe(rec, a)
+        return heard
+
+    bare = await loop.run_in_executor(None, bare_pass)
+    errors = [char_errors(r, h) for r, h in zip(ACCURACY_ANSWERS, ours, strict=True)]
+    bare_errors = [char_errors(r, h) for r, h in zip(ACCURACY_ANSWERS, bare, strict=True)]
+    chars = sum(len([c for c in r if c.isalnum()]) for r in ACCURACY_ANSWERS)
+    accuracy = {
+        "answers": len(spoken),
+        "exact": sum(e == 0 for e in errors),
+        "char_errors": sum(errors),
+        "bare_exact": sum(e == 0 for e in bare_errors),
+        "bare_char_errors": sum(bare_errors),
+        "chars": chars,
+        "same_as_bare": sum(o == b for o, b in zip(ours, bare, strict=True)),
+        "cold_cpu_per_audio_s": round(cold_cpu, 3),
+    }
+    print(
+        f"free-form accuracy on {len(spoken)} synthesized answers: exact {accuracy['exact']}/"
+        f"{len(spoken)}, character errors {sum(errors)}/{chars} (bare Vosk, same settings: exact "
+        f"{accuracy['bare_exact']}/{len(spoken)}, {sum(bare_errors)}/{chars}; the same "
+        f"transcript {accuracy['same_as_bare']}/{len(spoken)}); cold recognizers "
+        f"{cold_cpu:.3f} s CPU per s of audio",
+        flush=True,
+    )
+    for text, heard in zip(ACCURACY_ANSWERS, ours, strict=True):
+        print(f"  {text} → {heard}", flush=True)
+    if args.cold_baseline:
+        cold = [model._new_kaldi(None) for _ in range(25)]
+        ratios, cpu = await loop.run_in_executor(None, free_form_bare, model, answer, 25, cold)
+        accuracy["bare_cold_25_threads_worst_x"] = round(max(ratios), 2)
+        accuracy["bare_cold_cpu_per_audio_s"] = round(cpu, 3)
+        print(
+            f"bare Vosk, a new recognizer per answer, 25 threads: {max(ratios):.2f}×, "
+            f"{cpu:.3f} s CPU per s of audio",
+            flush=True,
+        )
+    return {"bare_recognizers": bare_recognizers, "accuracy": accuracy}
 
 
 async def main() -> int:
@@ -234,6 +336,14 @@ async def main() -> int:
     parser.add_argument("--sessions", default="10,20,25,30")
     parser.add_argument("--runs", type=int, default=3, help="runs; median and worst reported")
     parser.add_argument("--workers", type=int, default=2, help="ASR threads (speech.asr_workers)")
+    parser.add_argument(
+        "--free-form-only", action="store_true", help="only the free-form figures (faster)"
+    )
+    parser.add_argument(
+        "--cold-baseline",
+        action="store_true",
+        help="also bare Vosk with a new recognizer per answer, 25 threads (once; CPU-hungry)",
+    )
     args = parser.parse_args()
     steps = [10, 25] if args.quick else [int(x) for x in args.sessions.split(",")]
     load_before = os.getloadavg()
@@ -246,10 +356,11 @@ async def main() -> int:
             prompt = await tts.speak("상담원과 통화하시려면 상담원이라고 말씀하세요")
             caller_audio = SILENCE * 25 + await tts.speak(WORD) + SILENCE * 50
             answer = await tts.speak("예약을 변경하고 싶어요. 내일 다시 전화해 주세요.")
+            free = await free_form_setup(model, tts, answer, args)
             for run in range(args.runs):
-                bare = bare_vosk(model, caller_audio)
+                bare = [] if args.free_form_only else bare_vosk(model, caller_audio)
                 results: dict[int, dict[str, float]] = {}
-                for count in steps:
+                for count in [] if args.free_form_only else steps:
                     loop = asyncio.get_running_loop()
                     bare_n = await loop.run_in_executor(
                         None, bare_vosk_concurrent, model, caller_audio, count
@@ -276,9 +387,9 @@ async def main() -> int:
                         f"ms; correct {correct}/{count}; load {os.getloadavg()[0]:.1f}",
                         flush=True,
                     )
-                ours_free = await free_form(model, answer, 25)
-                bare_free = await asyncio.get_running_loop().run_in_executor(
-                    None, free_form_bare, model, answer, 25
+                ours_free, ours_cpu = await free_form(model, answer, 25)
+                bare_free, bare_cpu = await asyncio.get_running_loop().run_in_executor(
+                    None, free_form_bare, model, answer, 25, free["bare_recognizers"]
                 )
                 real_time = max(
                     (
@@ -293,18 +404,22 @@ async def main() -> int:
                 runs.append(
                     {
                         "sessions_real_time": real_time,
-                        "bare_vosk_decision_p95_ms": round(1000 * p(bare, 0.95)),
+                        "bare_vosk_decision_p95_ms": round(1000 * p(bare, 0.95)) if bare else 0,
                         "free_form_worst_x": round(max(ours_free), 2),
                         "bare_free_form_worst_x": round(max(bare_free), 2),
+                        "free_form_cpu_per_audio_s": round(ours_cpu, 3),
+                        "bare_free_form_cpu_per_audio_s": round(bare_cpu, 3),
                         "steps": results,
                         "load1": round(os.getloadavg()[0], 2),
                     }
                 )
                 print(
                     f"run {run + 1} free-form, 25 answers of {len(answer) / 16000:.1f} s at once: "
-                    f"transcript ready within {max(ours_free):.2f}× the answer's length "
-                    f"(bare Vosk, 25 threads: {max(bare_free):.2f}×); bare Vosk one stream "
-                    f"decision p95 {runs[-1]['bare_vosk_decision_p95_ms']} ms",
+                    f"transcript ready within {max(ours_free):.2f}× the answer's length, "
+                    f"{ours_cpu:.3f} s CPU per s of audio (bare Vosk, same settings, "
+                    f"{len(free['bare_recognizers'])} threads: {max(bare_free):.2f}×, "
+                    f"{bare_cpu:.3f} s CPU/s); bare Vosk one stream decision p95 "
+                    f"{runs[-1]['bare_vosk_decision_p95_ms']} ms; load {os.getloadavg()[0]:.1f}",
                     flush=True,
                 )
     top = max(steps)
@@ -312,8 +427,9 @@ async def main() -> int:
         "load_before": [round(x, 2) for x in load_before],
         "load_after": [round(x, 2) for x in os.getloadavg()],
         "runs": args.runs,
+        "free_form_accuracy": free["accuracy"],
     }
-    rows = [
+    session_rows = [] if args.free_form_only else [
         ("sessions in real time", "sessions_real_time", [r["sessions_real_time"] for r in runs],
          "min", "≥ 25"),
         (f"decision p95 @{top} ms", "decision_p95_ms",
@@ -326,16 +442,23 @@ async def main() -> int:
          [r["steps"][top]["first_prompt_p95_ms"] for r in runs], "max", "≤ 150"),
         (f"latest prompt frame @{top} ms", "frame_late_max_ms",
          [r["steps"][top]["frame_late_max_ms"] for r in runs], "max", "≤ 100"),
+    ]  # fmt: skip
+    rows = session_rows
+    rows += [
         ("free-form @25, × answer length", "free_form_worst_x",
          [r["free_form_worst_x"] for r in runs], "max", "≤ 2"),
-        ("  bare Vosk, 25 threads", "bare_free_form_worst_x",
+        ("  bare Vosk, same settings", "bare_free_form_worst_x",
          [r["bare_free_form_worst_x"] for r in runs], "max", ""),
+        ("free-form CPU s per s of audio", "free_form_cpu_per_audio_s",
+         [r["free_form_cpu_per_audio_s"] for r in runs], "max", ""),
+        ("  bare Vosk, same settings", "bare_free_form_cpu_per_audio_s",
+         [r["bare_free_form_cpu_per_audio_s"] for r in runs], "max", ""),
     ]  # fmt: skip
     print(f"\n{'figure':34} {'median':>8} {'worst':>8}  target")
     for label, key, values, worst, target in rows:
         med, bad = median_worst([float(v) for v in values], worst)
         summary[key] = {"median": med, "worst": bad, "target": target}
-        print(f"{label:34} {med:8.1f} {bad:8.1f}  {target}")
+        print(f"{label:34} {med:8.2f} {bad:8.2f}  {target}")
     print(f"load average before {summary['load_before']}, after {summary['load_after']} "
           "(2 cores shared by 8 engineers)")  # fmt: skip
     summary["per_run"] = runs

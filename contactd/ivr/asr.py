@@ -5,6 +5,15 @@ from a path only; Vosk calls release the GIL, so a small pool of threads (about 
 decodes many grammar streams in real time, never the event loop; free-form decoding is ~5×
 dearer, so free-form answers are recorded and transcribed afterwards by a bounded pool.
 
+Free-form recognizers are recycled too, and that is most of their cost: the ko model's
+free-form graph is composed on the fly (HCLr ∘ Gr) and each recognizer caches the composed
+states it visits. A new recognizer pays for that cache — measured ~0.6 s of CPU per second of
+audio on these machines, plus 80–100 ms to build — while one that has already decoded a few
+answers needs 0.10–0.14 s per second. After `FinalResult` Vosk builds a new decoder and
+feature pipeline and only the cache carries over; its transcript of the same audio can still
+differ from a new recognizer's by a word now and then (measured: 1 repeat in 3 on one answer),
+with the same error rate over the bench's answers.
+
 Grammar recognizers are kept warm: a turn borrows an idle recognizer built for the same phrase
 list and gives it back after its final result (Vosk resets it on the next audio), so a menu
 asked a thousand times builds its recognizer a handful of times. The grammar threads run a
@@ -100,6 +109,10 @@ class SpeechModel:
         # Phrase list (as JSON) → idle warm recognizers; touched on the event loop only.
         self._idle: OrderedDict[str, list[Any]] = OrderedDict()
         self.recognizers_built = 0
+        # Warm free-form recognizers, taken and given back by the transcribe threads.
+        self._free_idle: list[Any] = []
+        self._free_lock = threading.Lock()
+        self.free_recognizers_built = 0
         self.load_error: str = ""
 
     @property
@@ -151,6 +164,7 @@ class SpeechModel:
         # Off the loop: joining threads blocks, and other parts are stopping meanwhile.
         await asyncio.to_thread(join)
         self._idle.clear()
+        self._free_idle.clear()
 
     def _load(self) -> Any:
         import vosk
@@ -207,14 +221,24 @@ class SpeechModel:
             return await loop.run_in_executor(self._transcribe_pool, self._transcribe_sync, pcm)
 
     def _transcribe_sync(self, pcm: bytes) -> Heard:
-        rec = self._new_kaldi(None)
+        with self._free_lock:
+            rec = self._free_idle.pop() if self._free_idle else None
+        if rec is None:
+            rec = self._new_kaldi(None)
+            self.free_recognizers_built += 1
         for offset in range(0, len(pcm), TRANSCRIBE_CHUNK_BYTES):
             if self._stopping.is_set():
+                # Half-fed: dropped, never given back.
                 raise TranscriptionStoppedError(
                     f"stopped with {(len(pcm) - offset) / 16000:.1f} s of audio not decoded"
                 )
             rec.AcceptWaveform(pcm[offset : offset + TRANSCRIBE_CHUNK_BYTES])
-        return _parse(rec.FinalResult())
+        heard = _parse(rec.FinalResult())
+        with self._free_lock:
+            # One per transcribe thread is all that can be busy at once.
+            if len(self._free_idle) < self._transcribe_workers:
+                self._free_idle.append(rec)
+        return heard
 
 
 class TranscriptionStoppedError(Exception):

@@ -195,7 +195,7 @@ async def test_a_new_caller_chooses_a_language_and_hears_the_rest_in_it(
     )
     said = service.finished[session_id].said
     # The menu speaks every language; after "2" everything is Korean.
-    assert said[:2] == ["For English, press 1.", "한국어는 2번을 누르세요."]
+    assert said[:2] == ["For English, press 1 or say English.", "한국어는 2번을 누르세요."]
     assert said[2:] == [
         "전화해 주셔서 감사합니다.",
         "상담원과 통화하시려면 1번을 누르거나 상담원이라고 말씀하세요. 전화 예약은 2번을 누르세요.",
