@@ -19,6 +19,8 @@ from sqlalchemy import select
 from contactd.auth.audit import Actor, record
 from contactd.calls.service import OriginateRequest
 from contactd.config import Settings
+from contactd.crm.call_records import DONE as RECORDED_DONE
+from contactd.crm.call_records import KEY as RECORDED
 from contactd.db.models.calls import CallAttempt
 from contactd.db.models.crm import Interaction
 from contactd.db.models.dialer import Campaign, DialRefusal, Lead
@@ -254,7 +256,9 @@ class AgentDesk:
 
     async def store_quality(self, user: User, attempt_id: str, figures: dict[str, float]) -> bool:
         """The browser phone's getStats figures at hang-up, kept in the call's interaction
-        (`data["call_quality"]`); False while the call is not recorded yet (the page retries)."""
+        (`data["call_quality"]`); False while the call is not recorded yet (the page retries).
+        Not before the call recorder has finished the interaction: it rewrites `data` from
+        what it read, so figures written in between would be lost."""
         if self._hub.offered_to(attempt_id) != user.username:
             raise NotFoundError(f"call {attempt_id} was not given to you",
                                 code="attempt_not_found")
@@ -263,7 +267,7 @@ class AgentDesk:
             if attempt is None or attempt.interaction_id is None:
                 return False
             interaction = await session.get(Interaction, attempt.interaction_id)
-            if interaction is None:
+            if interaction is None or interaction.data.get(RECORDED) != RECORDED_DONE:
                 return False
             interaction.data = {**interaction.data, "call_quality": figures}
         return True
