@@ -11,8 +11,14 @@ demo PBX. Two figures:
   read from /proc/<pid>/stat of the daemon process only. Each run interleaves windows
   without viewers and with 200 (idle, viewers, idle, viewers, idle, ...); each viewer
   window is compared with the mean of its two neighbours, so a drift in the machine's load
-  or the campaign's pace over the run does not count as the viewers' cost. The viewers'
-  extra CPU is also given per push made per viewer, and per frame (one write per tab).
+  or the campaign's pace over the run does not count as the viewers' cost.
+  The verdict compares CPU per push the campaign made (`cpu_extra_per_push_pct`): the
+  campaign's own pace swings from window to window (on a quiet host, idle windows of one run
+  read 11 % and 16 %, or 13 % and 23 %), more than 200 viewers cost, so a comparison per
+  second of wall time measures mostly which window was busier; per push it compares the same
+  amount of campaign work with and without viewers. The per-second figure is printed beside it.
+  The viewers' extra CPU is also given per push made per viewer, and per frame (one write per
+  tab).
 
 `--writes` measures the fan-out's write alone, steady under any load: a bare server holds 200
 streams and alternates windows of aiohttp's `response.write` per tab and the floor's
@@ -490,13 +496,24 @@ def main() -> None:
         "cpu_us_per_frame_viewer_median": statistics.median(per_frame),
         "cpu_us_per_frame_viewer_worst": per_frame[-1],
         "cpu_baseline_pct_median": statistics.median(r["cpu_idle_pct"] for r in results),
-        "target": "lag_p95_ms <= 250 and cpu_extra_pct <= 20",
+        "target": "lag_p95_ms <= 250 and cpu_extra_per_push_pct <= 20 (worst run)",
     }
-    print(f"{'':24}{'median':>10}{'worst':>10}")
-    print(f"{'event->browser p95 ms':24}{summary['lag_p95_ms_median']:>10}{p95[-1]:>10}")
+    summary["met"] = {
+        "lag_p95_ms": p95[-1] <= 250,
+        "cpu_extra_per_push_pct": per_push[-1] <= 20,
+    }
+    print(f"{'':24}{'median':>10}{'worst':>10}  target (worst run)")
+    print(
+        f"{'event->browser p95 ms':24}{summary['lag_p95_ms_median']:>10}{p95[-1]:>10}"
+        f"  <= 250 {'met' if summary['met']['lag_p95_ms'] else 'MISSED'}"
+    )
     print(f"{'  of it in the daemon':24}{summary['server_p95_ms_median']:>10}{server[-1]:>10}")
-    print(f"{'daemon CPU extra %':24}{summary['cpu_extra_pct_median']:>10}{extra[-1]:>10}")
-    print(f"{'  per push made':24}{summary['cpu_extra_per_push_pct_median']:>10}{per_push[-1]:>10}")
+    cpu_met = "met" if summary["met"]["cpu_extra_per_push_pct"] else "MISSED"
+    print(
+        f"{'daemon CPU extra % /push':24}{summary['cpu_extra_per_push_pct_median']:>10}"
+        f"{per_push[-1]:>10}  <= +20 {cpu_met}"
+    )
+    print(f"{'  per second of wall':24}{summary['cpu_extra_pct_median']:>10}{extra[-1]:>10}")
     print(
         f"{'  us per push per viewer':24}{summary['cpu_us_per_push_viewer_median']:>10}"
         f"{per_viewer[-1]:>10}"
