@@ -11,9 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from babel.dates import format_skeleton
+from babel.numbers import format_decimal, format_percent
 from sqlalchemy import select
 
 from contactd.crm import report_charts
+from contactd.crm.report_charts import Palette
 from contactd.crm.reports import REPORTS, Chart, ReportFilter, ReportTable
 from contactd.crm.spreadsheet import write_csv, write_xlsx
 from contactd.db.models import Campaign, User
@@ -21,10 +24,15 @@ from contactd.enums import Role
 from contactd.errors import ValidationError
 from contactd.web.access import requires
 from contactd.web.i18n import gettext as _
-from contactd.web.keys import DATABASE
+from contactd.web.keys import DATABASE, LANGUAGE, THEME, THEMES
 from contactd.web.render import page
+from contactd.web.templates import format_day
+from contactd.web.themes import SYSTEM, Theme, contrast
 
 MAX_DAYS = 366
+DAY_COLUMN = "day"  # reports whose rows (and chart labels) are days, as ISO dates
+# Text cells that are words of the report (not names of people, campaigns or reasons).
+WORD_COLUMNS = frozenset({"ended as", "which is", "over 3%", "person"})
 
 
 def titles() -> dict[str, str]:
@@ -85,14 +93,121 @@ def words() -> dict[str, str]:
         "failed": _("failed"),
         "abandoned": _("abandoned"),
         "lost": _("lost"),
+        "over": _("over"),
+        "contained": _("contained"),
+        "to an agent": _("to an agent"),
+        "left the IVR": _("left the IVR"),
+        "unassigned": _("unassigned"),
+        "none": _("none"),
     }
 
 
-def _chart(chart: Chart, names: dict[str, str]) -> Chart:
-    """The chart with its series and labels in the page's language."""
+def note(result: ReportTable, lang: str) -> str:
+    """The line under a report's title, in the page's language, from the report's rows."""
+    if result.name == "abandon_rate":
+        live = sum(int(row[1]) for row in result.rows)
+        lost = sum(int(row[2]) for row in result.rows)
+        return _("{lost} of {live} live answers abandoned = {rate}").format(
+            lost=format_decimal(lost, locale=lang),
+            live=format_decimal(live, locale=lang),
+            rate=_share(lost, live, 4, lang),
+        )
+    if result.name == "ivr":
+        total = sum(int(row[2]) for row in result.rows)
+        kept = sum(int(row[2]) for row in result.rows if row[1] == "contained")
+        return _("Contained: {kept} of {total} sessions = {rate}").format(
+            kept=format_decimal(kept, locale=lang),
+            total=format_decimal(total, locale=lang),
+            rate=_share(kept, total, 3, lang),
+        )
+    if result.name == "agents":
+        return _(
+            "Occupancy: talk time over signed-in time less pauses (workspace sign-ins and "
+            "pauses from the audit log). Wrap-up time is not stored separately yet."
+        )
+    return ""
+
+
+def _share(part: int, whole: int, digits: int, lang: str) -> str:
+    """part / whole as the locale writes a percentage ("3.33%", "3,33 %")."""
+    ratio = round(part / whole, digits) if whole else 0.0
+    return format_percent(ratio, locale=lang, decimal_quantization=False)
+
+
+def cells(result: ReportTable, lang: str, names: dict[str, str]) -> list[list[str]]:
+    """The table's cells as the reader writes them: days and numbers by Babel for the
+    locale, the report's own words translated; names of people and campaigns as they are."""
+    days = bool(result.columns) and result.columns[0] == DAY_COLUMN
+    out = []
+    for row in result.rows:
+        shown = []
+        for index, cell in enumerate(row):
+            if index == 0 and days and isinstance(cell, str):
+                shown.append(format_day(date.fromisoformat(cell), lang))
+            elif cell is None or isinstance(cell, bool):
+                shown.append("" if cell is None else str(cell))
+            elif isinstance(cell, int | float):
+                shown.append(format_decimal(cell, locale=lang))
+            else:
+                shown.append(_word(result, index, cell, names))
+        out.append(shown)
+    return out
+
+
+def _word(result: ReportTable, index: int, cell: Any, names: dict[str, str]) -> Any:
+    """A text cell of one of the report's own words, translated; any other cell as it is."""
+    if isinstance(cell, str) and result.columns[index] in WORD_COLUMNS:
+        return names.get(cell, cell)
+    return cell
+
+
+def palette(theme: Theme | None) -> Palette:
+    """A chart in the theme's colours: its surface, text and error colours, and series
+    colours that keep 3:1 against that surface (WCAG 1.4.11), lightened on a dark theme
+    and darkened on a light one when the default ones fall short."""
+    if theme is None:
+        return report_charts.LIGHT
+    c = theme.colours
+    background = c["surface"]
+    dark = contrast(background, "#000000") < contrast(background, "#ffffff")
+    toward = "#ffffff" if dark else "#000000"
+    return Palette(
+        background=background,
+        text=c["text"],
+        muted=c["muted"],
+        line=c["line"],
+        alert=c["error"],
+        series=tuple(_until_contrast(colour, background, toward) for colour in Palette().series),
+    )
+
+
+def _until_contrast(colour: str, background: str, toward: str, ratio: float = 3.0) -> str:
+    """`colour` mixed step by step with `toward` until it stands 3:1 from `background`."""
+    for step in range(11):
+        mixed = _mix(colour, toward, step / 10)
+        if contrast(mixed, background) >= ratio:
+            return mixed
+    return toward
+
+
+def _mix(a: str, b: str, share: float) -> str:
+    pa = [int(a[i : i + 2], 16) for i in (1, 3, 5)]
+    pb = [int(b[i : i + 2], 16) for i in (1, 3, 5)]
+    return "#" + "".join(f"{round(x + (y - x) * share):02x}" for x, y in zip(pa, pb, strict=True))
+
+
+def _chart(chart: Chart, names: dict[str, str], lang: str, days: bool) -> Chart:
+    """The chart with its series and labels in the page's language (days as "6 Nov")."""
+    if days:
+        labels = [
+            format_skeleton("MMMd", date.fromisoformat(label), locale=lang)
+            for label in chart.labels
+        ]
+    else:
+        labels = [names.get(label, label) for label in chart.labels]
     return dataclasses.replace(
         chart,
-        labels=[names.get(label, label) for label in chart.labels],
+        labels=labels,
         series={names.get(key, key): values for key, values in chart.series.items()},
     )
 
@@ -162,6 +277,8 @@ async def reports(request: web.Request) -> web.StreamResponse:
             await conn.execute(select(User.id, User.username, User.team).order_by(User.username))
         ).all()
     query = "&".join(f"{k}={v}" for k, v in shown.items() if v)
+    lang = request.get(LANGUAGE, "en")
+    theme = request.get(THEME, SYSTEM)
     return page(
         request,
         "reports.html",
@@ -169,6 +286,13 @@ async def reports(request: web.Request) -> web.StreamResponse:
             "result": result,
             "title": title,
             "columns": [names.get(c, c) for c in result.columns],
+            "cells": cells(result, lang, names),
+            "note": note(result, lang),
+            "period": (
+                format_day(window.start.date(), lang),
+                format_day((window.end - timedelta(days=1)).date(), lang),
+            ),
+            "chart_theme": "" if theme == SYSTEM else theme,
             "shown": shown,
             "titles": titles(),
             "campaigns": campaigns,
@@ -184,11 +308,16 @@ async def reports_chart(request: web.Request) -> web.StreamResponse:
     """The report's chart as an SVG image (its inline styles allowed in it alone)."""
     name, window, _shown = parse(request.query)
     result = await REPORTS[name].build(request.app[DATABASE], window)
+    themes = request.app[THEMES]
+    asked = request.query.get("theme", "") or request.get(THEME, SYSTEM)
+    theme = await themes.get(asked) or await themes.get("light")
+    days = bool(result.columns) and result.columns[0] == DAY_COLUMN
     svg = await asyncio.to_thread(
         report_charts.svg,
-        _chart(result.chart, words()),
+        _chart(result.chart, words(), request.get(LANGUAGE, "en"), days),
         titles()[name],
         _("Nothing in this period."),
+        palette(theme),
     )
     return web.Response(
         text=svg,
@@ -227,10 +356,20 @@ def spreadsheet(fmt: str, result: ReportTable) -> bytes:
         target = Path(folder) / f"report.{fmt}"
         names = words()
         header = [names.get(c, c) for c in result.columns]
+        days = bool(result.columns) and result.columns[0] == DAY_COLUMN
+        rows = [
+            [
+                date.fromisoformat(cell)
+                if index == 0 and days and fmt == "xlsx"  # a date cell, not text
+                else _word(result, index, cell, names)
+                for index, cell in enumerate(row)
+            ]
+            for row in result.rows
+        ]
         if fmt == "csv":
-            write_csv(target, header, result.rows)
+            write_csv(target, header, rows)
         else:
-            write_xlsx(target, result.name[:31], header, result.rows)
+            write_xlsx(target, result.name[:31], header, rows)
         return target.read_bytes()
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from babel.dates import format_date
 from openpyxl import load_workbook
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy import func, select
@@ -176,13 +177,14 @@ async def test_a_supervisor_runs_a_campaign_from_segment_to_report_in_chichewa_a
 
         # The reports: the call just made, by day and outcome, in the table and the chart.
         await _recorded(daemon, campaign_id, 1)
-        today = datetime.now(UTC).date().isoformat()
+        today = datetime.now(UTC).date()
         await page.goto(f"{url}reports")
         await page.locator("select[name=report]").select_option("calls_by_day")
         await page.locator("select[name=campaign]").select_option(label="spring")
         await page.get_by_role("button", name="Show").click()
         await expect(page.get_by_role("heading", level=2)).to_have_text("Calls by day and outcome")
-        row = page.locator("table.report tbody tr", has_text=today)
+        shown_day = format_date(today, format="medium", locale="en")  # "Dec 5, 2026"
+        row = page.locator("table.report tbody tr", has_text=shown_day)
         await expect(row.locator("td[data-label=total]")).to_have_text("1")
         chart = page.locator("figure.report-chart img")
         await expect(chart).to_have_js_property("complete", True)
@@ -201,7 +203,8 @@ async def test_a_supervisor_runs_a_campaign_from_segment_to_report_in_chichewa_a
         assert sheet is not None
         rows = [list(r) for r in sheet.iter_rows(values_only=True)]
         assert rows[0][0] == "day" and rows[0][-1] == "total"
-        assert [r[-1] for r in rows if r[0] == today] == [1], rows
+        midnight = datetime.combine(today, datetime.min.time())  # a date cell, not text
+        assert [r[-1] for r in rows if r[0] == midnight] == [1], rows
 
         # Chichewa and the dark theme, chosen on the account page: the pages follow.
         await page.goto(f"{url}account")
@@ -218,6 +221,11 @@ async def test_a_supervisor_runs_a_campaign_from_segment_to_report_in_chichewa_a
         await expect(page.locator("table.report thead")).to_contain_text("tsiku")  # day
         await expect(page.get_by_role("link", name="Tulutsani XLSX")).to_be_visible()
         await expect(page.locator("body")).to_have_css("background-color", rgb(DARK.colours["bg"]))
+        # The chart is drawn in the theme's colours (not a white box on a dark page).
+        dark_chart = page.locator("figure.report-chart img")
+        await expect(dark_chart).to_have_js_property("complete", True)
+        drawn = await page.request.get(f"{url}{(await dark_chart.get_attribute('src') or '')[1:]}")
+        assert DARK.colours["surface"] in await drawn.text()
         await _shots(page, "reports-ny-dark")
         await page.goto(f"{url}floor")
         await expect(page.get_by_role("heading", level=1)).to_have_text("Zochitika pompano")

@@ -100,7 +100,8 @@ async def test_supervisor_reads_reports_and_exports_them(
     assert page.status == 200, html
     assert "Abandon rate against the 3% line" in html
     assert "2 of 60 live answers abandoned = 3.33%" in html
-    assert '<td data-label="rate %">5.0</td>' in html and "over" in html
+    assert '<td data-label="rate %">5</td>' in html and "over" in html
+    assert '<td data-label="day">Nov 2, 2026</td>' in html  # days as the locale writes them
     assert 'src="/reports/chart.svg?report=abandon_rate' in html
     chart = await sam.get("/reports/chart.svg", params={"report": "abandon_rate", **RANGE})
     assert chart.content_type == "image/svg+xml"
@@ -113,8 +114,8 @@ async def test_supervisor_reads_reports_and_exports_them(
     assert sheet is not None
     rows = [list(r) for r in sheet.iter_rows(values_only=True)]
     assert rows[0] == ["day", "live answers", "abandoned", "rate %", "over 3%"]
-    assert ["2026-11-02", 20, 1, 5.0, "over"] in rows
-    assert ["2026-11-03", 40, 1, 2.5, None] in rows
+    assert [datetime(2026, 11, 2), 20, 1, 5.0, "over"] in rows  # a date cell, not text
+    assert [datetime(2026, 11, 3), 40, 1, 2.5, None] in rows
     by_day = await sam.get("/reports/export.csv", params={"report": "calls_by_day", **RANGE})
     table = list(csv.reader(io.StringIO((await by_day.read()).decode("utf-8-sig"))))
     assert table[0] == ["day", "human", "abandoned", "total"]
@@ -127,7 +128,7 @@ async def test_supervisor_reads_reports_and_exports_them(
     # 58 calls of 60 s: 0.97 h talk; 4 h signed in, 1.5 h paused: 0.97 / 2.5 = 38.7%.
     assert (
         '<td data-label="agent">alex</td><td data-label="calls">58</td>'
-        '<td data-label="talk h">0.97</td><td data-label="signed in h">4.0</td>'
+        '<td data-label="talk h">0.97</td><td data-label="signed in h">4</td>'
         '<td data-label="pause h">1.5</td><td data-label="occupancy %">38.7</td>'
     ) in agents
     none = await (
@@ -135,9 +136,37 @@ async def test_supervisor_reads_reports_and_exports_them(
             "/reports", params={"report": "calls_by_day", "agent": str(ids["alex"] + 100), **RANGE}
         )
     ).text()
-    assert "2026-11-02" in none and '<td data-label="total">0</td>' in none
+    assert "Nov 2, 2026" in none and '<td data-label="total">0</td>' in none
     ivr = await (await sam.get("/reports", params={"report": "ivr", **RANGE})).text()
-    assert "contained: 1 of 2 sessions = 50.0%" in ivr
+    assert "Contained: 1 of 2 sessions = 50%" in ivr
+
+
+async def test_reports_follow_the_readers_language_and_theme(
+    db: Database, signed_in: Callable[[str], Awaitable[Signed]]
+) -> None:
+    """A German supervisor on the dark theme: dates, numbers and the note as German writes
+    them, and a chart drawn on the theme's dark surface with its light text."""
+    await _calls(db)
+    async with db.transaction() as session:
+        await session.execute(
+            update(User).where(User.username == "sam").values(language="de", theme="dark")
+        )
+    sam = (await signed_in("sam")).client
+    html = await (await sam.get("/reports", params={"report": "abandon_rate", **RANGE})).text()
+    assert "2 von 60 Live-Annahmen abgebrochen = 3,33\xa0%" in html, html
+    assert '<td data-label="Quote %">2,5</td>' in html
+    assert "02.11.2026" in html and "2026-11-02<" not in html
+    assert 'src="/reports/chart.svg?report=abandon_rate' in html and "theme=dark" in html
+    dark = await (
+        await sam.get("/reports/chart.svg", params={"report": "abandon_rate", **RANGE})
+    ).text()
+    light = await (
+        await sam.get(
+            "/reports/chart.svg", params={"report": "abandon_rate", "theme": "light", **RANGE}
+        )
+    ).text()
+    assert "#1c2128" in dark and "#e7eaee" in dark  # dark.css: --surface, --text
+    assert "#1c2128" not in light and "#ffffff" in light
 
 
 async def test_reports_refuse_agents_and_bad_input(
