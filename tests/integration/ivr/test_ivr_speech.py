@@ -184,6 +184,30 @@ async def test_a_free_form_answer_is_recorded_then_transcribed(
     assert model.free_recognizers_built == 1
 
 
+async def test_an_answer_vosk_ends_by_itself_is_still_heard(model: SpeechModel, tts: Tts) -> None:
+    """With a silence timer longer than Vosk's own end-of-speech (about 1 s of trailing
+    silence with a grammar), `AcceptWaveform` reports the endpoint before the turn ends. The
+    recognizer does not read `Result()` there: this Vosk keeps the utterance (and decodes any
+    speech after it into the same one) until `FinalResult()`, and reading it early would make
+    a later `FinalResult()` repeat it. The turn still hears the answer."""
+    prompt = await tts.speak("말씀하세요")
+    caller = SILENCE * 10 + await tts.speak("상담원") + SILENCE * 150
+    answer, _ = await run_turn(caller, prompt, TurnSettings(silence_s=2.0), model)
+    assert answer.outcome is Outcome.SPEECH
+    assert answer.heard is not None and answer.heard.text == "상담원"
+
+
+async def test_a_free_form_answer_with_a_pause_keeps_both_parts(
+    model: SpeechModel, tts: Tts
+) -> None:
+    """A caller who pauses mid-answer gives Vosk two utterances: the transcript has both."""
+    said = await tts.speak("예약을 변경하고 싶어요")
+    once = await model.transcribe(SILENCE * 5 + said + SILENCE * 10)
+    twice = await model.transcribe(SILENCE * 5 + said + SILENCE * 100 + said + SILENCE * 10)
+    assert len(once.text.split()) >= 3
+    assert len(twice.text.split()) >= 2 * len(once.text.split()) - 1, (once, twice)
+
+
 @pytest.mark.parametrize("bad", ["missing", "empty"])
 async def test_a_wrong_model_path_is_a_one_line_config_error(tmp_path: Path, bad: str) -> None:
     path = tmp_path / "model"
