@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -199,10 +199,20 @@ class Dispatcher:
         ready = self._ready[channel]
         has_rows = self._has_rows[channel]
         refill_at = self._in_hand[channel] // 2
+        # A sender with a link (SMPP) says when it can send: while the link is down the
+        # claimed rows wait here, in the queue a stop gives back, and no attempt is spent on
+        # them; an outage of any length is held, and sending resumes as soon as it is back.
+        until_ready: Callable[[], Awaitable[None]] | None = getattr(
+            self._senders[channel], "until_ready", None
+        )
         while True:
             while not ready:
                 has_rows.clear()
                 await has_rows.wait()
+            if until_ready is not None:
+                await until_ready()
+                if not ready:
+                    continue
             row = ready.popleft()
             if len(ready) <= refill_at and self._maybe_due:
                 self._wake.set()  # the dispatcher claims the next rows while these go out

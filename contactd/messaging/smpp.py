@@ -225,6 +225,10 @@ class SmppClient:
     def connected(self) -> bool:
         return self._up.is_set()
 
+    async def until_bound(self) -> None:
+        """Returns once the link is bound (at once when it is): however long the SMSC is away."""
+        await self._up.wait()
+
     def probe(self) -> ComponentHealth:
         """For the health registry: bound or not, and why not."""
         host, port = self._addr()

@@ -10,6 +10,11 @@ class SmsSender:
     def __init__(self, client: SmppClient) -> None:
         self._client = client
 
+    async def until_ready(self) -> None:
+        """The outbox holds the channel's messages while the SMSC link is down, instead of
+        spending their attempts on a link that is not there."""
+        await self._client.until_bound()
+
     async def send(self, message: ClaimedMessage) -> SendResult:
         source = message.meta.get("source_addr")
         ids = await self._client.send_text(
