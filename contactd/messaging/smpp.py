@@ -181,7 +181,9 @@ class SmppClient:
         wait_connected_s: float = 10.0,
         throttle_backoff_s: tuple[float, float] = (0.05, 2.0),
         throttle_budget_s: float = 60.0,
-        reconnect_s: tuple[float, float] = (0.2, 5.0),
+        # Redial a lost SMSC at least every 2 s: a connect to a dead host costs nothing, and
+        # a held outbox backlog starts draining within 2 s of the SMSC's return.
+        reconnect_s: tuple[float, float] = (0.2, 2.0),
     ) -> None:
         self.settings = settings
         self._on_deliver = on_deliver
