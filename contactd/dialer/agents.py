@@ -60,6 +60,7 @@ class Agent:
     attempt_id: str | None = None
     queues: frozenset[str] = frozenset()  # inbound queues the agent takes callers from
     inbound: bool = False  # the current call (or wrap-up) is an inbound caller's
+    pause_code: str | None = None  # why a paused agent is paused (break, phone_lost, ...)
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,8 @@ class AgentBoard:
     def _changed(self, agent: Agent, state: str) -> None:
         if self.on_change is not None:
             self.on_change(AgentStateChanged(agent=agent.name, campaign_id=agent.campaign_id,
-                                             state=state, since=agent.since))
+                                             state=state, since=agent.since,
+                                             pause_code=agent.pause_code))
 
     def login(self, name: str, dial: str, campaign_id: int | None, now: float,
               queues: frozenset[str] = frozenset()) -> Agent:
@@ -122,6 +124,8 @@ class AgentBoard:
         if agent.state is AgentState.WRAPPING and new is AgentState.FREE and campaign is not None:
             self.finished_wraps.append((campaign, now - agent.since))
         agent.state, agent.since = new, now
+        if new is not AgentState.PAUSED:
+            agent.pause_code = None
         if new in (AgentState.FREE, AgentState.PAUSED):
             agent.inbound = False
         self._changed(agent, new.value)
@@ -170,11 +174,23 @@ class AgentBoard:
             raise NotFoundError(f"agent {name} is not logged in")
         self._move(agent, AgentEvent.READY, now)
 
-    def pause(self, name: str, now: float) -> None:
+    def pause(self, name: str, now: float, code: str | None = None) -> None:
+        """Pauses the agent, with the reason (`code`) the floor shows; a paused agent given
+        another reason keeps pausing, with the new one."""
         agent = self.agents.get(name)
         if agent is None:
             raise NotFoundError(f"agent {name} is not logged in")
-        self._move(agent, AgentEvent.PAUSE, now)
+        if agent.state is AgentState.PAUSED and code is not None:
+            if code != agent.pause_code:
+                agent.pause_code = code
+                self._changed(agent, agent.state.value)
+            return
+        previous, agent.pause_code = agent.pause_code, code
+        try:
+            self._move(agent, AgentEvent.PAUSE, now)
+        except ConflictError:
+            agent.pause_code = previous  # no move: the agent keeps its state and reason
+            raise
 
     def tick(self, now: float) -> None:
         """End wrap-ups that reached `auto_ready_s`."""

@@ -322,7 +322,7 @@ class InboundQueues:
         self._count()
         self.board.call_ended(call_id, self.clock(), talked=False)
         with contextlib.suppress(ConflictError, NotFoundError):
-            self.board.pause(agent, self.clock())
+            self.board.pause(agent, self.clock(), NOT_ANSWERED_PAUSE)
             self.paused_because[agent] = NOT_ANSWERED_PAUSE
         log.info(
             "agent did not answer an inbound caller",

@@ -205,8 +205,7 @@ class AgentDesk:
         dialer = self._services.need_dialer()
         agent = self._seated(user)
         before = agent.state.value
-        if agent.state is not AgentState.PAUSED:
-            dialer.agents.pause(user.username, self._clock())
+        dialer.agents.pause(user.username, self._clock(), code)  # or a new reason
         self._pause_codes[user.username] = code
         async with self._db.transaction() as session:
             record(session, actor, "agent.pause", "campaign", agent.campaign_id,
@@ -223,7 +222,7 @@ class AgentDesk:
         if agent is None or agent.state not in (AgentState.FREE, AgentState.WRAPPING):
             return
         before = agent.state.value
-        board.pause(username, self._clock())
+        board.pause(username, self._clock(), reason)
         self._pause_codes[username] = reason
         async with self._db.transaction() as session:
             user_id = await session.scalar(select(User.id).where(User.username == username))

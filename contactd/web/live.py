@@ -341,7 +341,8 @@ class FloorHub:
         if self.dialer is not None:  # agents logged in before the floor started
             for agent in list(self.dialer.agents.agents.values()):
                 self.agents[agent.name] = {"name": agent.name, "campaign_id": agent.campaign_id,
-                                           "state": agent.state.value, "since": agent.since}
+                                           "state": agent.state.value, "since": agent.since,
+                                           "pause_code": agent.pause_code}
         self._tasks.spawn(self._run(), "tick")
         self._tasks.spawn(self._send_frames(), "frames")
         return self

@@ -71,7 +71,11 @@
   function drawAgents() {
     const rows = [...state.agents.values()].sort((a, b) => a.name.localeCompare(b.name)).map((a) => {
       const t = el("span", ago(a.since), "ticking"); t.dataset.since = a.since;
-      return [a.name, campaignName(a.campaign_id), el("strong", word(a.state), "state-" + a.state), t,
+      const shown = el("strong", word(a.state), "state-" + a.state);
+      const why = a.state === "paused" && a.pause_code ? L["pause_" + a.pause_code] || a.pause_code : "";
+      const stateCell = why ? el("span") : shown;
+      if (why) stateCell.append(shown, " · " + why);  // Paused · browser phone lost
+      return [a.name, campaignName(a.campaign_id), stateCell, t,
         a.state === "free" || a.state === "wrapping" ? pauseForm("/floor/pause-agent", "agent", a.name, L.pause + " " + a.name) : ""];
     });
     fill("floor-agents", rows, L.no_agents, 5);

@@ -30,6 +30,7 @@ from contactd.web.services import SERVICES
 
 FLOOR = web.AppKey("floor_hub", FloorHub)
 KEEPALIVE_S: Final = 20.0
+SUPERVISOR_PAUSE: Final = "supervisor"  # the pause reason of an agent paused from the floor
 
 
 def labels() -> dict[str, str]:
@@ -48,6 +49,16 @@ def labels() -> dict[str, str]:
         "degraded": _("degraded"),
         "down": _("down"),
         "pause": _("Pause"),
+        # Why an agent is paused, after "Paused": the workspace's reasons and the automatic ones.
+        "pause_break": _("Break"),
+        "pause_lunch": _("Lunch"),
+        "pause_training": _("Training"),
+        "pause_meeting": _("Meeting"),
+        "pause_after_call_work": _("After-call work"),
+        "pause_no_answer": _("did not answer a caller"),
+        "pause_tab_closed": _("workspace closed"),
+        "pause_phone_lost": _("browser phone lost"),
+        "pause_supervisor": _("by a supervisor"),
         "none": _("—"),
         "no_calls": _("No calls right now."),
         "no_agents": _("No agent is signed in to a campaign."),
@@ -198,7 +209,7 @@ async def pause_agent(request: web.Request) -> web.StreamResponse:
         if agent is None:
             raise NotFoundError(f"agent {name} is not signed in to a campaign")
         campaign_id, before = agent.campaign_id, agent.state.value
-        board.pause(name, time.time())
+        board.pause(name, time.time(), SUPERVISOR_PAUSE)
     except ContactdError as exc:
         raise _back(error=exc.message) from None
     async with request.app[DATABASE].transaction() as session:

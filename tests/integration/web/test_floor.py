@@ -259,7 +259,17 @@ async def test_a_supervisor_pauses_a_campaign_and_an_agent_from_the_floor(
     ).text()
     assert "Agent alex paused." in page
     assert board.agents["alex"].state is AgentState.PAUSED
-    await _until(stream, lambda p: p[0] == "agent" and p[1]["state"] == "paused")
+    _kind, paused = await _until(stream, lambda p: p[0] == "agent" and p[1]["state"] == "paused")
+    assert paused["pause_code"] == "supervisor"  # the floor says why: "Paused · by a supervisor"
+    # The agent's own reason replaces it, and the floor follows; Ready clears it.
+    board.pause("alex", 2.0, "phone_lost")
+    _kind, lost = await _until(
+        stream, lambda p: p[0] == "agent" and p[1]["pause_code"] == "phone_lost"
+    )
+    assert lost["state"] == "paused"
+    board.ready("alex", 3.0)
+    _kind, ready = await _until(stream, lambda p: p[0] == "agent" and p[1]["state"] == "free")
+    assert ready["pause_code"] is None
     page = await (
         await client.post("/floor/pause-agent", data={"csrf_token": csrf, "agent": "nobody"})
     ).text()
