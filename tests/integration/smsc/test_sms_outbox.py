@@ -46,8 +46,15 @@ pytestmark = pytest.mark.smsc
 
 
 def messaging(
-    settings: Settings, smsc: SmscPeer, db: Database, bus: EventBus | None = None, **smpp: Any
+    settings: Settings,
+    smsc: SmscPeer,
+    db: Database,
+    bus: EventBus | None = None,
+    *,
+    retries: dict[str, Any] | None = None,
+    **smpp: Any,
 ) -> MessagingService:
+    """Messaging on the SMSC peer with short waits; `retries` overrides the outbox's."""
     configured = settings.model_copy(update={"smpp": smsc.settings(**smpp)})
     return MessagingService(
         configured,
@@ -55,7 +62,7 @@ def messaging(
         bus,
         is_window_open=lambda *_: True,
         smpp_options={"reconnect_s": (0.1, 1.0), "wait_connected_s": 2.0},
-        outbox_options={"retry_base_s": 0.5, "retry_max_s": 2.0, "max_attempts": 100},
+        outbox_options=retries or {"retry_base_s": 0.5, "retry_max_s": 2.0, "max_attempts": 100},
     )
 
 
@@ -152,22 +159,15 @@ async def test_an_smsc_outage_longer_than_every_retry_holds_the_messages(
     settings: Settings, smsc: SmscPeer, db: Database
 ) -> None:
     """While the link is down no attempt is spent: an outage that would outlast every retry
-    (2 attempts, 0.5 s apart here) fails nothing, and each message goes on its first try."""
-    configured = settings.model_copy(update={"smpp": smsc.settings()})
-    service = MessagingService(
-        configured,
-        db,
-        None,
-        is_window_open=lambda *_: True,
-        smpp_options={"reconnect_s": (0.1, 0.5), "wait_connected_s": 0.3},
-        outbox_options={"retry_base_s": 0.2, "retry_max_s": 0.5, "max_attempts": 2},
-    )
-    async with service as m:
+    (2 attempts here, each waiting 2 s for a bind) fails nothing, and each message goes on
+    its first try."""
+    retries = {"retry_base_s": 0.2, "retry_max_s": 0.5, "max_attempts": 2}
+    async with messaging(settings, smsc, db, retries=retries) as m:
         assert m.smpp is not None
         await asyncio.wait_for(m.smpp.until_bound(), 10)
         await smsc.stop()
         await m.outbox.enqueue_many([sms(i) for i in range(5)])
-        await asyncio.sleep(3.0)  # the outage: six times what the retries would have lasted
+        await asyncio.sleep(6.0)  # the outage: longer than both attempts would have lasted
         assert m.outbox.stats.failed == 0 and m.outbox.stats.sent == 0
         await smsc.start()
         await m.outbox.wait_for(lambda s: s.delivered == 5, 20)
