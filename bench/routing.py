@@ -9,7 +9,14 @@
 2. Web-form intake: 50 concurrent clients POST /intake/{form} over real HTTP to the panel
    (aiohttp; the clients in a process of their own, as other machines would be), the daemon's
    WebIntake routing behind it; requests/s, latency, and CPU per request of each side.
-   Target: p99 <= 50 ms.
+   Two loads. Closed loop: each client sends again as soon as answered (the latency then is
+   mostly queueing behind the other 49; kept for comparison). Open loop, the issue's figure
+   "requests per second at p99 <= 50 ms under 50 concurrent clients": forms sent at a
+   steady offered rate, at most 50 in flight (50 connections), each timed from the moment it
+   was due to be sent (so a request waiting for a free connection counts its wait); the rate
+   is stepped up by a quarter until p99 passes 50 ms or a request fails, and the highest rate
+   whose p99 stayed <= 50 ms is reported (`intake_rate_at_p99_50ms`).
+   Target: p99 <= 50 ms at that rate, i.e. a rate is found (> 0) on every run.
    Also the daemon's own inbound-SMS path, end to end: 50 concurrent senders (as an SMSC's
    deliver_sm stream) through `InboundSms.handle` (sender lookup, interaction stored pending)
    and `InboundMessageRecorder`, whose `PendingBatcher` routes what arrives together in one
@@ -73,6 +80,7 @@ TARGETS = {"routed_per_s": 5000, "share_of_bare": 0.30, "intake_p99_ms": 50.0}
 BATCH = 1000
 AGENTS = 20
 CLIENTS = 50
+STEP_S = 4.0  # seconds per offered rate in the open-loop search
 FORM = """
 [general]
 default_region = "DE"
@@ -325,6 +333,50 @@ async def _client_loop(url: str, requests: int) -> tuple[float, list[float], dic
     return seconds, latencies, statuses, cpu
 
 
+def _offered(url: str, rates: list[float], seconds: float) -> list[dict[str, Any]]:
+    """Open loop, in the client process: each rate for `seconds`, at most CLIENTS in flight;
+    stops after the first rate whose p99 passes the target or that has a failed request."""
+    return asyncio.run(_offered_loop(url, rates, seconds))
+
+
+async def _offered_loop(url: str, rates: list[float], seconds: float) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    connector = aiohttp.TCPConnector(limit=CLIENTS)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        first = 10**6  # form numbers apart from the closed loop's
+        for rate in rates:
+            n = int(rate * seconds)
+            latencies, statuses = await _one_rate(session, url, rate, n, first)
+            first += n
+            p99 = pct(latencies, 0.99)
+            out.append({"rate": round(rate), "p99_ms": round(p99, 2), "statuses": statuses})
+            if p99 > TARGETS["intake_p99_ms"] or set(statuses) != {202}:
+                break
+    return out
+
+
+async def _one_rate(
+    session: aiohttp.ClientSession, url: str, rate: float, n: int, first: int
+) -> tuple[list[float], dict[int, int]]:
+    """`n` forms due at `rate` per second, each timed from when it was due."""
+    loop = asyncio.get_running_loop()
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    start = loop.time() + 0.05
+
+    async def one(i: int) -> None:
+        due = start + i / rate
+        await asyncio.sleep(max(0.0, due - loop.time()))  # the schedule, not sync
+        body = {"name": f"Web Lead{first + i}", "phone": number((first + i) % 2000)}
+        async with session.post(url, json=body) as response:
+            await response.read()
+        latencies.append((loop.time() - due) * 1000)
+        statuses[response.status] = statuses.get(response.status, 0) + 1
+
+    await asyncio.gather(*(one(i) for i in range(n)))
+    return latencies, statuses
+
+
 async def intake_run(work: Path, requests: int) -> dict[str, Any]:
     (work / "form.toml").write_text(FORM)
     settings = load_settings(work / "form.toml", {})
@@ -354,6 +406,8 @@ async def intake_run(work: Path, requests: int) -> dict[str, Any]:
                     pool, _clients, url, requests
                 )
                 server_cpu = time.process_time() - server_cpu
+                rates = [100 * 1.25**k for k in range(16)]
+                steps = await loop.run_in_executor(pool, _offered, url, rates, STEP_S)
             await runner.cleanup()
     await db.engine.dispose()
     return {
@@ -366,6 +420,15 @@ async def intake_run(work: Path, requests: int) -> dict[str, Any]:
         "client_cpu_ms_per_req": round(1000 * client_cpu / requests, 3),
         "p99_ms": round(pct(latencies, 0.99), 2),
         "max_ms": round(max(latencies), 2),
+        "rate_at_p99_50ms": max(
+            (
+                step["rate"]
+                for step in steps
+                if step["p99_ms"] <= TARGETS["intake_p99_ms"] and set(step["statuses"]) == {202}
+            ),
+            default=0,
+        ),
+        "open_loop_steps": steps,
     }
 
 
@@ -411,6 +474,13 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             f"CPU per request: server {intake[-1]['server_cpu_ms_per_req']} ms, "
             f"clients {intake[-1]['client_cpu_ms_per_req']} ms {intake[-1]['statuses']}"
         )
+        print(
+            f"run {i + 1}: intake open loop: {intake[-1]['rate_at_p99_50ms']:,} req/s with p99 "
+            f"<= 50 ms; steps "
+            + ", ".join(
+                f"{s['rate']}/s p99 {s['p99_ms']} ms" for s in intake[-1]["open_loop_steps"]
+            )
+        )
         shutil.rmtree(run_dir)
     figures: dict[str, Any] = {
         "contacts": args.contacts,
@@ -422,6 +492,7 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "daemon_sms_routed_per_s": summary(daemon_sms, "routed_per_s", True),
         "intake_requests_per_s": summary(intake, "requests_per_s", True),
         "intake_p99_ms": summary(intake, "p99_ms", False),
+        "intake_rate_at_p99_50ms": summary(intake, "rate_at_p99_50ms", True),
         "intake_p50_ms": summary(intake, "p50_ms", False),
         "intake_server_cpu_ms_per_req": summary(intake, "server_cpu_ms_per_req", False),
         "intake_client_cpu_ms_per_req": summary(intake, "client_cpu_ms_per_req", False),
@@ -448,7 +519,8 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             figures["daemon_sms_routed_per_s"]["worst"] >= TARGETS["routed_per_s"]
         ),
         "share_of_bare": figures["share_of_bare"]["worst"] >= TARGETS["share_of_bare"],
-        "intake_p99": figures["intake_p99_ms"]["worst"] <= TARGETS["intake_p99_ms"],
+        "intake_p99_at_offered_rate": figures["intake_rate_at_p99_50ms"]["worst"] > 0,
+        "intake_p99_closed_loop": figures["intake_p99_ms"]["worst"] <= TARGETS["intake_p99_ms"],
     }
     if "mail" in figures:
         figures["met"]["mail_per_s"] = (
