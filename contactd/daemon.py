@@ -35,6 +35,7 @@ from contactd.dialer.connect import SetvarConnector
 from contactd.dialer.floor_relay import AgentStateRelay
 from contactd.dialer.inbound import InboundQueues
 from contactd.dialer.service import DialerService
+from contactd.dialer.wrap_log import WrapLog
 from contactd.events import EventBus
 from contactd.health import ComponentHealth, HealthRegistry
 from contactd.ivr.identification import make_identification
@@ -182,6 +183,8 @@ async def run_daemon(
                 # Agents join campaigns in the panel's workspace; the connector says on the bus
                 # which agent got which call, so that agent's card pops.
                 board = AgentBoard(auto_ready_s=settings.dialer.agent_wrap_s)
+                # The wrap log outlives the relay: what the relay still holds at a stop reaches it.
+                await stack.enter_async_context(WrapLog(db, bus))  # wrap-ups, for reports
                 await stack.enter_async_context(AgentStateRelay(board, bus))  # for the floor
                 components.dialer = await stack.enter_async_context(
                     DialerService(

@@ -316,6 +316,22 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+async def _wrap_time(db: Database, f: ReportFilter, users: list[int] | None) -> dict[int, float]:
+    """Wrap-up seconds per user that ended inside [start, end): the `agent.wrap` entries
+    contactd/dialer/wrap_log.py writes when an agent leaves wrap-up."""
+    a = AuditEntry
+    stmt = select(a.user_id, a.details).where(
+        a.action == "agent.wrap", a.user_id.is_not(None), a.at >= f.start, a.at < f.end)
+    if users is not None:
+        stmt = stmt.where(a.user_id.in_(users or [-1]))
+    out: dict[int, float] = {}
+    async with db.engine.connect() as conn:
+        for user_id, details in (await conn.execute(stmt)).all():
+            seconds = ((details or {}).get("after") or {}).get("seconds", 0)
+            out[int(user_id)] = out.get(int(user_id), 0.0) + float(seconds or 0)
+    return out
+
+
 async def agents(db: Database, f: ReportFilter) -> ReportTable:
     h = InteractionHour
     rows = await _rollup(db, f, ["user_id"], where=[h.user_id != 0, h.channel == "call"])
@@ -323,24 +339,29 @@ async def agents(db: Database, f: ReportFilter) -> ReportTable:
         names = dict((await conn.execute(select(User.id, User.username))).all())
         users = await _user_ids(conn, f)
     times = await _agent_time(db, f, users)
+    wraps = await _wrap_time(db, f, users)
     talk_by = {int(u): (int(n), float(t or 0)) for u, n, t in rows}
     table: list[list[Any]] = []
-    for user_id in sorted(set(talk_by) | set(times), key=lambda u: names.get(u, str(u))):
+    for user_id in sorted(set(talk_by) | set(times) | set(wraps),
+                          key=lambda u: names.get(u, str(u))):
         calls, talk = talk_by.get(user_id, (0, 0.0))
+        wrap = wraps.get(user_id, 0.0)
         signed, paused = times.get(user_id, (0.0, 0.0))
         available = signed - paused
-        occupancy = round(100 * talk / available, 1) if available > 0 else None
+        # Occupancy as contact centres count it: handling time (talk and wrap-up) over the
+        # time signed in and not paused.
+        occupancy = round(100 * (talk + wrap) / available, 1) if available > 0 else None
         table.append([names.get(user_id, str(user_id)), calls, round(talk / 3600, 2),
-                      round(signed / 3600, 2), round(paused / 3600, 2),
+                      round(wrap / 3600, 2), round(signed / 3600, 2), round(paused / 3600, 2),
                       "" if occupancy is None else occupancy])
     labels = [str(r[0]) for r in table]
     return ReportTable(
-        "agents", "Agents: occupancy, talk and pause time",
-        ["agent", "calls", "talk h", "signed in h", "pause h", "occupancy %"], table,
-        Chart("bar", labels, {"talk h": [r[2] for r in table],
-                              "pause h": [r[4] for r in table]}),
-        "Occupancy: talk time over signed-in time less pauses (workspace sign-ins and pauses "
-        "from the audit log). Wrap-up time is not stored separately yet.")
+        "agents", "Agents: occupancy, talk, wrap-up and pause time",
+        ["agent", "calls", "talk h", "wrap h", "signed in h", "pause h", "occupancy %"], table,
+        Chart("bar", labels, {"talk h": [r[2] for r in table], "wrap h": [r[3] for r in table],
+                              "pause h": [r[5] for r in table]}),
+        "Occupancy: talk and wrap-up time over signed-in time less pauses (workspace "
+        "sign-ins, pauses and wrap-ups from the audit log).")
 
 
 async def ivr(db: Database, f: ReportFilter) -> ReportTable:
@@ -453,7 +474,7 @@ REPORTS: Final[dict[str, ReportDef]] = {
         ReportDef("calls_by_day", "Calls by day and outcome", calls_by_day),
         ReportDef("calls_by_hour", "Calls by hour of day and outcome", calls_by_hour),
         ReportDef("abandon_rate", "Abandon rate against the 3% line", abandon_rate),
-        ReportDef("agents", "Agents: occupancy, talk and pause time", agents),
+        ReportDef("agents", "Agents: occupancy, talk, wrap-up and pause time", agents),
         ReportDef("ivr", "IVR containment and where callers left", ivr),
         ReportDef("messages", "Messages by status and channel", messages),
         ReportDef("tasks", "Tasks opened, closed and overdue per person", tasks),

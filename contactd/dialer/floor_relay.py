@@ -38,6 +38,8 @@ class AgentStateRelay:
         if self._board.on_change is self:
             self._board.on_change = None
         await self._tasks.close()
+        while not self._queue.empty():  # changes made just before the stop still go out
+            await self._bus.publish(self._queue.get_nowait())
 
     async def _run(self) -> None:
         while True:

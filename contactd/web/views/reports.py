@@ -40,7 +40,7 @@ def titles() -> dict[str, str]:
         "calls_by_day": _("Calls by day and outcome"),
         "calls_by_hour": _("Calls by hour of day and outcome"),
         "abandon_rate": _("Abandon rate against the 3% line"),
-        "agents": _("Agents: occupancy, talk and pause time"),
+        "agents": _("Agents: occupancy, talk, wrap-up and pause time"),
         "ivr": _("IVR containment and where callers left"),
         "messages": _("Messages by status and channel"),
         "tasks": _("Tasks opened, closed and overdue per person"),
@@ -62,6 +62,7 @@ def words() -> dict[str, str]:
         "talk h": _("talk h"),
         "signed in h": _("signed in h"),
         "pause h": _("pause h"),
+        "wrap h": _("wrap-up h"),
         "occupancy %": _("occupancy %"),
         "live answers": _("live answers"),
         "rate %": _("rate %"),
@@ -122,8 +123,8 @@ def note(result: ReportTable, lang: str) -> str:
         )
     if result.name == "agents":
         return _(
-            "Occupancy: talk time over signed-in time less pauses (workspace sign-ins and "
-            "pauses from the audit log). Wrap-up time is not stored separately yet."
+            "Occupancy: talk and wrap-up time over signed-in time less pauses (workspace "
+            "sign-ins, pauses and wrap-ups from the audit log)."
         )
     return ""
 

@@ -17,7 +17,11 @@ from contactd.crm.fts import create_fts
 from contactd.crm.reports import REPORTS, ReportFilter
 from contactd.db.models import AuditEntry, Campaign, Interaction, User
 from contactd.db.session import Database
+from contactd.dialer.agents import AgentBoard
+from contactd.dialer.floor_relay import AgentStateRelay
+from contactd.dialer.wrap_log import WrapLog
 from contactd.enums import CampaignMode, Channel, Direction, InteractionKind
+from contactd.events import EventBus
 from tests.integration.web.conftest import Signed
 
 DAY = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -128,7 +132,8 @@ async def test_supervisor_reads_reports_and_exports_them(
     # 58 calls of 60 s: 0.97 h talk; 4 h signed in, 1.5 h paused: 0.97 / 2.5 = 38.7%.
     assert (
         '<td data-label="agent">alex</td><td data-label="calls">58</td>'
-        '<td data-label="talk h">0.97</td><td data-label="signed in h">4</td>'
+        '<td data-label="talk h">0.97</td><td data-label="wrap-up h">0</td>'
+        '<td data-label="signed in h">4</td>'
         '<td data-label="pause h">1.5</td><td data-label="occupancy %">38.7</td>'
     ) in agents
     none = await (
@@ -139,6 +144,37 @@ async def test_supervisor_reads_reports_and_exports_them(
     assert "Nov 2, 2026" in none and '<td data-label="total">0</td>' in none
     ivr = await (await sam.get("/reports", params={"report": "ivr", **RANGE})).text()
     assert "Contained: 1 of 2 sessions = 50%" in ivr
+
+
+async def test_wrap_ups_are_stored_as_they_end_and_count_in_the_agents_report(
+    db: Database, signed_in: Callable[[str], Awaitable[Signed]]
+) -> None:
+    """The daemon's wiring: the agent board's changes reach the bus through the relay, and
+    the wrap log stores each wrap-up when the agent leaves it (here two: one ended by the
+    button after 10 min, one by a pause after 5 min)."""
+    ids = await _calls(db)
+    bus = EventBus()
+    board = AgentBoard(auto_ready_s=None)
+    t = (DAY.replace(hour=9) - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()
+    async with WrapLog(db, bus), AgentStateRelay(board, bus):
+        board.login("alex", "PJSIP/1001", ids["campaign"], t)
+        board.claim(ids["campaign"], "call-1", t + 60)
+        board.call_ended("call-1", t + 120)
+        board.ready("alex", t + 720)  # wrap-up 10 min
+        board.claim(ids["campaign"], "call-2", t + 800)
+        board.call_ended("call-2", t + 900)
+        board.pause("alex", t + 1200, "break")  # wrap-up 5 min, ended by a pause
+    async with db.session() as session:
+        wraps = (
+            await session.scalars(select(AuditEntry).where(AuditEntry.action == "agent.wrap"))
+        ).all()
+    assert sorted(w.details["after"]["seconds"] for w in wraps) == [300.0, 600.0]
+    assert {w.user_id for w in wraps} == {ids["alex"]}
+    sam = (await signed_in("sam")).client
+    agents = await (await sam.get("/reports", params={"report": "agents", **RANGE})).text()
+    # 15 min of wrap-up: 0.25 h; occupancy (0.97 h talk + 0.25 h) over 2.5 h available.
+    assert '<td data-label="wrap-up h">0.25</td>' in agents
+    assert '<td data-label="occupancy %">48.7</td>' in agents
 
 
 async def test_reports_follow_the_readers_language_and_theme(
