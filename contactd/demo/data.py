@@ -36,7 +36,7 @@ from contactd.db.models import (
     User,
 )
 from contactd.db.session import Database
-from contactd.demo.history import seed_campaign_results, seed_messages
+from contactd.demo.history import seed_agent_time, seed_campaign_results, seed_messages
 from contactd.enums import (
     CampaignMode,
     CampaignStatus,
@@ -341,6 +341,9 @@ async def _history(session: AsyncSession, rng: random.Random, people: list[Conta
             interactions.append(row)
     session.add_all(interactions)
     await session.flush()
+    # A generator of its own: the rest of the demo's data stays what it was.
+    seed_agent_time(session, random.Random(1),
+                    [i for i in interactions if i.kind is InteractionKind.CALL])
     for row in rng.sample(interactions, k=min(140, len(interactions))):
         status = rng.choice((TaskStatus.OPEN, TaskStatus.OPEN, TaskStatus.IN_PROGRESS,
                              TaskStatus.DONE))

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contactd.crm.documents import DocumentService
 from contactd.db.models import (
+    AuditEntry,
     CallAttempt,
     Campaign,
     Contact,
@@ -113,6 +114,39 @@ async def seed_campaign_results(session: AsyncSession, rng: random.Random,
         stored = await session.get(CallAttempt, attempt_id)
         assert stored is not None
         stored.interaction_id = row.id
+
+
+def seed_agent_time(
+    session: AsyncSession, rng: random.Random, calls: list[Interaction]
+) -> None:
+    """The workspace's audit entries behind the agents' past calls, as if they had worked
+    them: each day a sign-in before their first call and a sign-out after their last, a
+    half-hour lunch pause in a long day, and a wrap-up after each call spoken. The agents
+    report then reads occupancy from the same entries a real day leaves."""
+    days: dict[tuple[int, object], list[Interaction]] = {}
+    for call in calls:
+        if call.user_id is not None:
+            days.setdefault((call.user_id, call.started_at.date()), []).append(call)
+
+    def entry(user_id: int, action: str, at: datetime, after: dict[str, object] | None) -> None:
+        session.add(AuditEntry(user_id=user_id, action=action, entity="campaign",
+                               at=at, details={"before": None, "after": after}))
+
+    for (user_id, _day), worked in days.items():
+        first = min(c.started_at for c in worked)
+        last = max(c.ended_at or c.started_at for c in worked)
+        entry(user_id, "agent.join", first - timedelta(minutes=12), None)
+        entry(user_id, "agent.ready", first - timedelta(minutes=10), None)
+        if last - first > timedelta(hours=5):
+            lunch = first + (last - first) / 2
+            entry(user_id, "agent.pause", lunch, {"pause_code": "lunch"})
+            entry(user_id, "agent.ready", lunch + timedelta(minutes=30), None)
+        for call in worked:
+            if call.ended_at is not None and call.body:  # a call somebody spoke on
+                seconds = float(rng.randint(15, 90))
+                entry(user_id, "agent.wrap", call.ended_at + timedelta(seconds=seconds),
+                      {"seconds": seconds})
+        entry(user_id, "agent.leave", last + timedelta(minutes=10), None)
 
 
 def seed_messages(session: AsyncSession, rng: random.Random, people: list[Contact],
