@@ -2,7 +2,8 @@
 an agent with no desk phone joins a progressive campaign, the workspace's phone registers over
 WebSocket, the dialer's call to a simulated person is bridged to the browser and answered at
 once, RTP flows (getStats packet counts), keypad keys reach the far end, the agent hangs up,
-the call's figures are kept on its interaction and the agent sets the disposition. A
+the call's figures are kept on its interaction and the agent sets the disposition. Two
+agents in two browser contexts take a call each from one campaign. A
 browser whose microphone permission is refused gets a clear message; closing the page pauses
 the agent. Screenshots at desktop
 and phone sizes are saved."""
@@ -32,7 +33,7 @@ from contactd.dialer.agents import AgentState
 from contactd.dialer.floor_events import AgentStateChanged
 from contactd.enums import CampaignMode, CampaignStatus, Role
 from tests.integration.asterisk.test_daemon_asterisk import running
-from tests.peers.asterisk import AsteriskSandbox, world_channel
+from tests.peers.asterisk import AsteriskSandbox, human, world_channel, world_e164
 from tests.peers.chromium import CHROMIUM, FLAGS
 from tests.peers.ports import free_port
 
@@ -132,14 +133,16 @@ async def daemon(tmp_path: Path, asterisk: AsteriskSandbox) -> AsyncIterator[Com
         yield components
 
 
-async def _join(context: BrowserContext, url: str) -> Page:
+async def _join(
+    context: BrowserContext, url: str, user: str = "wendy", campaign: str = "webphone"
+) -> Page:
     page = await context.new_page()
     await page.goto(f"{url}workspace")
-    await page.get_by_label("User name").fill("wendy")
+    await page.get_by_label("User name").fill(user)
     await page.get_by_label("Password").fill(PASSWORD)
     await page.get_by_role("button", name="Sign in").click()
     await expect(page).to_have_url(f"{url}workspace")
-    await page.get_by_label("Campaign").select_option(label="webphone (progressive)")
+    await page.get_by_label("Campaign").select_option(label=f"{campaign} (progressive)")
     await page.get_by_role("button", name="Join").click()
     await expect(page.locator("#agent-state")).to_contain_text("Paused")
     return page
@@ -210,6 +213,73 @@ async def test_a_campaign_call_reaches_the_browser_phone(
     quality = interaction.data["call_quality"]
     assert quality["packets_received"] > 20 and quality["packets_sent"] > 20
     assert set(quality) >= {"jitter_ms", "loss_pct", "rtt_ms"}
+
+
+async def test_two_agents_in_two_browsers_take_calls_from_one_campaign(
+    media_browser: Browser, daemon: Components
+) -> None:
+    """Two agents, each in a browser context of their own, both Ready on one campaign: each
+    browser phone is bridged to a call of its own, with audio both ways."""
+    url = daemon.web_url
+    assert url is not None and daemon.contacts is not None and daemon.dialer is not None
+    await UserService(daemon.db).add("walt", PASSWORD, Role.AGENT, display_name="Walt Web")
+    numbers = [world_e164(human(20), index) for index in (1, 2)]
+    async with daemon.db.transaction() as session:
+        campaign = Campaign(name="pair", mode=CampaignMode.PROGRESSIVE,
+                            status=CampaignStatus.RUNNING, dispositions=["sale", "busy"])
+        session.add(campaign)
+        await session.flush()
+        campaign_id = campaign.id
+    for n, number in enumerate(numbers):
+        contact_id = await daemon.contacts.create_contact(
+            ContactInput(first_name="Caller", last_name=f"Number{n}", phones=[number])
+        )
+        async with daemon.db.transaction() as session:
+            session.add(Lead(campaign_id=campaign_id, contact_id=contact_id, phone_e164=number))
+    talked: set[str] = set()
+
+    def on_agent(event: AgentStateChanged) -> None:
+        if event.state == AgentState.TALKING.value and event.campaign_id == campaign_id:
+            talked.add(event.agent)
+
+    daemon.bus.subscribe(AgentStateChanged, on_agent)
+    contexts = [
+        await media_browser.new_context(locale="en-US", permissions=["microphone"])
+        for _ in range(2)
+    ]
+    try:
+        pages = [
+            await _join(context, url, user, "pair")
+            for context, user in zip(contexts, ("wendy", "walt"), strict=True)
+        ]
+        for page in pages:
+            await expect(page.locator("#phone-reg")).to_have_text(
+                "Registered: calls ring here", timeout=15_000
+            )
+        for page in pages:
+            await page.get_by_role("button", name="Ready").click()
+        at_least_20 = re.compile(r"^([2-9][0-9]|[0-9]{3,})$")
+        for page in pages:
+            await expect(page.locator("#phone-call")).to_have_text("In a call", timeout=30_000)
+            stats = page.locator("#phone-stats")
+            await expect(stats).to_have_attribute("data-packets-sent", at_least_20, timeout=15_000)
+            await expect(stats).to_have_attribute(
+                "data-packets-received", at_least_20, timeout=15_000
+            )
+        # Each browser has its own caller's card.
+        names = sorted([await page.locator("#card-name").inner_text() for page in pages])
+        assert names == ["Caller Number0", "Caller Number1"]
+        for page in pages:
+            await page.get_by_role("button", name="Hang up").click()
+    finally:
+        for context in contexts:
+            await context.close()
+        daemon.bus.unsubscribe(AgentStateChanged, on_agent)
+    async with daemon.db.session() as session:
+        attempts = (
+            await session.scalars(select(CallAttempt).where(CallAttempt.campaign_id == campaign_id))
+        ).all()
+    assert len(attempts) == 2 and talked == {"wendy", "walt"}  # a call each
 
 
 async def test_a_refused_microphone_is_said_plainly(
