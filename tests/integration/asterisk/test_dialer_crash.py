@@ -132,14 +132,14 @@ async def test_a_message_that_did_not_play_is_a_failure_with_its_reason(
     assert "message not played: ivr flow did not run over AudioSocket" in reasons
 
 
-def long_message(sandbox: AsteriskSandbox) -> str:
-    """A 4 s prompt (8 kHz 16-bit mono silence) in the shared custom sounds: custom/<name>."""
+def long_message(sandbox: AsteriskSandbox, seconds: int = 4) -> str:
+    """A prompt of `seconds` (8 kHz 16-bit mono silence) in the shared custom sounds."""
     name = f"crash-test-{uuid.uuid4().hex[:8]}"
     with wave.open(str(sandbox.sounds_dir / f"{name}.wav"), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
         out.setframerate(8000)
-        out.writeframes(b"\0\0" * 8000 * 4)
+        out.writeframes(b"\0\0" * 8000 * seconds)
     return f"custom/{name}"
 
 

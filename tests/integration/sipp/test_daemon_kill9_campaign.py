@@ -11,13 +11,13 @@ attempt has one outcome; SIPp received exactly one call per number.
 from __future__ import annotations
 
 import asyncio
-import wave
 from pathlib import Path
 
 import pytest
 from panoramisk import Manager
 
 from contactd.enums import AttemptState
+from tests.integration.asterisk.test_dialer_crash import long_message
 from tests.integration.sipp import operator_flow
 from tests.integration.sipp.operator_flow import (
     books,
@@ -29,7 +29,7 @@ from tests.integration.sipp.operator_flow import (
 )
 from tests.integration.sipp.test_daemon_kill9 import each_call, user_event
 from tests.integration.sipp.test_sipp_outbound import _sound
-from tests.peers.asterisk import AmiEvents, AsteriskSandbox
+from tests.peers.asterisk import AmiEvents
 from tests.peers.contactd import daemon_process, write_config
 from tests.peers.sipp import SipAsteriskSandbox, SippLauncher, write_rtp_pcap
 
@@ -46,17 +46,6 @@ def people(folder: Path) -> Path:
     rows = "".join(f"Person{i},Drill{i},0{n[3:]}\n" for i, n in enumerate(NUMBERS))
     path.write_text("first_name,last_name,phone\n" + rows, encoding="utf-8")
     return path
-
-
-def short_message(sandbox: AsteriskSandbox) -> str:
-    """A 1 s prompt (silence) in the shared custom sounds: keeps 300 calls short."""
-    name = "drill-1s"
-    with wave.open(str(sandbox.sounds_dir / f"{name}.wav"), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(8000)
-        out.writeframes(b"\0\0" * 8000)
-    return f"custom/{name}"
 
 
 async def test_kill_9_during_a_300_lead_campaign_then_a_restart_dials_no_lead_twice(
@@ -77,7 +66,7 @@ async def test_kill_9_during_a_300_lead_campaign_then_a_restart_dials_no_lead_tw
 
     async with daemon_process(config, tmp_path / "daemon-1.log") as first:
         await asyncio.gather(first.wait_ready(), create_campaign(
-            config, csv, "drill", message=short_message(sip_asterisk), max_attempts=2,
+            config, csv, "drill", message=long_message(sip_asterisk, seconds=1), max_attempts=2,
             count=LEADS))
         await start_campaign(config, "drill")
         await each_call(events, user_event("ContactdAnswered"), KILL_AFTER)
