@@ -8,6 +8,7 @@ the audit log so that reports can tell pause reasons apart.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from contactd.db.models.users import User
 from contactd.db.session import Database
 from contactd.dialer import repo
 from contactd.dialer.agents import Agent, AgentState
+from contactd.dialer.announce import AgentCallOffered
 from contactd.dialer.dispositions import Disposed, apply_disposition
 from contactd.enums import CampaignMode, CampaignStatus
 from contactd.errors import ConflictError, NotFoundError, ValidationError
@@ -36,9 +38,12 @@ from contactd.web.card import Card, card_of_lead
 from contactd.web.live import LiveHub
 from contactd.web.services import PanelServices
 
+log = logging.getLogger(__name__)
+
 PREVIEW_LOOKAHEAD: Final = 50  # due leads read to find one nobody else is previewing
 TAB_CLOSED: Final = "tab_closed"  # pause reason of an agent whose workspace closed
 PHONE_LOST: Final = "phone_lost"  # pause reason of an agent whose browser phone unregistered
+TRANSFER_CONTEXT: Final = "contactd-transfer"  # asterisk-config/extensions.conf
 
 
 @dataclass(frozen=True)
@@ -234,6 +239,62 @@ class AgentDesk:
         """The agent's browser phone lost its registration (closed laptop, network gone):
         paused like a closed tab, so the pacer stops counting them; the page says why."""
         await self.tab_closed(username, PHONE_LOST)
+
+    # ---- transfer ---------------------------------------------------------------------------
+    def transfer_targets(self, user: User) -> list[tuple[str, str]]:
+        """Where this agent can pass a call on: agents Ready now on a campaign, and the
+        inbound queues (value, label)."""
+        if self._services.dialer is None:
+            return []
+        board = self._services.dialer.agents
+        board.tick(self._clock())
+        agents = sorted(a.name for a in board.agents.values()
+                        if a.name != user.username and a.state is AgentState.FREE
+                        and a.campaign_id is not None)
+        inbound = self._services.inbound
+        queues = [] if inbound is None else sorted(inbound.settings.queues)
+        return [(f"agent:{n}", n) for n in agents] + [(f"queue:{q}", q) for q in queues]
+
+    async def transfer(self, user: User, target: str, actor: Actor) -> str:
+        """Blind transfer of the agent's campaign call to another agent who is Ready, or to an
+        inbound queue: the caller's channel is redirected (contactd-transfer), this agent's
+        leg hangs up and goes to wrap-up, the other agent's card pops. Returns the target."""
+        agent = self._seated(user)
+        attempt_id = agent.attempt_id
+        if agent.state is not AgentState.TALKING or attempt_id is None or agent.inbound:
+            raise ConflictError("there is no campaign call of yours to transfer",
+                                code="no_call_to_transfer")
+        kind, _, name = target.partition(":")
+        if (kind, name) not in {tuple(v.split(":", 1)) for v, _ in self.transfer_targets(user)}:
+            raise ConflictError(f"{name or target!r} cannot take the call now (an agent must "
+                                "be Ready; a queue must be one of the inbound queues)",
+                                code="transfer_target_unavailable")
+        calls = self._services.need_calls()
+        channel = calls.channel_of(attempt_id)
+        if channel is None:
+            raise NotFoundError("the call has already ended", code="call_gone")
+        board = self._services.need_dialer().agents
+        other = board.agents.get(name) if kind == "agent" else None
+        if other is not None:
+            await calls.ami.setvar(channel, "CONTACTD_AGENT", other.dial)
+        else:
+            await calls.ami.setvar(channel, "CONTACTD_QUEUE", name)
+        await calls.ami.redirect(channel, TRANSFER_CONTEXT, kind)
+        now = self._clock()
+        board.call_ended(attempt_id, now)  # this agent's part is over: wrap-up
+        self._hub.disposed(user.username, attempt_id)  # the card goes with the call
+        if other is not None and other.campaign_id is not None:
+            board.claim(other.campaign_id, attempt_id, now, only=name)
+            bus = self._services.bus
+            if bus is not None:  # the other agent's card pops, and they say what it came to
+                await bus.publish(AgentCallOffered(attempt_id=attempt_id, agent=name,
+                                                   campaign_id=other.campaign_id))
+        async with self._db.transaction() as session:
+            record(session, actor, "call.transfer", "call_attempt", attempt_id,
+                   {"agent": user.username}, {kind: name})
+        log.info("call transferred", extra={"attempt_id": attempt_id, "agent": user.username,
+                                             "target": target})
+        return name
 
     def _seated(self, user: User) -> Agent:
         agent = self._board_agent(user)

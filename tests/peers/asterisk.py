@@ -125,6 +125,12 @@ def human(hold_s: int = 0) -> str:
     return "200" + _two(hold_s)
 
 
+def talking_human(hold_s: int = 0) -> str:
+    """A person (AMD HUMAN) whose line keeps sending audio until hold_s after answering (0: 60 s),
+    as a phone's does: what a transferred call's new agent hears."""
+    return "204" + _two(hold_s)
+
+
 def human_after_ring(ring_s: int) -> str:
     """A person who answers after ring_s seconds of ringing."""
     return "201" + _two(ring_s)

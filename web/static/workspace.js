@@ -12,6 +12,22 @@ document.addEventListener("DOMContentLoaded", () => {
   const noCall = document.getElementById("no-call");
   const wrapLeft = document.getElementById("wrap-left");
   const attempt = card.querySelector("input[name=attempt_id]");
+  // Transfer: who can take the call changes by the second; the list is asked for again when a
+  // call arrives and whenever the agent opens it.
+  const transferForm = card.querySelector("form.transfer");
+  const targets = transferForm.querySelector("select[name=target]");
+  const noTargets = transferForm.querySelector("[data-transfer-empty]");
+  const refreshTargets = async () => {
+    const reply = await fetch("/workspace/transfer-targets", { headers: { Accept: "application/json" } });
+    if (!reply.ok) return;
+    const list = await reply.json();
+    const chosen = targets.value;
+    targets.replaceChildren(...list.map((t) => new Option(t.label, t.value, false, t.value === chosen)));
+    noTargets.hidden = list.length > 0;
+    transferForm.querySelector("button").disabled = list.length === 0;
+  };
+  targets.addEventListener("focus", refreshTargets);
+  targets.addEventListener("mousedown", refreshTargets);
   const contactField = document.querySelector("input[name=contact_id]");
 
   // Callback times are typed in the agent's local time; the server needs its UTC offset.
@@ -83,6 +99,7 @@ document.addEventListener("DOMContentLoaded", () => {
     if (push.card.attempt_id === attempt.value && !card.hidden) return; // already shown
     fill(push.card);
     if (push.ended) callEnded(NaN);
+    refreshTargets();
   });
   events.addEventListener("ended", (e) => {
     if (JSON.parse(e.data).attempt_id !== attempt.value) return;

@@ -128,6 +128,7 @@ async def workspace(request: web.Request) -> web.StreamResponse:
         "ended": bool(live and live.get("ended")), "preview": preview,
         "pause_codes": desk.pause_codes, "dispositions": dispositions, "labels": labels(),
         "wrap_s": desk.wrap_s,
+        "transfer_targets": _targets(desk, user) if seat is not None else [],
         "message": request.query.get("message", ""), "error": request.query.get("error", ""),
     })
     if browser_phone and phones is not None:
@@ -226,6 +227,27 @@ async def dispose(request: web.Request) -> web.StreamResponse:
         _callback_at(form, r.app[SETTINGS].general.timezone)))
 
 
+def _targets(desk: AgentDesk, user: User) -> list[tuple[str, str]]:
+    """Transfer targets as the select shows them: agents by name, queues as "Queue: name"."""
+    return [(value, _("Queue: %(name)s") % {"name": label} if value.startswith("queue:")
+             else label) for value, label in desk.transfer_targets(user)]
+
+
+@requires(Role.AGENT)
+async def transfer_targets(request: web.Request) -> web.StreamResponse:
+    """Who can take a call now (the page asks when a call arrives and when the list opens)."""
+    targets = _targets(request.app[DESK], principal(request).user)
+    return web.json_response([{"value": v, "label": label} for v, label in targets],
+                             headers={"Cache-Control": "no-store"})
+
+
+@requires(Role.AGENT)
+async def transfer(request: web.Request) -> web.StreamResponse:
+    """Blind transfer of the agent's call to a Ready agent or an inbound queue."""
+    return await _act(request, _("Call transferred."), lambda r, desk, user, form: desk.transfer(
+        user, str(form.get("target", "")), _actor(r)))
+
+
 async def _skip(request: web.Request, desk: AgentDesk, user: User, form: Form) -> None:
     desk.skip(user, _int(form, "lead_id"))
 
@@ -303,6 +325,8 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/workspace/ready", ready)
     app.router.add_post("/workspace/pause", pause)
     app.router.add_post("/workspace/disposition", dispose)
+    app.router.add_post("/workspace/transfer", transfer)
+    app.router.add_get("/workspace/transfer-targets", transfer_targets)
     app.router.add_post("/workspace/preview/skip", preview_skip)
     app.router.add_post("/workspace/preview/dial", preview_dial)
     app.router.add_post("/workspace/call", call)

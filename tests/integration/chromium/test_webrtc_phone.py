@@ -29,11 +29,18 @@ from contactd.daemon import Components
 from contactd.db.models.calls import CallAttempt
 from contactd.db.models.crm import Interaction
 from contactd.db.models.dialer import Campaign, Lead
+from contactd.db.models.users import AuditEntry
 from contactd.dialer.agents import AgentState
 from contactd.dialer.floor_events import AgentStateChanged
 from contactd.enums import CampaignMode, CampaignStatus, Role
 from tests.integration.asterisk.test_daemon_asterisk import running
-from tests.peers.asterisk import AsteriskSandbox, human, world_channel, world_e164
+from tests.peers.asterisk import (
+    AsteriskSandbox,
+    human,
+    talking_human,
+    world_channel,
+    world_e164,
+)
 from tests.peers.chromium import CHROMIUM, FLAGS
 from tests.peers.ports import free_port
 
@@ -280,6 +287,65 @@ async def test_two_agents_in_two_browsers_take_calls_from_one_campaign(
             await session.scalars(select(CallAttempt).where(CallAttempt.campaign_id == campaign_id))
         ).all()
     assert len(attempts) == 2 and talked == {"wendy", "walt"}  # a call each
+
+
+async def test_an_agent_transfers_the_call_to_another_agent(
+    media_browser: Browser, daemon: Components
+) -> None:
+    """A blind transfer from the workspace: wendy's caller goes to walt, who is Ready; walt's
+    browser phone takes the call (audio flows) and his card pops; wendy's leg ends."""
+    url = daemon.web_url
+    assert url is not None and daemon.contacts is not None
+    await UserService(daemon.db).add("walt", PASSWORD, Role.AGENT, display_name="Walt Web")
+    number = world_e164(talking_human(40), 3)
+    contact_id = await daemon.contacts.create_contact(
+        ContactInput(first_name="Caller", last_name="Relayed", phones=[number])
+    )
+    async with daemon.db.transaction() as session:
+        campaign = Campaign(name="relay", mode=CampaignMode.PROGRESSIVE,
+                            status=CampaignStatus.RUNNING, dispositions=["sale", "busy"])
+        session.add(campaign)
+        await session.flush()
+        session.add(Lead(campaign_id=campaign.id, contact_id=contact_id, phone_e164=number))
+    contexts = [
+        await media_browser.new_context(locale="en-US", permissions=["microphone"])
+        for _ in range(2)
+    ]
+    try:
+        wendy = await _join(contexts[0], url, "wendy", "relay")
+        await expect(wendy.locator("#phone-reg")).to_have_text(
+            "Registered: calls ring here", timeout=15_000
+        )
+        await wendy.get_by_role("button", name="Ready").click()
+        await expect(wendy.locator("#phone-call")).to_have_text("In a call", timeout=30_000)
+        walt = await _join(contexts[1], url, "walt", "relay")
+        await expect(walt.locator("#phone-reg")).to_have_text(
+            "Registered: calls ring here", timeout=15_000
+        )
+        await walt.get_by_role("button", name="Ready").click()
+        await expect(walt.locator("#agent-state")).to_have_text("Ready")
+        target = wendy.locator("form.transfer select[name=target]")
+        await target.focus()  # the list is asked for again: walt is Ready now
+        await expect(target.locator("option[value='agent:walt']")).to_have_count(1)
+        await target.select_option("agent:walt")
+        await wendy.get_by_role("button", name="Transfer", exact=True).click()
+        await expect(wendy.get_by_role("status").first).to_contain_text("Call transferred.")
+        await expect(walt.locator("#phone-call")).to_have_text("In a call", timeout=30_000)
+        await expect(walt.locator("#card-name")).to_have_text("Caller Relayed")
+        at_least_20 = re.compile(r"^([2-9][0-9]|[0-9]{3,})$")
+        await expect(walt.locator("#phone-stats")).to_have_attribute(
+            "data-packets-received", at_least_20, timeout=15_000
+        )
+        await walt.screenshot(path=ARTIFACTS / "workspace-transferred-call.png", full_page=True)
+    finally:
+        for context in contexts:
+            await context.close()
+    assert daemon.dialer is not None
+    async with daemon.db.session() as session:
+        moved = (
+            await session.scalars(select(AuditEntry).where(AuditEntry.action == "call.transfer"))
+        ).all()
+    assert [m.details["after"] for m in moved] == [{"agent": "walt"}]
 
 
 async def test_a_refused_microphone_is_said_plainly(
