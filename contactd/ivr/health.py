@@ -42,7 +42,7 @@ class SpeechHealth:
         free = model.workers - model.busy
         return ComponentHealth(
             "ok",
-            f"model {model.path.parent.name}/{model.path.name} loaded; {free} of {model.workers} threads free, "
-            f"{model.waiting} jobs waiting",
+            f"model {model.path.parent.name}/{model.path.name} loaded; {free} of "
+            f"{model.workers} threads free, {model.waiting} jobs waiting",
             self.since,
         )
