@@ -75,6 +75,7 @@ document.addEventListener("DOMContentLoaded", () => {
     attempt.value = data.attempt_id;
     // An inbound caller's call has no campaign outcome to choose: Ready ends the wrap-up.
     card.querySelector("form.dispositions").hidden = Boolean(data.queue);
+    transferForm.hidden = Boolean(data.queue);  // a campaign call can be passed on
     if (contactField) contactField.value = data.contact_id || "";
     scriptBox.querySelector("[data-field=script]").textContent = data.script || "";
     scriptBox.hidden = !data.script;
@@ -91,6 +92,7 @@ document.addEventListener("DOMContentLoaded", () => {
   const events = new EventSource("/workspace/events");
   const callEnded = (wrapSeconds) => {
     ended.hidden = false;
+    transferForm.hidden = true;  // nothing left to pass on
     show("wrapping");
     if (!Number.isNaN(wrapSeconds)) countdown(wrapSeconds);
   };
