@@ -427,6 +427,7 @@ def sip_asterisk() -> Iterator[SipAsteriskSandbox]:
         ami_port=ami_port,
         sip_port=sip_port,
         trunk_port=trunk_port,
+        http_port=free_port(),  # its own: never the default 18088 another sandbox may hold
     )
     sandbox.build()
     reap_orphans(sandbox.root, "-sip", SipAsteriskSandbox)

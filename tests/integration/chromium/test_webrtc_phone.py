@@ -23,7 +23,7 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 from sqlalchemy import select
 
 from contactd.auth.service import UserService
-from contactd.config import Settings, load_settings
+from contactd.config import InboundQueueSettings, InboundSettings, Settings, load_settings
 from contactd.crm.service import ContactInput
 from contactd.daemon import Components
 from contactd.db.models.calls import CallAttempt
@@ -141,7 +141,11 @@ async def daemon(tmp_path: Path, asterisk: AsteriskSandbox) -> AsyncIterator[Com
 
 
 async def _join(
-    context: BrowserContext, url: str, user: str = "wendy", campaign: str = "webphone"
+    context: BrowserContext,
+    url: str,
+    user: str = "wendy",
+    campaign: str = "webphone",
+    queues: tuple[str, ...] = (),
 ) -> Page:
     page = await context.new_page()
     await page.goto(f"{url}workspace")
@@ -150,6 +154,8 @@ async def _join(
     await page.get_by_role("button", name="Sign in").click()
     await expect(page).to_have_url(f"{url}workspace")
     await page.get_by_label("Campaign").select_option(label=f"{campaign} (progressive)")
+    for queue in queues:  # blended: the campaign and these inbound queues
+        await page.locator(f"input[name=queue][value={queue}]").check()
     await page.get_by_role("button", name="Join").click()
     await expect(page.locator("#agent-state")).to_contain_text("Paused")
     return page
@@ -346,6 +352,68 @@ async def test_an_agent_transfers_the_call_to_another_agent(
             await session.scalars(select(AuditEntry).where(AuditEntry.action == "call.transfer"))
         ).all()
     assert [m.details["after"] for m in moved] == [{"agent": "walt"}]
+
+
+async def test_an_agent_transfers_the_call_to_an_inbound_queue(
+    media_browser: Browser, tmp_path: Path, asterisk: AsteriskSandbox
+) -> None:
+    """The queue target: wendy passes her caller to the inbound queue "support"; contactd's
+    hand-off gives the caller to walt, who takes that queue (blended), on his browser phone."""
+    settings = _settings(tmp_path, asterisk).model_copy(
+        update={"inbound": InboundSettings(queues={"support": InboundQueueSettings()})}
+    )
+    async with running(settings) as daemon:
+        url = daemon.web_url
+        assert url is not None and daemon.contacts is not None
+        for user in ("wendy", "walt"):
+            await UserService(daemon.db).add(user, PASSWORD, Role.AGENT)
+        number = world_e164(talking_human(40), 4)
+        contact_id = await daemon.contacts.create_contact(
+            ContactInput(first_name="Caller", last_name="Queued", phones=[number])
+        )
+        async with daemon.db.transaction() as session:
+            campaign = Campaign(name="relay", mode=CampaignMode.PROGRESSIVE,
+                                status=CampaignStatus.RUNNING, dispositions=["sale", "busy"])
+            session.add(campaign)
+            await session.flush()
+            session.add(Lead(campaign_id=campaign.id, contact_id=contact_id, phone_e164=number))
+        contexts = [
+            await media_browser.new_context(locale="en-US", permissions=["microphone"])
+            for _ in range(2)
+        ]
+        try:
+            wendy = await _join(contexts[0], url, "wendy", "relay")
+            await expect(wendy.locator("#phone-reg")).to_have_text(
+                "Registered: calls ring here", timeout=15_000
+            )
+            await wendy.get_by_role("button", name="Ready").click()
+            await expect(wendy.locator("#phone-call")).to_have_text("In a call", timeout=30_000)
+            walt = await _join(contexts[1], url, "walt", "relay", queues=("support",))
+            await expect(walt.locator("#phone-reg")).to_have_text(
+                "Registered: calls ring here", timeout=15_000
+            )
+            await walt.get_by_role("button", name="Ready").click()
+            target = wendy.locator("form.transfer select[name=target]")
+            await target.focus()
+            await expect(target.locator("option[value='queue:support']")).to_have_count(1)
+            await target.select_option("queue:support")
+            await wendy.get_by_role("button", name="Transfer", exact=True).click()
+            await expect(wendy.get_by_role("status").first).to_contain_text("Call transferred.")
+            await expect(walt.locator("#phone-call")).to_have_text("In a call", timeout=30_000)
+            at_least_20 = re.compile(r"^([2-9][0-9]|[0-9]{3,})$")
+            await expect(walt.locator("#phone-stats")).to_have_attribute(
+                "data-packets-received", at_least_20, timeout=15_000
+            )
+        finally:
+            for context in contexts:
+                await context.close()
+        async with daemon.db.session() as session:
+            moved = (
+                await session.scalars(
+                    select(AuditEntry).where(AuditEntry.action == "call.transfer")
+                )
+            ).all()
+    assert [m.details["after"] for m in moved] == [{"queue": "support"}]
 
 
 async def test_a_refused_microphone_is_said_plainly(

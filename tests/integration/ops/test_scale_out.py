@@ -58,7 +58,8 @@ def asterisk_b(asterisk: AsteriskSandbox) -> Iterator[AsteriskSandbox]:
     """A second sandbox instance (the second daemon's own Asterisk), from the same build."""
     ami_port = free_port()
     sandbox = AsteriskSandbox(instance=f"pytest-{os.getpid()}-b", ami_port=ami_port,
-                              sip_port=_free_udp_port(avoid=ami_port), root=asterisk.root)
+                              sip_port=_free_udp_port(avoid=ami_port), root=asterisk.root,
+                              http_port=free_port())  # never the default 18088 another holds
     sandbox.start()
     try:
         yield sandbox
