@@ -9,10 +9,10 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import Session, joinedload
 
 from contactd.crm.custom_fields import FieldDef
-from contactd.crm.timeline import EntryKind, TimelineEntry, timeline
+from contactd.crm.timeline import EntryKind, TimelineEntry, read_timeline
 from contactd.db.models import (
     Address,
     Campaign,
@@ -78,81 +78,117 @@ class TimelinePage:
 
 
 async def load_card(db: Database, contact_id: int) -> ContactCard:
-    async with db.session() as session:
-        # One joined statement: a contact has a few phones, e-mails and tags, and five
-        # statements (one per collection) cost twice as much as their few extra rows.
-        contact = (
-            await session.scalars(
-                select(Contact).where(Contact.id == contact_id).options(
-                    joinedload(Contact.phones), joinedload(Contact.emails),
-                    joinedload(Contact.tags), joinedload(Contact.organisation))
+    return await db.read(lambda session: read_card(session, contact_id))
+
+
+def read_card(session: Session, contact_id: int) -> ContactCard:
+    """`load_card` inside a caller's read (see `Database.read`)."""
+    # One joined statement: a contact has a few phones, e-mails and tags, and five
+    # statements (one per collection) cost twice as much as their few extra rows.
+    contact = (
+        (
+            session.scalars(
+                select(Contact)
+                .where(Contact.id == contact_id)
+                .options(
+                    joinedload(Contact.phones),
+                    joinedload(Contact.emails),
+                    joinedload(Contact.tags),
+                    joinedload(Contact.organisation),
+                )
             )
-        ).unique().one_or_none()
-        if contact is None or contact.merged_into_id is not None:
-            raise NotFoundError(f"no contact {contact_id}", contact_id=contact_id)
-        defs = await session.scalars(select(CustomFieldDef).where(
-            CustomFieldDef.entity == CustomFieldEntity.CONTACT).order_by(CustomFieldDef.id))
-        newest = (
-            select(Consent.channel, func.max(Consent.recorded_at).label("at"))
-            .where(Consent.contact_id == contact_id).group_by(Consent.channel).subquery()
         )
-        consents = await session.execute(
-            select(Consent.channel, Consent.status).join(
-                newest, (newest.c.channel == Consent.channel) & (newest.c.at == Consent.recorded_at)
-            ).where(Consent.contact_id == contact_id)
-        )
-        addresses = await session.scalars(
-            select(Address).where(Address.contact_id == contact_id).order_by(Address.id))
-        org_id = contact.organisation_id
-        party = ProductLink.contact_id == contact_id
-        if org_id is not None:
-            party = party | (ProductLink.organisation_id == org_id)
-        products = await session.execute(
-            select(Product, ProductLink.relation).join(ProductLink).where(party)
-            .order_by(Product.name))
-        owner = None
-        if contact.owner_id is not None:
-            owner = await session.scalar(
-                select(User.display_name).where(User.id == contact.owner_id))
-        return ContactCard(
-            contact=contact,
-            fields=[FieldDef(d.key, d.label, d.type, tuple(d.choices), d.required)
-                    for d in defs],
-            consents={channel: status for channel, status in consents},
-            addresses=list(addresses),
-            products=[(p, r) for p, r in products],
-            owner_name=owner,
-        )
+        .unique()
+        .one_or_none()
+    )
+    if contact is None or contact.merged_into_id is not None:
+        raise NotFoundError(f"no contact {contact_id}", contact_id=contact_id)
+    defs = session.scalars(
+        select(CustomFieldDef)
+        .where(CustomFieldDef.entity == CustomFieldEntity.CONTACT)
+        .order_by(CustomFieldDef.id)
+    )
+    newest = (
+        select(Consent.channel, func.max(Consent.recorded_at).label("at"))
+        .where(Consent.contact_id == contact_id)
+        .group_by(Consent.channel)
+        .subquery()
+    )
+    consents = session.execute(
+        select(Consent.channel, Consent.status)
+        .join(newest, (newest.c.channel == Consent.channel) & (newest.c.at == Consent.recorded_at))
+        .where(Consent.contact_id == contact_id)
+    )
+    addresses = session.scalars(
+        select(Address).where(Address.contact_id == contact_id).order_by(Address.id)
+    )
+    org_id = contact.organisation_id
+    party = ProductLink.contact_id == contact_id
+    if org_id is not None:
+        party = party | (ProductLink.organisation_id == org_id)
+    products = session.execute(
+        select(Product, ProductLink.relation).join(ProductLink).where(party).order_by(Product.name)
+    )
+    owner = None
+    if contact.owner_id is not None:
+        owner = session.scalar(select(User.display_name).where(User.id == contact.owner_id))
+    return ContactCard(
+        contact=contact,
+        fields=[FieldDef(d.key, d.label, d.type, tuple(d.choices), d.required) for d in defs],
+        consents={channel: status for channel, status in consents},
+        addresses=list(addresses),
+        products=[(p, r) for p, r in products],
+        owner_name=owner,
+    )
 
 
 async def timeline_page(
     db: Database, contact_id: int, *, before: Cursor | None = None, size: int = TIMELINE_PAGE
 ) -> TimelinePage:
     """Newest first, `size` entries strictly below `before`, and the cursor of the next page."""
+    return await db.read(
+        lambda session: read_timeline_page(session, contact_id, before=before, size=size)
+    )
+
+
+def read_timeline_page(
+    session: Session,
+    contact_id: int,
+    *,
+    before: Cursor | None = None,
+    size: int = TIMELINE_PAGE,
+) -> TimelinePage:
+    """`timeline_page` inside a caller's read (see `Database.read`)."""
     # timeline() cuts on time alone; entries sharing the cursor's instant are read again
     # (one microsecond later) and those at or above the cursor dropped here.
     edge = None if before is None else before.at + timedelta(microseconds=1)
-    found = await timeline(db, contact_id, limit=size + 1 + _ties(before), before=edge)
+    found = read_timeline(session, contact_id, limit=size + 1 + _ties(before), before=edge)
     if before is not None:
         found = [e for e in found if Cursor.of(e) < before]
     entries = found[:size]
     more = len(found) > size
-    user_ids = {i for e in entries for i in (e.detail.get("user_id"), e.detail.get("assignee_id"))
-                if isinstance(i, int)}
+    user_ids = {
+        i
+        for e in entries
+        for i in (e.detail.get("user_id"), e.detail.get("assignee_id"))
+        if isinstance(i, int)
+    }
     campaign_ids = {i for e in entries if isinstance(i := e.detail.get("campaign_id"), int)}
-    async with db.session() as session:
-        users: dict[int, str] = {}
-        campaigns: dict[int, str] = {}
-        if user_ids:
-            rows = await session.execute(
-                select(User.id, User.display_name, User.username).where(User.id.in_(user_ids)))
-            users = {uid: name or login for uid, name, login in rows}
-        if campaign_ids:
-            named = await session.execute(
-                select(Campaign.id, Campaign.name).where(Campaign.id.in_(campaign_ids)))
-            campaigns = {cid: name for cid, name in named}
-    return TimelinePage(entries, Cursor.of(entries[-1]) if more and entries else None,
-                        users, campaigns)
+    users: dict[int, str] = {}
+    campaigns: dict[int, str] = {}
+    if user_ids:
+        rows = session.execute(
+            select(User.id, User.display_name, User.username).where(User.id.in_(user_ids))
+        )
+        users = {uid: name or login for uid, name, login in rows}
+    if campaign_ids:
+        named = session.execute(
+            select(Campaign.id, Campaign.name).where(Campaign.id.in_(campaign_ids))
+        )
+        campaigns = {cid: name for cid, name in named}
+    return TimelinePage(
+        entries, Cursor.of(entries[-1]) if more and entries else None, users, campaigns
+    )
 
 
 def _ties(before: Cursor | None) -> int:
@@ -161,7 +197,11 @@ def _ties(before: Cursor | None) -> int:
 
 
 async def organisation_choices(db: Database, limit: int = 1000) -> list[tuple[int, str]]:
-    async with db.session() as session:
-        rows = await session.execute(
-            select(Organisation.id, Organisation.name).order_by(Organisation.name).limit(limit))
-        return [(i, n) for i, n in rows]
+    return await db.read(lambda session: read_organisation_choices(session, limit))
+
+
+def read_organisation_choices(session: Session, limit: int = 1000) -> list[tuple[int, str]]:
+    rows = session.execute(
+        select(Organisation.id, Organisation.name).order_by(Organisation.name).limit(limit)
+    )
+    return [(i, n) for i, n in rows]

@@ -25,6 +25,7 @@ from sqlalchemy import (
     text,
     tuple_,
 )
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from contactd.crm import repo
@@ -86,8 +87,7 @@ class Filters:
             tags=tuple(dict.fromkeys(self.tags + other.tags)),
             owner_id=self.owner_id if self.owner_id is not None else other.owner_id,
             organisation_id=(
-                self.organisation_id if self.organisation_id is not None
-                else other.organisation_id
+                self.organisation_id if self.organisation_id is not None else other.organisation_id
             ),
             custom=self.custom + other.custom,
             kind=self.kind if self.kind is not None else other.kind,
@@ -241,22 +241,39 @@ def _sort_keys(sort: Sort, score: Any | None) -> tuple[list[Any], bool]:
 def contact_columns() -> list[Any]:
     c, p, e = repo.contacts, repo.phones, repo.emails
     phone = (
-        select(p.c.e164).where(p.c.contact_id == c.c.id)
-        .order_by(p.c.is_primary.desc(), p.c.id).limit(1).scalar_subquery()
+        select(p.c.e164)
+        .where(p.c.contact_id == c.c.id)
+        .order_by(p.c.is_primary.desc(), p.c.id)
+        .limit(1)
+        .scalar_subquery()
     )
     email = (
-        select(e.c.address).where(e.c.contact_id == c.c.id)
-        .order_by(e.c.is_primary.desc(), e.c.id).limit(1).scalar_subquery()
+        select(e.c.address)
+        .where(e.c.contact_id == c.c.id)
+        .order_by(e.c.is_primary.desc(), e.c.id)
+        .limit(1)
+        .scalar_subquery()
     )
     return [
-        c.c.id, c.c.first_name, c.c.last_name, repo.organisations.c.name.label("organisation"),
-        phone.label("phone"), email.label("email"), c.c.owner_id,
+        c.c.id,
+        c.c.first_name,
+        c.c.last_name,
+        repo.organisations.c.name.label("organisation"),
+        phone.label("phone"),
+        email.label("email"),
+        c.c.owner_id,
     ]
 
 
 def search_statement(
-    filters: Filters, dialect: str, *, limit: int = 50, offset: int = 0,
-    sort: Sort = Sort.RELEVANCE, after: Sequence[Any] | None = None, as_you_type: bool = False,
+    filters: Filters,
+    dialect: str,
+    *,
+    limit: int = 50,
+    offset: int = 0,
+    sort: Sort = Sort.RELEVANCE,
+    after: Sequence[Any] | None = None,
+    as_you_type: bool = False,
 ) -> tuple[Select[Any], dict[str, Any]]:
     """The one query behind search, export and segments, and its FTS parameter.
 
@@ -271,21 +288,25 @@ def search_statement(
     if prefix is not None:
         # Name order: the key is (name_key, id); every hit scores the same.
         keys, descending = [c.c.name_key, c.c.id], False
-        page = (
-            select(c.c.id.label("contact_id"), literal_column("0.0", Float).label("score"),
-                   *(k.label(f"k{i}") for i, k in enumerate(keys)))
-            .where(_prefix_range(prefix), and_(*_conditions(filters)))
-        )
+        page = select(
+            c.c.id.label("contact_id"),
+            literal_column("0.0", Float).label("score"),
+            *(k.label(f"k{i}") for i, k in enumerate(keys)),
+        ).where(_prefix_range(prefix), and_(*_conditions(filters)))
     elif words:
         hits = (_hits_postgres() if dialect == "postgresql" else _hits_sqlite()).subquery("hits")
         best = (
             select(hits.c.contact_id, func.min(hits.c.score).label("score"))
-            .group_by(hits.c.contact_id).subquery("best")
+            .group_by(hits.c.contact_id)
+            .subquery("best")
         )
         keys, descending = _sort_keys(sort, best.c.score)
         page = (
-            select(c.c.id.label("contact_id"), best.c.score,
-                   *(k.label(f"k{i}") for i, k in enumerate(keys)))
+            select(
+                c.c.id.label("contact_id"),
+                best.c.score,
+                *(k.label(f"k{i}") for i, k in enumerate(keys)),
+            )
             .select_from(c.join(best, best.c.contact_id == c.c.id))
             .where(and_(*_conditions(filters)))
         )
@@ -296,11 +317,11 @@ def search_statement(
             params["qx"] = fts5_query(words, prefix=False)
     else:
         keys, descending = _sort_keys(sort, None)
-        page = (
-            select(c.c.id.label("contact_id"), literal_column("0.0", Float).label("score"),
-                   *(k.label(f"k{i}") for i, k in enumerate(keys)))
-            .where(and_(*_conditions(filters)))
-        )
+        page = select(
+            c.c.id.label("contact_id"),
+            literal_column("0.0", Float).label("score"),
+            *(k.label(f"k{i}") for i, k in enumerate(keys)),
+        ).where(and_(*_conditions(filters)))
     if after is not None:
         if len(after) != len(keys):
             raise ValidationError("the page position does not fit this sort", field="after")
@@ -312,8 +333,11 @@ def search_statement(
         repo.organisations, repo.organisations.c.id == c.c.organisation_id
     )
     top_keys = [top.c[f"k{i}"] for i in range(len(keys))]
-    stmt = select(*contact_columns(), top.c.score, *top_keys).select_from(base).order_by(
-        *(k.desc() if descending else k for k in top_keys))
+    stmt = (
+        select(*contact_columns(), top.c.score, *top_keys)
+        .select_from(base)
+        .order_by(*(k.desc() if descending else k for k in top_keys))
+    )
     return stmt, params
 
 
@@ -331,13 +355,16 @@ class ContactSearch:
             )
         if saved is None:
             raise NotFoundError(f"no segment {filters.segment!r}")
-        return Filters(**{**_as_kwargs(filters), "segment": None}).merged(
-            Filters.from_dict(saved)
-        )
+        return Filters(**{**_as_kwargs(filters), "segment": None}).merged(Filters.from_dict(saved))
 
     async def search(
-        self, filters: Filters | str, *, limit: int = 50, offset: int = 0,
-        sort: Sort = Sort.RELEVANCE, after: Sequence[Any] | None = None,
+        self,
+        filters: Filters | str,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        sort: Sort = Sort.RELEVANCE,
+        after: Sequence[Any] | None = None,
         as_you_type: bool = False,
     ) -> SearchResult:
         """`as_you_type`: a person's search box (see `search_statement`)."""
@@ -347,17 +374,33 @@ class ContactSearch:
         words = terms(filters.query)
         if filters.query and not words:
             return SearchResult()
-        stmt, params = search_statement(filters, self.db.dialect, limit=limit, offset=offset,
-                                        sort=sort, after=after, as_you_type=as_you_type)
-        async with self.db.engine.connect() as conn:
-            rows = (await conn.execute(stmt, params)).all()
-            if (as_you_type and not rows and after is None and offset == 0
-                    and name_prefix(words, sort, after)):
+        dialect = self.db.dialect
+        stmt, params = search_statement(
+            filters,
+            dialect,
+            limit=limit,
+            offset=offset,
+            sort=sort,
+            after=after,
+            as_you_type=as_you_type,
+        )
+
+        def read(session: Session) -> list[Any]:
+            rows = list(session.execute(stmt, params))
+            if (
+                as_you_type
+                and not rows
+                and after is None
+                and offset == 0
+                and name_prefix(words, sort, after)
+            ):
                 # No name begins so: the same word as a full-text prefix (a company, an
                 # e-mail, a note). Its pages carry full-text keys, so they stay full text.
-                stmt, params = search_statement(filters, self.db.dialect, limit=limit,
-                                                sort=sort)
-                rows = (await conn.execute(stmt, params)).all()
+                again, again_params = search_statement(filters, dialect, limit=limit, sort=sort)
+                rows = list(session.execute(again, again_params))
+            return rows
+
+        rows = await self.db.read(read)
         return SearchResult([_hit(row) for row in rows], words)
 
 
@@ -368,6 +411,3 @@ def _hit(row: Sequence[Any]) -> SearchHit:
 
 def _as_kwargs(filters: Filters) -> dict[str, Any]:
     return {f.name: getattr(filters, f.name) for f in fields(filters)}
-
-
-

@@ -10,7 +10,7 @@ from functools import lru_cache
 from typing import Any, Final
 
 from sqlalchemy import ColumnElement, Select, bindparam, select, true, union_all
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session, aliased
 
 from contactd.crm.tasks import OPEN_STATES
 from contactd.db.models import Contact, Task, TaskComment, User
@@ -171,39 +171,56 @@ async def list_tasks(
     OVERDUE: past due, the user's and team's (everyone's for a supervisor). Never sorts every
     open task: each part of the view is read from an index in due order up to the page (see
     `_first_ids`)."""
+    return await db.read(
+        lambda session: read_tasks(
+            session, view, user_id=user_id, team=team, everyone=everyone, now=now, after=after
+        )
+    )
+
+
+def read_tasks(
+    session: Session,
+    view: TaskView,
+    *,
+    user_id: int,
+    team: str | None,
+    everyone: bool,
+    now: datetime,
+    after: TaskCursor | None = None,
+) -> TaskPage:
+    """`list_tasks` inside a caller's read (see `Database.read`)."""
     overdue = view is TaskView.OVERDUE
     past_dated = after is not None and after.due_at is None  # the dated ones were shown
     wanted = LIST_LIMIT + 1
-    async with db.session() as session:
-        members = (
-            list(await session.scalars(select(User.id).where(User.team == team)))
-            if team and view is not TaskView.MINE
-            else []
+    members = (
+        list(session.scalars(select(User.id).where(User.team == team)))
+        if team and view is not TaskView.MINE
+        else []
+    )
+    arms, values = _arms(view, user_id=user_id, team=team, members=members, everyone=everyone)
+    values |= {"now": now} if overdue else {}
+    ids: list[int] = []
+    if not past_dated:
+        dated_after = {"a_due": after.due_at, "a_id": after.task_id} if after else {}
+        ids = list(
+            session.scalars(
+                _first_ids(arms, overdue=overdue, dated=True, after=after is not None),
+                values | dated_after | {"page": wanted},
+            )
         )
-        arms, values = _arms(view, user_id=user_id, team=team, members=members, everyone=everyone)
-        values |= {"now": now} if overdue else {}
-        ids: list[int] = []
-        if not past_dated:
-            dated_after = {"a_due": after.due_at, "a_id": after.task_id} if after else {}
-            ids = list(
-                await session.scalars(
-                    _first_ids(arms, overdue=overdue, dated=True, after=after is not None),
-                    values | dated_after | {"page": wanted},
-                )
+    if len(ids) < wanted and not overdue:
+        undated_after = {"a_id": after.task_id} if past_dated and after else {}
+        ids += list(
+            session.scalars(
+                _first_ids(arms, overdue=False, dated=False, after=past_dated),
+                values | undated_after | {"page": wanted - len(ids)},
             )
-        if len(ids) < wanted and not overdue:
-            undated_after = {"a_id": after.task_id} if past_dated and after else {}
-            ids += list(
-                await session.scalars(
-                    _first_ids(arms, overdue=False, dated=False, after=past_dated),
-                    values | undated_after | {"page": wanted - len(ids)},
-                )
-            )
-        shown = ids[:LIST_LIMIT]
-        if not shown:
-            return TaskPage([], None)
-        rank = {task_id: n for n, task_id in enumerate(shown)}
-        found = [_row(row) for row in await session.execute(_rows().where(Task.id.in_(shown)))]
+        )
+    shown = ids[:LIST_LIMIT]
+    if not shown:
+        return TaskPage([], None)
+    rank = {task_id: n for n, task_id in enumerate(shown)}
+    found = [_row(row) for row in session.execute(_rows().where(Task.id.in_(shown)))]
     rows = sorted(found, key=lambda row: rank[row.task.id])
     if not rows:  # every one deleted between the two reads
         return TaskPage([], None)

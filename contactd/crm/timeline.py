@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from contactd.db.models import ChannelDecision, Document, Interaction, Task
 from contactd.db.session import Database
@@ -31,67 +32,131 @@ class TimelineEntry:
 
 
 async def timeline(
-    db: Database, contact_id: int, *, limit: int = 200, before: datetime | None = None,
+    db: Database,
+    contact_id: int,
+    *,
+    limit: int = 200,
+    before: datetime | None = None,
     newest_first: bool = True,
 ) -> list[TimelineEntry]:
     """Up to `limit` entries before `before`; each source is read by its (contact, time) index."""
+    return await db.read(
+        lambda session: read_timeline(
+            session, contact_id, limit=limit, before=before, newest_first=newest_first
+        )
+    )
+
+
+def read_timeline(
+    session: Session,
+    contact_id: int,
+    *,
+    limit: int = 200,
+    before: datetime | None = None,
+    newest_first: bool = True,
+) -> list[TimelineEntry]:
+    """`timeline` inside a caller's read (see `Database.read`)."""
 
     def recent(column: Any, stmt: Any) -> Any:
         if before is not None:
             stmt = stmt.where(column < before)
         return stmt.order_by(column.desc()).limit(limit)
 
-    async with db.session() as session:
-        interactions = await session.scalars(recent(
+    interactions = session.scalars(
+        recent(
             Interaction.started_at,
             select(Interaction).where(Interaction.contact_id == contact_id),
-        ))
-        sources: list[list[TimelineEntry]] = [[
+        )
+    )
+    sources: list[list[TimelineEntry]] = [
+        [
             TimelineEntry(
-                i.started_at, EntryKind.INTERACTION, i.id,
+                i.started_at,
+                EntryKind.INTERACTION,
+                i.id,
                 i.subject or f"{i.direction.value} {i.kind.value.replace('_', ' ')}",
-                {"kind": i.kind.value, "direction": i.direction.value,
-                 "channel": i.channel.value, "outcome": i.outcome, "body": i.body,
-                 "transcript": i.transcript, "recording_ref": i.recording_ref,
-                 "ended_at": i.ended_at, "campaign_id": i.campaign_id, "user_id": i.user_id},
+                {
+                    "kind": i.kind.value,
+                    "direction": i.direction.value,
+                    "channel": i.channel.value,
+                    "outcome": i.outcome,
+                    "body": i.body,
+                    "transcript": i.transcript,
+                    "recording_ref": i.recording_ref,
+                    "ended_at": i.ended_at,
+                    "campaign_id": i.campaign_id,
+                    "user_id": i.user_id,
+                },
             )
             for i in interactions
-        ]]
-        tasks = await session.scalars(recent(
-            Task.created_at, select(Task).where(Task.contact_id == contact_id)
-        ))
-        sources.append([
+        ]
+    ]
+    tasks = session.scalars(
+        recent(Task.created_at, select(Task).where(Task.contact_id == contact_id))
+    )
+    sources.append(
+        [
             TimelineEntry(
-                t.created_at, EntryKind.TASK, t.id, t.title,
-                {"status": t.status.value, "source": t.source.value, "due_at": t.due_at,
-                 "assignee_id": t.assignee_id, "priority": t.priority.value,
-                 "escalated_at": t.escalated_at, "completed_at": t.completed_at},
+                t.created_at,
+                EntryKind.TASK,
+                t.id,
+                t.title,
+                {
+                    "status": t.status.value,
+                    "source": t.source.value,
+                    "due_at": t.due_at,
+                    "assignee_id": t.assignee_id,
+                    "priority": t.priority.value,
+                    "escalated_at": t.escalated_at,
+                    "completed_at": t.completed_at,
+                },
             )
             for t in tasks
-        ])
-        documents = await session.scalars(recent(
-            Document.created_at, select(Document).where(Document.contact_id == contact_id)
-        ))
-        sources.append([
+        ]
+    )
+    documents = session.scalars(
+        recent(Document.created_at, select(Document).where(Document.contact_id == contact_id))
+    )
+    sources.append(
+        [
             TimelineEntry(
-                d.created_at, EntryKind.DOCUMENT, d.id, d.title,
-                {"kind": d.kind.value, "storage_path": d.storage_path,
-                 "size_bytes": d.size_bytes, "sha256": d.sha256},
+                d.created_at,
+                EntryKind.DOCUMENT,
+                d.id,
+                d.title,
+                {
+                    "kind": d.kind.value,
+                    "storage_path": d.storage_path,
+                    "size_bytes": d.size_bytes,
+                    "sha256": d.sha256,
+                },
             )
             for d in documents
-        ])
-        decisions = await session.scalars(recent(
+        ]
+    )
+    decisions = session.scalars(
+        recent(
             ChannelDecision.decided_at,
             select(ChannelDecision).where(ChannelDecision.contact_id == contact_id),
-        ))
-        sources.append([
+        )
+    )
+    sources.append(
+        [
             TimelineEntry(
-                d.decided_at, EntryKind.DECISION, d.id, f"{d.channel.value}: {d.reason}",
-                {"channel": d.channel.value, "reason": d.reason,
-                 "campaign_id": d.campaign_id, **d.details},
+                d.decided_at,
+                EntryKind.DECISION,
+                d.id,
+                f"{d.channel.value}: {d.reason}",
+                {
+                    "channel": d.channel.value,
+                    "reason": d.reason,
+                    "campaign_id": d.campaign_id,
+                    **d.details,
+                },
             )
             for d in decisions
-        ])
+        ]
+    )
     merged = heapq.merge(*sources, key=lambda e: (e.at, e.kind.value, e.id), reverse=True)
     entries = list(merged)[:limit]
     return entries if newest_first else entries[::-1]

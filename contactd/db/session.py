@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -16,10 +18,15 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 
 from contactd.errors import StartupError, StorageUnavailableError
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# Reader threads for SQLite: the panel's pages read in them while the loop serves others.
+READ_THREADS = 2
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -44,12 +51,15 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
 
 
 class Database:
-    """Owns the engine; `session()` hands out short-lived sessions for one unit of work."""
+    """Owns the engine; `session()` hands out short-lived sessions for one unit of work, and
+    `read()` runs a page's worth of reads in one go."""
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
         self.engine = make_engine(url, echo=echo)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._reader: Engine | None = None
+        self._read_pool: ThreadPoolExecutor | None = None
 
     @property
     def dialect(self) -> str:
@@ -66,6 +76,39 @@ class Database:
         tb: TracebackType | None,
     ) -> None:
         await self.engine.dispose()
+        self.close_reader()
+
+    def close_reader(self) -> None:
+        """Drop the reader threads' connections (a restored file is opened afresh after)."""
+        if self._read_pool is not None:
+            self._read_pool.shutdown(wait=True)
+            self._read_pool = None
+        if self._reader is not None:
+            self._reader.dispose()
+            self._reader = None
+
+    async def read(self, work: Callable[[Session], T]) -> T:
+        """Run `work` (plain synchronous SQLAlchemy) with a session of its own and return what
+        it returns; for reads only. On an SQLite file it runs in a reader thread with its own
+        connection, so a page's dozen statements cost one hand-off instead of a thread round
+        trip each (aiosqlite's 0.4 ms of CPU per statement was most of a page's cost); WAL
+        lets it read beside the writers. Elsewhere it runs in the async session's greenlet."""
+        if self.dialect != "sqlite" or self.engine.url.database in (None, "", ":memory:"):
+            async with self.sessionmaker() as session:
+                return await session.run_sync(work)
+        if self._reader is None or self._read_pool is None:
+            self._reader = create_engine(
+                self.engine.url.set(drivername="sqlite"), pool_size=READ_THREADS
+            )
+            event.listen(self._reader, "connect", _sqlite_pragmas)
+            self._read_pool = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="db-read")
+        reader = self._reader
+
+        def run() -> T:
+            with Session(reader, expire_on_commit=False) as session:
+                return work(session)
+
+        return await asyncio.get_running_loop().run_in_executor(self._read_pool, run)
 
     async def check(self) -> None:
         """Fail start-up with a clear line when the database cannot be reached."""

@@ -10,13 +10,20 @@ from zoneinfo import available_timezones
 from aiohttp import web
 from multidict import MultiDictProxy
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from contactd.auth.audit import Actor
-from contactd.crm.card import Cursor, load_card, organisation_choices, timeline_page
+from contactd.crm.card import (
+    Cursor,
+    read_card,
+    read_organisation_choices,
+    read_timeline_page,
+    timeline_page,
+)
 from contactd.crm.editing import edit_contact
 from contactd.crm.errors import StaleEditError
 from contactd.db.models import DocumentTemplate
-from contactd.enums import Channel, DocumentKind, PartyKind, Role
+from contactd.enums import Channel, PartyKind, Role
 from contactd.errors import ContactdError, ValidationError
 from contactd.web.access import requires
 from contactd.web.i18n import gettext as _
@@ -24,8 +31,13 @@ from contactd.web.keys import CONTACTS, DATABASE, USERS, principal
 from contactd.web.render import page, status_of
 
 CUSTOM_PREFIX = "custom."
-TEXT_LIMITS = {"first_name": 100, "last_name": 100, "job_title": 200, "language": 16,
-               "notes": 20_000}
+TEXT_LIMITS = {
+    "first_name": 100,
+    "last_name": 100,
+    "job_title": 200,
+    "language": 16,
+    "notes": 20_000,
+}
 
 
 def contact_id_of(request: web.Request) -> int:
@@ -82,35 +94,64 @@ def parse_edit(form: MultiDictProxy[Any]) -> tuple[int, dict[str, Any], dict[str
     for name in ("owner_id", "organisation_id"):
         if name in form:
             changes[name] = _optional_id(form, name)
-    custom = {key[len(CUSTOM_PREFIX):]: str(value) for key, value in form.items()
-              if key.startswith(CUSTOM_PREFIX)}
+    custom = {
+        key[len(CUSTOM_PREFIX) :]: str(value)
+        for key, value in form.items()
+        if key.startswith(CUSTOM_PREFIX)
+    }
     return int(raw_version), changes, custom
 
 
-async def _card_page(request: web.Request, contact_id: int, *, message: str = "",
-                     error: str = "", unsaved: dict[str, Any] | None = None,
-                     typed: dict[str, Any] | None = None, status: int = 200) -> web.Response:
-    db = request.app[DATABASE]
-    card = await load_card(db, contact_id)
+async def _card_page(
+    request: web.Request,
+    contact_id: int,
+    *,
+    message: str = "",
+    error: str = "",
+    unsaved: dict[str, Any] | None = None,
+    typed: dict[str, Any] | None = None,
+    status: int = 200,
+) -> web.Response:
     raw_before = request.query.get("before", "")
     before = Cursor.decode(raw_before) if raw_before else None
-    timeline = await timeline_page(db, contact_id, before=before)
+
+    def read(session: Session) -> dict[str, Any]:
+        # The whole card in one read: record, a timeline page and the form's choices.
+        card = read_card(session, contact_id)
+        return {
+            "card": card,
+            "c": card.contact,
+            "timeline": read_timeline_page(session, contact_id, before=before),
+            "organisations": read_organisation_choices(session),
+            "doc_templates": [
+                (name, kind)
+                for name, kind in session.execute(
+                    select(DocumentTemplate.name, DocumentTemplate.kind)
+                    .distinct()
+                    .order_by(DocumentTemplate.name)
+                )
+            ],
+        }
+
+    found = await request.app[DATABASE].read(read)
     users = [u for u in await request.app[USERS].list_all() if u.active]
-    return page(request, "card.html", {
-        "card": card, "c": card.contact, "timeline": timeline, "paged": before is not None,
-        "users": users, "organisations": await organisation_choices(db),
-        "kinds": list(PartyKind), "channels": list(Channel),
-        "message": message, "error": error, "unsaved": unsaved or {}, "typed": typed or {},
-        "duration": duration, "doc_templates": await _template_names(request),
-    }, status=status)
-
-
-async def _template_names(request: web.Request) -> list[tuple[str, DocumentKind]]:
-    async with request.app[DATABASE].session() as session:
-        rows = await session.execute(
-            select(DocumentTemplate.name, DocumentTemplate.kind).distinct()
-            .order_by(DocumentTemplate.name))
-        return [(name, kind) for name, kind in rows]
+    return page(
+        request,
+        "card.html",
+        found
+        | {
+            "paged": before is not None,
+            "users": users,
+            "kinds": list(PartyKind),
+            "channels": list(Channel),
+            "message": message,
+            "error": error,
+            "unsaved": unsaved or {},
+            "typed": typed or {},
+            "duration": duration,
+        },
+        status=status,
+    )
 
 
 def duration(start: datetime, end: datetime | None) -> str:
@@ -125,13 +166,16 @@ async def card(request: web.Request) -> web.StreamResponse:
     contact_id = contact_id_of(request)
     if request.headers.get("X-Partial") == "timeline":
         raw = request.query.get("before", "")
-        timeline = await timeline_page(request.app[DATABASE], contact_id,
-                                       before=Cursor.decode(raw) if raw else None)
-        return page(request, "card_timeline.html",
-                    {"timeline": timeline, "c": {"id": contact_id}, "duration": duration})
+        timeline = await timeline_page(
+            request.app[DATABASE], contact_id, before=Cursor.decode(raw) if raw else None
+        )
+        return page(
+            request,
+            "card_timeline.html",
+            {"timeline": timeline, "c": {"id": contact_id}, "duration": duration},
+        )
     saved = request.query.get("saved") == "1"
-    return await _card_page(request, contact_id,
-                            message=_("Saved.") if saved else "")
+    return await _card_page(request, contact_id, message=_("Saved.") if saved else "")
 
 
 @requires(Role.AGENT)
@@ -141,15 +185,21 @@ async def card_edit(request: web.Request) -> web.StreamResponse:
     unsaved = {k: v for k, v in form.items() if k not in ("csrf_token", "version")}
     try:
         version, changes, custom = parse_edit(form)
-        await edit_contact(request.app[CONTACTS], contact_id, version=version, changes=changes,
-                           custom=custom, actor=actor_of(request))
+        await edit_contact(
+            request.app[CONTACTS],
+            contact_id,
+            version=version,
+            changes=changes,
+            custom=custom,
+            actor=actor_of(request),
+        )
     except StaleEditError as exc:
         # The current values are shown; what this user typed is listed beside them, not lost.
-        return await _card_page(request, contact_id, error=exc.message, unsaved=unsaved,
-                                status=409)
+        return await _card_page(request, contact_id, error=exc.message, unsaved=unsaved, status=409)
     except ContactdError as exc:
-        return await _card_page(request, contact_id, error=exc.message, typed=unsaved,
-                                status=status_of(exc))
+        return await _card_page(
+            request, contact_id, error=exc.message, typed=unsaved, status=status_of(exc)
+        )
     raise web.HTTPSeeOther(f"/contacts/{contact_id}?saved=1")
 
 
