@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiohttp
 from aiohttp import web
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 
 from contactd.auth.service import UserService
 from contactd.config import load_settings
@@ -403,12 +403,13 @@ def build(path: Path, contacts: int, interactions: int, seed: int) -> dict[str, 
 
 
 class Capture:
-    """The statements the engine runs while `on` (to replay them bare)."""
+    """The statements the panel runs while `on` (to replay them bare): on every engine, the
+    async one and the reader threads' one (`Database.read`)."""
 
     def __init__(self, db: Database) -> None:
         self.on = False
         self.statements: list[tuple[str, Any]] = []
-        event.listen(db.engine.sync_engine, "before_cursor_execute", self._seen)
+        event.listen(Engine, "before_cursor_execute", self._seen)
 
     def _seen(
         self,

@@ -62,10 +62,16 @@ def read_timeline(
             stmt = stmt.where(column < before)
         return stmt.order_by(column.desc()).limit(limit)
 
-    interactions = session.scalars(
+    # Named columns, not ORM objects: rows are read and dropped, and building a hundred
+    # mapped objects per page was most of the card's read.
+    i_ = Interaction
+    interactions = session.execute(
         recent(
-            Interaction.started_at,
-            select(Interaction).where(Interaction.contact_id == contact_id),
+            i_.started_at,
+            select(
+                i_.id, i_.started_at, i_.ended_at, i_.subject, i_.direction, i_.kind, i_.channel,
+                i_.outcome, i_.body, i_.transcript, i_.recording_ref, i_.campaign_id, i_.user_id,
+            ).where(i_.contact_id == contact_id),
         )
     )
     sources: list[list[TimelineEntry]] = [
@@ -91,8 +97,14 @@ def read_timeline(
             for i in interactions
         ]
     ]
-    tasks = session.scalars(
-        recent(Task.created_at, select(Task).where(Task.contact_id == contact_id))
+    tasks = session.execute(
+        recent(
+            Task.created_at,
+            select(
+                Task.id, Task.created_at, Task.title, Task.status, Task.source, Task.due_at,
+                Task.assignee_id, Task.priority, Task.escalated_at, Task.completed_at,
+            ).where(Task.contact_id == contact_id),
+        )
     )
     sources.append(
         [
@@ -114,8 +126,14 @@ def read_timeline(
             for t in tasks
         ]
     )
-    documents = session.scalars(
-        recent(Document.created_at, select(Document).where(Document.contact_id == contact_id))
+    documents = session.execute(
+        recent(
+            Document.created_at,
+            select(
+                Document.id, Document.created_at, Document.title, Document.kind,
+                Document.storage_path, Document.size_bytes, Document.sha256,
+            ).where(Document.contact_id == contact_id),
+        )
     )
     sources.append(
         [
@@ -134,10 +152,13 @@ def read_timeline(
             for d in documents
         ]
     )
-    decisions = session.scalars(
+    cd = ChannelDecision
+    decisions = session.execute(
         recent(
-            ChannelDecision.decided_at,
-            select(ChannelDecision).where(ChannelDecision.contact_id == contact_id),
+            cd.decided_at,
+            select(
+                cd.id, cd.decided_at, cd.channel, cd.reason, cd.campaign_id, cd.details,
+            ).where(cd.contact_id == contact_id),
         )
     )
     sources.append(

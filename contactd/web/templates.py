@@ -34,6 +34,9 @@ def setup_templates(app: web.Application) -> None:
         autoescape=jinja2.select_autoescape(default=True),
         extensions=["jinja2.ext.i18n"],
         undefined=jinja2.StrictUndefined,
+        # The panel's templates ship with the package and change only with it: no stat of
+        # every template file on every page.
+        auto_reload=False,
     )
     env.install_gettext_callables(  # type: ignore[attr-defined]
         i18n.gettext, i18n.ngettext, newstyle=True
