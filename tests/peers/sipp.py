@@ -233,6 +233,7 @@ class SippProcess:
     proc: asyncio.subprocess.Process
     work_dir: Path
     port: int
+    media_port: int = 0  # where its RTP arrives (-mp), when the test chose it
 
     @property
     def running(self) -> bool:
@@ -342,12 +343,14 @@ class SippLauncher:
         source.write_text(text)
         if pcap is not None:
             shutil.copyfile(pcap, folder / "callee.pcap")
+        media_port = _free_udp_port()
         args = [
             "-sf", str(source),
-            "-i", CARRIER_HOST, "-mi", CARRIER_HOST, "-mp", str(_free_udp_port()),
+            "-i", CARRIER_HOST, "-mi", CARRIER_HOST, "-mp", str(media_port),
             "-m", str(calls), "-d", str(ring_ms),
         ]  # fmt: skip
         process = await self._start(name, args, self.trunk_port)
+        process.media_port = media_port
         await _wait_bound(process, CARRIER_HOST)
         return process
 

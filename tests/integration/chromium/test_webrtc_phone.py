@@ -146,6 +146,7 @@ async def _join(
     user: str = "wendy",
     campaign: str = "webphone",
     queues: tuple[str, ...] = (),
+    mode: str = "progressive",
 ) -> Page:
     page = await context.new_page()
     await page.goto(f"{url}workspace")
@@ -153,7 +154,7 @@ async def _join(
     await page.get_by_label("Password").fill(PASSWORD)
     await page.get_by_role("button", name="Sign in").click()
     await expect(page).to_have_url(f"{url}workspace")
-    await page.get_by_label("Campaign").select_option(label=f"{campaign} (progressive)")
+    await page.get_by_label("Campaign").select_option(label=f"{campaign} ({mode})")
     for queue in queues:  # blended: the campaign and these inbound queues
         await page.locator(f"input[name=queue][value={queue}]").check()
     await page.get_by_role("button", name="Join").click()
