@@ -40,6 +40,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _reader_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # The writers' connection set WAL (it is kept in the file); a reader only waits its turn.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
 def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     kwargs: dict[str, Any] = {"echo": echo}
     if url.startswith("postgresql"):
@@ -100,7 +107,7 @@ class Database:
             self._reader = create_engine(
                 self.engine.url.set(drivername="sqlite"), pool_size=READ_THREADS
             )
-            event.listen(self._reader, "connect", _sqlite_pragmas)
+            event.listen(self._reader, "connect", _reader_pragmas)
             self._read_pool = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="db-read")
         reader = self._reader
 
