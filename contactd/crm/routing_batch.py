@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contactd.crm.assign import Agent, AssignRequest, choose
@@ -339,20 +339,30 @@ async def _insert_ids(
         )
     table = model.__table__  # Core: the ORM's per-row bookkeeping is not needed here
     assert isinstance(table, Table)
-    first = (await session.execute(insert(table).returning(table.c.id), rows[0])).scalar_one()
-    if len(rows) > 1:
-        # Straight to the driver: the values are plain already (see _plain), and SQLAlchemy's
-        # per-value bind processing was a sixth of a batch's time.
-        names = list(rows[0])
+    # One multi-row INSERT ... RETURNING per chunk, straight to the driver: the values are
+    # plain already (see _plain), and SQLAlchemy's per-value bind processing was a sixth of a
+    # batch's time. The statement holds the single write lock, so its rows get consecutive
+    # rowids in VALUES order; RETURNING's own order is unspecified, hence the sort (checked).
+    names = list(rows[0])
+    row_marks = f"({', '.join('?' * len(names))})"
+    per_chunk = max(1, SQLITE_MAX_VARIABLES // len(names))
+    conn = await session.connection()
+    ids: list[int] = []
+    for start in range(0, len(rows), per_chunk):
+        chunk = rows[start : start + per_chunk]
         sql = (
-            f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+            f"INSERT INTO {table.name} ({', '.join(names)}) VALUES "
+            f"{', '.join([row_marks] * len(chunk))} RETURNING id"
         )
-        conn = await session.connection()
-        await conn.exec_driver_sql(sql, [tuple(_plain(r[n]) for n in names) for r in rows[1:]])
-    last = await session.scalar(select(func.max(model.id)))
-    if last != first + len(rows) - 1:
-        raise RuntimeError(f"{model.__tablename__}: ids not contiguous ({first}..{last})")
-    return list(range(first, first + len(rows)))
+        values = tuple(_plain(r[n]) for r in chunk for n in names)
+        got = sorted(row[0] for row in await conn.exec_driver_sql(sql, values))
+        if len(got) != len(chunk) or got[-1] - got[0] != len(chunk) - 1:
+            raise RuntimeError(f"{model.__tablename__}: ids not consecutive ({got[:3]}..)")
+        ids += got
+    return ids
+
+
+SQLITE_MAX_VARIABLES: Final = 32766  # host parameters in one statement (SQLite >= 3.32)
 
 
 def _plain(value: Any) -> Any:
