@@ -241,6 +241,24 @@ mic.addEventListener("change", async () => {
     for (const sender of pc.getSenders()) if (sender.track && sender.track.kind === "audio") await sender.replaceTrack(stream.getAudioTracks()[0]);
   }
 });
+// "Call a number" without leaving the page: a reload would drop this phone's registration at
+// the very moment Asterisk rings it first. The form still posts as a plain form without this.
+const dialForm = document.querySelector("form[action='/workspace/call']");
+if (dialForm) {
+  const said = document.createElement("p");
+  said.setAttribute("role", "status");
+  said.hidden = true;
+  dialForm.after(said);
+  dialForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const reply = await fetch(dialForm.action, { method: "POST", body: new FormData(dialForm) });
+    const back = new URL(reply.url).searchParams;
+    const error = back.get("error");
+    said.className = error || !reply.ok ? "error" : "ok";
+    said.textContent = error || back.get("message") || `${label("failed")} ${reply.status}`;
+    said.hidden = false;
+  });
+}
 window.addEventListener("pagehide", () => {
   if (phone.registerer && phone.registered) phone.registerer.unregister().catch(() => {});
 });

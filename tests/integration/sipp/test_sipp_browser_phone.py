@@ -107,10 +107,49 @@ async def test_a_predictive_call_answered_by_sipp_is_bridged_to_the_browser_with
         await expect(page.locator("#phone-call")).to_have_text("Call ended", timeout=10_000)
         await page.locator("#card").get_by_role("button", name="Sale").click()
         await expect(page.get_by_role("status").first).to_contain_text("Disposition saved")
+        await carrier.finish(timeout_s=15)  # SIPp saw its call through to Asterisk's BYE
     finally:
         await context.close()
-    await carrier.finish(timeout_s=15)  # SIPp saw its call through to Asterisk's BYE
+        await carrier.stop()  # in this test's loop (the sipp fixture's loop is another)
     async with sip_daemon.db.session() as session:
         attempt = (await session.scalars(select(CallAttempt))).one()
     assert attempt.disposition == "sale"
     assert attempt.phone_e164 == NUMBER
+
+
+async def test_click_to_call_rings_the_browser_phone_then_the_number_over_the_trunk(
+    media_browser: Browser, sip_daemon: Components, sip_asterisk: SipAsteriskSandbox,
+    sipp: SippLauncher, tmp_path: Path,
+) -> None:
+    """The workspace's "Call a number" with a browser phone: the browser rings first (and
+    answers at once), then Asterisk dials the number over the trunk; SIPp answers and the
+    two hear each other."""
+    url = sip_daemon.web_url
+    assert url is not None
+    pcap = tmp_path / "hello.pcap"
+    write_rtp_pcap(_sound(sip_asterisk, "hello-world"), pcap)
+    carrier = await sipp.carrier("answer", ring_ms=200, pcap=pcap)
+    context = await media_browser.new_context(locale="en-US", permissions=["microphone"])
+    try:
+        async with RtpCapture(carrier.media_port) as heard_by_callee:
+            page = await _join(context, url, "wendy", "forecast", mode="predictive")
+            await expect(page.locator("#phone-reg")).to_have_text(
+                "Registered: calls ring here", timeout=15_000)
+            # Paused (no campaign call comes): the agent calls a number by hand.
+            await page.get_by_role("textbox", name="Number").fill("020 7946 0999")
+            await page.get_by_role("button", name="Call", exact=True).click()
+            await expect(page.get_by_role("status").filter(has_text="Your phone rings first")
+                         ).to_be_visible()
+            await expect(page.locator("#phone-call")).to_have_text("In a call", timeout=20_000)
+            stats = page.locator("#phone-stats")
+            at_least_20 = re.compile(r"^([2-9][0-9]|[0-9]{3,})$")
+            await expect(stats).to_have_attribute("data-packets-received", at_least_20,
+                                                  timeout=15_000)
+            await heard_by_callee.until_loud(50, timeout_s=15)
+        await page.get_by_role("button", name="Hang up").click()
+        await expect(page.locator("#phone-call")).to_have_text("Call ended", timeout=10_000)
+        await carrier.finish(timeout_s=15)
+    finally:
+        await context.close()
+        await carrier.stop()  # in this test's loop (the sipp fixture's loop is another)
+    assert "+442079460999" in carrier.messages()  # the number, dialled over the trunk
