@@ -34,7 +34,6 @@ from contactd.dialer.announce import AnnouncingConnector
 from contactd.dialer.connect import SetvarConnector
 from contactd.dialer.floor_relay import AgentStateRelay
 from contactd.dialer.inbound import InboundQueues
-from contactd.dialer.presence import SharedAgentStates
 from contactd.dialer.service import DialerService
 from contactd.dialer.wrap_log import WrapLog
 from contactd.events import EventBus
@@ -118,10 +117,6 @@ async def run_daemon(
                 db, bus, health, None, service_level_s=settings.web.floor_service_level_s,
                 queue_levels=queue_levels(settings)))
                 if settings.web.enabled else None)
-            if db.dialect == "postgresql":  # after the floor: it shows the other daemons' agents
-                presence = await stack.enter_async_context(
-                    SharedAgentStates(db, bus, settings.general.node))
-                health.register("agent-presence", presence.state.probe)
             # Subscribed before the AMI link starts, so calls that a start-up reconciliation
             # ends are recorded too; attempts that ended while down are swept on entry.
             await stack.enter_async_context(CallRecorder(db, components.router, bus))

@@ -24,14 +24,7 @@ from contactd.db.models.crm import (
     TaskComment,
     contact_tags,
 )
-from contactd.db.models.dialer import (
-    AgentPresence,
-    Campaign,
-    DialRefusal,
-    Lead,
-    LeadList,
-    LiveAnswer,
-)
+from contactd.db.models.dialer import Campaign, DialRefusal, Lead, LeadList, LiveAnswer
 from contactd.db.models.duplicates import PossibleDuplicate
 from contactd.db.models.mail import InboundEmail
 from contactd.db.models.messaging import OutboxMessage
@@ -40,7 +33,6 @@ from contactd.db.models.web import ApiToken, WebSession
 
 __all__ = [
     "Address",
-    "AgentPresence",
     "ApiToken",
     "AuditEntry",
     "Base",

@@ -130,23 +130,3 @@ class LiveAnswer(Base):
     wait_s: Mapped[float] = mapped_column(default=0.0)
     at: Mapped[datetime] = mapped_column(default=utcnow)
     node: Mapped[str | None] = mapped_column(String(64))  # the daemon that counted it
-
-
-class AgentPresence(Base):
-    """Where each signed-in agent is, for every daemon sharing the database to see.
-
-    One row per agent, written by the daemon whose workspace the agent uses (`node`) when the
-    agent's state changes, its `seen_at` refreshed while that daemon lives. A daemon started
-    later reads the rows to show agents who have not changed since; a row whose `seen_at` is
-    old belongs to a daemon that died, and its agent is shown as gone.
-    """
-
-    __tablename__ = "agent_presence"
-
-    agent: Mapped[str] = mapped_column(String(64), primary_key=True)
-    node: Mapped[str] = mapped_column(String(64))
-    campaign_id: Mapped[int | None] = mapped_column()
-    state: Mapped[str] = mapped_column(String(20))
-    pause_code: Mapped[str | None] = mapped_column(String(40))
-    since: Mapped[datetime] = mapped_column()  # when the state began (wall clock)
-    seen_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
