@@ -59,8 +59,15 @@ class _Peer:
 class SharedAgentStates:
     """Writes this daemon's agents to `agent_state` and shows the other daemons' on its bus."""
 
-    def __init__(self, db: Database, bus: EventBus, node: str, *, expiry_s: float,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def __init__(
+        self,
+        db: Database,
+        bus: EventBus,
+        node: str,
+        *,
+        expiry_s: float,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self._db, self._bus, self.node, self.expiry_s = db, bus, node, expiry_s
         self._clock = clock
         self._pending: dict[str, AgentStateChanged] = {}
@@ -93,8 +100,7 @@ class SharedAgentStates:
         # A clean stop: our agents are gone with our board, at once rather than at expiry.
         with contextlib.suppress(Exception):
             async with self._db.transaction() as session:
-                await session.execute(
-                    delete(AgentStateRow).where(AgentStateRow.node == self.node))
+                await session.execute(delete(AgentStateRow).where(AgentStateRow.node == self.node))
 
     # ---- this daemon's agents ---------------------------------------------------------------
     def _on_local(self, event: AgentStateChanged) -> None:
@@ -116,34 +122,69 @@ class SharedAgentStates:
     async def _write(self, batch: dict[str, AgentStateChanged]) -> None:
         expires = self._clock() + timedelta(seconds=self.expiry_s)
         async with self._db.transaction() as session:
-            await session.execute(delete(AgentStateRow).where(
-                AgentStateRow.node == self.node, AgentStateRow.agent.in_(list(batch))))
+            await session.execute(
+                delete(AgentStateRow).where(
+                    AgentStateRow.node == self.node, AgentStateRow.agent.in_(list(batch))
+                )
+            )
             session.add_all(
-                AgentStateRow(node=self.node, agent=e.agent, campaign_id=e.campaign_id,
-                              state=e.state, pause_code=e.pause_code, since=e.since,
-                              changed_at=e.at, expires_at=expires)
-                for e in batch.values() if e.state != LOGGED_OUT)
+                AgentStateRow(
+                    node=self.node,
+                    agent=e.agent,
+                    campaign_id=e.campaign_id,
+                    state=e.state,
+                    pause_code=e.pause_code,
+                    since=e.since,
+                    changed_at=e.at,
+                    expires_at=expires,
+                )
+                for e in batch.values()
+                if e.state != LOGGED_OUT
+            )
 
     async def _beat(self) -> None:
         """Our rows stay live; the other daemons' agents without a live row leave the floor."""
         now = self._clock()
         async with self._db.transaction() as session:
             await session.execute(
-                update(AgentStateRow).where(AgentStateRow.node == self.node)
-                .values(expires_at=now + timedelta(seconds=self.expiry_s)))
-            await session.execute(delete(AgentStateRow).where(
-                AgentStateRow.expires_at < now - timedelta(seconds=FORGET_S)))
-            live = set((await session.execute(
-                select(AgentStateRow.node, AgentStateRow.agent).where(
-                    AgentStateRow.node != self.node, AgentStateRow.expires_at >= now))).all())
+                update(AgentStateRow)
+                .where(AgentStateRow.node == self.node)
+                .values(expires_at=now + timedelta(seconds=self.expiry_s))
+            )
+            await session.execute(
+                delete(AgentStateRow).where(
+                    AgentStateRow.expires_at < now - timedelta(seconds=FORGET_S)
+                )
+            )
+            live = set(
+                (
+                    await session.execute(
+                        select(AgentStateRow.node, AgentStateRow.agent).where(
+                            AgentStateRow.node != self.node, AgentStateRow.expires_at >= now
+                        )
+                    )
+                ).all()
+            )
         heard_before = time.monotonic() - self.expiry_s  # a change may still be on its way
         for agent, peer in list(self._peers.items()):
             if (peer.node, agent) not in live and peer.heard < heard_before:
-                log.info("agent of a silent daemon taken off the floor",
-                         extra={"agent": agent, "node": peer.node})
+                log.info(
+                    "agent of a silent daemon taken off the floor",
+                    extra={"agent": agent, "node": peer.node},
+                )
                 del self._peers[agent]
-                await self._bus.publish(PeerEvent(node=peer.node, kind=KIND, data={
-                    "agent": agent, "campaign_id": None, "state": LOGGED_OUT, "since": 0.0}))
+                await self._bus.publish(
+                    PeerEvent(
+                        node=peer.node,
+                        kind=KIND,
+                        data={
+                            "agent": agent,
+                            "campaign_id": None,
+                            "state": LOGGED_OUT,
+                            "since": 0.0,
+                        },
+                    )
+                )
         await asyncio.sleep(self.heartbeat_s)
 
     # ---- the other daemons' agents ----------------------------------------------------------
@@ -160,14 +201,36 @@ class SharedAgentStates:
         """The other daemons' live agents, onto this daemon's floor (their later changes come
         over the relay; one that already came is newer than the row and is kept)."""
         async with self._db.session() as session:
-            rows = (await session.execute(select(AgentStateRow).where(
-                AgentStateRow.node != self.node, AgentStateRow.expires_at >= self._clock())
-                .order_by(AgentStateRow.changed_at))).scalars().all()
+            rows = (
+                (
+                    await session.execute(
+                        select(AgentStateRow)
+                        .where(
+                            AgentStateRow.node != self.node,
+                            AgentStateRow.expires_at >= self._clock(),
+                        )
+                        .order_by(AgentStateRow.changed_at)
+                    )
+                )
+                .scalars()
+                .all()
+            )
         for row in rows:
             if row.agent in self._peers:
                 continue
-            await self._bus.publish(PeerEvent(node=row.node, kind=KIND, at=row.changed_at, data={
-                "agent": row.agent, "campaign_id": row.campaign_id, "state": row.state,
-                "since": row.since, "pause_code": row.pause_code,
-                "at": row.changed_at.isoformat()}))
+            await self._bus.publish(
+                PeerEvent(
+                    node=row.node,
+                    kind=KIND,
+                    at=row.changed_at,
+                    data={
+                        "agent": row.agent,
+                        "campaign_id": row.campaign_id,
+                        "state": row.state,
+                        "since": row.since,
+                        "pause_code": row.pause_code,
+                        "at": row.changed_at.isoformat(),
+                    },
+                )
+            )
         log.info("agents of other daemons loaded", extra={"agents": len(rows)})
