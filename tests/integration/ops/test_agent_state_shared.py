@@ -179,6 +179,16 @@ async def test_a_daemon_started_later_shows_the_other_daemons_agents_until_it_di
                 # B started after alex said Ready, and alex has not changed since.
                 shown = await floor.until("alex", state="free")
                 assert shown is not None and shown["campaign_id"] == campaign_id
+                # B's board does not hold alex (B does not pace for them): the floor says
+                # whose does.
+                async with supervisor.get(f"{base_b}/floor") as page:
+                    token = CSRF_RE.search(await page.text())
+                assert token
+                async with supervisor.post(
+                    f"{base_b}/floor/pause-agent",
+                    data={"csrf_token": token.group(1), "agent": "alex"},
+                ) as refused:
+                    assert "signed in on daemon pbx-a" in await refused.text()
 
                 await workspace_post(agent, base_a, "/workspace/pause", pause_code="lunch")
                 await floor.until("alex", state="paused", pause_code="lunch")
