@@ -11,8 +11,10 @@ never see an agent who has not changed since. So each daemon also keeps its own 
   `[general] agent_state_expiry_s`;
 - on start it drops the rows of its own previous life (its board starts empty) and shows the
   other daemons' live rows on its floor, as `PeerEvent`s, then follows the relay;
-- every heartbeat it takes off its floor the other daemons' agents without a live row (their
-  daemon stopped or was killed, or signed them out while this daemon was not listening).
+- every heartbeat it shows again the other daemons' rows newer than what its floor shows (a
+  NOTIFY lost while the relay reconnected), and takes off its floor the other daemons' agents
+  without a live row (their daemon stopped or was killed, or signed them out while this
+  daemon was not listening).
 
 A row is a viewer's fact only: the pacer of each daemon counts its own board's agents (their
 phones are on its own Asterisk), never these rows. On SQLite (one daemon) the rows are written
@@ -54,6 +56,7 @@ class _Peer:
 
     node: str
     heard: float  # monotonic
+    at: datetime  # when the change shown happened on the agent's daemon
 
 
 class SharedAgentStates:
@@ -86,7 +89,8 @@ class SharedAgentStates:
         self._bus.subscribe(PeerEvent, self._on_peer)
         async with self._db.transaction() as session:  # our board starts empty
             await session.execute(delete(AgentStateRow).where(AgentStateRow.node == self.node))
-        await self._load_peers()
+        loaded = await self._show_live_rows()
+        log.info("agents of other daemons loaded", extra={"agents": len(loaded)})
         self._tasks.spawn(run_resilient(self._flush, self.state, logger=log), "write")
         self._tasks.spawn(run_resilient(self._beat, self.heartbeat, logger=log), "heartbeat")
         return self
@@ -143,7 +147,8 @@ class SharedAgentStates:
             )
 
     async def _beat(self) -> None:
-        """Our rows stay live; the other daemons' agents without a live row leave the floor."""
+        """Our rows stay live; the other daemons' rows are shown again where the floor missed
+        a change, and their agents without a live row leave the floor."""
         now = self._clock()
         async with self._db.transaction() as session:
             await session.execute(
@@ -156,15 +161,7 @@ class SharedAgentStates:
                     AgentStateRow.expires_at < now - timedelta(seconds=FORGET_S)
                 )
             )
-            live = set(
-                (
-                    await session.execute(
-                        select(AgentStateRow.node, AgentStateRow.agent).where(
-                            AgentStateRow.node != self.node, AgentStateRow.expires_at >= now
-                        )
-                    )
-                ).all()
-            )
+        live = await self._show_live_rows()
         heard_before = time.monotonic() - self.expiry_s  # a change may still be on its way
         for agent, peer in list(self._peers.items()):
             if (peer.node, agent) not in live and peer.heard < heard_before:
@@ -194,12 +191,18 @@ class SharedAgentStates:
         agent = event.data["agent"]
         if event.data.get("state") == LOGGED_OUT:
             self._peers.pop(agent, None)
-        else:
-            self._peers[agent] = _Peer(event.node, time.monotonic())
+            return
+        at = event.at
+        with contextlib.suppress(TypeError, ValueError):
+            stamped = datetime.fromisoformat(event.data["at"])  # when it happened on its daemon
+            at = stamped if stamped.tzinfo is not None else at
+        self._peers[agent] = _Peer(event.node, time.monotonic(), at)
 
-    async def _load_peers(self) -> None:
-        """The other daemons' live agents, onto this daemon's floor (their later changes come
-        over the relay; one that already came is newer than the row and is kept)."""
+    async def _show_live_rows(self) -> set[tuple[str, str]]:
+        """The other daemons' live rows onto this daemon's floor, where it shows an older
+        state or none (a daemon started later; a NOTIFY lost while the relay reconnected);
+        a change the relay brought after the row was written is newer, and kept. Returns the
+        (node, agent) of the live rows."""
         async with self._db.session() as session:
             rows = (
                 (
@@ -216,7 +219,8 @@ class SharedAgentStates:
                 .all()
             )
         for row in rows:
-            if row.agent in self._peers:
+            shown = self._peers.get(row.agent)
+            if shown is not None and shown.node == row.node and shown.at >= row.changed_at:
                 continue
             await self._bus.publish(
                 PeerEvent(
@@ -233,4 +237,4 @@ class SharedAgentStates:
                     },
                 )
             )
-        log.info("agents of other daemons loaded", extra={"agents": len(rows)})
+        return {(row.node, row.agent) for row in rows}

@@ -39,6 +39,12 @@ class Peers:
             self.shown[event.data["agent"]] = event
         self.changed.set()
 
+    async def until(self, agent: str, state: str) -> None:
+        async with asyncio.timeout(WAIT_S):
+            while agent not in self.shown or self.shown[agent].data["state"] != state:
+                self.changed.clear()
+                await self.changed.wait()
+
     async def until_gone(self, agent: str) -> None:
         async with asyncio.timeout(WAIT_S):
             while agent in self.shown:
@@ -103,11 +109,15 @@ async def test_a_daemon_started_later_shows_live_agents_only_and_drops_a_silent_
             # A's heartbeats keep alice live past several expiries.
             await asyncio.sleep(EXPIRY_S * 3)  # time passing is what is tested here
             assert "alice" in peers_b.shown
-            await until_rows(
-                db, [("pbx-a", "alice", "paused", "lunch"), ("pbx-dead", "zed", "free", None)]
-            )
+            # A change B's relay never brought (no relay here; a NOTIFY lost while it
+            # reconnected) reaches B's floor from the row, at B's next heartbeat.
+            await bus_a.publish(change("alice", "free"))
+            await peers_b.until("alice", "free")
+            await bus_a.publish(change("alice", "paused", "break"))
+            await peers_b.until("alice", "paused")
+            assert peers_b.shown["alice"].data["pause_code"] == "break"
         # A clean stop of B removes none of A's rows (it had none of its own).
-        assert ("pbx-a", "alice", "paused", "lunch") in await rows(db)
+        assert ("pbx-a", "alice", "paused", "break") in await rows(db)
     # A stopped: its rows went with it.
     assert await rows(db) == [("pbx-dead", "zed", "free", None)]
 
