@@ -42,6 +42,7 @@ from contactd.db.session import Database
 from contactd.dialer.agents import LOGGED_OUT
 from contactd.dialer.floor_events import AgentStateChanged
 from contactd.events import EventBus
+from contactd.health import ComponentHealth
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,10 @@ class SharedAgentStates:
     @property
     def heartbeat_s(self) -> float:
         return self.expiry_s / 3
+
+    def probe(self) -> ComponentHealth:
+        """Degraded while the writes or the heartbeat fail (the writer's failure first)."""
+        return self.state.probe() if not self.state.healthy else self.heartbeat.probe()
 
     async def __aenter__(self) -> SharedAgentStates:
         self._bus.subscribe(AgentStateChanged, self._on_local)

@@ -122,7 +122,7 @@ async def run_daemon(
             # (subscribed just above) shows the other daemons' live ones (docs/scale-out.md).
             agent_states = await stack.enter_async_context(SharedAgentStates(
                 db, bus, settings.general.node, expiry_s=settings.general.agent_state_expiry_s))
-            health.register("agent-state", agent_states.state.probe)
+            health.register("agent-state", agent_states.probe)
             # Subscribed before the AMI link starts, so calls that a start-up reconciliation
             # ends are recorded too; attempts that ended while down are swept on entry.
             await stack.enter_async_context(CallRecorder(db, components.router, bus))
