@@ -171,6 +171,9 @@ async def test_a_daemon_started_later_shows_the_other_daemons_agents_until_it_di
 
         async with daemon_process(config_b, tmp_path / "b.log") as b:
             await b.wait_ready()
+            health = await b.health()
+            assert health is not None
+            assert health["components"]["agent-state"]["status"] == "ok", health
             base_b = f"http://127.0.0.1:{b.port}"
             await sign_in(supervisor, base_b, "sue")
             async with supervisor.get(f"{base_b}/floor/events") as stream:
