@@ -53,6 +53,9 @@ class GeneralSettings(_Section):
     # This daemon's name on the calls it dials and the leads it claims. Daemons sharing one
     # PostgreSQL database must have different names: each reconciles only its own calls.
     node: str = Field(default_factory=lambda: _host_node(), pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    # Several daemons on one PostgreSQL: a daemon silent this long is taken for gone, and its
+    # agents leave the other daemons' floors (it refreshes its agents' rows every third of it).
+    agent_state_expiry_s: float = Field(default=15.0, ge=1.0)
 
     @field_validator("timezone")
     @classmethod

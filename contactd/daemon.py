@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from contactd.ami.client import AmiClient
 from contactd.calls.service import CallService
 from contactd.cluster import ClusterRelay, asyncpg_dsn
+from contactd.cluster_agents import SharedAgentStates
 from contactd.config import Settings
 from contactd.crm.call_records import CallRecorder
 from contactd.crm.intake import WebIntake
@@ -117,6 +118,11 @@ async def run_daemon(
                 db, bus, health, None, service_level_s=settings.web.floor_service_level_s,
                 queue_levels=queue_levels(settings)))
                 if settings.web.enabled else None)
+            # Agents' states in the shared database: each daemon writes its own, and its floor
+            # (subscribed just above) shows the other daemons' live ones (docs/scale-out.md).
+            agent_states = await stack.enter_async_context(SharedAgentStates(
+                db, bus, settings.general.node, expiry_s=settings.general.agent_state_expiry_s))
+            health.register("agent-state", agent_states.probe)
             # Subscribed before the AMI link starts, so calls that a start-up reconciliation
             # ends are recorded too; attempts that ended while down are swept on entry.
             await stack.enter_async_context(CallRecorder(db, components.router, bus))

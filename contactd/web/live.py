@@ -334,6 +334,8 @@ class FloorHub:
         for kind, handler in self._handlers():
             if kind is type(revived):
                 handler(revived)
+        if isinstance(revived, AgentStateChanged) and revived.agent in self.agents:
+            self.agents[revived.agent]["node"] = event.node  # whose board holds the agent
 
     async def __aenter__(self) -> FloorHub:
         for kind, handler in self._handlers():

@@ -24,7 +24,14 @@ from contactd.db.models.crm import (
     TaskComment,
     contact_tags,
 )
-from contactd.db.models.dialer import Campaign, DialRefusal, Lead, LeadList, LiveAnswer
+from contactd.db.models.dialer import (
+    AgentStateRow,
+    Campaign,
+    DialRefusal,
+    Lead,
+    LeadList,
+    LiveAnswer,
+)
 from contactd.db.models.duplicates import PossibleDuplicate
 from contactd.db.models.mail import InboundEmail
 from contactd.db.models.messaging import OutboxMessage
@@ -33,6 +40,7 @@ from contactd.db.models.web import ApiToken, WebSession
 
 __all__ = [
     "Address",
+    "AgentStateRow",
     "ApiToken",
     "AuditEntry",
     "Base",

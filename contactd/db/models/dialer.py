@@ -130,3 +130,24 @@ class LiveAnswer(Base):
     wait_s: Mapped[float] = mapped_column(default=0.0)
     at: Mapped[datetime] = mapped_column(default=utcnow)
     node: Mapped[str | None] = mapped_column(String(64))  # the daemon that counted it
+
+
+class AgentStateRow(Base):
+    """An agent signed in on one daemon, as every daemon sharing the database sees them.
+
+    The daemon whose board holds the agent writes the row on every change (batched, off the
+    call path) and pushes `expires_at` forward while it runs; a row past `expires_at` is a
+    daemon gone, and its agents are shown nowhere (contactd/cluster_agents.py).
+    """
+
+    __tablename__ = "agent_state"
+    __table_args__ = (Index("ix_agent_state_expires_at", "expires_at"),)
+
+    node: Mapped[str] = mapped_column(String(64), primary_key=True)  # the daemon's [general] node
+    agent: Mapped[str] = mapped_column(String(64), primary_key=True)
+    campaign_id: Mapped[int | None] = mapped_column()  # None: inbound queues only
+    state: Mapped[str] = mapped_column(String(16))  # an AgentState value
+    pause_code: Mapped[str | None] = mapped_column(String(32))
+    since: Mapped[float] = mapped_column(default=0.0)  # as AgentStateChanged.since
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(default=utcnow)

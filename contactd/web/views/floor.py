@@ -206,6 +206,11 @@ async def pause_agent(request: web.Request) -> web.StreamResponse:
     try:
         board = request.app[SERVICES].need_dialer().agents
         agent = board.agents.get(name)
+        node = request.app[FLOOR].agents.get(name, {}).get("node")
+        if agent is None and node is not None:  # another daemon's (docs/scale-out.md)
+            raise NotFoundError(
+                f"agent {name} is signed in on daemon {node}: pause them from that daemon's floor"
+            )
         if agent is None:
             raise NotFoundError(f"agent {name} is not signed in to a campaign")
         campaign_id, before = agent.campaign_id, agent.state.value
