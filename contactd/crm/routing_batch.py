@@ -14,12 +14,14 @@ several contacts) go through `Router.record` one by one, so their rules stay in 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import sqlite3
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Table, insert, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contactd.crm.assign import Agent, AssignRequest, choose
@@ -48,6 +50,7 @@ from contactd.errors import ValidationError
 
 CHUNK: Final = 500  # values per IN list (well under SQLite's variable limit)
 _SQLITE_DATETIME: Final = "%Y-%m-%d %H:%M:%S.%f"  # how the SQLite dialect stores DateTime
+T = TypeVar("T")
 
 
 async def record_many(
@@ -298,11 +301,34 @@ def full_row(model: type[Base] | Table, values: dict[str, Any]) -> dict[str, Any
     return row
 
 
+async def in_driver(session: AsyncSession, work: Callable[[sqlite3.Connection], T]) -> T:
+    """Run `work` on the session's SQLite connection, inside its transaction, in ONE hand-off
+    to the driver's thread (through SQLAlchemy each statement costs three or four: cursor,
+    execute, fetch, close). A driver error comes back as SQLAlchemy's own exception class
+    (IntegrityError, OperationalError), as callers catch it."""
+    conn = await session.connection()
+    raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection  # aiosqlite.Connection
+
+    def call() -> T:
+        try:
+            return work(driver._conn)
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(None, None, exc, sqlite3.Error) from exc
+
+    result: T = await driver._execute(call)
+    return result
+
+
+def _insert_sql(table: Table, names: list[str]) -> str:
+    return f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+
+
 async def _insert_plain(
     session: AsyncSession, model: type[Base] | Table, rows: list[dict[str, Any]]
 ) -> None:
     """Insert rows (every row with the same keys) in one executemany, ids not needed: on
-    SQLite straight to the driver, as `_insert_ids` does for all rows but its first."""
+    SQLite straight to the driver in one hand-off."""
     if not rows:
         return
     table = model if isinstance(model, Table) else model.__table__
@@ -311,9 +337,13 @@ async def _insert_plain(
         await session.execute(insert(table), rows)
         return
     names = list(rows[0])
-    sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
-    conn = await session.connection()
-    await conn.exec_driver_sql(sql, [tuple(_plain(r[n]) for n in names) for r in rows])
+    sql = _insert_sql(table, names)
+    values = [tuple(_plain(r[n]) for n in names) for r in rows]
+
+    def write(db: sqlite3.Connection) -> None:
+        db.executemany(sql, values)
+
+    await in_driver(session, write)
 
 
 async def _insert_ids(
@@ -321,12 +351,15 @@ async def _insert_ids(
     model: type[Interaction] | type[Task] | type[Document] | type[Contact],
     rows: list[dict[str, Any]],
 ) -> list[int]:
-    """Insert rows and return their ids in order.
+    """Insert rows (every row with every column it needs, the same keys) and return their ids
+    in order.
 
-    On SQLite, RETURNING with ordered ids costs one statement (one driver hand-off) per row.
-    The first row's insert takes the database's single write lock for this transaction, so
-    the rest, sent as one executemany, get the next rowids in order: checked, not assumed.
-    Elsewhere (PostgreSQL) ordered RETURNING is batched by the driver."""
+    On SQLite, RETURNING with ordered ids costs one statement per row. The first row's insert
+    takes the database's single write lock for this transaction, so the rest, sent as one
+    executemany, get the next rowids in order: checked, not assumed. The three statements
+    go to the driver in one hand-off, with values made plain here (SQLAlchemy's per-value
+    bind processing was a sixth of a batch's time). Elsewhere (PostgreSQL) ordered RETURNING
+    is batched by the driver."""
     if not rows:
         return []
     if session.get_bind().dialect.name != "sqlite":
@@ -339,17 +372,19 @@ async def _insert_ids(
         )
     table = model.__table__  # Core: the ORM's per-row bookkeeping is not needed here
     assert isinstance(table, Table)
-    first = (await session.execute(insert(table).returning(table.c.id), rows[0])).scalar_one()
-    if len(rows) > 1:
-        # Straight to the driver: the values are plain already (see _plain), and SQLAlchemy's
-        # per-value bind processing was a sixth of a batch's time.
-        names = list(rows[0])
-        sql = (
-            f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
-        )
-        conn = await session.connection()
-        await conn.exec_driver_sql(sql, [tuple(_plain(r[n]) for n in names) for r in rows[1:]])
-    last = await session.scalar(select(func.max(model.id)))
+    names = list(rows[0])
+    sql = _insert_sql(table, names)
+    values = [tuple(_plain(r[n]) for n in names) for r in rows]
+
+    def write(db: sqlite3.Connection) -> tuple[int, int]:
+        first = db.execute(sql, values[0]).lastrowid
+        if len(values) > 1:
+            db.executemany(sql, values[1:])
+        last = db.execute(f"SELECT max(id) FROM {table.name}").fetchone()[0]
+        assert first is not None
+        return first, last
+
+    first, last = await in_driver(session, write)
     if last != first + len(rows) - 1:
         raise RuntimeError(f"{model.__tablename__}: ids not contiguous ({first}..{last})")
     return list(range(first, first + len(rows)))
