@@ -372,27 +372,30 @@ async def _insert_ids(
         )
     table = model.__table__  # Core: the ORM's per-row bookkeeping is not needed here
     assert isinstance(table, Table)
+    return await in_driver(session, lambda db: insert_ids_sync(db, table, rows))
+
+
+def insert_ids_sync(db: sqlite3.Connection, table: Table, rows: list[dict[str, Any]]) -> list[int]:
+    """`_insert_ids` on SQLite, on the raw connection (in the driver's thread)."""
+    if not rows:
+        return []
     names = list(rows[0])
     sql = _insert_sql(table, names)
     values = [tuple(_plain(r[n]) for n in names) for r in rows]
-
-    def write(db: sqlite3.Connection) -> tuple[int, int]:
-        first = db.execute(sql, values[0]).lastrowid
-        if len(values) > 1:
-            db.executemany(sql, values[1:])
-        last = db.execute(f"SELECT max(id) FROM {table.name}").fetchone()[0]
-        assert first is not None
-        return first, last
-
-    first, last = await in_driver(session, write)
-    if last != first + len(rows) - 1:
-        raise RuntimeError(f"{model.__tablename__}: ids not contiguous ({first}..{last})")
+    first = db.execute(sql, values[0]).lastrowid
+    if len(values) > 1:
+        db.executemany(sql, values[1:])
+    last = db.execute(f"SELECT max(id) FROM {table.name}").fetchone()[0]
+    if first is None or last != first + len(rows) - 1:
+        raise RuntimeError(f"{table.name}: ids not contiguous ({first}..{last})")
     return list(range(first, first + len(rows)))
 
 
 def _plain(value: Any) -> Any:
     """A value as SQLAlchemy's SQLite dialect stores it (UTCDateTime, str enums, JSON)."""
     if isinstance(value, datetime):
+        if value.tzinfo is None:  # as UTCDateTime refuses it
+            raise ValueError("naive datetime given where an aware one is required")
         return value.astimezone(UTC).strftime(_SQLITE_DATETIME)
     if isinstance(value, StrEnum):
         return value.value
