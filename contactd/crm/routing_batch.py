@@ -33,7 +33,7 @@ from contactd.crm.routing import NEW_LEAD_TAG, InboundContact, Routed, Router
 from contactd.crm.searchtext import build_search_text, name_key
 from contactd.crm.senders import address_key
 from contactd.crm.service import tag_in
-from contactd.crm.tasks import agent_snapshot
+from contactd.crm.tasks import OPEN_STATES, agent_snapshot
 from contactd.db.base import Base, utcnow
 from contactd.db.models import (
     Contact,
@@ -45,7 +45,7 @@ from contactd.db.models import (
     Task,
     contact_tags,
 )
-from contactd.enums import TaskStatus
+from contactd.enums import Role, TaskStatus
 from contactd.errors import ValidationError
 
 CHUNK: Final = 500  # values per IN list (well under SQLite's variable limit)
@@ -101,9 +101,10 @@ async def record_many(
         )
         batch += [(index, item, leads[key]) for index, item, key in unknown if key in leads]
         batch.sort(key=lambda entry: entry[0])
-        people = await _people(session, {c for _, _, c in batch if c})
-        agents = {a.user_id: a for a in await agent_snapshot(session)}
-        last_by_team: dict[str | None, int | None] = {}
+        people, agent_list, last_by_team = await assign_inputs(
+            session, {c for _, _, c in batch if c}
+        )
+        agents = {a.user_id: a for a in agent_list}
         rows_in = [_interaction_row(item, contact_id, now) for _, item, contact_id in batch]
         ids = await _insert_ids(session, Interaction, rows_in)
         tasks_in: list[dict[str, Any]] = []
@@ -444,6 +445,54 @@ async def _people(session: AsyncSession, ids: set[int | None]) -> dict[int, tupl
         for cid, first, last, org, owner in rows:
             out[cid] = (f"{first} {last}".strip() or (org or ""), owner)
     return out
+
+
+async def assign_inputs(
+    session: AsyncSession, ids: set[int | None]
+) -> tuple[dict[int, tuple[str, int | None]], list[Agent], dict[str | None, int | None]]:
+    """What a routing batch's task assignment reads: the contacts' names and owners
+    (`_people`), the agents with their open-task counts (`agent_snapshot`), and the last
+    assignee of team-less tasks (`_last_assignee(None)`; other teams are read when met).
+    On SQLite in one hand-off to the driver."""
+    if session.get_bind().dialect.name != "sqlite":
+        people = await _people(session, ids)
+        return people, await agent_snapshot(session), {}
+    wanted = sorted(i for i in ids if i)
+    states = [s.value for s in OPEN_STATES]
+    roles = [Role.AGENT.value, Role.SUPERVISOR.value]
+    marks = ", ".join("?" * len(states))
+
+    def read(
+        db: sqlite3.Connection,
+    ) -> tuple[dict[int, tuple[str, int | None]], list[Agent], int | None]:
+        people: dict[int, tuple[str, int | None]] = {}
+        for start in range(0, len(wanted), CHUNK):
+            part = wanted[start : start + CHUNK]
+            for cid, first, last, org, owner in db.execute(
+                "SELECT c.id, c.first_name, c.last_name, o.name, c.owner_id FROM contacts c "
+                "LEFT JOIN organisations o ON o.id = c.organisation_id "
+                f"WHERE c.id IN ({', '.join('?' * len(part))})",
+                part,
+            ):
+                people[cid] = (f"{first} {last}".strip() or (org or ""), owner)
+        agents = [
+            Agent(uid, team, frozenset(json.loads(skills) if skills else ()), int(n))
+            for uid, team, skills, n in db.execute(
+                "SELECT u.id, u.team, u.skills, coalesce(c.n, 0) FROM users u LEFT JOIN "
+                f"(SELECT assignee_id, count(*) AS n FROM tasks WHERE status IN ({marks}) "
+                "AND assignee_id IS NOT NULL GROUP BY assignee_id) c ON c.assignee_id = u.id "
+                "WHERE u.active = 1 AND u.role IN (?, ?)",
+                [*states, *roles],
+            )
+        ]
+        found = db.execute(
+            "SELECT assignee_id FROM tasks WHERE assignee_id IS NOT NULL AND team IS NULL "
+            "ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        return people, agents, None if found is None else found[0]
+
+    people, agents, last = await in_driver(session, read)
+    return people, agents, {None: last}
 
 
 async def _last_assignee(session: AsyncSession, team: str | None) -> int | None:

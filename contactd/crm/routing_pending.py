@@ -38,14 +38,13 @@ from contactd.crm.routing_batch import (
     CHUNK,
     _insert_ids,
     _last_assignee,
-    _people,
     _plain,
+    assign_inputs,
     create_leads,
     in_driver,
     insert_ids_sync,
 )
 from contactd.crm.senders import address_key
-from contactd.crm.tasks import agent_snapshot
 from contactd.db.base import utcnow
 from contactd.db.models import Contact, ContactEmail, ContactPhone, Document, Interaction, Task
 from contactd.enums import TaskStatus
@@ -160,9 +159,8 @@ async def route_pending_many(
                 batch.append((row, leads[addr]))
             else:
                 later.append(row.id)  # no lead made here: the one-by-one rule decides
-        people = await _people(session, {c for _, c in batch if c})
-        agents = {a.user_id: a for a in await agent_snapshot(session)}
-        last_by_team: dict[str | None, int | None] = {}
+        people, agent_list, last_by_team = await assign_inputs(session, {c for _, c in batch if c})
+        agents = {a.user_id: a for a in agent_list}
         updates: list[dict[str, Any]] = []
         documents: list[dict[str, Any]] = []
         tasks_in: list[dict[str, Any]] = []
