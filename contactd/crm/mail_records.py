@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from contactd.crm.documents import DocumentService
 from contactd.crm.pending import pending_row, sweep_pending
 from contactd.crm.routing import FollowUp, Router
-from contactd.crm.routing_batch import CHUNK, _insert_ids, _insert_plain
+from contactd.crm.routing_batch import CHUNK, _insert_ids, _insert_plain, in_driver
 from contactd.crm.routing_pending import PendingBatch, route_pending_many
 from contactd.db.base import utcnow
 from contactd.db.models import Document, InboundEmail, Interaction, OutboxMessage
@@ -345,22 +346,15 @@ class MailIntake:
         """Store each mail of `batch` not stored before (the same mail twice in it is stored
         once): one look-up for the whole batch, then Core executemany of its documents,
         interactions and `inbound_emails` rows (no ORM object per row)."""
-        stored: dict[str, int] = {
-            key: interaction_id
-            for key, interaction_id in (
-                await session.execute(
-                    select(InboundEmail.dedup_key, InboundEmail.interaction_id).where(
-                        InboundEmail.dedup_key.in_({b.key for b in batch})
-                    )
-                )
-            )
-        }
+        stored, earlier, sent = await self._look_up(
+            session, {b.key for b in batch}, {ref for b in batch for ref in b.mail.thread_refs}
+        )
         fresh: dict[str, _Store] = {}
         for item in batch:
             if item.key not in stored:
                 fresh.setdefault(item.key, item)
         items = list(fresh.values())
-        threads = await self._threads(session, [(i.key, i.mail) for i in items])
+        threads = self._threads([(i.key, i.mail) for i in items], earlier, sent)
         now = utcnow()
         doc_rows: list[dict[str, Any]] = []
         for item, (_, contact_id) in zip(items, threads, strict=True):
@@ -434,18 +428,59 @@ class MailIntake:
         ]
 
     @staticmethod
-    async def _threads(
-        session: Any, mails: list[tuple[str, ParsedMail]]
-    ) -> list[tuple[str, int | None]]:
-        """For each (key, mail), in order, the thread it belongs to and that thread's contact:
-        an earlier inbound mail (stored before, or earlier in this batch), else an e-mail
-        contactd sent (the outbox keeps the Message-ID it set as provider id); a mail that
-        answers nothing known starts its own thread. Two queries for the whole batch."""
-        refs = sorted({ref for _, mail in mails for ref in mail.thread_refs})
+    async def _look_up(
+        session: Any, keys: set[str], refs: set[str]
+    ) -> tuple[dict[str, int], dict[str, tuple[str, int | None]], dict[str, int | None]]:
+        """For a store batch: the dedup keys stored before (key -> interaction id), the
+        earlier inbound mails the batch's mails answer (message id -> thread, contact), and
+        the e-mails contactd sent they answer (the outbox keeps the Message-ID it set as
+        provider id -> contact). On SQLite all in one hand-off to the driver; one IN query
+        per kind and chunk either way."""
+        key_list, ref_list = sorted(keys), sorted(refs)
+        stored: dict[str, int] = {}
         earlier: dict[str, tuple[str, int | None]] = {}
         sent: dict[str, int | None] = {}
-        for start in range(0, len(refs), CHUNK):
-            part = refs[start : start + CHUNK]
+        if session.get_bind().dialect.name == "sqlite":
+
+            def read(db: sqlite3.Connection) -> None:
+                for start in range(0, len(key_list), CHUNK):
+                    part = key_list[start : start + CHUNK]
+                    stored.update(
+                        db.execute(
+                            "SELECT dedup_key, interaction_id FROM inbound_emails "
+                            f"WHERE dedup_key IN ({', '.join('?' * len(part))})",
+                            part,
+                        )
+                    )
+                for start in range(0, len(ref_list), CHUNK):
+                    part = ref_list[start : start + CHUNK]
+                    marks = ", ".join("?" * len(part))
+                    for m, t, c in db.execute(
+                        "SELECT e.message_id, e.thread_id, i.contact_id FROM inbound_emails e "
+                        "LEFT JOIN interactions i ON i.id = e.interaction_id "
+                        f"WHERE e.message_id IN ({marks})",
+                        part,
+                    ):
+                        earlier[m] = (t, c)
+                    sent.update(
+                        db.execute(
+                            "SELECT provider_id, contact_id FROM outbox_messages "
+                            f"WHERE channel = ? AND provider_id IN ({marks})",
+                            [Channel.EMAIL.value, *part],
+                        )
+                    )
+
+            await in_driver(session, read)
+            return stored, earlier, sent
+        for start in range(0, len(key_list), CHUNK):
+            found = await session.execute(
+                select(InboundEmail.dedup_key, InboundEmail.interaction_id).where(
+                    InboundEmail.dedup_key.in_(key_list[start : start + CHUNK])
+                )
+            )
+            stored.update((key, interaction_id) for key, interaction_id in found)
+        for start in range(0, len(ref_list), CHUNK):
+            part = ref_list[start : start + CHUNK]
             earlier.update(
                 {
                     m: (t, c)
@@ -470,6 +505,17 @@ class MailIntake:
                     )
                 }
             )
+        return stored, earlier, sent
+
+    @staticmethod
+    def _threads(
+        mails: list[tuple[str, ParsedMail]],
+        earlier: dict[str, tuple[str, int | None]],
+        sent: dict[str, int | None],
+    ) -> list[tuple[str, int | None]]:
+        """For each (key, mail), in order, the thread it belongs to and that thread's contact:
+        an earlier inbound mail (stored before, or earlier in this batch), else an e-mail
+        contactd sent; a mail that answers nothing known starts its own thread."""
         found: list[tuple[str, int | None]] = []
         for key, mail in mails:
             thread: tuple[str, int | None] | None = None

@@ -14,12 +14,14 @@ several contacts) go through `Router.record` one by one, so their rules stay in 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import sqlite3
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from sqlalchemy import Table, insert, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contactd.crm.assign import Agent, AssignRequest, choose
@@ -31,7 +33,7 @@ from contactd.crm.routing import NEW_LEAD_TAG, InboundContact, Routed, Router
 from contactd.crm.searchtext import build_search_text, name_key
 from contactd.crm.senders import address_key
 from contactd.crm.service import tag_in
-from contactd.crm.tasks import agent_snapshot
+from contactd.crm.tasks import OPEN_STATES, agent_snapshot
 from contactd.db.base import Base, utcnow
 from contactd.db.models import (
     Contact,
@@ -43,11 +45,12 @@ from contactd.db.models import (
     Task,
     contact_tags,
 )
-from contactd.enums import TaskStatus
+from contactd.enums import Role, TaskStatus
 from contactd.errors import ValidationError
 
 CHUNK: Final = 500  # values per IN list (well under SQLite's variable limit)
 _SQLITE_DATETIME: Final = "%Y-%m-%d %H:%M:%S.%f"  # how the SQLite dialect stores DateTime
+T = TypeVar("T")
 
 
 async def record_many(
@@ -98,9 +101,10 @@ async def record_many(
         )
         batch += [(index, item, leads[key]) for index, item, key in unknown if key in leads]
         batch.sort(key=lambda entry: entry[0])
-        people = await _people(session, {c for _, _, c in batch if c})
-        agents = {a.user_id: a for a in await agent_snapshot(session)}
-        last_by_team: dict[str | None, int | None] = {}
+        people, agent_list, last_by_team = await assign_inputs(
+            session, {c for _, _, c in batch if c}
+        )
+        agents = {a.user_id: a for a in agent_list}
         rows_in = [_interaction_row(item, contact_id, now) for _, item, contact_id in batch]
         ids = await _insert_ids(session, Interaction, rows_in)
         tasks_in: list[dict[str, Any]] = []
@@ -298,11 +302,34 @@ def full_row(model: type[Base] | Table, values: dict[str, Any]) -> dict[str, Any
     return row
 
 
+async def in_driver(session: AsyncSession, work: Callable[[sqlite3.Connection], T]) -> T:
+    """Run `work` on the session's SQLite connection, inside its transaction, in ONE hand-off
+    to the driver's thread (through SQLAlchemy each statement costs three or four: cursor,
+    execute, fetch, close). A driver error comes back as SQLAlchemy's own exception class
+    (IntegrityError, OperationalError), as callers catch it."""
+    conn = await session.connection()
+    raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection  # aiosqlite.Connection
+
+    def call() -> T:
+        try:
+            return work(driver._conn)
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(None, None, exc, sqlite3.Error) from exc
+
+    result: T = await driver._execute(call)
+    return result
+
+
+def _insert_sql(table: Table, names: list[str]) -> str:
+    return f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+
+
 async def _insert_plain(
     session: AsyncSession, model: type[Base] | Table, rows: list[dict[str, Any]]
 ) -> None:
     """Insert rows (every row with the same keys) in one executemany, ids not needed: on
-    SQLite straight to the driver, as `_insert_ids` does for all rows but its first."""
+    SQLite straight to the driver in one hand-off."""
     if not rows:
         return
     table = model if isinstance(model, Table) else model.__table__
@@ -311,9 +338,13 @@ async def _insert_plain(
         await session.execute(insert(table), rows)
         return
     names = list(rows[0])
-    sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
-    conn = await session.connection()
-    await conn.exec_driver_sql(sql, [tuple(_plain(r[n]) for n in names) for r in rows])
+    sql = _insert_sql(table, names)
+    values = [tuple(_plain(r[n]) for n in names) for r in rows]
+
+    def write(db: sqlite3.Connection) -> None:
+        db.executemany(sql, values)
+
+    await in_driver(session, write)
 
 
 async def _insert_ids(
@@ -321,12 +352,15 @@ async def _insert_ids(
     model: type[Interaction] | type[Task] | type[Document] | type[Contact],
     rows: list[dict[str, Any]],
 ) -> list[int]:
-    """Insert rows and return their ids in order.
+    """Insert rows (every row with every column it needs, the same keys) and return their ids
+    in order.
 
-    On SQLite, RETURNING with ordered ids costs one statement (one driver hand-off) per row.
-    The first row's insert takes the database's single write lock for this transaction, so
-    the rest, sent as one executemany, get the next rowids in order: checked, not assumed.
-    Elsewhere (PostgreSQL) ordered RETURNING is batched by the driver."""
+    On SQLite, RETURNING with ordered ids costs one statement per row. The first row's insert
+    takes the database's single write lock for this transaction, so the rest, sent as one
+    executemany, get the next rowids in order: checked, not assumed. The three statements
+    go to the driver in one hand-off, with values made plain here (SQLAlchemy's per-value
+    bind processing was a sixth of a batch's time). Elsewhere (PostgreSQL) ordered RETURNING
+    is batched by the driver."""
     if not rows:
         return []
     if session.get_bind().dialect.name != "sqlite":
@@ -339,35 +373,30 @@ async def _insert_ids(
         )
     table = model.__table__  # Core: the ORM's per-row bookkeeping is not needed here
     assert isinstance(table, Table)
-    # One multi-row INSERT ... RETURNING per chunk, straight to the driver: the values are
-    # plain already (see _plain), and SQLAlchemy's per-value bind processing was a sixth of a
-    # batch's time. The statement holds the single write lock, so its rows get consecutive
-    # rowids in VALUES order; RETURNING's own order is unspecified, hence the sort (checked).
+    return await in_driver(session, lambda db: insert_ids_sync(db, table, rows))
+
+
+def insert_ids_sync(db: sqlite3.Connection, table: Table, rows: list[dict[str, Any]]) -> list[int]:
+    """`_insert_ids` on SQLite, on the raw connection (in the driver's thread)."""
+    if not rows:
+        return []
     names = list(rows[0])
-    row_marks = f"({', '.join('?' * len(names))})"
-    per_chunk = max(1, SQLITE_MAX_VARIABLES // len(names))
-    conn = await session.connection()
-    ids: list[int] = []
-    for start in range(0, len(rows), per_chunk):
-        chunk = rows[start : start + per_chunk]
-        sql = (
-            f"INSERT INTO {table.name} ({', '.join(names)}) VALUES "
-            f"{', '.join([row_marks] * len(chunk))} RETURNING id"
-        )
-        values = tuple(_plain(r[n]) for r in chunk for n in names)
-        got = sorted(row[0] for row in await conn.exec_driver_sql(sql, values))
-        if len(got) != len(chunk) or got[-1] - got[0] != len(chunk) - 1:
-            raise RuntimeError(f"{model.__tablename__}: ids not consecutive ({got[:3]}..)")
-        ids += got
-    return ids
-
-
-SQLITE_MAX_VARIABLES: Final = 32766  # host parameters in one statement (SQLite >= 3.32)
+    sql = _insert_sql(table, names)
+    values = [tuple(_plain(r[n]) for n in names) for r in rows]
+    first = db.execute(sql, values[0]).lastrowid
+    if len(values) > 1:
+        db.executemany(sql, values[1:])
+    last = db.execute(f"SELECT max(id) FROM {table.name}").fetchone()[0]
+    if first is None or last != first + len(rows) - 1:
+        raise RuntimeError(f"{table.name}: ids not contiguous ({first}..{last})")
+    return list(range(first, first + len(rows)))
 
 
 def _plain(value: Any) -> Any:
     """A value as SQLAlchemy's SQLite dialect stores it (UTCDateTime, str enums, JSON)."""
     if isinstance(value, datetime):
+        if value.tzinfo is None:  # as UTCDateTime refuses it
+            raise ValueError("naive datetime given where an aware one is required")
         return value.astimezone(UTC).strftime(_SQLITE_DATETIME)
     if isinstance(value, StrEnum):
         return value.value
@@ -416,6 +445,54 @@ async def _people(session: AsyncSession, ids: set[int | None]) -> dict[int, tupl
         for cid, first, last, org, owner in rows:
             out[cid] = (f"{first} {last}".strip() or (org or ""), owner)
     return out
+
+
+async def assign_inputs(
+    session: AsyncSession, ids: set[int | None]
+) -> tuple[dict[int, tuple[str, int | None]], list[Agent], dict[str | None, int | None]]:
+    """What a routing batch's task assignment reads: the contacts' names and owners
+    (`_people`), the agents with their open-task counts (`agent_snapshot`), and the last
+    assignee of team-less tasks (`_last_assignee(None)`; other teams are read when met).
+    On SQLite in one hand-off to the driver."""
+    if session.get_bind().dialect.name != "sqlite":
+        people = await _people(session, ids)
+        return people, await agent_snapshot(session), {}
+    wanted = sorted(i for i in ids if i)
+    states = [s.value for s in OPEN_STATES]
+    roles = [Role.AGENT.value, Role.SUPERVISOR.value]
+    marks = ", ".join("?" * len(states))
+
+    def read(
+        db: sqlite3.Connection,
+    ) -> tuple[dict[int, tuple[str, int | None]], list[Agent], int | None]:
+        people: dict[int, tuple[str, int | None]] = {}
+        for start in range(0, len(wanted), CHUNK):
+            part = wanted[start : start + CHUNK]
+            for cid, first, last, org, owner in db.execute(
+                "SELECT c.id, c.first_name, c.last_name, o.name, c.owner_id FROM contacts c "
+                "LEFT JOIN organisations o ON o.id = c.organisation_id "
+                f"WHERE c.id IN ({', '.join('?' * len(part))})",
+                part,
+            ):
+                people[cid] = (f"{first} {last}".strip() or (org or ""), owner)
+        agents = [
+            Agent(uid, team, frozenset(json.loads(skills) if skills else ()), int(n))
+            for uid, team, skills, n in db.execute(
+                "SELECT u.id, u.team, u.skills, coalesce(c.n, 0) FROM users u LEFT JOIN "
+                f"(SELECT assignee_id, count(*) AS n FROM tasks WHERE status IN ({marks}) "
+                "AND assignee_id IS NOT NULL GROUP BY assignee_id) c ON c.assignee_id = u.id "
+                "WHERE u.active = 1 AND u.role IN (?, ?)",
+                [*states, *roles],
+            )
+        ]
+        found = db.execute(
+            "SELECT assignee_id FROM tasks WHERE assignee_id IS NOT NULL AND team IS NULL "
+            "ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        return people, agents, None if found is None else found[0]
+
+    people, agents, last = await in_driver(session, read)
+    return people, agents, {None: last}
 
 
 async def _last_assignee(session: AsyncSession, team: str | None) -> int | None:

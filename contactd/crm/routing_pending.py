@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +27,7 @@ from types import TracebackType
 from typing import Any, Final, cast
 
 from sqlalchemy import Row, Table, bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from contactd.background import LoopState, TaskOwner, run_resilient
 from contactd.crm.assign import Agent, AssignRequest, choose
@@ -36,11 +38,13 @@ from contactd.crm.routing_batch import (
     CHUNK,
     _insert_ids,
     _last_assignee,
-    _people,
+    _plain,
+    assign_inputs,
     create_leads,
+    in_driver,
+    insert_ids_sync,
 )
 from contactd.crm.senders import address_key
-from contactd.crm.tasks import agent_snapshot
 from contactd.db.base import utcnow
 from contactd.db.models import Contact, ContactEmail, ContactPhone, Document, Interaction, Task
 from contactd.enums import TaskStatus
@@ -155,9 +159,8 @@ async def route_pending_many(
                 batch.append((row, leads[addr]))
             else:
                 later.append(row.id)  # no lead made here: the one-by-one rule decides
-        people = await _people(session, {c for _, c in batch if c})
-        agents = {a.user_id: a for a in await agent_snapshot(session)}
-        last_by_team: dict[str | None, int | None] = {}
+        people, agent_list, last_by_team = await assign_inputs(session, {c for _, c in batch if c})
+        agents = {a.user_id: a for a in agent_list}
         updates: list[dict[str, Any]] = []
         documents: list[dict[str, Any]] = []
         tasks_in: list[dict[str, Any]] = []
@@ -237,27 +240,8 @@ async def route_pending_many(
                     outcome=row.outcome,
                 )
             )
-        if updates:
-            await session.execute(
-                update(INTERACTIONS)
-                .where(INTERACTIONS.c.id == bindparam("b_id"))
-                .values(
-                    contact_id=bindparam("b_contact"),
-                    ended_at=bindparam("b_ended"),
-                    data=bindparam("b_data"),
-                ),
-                updates,
-            )
-        if documents:
-            docs = cast(Table, Document.__table__)
-            await session.execute(
-                update(docs)
-                .where(docs.c.id == bindparam("b_doc"))
-                .values(contact_id=bindparam("b_contact")),
-                documents,
-            )
+        task_ids = await _write_routed(session, updates, documents, tasks_in)
         if tasks_in:
-            task_ids = await _insert_ids(session, Task, tasks_in)
             for row_in, task_id in zip(tasks_in, task_ids, strict=True):
                 routed[row_in["interaction_id"]].append(task_id)
                 events.append(
@@ -271,6 +255,54 @@ async def route_pending_many(
         for event in events:
             await router.bus.publish(event)
     return PendingBatch(routed, later)
+
+
+async def _write_routed(
+    session: AsyncSession,
+    updates: list[dict[str, Any]],
+    documents: list[dict[str, Any]],
+    tasks_in: list[dict[str, Any]],
+) -> list[int]:
+    """A batch's writes: interactions marked routed, their documents given the contact, the
+    follow-up tasks inserted (their ids in order). On SQLite in one hand-off to the driver."""
+    docs = cast(Table, Document.__table__)
+    if session.get_bind().dialect.name == "sqlite":
+        tasks = cast(Table, Task.__table__)
+        interaction_rows = [
+            (u["b_contact"], _plain(u["b_ended"]), _plain(u["b_data"]), u["b_id"]) for u in updates
+        ]
+        document_rows = [(d["b_contact"], d["b_doc"]) for d in documents]
+
+        def write(db: sqlite3.Connection) -> list[int]:
+            if interaction_rows:
+                db.executemany(
+                    "UPDATE interactions SET contact_id = ?, ended_at = ?, data = ? WHERE id = ?",
+                    interaction_rows,
+                )
+            if document_rows:
+                db.executemany("UPDATE documents SET contact_id = ? WHERE id = ?", document_rows)
+            return insert_ids_sync(db, tasks, tasks_in)
+
+        return await in_driver(session, write)
+    if updates:
+        await session.execute(
+            update(INTERACTIONS)
+            .where(INTERACTIONS.c.id == bindparam("b_id"))
+            .values(
+                contact_id=bindparam("b_contact"),
+                ended_at=bindparam("b_ended"),
+                data=bindparam("b_data"),
+            ),
+            updates,
+        )
+    if documents:
+        await session.execute(
+            update(docs)
+            .where(docs.c.id == bindparam("b_doc"))
+            .values(contact_id=bindparam("b_contact")),
+            documents,
+        )
+    return await _insert_ids(session, Task, tasks_in)
 
 
 RouteOne = Callable[[int], Awaitable[bool]]

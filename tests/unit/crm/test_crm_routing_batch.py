@@ -3,18 +3,21 @@ assignees and events, in one transaction (new leads and shared senders via the r
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from contactd.crm.events import InteractionRecorded, TaskCreated
 from contactd.crm.fts import create_fts
 from contactd.crm.routing import InboundContact, Router
-from contactd.crm.routing_batch import record_many
+from contactd.crm.routing_batch import _insert_ids, _insert_plain, record_many
 from contactd.crm.service import ContactInput, ContactService
 from contactd.crm.tasks import NewTask, TaskService
-from contactd.db.models import Base, Interaction, Task, User
+from contactd.db.models import Base, InboundEmail, Interaction, Task, User
 from contactd.db.session import Database
 from contactd.enums import Channel, Direction, InteractionKind, Role
 from contactd.events import EventBus
@@ -95,3 +98,51 @@ async def test_a_batch_routes_like_the_router_item_by_item(tmp_path: Path) -> No
     finally:
         for db in (one_db, many_db):
             await db.__aexit__(None, None, None)
+
+
+async def test_driver_hand_off_writes_in_the_transaction_and_maps_errors(tmp_path: Path) -> None:
+    """Rows written in one driver hand-off belong to the session's transaction: a unique
+    key inserted twice comes back as SQLAlchemy's IntegrityError (what the mail store
+    catches for a re-delivery) and the rolled-back transaction leaves none of its rows."""
+    db, _, _ = await _world(tmp_path / "t.db")
+    row = {
+        "contact_id": 1,
+        "kind": InteractionKind.EMAIL,
+        "direction": Direction.INBOUND,
+        "channel": Channel.EMAIL,
+        "started_at": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        "ended_at": None,
+        "outcome": "received",
+        "subject": "s",
+        "body": "b",
+        "transcript": "",
+        "recording_ref": None,
+        "remote_address": "ann@example.org",
+        "campaign_id": None,
+        "user_id": None,
+        "data": {"route": "x"},
+    }
+    async with db.session() as session:
+        before = len((await session.scalars(select(Interaction.id))).all())
+    with pytest.raises(IntegrityError):
+        async with db.transaction() as session:
+            ids = await _insert_ids(session, Interaction, [row, dict(row, subject="t")])
+            assert ids[1] == ids[0] + 1
+            mail = {
+                "dedup_key": "k",
+                "message_id": None,
+                "thread_id": "t",
+                "interaction_id": ids[0],
+                "source": "smtp",
+                "received_at": row["started_at"],
+            }
+            await _insert_plain(session, InboundEmail, [mail, dict(mail, interaction_id=ids[1])])
+    async with db.session() as session:
+        assert len((await session.scalars(select(Interaction.id))).all()) == before
+    async with db.transaction() as session:
+        [one] = await _insert_ids(session, Interaction, [row])
+    async with db.session() as session:
+        stored = await session.get(Interaction, one)
+        assert stored is not None and stored.data == {"route": "x"}
+        assert stored.started_at == row["started_at"] and stored.kind is InteractionKind.EMAIL
+    await db.__aexit__(None, None, None)
