@@ -241,24 +241,31 @@ mic.addEventListener("change", async () => {
     for (const sender of pc.getSenders()) if (sender.track && sender.track.kind === "audio") await sender.replaceTrack(stream.getAudioTracks()[0]);
   }
 });
-// "Call a number" without leaving the page: a reload would drop this phone's registration at
-// the very moment Asterisk rings it first. The form still posts as a plain form without this.
+// A workspace form posts in place, without leaving the page, while this phone is in a call
+// (a reload would take the call's audio and buttons away while Asterisk keeps it up) and for
+// "Call a number" (a reload would drop the registration just as Asterisk rings this phone
+// first). The answer is said where the page says it after a reload. Without this file every
+// form still posts as a plain form.
 const dialForm = document.querySelector("form[action='/workspace/call']");
-if (dialForm) {
+const sayAnswer = (reply) => {
+  const back = new URL(reply.url).searchParams;
+  const error = back.get("error") || (reply.ok ? "" : `${label("failed")} ${reply.status}`);
+  for (const old of document.querySelectorAll("h1 ~ p.ok[role=status], h1 ~ p.error[role=alert]")) old.remove();
   const said = document.createElement("p");
-  said.setAttribute("role", "status");
-  said.hidden = true;
-  dialForm.after(said);
-  dialForm.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const reply = await fetch(dialForm.action, { method: "POST", body: new FormData(dialForm) });
-    const back = new URL(reply.url).searchParams;
-    const error = back.get("error");
-    said.className = error || !reply.ok ? "error" : "ok";
-    said.textContent = error || back.get("message") || `${label("failed")} ${reply.status}`;
-    said.hidden = false;
-  });
-}
+  said.className = error ? "error" : "ok";
+  said.setAttribute("role", error ? "alert" : "status");
+  said.textContent = error || back.get("message") || "";
+  document.querySelector("main h1").after(said);
+};
+document.addEventListener("submit", async (event) => {
+  const form = event.target;
+  if (!(form instanceof HTMLFormElement) || form.method.toLowerCase() !== "post") return;
+  if (!new URL(form.action).pathname.startsWith("/workspace/")) return;
+  if (!phone.session && form !== dialForm) return;
+  event.preventDefault();
+  const reply = await fetch(form.action, { method: "POST", body: new FormData(form, event.submitter) });
+  sayAnswer(reply);
+});
 window.addEventListener("pagehide", () => {
   if (phone.registerer && phone.registered) phone.registerer.unregister().catch(() => {});
 });

@@ -103,6 +103,11 @@ async def test_a_predictive_call_answered_by_sipp_is_bridged_to_the_browser_with
                                                   timeout=15_000)
             # The browser's microphone (a 440 Hz tone) reaches the callee: one second of it.
             await heard_by_callee.until_loud(50, timeout_s=15)
+        # A workspace button pressed during the call answers in place: the page (and with
+        # it the call's audio and buttons) stays.
+        await page.locator("#card").get_by_role("button", name="Sale").click()
+        await expect(page.get_by_role("alert").first).to_contain_text("not ended")
+        await expect(page.locator("#phone-call")).to_have_text("In a call")
         await page.get_by_role("button", name="Hang up").click()
         await expect(page.locator("#phone-call")).to_have_text("Call ended", timeout=10_000)
         await page.locator("#card").get_by_role("button", name="Sale").click()
