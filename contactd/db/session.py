@@ -86,7 +86,7 @@ class Database:
         self.close_reader()
 
     def close_reader(self) -> None:
-        """Drop the reader threads' connections (a restored file is opened afresh after)."""
+        """Stop the reader threads and close their connections (at the end, with the engine)."""
         if self._read_pool is not None:
             self._read_pool.shutdown(wait=True)
             self._read_pool = None
