@@ -27,7 +27,7 @@ from tests.integration.chromium.test_webrtc_phone import PASSWORD, _join, media_
 from tests.integration.sipp.test_sipp_outbound import _sound
 from tests.peers.ports import free_port
 from tests.peers.rtpcapture import RtpCapture
-from tests.peers.sipp import SipAsteriskSandbox, SippLauncher, write_rtp_pcap
+from tests.peers.sipp import SipAsteriskSandbox, SippLauncher, SippProcess, write_rtp_pcap
 
 pytestmark = [
     pytest.mark.chromium, pytest.mark.sipp, pytest.mark.asterisk,
@@ -77,15 +77,20 @@ async def sip_daemon(
         yield components
 
 
+async def _callee(sandbox: SipAsteriskSandbox, sipp: SippLauncher, folder: Path) -> SippProcess:
+    """The SIPp callee: answers and says "hello world" (AMD: a person, in ~2.6 s)."""
+    pcap = folder / "hello.pcap"
+    write_rtp_pcap(_sound(sandbox, "hello-world"), pcap)
+    return await sipp.carrier("answer", ring_ms=200, pcap=pcap)
+
+
 async def test_a_predictive_call_answered_by_sipp_is_bridged_to_the_browser_with_audio(
     media_browser: Browser, sip_daemon: Components, sip_asterisk: SipAsteriskSandbox,
     sipp: SippLauncher, tmp_path: Path,
 ) -> None:
     url = sip_daemon.web_url
     assert url is not None
-    pcap = tmp_path / "hello.pcap"
-    write_rtp_pcap(_sound(sip_asterisk, "hello-world"), pcap)  # AMD: a person, in ~2.6 s
-    carrier = await sipp.carrier("answer", ring_ms=200, pcap=pcap)
+    carrier = await _callee(sip_asterisk, sipp, tmp_path)
     context = await media_browser.new_context(locale="en-US", permissions=["microphone"])
     try:
         async with RtpCapture(carrier.media_port) as heard_by_callee:
@@ -131,9 +136,7 @@ async def test_click_to_call_rings_the_browser_phone_then_the_number_over_the_tr
     two hear each other."""
     url = sip_daemon.web_url
     assert url is not None
-    pcap = tmp_path / "hello.pcap"
-    write_rtp_pcap(_sound(sip_asterisk, "hello-world"), pcap)
-    carrier = await sipp.carrier("answer", ring_ms=200, pcap=pcap)
+    carrier = await _callee(sip_asterisk, sipp, tmp_path)
     context = await media_browser.new_context(locale="en-US", permissions=["microphone"])
     try:
         async with RtpCapture(carrier.media_port) as heard_by_callee:
