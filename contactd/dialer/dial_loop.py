@@ -1,4 +1,5 @@
-"""The dial loop: each pacing tick asks the pacer how many calls to start, claims leads, dials.
+"""The dial loop: each pacing tick asks the pacer how many calls to start, claims that many
+leads in one transaction, and originates them side by side.
 
 Crash safety: the lead is marked `dialing` with `attempts + 1` and `next_attempt_at` pushed
 past its retry window in the same transaction *before* the Originate, so a restart can never
@@ -15,8 +16,11 @@ import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Final, NamedTuple, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from contactd.ami.errors import AmiUnavailable
 from contactd.background import LoopState, run_resilient
@@ -30,10 +34,16 @@ from contactd.dialer.agents import AgentBoard
 from contactd.dialer.callstate import DialState
 from contactd.dialer.campaigns import CampaignAction
 from contactd.dialer.dialplan import originate_request
-from contactd.dialer.explain import build_request, retry_rules_for
+from contactd.dialer.explain import build_requests, retry_rules_for
 from contactd.dialer.handoff import HandOff
 from contactd.dialer.pacing import PacingSnapshot, PredictivePacer
-from contactd.dialer.policy import SELECTION_ORDER, rate_allowance, rate_window_s, refusals
+from contactd.dialer.policy import (
+    SELECTION_ORDER,
+    Refusal,
+    rate_allowance,
+    rate_window_s,
+    refusals,
+)
 from contactd.dialer.recovery import change_status, fold_peer_answers, seed_governor
 from contactd.dialer.runtime import CampaignRuntime, Runtimes
 from contactd.enums import CampaignMode
@@ -215,11 +225,8 @@ class DialLoop:
             if not leads and not rt.calls and await repo.leads_left(session, campaign.id) == 0:
                 await change_status(self.db, campaign.name, CampaignAction.FINISH)
                 return
-        for lead in leads:
-            if wanted <= 0:
-                break
-            if await self._try_dial(campaign, rt, lead, now):
-                wanted -= 1
+        claimed = await self._claim(campaign, rt, leads, now, wanted)
+        await self._dial_claimed(campaign, rt, claimed, now)
 
     async def _peer_load(self, campaign: Campaign, rt: CampaignRuntime, now_s: float
                          ) -> PeerLoad:
@@ -272,37 +279,74 @@ class DialLoop:
                     keep.append((campaign_id, seconds))
             store[:] = keep
 
-    async def _try_dial(
-        self, campaign: Campaign, rt: CampaignRuntime, lead: Lead, now: datetime,
-        agent: str | None = None,
-    ) -> bool:
+    async def _claim(
+        self, campaign: Campaign, rt: CampaignRuntime, leads: list[Lead], now: datetime,
+        wanted: int,
+    ) -> list[tuple[Lead, repo.LeadMark]]:
+        """Up to `wanted` of `leads`, in order, marked `dialing` in one transaction; a lead
+        refused by policy has its reasons stored and is passed over."""
+        claimed: list[tuple[Lead, repo.LeadMark]] = []
+        rules = retry_rules_for(campaign, self.dialer)
+        # Crash safety: until the outcome is known, the lead is not due again before the
+        # shortest retry window has passed, whatever happens to this process.
+        not_before = now + timedelta(seconds=min(rules.busy_s, rules.failed_s, rules.no_answer_s))
         async with self.db.transaction() as session:
-            if self.shared and campaign.max_concurrent and await repo.joint_calls(
-                    session, campaign.id) >= campaign.max_concurrent:
-                return False  # the other daemons' calls fill the campaign's cap
-            fresh = await repo.dialable_lead(session, lead.id)
-            if fresh is None:
-                return False
-            req = await build_request(session, self.settings, fresh.phone_e164, now,
-                                      campaign, fresh)
-            reasons = refusals(req)
-            if reasons:
-                # Each reason is stored once per lead until it is dialed, not once per tick.
-                seen = rt.refused.setdefault(fresh.id, set())
-                new = [r for r in reasons if r.code.value not in seen]
-                seen.update(r.code.value for r in new)
-                counts = self._refusals.setdefault(campaign.id, {})
-                for refusal in new:
-                    counts[refusal.code.value] = counts.get(refusal.code.value, 0) + 1
-                await repo.record_refusals(session, campaign.id, fresh.id, fresh.phone_e164,
-                                           new, now)
-                return False
-            rules = retry_rules_for(campaign, self.dialer)
-            # Crash safety: until the outcome is known, the lead is not due again before the
-            # shortest retry window has passed, whatever happens to this process.
-            previous = repo.mark_dialing(fresh, now + timedelta(
-                seconds=min(rules.busy_s, rules.failed_s, rules.no_answer_s)), self.node)
-        rt.refused.pop(lead.id, None)
+            if self.shared and campaign.max_concurrent:
+                # The other daemons' calls count against the campaign's cap.
+                wanted = min(wanted, campaign.max_concurrent
+                             - await repo.joint_calls(session, campaign.id))
+            rest = leads
+            while rest and len(claimed) < wanted:
+                batch, rest = rest[:wanted - len(claimed)], rest[wanted - len(claimed):]
+                fresh = await repo.dialable_leads(session, [lead.id for lead in batch])
+                requests = await build_requests(session, self.settings, now, campaign, fresh)
+                for lead, req in zip(fresh, requests, strict=True):
+                    # The calls this claim has taken are in progress and recent for the next.
+                    taken = len(claimed)
+                    reasons = refusals(replace(
+                        req, active_calls=req.active_calls + taken,
+                        recent_dials=[*req.recent_dials, *(now for _ in range(taken))]))
+                    if reasons:
+                        await self._refused(session, campaign, rt, lead, reasons, now)
+                        continue
+                    claimed.append((lead, repo.mark_dialing(lead, not_before, self.node)))
+        for lead, _previous in claimed:
+            rt.refused.pop(lead.id, None)
+        return claimed
+
+    async def _refused(
+        self, session: AsyncSession, campaign: Campaign, rt: CampaignRuntime, lead: Lead,
+        reasons: list[Refusal], now: datetime,
+    ) -> None:
+        """Each reason is stored once per lead until it is dialed, not once per tick."""
+        seen = rt.refused.setdefault(lead.id, set())
+        new = [r for r in reasons if r.code.value not in seen]
+        seen.update(r.code.value for r in new)
+        counts = self._refusals.setdefault(campaign.id, {})
+        for refusal in new:
+            counts[refusal.code.value] = counts.get(refusal.code.value, 0) + 1
+        await repo.record_refusals(session, campaign.id, lead.id, lead.phone_e164, new, now)
+
+    async def _dial_claimed(
+        self, campaign: Campaign, rt: CampaignRuntime,
+        claimed: list[tuple[Lead, repo.LeadMark]], now: datetime, agent: str | None = None,
+    ) -> int:
+        """Originate the claimed leads side by side (their attempt rows are written in one
+        batch, their Originates leave back to back); how many left. A link that fell is
+        raised once every one of them has settled its lead."""
+        results = await asyncio.gather(
+            *(self._dial(campaign, rt, lead, previous, now, agent) for lead, previous in claimed),
+            return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            raise failed[0]
+        return sum(1 for r in results if r is True)
+
+    async def _dial(
+        self, campaign: Campaign, rt: CampaignRuntime, lead: Lead, previous: repo.LeadMark,
+        now: datetime, agent: str | None,
+    ) -> bool:
+        """One claimed lead's Originate; False when nothing left (the claim is undone)."""
         request = originate_request(campaign, lead, float(self.dialer.ring_timeout_s))
         dialed_at = self.clock()
         try:
@@ -335,4 +379,5 @@ class DialLoop:
         """One chosen lead now (preview), under the same rules and lock as a tick; answered,
         it goes to `agent` (the one who chose it) when given."""
         async with self._lock:
-            return await self._try_dial(campaign, rt, lead, now, agent)
+            claimed = await self._claim(campaign, rt, [lead], now, 1)
+            return await self._dial_claimed(campaign, rt, claimed, now, agent) > 0

@@ -206,18 +206,59 @@ async def campaign_status(session: AsyncSession, campaign_id: int) -> CampaignSt
     return status
 
 
-async def dialable_lead(session: AsyncSession, lead_id: int) -> Lead | None:
-    """The lead, read afresh, when it may still be dialed (another path may have moved it).
+async def dialable_leads(session: AsyncSession, lead_ids: Sequence[int]) -> list[Lead]:
+    """The leads, read afresh, that may still be dialed (another path may have moved them),
+    in the order asked: one statement for a tick's claim.
 
-    On PostgreSQL the row is locked until the transaction ends, and a row another daemon has
+    On PostgreSQL the rows are locked until the transaction ends, and a row another daemon has
     locked is skipped (`FOR UPDATE SKIP LOCKED`): of two daemons reaching for one lead, one
     claims it and the other moves on; once the claim commits the lead is `dialing` and no
     longer matches. SQLite has one writer at a time and ignores the clause."""
-    lead: Lead | None = await session.scalar(
-        select(Lead).where(Lead.id == lead_id, Lead.status.in_(SELECTION_ORDER))
+    if not lead_ids:
+        return []
+    found = {lead.id: lead for lead in (await session.scalars(
+        select(Lead).where(Lead.id.in_(lead_ids), Lead.status.in_(SELECTION_ORDER))
         .with_for_update(skip_locked=True)
-        .execution_options(populate_existing=True))
-    return lead
+        .execution_options(populate_existing=True))).all()}
+    return [found[i] for i in lead_ids if i in found]
+
+
+async def dnc_flags_many(
+    session: AsyncSession, numbers: Sequence[str], campaign_id: int | None
+) -> dict[str, tuple[bool, bool]]:
+    """`dnc_flags` of several numbers in one statement; a number on no list is absent."""
+    flags: dict[str, tuple[bool, bool]] = {}
+    if not numbers:
+        return flags
+    rows = await session.execute(select(DoNotCall.e164, DoNotCall.campaign_id)
+                                 .where(DoNotCall.e164.in_(set(numbers))))
+    for e164, listed_for in rows:
+        on_global, on_campaign = flags.get(e164, (False, False))
+        flags[e164] = (on_global or listed_for is None,
+                       on_campaign or (campaign_id is not None and listed_for == campaign_id))
+    return flags
+
+
+async def contact_zones(session: AsyncSession, contact_ids: set[int]) -> dict[int, str | None]:
+    if not contact_ids:
+        return {}
+    rows = await session.execute(
+        select(Contact.id, Contact.timezone).where(Contact.id.in_(contact_ids)))
+    return {contact_id: zone for contact_id, zone in rows}
+
+
+async def opted_out_many(session: AsyncSession, contact_ids: set[int]) -> set[int]:
+    """The contacts whose newest call-consent row says revoked (`opted_out` for several)."""
+    if not contact_ids:
+        return set()
+    rows = await session.execute(
+        select(Consent.contact_id, Consent.status)
+        .where(Consent.contact_id.in_(contact_ids), Consent.channel == Channel.CALL)
+        .order_by(Consent.contact_id, Consent.recorded_at.desc(), Consent.id.desc()))
+    newest: dict[int, ConsentStatus] = {}
+    for contact_id, status in rows:
+        newest.setdefault(contact_id, status)
+    return {c for c, status in newest.items() if status is ConsentStatus.REVOKED}
 
 
 def mark_dialing(lead: Lead, not_before: datetime, node: str | None = None) -> LeadMark:
