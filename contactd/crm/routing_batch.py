@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final, TypeVar
@@ -25,10 +26,10 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contactd.crm.assign import Agent, AssignRequest, choose
-from contactd.crm.custom_fields import validate
+from contactd.crm.custom_fields import FieldDef, validate
 from contactd.crm.events import InteractionRecorded, TaskCreated
 from contactd.crm.imports.validate import EMAIL
-from contactd.crm.policy import InteractionFacts, follow_ups
+from contactd.crm.policy import InteractionFacts, TaskSpec, follow_ups
 from contactd.crm.routing import NEW_LEAD_TAG, InboundContact, Routed, Router
 from contactd.crm.searchtext import build_search_text, name_key
 from contactd.crm.senders import address_key
@@ -45,7 +46,7 @@ from contactd.db.models import (
     Task,
     contact_tags,
 )
-from contactd.enums import Role, TaskStatus
+from contactd.enums import CustomFieldEntity, CustomFieldType, Role, TaskStatus
 from contactd.errors import ValidationError
 
 CHUNK: Final = 500  # values per IN list (well under SQLite's variable limit)
@@ -104,7 +105,7 @@ async def record_many(
         people, agent_list, last_by_team = await assign_inputs(
             session, {c for _, _, c in batch if c}
         )
-        agents = {a.user_id: a for a in agent_list}
+        assigner = Assigner(router, agent_list, last_by_team)
         rows_in = [_interaction_row(item, contact_id, now) for _, item, contact_id in batch]
         ids = await _insert_ids(session, Interaction, rows_in)
         tasks_in: list[dict[str, Any]] = []
@@ -119,49 +120,19 @@ async def record_many(
                 campaign_id=item.campaign_id,
                 subject=item.subject[:300],
             )
-            specs = follow_ups(facts, now, who)
-            for spec in specs:
-                if spec.team not in last_by_team:
-                    last_by_team[spec.team] = await _last_assignee(session, spec.team)
-                assignee = choose(
-                    list(agents.values()),
-                    AssignRequest(
-                        team=spec.team,
-                        skill=spec.skill,
-                        owner_id=owner,
-                        keep_owner=router.tasks.keep_owner,
-                        policy=router.tasks.policy,
-                        last_assignee_id=last_by_team[spec.team],
-                    ),
-                )
-                if assignee is not None:
-                    agent = agents[assignee]
-                    agents[assignee] = Agent(
-                        agent.user_id,
-                        agent.team,
-                        agent.skills,
-                        agent.open_tasks + 1,
-                        agent.available,
-                        agent.capacity,
-                    )
-                    last_by_team[spec.team] = assignee
+            for spec in follow_ups(facts, now, who):
+                if spec.team not in assigner.last_by_team:
+                    assigner.last_by_team[spec.team] = await _last_assignee(session, spec.team)
+                assignee = assigner.assign(spec.team, spec.skill, owner)
                 tasks_in.append(
-                    {
-                        "title": spec.title[:300],
-                        "description": item.transcript or item.body,
-                        "contact_id": contact_id,
-                        "interaction_id": interaction_id,
-                        "assignee_id": assignee,
-                        "team": spec.team,
-                        "skill": spec.skill,
-                        "status": TaskStatus.OPEN,
-                        "priority": spec.priority,
-                        "source": spec.source,
-                        "due_at": spec.due_at,
-                        "remind_at": spec.remind_at,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
+                    task_row(
+                        spec,
+                        item.transcript or item.body,
+                        contact_id,
+                        interaction_id,
+                        assignee,
+                        now,
+                    )
                 )
             results[index] = by_id[interaction_id] = Routed(interaction_id, contact_id, [])
             events.append(
@@ -205,10 +176,41 @@ async def create_leads(
     if not addresses or not router.create_unknown:
         return {}
     tag = await tag_in(session, NEW_LEAD_TAG)
-    try:
-        defaults = validate(await router.contacts.field_defs_in(session), {})
-    except ValidationError:  # a required custom field: no lead can be made, as one by one
+    plan = plan_leads(router, addresses, names, await router.contacts.field_defs_in(session))
+    if plan is None:
         return {}
+    ids = await _insert_ids(session, Contact, plan.contacts)
+    made = dict(zip(plan.keys, ids, strict=True))
+    for key, row in (*plan.emails, *plan.phones):
+        row["contact_id"] = made[key]
+    await _insert_plain(session, ContactEmail, [row for _, row in plan.emails])
+    await _insert_plain(session, ContactPhone, [row for _, row in plan.phones])
+    await _insert_plain(session, contact_tags, [{"contact_id": i, "tag_id": tag.id} for i in ids])
+    return made
+
+
+@dataclass(frozen=True, slots=True)
+class LeadPlan:
+    """The rows of a batch's new lead contacts, before their ids are known."""
+
+    keys: list[tuple[str, str]]  # one per contact row, in order
+    contacts: list[dict[str, Any]]
+    emails: list[tuple[tuple[str, str], dict[str, Any]]]  # (key, row without contact_id)
+    phones: list[tuple[tuple[str, str], dict[str, Any]]]
+
+
+def plan_leads(
+    router: Router,
+    addresses: dict[tuple[str, str], str],
+    names: dict[tuple[str, str], tuple[str, str]] | None,
+    field_defs: list[FieldDef],
+) -> LeadPlan | None:
+    """`create_leads`'s rows (pure); None when no lead can be made (none of the addresses is
+    one a contact can hold, or a required custom field: as one by one)."""
+    try:
+        defaults = validate(field_defs, {})
+    except ValidationError:  # a required custom field: no lead can be made, as one by one
+        return None
     now = utcnow()
     # Core rows, not ORM objects: one executemany per table for the whole batch.
     keys: list[tuple[str, str]] = []
@@ -243,7 +245,7 @@ async def create_leads(
             held.append(info.e164)
         keys.append(key)
     if not keys:
-        return {}
+        return None
     rows: list[dict[str, Any]] = []
     for key, value in zip(keys, held, strict=True):
         # What `repo.refresh_search_text` would write for a contact holding only this (the
@@ -270,14 +272,126 @@ async def create_leads(
                 },
             )
         )
-    ids = await _insert_ids(session, Contact, rows)
-    made = dict(zip(keys, ids, strict=True))
-    for key, row in (*emails, *phones):
+    return LeadPlan(keys, rows, emails, phones)
+
+
+def lead_inputs_sync(db: sqlite3.Connection) -> tuple[int, list[FieldDef]]:
+    """What making leads reads, on SQLite's raw connection (in the driver's thread): the
+    new-lead tag's id (the tag made when missing, as `tag_in`) and the contacts' custom
+    field definitions (as `ContactService.field_defs_in`)."""
+    found = db.execute("SELECT id FROM tags WHERE name = ?", (NEW_LEAD_TAG,)).fetchone()
+    if found is not None:
+        tag_id = int(found[0])
+    else:
+        made = db.execute(
+            "INSERT INTO tags (name, color) VALUES (?, '')", (NEW_LEAD_TAG,)
+        ).lastrowid
+        assert made is not None
+        tag_id = made
+    defs = [
+        FieldDef(key, label, CustomFieldType(kind), tuple(json.loads(choices or "[]")), bool(req))
+        for key, label, kind, choices, req in db.execute(
+            "SELECT key, label, type, choices, required FROM custom_field_defs WHERE entity = ?",
+            (CustomFieldEntity.CONTACT.value,),
+        )
+    ]
+    return tag_id, defs
+
+
+def write_leads_sync(
+    db: sqlite3.Connection, plan: LeadPlan, tag_id: int
+) -> dict[tuple[str, str], int]:
+    """`create_leads`'s writes on SQLite's raw connection (in the driver's thread)."""
+    ids = insert_ids_sync(db, _table(Contact), plan.contacts)
+    made = dict(zip(plan.keys, ids, strict=True))
+    for key, row in (*plan.emails, *plan.phones):
         row["contact_id"] = made[key]
-    await _insert_plain(session, ContactEmail, [row for _, row in emails])
-    await _insert_plain(session, ContactPhone, [row for _, row in phones])
-    await _insert_plain(session, contact_tags, [{"contact_id": i, "tag_id": tag.id} for i in ids])
+    for model, rows in ((ContactEmail, plan.emails), (ContactPhone, plan.phones)):
+        if rows:
+            names = list(rows[0][1])
+            db.executemany(
+                _insert_sql(_table(model), names),
+                [tuple(_plain(r[n]) for n in names) for _, r in rows],
+            )
+    db.executemany(
+        "INSERT INTO contact_tags (contact_id, tag_id) VALUES (?, ?)", [(i, tag_id) for i in ids]
+    )
     return made
+
+
+def _table(model: type[Base]) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+class Assigner:
+    """`crm/assign.choose` for the tasks of one batch, in order, with each agent's open-task
+    count and each team's round-robin cursor kept current in memory as tasks are given out.
+    `last_by_team`: the last assignee of each team's tasks before the batch (a team missing
+    from it is read by the caller first)."""
+
+    def __init__(
+        self, router: Router, agents: Sequence[Agent], last_by_team: dict[str | None, int | None]
+    ) -> None:
+        self._agents = sorted(agents, key=lambda a: a.user_id)
+        self._index = {a.user_id: i for i, a in enumerate(self._agents)}
+        self.last_by_team = last_by_team
+        self._keep_owner = router.tasks.keep_owner
+        self._policy = router.tasks.policy
+
+    def assign(self, team: str | None, skill: str | None, owner: int | None) -> int | None:
+        assignee = choose(
+            self._agents,
+            AssignRequest(
+                team=team,
+                skill=skill,
+                owner_id=owner,
+                keep_owner=self._keep_owner,
+                policy=self._policy,
+                last_assignee_id=self.last_by_team[team],
+            ),
+        )
+        if assignee is not None:
+            index = self._index[assignee]
+            agent = self._agents[index]
+            self._agents[index] = Agent(
+                agent.user_id,
+                agent.team,
+                agent.skills,
+                agent.open_tasks + 1,
+                agent.available,
+                agent.capacity,
+            )
+            self.last_by_team[team] = assignee
+        return assignee
+
+
+def task_row(
+    spec: TaskSpec,
+    description: str,
+    contact_id: int | None,
+    interaction_id: int,
+    assignee: int | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The `tasks` row of one follow-up (every column an ORM insert would write)."""
+    return {
+        "title": spec.title[:300],
+        "description": description,
+        "contact_id": contact_id,
+        "interaction_id": interaction_id,
+        "assignee_id": assignee,
+        "team": spec.team,
+        "skill": spec.skill,
+        "status": TaskStatus.OPEN,
+        "priority": spec.priority,
+        "source": spec.source,
+        "due_at": spec.due_at,
+        "remind_at": spec.remind_at,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def full_row(model: type[Base] | Table, values: dict[str, Any]) -> dict[str, Any]:
@@ -457,42 +571,59 @@ async def assign_inputs(
     if session.get_bind().dialect.name != "sqlite":
         people = await _people(session, ids)
         return people, await agent_snapshot(session), {}
-    wanted = sorted(i for i in ids if i)
-    states = [s.value for s in OPEN_STATES]
-    roles = [Role.AGENT.value, Role.SUPERVISOR.value]
-    marks = ", ".join("?" * len(states))
+    people, agents, last = await in_driver(session, lambda db: assign_inputs_sync(db, ids))
+    return people, agents, {None: last}
 
-    def read(
-        db: sqlite3.Connection,
-    ) -> tuple[dict[int, tuple[str, int | None]], list[Agent], int | None]:
-        people: dict[int, tuple[str, int | None]] = {}
-        for start in range(0, len(wanted), CHUNK):
-            part = wanted[start : start + CHUNK]
-            for cid, first, last, org, owner in db.execute(
-                "SELECT c.id, c.first_name, c.last_name, o.name, c.owner_id FROM contacts c "
-                "LEFT JOIN organisations o ON o.id = c.organisation_id "
-                f"WHERE c.id IN ({', '.join('?' * len(part))})",
-                part,
-            ):
-                people[cid] = (f"{first} {last}".strip() or (org or ""), owner)
-        agents = [
-            Agent(uid, team, frozenset(json.loads(skills) if skills else ()), int(n))
-            for uid, team, skills, n in db.execute(
-                "SELECT u.id, u.team, u.skills, coalesce(c.n, 0) FROM users u LEFT JOIN "
-                f"(SELECT assignee_id, count(*) AS n FROM tasks WHERE status IN ({marks}) "
-                "AND assignee_id IS NOT NULL GROUP BY assignee_id) c ON c.assignee_id = u.id "
-                "WHERE u.active = 1 AND u.role IN (?, ?)",
-                [*states, *roles],
-            )
-        ]
+
+_OPEN_STATES: Final = [s.value for s in OPEN_STATES]
+_AGENTS_SQL: Final = (
+    "SELECT u.id, u.team, u.skills, coalesce(c.n, 0) FROM users u LEFT JOIN "
+    "(SELECT assignee_id, count(*) AS n FROM tasks WHERE status IN "
+    f"({', '.join('?' * len(_OPEN_STATES))}) "
+    "AND assignee_id IS NOT NULL GROUP BY assignee_id) c ON c.assignee_id = u.id "
+    "WHERE u.active = 1 AND u.role IN (?, ?)"
+)
+
+
+def assign_inputs_sync(
+    db: sqlite3.Connection, ids: set[int | None]
+) -> tuple[dict[int, tuple[str, int | None]], list[Agent], int | None]:
+    """`assign_inputs` on SQLite's raw connection (in the driver's thread); the last assignee
+    of team-less tasks as the third value."""
+    wanted = sorted(i for i in ids if i)
+    people: dict[int, tuple[str, int | None]] = {}
+    for start in range(0, len(wanted), CHUNK):
+        part = wanted[start : start + CHUNK]
+        for cid, first, last, org, owner in db.execute(
+            "SELECT c.id, c.first_name, c.last_name, o.name, c.owner_id FROM contacts c "
+            "LEFT JOIN organisations o ON o.id = c.organisation_id "
+            f"WHERE c.id IN ({', '.join('?' * len(part))})",
+            part,
+        ):
+            people[cid] = (f"{first} {last}".strip() or (org or ""), owner)
+    agents = [
+        Agent(uid, team, frozenset(json.loads(skills) if skills else ()), int(n))
+        for uid, team, skills, n in db.execute(
+            _AGENTS_SQL, [*_OPEN_STATES, Role.AGENT.value, Role.SUPERVISOR.value]
+        )
+    ]
+    return people, agents, last_assignee_sync(db, None)
+
+
+def last_assignee_sync(db: sqlite3.Connection, team: str | None) -> int | None:
+    """`_last_assignee` on SQLite's raw connection (in the driver's thread)."""
+    if team is None:
         found = db.execute(
             "SELECT assignee_id FROM tasks WHERE assignee_id IS NOT NULL AND team IS NULL "
             "ORDER BY id DESC LIMIT 1"
         ).fetchone()
-        return people, agents, None if found is None else found[0]
-
-    people, agents, last = await in_driver(session, read)
-    return people, agents, {None: last}
+    else:
+        found = db.execute(
+            "SELECT assignee_id FROM tasks WHERE assignee_id IS NOT NULL AND team = ? "
+            "ORDER BY id DESC LIMIT 1",
+            (team,),
+        ).fetchone()
+    return None if found is None else int(found[0])
 
 
 async def _last_assignee(session: AsyncSession, team: str | None) -> int | None:
