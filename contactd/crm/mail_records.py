@@ -34,9 +34,9 @@ from contactd.crm.routing_batch import (
     _insert_ids,
     _insert_plain,
     _insert_sql,
-    _plain,
     in_driver,
     insert_ids_sync,
+    plain_rows,
 )
 from contactd.crm.routing_pending import PendingBatch, route_pending_many
 from contactd.db.base import utcnow
@@ -390,9 +390,7 @@ class MailIntake:
         rows = plan.inbound_rows(interaction_ids)
         if rows:
             names = list(rows[0])
-            db.executemany(
-                _insert_sql(INBOUND, names), [tuple(_plain(r[n]) for n in names) for r in rows]
-            )
+            db.executemany(_insert_sql(INBOUND, names), plain_rows(rows, names))
         return plan.answers(interaction_ids)
 
     @staticmethod
