@@ -25,7 +25,7 @@ from sqlalchemy import Table, insert, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contactd.crm.assign import Agent, AssignRequest, choose
+from contactd.crm.assign import Agent, AssignPolicy
 from contactd.crm.custom_fields import FieldDef, validate
 from contactd.crm.events import InteractionRecorded, TaskCreated
 from contactd.crm.imports.validate import EMAIL
@@ -329,42 +329,62 @@ class Assigner:
     """`crm/assign.choose` for the tasks of one batch, in order, with each agent's open-task
     count and each team's round-robin cursor kept current in memory as tasks are given out.
     `last_by_team`: the last assignee of each team's tasks before the batch (a team missing
-    from it is read by the caller first)."""
+    from it is read by the caller first).
+
+    The same answers as calling `choose` with the updated snapshot for each task (a test
+    checks), without its per-call work: the pool of a team and skill (who is available and
+    fits) is found once per batch, by user id, and only the counts change between tasks."""
 
     def __init__(
         self, router: Router, agents: Sequence[Agent], last_by_team: dict[str | None, int | None]
     ) -> None:
         self._agents = sorted(agents, key=lambda a: a.user_id)
-        self._index = {a.user_id: i for i, a in enumerate(self._agents)}
+        self._ids = [a.user_id for a in self._agents]
+        self._open = [a.open_tasks for a in self._agents]
+        self._capacity = [a.capacity for a in self._agents]
+        self._pools: dict[tuple[str | None, str | None], list[int]] = {}
         self.last_by_team = last_by_team
         self._keep_owner = router.tasks.keep_owner
         self._policy = router.tasks.policy
 
+    def _pool(self, team: str | None, skill: str | None) -> list[int]:
+        """Indexes of the agents `eligible` keeps, capacity aside, by user id."""
+        found = self._pools.get((team, skill))
+        if found is None:
+            found = self._pools[(team, skill)] = [
+                i
+                for i, a in enumerate(self._agents)
+                if a.available
+                and (team is None or a.team == team)
+                and (skill is None or skill in a.skills)
+            ]
+        return found
+
     def assign(self, team: str | None, skill: str | None, owner: int | None) -> int | None:
-        assignee = choose(
-            self._agents,
-            AssignRequest(
-                team=team,
-                skill=skill,
-                owner_id=owner,
-                keep_owner=self._keep_owner,
-                policy=self._policy,
-                last_assignee_id=self.last_by_team[team],
-            ),
-        )
-        if assignee is not None:
-            index = self._index[assignee]
-            agent = self._agents[index]
-            self._agents[index] = Agent(
-                agent.user_id,
-                agent.team,
-                agent.skills,
-                agent.open_tasks + 1,
-                agent.available,
-                agent.capacity,
-            )
-            self.last_by_team[team] = assignee
-        return assignee
+        opened, capacity, ids = self._open, self._capacity, self._ids
+        pool = [
+            i
+            for i in self._pool(team, skill)
+            if (limit := capacity[i]) is None or opened[i] < limit
+        ]
+        if not pool:
+            return None
+        chosen = -1
+        if self._keep_owner and owner is not None:
+            chosen = next((i for i in pool if ids[i] == owner), -1)
+        if chosen < 0 and self._policy is AssignPolicy.ROUND_ROBIN:
+            last = self.last_by_team[team]
+            chosen = pool[0]
+            if last is not None:
+                chosen = next((i for i in pool if ids[i] > last), pool[0])
+        elif chosen < 0:  # least loaded; ties to the lowest user id (the pool is by id)
+            chosen = pool[0]
+            for i in pool:
+                if opened[i] < opened[chosen]:
+                    chosen = i
+        opened[chosen] += 1
+        self.last_by_team[team] = ids[chosen]
+        return ids[chosen]
 
 
 def task_row(
