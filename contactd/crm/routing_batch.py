@@ -57,7 +57,11 @@ T = TypeVar("T")
 async def record_many(
     router: Router, items: Sequence[InboundContact], *, now: datetime | None = None
 ) -> list[Routed]:
-    """Route `items` (finished interactions) and make their follow-up tasks; results in order."""
+    """Route `items` (finished interactions) and make their follow-up tasks; results in order.
+
+    On SQLite the transaction is two hand-offs to the driver's thread (every read; every
+    write), three when there are new leads: each statement through SQLAlchemy cost several,
+    and under load each hand-off waits for the thread to be scheduled."""
     now = now or utcnow()
     keys = [
         address_key(i.remote_address, router.contacts.phones)
@@ -68,22 +72,16 @@ async def record_many(
     results: list[Routed | None] = [None] * len(items)
     events: list[InteractionRecorded | TaskCreated] = []
     async with router.db.transaction() as session:
-        candidates: dict[tuple[str, str], set[int]] = {}
-        for kind, table, column in (
-            ("phone", ContactPhone, ContactPhone.e164),
-            ("email", ContactEmail, ContactEmail.address),
-        ):
-            wanted = sorted({k[1] for k in keys if k is not None and k[0] == kind})
-            for start in range(0, len(wanted), CHUNK):
-                rows = await session.execute(
-                    select(column, table.contact_id)
-                    .join(Contact, Contact.id == table.contact_id)
-                    .where(
-                        column.in_(wanted[start : start + CHUNK]), Contact.merged_into_id.is_(None)
-                    )
-                )
-                for value, cid in rows:
-                    candidates.setdefault((kind, value), set()).add(cid)
+        sqlite = session.get_bind().dialect.name == "sqlite"
+        reads: BatchReads | None = None
+        if sqlite:
+            given = [(i.contact_id, k) for i, k in zip(items, keys, strict=True)]
+            reads = await in_driver(
+                session, lambda db: batch_reads_sync(db, given, router.create_unknown)
+            )
+            candidates = reads.candidates
+        else:
+            candidates = await _candidates(session, keys)
         batch: list[tuple[int, InboundContact, int | None]] = []  # (index, item, contact)
         unknown: list[tuple[int, InboundContact, tuple[str, str]]] = []  # new leads to make
         for index, (item, key) in enumerate(zip(items, keys, strict=True)):
@@ -95,22 +93,33 @@ async def record_many(
             elif key is not None and not candidates.get(key):
                 unknown.append((index, item, key))
             # else: an ambiguous sender (or an unreadable one), routed one by one below
-        leads = await create_leads(
-            session,
-            router,
-            {key: item.remote_address for _, item, key in unknown if item.remote_address},
-        )
+        addresses = {key: item.remote_address for _, item, key in unknown if item.remote_address}
+        if reads is None:
+            leads = await create_leads(session, router, addresses)
+        elif addresses and router.create_unknown and reads.lead_inputs is not None:
+            tag_id, field_defs = reads.lead_inputs
+            plan = plan_leads(router, addresses, None, field_defs)
+            leads = (
+                {}
+                if plan is None
+                else await in_driver(session, lambda db: write_leads_sync(db, plan, tag_id))
+            )
+        else:
+            leads = {}
         batch += [(index, item, leads[key]) for index, item, key in unknown if key in leads]
         batch.sort(key=lambda entry: entry[0])
-        people, agent_list, last_by_team = await assign_inputs(
-            session, {c for _, _, c in batch if c}
-        )
-        assigner = Assigner(router, agent_list, last_by_team)
+        if reads is not None:
+            people = reads.people
+            people.update((lead, ("", None)) for lead in leads.values())  # no name, no owner
+            assigner = Assigner(router, reads.agents, {None: reads.last_assignee})
+        else:
+            people, agent_list, last_by_team = await assign_inputs(
+                session, {c for _, _, c in batch if c}
+            )
+            assigner = Assigner(router, agent_list, last_by_team)
         rows_in = [_interaction_row(item, contact_id, now) for _, item, contact_id in batch]
-        ids = await _insert_ids(session, Interaction, rows_in)
-        tasks_in: list[dict[str, Any]] = []
-        by_id: dict[int, Routed] = {}
-        for (index, item, contact_id), interaction_id in zip(batch, ids, strict=True):
+        tasks_in: list[dict[str, Any]] = []  # "interaction_id": the position in batch, first
+        for position, (_, item, contact_id) in enumerate(batch):
             name, owner = people.get(contact_id or 0, ("", None))
             who = name or item.remote_address or "unknown caller"
             facts = InteractionFacts(
@@ -126,14 +135,18 @@ async def record_many(
                 assignee = assigner.assign(spec.team, spec.skill, owner)
                 tasks_in.append(
                     task_row(
-                        spec,
-                        item.transcript or item.body,
-                        contact_id,
-                        interaction_id,
-                        assignee,
-                        now,
+                        spec, item.transcript or item.body, contact_id, position, assignee, now
                     )
                 )
+        if sqlite:
+            ids, task_ids = await in_driver(session, lambda db: _write_sync(db, rows_in, tasks_in))
+        else:
+            ids = await _insert_ids(session, Interaction, rows_in)
+            for row in tasks_in:
+                row["interaction_id"] = ids[row["interaction_id"]]
+            task_ids = await _insert_ids(session, Task, tasks_in)
+        by_id: dict[int, Routed] = {}
+        for (index, item, contact_id), interaction_id in zip(batch, ids, strict=True):
             results[index] = by_id[interaction_id] = Routed(interaction_id, contact_id, [])
             events.append(
                 InteractionRecorded(
@@ -143,15 +156,13 @@ async def record_many(
                     outcome=item.outcome,
                 )
             )
-        if tasks_in:
-            task_ids = await _insert_ids(session, Task, tasks_in)
-            for row, task_id in zip(tasks_in, task_ids, strict=True):
-                by_id[row["interaction_id"]].task_ids.append(task_id)
-                events.append(
-                    TaskCreated(
-                        task_id=task_id, assignee_id=row["assignee_id"], source=row["source"].value
-                    )
+        for row, task_id in zip(tasks_in, task_ids, strict=True):
+            by_id[row["interaction_id"]].task_ids.append(task_id)
+            events.append(
+                TaskCreated(
+                    task_id=task_id, assignee_id=row["assignee_id"], source=row["source"].value
                 )
+            )
     if router.bus is not None:
         for event in events:
             await router.bus.publish(event)
@@ -159,6 +170,87 @@ async def record_many(
         if results[index] is None:
             results[index] = await router.record(item)
     return [r for r in results if r is not None]
+
+
+def _write_sync(
+    db: sqlite3.Connection, rows_in: list[dict[str, Any]], tasks_in: list[dict[str, Any]]
+) -> tuple[list[int], list[int]]:
+    """A `record_many` batch's inserts on SQLite's raw connection: the interactions, then
+    their tasks, each given its interaction's id here (its "interaction_id" was the
+    interaction's position in `rows_in`)."""
+    ids = insert_ids_sync(db, _table(Interaction), rows_in)
+    for row in tasks_in:
+        row["interaction_id"] = ids[row["interaction_id"]]
+    return ids, insert_ids_sync(db, _table(Task), tasks_in)
+
+
+async def _candidates(
+    session: AsyncSession, keys: Sequence[tuple[str, str] | None]
+) -> dict[tuple[str, str], set[int]]:
+    """The live contacts holding each address key (through SQLAlchemy: PostgreSQL)."""
+    candidates: dict[tuple[str, str], set[int]] = {}
+    for kind, table, column in (
+        ("phone", ContactPhone, ContactPhone.e164),
+        ("email", ContactEmail, ContactEmail.address),
+    ):
+        wanted = sorted({k[1] for k in keys if k is not None and k[0] == kind})
+        for start in range(0, len(wanted), CHUNK):
+            rows = await session.execute(
+                select(column, table.contact_id)
+                .join(Contact, Contact.id == table.contact_id)
+                .where(column.in_(wanted[start : start + CHUNK]), Contact.merged_into_id.is_(None))
+            )
+            for value, cid in rows:
+                candidates.setdefault((kind, value), set()).add(cid)
+    return candidates
+
+
+_CANDIDATE_SQL: Final = {
+    "phone": "SELECT p.e164, p.contact_id FROM contact_phones p JOIN contacts c ON "
+    "c.id = p.contact_id WHERE p.e164 IN ({marks}) AND c.merged_into_id IS NULL",
+    "email": "SELECT e.address, e.contact_id FROM contact_emails e JOIN contacts c ON "
+    "c.id = e.contact_id WHERE e.address IN ({marks}) AND c.merged_into_id IS NULL",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class BatchReads:
+    """What a routing batch reads before deciding, on SQLite in one hand-off."""
+
+    candidates: dict[tuple[str, str], set[int]]  # address key -> live contacts holding it
+    people: dict[int, tuple[str, int | None]]  # see `assign_inputs`
+    agents: list[Agent]
+    last_assignee: int | None  # of team-less tasks
+    lead_inputs: tuple[int, list[FieldDef]] | None  # read when a sender is unknown
+
+
+def batch_reads_sync(
+    db: sqlite3.Connection,
+    given: Sequence[tuple[int | None, tuple[str, str] | None]],
+    wants_leads: bool,
+) -> BatchReads:
+    """For each (contact id, address key) of a batch: the contacts holding the keys, the
+    names and owners of the contacts the batch lands on (a given id, or a key's only
+    holder), the agents, and the new-lead inputs when a key has no holder and `wants_leads`.
+    On SQLite's raw connection, in the driver's thread."""
+    candidates: dict[tuple[str, str], set[int]] = {}
+    for kind, sql in _CANDIDATE_SQL.items():
+        wanted = sorted({k[1] for _, k in given if k is not None and k[0] == kind})
+        for start in range(0, len(wanted), CHUNK):
+            values = wanted[start : start + CHUNK]
+            for value, cid in db.execute(sql.format(marks=", ".join("?" * len(values))), values):
+                candidates.setdefault((kind, value), set()).add(cid)
+    contact_ids: set[int | None] = set()
+    lead_inputs = None
+    for contact_id, key in given:
+        contact_ids.add(contact_id)
+        held = candidates.get(key, set()) if key is not None else set()
+        if len(held) == 1:
+            contact_ids |= held
+        elif contact_id is None and key is not None and not held and wants_leads:
+            lead_inputs = lead_inputs or lead_inputs_sync(db)
+    people, agents, last = assign_inputs_sync(db, contact_ids)
+    return BatchReads(candidates, people, agents, last, lead_inputs)
 
 
 async def create_leads(

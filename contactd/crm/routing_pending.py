@@ -44,12 +44,11 @@ from contactd.crm.routing_batch import (
     _last_assignee,
     _plain,
     assign_inputs,
-    assign_inputs_sync,
+    batch_reads_sync,
     create_leads,
     in_driver,
     insert_ids_sync,
     last_assignee_sync,
-    lead_inputs_sync,
     plan_leads,
     task_row,
     write_leads_sync,
@@ -323,12 +322,6 @@ _READ_SQL: Final = (
     "SELECT id, contact_id, remote_address, kind, direction, outcome, campaign_id, subject, "
     "transcript, body, data, ended_at FROM interactions WHERE id IN ({marks})"
 )
-_CANDIDATE_SQL: Final = {
-    "phone": "SELECT p.e164, p.contact_id FROM contact_phones p JOIN contacts c ON "
-    "c.id = p.contact_id WHERE p.e164 IN ({marks}) AND c.merged_into_id IS NULL",
-    "email": "SELECT e.address, e.contact_id FROM contact_emails e JOIN contacts c ON "
-    "c.id = e.contact_id WHERE e.address IN ({marks}) AND c.merged_into_id IS NULL",
-}
 
 
 def _read_sqlite(
@@ -353,27 +346,19 @@ def _read_sqlite(
             if found is not None:
                 rows.append(found)
     keys = {r.id: address_key(r.remote_address, phones) for r in rows if r.remote_address}
-    candidates: dict[tuple[str, str], set[int]] = {}
-    for kind, sql in _CANDIDATE_SQL.items():
-        wanted = sorted({k[1] for k in keys.values() if k is not None and k[0] == kind})
-        for start in range(0, len(wanted), CHUNK):
-            values = wanted[start : start + CHUNK]
-            for value, cid in db.execute(sql.format(marks=", ".join("?" * len(values))), values):
-                candidates.setdefault((kind, value), set()).add(cid)
-    contact_ids: set[int | None] = {r.contact_id for r in rows}
-    lead_inputs = None
-    for r in rows:
-        addr = keys.get(r.id)
-        held = candidates.get(addr, set()) if addr is not None else set()
-        if len(held) == 1:
-            contact_ids |= held
-        elif r.contact_id is None and addr is not None and not held and wants_leads:
-            lead_inputs = lead_inputs or lead_inputs_sync(db)
-    people, agents, last = assign_inputs_sync(db, contact_ids)
-    last_by_team: dict[str | None, int | None] = {None: last}
+    reads = batch_reads_sync(db, [(r.contact_id, keys.get(r.id)) for r in rows], wants_leads)
+    last_by_team: dict[str | None, int | None] = {None: reads.last_assignee}
     for team in {r.data.get("team") for r in rows} - {None}:
         last_by_team[team] = last_assignee_sync(db, team)
-    return _Reads(rows, keys, candidates, people, agents, last_by_team, lead_inputs)
+    return _Reads(
+        rows,
+        keys,
+        reads.candidates,
+        reads.people,
+        reads.agents,
+        last_by_team,
+        reads.lead_inputs,
+    )
 
 
 async def _write_routed(
