@@ -56,6 +56,8 @@ class EventBus:
     async def publish(self, event: DomainEvent) -> None:
         """Deliver to every matching handler in subscription order, awaiting coroutines. Each
         handler's log lines carry the event's ids (attempt, message, interaction …)."""
+        if not any(self._handlers.get(klass) for klass in type(event).__mro__):
+            return  # nobody listens: no ids to set up (a routing batch publishes thousands)
         with log_ids(**ids_of(event)):
             await self._deliver(event)
 

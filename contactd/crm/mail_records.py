@@ -21,15 +21,23 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.exc import IntegrityError
 
 from contactd.crm.documents import DocumentService
 from contactd.crm.pending import pending_row, sweep_pending
 from contactd.crm.routing import FollowUp, Router
-from contactd.crm.routing_batch import CHUNK, _insert_ids, _insert_plain, in_driver
+from contactd.crm.routing_batch import (
+    CHUNK,
+    _insert_ids,
+    _insert_plain,
+    _insert_sql,
+    in_driver,
+    insert_ids_sync,
+    plain_rows,
+)
 from contactd.crm.routing_pending import PendingBatch, route_pending_many
 from contactd.db.base import utcnow
 from contactd.db.models import Document, InboundEmail, Interaction, OutboxMessage
@@ -224,13 +232,21 @@ class MailIntake:
 
     async def _known(self, key: str) -> Intake | None:
         async with self.db.session() as session:
-            found = (
-                await session.execute(
-                    select(InboundEmail.id, InboundEmail.interaction_id).where(
-                        InboundEmail.dedup_key == key
-                    )
+            if session.get_bind().dialect.name == "sqlite":  # one hand-off, not four
+                found = await in_driver(
+                    session,
+                    lambda db: db.execute(
+                        "SELECT id, interaction_id FROM inbound_emails WHERE dedup_key = ?", (key,)
+                    ).fetchone(),
                 )
-            ).first()
+            else:
+                found = (
+                    await session.execute(
+                        select(InboundEmail.id, InboundEmail.interaction_id).where(
+                            InboundEmail.dedup_key == key
+                        )
+                    )
+                ).first()
         return None if found is None else Intake("duplicate", found[1])
 
     def _write_attachments(self, key: str, mail: ParsedMail) -> list[tuple[Path, int]]:
@@ -345,87 +361,37 @@ class MailIntake:
     async def _insert_many(self, session: Any, batch: list[_Store]) -> list[Intake]:
         """Store each mail of `batch` not stored before (the same mail twice in it is stored
         once): one look-up for the whole batch, then Core executemany of its documents,
-        interactions and `inbound_emails` rows (no ORM object per row)."""
+        interactions and `inbound_emails` rows (no ORM object per row). On SQLite all of it
+        is one hand-off to the driver's thread."""
+        if session.get_bind().dialect.name == "sqlite":
+            return cast(
+                list[Intake], await in_driver(session, lambda db: self._insert_sync(db, batch))
+            )
         stored, earlier, sent = await self._look_up(
             session, {b.key for b in batch}, {ref for b in batch for ref in b.mail.thread_refs}
         )
-        fresh: dict[str, _Store] = {}
-        for item in batch:
-            if item.key not in stored:
-                fresh.setdefault(item.key, item)
-        items = list(fresh.values())
-        threads = self._threads([(i.key, i.mail) for i in items], earlier, sent)
-        now = utcnow()
-        doc_rows: list[dict[str, Any]] = []
-        for item, (_, contact_id) in zip(items, threads, strict=True):
-            for relative, index in item.files:
-                doc_rows.append(
-                    received_row(
-                        relative=relative,
-                        data=item.mail.attachments[index].data,
-                        title=item.mail.attachments[index].filename,
-                        mime_type=item.mail.attachments[index].content_type,
-                        contact_id=contact_id,
-                        now=now,
-                    )
-                )
-        doc_ids = iter(await _insert_ids(session, Document, doc_rows))
-        rows: list[dict[str, Any]] = []
-        for item, (thread_id, contact_id) in zip(items, threads, strict=True):
-            mail = item.mail
-            rows.append(
-                {
-                    "contact_id": contact_id,
-                    "kind": InteractionKind.EMAIL,
-                    "direction": Direction.INBOUND,
-                    "channel": Channel.EMAIL,
-                    "started_at": now,
-                    "ended_at": None,
-                    "outcome": "received",
-                    "subject": mail.subject[:300],
-                    "body": mail.text,
-                    "transcript": "",
-                    "recording_ref": None,
-                    "remote_address": mail.sender,
-                    "campaign_id": None,
-                    "user_id": None,
-                    "data": {
-                        "route": ROUTE_PENDING,
-                        "message_id": mail.message_id,
-                        "in_reply_to": list(mail.in_reply_to),
-                        "references": list(mail.references),
-                        "thread_id": thread_id,
-                        "to": list(mail.recipients),
-                        "from_name": mail.sender_name,
-                        "defects": list(mail.defects),
-                        "documents": [next(doc_ids) for _ in item.files],
-                    },
-                }
-            )
-        interaction_ids = await _insert_ids(session, Interaction, rows)
-        await _insert_plain(
-            session,
-            InboundEmail,
-            [
-                {
-                    "dedup_key": item.key,
-                    "message_id": item.mail.message_id,
-                    "thread_id": thread_id[:255],
-                    "interaction_id": interaction_id,
-                    "source": item.source,
-                    "received_at": now,
-                }
-                for item, (thread_id, _), interaction_id in zip(
-                    items, threads, interaction_ids, strict=True
-                )
-            ],
+        plan = _Plan(batch, stored, earlier, sent)
+        doc_ids = await _insert_ids(session, Document, plan.document_rows())
+        interaction_ids = await _insert_ids(session, Interaction, plan.interaction_rows(doc_ids))
+        await _insert_plain(session, InboundEmail, plan.inbound_rows(interaction_ids))
+        return plan.answers(interaction_ids)
+
+    def _insert_sync(self, db: sqlite3.Connection, batch: list[_Store]) -> list[Intake]:
+        """`_insert_many` on SQLite's raw connection, in the driver's thread, inside a write
+        transaction begun here (the look-up and the inserts see one state of the database)."""
+        if not db.in_transaction:
+            db.execute("BEGIN IMMEDIATE")
+        stored, earlier, sent = _look_up_sync(
+            db, {b.key for b in batch}, {ref for b in batch for ref in b.mail.thread_refs}
         )
-        for item, interaction_id in zip(items, interaction_ids, strict=True):
-            stored[item.key] = interaction_id
-        return [
-            Intake("stored" if fresh.get(item.key) is item else "duplicate", stored[item.key])
-            for item in batch
-        ]
+        plan = _Plan(batch, stored, earlier, sent)
+        doc_ids = insert_ids_sync(db, DOCUMENTS, plan.document_rows())
+        interaction_ids = insert_ids_sync(db, INTERACTIONS, plan.interaction_rows(doc_ids))
+        rows = plan.inbound_rows(interaction_ids)
+        if rows:
+            names = list(rows[0])
+            db.executemany(_insert_sql(INBOUND, names), plain_rows(rows, names))
+        return plan.answers(interaction_ids)
 
     @staticmethod
     async def _look_up(
@@ -434,44 +400,12 @@ class MailIntake:
         """For a store batch: the dedup keys stored before (key -> interaction id), the
         earlier inbound mails the batch's mails answer (message id -> thread, contact), and
         the e-mails contactd sent they answer (the outbox keeps the Message-ID it set as
-        provider id -> contact). On SQLite all in one hand-off to the driver; one IN query
-        per kind and chunk either way."""
+        provider id -> contact). One IN query per kind and chunk (`_look_up_sync` on
+        SQLite)."""
         key_list, ref_list = sorted(keys), sorted(refs)
         stored: dict[str, int] = {}
         earlier: dict[str, tuple[str, int | None]] = {}
         sent: dict[str, int | None] = {}
-        if session.get_bind().dialect.name == "sqlite":
-
-            def read(db: sqlite3.Connection) -> None:
-                for start in range(0, len(key_list), CHUNK):
-                    part = key_list[start : start + CHUNK]
-                    stored.update(
-                        db.execute(
-                            "SELECT dedup_key, interaction_id FROM inbound_emails "
-                            f"WHERE dedup_key IN ({', '.join('?' * len(part))})",
-                            part,
-                        )
-                    )
-                for start in range(0, len(ref_list), CHUNK):
-                    part = ref_list[start : start + CHUNK]
-                    marks = ", ".join("?" * len(part))
-                    for m, t, c in db.execute(
-                        "SELECT e.message_id, e.thread_id, i.contact_id FROM inbound_emails e "
-                        "LEFT JOIN interactions i ON i.id = e.interaction_id "
-                        f"WHERE e.message_id IN ({marks})",
-                        part,
-                    ):
-                        earlier[m] = (t, c)
-                    sent.update(
-                        db.execute(
-                            "SELECT provider_id, contact_id FROM outbox_messages "
-                            f"WHERE channel = ? AND provider_id IN ({marks})",
-                            [Channel.EMAIL.value, *part],
-                        )
-                    )
-
-            await in_driver(session, read)
-            return stored, earlier, sent
         for start in range(0, len(key_list), CHUNK):
             found = await session.execute(
                 select(InboundEmail.dedup_key, InboundEmail.interaction_id).where(
@@ -592,3 +526,147 @@ class MailIntake:
         if routed:
             log.info("inbound mail routed at start", extra={"routed": routed})
         return routed
+
+
+DOCUMENTS: Final = cast(Table, Document.__table__)
+INTERACTIONS: Final = cast(Table, Interaction.__table__)
+INBOUND: Final = cast(Table, InboundEmail.__table__)
+
+
+def _look_up_sync(
+    db: sqlite3.Connection, keys: set[str], refs: set[str]
+) -> tuple[dict[str, int], dict[str, tuple[str, int | None]], dict[str, int | None]]:
+    """`MailIntake._look_up` on SQLite's raw connection (in the driver's thread)."""
+    key_list, ref_list = sorted(keys), sorted(refs)
+    stored: dict[str, int] = {}
+    earlier: dict[str, tuple[str, int | None]] = {}
+    sent: dict[str, int | None] = {}
+    for start in range(0, len(key_list), CHUNK):
+        part = key_list[start : start + CHUNK]
+        stored.update(
+            db.execute(
+                "SELECT dedup_key, interaction_id FROM inbound_emails "
+                f"WHERE dedup_key IN ({', '.join('?' * len(part))})",
+                part,
+            )
+        )
+    for start in range(0, len(ref_list), CHUNK):
+        part = ref_list[start : start + CHUNK]
+        marks = ", ".join("?" * len(part))
+        for m, t, c in db.execute(
+            "SELECT e.message_id, e.thread_id, i.contact_id FROM inbound_emails e "
+            "LEFT JOIN interactions i ON i.id = e.interaction_id "
+            f"WHERE e.message_id IN ({marks})",
+            part,
+        ):
+            earlier[m] = (t, c)
+        sent.update(
+            db.execute(
+                "SELECT provider_id, contact_id FROM outbox_messages "
+                f"WHERE channel = ? AND provider_id IN ({marks})",
+                [Channel.EMAIL.value, *part],
+            )
+        )
+    return stored, earlier, sent
+
+
+class _Plan:
+    """The rows of one store batch (pure): the mails not stored before, each once, threaded;
+    built in the order the inserts need them (documents, interactions, `inbound_emails`)."""
+
+    def __init__(
+        self,
+        batch: list[_Store],
+        stored: dict[str, int],
+        earlier: dict[str, tuple[str, int | None]],
+        sent: dict[str, int | None],
+    ) -> None:
+        self.batch = batch
+        self.stored = stored
+        self.fresh: dict[str, _Store] = {}
+        for item in batch:
+            if item.key not in stored:
+                self.fresh.setdefault(item.key, item)
+        self.items = list(self.fresh.values())
+        self.threads = MailIntake._threads([(i.key, i.mail) for i in self.items], earlier, sent)
+        self.now = utcnow()
+
+    def document_rows(self) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        for item, (_, contact_id) in zip(self.items, self.threads, strict=True):
+            for relative, index in item.files:
+                attachment = item.mail.attachments[index]
+                rows.append(
+                    received_row(
+                        relative=relative,
+                        data=attachment.data,
+                        title=attachment.filename,
+                        mime_type=attachment.content_type,
+                        contact_id=contact_id,
+                        now=self.now,
+                    )
+                )
+        return rows
+
+    def interaction_rows(self, doc_ids: list[int]) -> list[dict[str, Any]]:
+        documents = iter(doc_ids)
+        rows: list[dict[str, Any]] = []
+        for item, (thread_id, contact_id) in zip(self.items, self.threads, strict=True):
+            mail = item.mail
+            rows.append(
+                {
+                    "contact_id": contact_id,
+                    "kind": InteractionKind.EMAIL,
+                    "direction": Direction.INBOUND,
+                    "channel": Channel.EMAIL,
+                    "started_at": self.now,
+                    "ended_at": None,
+                    "outcome": "received",
+                    "subject": mail.subject[:300],
+                    "body": mail.text,
+                    "transcript": "",
+                    "recording_ref": None,
+                    "remote_address": mail.sender,
+                    "campaign_id": None,
+                    "user_id": None,
+                    "data": {
+                        "route": ROUTE_PENDING,
+                        "message_id": mail.message_id,
+                        "in_reply_to": list(mail.in_reply_to),
+                        "references": list(mail.references),
+                        "thread_id": thread_id,
+                        "to": list(mail.recipients),
+                        "from_name": mail.sender_name,
+                        "defects": list(mail.defects),
+                        "documents": [next(documents) for _ in item.files],
+                    },
+                }
+            )
+        return rows
+
+    def inbound_rows(self, interaction_ids: list[int]) -> list[dict[str, Any]]:
+        return [
+            {
+                "dedup_key": item.key,
+                "message_id": item.mail.message_id,
+                "thread_id": thread_id[:255],
+                "interaction_id": interaction_id,
+                "source": item.source,
+                "received_at": self.now,
+            }
+            for item, (thread_id, _), interaction_id in zip(
+                self.items, self.threads, interaction_ids, strict=True
+            )
+        ]
+
+    def answers(self, interaction_ids: list[int]) -> list[Intake]:
+        """What became of each mail of the batch, in order."""
+        for item, interaction_id in zip(self.items, interaction_ids, strict=True):
+            self.stored[item.key] = interaction_id
+        return [
+            Intake(
+                "stored" if self.fresh.get(item.key) is item else "duplicate",
+                self.stored[item.key],
+            )
+            for item in self.batch
+        ]

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final, TypeVar
@@ -24,11 +25,11 @@ from sqlalchemy import Table, insert, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contactd.crm.assign import Agent, AssignRequest, choose
-from contactd.crm.custom_fields import validate
+from contactd.crm.assign import Agent, AssignPolicy
+from contactd.crm.custom_fields import FieldDef, validate
 from contactd.crm.events import InteractionRecorded, TaskCreated
 from contactd.crm.imports.validate import EMAIL
-from contactd.crm.policy import InteractionFacts, follow_ups
+from contactd.crm.policy import InteractionFacts, TaskSpec, follow_ups
 from contactd.crm.routing import NEW_LEAD_TAG, InboundContact, Routed, Router
 from contactd.crm.searchtext import build_search_text, name_key
 from contactd.crm.senders import address_key
@@ -45,7 +46,7 @@ from contactd.db.models import (
     Task,
     contact_tags,
 )
-from contactd.enums import Role, TaskStatus
+from contactd.enums import CustomFieldEntity, CustomFieldType, Role, TaskStatus
 from contactd.errors import ValidationError
 
 CHUNK: Final = 500  # values per IN list (well under SQLite's variable limit)
@@ -56,7 +57,11 @@ T = TypeVar("T")
 async def record_many(
     router: Router, items: Sequence[InboundContact], *, now: datetime | None = None
 ) -> list[Routed]:
-    """Route `items` (finished interactions) and make their follow-up tasks; results in order."""
+    """Route `items` (finished interactions) and make their follow-up tasks; results in order.
+
+    On SQLite the transaction is two hand-offs to the driver's thread (every read; every
+    write), three when there are new leads: each statement through SQLAlchemy cost several,
+    and under load each hand-off waits for the thread to be scheduled."""
     now = now or utcnow()
     keys = [
         address_key(i.remote_address, router.contacts.phones)
@@ -67,22 +72,16 @@ async def record_many(
     results: list[Routed | None] = [None] * len(items)
     events: list[InteractionRecorded | TaskCreated] = []
     async with router.db.transaction() as session:
-        candidates: dict[tuple[str, str], set[int]] = {}
-        for kind, table, column in (
-            ("phone", ContactPhone, ContactPhone.e164),
-            ("email", ContactEmail, ContactEmail.address),
-        ):
-            wanted = sorted({k[1] for k in keys if k is not None and k[0] == kind})
-            for start in range(0, len(wanted), CHUNK):
-                rows = await session.execute(
-                    select(column, table.contact_id)
-                    .join(Contact, Contact.id == table.contact_id)
-                    .where(
-                        column.in_(wanted[start : start + CHUNK]), Contact.merged_into_id.is_(None)
-                    )
-                )
-                for value, cid in rows:
-                    candidates.setdefault((kind, value), set()).add(cid)
+        sqlite = session.get_bind().dialect.name == "sqlite"
+        reads: BatchReads | None = None
+        if sqlite:
+            given = [(i.contact_id, k) for i, k in zip(items, keys, strict=True)]
+            reads = await in_driver(
+                session, lambda db: batch_reads_sync(db, given, router.create_unknown)
+            )
+            candidates = reads.candidates
+        else:
+            candidates = await _candidates(session, keys)
         batch: list[tuple[int, InboundContact, int | None]] = []  # (index, item, contact)
         unknown: list[tuple[int, InboundContact, tuple[str, str]]] = []  # new leads to make
         for index, (item, key) in enumerate(zip(items, keys, strict=True)):
@@ -94,22 +93,33 @@ async def record_many(
             elif key is not None and not candidates.get(key):
                 unknown.append((index, item, key))
             # else: an ambiguous sender (or an unreadable one), routed one by one below
-        leads = await create_leads(
-            session,
-            router,
-            {key: item.remote_address for _, item, key in unknown if item.remote_address},
-        )
+        addresses = {key: item.remote_address for _, item, key in unknown if item.remote_address}
+        if reads is None:
+            leads = await create_leads(session, router, addresses)
+        elif addresses and router.create_unknown and reads.lead_inputs is not None:
+            tag_id, field_defs = reads.lead_inputs
+            plan = plan_leads(router, addresses, None, field_defs)
+            leads = (
+                {}
+                if plan is None
+                else await in_driver(session, lambda db: write_leads_sync(db, plan, tag_id))
+            )
+        else:
+            leads = {}
         batch += [(index, item, leads[key]) for index, item, key in unknown if key in leads]
         batch.sort(key=lambda entry: entry[0])
-        people, agent_list, last_by_team = await assign_inputs(
-            session, {c for _, _, c in batch if c}
-        )
-        agents = {a.user_id: a for a in agent_list}
+        if reads is not None:
+            people = reads.people
+            people.update((lead, ("", None)) for lead in leads.values())  # no name, no owner
+            assigner = Assigner(router, reads.agents, {None: reads.last_assignee})
+        else:
+            people, agent_list, last_by_team = await assign_inputs(
+                session, {c for _, _, c in batch if c}
+            )
+            assigner = Assigner(router, agent_list, last_by_team)
         rows_in = [_interaction_row(item, contact_id, now) for _, item, contact_id in batch]
-        ids = await _insert_ids(session, Interaction, rows_in)
-        tasks_in: list[dict[str, Any]] = []
-        by_id: dict[int, Routed] = {}
-        for (index, item, contact_id), interaction_id in zip(batch, ids, strict=True):
+        tasks_in: list[dict[str, Any]] = []  # "interaction_id": the position in batch, first
+        for position, (_, item, contact_id) in enumerate(batch):
             name, owner = people.get(contact_id or 0, ("", None))
             who = name or item.remote_address or "unknown caller"
             facts = InteractionFacts(
@@ -119,50 +129,24 @@ async def record_many(
                 campaign_id=item.campaign_id,
                 subject=item.subject[:300],
             )
-            specs = follow_ups(facts, now, who)
-            for spec in specs:
-                if spec.team not in last_by_team:
-                    last_by_team[spec.team] = await _last_assignee(session, spec.team)
-                assignee = choose(
-                    list(agents.values()),
-                    AssignRequest(
-                        team=spec.team,
-                        skill=spec.skill,
-                        owner_id=owner,
-                        keep_owner=router.tasks.keep_owner,
-                        policy=router.tasks.policy,
-                        last_assignee_id=last_by_team[spec.team],
-                    ),
-                )
-                if assignee is not None:
-                    agent = agents[assignee]
-                    agents[assignee] = Agent(
-                        agent.user_id,
-                        agent.team,
-                        agent.skills,
-                        agent.open_tasks + 1,
-                        agent.available,
-                        agent.capacity,
-                    )
-                    last_by_team[spec.team] = assignee
+            for spec in follow_ups(facts, now, who):
+                if spec.team not in assigner.last_by_team:
+                    assigner.last_by_team[spec.team] = await _last_assignee(session, spec.team)
+                assignee = assigner.assign(spec.team, spec.skill, owner)
                 tasks_in.append(
-                    {
-                        "title": spec.title[:300],
-                        "description": item.transcript or item.body,
-                        "contact_id": contact_id,
-                        "interaction_id": interaction_id,
-                        "assignee_id": assignee,
-                        "team": spec.team,
-                        "skill": spec.skill,
-                        "status": TaskStatus.OPEN,
-                        "priority": spec.priority,
-                        "source": spec.source,
-                        "due_at": spec.due_at,
-                        "remind_at": spec.remind_at,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
+                    task_row(
+                        spec, item.transcript or item.body, contact_id, position, assignee, now
+                    )
                 )
+        if sqlite:
+            ids, task_ids = await in_driver(session, lambda db: _write_sync(db, rows_in, tasks_in))
+        else:
+            ids = await _insert_ids(session, Interaction, rows_in)
+            for row in tasks_in:
+                row["interaction_id"] = ids[row["interaction_id"]]
+            task_ids = await _insert_ids(session, Task, tasks_in)
+        by_id: dict[int, Routed] = {}
+        for (index, item, contact_id), interaction_id in zip(batch, ids, strict=True):
             results[index] = by_id[interaction_id] = Routed(interaction_id, contact_id, [])
             events.append(
                 InteractionRecorded(
@@ -172,15 +156,13 @@ async def record_many(
                     outcome=item.outcome,
                 )
             )
-        if tasks_in:
-            task_ids = await _insert_ids(session, Task, tasks_in)
-            for row, task_id in zip(tasks_in, task_ids, strict=True):
-                by_id[row["interaction_id"]].task_ids.append(task_id)
-                events.append(
-                    TaskCreated(
-                        task_id=task_id, assignee_id=row["assignee_id"], source=row["source"].value
-                    )
+        for row, task_id in zip(tasks_in, task_ids, strict=True):
+            by_id[row["interaction_id"]].task_ids.append(task_id)
+            events.append(
+                TaskCreated(
+                    task_id=task_id, assignee_id=row["assignee_id"], source=row["source"].value
                 )
+            )
     if router.bus is not None:
         for event in events:
             await router.bus.publish(event)
@@ -188,6 +170,87 @@ async def record_many(
         if results[index] is None:
             results[index] = await router.record(item)
     return [r for r in results if r is not None]
+
+
+def _write_sync(
+    db: sqlite3.Connection, rows_in: list[dict[str, Any]], tasks_in: list[dict[str, Any]]
+) -> tuple[list[int], list[int]]:
+    """A `record_many` batch's inserts on SQLite's raw connection: the interactions, then
+    their tasks, each given its interaction's id here (its "interaction_id" was the
+    interaction's position in `rows_in`)."""
+    ids = insert_ids_sync(db, _table(Interaction), rows_in)
+    for row in tasks_in:
+        row["interaction_id"] = ids[row["interaction_id"]]
+    return ids, insert_ids_sync(db, _table(Task), tasks_in)
+
+
+async def _candidates(
+    session: AsyncSession, keys: Sequence[tuple[str, str] | None]
+) -> dict[tuple[str, str], set[int]]:
+    """The live contacts holding each address key (through SQLAlchemy: PostgreSQL)."""
+    candidates: dict[tuple[str, str], set[int]] = {}
+    for kind, table, column in (
+        ("phone", ContactPhone, ContactPhone.e164),
+        ("email", ContactEmail, ContactEmail.address),
+    ):
+        wanted = sorted({k[1] for k in keys if k is not None and k[0] == kind})
+        for start in range(0, len(wanted), CHUNK):
+            rows = await session.execute(
+                select(column, table.contact_id)
+                .join(Contact, Contact.id == table.contact_id)
+                .where(column.in_(wanted[start : start + CHUNK]), Contact.merged_into_id.is_(None))
+            )
+            for value, cid in rows:
+                candidates.setdefault((kind, value), set()).add(cid)
+    return candidates
+
+
+_CANDIDATE_SQL: Final = {
+    "phone": "SELECT p.e164, p.contact_id FROM contact_phones p JOIN contacts c ON "
+    "c.id = p.contact_id WHERE p.e164 IN ({marks}) AND c.merged_into_id IS NULL",
+    "email": "SELECT e.address, e.contact_id FROM contact_emails e JOIN contacts c ON "
+    "c.id = e.contact_id WHERE e.address IN ({marks}) AND c.merged_into_id IS NULL",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class BatchReads:
+    """What a routing batch reads before deciding, on SQLite in one hand-off."""
+
+    candidates: dict[tuple[str, str], set[int]]  # address key -> live contacts holding it
+    people: dict[int, tuple[str, int | None]]  # see `assign_inputs`
+    agents: list[Agent]
+    last_assignee: int | None  # of team-less tasks
+    lead_inputs: tuple[int, list[FieldDef]] | None  # read when a sender is unknown
+
+
+def batch_reads_sync(
+    db: sqlite3.Connection,
+    given: Sequence[tuple[int | None, tuple[str, str] | None]],
+    wants_leads: bool,
+) -> BatchReads:
+    """For each (contact id, address key) of a batch: the contacts holding the keys, the
+    names and owners of the contacts the batch lands on (a given id, or a key's only
+    holder), the agents, and the new-lead inputs when a key has no holder and `wants_leads`.
+    On SQLite's raw connection, in the driver's thread."""
+    candidates: dict[tuple[str, str], set[int]] = {}
+    for kind, sql in _CANDIDATE_SQL.items():
+        wanted = sorted({k[1] for _, k in given if k is not None and k[0] == kind})
+        for start in range(0, len(wanted), CHUNK):
+            values = wanted[start : start + CHUNK]
+            for value, cid in db.execute(sql.format(marks=", ".join("?" * len(values))), values):
+                candidates.setdefault((kind, value), set()).add(cid)
+    contact_ids: set[int | None] = set()
+    lead_inputs = None
+    for contact_id, key in given:
+        contact_ids.add(contact_id)
+        held = candidates.get(key, set()) if key is not None else set()
+        if len(held) == 1:
+            contact_ids |= held
+        elif contact_id is None and key is not None and not held and wants_leads:
+            lead_inputs = lead_inputs or lead_inputs_sync(db)
+    people, agents, last = assign_inputs_sync(db, contact_ids)
+    return BatchReads(candidates, people, agents, last, lead_inputs)
 
 
 async def create_leads(
@@ -205,10 +268,41 @@ async def create_leads(
     if not addresses or not router.create_unknown:
         return {}
     tag = await tag_in(session, NEW_LEAD_TAG)
-    try:
-        defaults = validate(await router.contacts.field_defs_in(session), {})
-    except ValidationError:  # a required custom field: no lead can be made, as one by one
+    plan = plan_leads(router, addresses, names, await router.contacts.field_defs_in(session))
+    if plan is None:
         return {}
+    ids = await _insert_ids(session, Contact, plan.contacts)
+    made = dict(zip(plan.keys, ids, strict=True))
+    for key, row in (*plan.emails, *plan.phones):
+        row["contact_id"] = made[key]
+    await _insert_plain(session, ContactEmail, [row for _, row in plan.emails])
+    await _insert_plain(session, ContactPhone, [row for _, row in plan.phones])
+    await _insert_plain(session, contact_tags, [{"contact_id": i, "tag_id": tag.id} for i in ids])
+    return made
+
+
+@dataclass(frozen=True, slots=True)
+class LeadPlan:
+    """The rows of a batch's new lead contacts, before their ids are known."""
+
+    keys: list[tuple[str, str]]  # one per contact row, in order
+    contacts: list[dict[str, Any]]
+    emails: list[tuple[tuple[str, str], dict[str, Any]]]  # (key, row without contact_id)
+    phones: list[tuple[tuple[str, str], dict[str, Any]]]
+
+
+def plan_leads(
+    router: Router,
+    addresses: dict[tuple[str, str], str],
+    names: dict[tuple[str, str], tuple[str, str]] | None,
+    field_defs: list[FieldDef],
+) -> LeadPlan | None:
+    """`create_leads`'s rows (pure); None when no lead can be made (none of the addresses is
+    one a contact can hold, or a required custom field: as one by one)."""
+    try:
+        defaults = validate(field_defs, {})
+    except ValidationError:  # a required custom field: no lead can be made, as one by one
+        return None
     now = utcnow()
     # Core rows, not ORM objects: one executemany per table for the whole batch.
     keys: list[tuple[str, str]] = []
@@ -243,7 +337,7 @@ async def create_leads(
             held.append(info.e164)
         keys.append(key)
     if not keys:
-        return {}
+        return None
     rows: list[dict[str, Any]] = []
     for key, value in zip(keys, held, strict=True):
         # What `repo.refresh_search_text` would write for a contact holding only this (the
@@ -270,14 +364,146 @@ async def create_leads(
                 },
             )
         )
-    ids = await _insert_ids(session, Contact, rows)
-    made = dict(zip(keys, ids, strict=True))
-    for key, row in (*emails, *phones):
+    return LeadPlan(keys, rows, emails, phones)
+
+
+def lead_inputs_sync(db: sqlite3.Connection) -> tuple[int, list[FieldDef]]:
+    """What making leads reads, on SQLite's raw connection (in the driver's thread): the
+    new-lead tag's id (the tag made when missing, as `tag_in`) and the contacts' custom
+    field definitions (as `ContactService.field_defs_in`)."""
+    found = db.execute("SELECT id FROM tags WHERE name = ?", (NEW_LEAD_TAG,)).fetchone()
+    if found is not None:
+        tag_id = int(found[0])
+    else:
+        made = db.execute(
+            "INSERT INTO tags (name, color) VALUES (?, '')", (NEW_LEAD_TAG,)
+        ).lastrowid
+        assert made is not None
+        tag_id = made
+    defs = [
+        FieldDef(key, label, CustomFieldType(kind), tuple(json.loads(choices or "[]")), bool(req))
+        for key, label, kind, choices, req in db.execute(
+            "SELECT key, label, type, choices, required FROM custom_field_defs WHERE entity = ?",
+            (CustomFieldEntity.CONTACT.value,),
+        )
+    ]
+    return tag_id, defs
+
+
+def write_leads_sync(
+    db: sqlite3.Connection, plan: LeadPlan, tag_id: int
+) -> dict[tuple[str, str], int]:
+    """`create_leads`'s writes on SQLite's raw connection (in the driver's thread)."""
+    ids = insert_ids_sync(db, _table(Contact), plan.contacts)
+    made = dict(zip(plan.keys, ids, strict=True))
+    for key, row in (*plan.emails, *plan.phones):
         row["contact_id"] = made[key]
-    await _insert_plain(session, ContactEmail, [row for _, row in emails])
-    await _insert_plain(session, ContactPhone, [row for _, row in phones])
-    await _insert_plain(session, contact_tags, [{"contact_id": i, "tag_id": tag.id} for i in ids])
+    for model, rows in ((ContactEmail, plan.emails), (ContactPhone, plan.phones)):
+        if rows:
+            names = list(rows[0][1])
+            db.executemany(
+                _insert_sql(_table(model), names),
+                plain_rows([r for _, r in rows], names),
+            )
+    db.executemany(
+        "INSERT INTO contact_tags (contact_id, tag_id) VALUES (?, ?)", [(i, tag_id) for i in ids]
+    )
     return made
+
+
+def _table(model: type[Base]) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+class Assigner:
+    """`crm/assign.choose` for the tasks of one batch, in order, with each agent's open-task
+    count and each team's round-robin cursor kept current in memory as tasks are given out.
+    `last_by_team`: the last assignee of each team's tasks before the batch (a team missing
+    from it is read by the caller first).
+
+    The same answers as calling `choose` with the updated snapshot for each task (a test
+    checks), without its per-call work: the pool of a team and skill (who is available and
+    fits) is found once per batch, by user id, and only the counts change between tasks."""
+
+    def __init__(
+        self, router: Router, agents: Sequence[Agent], last_by_team: dict[str | None, int | None]
+    ) -> None:
+        self._agents = sorted(agents, key=lambda a: a.user_id)
+        self._ids = [a.user_id for a in self._agents]
+        self._open = [a.open_tasks for a in self._agents]
+        self._capacity = [a.capacity for a in self._agents]
+        self._pools: dict[tuple[str | None, str | None], list[int]] = {}
+        self.last_by_team = last_by_team
+        self._keep_owner = router.tasks.keep_owner
+        self._policy = router.tasks.policy
+
+    def _pool(self, team: str | None, skill: str | None) -> list[int]:
+        """Indexes of the agents `eligible` keeps, capacity aside, by user id."""
+        found = self._pools.get((team, skill))
+        if found is None:
+            found = self._pools[(team, skill)] = [
+                i
+                for i, a in enumerate(self._agents)
+                if a.available
+                and (team is None or a.team == team)
+                and (skill is None or skill in a.skills)
+            ]
+        return found
+
+    def assign(self, team: str | None, skill: str | None, owner: int | None) -> int | None:
+        opened, capacity, ids = self._open, self._capacity, self._ids
+        pool = [
+            i
+            for i in self._pool(team, skill)
+            if (limit := capacity[i]) is None or opened[i] < limit
+        ]
+        if not pool:
+            return None
+        chosen = -1
+        if self._keep_owner and owner is not None:
+            chosen = next((i for i in pool if ids[i] == owner), -1)
+        if chosen < 0 and self._policy is AssignPolicy.ROUND_ROBIN:
+            last = self.last_by_team[team]
+            chosen = pool[0]
+            if last is not None:
+                chosen = next((i for i in pool if ids[i] > last), pool[0])
+        elif chosen < 0:  # least loaded; ties to the lowest user id (the pool is by id)
+            chosen = pool[0]
+            for i in pool:
+                if opened[i] < opened[chosen]:
+                    chosen = i
+        opened[chosen] += 1
+        self.last_by_team[team] = ids[chosen]
+        return ids[chosen]
+
+
+def task_row(
+    spec: TaskSpec,
+    description: str,
+    contact_id: int | None,
+    interaction_id: int,
+    assignee: int | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The `tasks` row of one follow-up (every column an ORM insert would write)."""
+    return {
+        "title": spec.title[:300],
+        "description": description,
+        "contact_id": contact_id,
+        "interaction_id": interaction_id,
+        "assignee_id": assignee,
+        "team": spec.team,
+        "skill": spec.skill,
+        "status": TaskStatus.OPEN,
+        "priority": spec.priority,
+        "source": spec.source,
+        "due_at": spec.due_at,
+        "remind_at": spec.remind_at,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def full_row(model: type[Base] | Table, values: dict[str, Any]) -> dict[str, Any]:
@@ -339,7 +565,7 @@ async def _insert_plain(
         return
     names = list(rows[0])
     sql = _insert_sql(table, names)
-    values = [tuple(_plain(r[n]) for n in names) for r in rows]
+    values = plain_rows(rows, names)
 
     def write(db: sqlite3.Connection) -> None:
         db.executemany(sql, values)
@@ -382,7 +608,7 @@ def insert_ids_sync(db: sqlite3.Connection, table: Table, rows: list[dict[str, A
         return []
     names = list(rows[0])
     sql = _insert_sql(table, names)
-    values = [tuple(_plain(r[n]) for n in names) for r in rows]
+    values = plain_rows(rows, names)
     first = db.execute(sql, values[0]).lastrowid
     if len(values) > 1:
         db.executemany(sql, values[1:])
@@ -403,6 +629,48 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dict | list):
         return json.dumps(value)
     return value
+
+
+def plain_rows(rows: Sequence[Mapping[str, Any]], names: list[str]) -> list[tuple[Any, ...]]:
+    """`rows` as tuples of `names`' values made `_plain`, for an executemany: each value's
+    conversion found once per type (not three isinstance checks a value), and a time the
+    batch repeats (now, a due time) formatted once. Same values as `_plain` gives."""
+    stamps: dict[datetime, str] = {}
+
+    def stamp(value: datetime) -> str:
+        found = stamps.get(value)
+        if found is None or value.tzinfo is None:
+            found = stamps[value] = _plain(value)
+        return found
+
+    converters: dict[type, Callable[[Any], Any] | None] = {}
+    out: list[tuple[Any, ...]] = []
+    for row in rows:
+        values = []
+        for name in names:
+            value = row[name]
+            kind = type(value)
+            if kind in converters:
+                convert = converters[kind]
+            else:
+                convert = converters[kind] = _converter(kind, stamp)
+            values.append(value if convert is None else convert(value))
+        out.append(tuple(values))
+    return out
+
+
+def _converter(kind: type, stamp: Callable[[datetime], str]) -> Callable[[Any], Any] | None:
+    if issubclass(kind, datetime):
+        return stamp
+    if issubclass(kind, StrEnum):
+        return _enum_value
+    if issubclass(kind, dict | list):
+        return json.dumps
+    return None
+
+
+def _enum_value(value: StrEnum) -> str:
+    return value.value
 
 
 def _interaction_row(item: InboundContact, contact_id: int | None, now: datetime) -> dict[str, Any]:
@@ -457,42 +725,59 @@ async def assign_inputs(
     if session.get_bind().dialect.name != "sqlite":
         people = await _people(session, ids)
         return people, await agent_snapshot(session), {}
-    wanted = sorted(i for i in ids if i)
-    states = [s.value for s in OPEN_STATES]
-    roles = [Role.AGENT.value, Role.SUPERVISOR.value]
-    marks = ", ".join("?" * len(states))
+    people, agents, last = await in_driver(session, lambda db: assign_inputs_sync(db, ids))
+    return people, agents, {None: last}
 
-    def read(
-        db: sqlite3.Connection,
-    ) -> tuple[dict[int, tuple[str, int | None]], list[Agent], int | None]:
-        people: dict[int, tuple[str, int | None]] = {}
-        for start in range(0, len(wanted), CHUNK):
-            part = wanted[start : start + CHUNK]
-            for cid, first, last, org, owner in db.execute(
-                "SELECT c.id, c.first_name, c.last_name, o.name, c.owner_id FROM contacts c "
-                "LEFT JOIN organisations o ON o.id = c.organisation_id "
-                f"WHERE c.id IN ({', '.join('?' * len(part))})",
-                part,
-            ):
-                people[cid] = (f"{first} {last}".strip() or (org or ""), owner)
-        agents = [
-            Agent(uid, team, frozenset(json.loads(skills) if skills else ()), int(n))
-            for uid, team, skills, n in db.execute(
-                "SELECT u.id, u.team, u.skills, coalesce(c.n, 0) FROM users u LEFT JOIN "
-                f"(SELECT assignee_id, count(*) AS n FROM tasks WHERE status IN ({marks}) "
-                "AND assignee_id IS NOT NULL GROUP BY assignee_id) c ON c.assignee_id = u.id "
-                "WHERE u.active = 1 AND u.role IN (?, ?)",
-                [*states, *roles],
-            )
-        ]
+
+_OPEN_STATES: Final = [s.value for s in OPEN_STATES]
+_AGENTS_SQL: Final = (
+    "SELECT u.id, u.team, u.skills, coalesce(c.n, 0) FROM users u LEFT JOIN "
+    "(SELECT assignee_id, count(*) AS n FROM tasks WHERE status IN "
+    f"({', '.join('?' * len(_OPEN_STATES))}) "
+    "AND assignee_id IS NOT NULL GROUP BY assignee_id) c ON c.assignee_id = u.id "
+    "WHERE u.active = 1 AND u.role IN (?, ?)"
+)
+
+
+def assign_inputs_sync(
+    db: sqlite3.Connection, ids: set[int | None]
+) -> tuple[dict[int, tuple[str, int | None]], list[Agent], int | None]:
+    """`assign_inputs` on SQLite's raw connection (in the driver's thread); the last assignee
+    of team-less tasks as the third value."""
+    wanted = sorted(i for i in ids if i)
+    people: dict[int, tuple[str, int | None]] = {}
+    for start in range(0, len(wanted), CHUNK):
+        part = wanted[start : start + CHUNK]
+        for cid, first, last, org, owner in db.execute(
+            "SELECT c.id, c.first_name, c.last_name, o.name, c.owner_id FROM contacts c "
+            "LEFT JOIN organisations o ON o.id = c.organisation_id "
+            f"WHERE c.id IN ({', '.join('?' * len(part))})",
+            part,
+        ):
+            people[cid] = (f"{first} {last}".strip() or (org or ""), owner)
+    agents = [
+        Agent(uid, team, frozenset(json.loads(skills) if skills else ()), int(n))
+        for uid, team, skills, n in db.execute(
+            _AGENTS_SQL, [*_OPEN_STATES, Role.AGENT.value, Role.SUPERVISOR.value]
+        )
+    ]
+    return people, agents, last_assignee_sync(db, None)
+
+
+def last_assignee_sync(db: sqlite3.Connection, team: str | None) -> int | None:
+    """`_last_assignee` on SQLite's raw connection (in the driver's thread)."""
+    if team is None:
         found = db.execute(
             "SELECT assignee_id FROM tasks WHERE assignee_id IS NOT NULL AND team IS NULL "
             "ORDER BY id DESC LIMIT 1"
         ).fetchone()
-        return people, agents, None if found is None else found[0]
-
-    people, agents, last = await in_driver(session, read)
-    return people, agents, {None: last}
+    else:
+        found = db.execute(
+            "SELECT assignee_id FROM tasks WHERE assignee_id IS NOT NULL AND team = ? "
+            "ORDER BY id DESC LIMIT 1",
+            (team,),
+        ).fetchone()
+    return None if found is None else int(found[0])
 
 
 async def _last_assignee(session: AsyncSession, team: str | None) -> int | None:

@@ -18,36 +18,45 @@ deliveries cost one transaction, not N.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Final, cast
 
-from sqlalchemy import Row, Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contactd.background import LoopState, TaskOwner, run_resilient
-from contactd.crm.assign import Agent, AssignRequest, choose
+from contactd.crm.assign import Agent
+from contactd.crm.bulk_phones import PhoneNormaliser
+from contactd.crm.custom_fields import FieldDef
 from contactd.crm.events import InteractionRecorded, TaskCreated
 from contactd.crm.policy import InteractionFacts, follow_ups
 from contactd.crm.routing import Router
 from contactd.crm.routing_batch import (
     CHUNK,
+    Assigner,
     _insert_ids,
     _last_assignee,
     _plain,
     assign_inputs,
+    batch_reads_sync,
     create_leads,
     in_driver,
     insert_ids_sync,
+    last_assignee_sync,
+    plan_leads,
+    task_row,
+    write_leads_sync,
 )
 from contactd.crm.senders import address_key
 from contactd.db.base import utcnow
 from contactd.db.models import Contact, ContactEmail, ContactPhone, Document, Interaction, Task
-from contactd.enums import TaskStatus
+from contactd.enums import Direction, InteractionKind
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +85,39 @@ class PendingBatch:
     one_by_one: list[int]  # still pending: a new lead or a shared address to decide
 
 
+@dataclass(frozen=True, slots=True)
+class PendingRow:
+    """One stored interaction as a routing batch reads it (the `COLUMNS`)."""
+
+    id: int
+    contact_id: int | None
+    remote_address: str | None
+    kind: InteractionKind
+    direction: Direction
+    outcome: str
+    campaign_id: int | None
+    subject: str
+    transcript: str
+    body: str
+    data: dict[str, Any]
+    ended_at: datetime | None
+
+
+@dataclass
+class _Reads:
+    """What a batch reads before it decides: the rows still pending, their senders' address
+    keys and the live contacts holding each key; on SQLite also (read in the same hand-off)
+    the assignment inputs and, when a sender is unknown, what making leads needs."""
+
+    rows: list[PendingRow]
+    keys: dict[int, tuple[str, str] | None]
+    candidates: dict[tuple[str, str], set[int]]
+    people: dict[int, tuple[str, int | None]] | None = None
+    agents: list[Agent] | None = None
+    last_by_team: dict[str | None, int | None] = field(default_factory=dict)
+    lead_inputs: tuple[int, list[FieldDef]] | None = None
+
+
 async def route_pending_many(
     router: Router,
     ids: Sequence[int],
@@ -86,7 +128,7 @@ async def route_pending_many(
     now: datetime | None = None,
     make_leads: bool = False,
     ended: dict[int, datetime] | None = None,
-    lead_names: Callable[[Row[Any]], tuple[str, str] | None] | None = None,
+    lead_names: Callable[[Any], tuple[str, str] | None] | None = None,
 ) -> PendingBatch:
     """Route the interactions of `ids` whose `data[key]` is still `mark`, in one transaction.
 
@@ -95,47 +137,32 @@ async def route_pending_many(
     the lead from the form's fields). `ended`: the end time of an interaction that has one of
     its own (a call's); else it keeps its own, or ends now. `lead_names`: with `make_leads` off,
     the (first, last) name of the new lead a row's unknown sender becomes here, or None to
-    leave that row to the channel's one-by-one rule."""
+    leave that row to the channel's one-by-one rule (it is given a `PendingRow`).
+
+    On SQLite the transaction is three hand-offs to the driver's thread (reads; new leads,
+    when there are any; writes), each a group of plain statements: through SQLAlchemy each
+    statement cost several hand-offs, the fixed cost that dominated small batches."""
     now = now or utcnow()
     routed: dict[int, list[int]] = {}
     later: list[int] = []
     events: list[InteractionRecorded | TaskCreated] = []
+    phones = router.contacts.phones
     async with router.db.transaction() as session:
-        rows: list[Row[Any]] = []
-        for start in range(0, len(ids), CHUNK):
-            rows += list(
-                await session.execute(
-                    select(*COLUMNS).where(Interaction.id.in_(ids[start : start + CHUNK]))
-                )
+        sqlite = session.get_bind().dialect.name == "sqlite"
+        if sqlite:
+            wants_leads = make_leads or lead_names is not None
+            reads = await in_driver(
+                session,
+                lambda db: _read_sqlite(db, ids, key, mark, phones, wants_leads),
             )
-        rows = [r for r in rows if r.data.get(key) == mark]
-        keys = {
-            r.id: address_key(r.remote_address, router.contacts.phones)
-            for r in rows
-            if r.remote_address
-        }
-        candidates: dict[tuple[str, str], set[int]] = {}
-        for kind, table, column in (
-            ("phone", ContactPhone, ContactPhone.e164),
-            ("email", ContactEmail, ContactEmail.address),
-        ):
-            wanted = sorted({k[1] for k in keys.values() if k is not None and k[0] == kind})
-            for start in range(0, len(wanted), CHUNK):
-                found = await session.execute(
-                    select(column, table.contact_id)
-                    .join(Contact, Contact.id == table.contact_id)
-                    .where(
-                        column.in_(wanted[start : start + CHUNK]), Contact.merged_into_id.is_(None)
-                    )
-                )
-                for value, cid in found:
-                    candidates.setdefault((kind, value), set()).add(cid)
-        batch: list[tuple[Row[Any], int | None]] = []
-        unknown: list[tuple[Row[Any], tuple[str, str]]] = []
+        else:
+            reads = await _read_async(session, ids, key, mark, phones)
+        batch: list[tuple[PendingRow, int | None]] = []
+        unknown: list[tuple[PendingRow, tuple[str, str]]] = []
         names: dict[tuple[str, str], tuple[str, str]] = {}
-        for row in rows:
-            addr = keys.get(row.id)
-            held = candidates.get(addr, set()) if addr is not None else set()
+        for row in reads.rows:
+            addr = reads.keys.get(row.id)
+            held = reads.candidates.get(addr, set()) if addr is not None else set()
             if len(held) > 1:
                 later.append(row.id)  # shared address (review): one by one
             elif row.contact_id is None and addr is not None and not held:
@@ -151,16 +178,35 @@ async def route_pending_many(
                 batch.append((row, only))
             else:
                 batch.append((row, row.contact_id))
-        leads = await create_leads(
-            session, router, {addr: row.remote_address for row, addr in unknown}, names
-        )
+        addresses = {addr: row.remote_address or "" for row, addr in unknown}
+        if not sqlite:
+            leads = await create_leads(session, router, addresses, names)
+        elif addresses and router.create_unknown and reads.lead_inputs is not None:
+            tag_id, field_defs = reads.lead_inputs
+            plan = plan_leads(router, addresses, names, field_defs)
+            leads = (
+                {}
+                if plan is None
+                else await in_driver(session, lambda db: write_leads_sync(db, plan, tag_id))
+            )
+        else:
+            leads = {}
         for row, addr in unknown:
             if addr in leads:
                 batch.append((row, leads[addr]))
             else:
                 later.append(row.id)  # no lead made here: the one-by-one rule decides
-        people, agent_list, last_by_team = await assign_inputs(session, {c for _, c in batch if c})
-        agents = {a.user_id: a for a in agent_list}
+        if reads.people is not None and reads.agents is not None:
+            people = reads.people
+            for addr, lead in leads.items():  # a new lead: its name as made, no owner
+                first, last = names.get(addr, ("", ""))
+                people[lead] = (f"{first} {last}".strip(), None)
+            assigner = Assigner(router, reads.agents, reads.last_by_team)
+        else:
+            people, agent_list, last_by_team = await assign_inputs(
+                session, {c for _, c in batch if c}
+            )
+            assigner = Assigner(router, agent_list, last_by_team)
         updates: list[dict[str, Any]] = []
         documents: list[dict[str, Any]] = []
         tasks_in: list[dict[str, Any]] = []
@@ -189,47 +235,11 @@ async def route_pending_many(
                 skill=row.data.get("skill"),
             )
             for spec in follow_ups(facts, now, name or row.remote_address or "unknown caller"):
-                if spec.team not in last_by_team:
-                    last_by_team[spec.team] = await _last_assignee(session, spec.team)
-                assignee = choose(
-                    list(agents.values()),
-                    AssignRequest(
-                        team=spec.team,
-                        skill=spec.skill,
-                        owner_id=owner,
-                        keep_owner=router.tasks.keep_owner,
-                        policy=router.tasks.policy,
-                        last_assignee_id=last_by_team[spec.team],
-                    ),
-                )
-                if assignee is not None:
-                    agent = agents[assignee]
-                    agents[assignee] = Agent(
-                        agent.user_id,
-                        agent.team,
-                        agent.skills,
-                        agent.open_tasks + 1,
-                        agent.available,
-                        agent.capacity,
-                    )
-                    last_by_team[spec.team] = assignee
+                if spec.team not in assigner.last_by_team:
+                    assigner.last_by_team[spec.team] = await _last_assignee(session, spec.team)
+                assignee = assigner.assign(spec.team, spec.skill, owner)
                 tasks_in.append(
-                    {
-                        "title": spec.title[:300],
-                        "description": row.transcript or row.body,
-                        "contact_id": contact_id,
-                        "interaction_id": row.id,
-                        "assignee_id": assignee,
-                        "team": spec.team,
-                        "skill": spec.skill,
-                        "status": TaskStatus.OPEN,
-                        "priority": spec.priority,
-                        "source": spec.source,
-                        "due_at": spec.due_at,
-                        "remind_at": spec.remind_at,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
+                    task_row(spec, row.transcript or row.body, contact_id, row.id, assignee, now)
                 )
             routed[row.id] = []
             events.append(
@@ -255,6 +265,100 @@ async def route_pending_many(
         for event in events:
             await router.bus.publish(event)
     return PendingBatch(routed, later)
+
+
+def _pending(
+    row: Any, key: str, mark: str, data: dict[str, Any], ended_at: datetime | None
+) -> PendingRow | None:
+    if data.get(key) != mark:
+        return None
+    return PendingRow(
+        id=row[0],
+        contact_id=row[1],
+        remote_address=row[2],
+        kind=InteractionKind(row[3]),
+        direction=Direction(row[4]),
+        outcome=row[5],
+        campaign_id=row[6],
+        subject=row[7] or "",
+        transcript=row[8] or "",
+        body=row[9] or "",
+        data=data,
+        ended_at=ended_at,
+    )
+
+
+async def _read_async(
+    session: AsyncSession, ids: Sequence[int], key: str, mark: str, phones: PhoneNormaliser
+) -> _Reads:
+    """`_Reads` through SQLAlchemy (PostgreSQL): the rows, their keys and candidates."""
+    rows: list[PendingRow] = []
+    for start in range(0, len(ids), CHUNK):
+        for r in await session.execute(
+            select(*COLUMNS).where(Interaction.id.in_(ids[start : start + CHUNK]))
+        ):
+            found = _pending(r, key, mark, r.data, r.ended_at)
+            if found is not None:
+                rows.append(found)
+    keys = {r.id: address_key(r.remote_address, phones) for r in rows if r.remote_address}
+    candidates: dict[tuple[str, str], set[int]] = {}
+    for kind, table, column in (
+        ("phone", ContactPhone, ContactPhone.e164),
+        ("email", ContactEmail, ContactEmail.address),
+    ):
+        wanted = sorted({k[1] for k in keys.values() if k is not None and k[0] == kind})
+        for start in range(0, len(wanted), CHUNK):
+            found_rows = await session.execute(
+                select(column, table.contact_id)
+                .join(Contact, Contact.id == table.contact_id)
+                .where(column.in_(wanted[start : start + CHUNK]), Contact.merged_into_id.is_(None))
+            )
+            for value, cid in found_rows:
+                candidates.setdefault((kind, value), set()).add(cid)
+    return _Reads(rows, keys, candidates)
+
+
+_READ_SQL: Final = (
+    "SELECT id, contact_id, remote_address, kind, direction, outcome, campaign_id, subject, "
+    "transcript, body, data, ended_at FROM interactions WHERE id IN ({marks})"
+)
+
+
+def _read_sqlite(
+    db: sqlite3.Connection,
+    ids: Sequence[int],
+    key: str,
+    mark: str,
+    phones: PhoneNormaliser,
+    wants_leads: bool,
+) -> _Reads:
+    """Every read of a batch on SQLite's raw connection, in the driver's thread, inside a
+    write transaction begun here (so what is read as pending stays so until the commit)."""
+    if not db.in_transaction:
+        db.execute("BEGIN IMMEDIATE")
+    rows: list[PendingRow] = []
+    for start in range(0, len(ids), CHUNK):
+        part = list(ids[start : start + CHUNK])
+        for r in db.execute(_READ_SQL.format(marks=", ".join("?" * len(part))), part):
+            data = json.loads(r[10]) if r[10] else {}
+            ended_at = None if r[11] is None else datetime.fromisoformat(r[11]).replace(tzinfo=UTC)
+            found = _pending(r, key, mark, data if isinstance(data, dict) else {}, ended_at)
+            if found is not None:
+                rows.append(found)
+    keys = {r.id: address_key(r.remote_address, phones) for r in rows if r.remote_address}
+    reads = batch_reads_sync(db, [(r.contact_id, keys.get(r.id)) for r in rows], wants_leads)
+    last_by_team: dict[str | None, int | None] = {None: reads.last_assignee}
+    for team in {r.data.get("team") for r in rows} - {None}:
+        last_by_team[team] = last_assignee_sync(db, team)
+    return _Reads(
+        rows,
+        keys,
+        reads.candidates,
+        reads.people,
+        reads.agents,
+        last_by_team,
+        reads.lead_inputs,
+    )
 
 
 async def _write_routed(

@@ -7,17 +7,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from contactd.crm.fts import create_fts, drop_fts
 from contactd.crm.imports.importer import ContactImporter
 from contactd.crm.merge import merge_contacts
 from contactd.crm.reports import period_report
 from contactd.crm.routing import InboundContact, Router
+from contactd.crm.routing_batch import record_many
 from contactd.crm.search import ContactSearch, Filters
 from contactd.crm.service import ContactInput, ContactService
 from contactd.crm.tasks import TaskService
-from contactd.db.models import Base
+from contactd.db.models import Base, Task
 from contactd.db.session import Database
 from contactd.enums import Channel, Direction, InteractionKind, PartyKind
 
@@ -84,3 +85,28 @@ async def test_drop_fts(pg: Database) -> None:
             "SELECT count(*) FROM pg_tables WHERE tablename LIKE '%\\_fts'"))
         assert left.scalar_one() == 0
         await conn.run_sync(create_fts)
+
+
+async def test_a_routing_batch_lands_each_item_on_its_contact_with_its_task(pg: Database) -> None:
+    """`record_many` on PostgreSQL (ordered RETURNING, not SQLite's driver hand-offs): a known
+    sender, an unknown one made a lead, each interaction with its own reply task."""
+    contacts = ContactService(pg, default_region="DE")
+    ann = await contacts.create_contact(ContactInput(first_name="Ann", phones=["+4930100001"]))
+    router = Router(pg, contacts, TaskService(pg))
+
+    def sms(sender: str) -> InboundContact:
+        return InboundContact(kind=InteractionKind.SMS, direction=Direction.INBOUND,
+                              channel=Channel.SMS, remote_address=sender, body="hi",
+                              outcome="received")
+
+    routed = await record_many(router, [sms("+4930100001"), sms("+4930999999"),
+                                        sms("030 100001")])
+    assert routed[0].contact_id == ann == routed[2].contact_id
+    assert routed[1].contact_id not in (None, ann)  # the unknown sender: a new lead
+    async with pg.session() as session:
+        tasks = list(await session.scalars(select(Task).order_by(Task.id)))
+    assert [(t.interaction_id, t.contact_id) for t in tasks] == [
+        (r.interaction_id, r.contact_id) for r in routed
+    ]
+    assert [t.id for t in tasks] == [i for r in routed for i in r.task_ids]
+    assert tasks[0].title == "Reply to sms from Ann"

@@ -3,18 +3,23 @@ assignees and events, in one transaction (new leads and shared senders via the r
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from contactd.crm.assign import Agent, AssignPolicy, AssignRequest, choose
 from contactd.crm.events import InteractionRecorded, TaskCreated
 from contactd.crm.fts import create_fts
 from contactd.crm.routing import InboundContact, Router
-from contactd.crm.routing_batch import _insert_ids, _insert_plain, record_many
+from contactd.crm.routing_batch import Assigner, _insert_ids, _insert_plain, record_many
 from contactd.crm.service import ContactInput, ContactService
 from contactd.crm.tasks import NewTask, TaskService
 from contactd.db.models import Base, InboundEmail, Interaction, Task, User
@@ -146,3 +151,58 @@ async def test_driver_hand_off_writes_in_the_transaction_and_maps_errors(tmp_pat
         assert stored is not None and stored.data == {"route": "x"}
         assert stored.started_at == row["started_at"] and stored.kind is InteractionKind.EMAIL
     await db.__aexit__(None, None, None)
+
+
+_AGENTS = st.lists(
+    st.builds(
+        Agent,
+        user_id=st.integers(1, 12),
+        team=st.sampled_from([None, "sales", "care"]),
+        skills=st.frozensets(st.sampled_from(["de", "en"])),
+        open_tasks=st.integers(0, 4),
+        available=st.booleans(),
+        capacity=st.one_of(st.none(), st.integers(0, 5)),
+    ),
+    max_size=8,
+    unique_by=lambda a: a.user_id,
+)
+_REQUESTS = st.lists(
+    st.tuples(
+        st.sampled_from([None, "sales", "care"]),
+        st.sampled_from([None, "de", "en"]),
+        st.one_of(st.none(), st.integers(1, 12)),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    agents=_AGENTS,
+    requests=_REQUESTS,
+    policy=st.sampled_from(list(AssignPolicy)),
+    keep_owner=st.booleans(),
+    last=st.one_of(st.none(), st.integers(1, 12)),
+)
+def test_the_batch_assigner_answers_as_choose_with_the_counts_kept_current(
+    agents: list[Agent],
+    requests: list[tuple[str | None, str | None, int | None]],
+    policy: AssignPolicy,
+    keep_owner: bool,
+    last: int | None,
+) -> None:
+    router = SimpleNamespace(tasks=SimpleNamespace(policy=policy, keep_owner=keep_owner))
+    teams: dict[str | None, int | None] = {None: last, "sales": last, "care": None}
+    assigner = Assigner(router, agents, dict(teams))  # type: ignore[arg-type]
+    snapshot = {a.user_id: a for a in agents}
+    for team, skill, owner in requests:
+        expected = choose(
+            list(snapshot.values()),
+            AssignRequest(team, skill, owner, keep_owner, policy, teams[team]),
+        )
+        assert assigner.assign(team, skill, owner) == expected
+        if expected is not None:  # what the task now counts for, as the next choose sees it
+            snapshot[expected] = replace(
+                snapshot[expected], open_tasks=snapshot[expected].open_tasks + 1
+            )
+            teams[team] = expected

@@ -3,12 +3,15 @@ raising anything but MailRefusedError), including a hypothesis fuzz of both."""
 
 from __future__ import annotations
 
-from email.message import EmailMessage
+import email
+import email.policy
+from email.message import EmailMessage, Message
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from contactd.messaging import mail_in
 from contactd.messaging.mail_in import MailLimits, MailRefusedError, ParsedMail, parse_mail
 
 LIMITS = MailLimits(max_bytes=64 * 1024, max_depth=6, max_parts=40)
@@ -152,3 +155,72 @@ def test_structured_hostile_mime_parses_or_is_refused(raw: bytes) -> None:
     assert isinstance(result, ParsedMail | MailRefusedError)
     if isinstance(result, ParsedMail):
         assert "@" in result.sender and len(result.subject) <= 300
+
+
+_HEADER_CHARS = " \t\"<>@,.;:()\\=?/*'%abcAB01-_+éü"
+
+
+def _part(name: str, value: str) -> Message:
+    part = email.message_from_string(f"{name}: {value}\n\nbody\n", policy=email.policy.compat32)
+    assert isinstance(part, Message)
+    return part
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.one_of(
+        st.from_regex(mail_in._PLAIN_FROM, fullmatch=True),
+        st.text(alphabet=_HEADER_CHARS, max_size=40),
+    )
+)
+def test_the_plain_from_reading_agrees_with_the_structured_parser(value: str) -> None:
+    part = _part("From", value)
+    raw = mail_in._raw(part, "From")
+    plain = None if raw is None else mail_in._plain_sender(raw)
+    if plain is not None:  # read without the parser: the parser's answer exactly
+        assert plain == mail_in._structured_sender(part)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    name=st.sampled_from(["Content-Type", "Content-Disposition"]),
+    value=st.one_of(
+        st.from_regex(mail_in._PLAIN_CTYPE, fullmatch=True),
+        st.from_regex(mail_in._PLAIN_DISPOSITION, fullmatch=True),
+        st.text(alphabet=_HEADER_CHARS, max_size=40),
+    ),
+)
+def test_the_plain_mime_header_reading_agrees_with_the_structured_parser(
+    name: str, value: str
+) -> None:
+    part = _part(name, value)
+    raw = mail_in._raw(part, name)
+    plain = None if raw is None else mail_in._plain_mime(name, raw)
+    if plain is not None:
+        assert plain == mail_in._structured_mime(part, name)
+
+
+def test_the_plain_readings_cover_what_a_mail_client_writes() -> None:
+    """The fast readings are taken for the usual headers (else they would save nothing)."""
+    assert mail_in._plain_sender("Chikondi Banda <Chikondi@Example.MW>") == [
+        ("Chikondi", "Example.MW", "Chikondi Banda")
+    ]
+    assert mail_in._plain_sender('"Banda, Chikondi" <c.banda@example.mw>') == [
+        ("c.banda", "example.mw", "Banda, Chikondi")
+    ]
+    assert mail_in._plain_mime("content-type", 'text/plain; charset="utf-8"') == (
+        "text/plain",
+        {"charset": "utf-8"},
+    )
+    assert mail_in._plain_mime("content-disposition", 'attachment; filename="list.csv"') == (
+        "attachment",
+        {"filename": "list.csv"},
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(alphabet=_HEADER_CHARS + "\x01\x7f", max_size=60))
+def test_the_plain_subject_reading_agrees_with_the_structured_parser(value: str) -> None:
+    part = _part("Subject", value)
+    structured = str(mail_in._get(part, "Subject"))
+    assert mail_in._header(part, "Subject") == structured
