@@ -30,6 +30,7 @@ DOVECOT = Path("/usr/sbin/dovecot")
 USER = "service"
 PASSWORD = "imap-test-secret"
 START_TIMEOUT_S = 15.0
+AUTH_WAIT_S = 20.0
 
 
 @dataclass
@@ -41,8 +42,21 @@ class DovecotServer:
     folder: Path
 
     def _client(self) -> imaplib.IMAP4:
-        client = imaplib.IMAP4(self.host, self.port, timeout=10)
-        client.login(self.user, self.password)
+        # dovecot answers "[UNAVAILABLE] Temporary authentication failure" while its auth
+        # process is (re)starting, which a loaded host can stretch: asked again for a while,
+        # then the failure comes with dovecot's own log.
+        deadline = time.monotonic() + AUTH_WAIT_S
+        while True:
+            client = imaplib.IMAP4(self.host, self.port, timeout=10)
+            try:
+                client.login(self.user, self.password)
+                break
+            except imaplib.IMAP4.error as exc:
+                client.shutdown()
+                if "UNAVAILABLE" not in str(exc) or time.monotonic() > deadline:
+                    log = (self.folder / "dovecot.log").read_text(errors="replace")[-3000:]
+                    raise RuntimeError(f"IMAP login refused: {exc}; dovecot.log:\n{log}") from exc
+                time.sleep(0.5)  # the auth process has no event to wait on
         client.select("INBOX")
         return client
 
