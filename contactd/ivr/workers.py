@@ -73,12 +73,17 @@ class PriorityPool:
             try:
                 result = fn(*args)
             except BaseException as exc:  # handed to the waiter, which re-raises it
-                future.set_exception(exc)
+                error: BaseException | None = exc
+            else:
+                error = None
+            # The thread counts as free before its waiter hears: a waiter woken by the result
+            # (say, the model just loaded) that looks at the pool sees it free.
+            with self._lock:
+                self._running -= 1
+            if error is not None:
+                future.set_exception(error)
             else:
                 future.set_result(result)
-            finally:
-                with self._lock:
-                    self._running -= 1
 
     def shutdown(self) -> None:
         """Cancel what has not started, let running jobs finish, join the threads."""

@@ -24,7 +24,7 @@ from panoramisk import Manager
 from sqlalchemy import func, select
 
 from contactd.ami.client import AmiClient
-from contactd.calls.events import CallDialing, CallEnded
+from contactd.calls.events import CallDialing, CallEnded, CallRinging
 from contactd.calls.service import CallService
 from contactd.config import AmiSettings, Settings
 from contactd.db.models.calls import CallAttempt
@@ -165,11 +165,24 @@ async def test_a_crash_then_a_restart_settles_every_lead_once(
             if len(sent) == 3:
                 all_sent.set()
 
+        ringing: set[str] = set()
+        all_ringing = asyncio.Event()
+
+        def rang(event: CallRinging) -> None:
+            ringing.add(event.attempt_id)
+            if len(ringing) == 3:
+                all_ringing.set()
+
         crashed.bus.subscribe(CallDialing, dialed)
+        crashed.bus.subscribe(CallRinging, rang)
         await crashed.start("crash")
         await asyncio.wait_for(all_sent.wait(), 30)
         ids = list(sent)
-        if moment != "ringing":
+        if moment == "ringing":
+            # The three Originates leave side by side: the crash comes once all three ring
+            # (CallDialing alone may still have one in the proxy's buffer).
+            await asyncio.wait_for(all_ringing.wait(), 30)
+        else:
             # answered: AMD is listening; message: AMD said HUMAN, the message is playing.
             name = "ContactdAnswered" if moment == "answered" else "ContactdAMD"
             for attempt in ids:
