@@ -94,18 +94,9 @@ async def record_many(
                 unknown.append((index, item, key))
             # else: an ambiguous sender (or an unreadable one), routed one by one below
         addresses = {key: item.remote_address for _, item, key in unknown if item.remote_address}
-        if reads is None:
-            leads = await create_leads(session, router, addresses)
-        elif addresses and router.create_unknown and reads.lead_inputs is not None:
-            tag_id, field_defs = reads.lead_inputs
-            plan = plan_leads(router, addresses, None, field_defs)
-            leads = (
-                {}
-                if plan is None
-                else await in_driver(session, lambda db: write_leads_sync(db, plan, tag_id))
-            )
-        else:
-            leads = {}
+        leads = await batch_leads(
+            session, router, addresses, None, reads.lead_inputs if reads is not None else None,
+            on_sqlite=reads is not None)
         batch += [(index, item, leads[key]) for index, item, key in unknown if key in leads]
         batch.sort(key=lambda entry: entry[0])
         if reads is not None:
@@ -251,6 +242,28 @@ def batch_reads_sync(
             lead_inputs = lead_inputs or lead_inputs_sync(db)
     people, agents, last = assign_inputs_sync(db, contact_ids)
     return BatchReads(candidates, people, agents, last, lead_inputs)
+
+
+async def batch_leads(
+    session: AsyncSession,
+    router: Router,
+    addresses: dict[tuple[str, str], str],
+    names: dict[tuple[str, str], tuple[str, str]] | None,
+    lead_inputs: tuple[int, list[FieldDef]] | None,
+    *,
+    on_sqlite: bool,
+) -> dict[tuple[str, str], int]:
+    """`create_leads` for a batch: on SQLite in one hand-off to the driver with the inputs
+    the batch's reads brought (`lead_inputs`: the new-lead tag and the custom fields)."""
+    if not on_sqlite:
+        return await create_leads(session, router, addresses, names)
+    if not addresses or not router.create_unknown or lead_inputs is None:
+        return {}
+    tag_id, field_defs = lead_inputs
+    plan = plan_leads(router, addresses, names, field_defs)
+    if plan is None:
+        return {}
+    return await in_driver(session, lambda db: write_leads_sync(db, plan, tag_id))
 
 
 async def create_leads(

@@ -44,14 +44,12 @@ from contactd.crm.routing_batch import (
     _last_assignee,
     _plain,
     assign_inputs,
+    batch_leads,
     batch_reads_sync,
-    create_leads,
     in_driver,
     insert_ids_sync,
     last_assignee_sync,
-    plan_leads,
     task_row,
-    write_leads_sync,
 )
 from contactd.crm.senders import address_key
 from contactd.db.base import utcnow
@@ -179,18 +177,8 @@ async def route_pending_many(
             else:
                 batch.append((row, row.contact_id))
         addresses = {addr: row.remote_address or "" for row, addr in unknown}
-        if not sqlite:
-            leads = await create_leads(session, router, addresses, names)
-        elif addresses and router.create_unknown and reads.lead_inputs is not None:
-            tag_id, field_defs = reads.lead_inputs
-            plan = plan_leads(router, addresses, names, field_defs)
-            leads = (
-                {}
-                if plan is None
-                else await in_driver(session, lambda db: write_leads_sync(db, plan, tag_id))
-            )
-        else:
-            leads = {}
+        leads = await batch_leads(
+            session, router, addresses, names, reads.lead_inputs, on_sqlite=sqlite)
         for row, addr in unknown:
             if addr in leads:
                 batch.append((row, leads[addr]))
