@@ -110,6 +110,7 @@ class CallRecorder:
                 PENDING,
                 DONE,
                 ended={i: e for i, e in ends.items() if e is not None},
+                unknown_stays=True,  # as `_finish`: a number nobody holds stays on no contact
             )
             for interaction_id in result.one_by_one:  # a sender to decide on: as one by one
                 await self._finish(interaction_id)

@@ -127,6 +127,7 @@ async def route_pending_many(
     make_leads: bool = False,
     ended: dict[int, datetime] | None = None,
     lead_names: Callable[[Any], tuple[str, str] | None] | None = None,
+    unknown_stays: bool = False,
 ) -> PendingBatch:
     """Route the interactions of `ids` whose `data[key]` is still `mark`, in one transaction.
 
@@ -136,6 +137,8 @@ async def route_pending_many(
     its own (a call's); else it keeps its own, or ends now. `lead_names`: with `make_leads` off,
     the (first, last) name of the new lead a row's unknown sender becomes here, or None to
     leave that row to the channel's one-by-one rule (it is given a `PendingRow`).
+    `unknown_stays`: the channel's rule for an unknown sender is to stay on no contact (a
+    dialled number nobody holds): such rows are routed in the batch as they are.
 
     On SQLite the transaction is three hand-offs to the driver's thread (reads; new leads,
     when there are any; writes), each a group of plain statements: through SQLAlchemy each
@@ -163,6 +166,8 @@ async def route_pending_many(
             held = reads.candidates.get(addr, set()) if addr is not None else set()
             if len(held) > 1:
                 later.append(row.id)  # shared address (review): one by one
+            elif row.contact_id is None and addr is not None and not held and unknown_stays:
+                batch.append((row, None))
             elif row.contact_id is None and addr is not None and not held:
                 named = lead_names(row) if lead_names is not None else None
                 if not make_leads and named is None:

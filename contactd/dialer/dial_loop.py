@@ -292,9 +292,12 @@ class DialLoop:
         not_before = now + timedelta(seconds=min(rules.busy_s, rules.failed_s, rules.no_answer_s))
         async with self.db.transaction() as session:
             if self.shared and campaign.max_concurrent:
-                # The other daemons' calls count against the campaign's cap.
-                wanted = min(wanted, campaign.max_concurrent
-                             - await repo.joint_calls(session, campaign.id))
+                # The other daemons' calls count against the campaign's cap, and one claim
+                # takes at most half the free places: the daemons sharing the cap take turns
+                # (a daemon woken first by its own calls' ends would otherwise refill every
+                # place each time, and the others would never dial).
+                free = campaign.max_concurrent - await repo.joint_calls(session, campaign.id)
+                wanted = min(wanted, -(-free // 2))
             rest = leads
             while rest and len(claimed) < wanted:
                 batch, rest = rest[:wanted - len(claimed)], rest[wanted - len(claimed):]
