@@ -40,6 +40,7 @@ from contactd.crm.routing import Router
 from contactd.crm.routing_batch import (
     CHUNK,
     Assigner,
+    _candidates,
     _insert_ids,
     _last_assignee,
     _plain,
@@ -53,7 +54,7 @@ from contactd.crm.routing_batch import (
 )
 from contactd.crm.senders import address_key
 from contactd.db.base import utcnow
-from contactd.db.models import Contact, ContactEmail, ContactPhone, Document, Interaction, Task
+from contactd.db.models import Document, Interaction, Task
 from contactd.enums import Direction, InteractionKind
 
 log = logging.getLogger(__name__)
@@ -294,21 +295,7 @@ async def _read_async(
             if found is not None:
                 rows.append(found)
     keys = {r.id: address_key(r.remote_address, phones) for r in rows if r.remote_address}
-    candidates: dict[tuple[str, str], set[int]] = {}
-    for kind, table, column in (
-        ("phone", ContactPhone, ContactPhone.e164),
-        ("email", ContactEmail, ContactEmail.address),
-    ):
-        wanted = sorted({k[1] for k in keys.values() if k is not None and k[0] == kind})
-        for start in range(0, len(wanted), CHUNK):
-            found_rows = await session.execute(
-                select(column, table.contact_id)
-                .join(Contact, Contact.id == table.contact_id)
-                .where(column.in_(wanted[start : start + CHUNK]), Contact.merged_into_id.is_(None))
-            )
-            for value, cid in found_rows:
-                candidates.setdefault((kind, value), set()).add(cid)
-    return _Reads(rows, keys, candidates)
+    return _Reads(rows, keys, await _candidates(session, list(keys.values())))
 
 
 _READ_SQL: Final = (
