@@ -67,34 +67,21 @@ async def dnc_flags(
     session: AsyncSession, e164: str, campaign_id: int | None
 ) -> tuple[bool, bool]:
     """(on the global list, on this campaign's list), checked at dial time."""
-    rows = (
-        await session.execute(select(DoNotCall.campaign_id).where(DoNotCall.e164 == e164))
-    ).scalars().all()
-    on_global = any(c is None for c in rows)
-    on_campaign = campaign_id is not None and any(c == campaign_id for c in rows)
-    return on_global, on_campaign
+    flags = await dnc_flags_many(session, [e164], campaign_id)
+    return flags.get(e164, (False, False))
 
 
 async def opted_out(session: AsyncSession, contact_id: int | None) -> bool:
     """The newest call-consent row of the contact says revoked."""
     if contact_id is None:
         return False
-    status = await session.scalar(
-        select(Consent.status)
-        .where(Consent.contact_id == contact_id, Consent.channel == Channel.CALL)
-        .order_by(Consent.recorded_at.desc(), Consent.id.desc())
-        .limit(1)
-    )
-    return status is ConsentStatus.REVOKED
+    return contact_id in await opted_out_many(session, {contact_id})
 
 
 async def contact_zone(session: AsyncSession, contact_id: int | None) -> str | None:
     if contact_id is None:
         return None
-    zone: str | None = await session.scalar(
-        select(Contact.timezone).where(Contact.id == contact_id)
-    )
-    return zone
+    return (await contact_zones(session, {contact_id})).get(contact_id)
 
 
 async def due_leads(
