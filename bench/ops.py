@@ -206,26 +206,20 @@ class Books:
     async def __aexit__(self, *exc: object) -> None:
         await self.db.__aexit__(None, None, None)
 
-    async def attempts(self) -> tuple[int, datetime | None, datetime | None]:
+    async def _count(self, column: Any) -> int:
         async with self.db.session() as session:
-            count, first, last = (await session.execute(select(
-                func.count(CallAttempt.id), func.min(CallAttempt.created_at),
-                func.max(CallAttempt.created_at)))).one()
-        return int(count), first, last
+            return int(await session.scalar(select(func.count(column))) or 0)
 
     async def at_least(self, count: int) -> bool:
-        return (await self.attempts())[0] >= count
+        """At least `count` attempts stored (claimed)."""
+        return await self._count(CallAttempt.id) >= count
 
-    async def recorded(self) -> tuple[int, datetime | None, datetime | None]:
-        """Attempts whose outcome is stored: how many, the first claim, the last outcome."""
-        async with self.db.session() as session:
-            count, first, last = (await session.execute(select(
-                func.count(CallAttempt.ended_at), func.min(CallAttempt.created_at),
-                func.max(CallAttempt.ended_at)))).one()
-        return int(count), first, last
+    async def recorded(self) -> int:
+        """Attempts whose outcome is stored."""
+        return await self._count(CallAttempt.ended_at)
 
     async def all_recorded(self, count: int) -> bool:
-        return (await self.recorded())[0] >= count
+        return await self.recorded() >= count
 
     async def nth_outcome(self, n: int) -> datetime:
         """When the n-th outcome (0-based, in time order) was stored."""
@@ -264,7 +258,7 @@ async def throughput(daemons: int, url_of: Any, leads: int, folder: Path) -> dic
             # each daemon dials up to its concurrency cap at once, a burst that says nothing
             # about how many attempts a second it sustains; at the end the last calls trail.)
             await until(lambda: books.all_recorded(leads), 0.25)
-            count, _first, _last = await books.recorded()
+            count = await books.recorded()
             low, high = leads // 5, leads - leads // 5
             start, end = await books.nth_outcome(low), await books.nth_outcome(high)
         span = (end - start).total_seconds()
