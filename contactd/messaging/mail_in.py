@@ -181,14 +181,23 @@ def _leaf(part: Message) -> _Leaf:
     )
 
 
-def _raw(part: Message, name: str) -> str | None:
-    """The first `name` header's value as the compat32 parse kept it, line breaks removed
-    (as policy=default removes them); None when there is none (or it is not text)."""
+def _first(part: Message, name: str) -> tuple[str, Any] | None:
+    """The first `name` header of `part` as the compat32 parse kept it: (its name as
+    written, its value); None when there is none."""
     wanted = name.lower()
     for key, value in part.raw_items():
         if key.lower() == wanted:
-            return "".join(_LINESEP.split(value)) if isinstance(value, str) else None
+            return key, value
     return None
+
+
+def _raw(part: Message, name: str) -> str | None:
+    """The first `name` header's value as the compat32 parse kept it, line breaks removed
+    (as policy=default removes them); None when there is none (or it is not text)."""
+    found = _first(part, name)
+    if found is None or not isinstance(found[1], str):
+        return None
+    return "".join(_LINESEP.split(found[1]))
 
 
 def _mime(part: Message, name: str) -> tuple[str, dict[str, str]] | None:
@@ -232,16 +241,17 @@ def _get(part: Message, name: str) -> Any:
 
     What `policy.header_fetch_parse` does, but with the header class made once per name:
     the registry builds a new class on every call (type(...)), a sixth of the parse time."""
+    found = _first(part, name)
+    if found is None:
+        return None
+    key, value = found
+    if hasattr(value, "name"):
+        return value
     wanted = name.lower()
-    for key, value in part.raw_items():
-        if key.lower() == wanted:
-            if hasattr(value, "name"):
-                return value
-            kind = _HEADER_CLASSES.get(wanted)
-            if kind is None:  # only the few names read here: a bounded cache
-                kind = _HEADER_CLASSES[wanted] = _REGISTRY[wanted]
-            return kind(key, "".join(_LINESEP.split(value)))
-    return None
+    kind = _HEADER_CLASSES.get(wanted)
+    if kind is None:  # only the few names read here: a bounded cache
+        kind = _HEADER_CLASSES[wanted] = _REGISTRY[wanted]
+    return kind(key, "".join(_LINESEP.split(value)))
 
 
 def _read(message: Message, limits: MailLimits) -> ParsedMail:
