@@ -67,12 +67,16 @@ async def recover_leads(
                 attempt.outcome or CallOutcome.LOST)
             await settle(attempt.id, outcome)
         elif attempt is None:
-            # Crashed between marking the lead and writing the attempt: nothing was dialed.
-            # It stays out of reach until the next_attempt_at set before the crash.
+            # Crashed between marking the lead and writing the attempt: nothing was dialed
+            # (the call layer stores the attempt before its Originate leaves), so the mark's
+            # attempt is taken back; a lead charged for it would lose a real try, or be
+            # counted as tried twice. It stays out of reach until the next_attempt_at set
+            # before the crash.
             async with db.transaction() as session:
                 lead = await session.get(Lead, lead_id)
                 if lead is not None and lead.status is LeadStatus.DIALING:
-                    lead.status = LeadStatus.RETRY
+                    lead.attempts = max(0, lead.attempts - 1)
+                    lead.status = LeadStatus.RETRY if lead.attempts else LeadStatus.NEW
         else:
             pending = True  # still open: the call layer's reconciliation will end it
     return pending

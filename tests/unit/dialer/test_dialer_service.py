@@ -133,8 +133,9 @@ async def test_nothing_is_redialed_within_its_retry_window_after_a_crash(
     assert (lead.status, lead.attempts) == (LeadStatus.DIALING, 1)
     assert lead.next_attempt_at is not None and lead.next_attempt_at > NOW
 
-    # The process dies; a new one starts and recovers. No attempt row was ever written
-    # (the crash came first), so the lead is recycled, but only after its retry window.
+    # The process dies; a new one starts and recovers. No attempt row was ever written (the
+    # crash came first; the real call layer stores it before the Originate leaves, so no call
+    # was placed): the attempt is not counted, and the lead waits out its retry window.
     restarted = DialerService(db, EventBus(), open_settings(settings), link)
     await restarted.recover()
     for _ in range(3):
@@ -142,7 +143,7 @@ async def test_nothing_is_redialed_within_its_retry_window_after_a_crash(
     assert len(link.sent) == 1
     async with db.session() as session:
         lead = (await session.execute(select(Lead))).scalar_one()
-    assert lead.status is LeadStatus.RETRY and lead.attempts == 1
+    assert lead.status is LeadStatus.NEW and lead.attempts == 0
 
 
 async def test_recovery_settles_leads_from_their_attempts(
