@@ -34,6 +34,7 @@ from contactd.crm.routing import NEW_LEAD_TAG, InboundContact, Routed, Router
 from contactd.crm.searchtext import build_search_text, name_key
 from contactd.crm.senders import address_key
 from contactd.crm.service import tag_in
+from contactd.crm.task_load import task_load
 from contactd.crm.tasks import OPEN_STATES, agent_snapshot
 from contactd.db.base import Base, utcnow
 from contactd.db.models import (
@@ -73,12 +74,16 @@ async def record_many(
     events: list[InteractionRecorded | TaskCreated] = []
     async with router.db.transaction() as session:
         sqlite = session.get_bind().dialect.name == "sqlite"
+        load = task_load(session)
         reads: BatchReads | None = None
         if sqlite:
             given = [(i.contact_id, k) for i, k in zip(items, keys, strict=True)]
+            counts = load.current()
             reads = await in_driver(
-                session, lambda db: batch_reads_sync(db, given, router.create_unknown)
+                session, lambda db: batch_reads_sync(db, given, router.create_unknown, counts)
             )
+            if reads.counts_read is not None:
+                load.read(reads.counts_read)
             candidates = reads.candidates
         else:
             candidates = await _candidates(session, keys)
@@ -136,6 +141,7 @@ async def record_many(
             for row in tasks_in:
                 row["interaction_id"] = ids[row["interaction_id"]]
             task_ids = await _insert_ids(session, Task, tasks_in)
+        load.gave(row["assignee_id"] for row in tasks_in)
         by_id: dict[int, Routed] = {}
         for (index, item, contact_id), interaction_id in zip(batch, ids, strict=True):
             results[index] = by_id[interaction_id] = Routed(interaction_id, contact_id, [])
@@ -213,17 +219,20 @@ class BatchReads:
     agents: list[Agent]
     last_assignee: int | None  # of team-less tasks
     lead_inputs: tuple[int, list[FieldDef]] | None  # read when a sender is unknown
+    counts_read: dict[int, int] | None  # open tasks per assignee, when read (see task_load)
 
 
 def batch_reads_sync(
     db: sqlite3.Connection,
     given: Sequence[tuple[int | None, tuple[str, str] | None]],
     wants_leads: bool,
+    counts: dict[int, int] | None,
 ) -> BatchReads:
     """For each (contact id, address key) of a batch: the contacts holding the keys, the
     names and owners of the contacts the batch lands on (a given id, or a key's only
-    holder), the agents, and the new-lead inputs when a key has no holder and `wants_leads`.
-    On SQLite's raw connection, in the driver's thread."""
+    holder), the agents (with `counts`, the open tasks kept by `task_load`, or read here when
+    None), and the new-lead inputs when a key has no holder and `wants_leads`. On SQLite's
+    raw connection, in the driver's thread."""
     candidates: dict[tuple[str, str], set[int]] = {}
     for kind, sql in _CANDIDATE_SQL.items():
         wanted = sorted({k[1] for _, k in given if k is not None and k[0] == kind})
@@ -240,8 +249,8 @@ def batch_reads_sync(
             contact_ids |= held
         elif contact_id is None and key is not None and not held and wants_leads:
             lead_inputs = lead_inputs or lead_inputs_sync(db)
-    people, agents, last = assign_inputs_sync(db, contact_ids)
-    return BatchReads(candidates, people, agents, last, lead_inputs)
+    people, agents, last, read = assign_inputs_sync(db, contact_ids, counts)
+    return BatchReads(candidates, people, agents, last, lead_inputs, read)
 
 
 async def batch_leads(
@@ -738,25 +747,29 @@ async def assign_inputs(
     if session.get_bind().dialect.name != "sqlite":
         people = await _people(session, ids)
         return people, await agent_snapshot(session), {}
-    people, agents, last = await in_driver(session, lambda db: assign_inputs_sync(db, ids))
+    load = task_load(session)
+    counts = load.current()
+    people, agents, last, read = await in_driver(
+        session, lambda db: assign_inputs_sync(db, ids, counts))
+    if read is not None:
+        load.read(read)
     return people, agents, {None: last}
 
 
 _OPEN_STATES: Final = [s.value for s in OPEN_STATES]
-_AGENTS_SQL: Final = (
-    "SELECT u.id, u.team, u.skills, coalesce(c.n, 0) FROM users u LEFT JOIN "
-    "(SELECT assignee_id, count(*) AS n FROM tasks WHERE status IN "
-    f"({', '.join('?' * len(_OPEN_STATES))}) "
-    "AND assignee_id IS NOT NULL GROUP BY assignee_id) c ON c.assignee_id = u.id "
-    "WHERE u.active = 1 AND u.role IN (?, ?)"
+_AGENTS_SQL: Final = "SELECT id, team, skills FROM users WHERE active = 1 AND role IN (?, ?)"
+_COUNTS_SQL: Final = (
+    "SELECT assignee_id, count(*) FROM tasks WHERE status IN "
+    f"({', '.join('?' * len(_OPEN_STATES))}) AND assignee_id IS NOT NULL GROUP BY assignee_id"
 )
 
 
 def assign_inputs_sync(
-    db: sqlite3.Connection, ids: set[int | None]
-) -> tuple[dict[int, tuple[str, int | None]], list[Agent], int | None]:
+    db: sqlite3.Connection, ids: set[int | None], counts: dict[int, int] | None
+) -> tuple[dict[int, tuple[str, int | None]], list[Agent], int | None, dict[int, int] | None]:
     """`assign_inputs` on SQLite's raw connection (in the driver's thread); the last assignee
-    of team-less tasks as the third value."""
+    of team-less tasks as the third value. The open tasks per assignee are `counts` (kept by
+    `task_load`), or read here when None and returned fourth to be kept."""
     wanted = sorted(i for i in ids if i)
     people: dict[int, tuple[str, int | None]] = {}
     for start in range(0, len(wanted), CHUNK):
@@ -768,13 +781,16 @@ def assign_inputs_sync(
             part,
         ):
             people[cid] = (f"{first} {last}".strip() or (org or ""), owner)
+    read = None
+    if counts is None:
+        counts = read = {int(uid): int(n) for uid, n in db.execute(_COUNTS_SQL, _OPEN_STATES)}
     agents = [
-        Agent(uid, team, frozenset(json.loads(skills) if skills else ()), int(n))
-        for uid, team, skills, n in db.execute(
-            _AGENTS_SQL, [*_OPEN_STATES, Role.AGENT.value, Role.SUPERVISOR.value]
+        Agent(uid, team, frozenset(json.loads(skills) if skills else ()), counts.get(uid, 0))
+        for uid, team, skills in db.execute(
+            _AGENTS_SQL, [Role.AGENT.value, Role.SUPERVISOR.value]
         )
     ]
-    return people, agents, last_assignee_sync(db, None)
+    return people, agents, last_assignee_sync(db, None), read
 
 
 def last_assignee_sync(db: sqlite3.Connection, team: str | None) -> int | None:

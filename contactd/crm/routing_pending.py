@@ -53,6 +53,7 @@ from contactd.crm.routing_batch import (
     task_row,
 )
 from contactd.crm.senders import address_key
+from contactd.crm.task_load import task_load
 from contactd.db.base import utcnow
 from contactd.db.models import Document, Interaction, Task
 from contactd.enums import Direction, InteractionKind
@@ -115,6 +116,7 @@ class _Reads:
     agents: list[Agent] | None = None
     last_by_team: dict[str | None, int | None] = field(default_factory=dict)
     lead_inputs: tuple[int, list[FieldDef]] | None = None
+    counts_read: dict[int, int] | None = None  # open tasks per assignee, when read
 
 
 async def route_pending_many(
@@ -151,12 +153,16 @@ async def route_pending_many(
     phones = router.contacts.phones
     async with router.db.transaction() as session:
         sqlite = session.get_bind().dialect.name == "sqlite"
+        load = task_load(session)
         if sqlite:
             wants_leads = make_leads or lead_names is not None
+            counts = load.current()
             reads = await in_driver(
                 session,
-                lambda db: _read_sqlite(db, ids, key, mark, phones, wants_leads),
+                lambda db: _read_sqlite(db, ids, key, mark, phones, wants_leads, counts),
             )
+            if reads.counts_read is not None:
+                load.read(reads.counts_read)
         else:
             reads = await _read_async(session, ids, key, mark, phones)
         batch: list[tuple[PendingRow, int | None]] = []
@@ -245,6 +251,7 @@ async def route_pending_many(
                 )
             )
         task_ids = await _write_routed(session, updates, documents, tasks_in)
+        load.gave(row_in["assignee_id"] for row_in in tasks_in)
         if tasks_in:
             for row_in, task_id in zip(tasks_in, task_ids, strict=True):
                 routed[row_in["interaction_id"]].append(task_id)
@@ -311,6 +318,7 @@ def _read_sqlite(
     mark: str,
     phones: PhoneNormaliser,
     wants_leads: bool,
+    counts: dict[int, int] | None,
 ) -> _Reads:
     """Every read of a batch on SQLite's raw connection, in the driver's thread, inside a
     write transaction begun here (so what is read as pending stays so until the commit)."""
@@ -326,7 +334,8 @@ def _read_sqlite(
             if found is not None:
                 rows.append(found)
     keys = {r.id: address_key(r.remote_address, phones) for r in rows if r.remote_address}
-    reads = batch_reads_sync(db, [(r.contact_id, keys.get(r.id)) for r in rows], wants_leads)
+    reads = batch_reads_sync(
+        db, [(r.contact_id, keys.get(r.id)) for r in rows], wants_leads, counts)
     last_by_team: dict[str | None, int | None] = {None: reads.last_assignee}
     for team in {r.data.get("team") for r in rows} - {None}:
         last_by_team[team] = last_assignee_sync(db, team)
@@ -338,6 +347,7 @@ def _read_sqlite(
         reads.agents,
         last_by_team,
         reads.lead_inputs,
+        reads.counts_read,
     )
 
 

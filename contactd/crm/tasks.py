@@ -20,6 +20,7 @@ from contactd.auth.audit import Actor
 from contactd.background import LoopState, run_resilient
 from contactd.crm.assign import Agent, AssignPolicy, AssignRequest, choose, escalation_target
 from contactd.crm.events import TaskCreated, TaskEscalated, TaskReminderDue
+from contactd.crm.task_load import task_load
 from contactd.db.base import utcnow
 from contactd.db.models import Contact, Task, TaskComment, User
 from contactd.db.session import Database
@@ -57,18 +58,30 @@ class NewTask:
 
 
 async def agent_snapshot(session: AsyncSession) -> list[Agent]:
-    """Active agents and supervisors with their open-task counts: the policy's input."""
-    counts = (
-        select(Task.assignee_id, func.count().label("n"))
-        .where(Task.status.in_(OPEN_STATES), Task.assignee_id.is_not(None))
-        .group_by(Task.assignee_id).subquery()
-    )
+    """Active agents and supervisors with their open-task counts: the policy's input. The
+    counts come from `task_load` while they are fresh (counting is a scan of every open
+    task)."""
+    load = task_load(session)
+    counts = load.current()
+    if counts is None:
+        counts = await open_task_counts(session)
+        load.read(counts)
     rows = await session.execute(
-        select(User.id, User.team, User.skills, func.coalesce(counts.c.n, 0))
-        .outerjoin(counts, counts.c.assignee_id == User.id)
+        select(User.id, User.team, User.skills)
         .where(User.active.is_(True), User.role.in_([Role.AGENT, Role.SUPERVISOR]))
     )
-    return [Agent(uid, team, frozenset(skills or ()), int(n)) for uid, team, skills, n in rows]
+    return [Agent(uid, team, frozenset(skills or ()), counts.get(uid, 0))
+            for uid, team, skills in rows]
+
+
+async def open_task_counts(session: AsyncSession) -> dict[int, int]:
+    """Open tasks per assignee, read from the database."""
+    rows = await session.execute(
+        select(Task.assignee_id, func.count())
+        .where(Task.status.in_(OPEN_STATES), Task.assignee_id.is_not(None))
+        .group_by(Task.assignee_id)
+    )
+    return {int(uid): int(n) for uid, n in rows if uid is not None}
 
 
 class TaskService:
@@ -112,6 +125,7 @@ class TaskService:
         )
         session.add(task)
         await session.flush()
+        task_load(session).gave([assignee])
         return task
 
     async def _choose(self, session: AsyncSession, new: NewTask) -> int | None:
@@ -149,6 +163,7 @@ class TaskService:
                              {"status": task.status.value}, {"status": status.value})
             task.status = status
             task.completed_at = utcnow() if status is TaskStatus.DONE else None
+            task_load(session).forget()
 
     async def assign(
         self, task_id: int, user_id: int | None, *, actor: Actor | None = None
@@ -161,6 +176,7 @@ class TaskService:
                 audit.record(session, actor, "task.assign", "task", task_id,
                              {"assignee_id": task.assignee_id}, {"assignee_id": user_id})
             task.assignee_id = user_id
+            task_load(session).forget()
 
     async def assign_by_policy(self, task_id: int, *, actor: Actor | None = None) -> int | None:
         """Run the assignment policy again (e.g. the assignee left); returns who got it."""
@@ -174,6 +190,7 @@ class TaskService:
                 audit.record(session, actor, "task.assign", "task", task_id,
                              {"assignee_id": task.assignee_id}, {"assignee_id": chosen})
             task.assignee_id = chosen
+            task_load(session).forget()
             return chosen
 
     async def comment(self, task_id: int, body: str, *, actor: Actor) -> int:
@@ -241,6 +258,7 @@ class TaskService:
                 task.priority = TaskPriority.URGENT
                 if target is not None:
                     task.assignee_id = target
+            task_load(session).forget()
         for event in events:
             await self._publish(event)
         return [e.task_id for e in events]
