@@ -340,6 +340,8 @@ class Task(Timestamps, Base):
         Index("ix_tasks_contact", "contact_id"),
         Index("ix_tasks_status_due", "status", "due_at"),
         Index("ix_tasks_team_status_due", "team", "status", "due_at"),
+        # Round-robin's "last assignee of this team" without sorting the team's tasks.
+        Index("ix_tasks_team_id", "team", "id"),
         # The tasks report: opened and closed in a period per person, from the index alone.
         Index("ix_tasks_created_assignee", "created_at", "assignee_id"),
         Index("ix_tasks_completed_assignee", "completed_at", "assignee_id"),
