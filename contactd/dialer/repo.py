@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contactd.calls.machine import OPEN_STATES
 from contactd.db.models.calls import CallAttempt
 from contactd.db.models.crm import Consent, Contact, DoNotCall
 from contactd.db.models.dialer import Campaign, DialRefusal, Lead
 from contactd.dialer.policy import SELECTION_ORDER, Refusal
 from contactd.enums import (
     MESSAGE_CAMPAIGN_MODES,
-    AttemptState,
     CampaignStatus,
     Channel,
     ConsentStatus,
@@ -149,8 +149,13 @@ async def record_refusals(
         )
 
 
+# Open attempts by the states they can be in, not `!= ended`: an IN list is read from the
+# state index, so the count costs the calls in progress, not every attempt the campaign made.
+_OPEN: Final = sorted(OPEN_STATES)
+
+
 async def active_calls(session: AsyncSession, campaign_id: int | None) -> int:
-    query = select(func.count(CallAttempt.id)).where(CallAttempt.state != AttemptState.ENDED)
+    query = select(func.count(CallAttempt.id)).where(CallAttempt.state.in_(_OPEN))
     if campaign_id is not None:
         query = query.where(CallAttempt.campaign_id == campaign_id)
     return int(await session.scalar(query) or 0)
@@ -277,10 +282,13 @@ async def node_load(
 ) -> tuple[int, int, int]:
     """A campaign's calls still open as stored, this node's and other daemons', and the calls
     other daemons started since `since` (the rate window)."""
-    open_calls = select(func.count(CallAttempt.id)).where(
-        CallAttempt.campaign_id == campaign_id, CallAttempt.state != AttemptState.ENDED)
-    own = await session.scalar(open_calls.where(CallAttempt.node == node))
-    others = await session.scalar(open_calls.where(CallAttempt.node != node))
+    per_node = (await session.execute(
+        select(CallAttempt.node, func.count(CallAttempt.id))
+        .where(CallAttempt.campaign_id == campaign_id, CallAttempt.state.in_(_OPEN),
+               CallAttempt.node.is_not(None))
+        .group_by(CallAttempt.node))).tuples().all()
+    own = sum(n for name, n in per_node if name == node)
+    others = sum(n for name, n in per_node if name != node)
     started = await session.scalar(
         select(func.count(CallAttempt.id)).where(
             CallAttempt.campaign_id == campaign_id, CallAttempt.created_at > since,
