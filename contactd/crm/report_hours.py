@@ -1,7 +1,8 @@
 """The hourly rollup of interactions the reports read: one row per (hour, channel, kind,
 direction, outcome, campaign, agent) with its count and talk seconds, kept in step by
 triggers on `interactions` (insert, delete, and an update of any counted column moves the
-row's share from its old bucket to its new one).
+row's share from its old bucket to its new one, or only its talk seconds when the bucket
+stays the same).
 
 30 days of a busy centre are ~800,000 interactions; grouping them costs seconds, reading
 their rollup (a few thousand rows per day) milliseconds. Campaign and agent are 0 for none,
@@ -20,10 +21,11 @@ from sqlalchemy.engine import Connection
 
 _KEY: Final = "hour, channel, kind, direction, outcome, campaign_id, user_id"
 
-_SQLITE_ROW: Final = (
-    "substr({r}.started_at, 1, 13), {r}.channel, {r}.kind, {r}.direction, {r}.outcome, "
-    "coalesce({r}.campaign_id, 0), coalesce({r}.user_id, 0)"
+_SQLITE_PARTS: Final = (
+    "substr({r}.started_at, 1, 13)", "{r}.channel", "{r}.kind", "{r}.direction", "{r}.outcome",
+    "coalesce({r}.campaign_id, 0)", "coalesce({r}.user_id, 0)",
 )
+_SQLITE_ROW: Final = ", ".join(_SQLITE_PARTS)
 _SQLITE_TALK: Final = (
     "CASE WHEN {r}.ended_at IS NULL THEN 0.0 ELSE "
     "max(0.0, (julianday({r}.ended_at) - julianday({r}.started_at)) * 86400.0) END"
@@ -39,11 +41,22 @@ _SQLITE_SUB: Final = (
 )
 _COUNTED: Final = "started_at, ended_at, channel, kind, direction, outcome, campaign_id, user_id"
 
+# An update that leaves the row in its bucket (a call's end written onto it, the usual case)
+# only moves its talk seconds: one statement, not a subtraction and an upsert.
+_SQLITE_SAME: Final = " AND ".join(
+    f"{part.format(r='old')} IS {part.format(r='new')}" for part in _SQLITE_PARTS)
+_SQLITE_TALK_MOVE: Final = (
+    f"UPDATE interaction_hours SET talk_s = talk_s - {_SQLITE_TALK.format(r='old')} "
+    f"+ {_SQLITE_TALK.format(r='new')} WHERE ({_KEY}) = ({_SQLITE_ROW.format(r='new')});"
+)
+
 SQLITE_TRIGGERS: Final = (
     f"CREATE TRIGGER interaction_hours_ai AFTER INSERT ON interactions BEGIN {_SQLITE_ADD} END",
     f"CREATE TRIGGER interaction_hours_ad AFTER DELETE ON interactions BEGIN {_SQLITE_SUB} END",
     f"CREATE TRIGGER interaction_hours_au AFTER UPDATE OF {_COUNTED} ON interactions "
-    f"BEGIN {_SQLITE_SUB} {_SQLITE_ADD} END",
+    f"WHEN NOT ({_SQLITE_SAME}) BEGIN {_SQLITE_SUB} {_SQLITE_ADD} END",
+    f"CREATE TRIGGER interaction_hours_at AFTER UPDATE OF {_COUNTED} ON interactions "
+    f"WHEN {_SQLITE_SAME} BEGIN {_SQLITE_TALK_MOVE} END",
 )
 SQLITE_FILL: Final = (
     f"INSERT INTO interaction_hours ({_KEY}, n, talk_s) "
@@ -54,6 +67,7 @@ SQLITE_DROP: Final = (
     "DROP TRIGGER IF EXISTS interaction_hours_ai",
     "DROP TRIGGER IF EXISTS interaction_hours_ad",
     "DROP TRIGGER IF EXISTS interaction_hours_au",
+    "DROP TRIGGER IF EXISTS interaction_hours_at",
 )
 
 _PG_ROW: Final = (
@@ -63,6 +77,13 @@ _PG_ROW: Final = (
 _PG_TALK: Final = "coalesce(greatest(0.0, extract(epoch FROM {r}.ended_at - {r}.started_at)), 0.0)"
 PG_FUNCTION: Final = f"""CREATE OR REPLACE FUNCTION interaction_hours_sync() RETURNS trigger AS $$
     BEGIN
+        IF TG_OP = 'UPDATE' AND ({_PG_ROW.format(r="OLD")})
+                IS NOT DISTINCT FROM ({_PG_ROW.format(r="NEW")}) THEN
+            UPDATE interaction_hours SET talk_s = talk_s - {_PG_TALK.format(r="OLD")}
+                + {_PG_TALK.format(r="NEW")}
+            WHERE ({_KEY}) = ({_PG_ROW.format(r="NEW")});
+            RETURN NULL;
+        END IF;
         IF TG_OP IN ('UPDATE', 'DELETE') THEN
             UPDATE interaction_hours SET n = n - 1,
                 talk_s = talk_s - {_PG_TALK.format(r="OLD")}
