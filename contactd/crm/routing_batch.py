@@ -75,12 +75,14 @@ async def record_many(
     async with router.db.transaction() as session:
         sqlite = session.get_bind().dialect.name == "sqlite"
         load = task_load(session)
+        round_robin = router.tasks.policy is AssignPolicy.ROUND_ROBIN
         reads: BatchReads | None = None
         if sqlite:
             given = [(i.contact_id, k) for i, k in zip(items, keys, strict=True)]
             counts = load.current()
             reads = await in_driver(
-                session, lambda db: batch_reads_sync(db, given, router.create_unknown, counts)
+                session,
+                lambda db: batch_reads_sync(db, given, router.create_unknown, counts, round_robin),
             )
             if reads.counts_read is not None:
                 load.read(reads.counts_read)
@@ -126,7 +128,7 @@ async def record_many(
                 subject=item.subject[:300],
             )
             for spec in follow_ups(facts, now, who):
-                if spec.team not in assigner.last_by_team:
+                if assigner.round_robin and spec.team not in assigner.last_by_team:
                     assigner.last_by_team[spec.team] = await _last_assignee(session, spec.team)
                 assignee = assigner.assign(spec.team, spec.skill, owner)
                 tasks_in.append(
@@ -227,12 +229,14 @@ def batch_reads_sync(
     given: Sequence[tuple[int | None, tuple[str, str] | None]],
     wants_leads: bool,
     counts: dict[int, int] | None,
+    round_robin: bool,
 ) -> BatchReads:
     """For each (contact id, address key) of a batch: the contacts holding the keys, the
     names and owners of the contacts the batch lands on (a given id, or a key's only
     holder), the agents (with `counts`, the open tasks kept by `task_load`, or read here when
-    None), and the new-lead inputs when a key has no holder and `wants_leads`. On SQLite's
-    raw connection, in the driver's thread."""
+    None), the last assignee of team-less tasks when `round_robin` (the only policy that
+    reads it), and the new-lead inputs when a key has no holder and `wants_leads`. On
+    SQLite's raw connection, in the driver's thread."""
     candidates: dict[tuple[str, str], set[int]] = {}
     for kind, sql in _CANDIDATE_SQL.items():
         wanted = sorted({k[1] for _, k in given if k is not None and k[0] == kind})
@@ -249,7 +253,7 @@ def batch_reads_sync(
             contact_ids |= held
         elif contact_id is None and key is not None and not held and wants_leads:
             lead_inputs = lead_inputs or lead_inputs_sync(db)
-    people, agents, last, read = assign_inputs_sync(db, contact_ids, counts)
+    people, agents, last, read = assign_inputs_sync(db, contact_ids, counts, round_robin)
     return BatchReads(candidates, people, agents, last, lead_inputs, read)
 
 
@@ -460,6 +464,7 @@ class Assigner:
         self.last_by_team = last_by_team
         self._keep_owner = router.tasks.keep_owner
         self._policy = router.tasks.policy
+        self.round_robin = self._policy is AssignPolicy.ROUND_ROBIN  # reads `last_by_team`
 
     def _pool(self, team: str | None, skill: str | None) -> list[int]:
         """Indexes of the agents `eligible` keeps, capacity aside, by user id."""
@@ -750,7 +755,7 @@ async def assign_inputs(
     load = task_load(session)
     counts = load.current()
     people, agents, last, read = await in_driver(
-        session, lambda db: assign_inputs_sync(db, ids, counts))
+        session, lambda db: assign_inputs_sync(db, ids, counts, True))
     if read is not None:
         load.read(read)
     return people, agents, {None: last}
@@ -765,10 +770,12 @@ _COUNTS_SQL: Final = (
 
 
 def assign_inputs_sync(
-    db: sqlite3.Connection, ids: set[int | None], counts: dict[int, int] | None
+    db: sqlite3.Connection, ids: set[int | None], counts: dict[int, int] | None,
+    round_robin: bool,
 ) -> tuple[dict[int, tuple[str, int | None]], list[Agent], int | None, dict[int, int] | None]:
     """`assign_inputs` on SQLite's raw connection (in the driver's thread); the last assignee
-    of team-less tasks as the third value. The open tasks per assignee are `counts` (kept by
+    of team-less tasks as the third value (None unless `round_robin`: when no task has an
+    assignee, finding that out reads every task). The open tasks per assignee are `counts` (kept by
     `task_load`), or read here when None and returned fourth to be kept."""
     wanted = sorted(i for i in ids if i)
     people: dict[int, tuple[str, int | None]] = {}
@@ -790,7 +797,7 @@ def assign_inputs_sync(
             _AGENTS_SQL, [Role.AGENT.value, Role.SUPERVISOR.value]
         )
     ]
-    return people, agents, last_assignee_sync(db, None), read
+    return people, agents, last_assignee_sync(db, None) if round_robin else None, read
 
 
 def last_assignee_sync(db: sqlite3.Connection, team: str | None) -> int | None:

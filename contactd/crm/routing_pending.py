@@ -31,7 +31,7 @@ from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contactd.background import LoopState, TaskOwner, run_resilient
-from contactd.crm.assign import Agent
+from contactd.crm.assign import Agent, AssignPolicy
 from contactd.crm.bulk_phones import PhoneNormaliser
 from contactd.crm.custom_fields import FieldDef
 from contactd.crm.events import InteractionRecorded, TaskCreated
@@ -159,7 +159,9 @@ async def route_pending_many(
             counts = load.current()
             reads = await in_driver(
                 session,
-                lambda db: _read_sqlite(db, ids, key, mark, phones, wants_leads, counts),
+                lambda db: _read_sqlite(
+                    db, ids, key, mark, phones, wants_leads, counts,
+                    router.tasks.policy is AssignPolicy.ROUND_ROBIN),
             )
             if reads.counts_read is not None:
                 load.read(reads.counts_read)
@@ -235,7 +237,7 @@ async def route_pending_many(
                 skill=row.data.get("skill"),
             )
             for spec in follow_ups(facts, now, name or row.remote_address or "unknown caller"):
-                if spec.team not in assigner.last_by_team:
+                if assigner.round_robin and spec.team not in assigner.last_by_team:
                     assigner.last_by_team[spec.team] = await _last_assignee(session, spec.team)
                 assignee = assigner.assign(spec.team, spec.skill, owner)
                 tasks_in.append(
@@ -319,6 +321,7 @@ def _read_sqlite(
     phones: PhoneNormaliser,
     wants_leads: bool,
     counts: dict[int, int] | None,
+    round_robin: bool,
 ) -> _Reads:
     """Every read of a batch on SQLite's raw connection, in the driver's thread, inside a
     write transaction begun here (so what is read as pending stays so until the commit)."""
@@ -335,9 +338,9 @@ def _read_sqlite(
                 rows.append(found)
     keys = {r.id: address_key(r.remote_address, phones) for r in rows if r.remote_address}
     reads = batch_reads_sync(
-        db, [(r.contact_id, keys.get(r.id)) for r in rows], wants_leads, counts)
+        db, [(r.contact_id, keys.get(r.id)) for r in rows], wants_leads, counts, round_robin)
     last_by_team: dict[str | None, int | None] = {None: reads.last_assignee}
-    for team in {r.data.get("team") for r in rows} - {None}:
+    for team in {r.data.get("team") for r in rows} - {None} if round_robin else ():
         last_by_team[team] = last_assignee_sync(db, team)
     return _Reads(
         rows,

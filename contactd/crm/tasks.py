@@ -134,12 +134,14 @@ class TaskService:
             owner = await session.scalar(
                 select(Contact.owner_id).where(Contact.id == new.contact_id)
             )
-        last = await session.scalar(
-            select(Task.assignee_id)
-            .where(Task.assignee_id.is_not(None),
-                   Task.team.is_(None) if new.team is None else Task.team == new.team)
-            .order_by(Task.id.desc()).limit(1)
-        )
+        last = None
+        if self.policy is AssignPolicy.ROUND_ROBIN:  # the only policy that reads it
+            last = await session.scalar(
+                select(Task.assignee_id)
+                .where(Task.assignee_id.is_not(None),
+                       Task.team.is_(None) if new.team is None else Task.team == new.team)
+                .order_by(Task.id.desc()).limit(1)
+            )
         request = AssignRequest(
             team=new.team, skill=new.skill, owner_id=owner, keep_owner=self.keep_owner,
             policy=self.policy, last_assignee_id=last,

@@ -8,6 +8,7 @@ from collections import Counter
 
 from sqlalchemy import select
 
+from contactd.crm.assign import AssignPolicy
 from contactd.crm.routing import InboundContact, Router
 from contactd.crm.routing_batch import record_many
 from contactd.crm.service import ContactService
@@ -83,3 +84,18 @@ async def test_another_daemons_tasks_show_after_max_age(
     now[0] = MAX_AGE_S * 2
     await record_many(router, missed(2))
     assert await open_tasks(crm_db) == {a: 7, b: 4}  # read again: both to b
+
+
+async def test_round_robin_takes_turns_across_batches(
+    crm_db: Database, contacts: ContactService, add_user: AddUser,
+) -> None:
+    """Round robin starts after the last assignee stored (read only under this policy)."""
+    a, b, c = await add_user("a"), await add_user("b"), await add_user("c")
+    tasks = TaskService(crm_db, policy=AssignPolicy.ROUND_ROBIN, keep_owner=False)
+    router = Router(crm_db, contacts, tasks)
+    for _ in range(4):
+        await record_many(router, missed(1))
+    await tasks.create(NewTask(title="by hand"))
+    async with crm_db.session() as session:
+        order = list(await session.scalars(select(Task.assignee_id).order_by(Task.id)))
+    assert order == [a, b, c, a, b]
