@@ -111,10 +111,8 @@ async def record_many(
             people.update((lead, ("", None)) for lead in leads.values())  # no name, no owner
             assigner = Assigner(router, reads.agents, {None: reads.last_assignee})
         else:
-            people, agent_list, last_by_team = await assign_inputs(
-                session, {c for _, _, c in batch if c}
-            )
-            assigner = Assigner(router, agent_list, last_by_team)
+            people, agent_list = await assign_inputs(session, {c for _, _, c in batch if c})
+            assigner = Assigner(router, agent_list, {})
         rows_in = [_interaction_row(item, contact_id, now) for _, item, contact_id in batch]
         tasks_in: list[dict[str, Any]] = []  # "interaction_id": the position in batch, first
         for position, (_, item, contact_id) in enumerate(batch):
@@ -744,21 +742,12 @@ async def _people(session: AsyncSession, ids: set[int | None]) -> dict[int, tupl
 
 async def assign_inputs(
     session: AsyncSession, ids: set[int | None]
-) -> tuple[dict[int, tuple[str, int | None]], list[Agent], dict[str | None, int | None]]:
-    """What a routing batch's task assignment reads: the contacts' names and owners
-    (`_people`), the agents with their open-task counts (`agent_snapshot`), and the last
-    assignee of team-less tasks (`_last_assignee(None)`; other teams are read when met).
-    On SQLite in one hand-off to the driver."""
-    if session.get_bind().dialect.name != "sqlite":
-        people = await _people(session, ids)
-        return people, await agent_snapshot(session), {}
-    load = task_load(session)
-    counts = load.current()
-    people, agents, last, read = await in_driver(
-        session, lambda db: assign_inputs_sync(db, ids, counts, True))
-    if read is not None:
-        load.read(read)
-    return people, agents, {None: last}
+) -> tuple[dict[int, tuple[str, int | None]], list[Agent]]:
+    """What a routing batch's task assignment reads on PostgreSQL: the contacts' names and
+    owners (`_people`) and the agents with their open-task counts (`agent_snapshot`). On
+    SQLite the batch reads the same in its one hand-off (`batch_reads_sync`); a team's last
+    assignee is read when round-robin first meets the team."""
+    return await _people(session, ids), await agent_snapshot(session)
 
 
 _OPEN_STATES: Final = [s.value for s in OPEN_STATES]
@@ -773,10 +762,10 @@ def assign_inputs_sync(
     db: sqlite3.Connection, ids: set[int | None], counts: dict[int, int] | None,
     round_robin: bool,
 ) -> tuple[dict[int, tuple[str, int | None]], list[Agent], int | None, dict[int, int] | None]:
-    """`assign_inputs` on SQLite's raw connection (in the driver's thread); the last assignee
-    of team-less tasks as the third value (None unless `round_robin`: when no task has an
-    assignee, finding that out reads every task). The open tasks per assignee are `counts` (kept by
-    `task_load`), or read here when None and returned fourth to be kept."""
+    """What `assign_inputs` reads, on SQLite's raw connection (in the driver's thread); the
+    last assignee of team-less tasks as the third value (None unless `round_robin`: when no
+    task has an assignee, finding that out reads every task). The open tasks per assignee
+    are `counts` (kept by `task_load`), or read here when None and returned fourth."""
     wanted = sorted(i for i in ids if i)
     people: dict[int, tuple[str, int | None]] = {}
     for start in range(0, len(wanted), CHUNK):

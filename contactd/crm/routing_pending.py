@@ -205,10 +205,8 @@ async def route_pending_many(
                 people[lead] = (f"{first} {last}".strip(), None)
             assigner = Assigner(router, reads.agents, reads.last_by_team)
         else:
-            people, agent_list, last_by_team = await assign_inputs(
-                session, {c for _, c in batch if c}
-            )
-            assigner = Assigner(router, agent_list, last_by_team)
+            people, agent_list = await assign_inputs(session, {c for _, c in batch if c})
+            assigner = Assigner(router, agent_list, {})
         updates: list[dict[str, Any]] = []
         documents: list[dict[str, Any]] = []
         tasks_in: list[dict[str, Any]] = []
@@ -340,8 +338,9 @@ def _read_sqlite(
     reads = batch_reads_sync(
         db, [(r.contact_id, keys.get(r.id)) for r in rows], wants_leads, counts, round_robin)
     last_by_team: dict[str | None, int | None] = {None: reads.last_assignee}
-    for team in {r.data.get("team") for r in rows} - {None} if round_robin else ():
-        last_by_team[team] = last_assignee_sync(db, team)
+    if round_robin:  # the only policy that reads them
+        for team in {r.data.get("team") for r in rows} - {None}:
+            last_by_team[team] = last_assignee_sync(db, team)
     return _Reads(
         rows,
         keys,
