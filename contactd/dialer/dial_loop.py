@@ -246,16 +246,16 @@ class DialLoop:
         if campaign.mode is CampaignMode.PREVIEW:
             return 0
         # The campaign's own caps hold across daemons; the [dialer] ones are this daemon's
-        # (its trunk to its own Asterisk).
-        cap = (campaign.max_concurrent - peers.open_calls if campaign.max_concurrent
-               else self.dialer.max_concurrent_calls)
-        cps = campaign.max_calls_per_second or self.dialer.max_calls_per_second
-        since = datetime.fromtimestamp(now_s - rate_window_s(cps), UTC)
-        started = sum(1 for t in rt.recent if t > since)
-        if campaign.max_calls_per_second:
-            started += peers.started
+        # (its trunk to its own Asterisk) and hold beside them.
         # An earlier process's calls still open count until reconciliation ends them.
-        room = min(cap - max(len(rt.calls), peers.own_open), rate_allowance(cps) - started)
+        own_open = max(len(rt.calls), peers.own_open)
+        room = min(self.dialer.max_concurrent_calls - own_open,
+                   self._rate_room(rt, now_s, self.dialer.max_calls_per_second, 0))
+        if campaign.max_concurrent:
+            room = min(room, campaign.max_concurrent - peers.open_calls - own_open)
+        if campaign.max_calls_per_second:
+            room = min(room, self._rate_room(rt, now_s, campaign.max_calls_per_second,
+                                             peers.started))
         if campaign.mode is CampaignMode.AUTOMATED:
             return room
         view = self.agents.view(campaign.id, now_s)
@@ -267,6 +267,13 @@ class DialLoop:
             waiting=len(rt.calls.in_state(DialState.WAITING)),
         )
         return min(room, rt.pacer.calls_to_dial(snap, now_s))
+
+    @staticmethod
+    def _rate_room(rt: CampaignRuntime, now_s: float, cps: float, others: int) -> int:
+        """Calls a rate cap of `cps` still allows in its window, with `others` started in it
+        by other daemons."""
+        since = datetime.fromtimestamp(now_s - rate_window_s(cps), UTC)
+        return rate_allowance(cps) - others - sum(1 for t in rt.recent if t > since)
 
     def _feed_pacer(self, rt: CampaignRuntime) -> None:
         for store, report in ((self.agents.finished_talks, rt.pacer.talk_ended),
