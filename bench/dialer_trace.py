@@ -5,11 +5,19 @@
 Prints, at the last pacing decision of each half hour: the calls dialled in it, the calibration
 factor, live answers and abandons so far, and the pacer's last forecast (allowed rate, the
 governor's rate, the predicted abandon share). The simulation is deterministic per seed.
+
+    python bench/dialer_trace.py --seed 2 --agents 10 --check-forecast 37
+
+also checks the forecast itself: at every 37th decision once the pacer is warm, its expected
+abandons among the calls in flight (with those it adds) beside a Monte Carlo of the same calls
+in the simulated world (its true answer, talk and wrap-up laws), dialling nothing more.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import random
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,6 +25,45 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import dialer
+
+
+def talk_left(world: dialer.World, age: float, rng: random.Random) -> float:
+    """What is left of a talk that has lasted `age` s, drawn from the world's talk law."""
+    if world.talk_dist != "lognormal":
+        return rng.expovariate(1.0 / world.talk_mean)  # memoryless
+    sigma = 1.0
+    mu = math.log(world.talk_mean) - sigma * sigma / 2
+    for _ in range(1000):
+        talk = rng.lognormvariate(mu, sigma)
+        if talk > age:
+            return talk - age
+    return world.talk_mean  # a talk far past the law's bulk: any long remainder will do
+
+
+def simulated_abandons(world: dialer.World, snap: Any, new: int, rng: random.Random,
+                       runs: int = 400) -> float:
+    """Mean abandons among the answers of the calls in `snap` plus `new` calls dialled now,
+    dialling nothing more, in `world`: FIFO, an answer waits the grace for an agent."""
+    p = world.answer_rate
+    total = 0
+    for _ in range(runs):
+        free_at = [0.0] * snap.free_agents
+        free_at += [talk_left(world, age, rng) + world.wrap for age in snap.talking]
+        free_at += [max(0.0, world.wrap - age) for age in snap.wrapping]
+        answers = [0.0] * snap.waiting
+        for age in [*snap.ringing, *([0.0] * new)]:
+            # Not resolved by `age`: an answer by the posterior chance, uniform over what is left.
+            answer = p * max(0.0, 20.0 - max(3.0, age)) / 17.0
+            fail = (1 - p) * max(0.0, 30.0 - max(15.0, age)) / 15.0
+            if answer + fail > 0 and rng.random() < answer / (answer + fail):
+                answers.append(rng.uniform(max(3.0, age), 20.0) - age)
+        free_at.sort()
+        for at in sorted(answers):
+            if free_at and free_at[0] <= at + dialer.GRACE_S:
+                free_at.pop(0)
+            else:
+                total += 1
+    return total / runs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--talk-dist", default="exponential")
     parser.add_argument("--wrap", type=float, default=10.0)
     parser.add_argument("--hours", type=float, default=8.0)
+    parser.add_argument("--check-forecast", type=int, default=0, metavar="N",
+                        help="check the forecast at every N-th warm decision (0: never)")
     args = parser.parse_args(argv)
     world = dialer.World(
         args.agents,
@@ -51,8 +100,21 @@ def main(argv: list[str] | None = None) -> int:
         answers[1] += int(abandoned)
         passed_answer(now, abandoned=abandoned)
 
+    checks = {"decisions": 0, "forecast": 0.0, "simulated": 0.0, "checked": 0}
+    check_rng = random.Random(args.seed * 31 + 7)
+
     def calls_to_dial(snap: Any, now: float) -> int:
         n = int(passed_dial(snap, now))
+        if args.check_forecast and pacer.last.warm and pacer.supply_known:
+            checks["decisions"] += 1
+            if checks["decisions"] % args.check_forecast == 0:
+                horizons = list(pacer.last.horizons)
+                p = round(pacer._planning_p(), 2)
+                forecast, _ = pacer._blocked(pacer._balance(snap, horizons, p),
+                                             pacer._new_call(horizons, p), n)
+                checks["forecast"] += forecast
+                checks["simulated"] += simulated_abandons(world, snap, n, check_rng)
+                checks["checked"] += 1
         row = rows.setdefault(int(now // 1800), {"dials": 0})
         row["dials"] += n
         row["cal"] = pacer.calibration
@@ -78,6 +140,12 @@ def main(argv: list[str] | None = None) -> int:
         f"occupancy {result.occupancy:.1%}  abandoned {result.abandoned}/{result.live}  "
         f"worst 24 h {result.worst_24h:.2%}  {result.extra}"
     )
+    if checks["checked"]:
+        print(
+            f"forecast check at {checks['checked']} decisions: expected abandons among the "
+            f"calls in flight {checks['forecast']:.1f}, simulated {checks['simulated']:.1f} "
+            f"(ratio {checks['forecast'] / max(checks['simulated'], 1e-9):.2f})"
+        )
     return 0
 
 
