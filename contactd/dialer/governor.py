@@ -55,7 +55,9 @@ class AbandonGovernor:
         reserve_sd: float = 3.0,
         react_s: float = 120.0,
         min_reserve: float = 2.0,
+        payback_s: float = 3600.0,
     ) -> None:
+        self.payback_s = payback_s
         self.react_s = react_s
         self.min_reserve = min_reserve
         if not 0 < target_fraction <= 1:
@@ -162,10 +164,14 @@ class AbandonGovernor:
         """Answers a window not yet full can still expect before it is; None once it is full.
 
         Forecast from its own past, not a clock: as many again as since the first answer
-        (calling hours included), less in proportion when the window fills sooner. Early on
-        that underestimates, which only makes a payback faster (a fresh campaign dials 1:1
-        until its first few dozen answers are in), and it shrinks as the window's end
-        nears."""
+        (calling hours included), less in proportion when the window fills sooner; and at
+        least the answers of the next `payback_s` at the pace of the last `payback_s`. The
+        second is for a fresh campaign: with a few dozen answers, "as many again" held every
+        place of the reserve (two abandons) against the window's first minutes, and the pacer
+        dialled 1:1 for its first ten minutes, a third of them idle. Calling is assumed to go
+        on for `payback_s` at the pace it has: a campaign stopped sooner keeps the abandons
+        it spent against answers that never came, at most the target's share of that
+        hour's answers."""
         if self.first_at is None:
             return None
         elapsed = now - self.first_at
@@ -173,7 +179,12 @@ class AbandonGovernor:
         if left <= 0:
             return None
         share = 1.0 if elapsed <= 0 else min(1.0, left / elapsed)
-        return max(state.live * share, 1.0)
+        coming = state.live * share
+        recent_s = min(elapsed, self.payback_s)
+        if recent_s >= self.bin_s:
+            pace = self.window(now, recent_s).live / recent_s
+            coming = max(coming, pace * min(left, self.payback_s))
+        return max(coming, 1.0)
 
     def amend(self, at: float) -> bool:
         """A live answer recorded connected at `at` was abandoned after all (Asterisk's queue

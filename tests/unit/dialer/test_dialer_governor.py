@@ -74,7 +74,10 @@ def test_old_counts_roll_out_of_the_window() -> None:
                           min_reserve=0.0)
     for i in range(10):
         gov.record(float(i), abandoned=True)
-    assert gov.budget(100.0, 10).allowed_rate == 0.0
+    # Ten abandons in ten answers: paid back over the next hour's answers at that pace (360),
+    # so almost nothing is left to spend.
+    assert gov.budget(100.0, 10).allowed_rate == pytest.approx(
+        (0.0285 * (10 + 360) - 10) / 360)
     assert gov.budget(2 * DAY_S, 10).allowed_rate == pytest.approx(gov.limit * 0.95)
 
 
@@ -137,3 +140,24 @@ def burst(gov: AbandonGovernor, start: float) -> None:
     """105 answers over half an hour, 9 of them abandoned."""
     for i in range(105):
         gov.record(start + i * 17.0, abandoned=i % 11 == 5 and i < 100)
+
+
+def test_a_fresh_campaign_may_dial_ahead_in_its_first_minutes() -> None:
+    # Ten minutes in: 45 answers, none abandoned. The 24-hour window will hold far more
+    # answers than these; counted as "as many again", 0.0285 x 90 = 2.6 abandons less the
+    # reserve of 2 left almost nothing, and the pacer dialled 1:1 while agents sat idle.
+    # The next hour's answers at this pace (270) carry the reserve instead.
+    gov = AbandonGovernor(limit_pct=3.0, windows_s=(30 * DAY_S, DAY_S))
+    for i in range(45):
+        gov.record(i * 600.0 / 45, abandoned=False)
+    budget = gov.budget(600.0, 60)
+    assert budget.allowed_rate == pytest.approx((0.0285 * (45 + 270) - 2.0) / 270, rel=1e-6)
+    assert budget.allowed_rate > 0.02
+    # The same ten minutes at the end of a full 24-hour window have only the horizon's
+    # answers to come: no payback assumed.
+    full = AbandonGovernor(limit_pct=3.0, windows_s=(DAY_S,))
+    full.record(0.0, abandoned=False)
+    start = 2 * DAY_S
+    for i in range(45):
+        full.record(start + i * 600.0 / 45, abandoned=False)
+    assert full.budget(start + 600.0, 60).allowed_rate < budget.allowed_rate
