@@ -471,7 +471,7 @@ class PredictivePacer(Pacer):
         supply = [snap.free_agents + t + w
                   for t, w in zip(sums["talk"], sums["wrap"], strict=True)]
         # People already waiting are in the first slice: the i-th of them has i before it.
-        own[0] += snap.waiting / 2
+        own = [own[0] + snap.waiting / 2, *own[1:]]  # a new list: `own` may still be `zero`
         return [(d, s, v, r, shared, o) for d, s, v, r, o in
                 zip(demand, supply, var, sums["ring"], own, strict=True)]
 

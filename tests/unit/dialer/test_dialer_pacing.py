@@ -166,3 +166,24 @@ def test_the_forecast_of_abandons_matches_a_simulation_of_the_same_calls(
                                        pacer._new_call(horizons, p), 0)
     simulated = simulated_abandons(snap, random.Random(11), 20_000)
     assert forecast == pytest.approx(simulated, rel=0.15)
+
+
+@pytest.mark.parametrize(("wrapping", "lost"), [((9.5,), 0.0), ((), 1.0)])
+def test_a_person_already_waiting_is_lost_only_when_no_agent_comes_free_in_time(
+    wrapping: tuple[float, ...], lost: float,
+) -> None:
+    # No call rings; one person waits for an agent. One agent leaves wrap-up (10 s) within
+    # half a second: the person is connected. Without that agent, the talks (60 s in) do not
+    # end within the 2 s grace: the person is lost. (The forecast once counted the person
+    # among the answers before it, and saw a coin toss in the first case.)
+    pacer = trained()
+    snap = PacingSnapshot(free_agents=0, talking=(60.0,) * 5, wrapping=wrapping, waiting=1)
+    pacer.calls_to_dial(snap, 0.0)
+    horizons = list(pacer.last.horizons)
+    p = round(pacer.p_agent, 2)
+    base = pacer._balance(snap, horizons, p)
+    assert [demand for demand, *_ in base] == [1.0] * len(horizons)
+    assert [ringing for _, _, _, ringing, *_ in base] == [0.0] * len(horizons)
+    blocked, answers = pacer._blocked(base, pacer._new_call(horizons, p), 0)
+    assert answers == 1.0
+    assert blocked == pytest.approx(lost, abs=0.01)
