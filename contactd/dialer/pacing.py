@@ -456,8 +456,9 @@ class PredictivePacer(Pacer):
                 entry = memo.get(key)
                 if entry is None:
                     probs = self._probabilities(kind, age, horizons, p)
+                    own_share = tuple(_own_share(probs)) if kind == "ring" else ()  # demand only
                     entry = memo[key] = (tuple(probs), tuple(f * (1 - f) for f in probs),
-                                         tuple(_own_share(probs)))
+                                         own_share)
                 acc = [x + n * f for x, f in zip(acc, entry[0], strict=True)]
                 var = [x + n * v for x, v in zip(var, entry[1], strict=True)]
                 if kind == "ring":
