@@ -110,18 +110,57 @@ def test_late_reports_are_counted_in_their_bin() -> None:
 
 def test_an_early_burst_in_a_window_not_yet_full_is_paid_back_not_a_stop() -> None:
     # A fresh campaign: 9 abandons among its first 105 answers (8.6 %) in half an hour. The
-    # 24-hour window is measured over every answer it will hold, so the pacer may go on
-    # dialing ahead, below the target, while the burst is paid back.
+    # 24-hour window is measured over every answer it will hold, so within its first hour the
+    # pacer may go on dialing ahead, below the target, while the burst is paid back.
     gov = AbandonGovernor(limit_pct=3.0, windows_s=(DAY_S,), reserve_sd=0.0, min_reserve=2.0)
     burst(gov, 0.0)
     assert gov.window(1800.0, DAY_S).abandoned == 9
     assert gov.budget(1800.0, 70).allowed_rate == 0.0  # 0.0285 x 210 < 9 + 2: not yet
-    for i in range(150):  # another 45 minutes, every answer connected
+    for i in range(90):  # another 27 minutes, every answer connected
         gov.record(1800.0 + i * 18.0, abandoned=False)
-    later = gov.budget(4600.0, 70)
-    # (0.0285 x (255 + 255) - 9 - 2) / 255: the burst spread over the answers still to come.
-    assert later.allowed_rate == pytest.approx((0.0285 * 510 - 11) / 255, rel=1e-6)
+    later = gov.budget(3500.0, 70)
+    # The next hour's answers at this pace (195 in 3,500 s) are to come: the burst and the
+    # reserve are spread over them.
+    coming = 195 / 3500 * 3600
+    assert later.allowed_rate == pytest.approx((0.0285 * (195 + coming) - 11) / coming,
+                                               rel=1e-6)
     assert 0.0 < later.allowed_rate < 0.0285
+
+
+def test_past_its_first_hour_a_day_window_must_hold_the_limit_as_it_stands() -> None:
+    # The calling day can end at any moment, and the 24-hour window then holds the day as it
+    # stands. 77 minutes in, 9 abandons among 255 answers: if calling stopped after the
+    # horizon's 70 answers, 3 % of 325 leaves 0.75 abandons to spend, fewer than paying the
+    # burst back over the answers still to come would allow.
+    gov = AbandonGovernor(limit_pct=3.0, windows_s=(DAY_S,), reserve_sd=0.0, min_reserve=2.0)
+    burst(gov, 0.0)
+    for i in range(150):
+        gov.record(1800.0 + i * 18.0, abandoned=False)
+    assert gov.budget(4600.0, 70).allowed_rate == pytest.approx((0.03 * 325 - 9) / 70)
+    # A 30-day window in the same state is measured over the campaign's days: paid back.
+    month = AbandonGovernor(limit_pct=3.0, windows_s=(30 * DAY_S,), reserve_sd=0.0,
+                            min_reserve=2.0)
+    burst(month, 0.0)
+    for i in range(150):
+        month.record(1800.0 + i * 18.0, abandoned=False)
+    assert month.budget(4600.0, 70).allowed_rate == pytest.approx((0.0285 * 510 - 11) / 255)
+    # Two more abandons and the day as it stands is over the limit: nothing is dialed ahead.
+    gov.record(4601.0, abandoned=True)
+    gov.record(4602.0, abandoned=True)
+    assert gov.budget(4610.0, 70).allowed_rate == 0.0
+
+
+def test_a_late_burst_cannot_carry_the_day_over_the_limit() -> None:
+    # Seven hours at 2.9 % and then a burst: "as many again" answers to come would let the
+    # pacer spend on, but if the day's calling ends the day's window is over 3 %.
+    gov = AbandonGovernor(limit_pct=3.0, windows_s=(30 * DAY_S, DAY_S))
+    for i in range(1800):
+        gov.record(i * 14.0, abandoned=i % 100 in (7, 41, 74) and i < 1700)
+    for i in range(8):
+        gov.record(25200.0 + i, abandoned=True)
+    state = gov.window(25210.0, DAY_S)
+    assert state.abandoned / state.live > 0.03
+    assert gov.budget(25210.0, 70).allowed_rate == 0.0
 
 
 def test_the_same_burst_in_a_full_window_stops_dialing_ahead() -> None:
