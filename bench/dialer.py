@@ -81,8 +81,14 @@ class Strategy(Pacer):
     """What the simulator asks of a pacing strategy: contactd's Pacer plus a name and a day hook."""
 
     name = ""
+    # A reference strategy for bench/dialer_trace.py may ask to be told, before each decision,
+    # in how many seconds each busy agent will be free (what no real pacer can know).
+    sees_free_times = False
 
     def day_started(self, now: float) -> None:
+        return None
+
+    def agents_free_in(self, seconds: list[float]) -> None:
         return None
 
 
@@ -100,6 +106,11 @@ class Wrapped(Strategy):
         self.predicted = 0.0  # the forecast's abandon share at each warm live answer, summed
         self.warm_answers = 0
         self.warm_abandons = 0
+
+    def calls_to_dial(self, snap: PacingSnapshot, now: float) -> int:
+        """Replaced per instance by the pacer's own method in __init__ (one call less a
+        decision); here so the class is complete."""
+        return self.pacer.calls_to_dial(snap, now)
 
     def live_answer(self, now: float, *, abandoned: bool) -> None:
         """Passes the answer on; for the predictive pacer, first sets what its last forecast
@@ -308,6 +319,10 @@ def simulate(world: World, strategy: Strategy) -> Result:
                     free.append(ref)
                 decide = now < end
             if decide:
+                if strategy.sees_free_times:
+                    strategy.agents_free_in(sorted(
+                        at - now + (world.wrap if k == TALK_END else 0.0)
+                        for at, _, k, _ in heap if k in (TALK_END, WRAP_END)))
                 for _ in range(strategy.calls_to_dial(snapshot(now), now)):
                     call = next(call_ids)
                     dials += 1
