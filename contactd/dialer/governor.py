@@ -152,9 +152,11 @@ class AbandonGovernor:
                     # calling stops (the day's hours end, the agents leave), and nobody knows
                     # when that is: past its first hour it must hold the limit by itself, with
                     # only the horizon's answers to come. A longer window keeps its payback.
-                    # Held to the limit, not the target: the target's margin covers the
-                    # payback's guess, and holding the standing rate to it too cost a team of
-                    # ten at a 10% answer rate 2.7 points of occupancy in the bench.
+                    # Held to the limit, not the target, and with the in-flight reserve
+                    # alone, not its two-abandon floor: the target's margin and the floor cover
+                    # the payback's guess; holding the standing rate to them too cost a team
+                    # of ten at a 10% answer rate 2.7 points of occupancy in the bench, and a
+                    # team of five most of its first hours' allowance.
                     standing = max(0.0, self.limit * (now_state.live + expected)
                                    - now_state.abandoned - in_flight)
                     if standing / expected < rate:
