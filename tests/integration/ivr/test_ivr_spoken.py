@@ -9,6 +9,7 @@ parser takes an hour without 시.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import uuid
 import wave
@@ -207,7 +208,11 @@ async def test_a_spoken_callback_time_is_confirmed_and_becomes_the_tasks_due_tim
     ami: Manager,
     db: Database,
     request: pytest.FixtureRequest,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    # What the model heard goes into a failure's message: a rare CI failure (1 in about 5 full
+    # runs, not reproduced alone or under load) re-prompted twice with nothing to say why.
+    caplog.set_level(logging.INFO, logger="contactd.ivr.service")
     service, tts = time_ivr_on_asterisk
     recorded: asyncio.Queue[InteractionRecorded] = asyncio.Queue()
     assert service.bus is not None
@@ -246,7 +251,9 @@ async def test_a_spoken_callback_time_is_confirmed_and_becomes_the_tasks_due_tim
     session = service.finished[uuid.UUID(started.get("Session"))]
     async with db.session() as s:
         (row,) = (await s.scalars(select(Interaction))).all()
-        assert row.outcome == "callback_requested", (row.data, session.said)
+        heard = [(getattr(r, "heard", None), getattr(r, "confidence", None))
+                 for r in caplog.records if r.getMessage() == "ivr heard a callback time"]
+        assert row.outcome == "callback_requested", (row.data, session.said, heard)
         (task,) = (await s.scalars(select(Task))).all()
     asked = datetime.fromisoformat(row.data["answers"]["callback_at"])
     # Tomorrow 08:00 in Seoul (the model drops 아침 and 시; eight without AM/PM is morning).
