@@ -6,6 +6,9 @@ Calls answer with probability --answer-rate after 3-20 s of ringing, otherwise f
 answered person who finds no free agent within 2 s is an abandoned call. Strategies decide every
 second and at every call event (a call resolved, a talk or wrap-up ended), as the daemon's dial
 loop does; the n-th call dialed and the n-th talk draw the same fate whatever the strategy.
+A strategy may also end ringing calls unanswered once they have rung --hangup-after s (the
+daemon's surplus_hangup_after_s, 15 s; 0: never): such a call's fate is lost, and the table
+counts those that would have been answered by a person.
 
 Strategies: (a) progressive 1:1, (b) VICIdial ADAPT_TAPERED as documented, (c) the best static
 rule "keep floor(a*free + b*busy) calls outstanding" grid-searched in hindsight per team size,
@@ -34,6 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from contactd.config import DialerSettings
 from contactd.dialer.governor import DAY_S, AbandonGovernor
 from contactd.dialer.pacing import (
     GRACE_S,
@@ -60,6 +64,7 @@ class World:
     hours: float = 8.0
     days: int = 1
     seed: int = 1
+    hangup_after: float = float(DialerSettings().surplus_hangup_after_s)  # 0: no hang-ups
 
 
 @dataclass
@@ -71,6 +76,8 @@ class Result:
     dials: int
     seconds: float
     extra: dict[str, float] = field(default_factory=dict)
+    hung_up: int = 0  # ringing calls the strategy ended unanswered
+    hung_up_people: int = 0  # of those, calls a person would have answered
 
     @property
     def rate(self) -> float:
@@ -100,6 +107,8 @@ class Wrapped(Strategy):
         self.pacer = pacer
         self.calls_to_dial = pacer.calls_to_dial  # type: ignore[method-assign]
         self.call_resolved = pacer.call_resolved  # type: ignore[method-assign]
+        self.calls_to_cancel = pacer.calls_to_cancel  # type: ignore[method-assign]
+        self.call_cancelled = pacer.call_cancelled  # type: ignore[method-assign]
         self.talk_ended = pacer.talk_ended  # type: ignore[method-assign]
         self.wrap_ended = pacer.wrap_ended  # type: ignore[method-assign]
         self.calibrations: list[float] = []  # the predictive pacer's factor at each day's end
@@ -239,6 +248,7 @@ def simulate(world: World, strategy: Strategy) -> Result:
     answers: list[tuple[float, bool]] = []
     busy_total = 0.0
     dials = 0
+    hung_up = hung_up_people = 0
     call_ids = itertools.count()
     span = world.hours * 3600.0
     sigma = 1.0
@@ -279,6 +289,8 @@ def simulate(world: World, strategy: Strategy) -> Result:
                 if now + 1.0 < end:
                     heapq.heappush(heap, (now + 1.0, next(seq), TICK, 0))
             elif kind == RESOLVE:
+                if ref not in ringing:
+                    continue  # ended unanswered by the strategy
                 dialed = ringing.pop(ref)
                 if ref in human:
                     strategy.call_resolved(now - dialed, needs_agent=True)
@@ -323,6 +335,16 @@ def simulate(world: World, strategy: Strategy) -> Result:
                     strategy.agents_free_in(sorted(
                         at - now + (world.wrap if k == TALK_END else 0.0)
                         for at, _, k, _ in heap if k in (TALK_END, WRAP_END)))
+                if world.hangup_after > 0:
+                    ending = strategy.calls_to_cancel(snapshot(now), now)
+                    # The youngest of the calls that have rung long enough, as the dial loop.
+                    old = sorted((c for c, t in ringing.items()
+                                  if now - t >= world.hangup_after),
+                                 key=lambda c: ringing[c], reverse=True)
+                    for call in old[:ending]:
+                        strategy.call_cancelled(now - ringing.pop(call))
+                        hung_up += 1
+                        hung_up_people += int(human.pop(call, None) is not None)
                 for _ in range(strategy.calls_to_dial(snapshot(now), now)):
                     call = next(call_ids)
                     dials += 1
@@ -344,6 +366,8 @@ def simulate(world: World, strategy: Strategy) -> Result:
         worst_24h=worst_window(answers, world),
         dials=dials,
         seconds=time.perf_counter() - began,
+        hung_up=hung_up,
+        hung_up_people=hung_up_people,
         extra={**{f"calibration_day{i + 1}": c
                   for i, c in enumerate(getattr(strategy, "calibrations", []))},
                **({"forecast_bias": round(strategy.forecast_bias, 3)}
@@ -380,7 +404,9 @@ def worst_window(answers: list[tuple[float, bool]], world: World) -> float:
 
 
 def predictive(world: World) -> Strategy:
-    return Wrapped("(d) contactd predictive", PredictivePacer(AbandonGovernor(limit_pct=3.0)))
+    """The pacer as the daemon builds it (runtime.py) with the default [dialer] settings."""
+    return Wrapped("(d) contactd predictive", PredictivePacer(
+        AbandonGovernor(limit_pct=3.0), hangup_after_s=world.hangup_after or None))
 
 
 def progressive(world: World) -> Strategy:
@@ -458,6 +484,8 @@ def run_strategy(key: str, one: World, many: World, quick: bool) -> dict[str, ob
         "live_answers": day.live,
         "abandoned": day.abandoned,
         "dials": day.dials,
+        "hung_up": day.hung_up,
+        "hung_up_people": day.hung_up_people,
         "sim_seconds": round(day.seconds + roll.seconds, 2),
         **extra,
     }
@@ -465,11 +493,20 @@ def run_strategy(key: str, one: World, many: World, quick: bool) -> dict[str, ob
 
 def run_sweep(world: World) -> dict[str, object]:
     r = simulate(world, predictive(world))
+    reached = r.live + r.hung_up_people
     return {"occupancy": round(r.occupancy, 4), "abandon_rate": round(r.rate, 4),
+            "people_hung_up": round(r.hung_up_people / reached if reached else 0.0, 4),
             "ok": r.rate <= LIMIT}
 
 
 KEYS = ("a_progressive", "b_adapt_tapered", "c_static_oracle", "d_contactd")
+
+
+def people_lost(run: dict[str, object]) -> float:
+    """Of the people who would have answered, the share whose call was ended ringing."""
+    lost = num(run.get("hung_up_people", 0))
+    reached = num(run["live_answers"]) + lost
+    return lost / reached if reached else 0.0
 
 
 def summarise(runs: list[dict[str, object]]) -> dict[str, object]:
@@ -477,9 +514,12 @@ def summarise(runs: list[dict[str, object]]) -> dict[str, object]:
     occ = [num(r["occupancy"]) for r in runs]
     worst_rate = [max(num(r["abandon_rate"]), num(r["worst_24h"]), num(r["rolling_rate"]))
                   for r in runs]
+    lost = [people_lost(r) for r in runs]
     return {"occupancy_mean": round(sum(occ) / len(occ), 4), "occupancy_worst": min(occ),
             "abandon_mean": round(sum(num(r["abandon_rate"]) for r in runs) / len(runs), 4),
-            "abandon_worst": max(worst_rate)}
+            "abandon_worst": max(worst_rate),
+            "people_hung_up_mean": round(sum(lost) / len(lost), 4),
+            "people_hung_up_worst": round(max(lost), 4)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -489,6 +529,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--talk-mean", type=float, default=120.0)
     parser.add_argument("--talk-dist", choices=("exponential", "lognormal"), default="exponential")
     parser.add_argument("--wrap", type=float, default=10.0)
+    parser.add_argument("--hangup-after", type=float, default=World.hangup_after,
+                        help="seconds of ringing after which a strategy may end a call "
+                             "unanswered (the daemon's surplus_hangup_after_s; 0: never)")
     parser.add_argument("--hours", type=float, default=8.0)
     parser.add_argument("--days", type=int, default=30, help="days for the rolling-rate run")
     parser.add_argument("--seeds", default="1,2,3",
@@ -508,7 +551,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def world(agents: int, n_days: int, seed: int, rate: float | None = None) -> World:
         return World(agents, args.answer_rate if rate is None else rate, args.talk_mean,
-                     args.talk_dist, args.wrap, args.hours, n_days, seed)
+                     args.talk_dist, args.wrap, args.hours, n_days, seed, args.hangup_after)
 
     sweep = [(a, float(r)) for a in (int(x) for x in args.sweep_agents.split(",") if x)
              for r in args.sweep.split(",") if r]
@@ -555,6 +598,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"(1 day); {', '.join(f'{num(c):.2f}' for c in rolling)} ({days} days); "
                   + (f"its forecast said {num(d['forecast_bias']):.2f} abandons per real one"
                      if num(d["forecast_bias"]) else "no abandon to check its forecast on"))
+            print(f"{'':>11} (d) ended {d['hung_up']} ringing calls unanswered, "
+                  f"{d['hung_up_people']} of them a person would have answered "
+                  f"({fmt_pct(people_lost(d)).strip()} of the people it reached)")
         print()
         for key in KEYS:
             per[key] = {"seeds": {str(seed): results[(agents, key, seed)] for seed in seeds},
@@ -567,7 +613,11 @@ def main(argv: list[str] | None = None) -> int:
             assert isinstance(m, dict)
             print(f"{'':>8}{NAMES[key]:<30} occupancy mean {fmt_pct(num(m['occupancy_mean']))}"
                   f" worst {fmt_pct(num(m['occupancy_worst']))}; abandon mean "
-                  f"{fmt_pct(num(m['abandon_mean']))} worst {fmt_pct(num(m['abandon_worst']))}")
+                  f"{fmt_pct(num(m['abandon_mean']))} worst {fmt_pct(num(m['abandon_worst']))}"
+                  + (f"; people hung up on while ringing mean "
+                     f"{fmt_pct(num(m['people_hung_up_mean'])).strip()} worst "
+                     f"{fmt_pct(num(m['people_hung_up_worst'])).strip()}"
+                     if num(m["people_hung_up_worst"]) else ""))
         print()
         checks = {"abandon<=3% every window, every seed": num(d_sum["abandon_worst"]) <= LIMIT}
         if agents in TARGETS:
@@ -589,6 +639,7 @@ def main(argv: list[str] | None = None) -> int:
         print("  " + line)
     figures: dict[str, object] = {
         "conditions": {"answer_rate": args.answer_rate, "talk_mean_s": args.talk_mean,
+                       "hangup_after_s": args.hangup_after,
                        "talk_dist": args.talk_dist, "wrap_s": args.wrap, "hours": args.hours,
                        "rolling_days": days, "seeds": seeds, "quick": args.quick},
         "teams": rows,
@@ -601,7 +652,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {agents:>3} agents, answer {rate:4.0%}: occupancy "
                   f"{fmt_pct(num(r['occupancy']))}, abandon "
                   f"{fmt_pct(num(r['abandon_rate']))} "
-                  f"{'ok' if r['ok'] else 'MISSED'}")
+                  f"{'ok' if r['ok'] else 'MISSED'}; people hung up on while ringing "
+                  f"{fmt_pct(num(r['people_hung_up'])).strip()}")
         figures["answer_rate_sweep"] = {f"{a}@{r:g}": v for (a, r), v in swept.items()}
     figures["wall_seconds"] = round(time.perf_counter() - began, 1)
     print(json.dumps(figures, separators=(",", ":")))

@@ -122,9 +122,10 @@ class KnownSupply(dialer.Wrapped):
 
 
 def frontier_run(variant: str, value: float, world: dialer.World) -> dict[str, float]:
-    """One day of one variant: 'limit' (shipped pacer at that abandon limit, %), 'threshold'
-    (calibration frozen so the marginal call's allowed share is `value`), 'known' (told when
-    agents come free, at that limit)."""
+    """One day of one variant: 'limit' (shipped pacer at that abandon limit, %), 'still'
+    (the same without surplus hang-ups), 'threshold' (calibration frozen so the marginal
+    call's allowed share is `value`, no hang-ups), 'known' (told when agents come free, at
+    that limit, no hang-ups)."""
     strategy: dialer.Strategy
     if variant == "threshold":
         pacer = PredictivePacer(AbandonGovernor(limit_pct=OPEN_LOOP_LIMIT_PCT),
@@ -133,8 +134,11 @@ def frontier_run(variant: str, value: float, world: dialer.World) -> dict[str, f
         strategy = dialer.Wrapped("fixed threshold", pacer)
     elif variant == "known":
         strategy = KnownSupply(KnownSupplyPacer(AbandonGovernor(limit_pct=value)))
+    elif variant == "still":
+        strategy = dialer.Wrapped("no hang-ups", PredictivePacer(AbandonGovernor(limit_pct=value)))
     else:
-        strategy = dialer.Wrapped("shipped", PredictivePacer(AbandonGovernor(limit_pct=value)))
+        strategy = dialer.Wrapped("shipped", PredictivePacer(
+            AbandonGovernor(limit_pct=value), hangup_after_s=world.hangup_after or None))
     result = dialer.simulate(world, strategy)
     return {"occupancy": round(result.occupancy, 4), "abandon_rate": round(result.rate, 4)}
 
@@ -143,7 +147,7 @@ def frontier(args: argparse.Namespace) -> int:
     seeds = [int(x) for x in args.seeds.split(",") if x]
     variants = ([("limit", float(x)) for x in args.limits.split(",") if x]
                 + [("threshold", float(x)) for x in args.thresholds.split(",") if x]
-                + [("known", 3.0)])
+                + [("still", 3.0), ("known", 3.0)])
     worlds = {seed: dialer.World(args.agents, args.answer_rate, args.talk_mean, args.talk_dist,
                                  args.wrap, args.hours, 1, seed) for seed in seeds}
     with ProcessPoolExecutor() as pool:
@@ -151,6 +155,7 @@ def frontier(args: argparse.Namespace) -> int:
                 for v, x in variants for seed in seeds}
         runs = {k: f.result() for k, f in jobs.items()}
     labels = {"limit": "shipped pacer, abandon limit {:g}%",
+              "still": "shipped pacer without hang-ups, limit {:g}%",
               "threshold": "calibration frozen: marginal share {:g}",
               "known": "told when agents come free, limit {:g}%"}
     print(f"{args.agents} agents, answer {args.answer_rate:.0%}, talk {args.talk_dist} "

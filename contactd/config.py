@@ -266,6 +266,10 @@ class DialerSettings(_Section):
     window_start: time = time(8, 0)
     window_end: time = time(21, 0)
     ring_timeout_s: int = Field(default=25, ge=15, le=120)
+    # A predictive campaign may end a call that has rung this long, unanswered, when the
+    # answers already coming would leave its answer without an agent (0: never). US (TSR) and
+    # UK (Ofcom) rules let an unanswered call end after 15 s of ringing, not sooner.
+    surplus_hangup_after_s: int = Field(default=15, ge=0, le=120)
     abandon_limit_pct: float = Field(default=3.0, gt=0, le=100)
     abandon_window_days: int = Field(default=30, ge=1)
     abandon_short_window_hours: int = Field(default=24, ge=1)
@@ -314,6 +318,20 @@ class DialerSettings(_Section):
     def _window_order(self) -> DialerSettings:
         if self.window_end <= self.window_start:
             raise ValueError("window_end must be later than window_start")
+        return self
+
+    @model_validator(mode="after")
+    def _surplus_hangup(self) -> DialerSettings:
+        after = self.surplus_hangup_after_s
+        if after and after < 15:
+            raise ValueError(f"surplus_hangup_after_s = {after}: an unanswered call must ring "
+                             "at least 15 s before the dialer ends it (0 turns this off)")
+        # The default with a ring timeout of 15 s is simply never reached; a value set
+        # explicitly that no call can reach is a mistake worth saying.
+        if (after and after >= self.ring_timeout_s
+                and "surplus_hangup_after_s" in self.model_fields_set):
+            raise ValueError(f"surplus_hangup_after_s = {after} must be below ring_timeout_s "
+                             f"= {self.ring_timeout_s}, or 0 to turn surplus hang-ups off")
         return self
 
 

@@ -23,6 +23,14 @@ end are the short ones), and the calibration's step starts large and decays. A y
 of the answer chance is planned with its uncertainty (an upper bound until talks are known,
 then its variance in the forecast), and the calibration moves at most one step a minute, so
 one unlucky burst of abandons does not leave the campaign timid for hours.
+
+Dialling ahead commits to answers 3-20 s before they come; when the agents turn out short,
+the pacer can take back the latest of them (`calls_to_cancel`): a call that has rung
+`hangup_after_s` (the dialer's surplus_hangup_after_s, 15 s, the least the US TSR and Ofcom
+allow before an unanswered call is ended) is ended unanswered while its answer would be
+abandoned `hangup_ratio` times as often as the budget allows. Fewer abandons in a surplus
+leave more of the budget for dialling ahead. A call ended so is learnt as censored
+(`call_cancelled`), not as a failure.
 """
 
 from __future__ import annotations
@@ -79,6 +87,16 @@ class Pacer(Protocol):
         """A live answer reported connected at `at` was abandoned after all (Asterisk gave up
         connecting it). True when the pacer moved it."""
         return False
+
+    def calls_to_cancel(self, snap: PacingSnapshot, now: float) -> int:
+        """How many ringing calls to hang up now, unanswered: the youngest of those that have
+        rung long enough to be ended (the dial loop picks them). Most pacers never do."""
+        return 0
+
+    def call_cancelled(self, ring_s: float) -> None:
+        """A call hung up for `calls_to_cancel` ended unanswered after `ring_s`: not a
+        failure, only a fate the dialer did not wait for."""
+        return None
 
 
 def progressive_calls(snap: PacingSnapshot) -> int:
@@ -209,6 +227,20 @@ class Forecast:
     horizons: tuple[int, ...] = field(default_factory=tuple)
 
 
+def _beyond(dist: Distribution, at: float, u: float) -> float:
+    """The duration at quantile `u` of `dist` given it is longer than `at` (whole-second
+    steps, linear within a step; `at` itself when nothing longer was seen)."""
+    low = dist.cdf(at)
+    if low >= 1 - 1e-9:
+        return at
+    goal = low + u * (1 - low)
+    x = at
+    while dist.cdf(x + 1) < goal and x < at + 3600:
+        x += 1
+    a, b = dist.cdf(x), dist.cdf(x + 1)
+    return x + ((goal - a) / (b - a) if b > a else 0.0)
+
+
 def _own_share(chances: Sequence[float]) -> list[float]:
     """Per slice of the forecast, one call's answer in the slice times its own chance of having
     answered before that answer (half-way through the slice): the part of the demand counted
@@ -238,8 +270,15 @@ class PredictivePacer(Pacer):
         horizon_points: int = 16,
         outcome_memory: int = 2500,
         samples: int = 600,
+        hangup_after_s: float | None = None,
+        hangup_ratio: float = 6.0,
     ) -> None:
         self.horizon_points = horizon_points
+        # Surplus hang-ups (None: never): a call that has rung this long may be ended unanswered
+        # while its answer would be abandoned over `hangup_ratio` times as often as allowed.
+        self.hangup_after_s = hangup_after_s
+        self.hangup_ratio = hangup_ratio
+        self._imputed = (0.0, 0.0)  # two low-discrepancy sequences for call_cancelled
         self.governor = governor or AbandonGovernor()
         self.grace_s = grace_s
         self.warmup_calls = warmup_calls
@@ -270,6 +309,27 @@ class PredictivePacer(Pacer):
     def call_resolved(self, ready_s: float, *, needs_agent: bool) -> None:
         self._outcomes.append(needs_agent)
         (self.ready if needs_agent else self.gave_up).add(ready_s)
+
+    def call_cancelled(self, ring_s: float) -> None:
+        """A call hung up after `ring_s` is censored: it might still have answered. Left out,
+        the answer chance would be overstated (most calls hung up would have failed); counted
+        failed, the late answers would vanish. Its fate is drawn from the estimates given it
+        had not resolved by `ring_s` (answer or failure, and when): the estimates are then
+        self-consistent, as Kaplan-Meier's are. Deterministic: two Weyl sequences, no RNG."""
+        u, v = self._imputed
+        u, v = (u + 0.6180339887498949) % 1.0, (v + 0.7548776662466927) % 1.0
+        self._imputed = (u, v)
+        self.ready.refresh()
+        self.gave_up.refresh()
+        p = self.p_agent
+        answers = p * (1 - self.ready.cdf(ring_s))
+        failures = (1 - p) * (1 - self.gave_up.cdf(ring_s))
+        if answers + failures <= 1e-12:
+            self.call_resolved(ring_s, needs_agent=False)
+            return
+        person = u < answers / (answers + failures)
+        dist = self.ready if person else self.gave_up
+        self.call_resolved(_beyond(dist, ring_s, v), needs_agent=person)
 
     def talk_ended(self, talk_s: float) -> None:
         self.talk.add(talk_s)
@@ -422,6 +482,41 @@ class PredictivePacer(Pacer):
         self.last = Forecast(allowed, governed, blocked / answers if answers > 1e-9 else 0.0,
                              len(snap.ringing) + low, p, True, tuple(horizons))
         return low
+
+    def calls_to_cancel(self, snap: PacingSnapshot, now: float) -> int:
+        """Ringing calls past `hangup_after_s` to end now, youngest first (the most likely
+        to answer). Each is ended while, with the younger ones gone, its answer would be
+        abandoned over `hangup_ratio` times the share the last decision allowed: an answer
+        then costs more abandons than it is worth, and the dial loop may dial again for
+        the agents. The ratio keeps this for true surpluses: each call ended this way may
+        have been a person about to answer, whose lead must be tried again."""
+        after = self.hangup_after_s
+        allowed = self.last.allowed_rate
+        if after is None or not (self.last.warm and self.supply_known) or allowed <= 0:
+            return 0
+        old = sorted(a for a in snap.ringing if a >= after)
+        if not old:
+            return 0
+        horizons = list(self.last.horizons)
+        p = round(self._planning_p(), 2)
+        if not horizons or tuple(horizons) != self._memo_horizons:
+            return 0  # the memo is not this forecast's: wait for the next decision
+        base = self._balance(snap, horizons, p)
+        new = self._new_call(horizons, p)
+        prev = self._blocked(base, new, 0)
+        ended = 0
+        for age in old:
+            entry = self._memo["ring"].get((round(age), p))
+            if entry is None:
+                break
+            base = [(d - f, s, v - w, r - f, sh, o - q) for (d, s, v, r, sh, o), f, w, q
+                    in zip(base, entry[0], entry[1], entry[2], strict=True)]
+            this = self._blocked(base, new, 0)
+            lost = prev[1] - this[1]
+            if lost <= 1e-9 or prev[0] - this[0] <= self.hangup_ratio * allowed * lost:
+                break
+            ended, prev = ended + 1, this
+        return ended
 
     def _horizons(self) -> list[int]:
         """Whole-second forecast points up to the time by which nearly every answer has come."""
