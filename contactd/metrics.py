@@ -28,6 +28,7 @@ from contactd.background import LoopState, TaskOwner, run_resilient
 from contactd.calls.events import CallAbandoned, CallDialing, CallEnded
 from contactd.db.models.messaging import OutboxMessage
 from contactd.db.session import Database
+from contactd.dialer.events import SurplusHangup
 from contactd.dialer.pacing import PredictivePacer, ProgressivePacer
 from contactd.enums import MessageState
 from contactd.events import EventBus
@@ -103,6 +104,10 @@ class Metrics:
         self.dialed = Counter("contactd_calls_dialed", "Originates sent", registry=r)
         self.abandons = Counter("contactd_call_abandons", "answered people no agent reached",
                                 registry=r)
+        self.surplus_hangups = Counter(
+            "contactd_dialer_surplus_hangups",
+            "ringing calls the predictive dialer ended unanswered (answers coming for no agent)",
+            ["campaign"], registry=r)
         self.in_progress = Gauge("contactd_calls_in_progress", "calls dialled and not ended",
                                  registry=r)
         self.messages = Counter("contactd_messages", "outbox messages entering a state",
@@ -155,7 +160,8 @@ class Metrics:
 
     def _handlers(self) -> list[tuple[type[Any], Callable[[Any], None]]]:
         return [(CallDialing, self._on_dialing), (CallEnded, self._on_ended),
-                (CallAbandoned, self._on_abandoned), (MessageStateChanged, self._on_message),
+                (CallAbandoned, self._on_abandoned), (SurplusHangup, self._on_surplus_hangup),
+                (MessageStateChanged, self._on_message),
                 (InboundSmsReceived, self._on_inbound), (IvrSessionStarted, self._on_ivr_start),
                 (IvrSessionEnded, self._on_ivr_end), (SpeechDecided, self._on_speech)]
 
@@ -171,6 +177,9 @@ class Metrics:
 
     def _on_abandoned(self, ev: CallAbandoned) -> None:
         self.abandons.inc()
+
+    def _on_surplus_hangup(self, ev: SurplusHangup) -> None:
+        self.surplus_hangups.labels(str(ev.campaign_id)).inc()
 
     def _on_message(self, ev: MessageStateChanged) -> None:
         self.messages.labels(ev.channel.value, ev.state.value).inc()

@@ -31,6 +31,10 @@ class CallState:
     message_status: str | None = None
     message_reason: str = ""
     last_seen: float | None = None  # the last event of this call (a lost call's talk ends here)
+    # Set when contactd itself hung the call up while it rang (`CallService.end_unanswered`):
+    # when, and why (the caller's words), for the outcome's detail.
+    ended_unanswered_at: float | None = None
+    ended_unanswered_why: str = ""
     uniqueids: set[str] = field(default_factory=set)
     linkedids: set[str] = field(default_factory=set)
 
@@ -50,6 +54,10 @@ def ended_event(call: CallState, now: float, *, lost: bool = False) -> CallEnded
         elif result is CallOutcome.HUMAN and call.message_status == "FAILED":
             result = CallOutcome.FAILED
             detail = f"message not played: {call.message_reason or 'FAILED'}"
+        if call.ended_unanswered_at is not None:
+            # Answered in the instant before contactd's hang-up reached it: said, not hidden.
+            detail = "; ".join(filter(None, (detail, "answered just as contactd hung it up "
+                                                     f"({call.ended_unanswered_why})")))
     else:
         if not outcome.is_specific(cause) and outcome.is_specific(call.leg_cause):
             cause = call.leg_cause
@@ -57,6 +65,9 @@ def ended_event(call: CallState, now: float, *, lost: bool = False) -> CallEnded
         if not outcome.is_specific(cause) and reason_cause is not None:
             cause = reason_cause
         result = outcome.unanswered_outcome(cause, call.reason)
+        if call.ended_unanswered_at is not None:
+            rang = call.ended_unanswered_at - call.started
+            detail = f"ended unanswered after {rang:.0f} s of ringing: {call.ended_unanswered_why}"
     heard = call.message_status in ("SUCCESS", "STARTED")
     if lost and call.answered_at is None and call.reason is None:
         result = CallOutcome.LOST

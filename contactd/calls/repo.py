@@ -81,6 +81,7 @@ _UPDATES: dict[type[CallEvent], Any] = {
         ended_at=bindparam("b_at"),
         ring_s=bindparam("b_ring_s"),
         talk_s=bindparam("b_talk_s"),
+        detail=bindparam("b_detail"),
     ),
 }
 # Applied in this order inside one batch, which is the order the machine allows.
@@ -103,6 +104,7 @@ def _params(event: CallEvent) -> dict[str, Any]:
             b_reason=event.originate_reason,
             b_ring_s=event.ring_s,
             b_talk_s=event.talk_s,
+            b_detail=event.detail[:300] or None,
         )
     return params
 

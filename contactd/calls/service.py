@@ -51,6 +51,8 @@ Other members:
   - `calls.in_flight` → number of attempts not yet ended.
   - `calls.channel_of(attempt_id)` → the callee channel name (for Redirect/Hangup), or None.
   - `await calls.hangup(attempt_id)` → hang up an attempt's channel (no-op when gone).
+  - `await calls.end_unanswered(attempt_id, why)` → hang up a call only while it still rings
+    unanswered (True when sent); it ends NO_ANSWER with `detail` saying `why`.
   - `await calls.reconcile(only=None)` → settle open attempts against live channels now
     (the service does it by itself after every (re)connect, for attempts sent on an older
     link or by an earlier process); `await calls.wait_reconciled(after_epoch, timeout_s)`.
@@ -116,6 +118,7 @@ def message_families(created_at: datetime) -> tuple[str, str]:
 
 
 SHUTDOWN_DRAIN_S: Final = 10.0
+NO_ANSWER_CAUSE: Final = 19  # Q.850 "no answer": a call ended while it rang, unanswered
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -304,6 +307,31 @@ class CallService:
             await self.ami.hangup(channel, cause)
         except AmiActionFailed:
             log.info("hangup: channel already gone", extra={"attempt_id": attempt_id})
+
+    async def end_unanswered(self, attempt_id: str, why: str) -> bool:
+        """Hang up a call still ringing, unanswered: True once the hang-up is sent. False
+        when it was answered (at the telephony level: with AMD that is before CallAnswered),
+        has ended, or has no channel yet; AmiUnavailable when the link is down. Its CallEnded
+        then says NO_ANSWER (Hangup cause 19), its `detail` telling `why`."""
+        channel = self.tracker.end_unanswered(attempt_id, why, self._clock())
+        if channel is None:
+            return False
+        try:
+            # Measured on Asterisk 22: a ringing Originate hung up by AMI with cause 19 ends
+            # with Hangup Cause 19 and OriginateResponse Reason 0; with 16, its outcome would
+            # be FAILED.
+            await self.ami.hangup(channel, NO_ANSWER_CAUSE)
+        except AmiActionFailed:
+            self.tracker.keep_ringing(attempt_id)  # gone already: it ends as it ended
+            return False
+        except AmiUnavailable:
+            self.tracker.keep_ringing(attempt_id)  # never sent
+            raise
+        except (AmiDisconnected, AmiTimeout) as exc:
+            # Perhaps done: it stays marked, so if it happened its end says why.
+            log.warning("hang-up of a ringing call: fate unknown",
+                        extra={"attempt_id": attempt_id, "error": exc.code})
+        return True
 
     # ---- events ----------------------------------------------------------------------
     def _on_ami_event(self, event: RawEvent) -> None:

@@ -117,6 +117,22 @@ class CallTracker:
         call = self._calls.get(attempt_id)
         return call.channel if call else None
 
+    def end_unanswered(self, attempt_id: str, why: str, now: float) -> str | None:
+        """The channel to hang up when the call still rings unanswered (then marked: its end
+        tells `why`); None when it was answered, has ended or has no channel yet."""
+        call = self._calls.get(attempt_id)
+        if (call is None or call.channel is None or call.answered_at is not None
+                or call.primary_gone or call.state not in (S.DIALING, S.RINGING)):
+            return None
+        call.ended_unanswered_at, call.ended_unanswered_why = now, why
+        return call.channel
+
+    def keep_ringing(self, attempt_id: str) -> None:
+        """The hang-up `end_unanswered` allowed did not happen (the channel was gone)."""
+        call = self._calls.get(attempt_id)
+        if call is not None:
+            call.ended_unanswered_at, call.ended_unanswered_why = None, ""
+
     def _link(self, call: CallState, linkedid: str) -> None:
         call.linkedids.add(linkedid)
         self._by_link[linkedid] = call

@@ -93,7 +93,10 @@ class AbandonAccountant:
         call = rt.calls.get(attempt_id)
         if call is None:
             return False
-        if call.state is DialState.RINGING:  # never answered: a failure the pacer learns from
+        if call.state is DialState.RINGING and call.hung_up_at is not None:
+            # Hung up by the dialer: it might still have answered (censored, not a failure).
+            rt.pacer.call_cancelled(call.hung_up_at - call.dialed_at)
+        elif call.state is DialState.RINGING:  # never answered: a failure the pacer learns from
             rt.pacer.call_resolved(now_s - call.dialed_at, needs_agent=False)
         # Hung up while waiting for an agent: still an abandon. Or counted connected, yet it
         # never reached anyone: the queue or the agent gave up and the person hung up before

@@ -76,6 +76,9 @@ class LiveCall:
     state: DialState = DialState.RINGING
     since: float = 0.0  # clock seconds when it entered its state
     agent: str | None = None  # a preview call goes to the agent who chose it, nobody else
+    # When the dialer hung it up unanswered (a surplus of answers coming): no longer ringing
+    # for the pacer, and its end is censored, not a failure.
+    hung_up_at: float | None = None
 
 
 class LiveCalls:

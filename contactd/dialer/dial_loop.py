@@ -46,7 +46,9 @@ from contactd.dialer.policy import (
 )
 from contactd.dialer.recovery import change_status, fold_peer_answers, seed_governor
 from contactd.dialer.runtime import CampaignRuntime, Runtimes
+from contactd.dialer.surplus import RingingHangup, end_surplus
 from contactd.enums import CampaignMode
+from contactd.events import EventBus
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +76,7 @@ def spread(leads: list[Lead]) -> list[Lead]:
     return [item[3] for item in keyed]
 
 
-class CallLauncher(Protocol):
+class CallLauncher(RingingHangup, Protocol):
     @property
     def connected(self) -> bool: ...  # the AMI link is up: an Originate can leave
 
@@ -94,8 +96,9 @@ class DialLoop:
         seeding: asyncio.Lock,
         recover: Callable[[], Awaitable[bool]],
         clock: Callable[[], float],
+        bus: EventBus,
     ) -> None:
-        self.db, self.settings, self.calls = db, settings, calls
+        self.db, self.settings, self.calls, self.bus = db, settings, calls, bus
         self.dialer = settings.dialer
         self.node = settings.general.node
         # Several daemons may share a PostgreSQL database: a campaign's own caps and its
@@ -214,6 +217,10 @@ class DialLoop:
         peers = PeerLoad()
         if self.shared:
             peers = await self._peer_load(campaign, rt, now_s)
+        after_s = self.dialer.surplus_hangup_after_s
+        if campaign.mode is CampaignMode.PREDICTIVE and after_s:  # before the dial decision
+            await end_surplus(self.calls, self.bus, rt, self._snapshot(rt, now_s), now_s,
+                              after_s)
         wanted = self._wanted(campaign, rt, now_s, peers)
         if wanted <= 0:
             return
@@ -258,15 +265,17 @@ class DialLoop:
                                              peers.started))
         if campaign.mode is CampaignMode.AUTOMATED:
             return room
-        view = self.agents.view(campaign.id, now_s)
-        snap = PacingSnapshot(
+        return min(room, rt.pacer.calls_to_dial(self._snapshot(rt, now_s), now_s))
+
+    def _snapshot(self, rt: CampaignRuntime, now_s: float) -> PacingSnapshot:
+        view = self.agents.view(rt.campaign_id, now_s)
+        return PacingSnapshot(
             free_agents=view.free,
             talking=view.talking,
             wrapping=view.wrapping,
             ringing=rt.ringing_ages(now_s),
             waiting=len(rt.calls.in_state(DialState.WAITING)),
         )
-        return min(room, rt.pacer.calls_to_dial(snap, now_s))
 
     @staticmethod
     def _rate_room(rt: CampaignRuntime, now_s: float, cps: float, others: int) -> int:

@@ -44,8 +44,10 @@ class CampaignRuntime:
         """Ages of the calls the pacer counts in flight: those not yet resolved (still
         ringing, or answered with AMD's verdict pending). A call handed to an agent is that
         agent's talk, and a machine's is no one's: counting them too, as the loop once did,
-        made a progressive campaign with five agents talking dial nothing for five free."""
-        return tuple(now_s - c.dialed_at for c in self.calls if c.state is DialState.RINGING)
+        made a progressive campaign with five agents talking dial nothing for five free. A call
+        the dialer has hung up is gone for the pacer, though its end has not come yet."""
+        return tuple(now_s - c.dialed_at for c in self.calls
+                     if c.state is DialState.RINGING and c.hung_up_at is None)
 
 
 class Runtimes:
@@ -84,7 +86,8 @@ class Runtimes:
                        self.dialer.abandon_short_window_hours * 3600.0),
             target_fraction=self.dialer.abandon_target_fraction,
         )
-        return PredictivePacer(governor, grace_s=self.dialer.agent_connect_s)
+        return PredictivePacer(governor, grace_s=self.dialer.agent_connect_s,
+                               hangup_after_s=float(self.dialer.surplus_hangup_after_s) or None)
 
     def of_attempt(self, attempt_id: str) -> CampaignRuntime | None:
         """The runtime whose calls include `attempt_id` (a call this process dialed)."""

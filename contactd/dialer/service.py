@@ -12,7 +12,8 @@ Public API::
 `calls` is the CallService (`originate(OriginateRequest) -> attempt id`); CallAnswered,
 CallBridged, CallAbandoned and CallEnded arrive on the bus. The work is split by job:
 
-- `dial_loop.DialLoop`: each pacing tick asks the pacer, claims leads, originates;
+- `dial_loop.DialLoop`: each pacing tick asks the pacer, claims leads, originates; a
+  predictive pacer may first have surplus ringing calls ended unanswered (`surplus`);
 - `handoff.HandOff`: an answered person goes to a free agent or Asterisk's queue;
 - `abandons.AbandonAccountant`: each live answer counted once for the governor, abandons
   amended, never doubled;
@@ -86,7 +87,8 @@ class DialerService:
         self.settler = LeadSettler(db, settings.dialer, self.runtimes, self.agents,
                                    self.accountant, fallback, clock=clock, wake=self.wake)
         self.loop = DialLoop(db, settings, calls, self.runtimes, self.agents, self.handoff,
-                             seeding=seeding, recover=self._recover_leads, clock=clock)
+                             seeding=seeding, recover=self._recover_leads, clock=clock,
+                             bus=bus)
         self.loop_state = self.loop.state
 
     # ---- life cycle ----------------------------------------------------------------------

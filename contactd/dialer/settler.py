@@ -67,7 +67,9 @@ class LeadSettler:
         else:
             self.runtimes.ended_early(attempt_id, now_s)
         self.agents.call_ended(attempt_id, now_s)
-        if event.detail:  # an answered call ended FAILED (message not played) or unknown
+        if event.detail and event.answered_by is not None:
+            # An answered call ended FAILED (message not played) or unknown, or answered as
+            # the dialer hung it up. (An unanswered one's detail is stored, nothing to warn.)
             log.warning("answered call not completed", extra={
                 "attempt_id": attempt_id, "outcome": event.outcome.value,
                 "reason": event.detail, "message_status": event.message_status})

@@ -54,3 +54,6 @@ class CallAttempt(Base):
     ended_at: Mapped[datetime | None]
     ring_s: Mapped[float | None]
     talk_s: Mapped[float | None]
+    # Why it ended as it did, when the outcome alone does not say (CallEnded.detail): an
+    # answered call cut before AMD's verdict, a message not played, a call contactd hung up.
+    detail: Mapped[str | None] = mapped_column(String(300))
