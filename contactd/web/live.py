@@ -38,6 +38,7 @@ from contactd.db.session import Database
 from contactd.dialer.agents import LOGGED_OUT, AgentBoard, AgentState
 from contactd.dialer.announce import AgentCallOffered
 from contactd.dialer.callstate import DialState
+from contactd.dialer.events import SurplusHangup
 from contactd.dialer.floor_events import (
     AgentStateChanged,
     InboundAbandoned,
@@ -313,6 +314,7 @@ class FloorHub:
         self.health: dict[str, dict[str, str]] = {}
         self._dialed: defaultdict[int, deque[float]] = defaultdict(deque)
         self._answered: defaultdict[int, deque[float]] = defaultdict(deque)
+        self._hung_up: defaultdict[int, deque[float]] = defaultdict(deque)  # surplus hang-ups
         self._sent: dict[int, dict[str, Any]] = {}  # campaign figures as last pushed
         self._refresh = asyncio.Event()
         self.pushes = 0  # encoded pushes made (not per tab): the bench reads it
@@ -323,7 +325,8 @@ class FloorHub:
                 (CallAnswered, self._on_answered), (CallBridged, self._on_bridged),
                 (CallEnded, self._on_ended), (AgentStateChanged, self._on_agent),
                 (InboundQueued, self._on_queued), (InboundAnswered, self._on_taken),
-                (InboundAbandoned, self._on_hung_up), (PeerEvent, self._on_peer))
+                (InboundAbandoned, self._on_hung_up), (SurplusHangup, self._on_surplus),
+                (PeerEvent, self._on_peer))
 
     def _on_peer(self, event: PeerEvent) -> None:
         """Another daemon's call, agent or queue (several daemons on one PostgreSQL): shown
@@ -436,6 +439,11 @@ class FloorHub:
             if event.campaign_id not in self.campaigns:
                 self._refresh.set()
 
+    def _on_surplus(self, event: SurplusHangup) -> None:
+        """A ringing call the predictive dialer ended unanswered (contactd/dialer/surplus.py):
+        counted per campaign over the last hour, beside the answer rate."""
+        self._hung_up[event.campaign_id].append(_epoch(event.at))
+
     def _on_ringing(self, event: CallRinging) -> None:
         call = self.calls.get(event.attempt_id)
         if call is None:  # a call placed by someone else's originate (click-to-call)
@@ -547,7 +555,8 @@ class FloorHub:
         board = self.dialer.agents
         for rt in self.dialer.runtimes:
             dialed, answered = self._dialed[rt.campaign_id], self._answered[rt.campaign_id]
-            for times in (dialed, answered):
+            hung_up = self._hung_up[rt.campaign_id]
+            for times in (dialed, answered, hung_up):
                 while times and times[0] < now - ANSWER_WINDOW_S:
                     times.popleft()
             staffed = sum(1 for a in board.agents.values()
@@ -557,6 +566,7 @@ class FloorHub:
                 "calls_out": out_now, "agents": staffed,
                 "dial_level": round(out_now / staffed, 2) if staffed else None,
                 "answer_rate": round(len(answered) / len(dialed), 3) if dialed else None,
+                "hung_up_1h": None,  # a predictive campaign's, when surplus hang-ups are on
                 "abandon_24h": None, "abandon_30d": None, "limit_pct": None,
                 "reserve": None, "target": None}
             pacer = rt.pacer
@@ -569,7 +579,8 @@ class FloorHub:
                     limit_pct=round(governor.limit * 100, 2),
                     reserve=(round(budget.allowed_abandons, 1)
                              if math.isfinite(budget.allowed_abandons) else None),
-                    target=pacer.last.outstanding)
+                    target=pacer.last.outstanding,
+                    hung_up_1h=len(hung_up) if pacer.hangup_after_s is not None else None)
             else:
                 figures["target"] = sum(1 for a in board.agents.values()
                                         if a.campaign_id == rt.campaign_id

@@ -61,12 +61,13 @@
     const rows = [...state.campaigns.values()].filter((c) => c.name)
       .sort((a, b) => a.name.localeCompare(b.name)).map((c) => [
         c.name, el("span", word(c.status), "state-" + c.status), num(c.dial_level),
-        num(c.calls_out) + " / " + num(c.target), pct(c.answer_rate), pct(c.abandon_24h),
+        num(c.calls_out) + " / " + num(c.target), pct(c.answer_rate), num(c.hung_up_1h),
+        pct(c.abandon_24h),
         pct(c.abandon_30d), c.limit_pct === null || c.limit_pct === undefined ? L.none : c.limit_pct + " %",
         num(c.reserve),
         c.status === "running" ? pauseForm("/floor/pause-campaign", "campaign", c.name, L.pause + " " + c.name) : "",
       ]);
-    fill("floor-campaigns", rows, L.no_campaigns, 10);
+    fill("floor-campaigns", rows, L.no_campaigns, 11);
   }
   function drawAgents() {
     const rows = [...state.agents.values()].sort((a, b) => a.name.localeCompare(b.name)).map((a) => {
