@@ -319,8 +319,8 @@ class PredictivePacer(Pacer):
         u, v = self._imputed
         u, v = (u + 0.6180339887498949) % 1.0, (v + 0.7548776662466927) % 1.0
         self._imputed = (u, v)
-        self.ready.refresh()
-        self.gave_up.refresh()
+        if self.ready.refresh() | self.gave_up.refresh():
+            self._memo["ring"].clear()  # the ringing calls' forecasts came from the old tables
         p = self.p_agent
         answers = p * (1 - self.ready.cdf(ring_s))
         failures = (1 - p) * (1 - self.gave_up.cdf(ring_s))
