@@ -319,8 +319,7 @@ class PredictivePacer(Pacer):
         u, v = self._imputed
         u, v = (u + 0.6180339887498949) % 1.0, (v + 0.7548776662466927) % 1.0
         self._imputed = (u, v)
-        if self.ready.refresh() | self.gave_up.refresh():
-            self._memo["ring"].clear()  # the ringing calls' forecasts came from the old tables
+        self._refresh_ringing()
         p = self.p_agent
         answers = p * (1 - self.ready.cdf(ring_s))
         failures = (1 - p) * (1 - self.gave_up.cdf(ring_s))
@@ -425,7 +424,8 @@ class PredictivePacer(Pacer):
         if not self.warm or snap.agents == 0:
             self.last = Forecast(outstanding=len(snap.ringing) + floor, warm=False)
             return floor
-        ready, gave_up, wrap = (d.refresh() for d in (self.ready, self.gave_up, self.wrap))
+        ring = self._refresh_ringing()
+        wrap = self.wrap.refresh()
         talk = self.talk.refresh(snap.talking)
         known = self.supply_known
         if known != self._supply_known:  # busy agents start counting: forget the zero forecasts
@@ -434,8 +434,8 @@ class PredictivePacer(Pacer):
         horizons = self._horizons()
         if tuple(horizons) != self._memo_horizons:  # every forecast is per horizon point
             self._memo_horizons = tuple(horizons)
-            ready = talk = wrap = True
-        for kind, stale in (("ring", ready or gave_up), ("talk", talk or wrap), ("wrap", wrap)):
+            ring = talk = wrap = True
+        for kind, stale in (("ring", ring), ("talk", talk or wrap), ("wrap", wrap)):
             if stale or len(self._memo[kind]) > 5000:
                 self._memo[kind].clear()
         p = round(self._planning_p(), 2)
@@ -497,18 +497,14 @@ class PredictivePacer(Pacer):
         old = sorted(a for a in snap.ringing if a >= after)
         if not old:
             return 0
-        horizons = list(self.last.horizons)
+        horizons = list(self.last.horizons)  # the memo's, set with `last` by calls_to_dial
         p = round(self._planning_p(), 2)
-        if not horizons or tuple(horizons) != self._memo_horizons:
-            return 0  # the memo is not this forecast's: wait for the next decision
-        base = self._balance(snap, horizons, p)
+        base = self._balance(snap, horizons, p)  # it leaves every ringing age in the memo
         new = self._new_call(horizons, p)
         prev = self._blocked(base, new, 0)
         ended = 0
         for age in old:
-            entry = self._memo["ring"].get((round(age), p))
-            if entry is None:
-                break
+            entry = self._memo["ring"][(round(age), p)]
             base = [(d - f, s, v - w, r - f, sh, o - q) for (d, s, v, r, sh, o), f, w, q
                     in zip(base, entry[0], entry[1], entry[2], strict=True)]
             this = self._blocked(base, new, 0)
@@ -517,6 +513,14 @@ class PredictivePacer(Pacer):
                 break
             ended, prev = ended + 1, this
         return ended
+
+    def _refresh_ringing(self) -> bool:
+        """Rebuild the answer and failure tables when due (True if rebuilt); the ringing
+        calls' forecasts made from the old tables are dropped with them."""
+        rebuilt = self.ready.refresh() | self.gave_up.refresh()
+        if rebuilt:
+            self._memo["ring"].clear()
+        return rebuilt
 
     def _horizons(self) -> list[int]:
         """Whole-second forecast points up to the time by which nearly every answer has come."""
