@@ -83,6 +83,12 @@ class Result:
     def rate(self) -> float:
         return self.abandoned / self.live if self.live else 0.0
 
+    @property
+    def people_hung_up(self) -> float:
+        """Of the people who would have answered, the share whose call was ended ringing."""
+        reached = self.live + self.hung_up_people
+        return self.hung_up_people / reached if reached else 0.0
+
 
 class Strategy(Pacer):
     """What the simulator asks of a pacing strategy: contactd's Pacer plus a name and a day hook."""
@@ -486,6 +492,7 @@ def run_strategy(key: str, one: World, many: World, quick: bool) -> dict[str, ob
         "dials": day.dials,
         "hung_up": day.hung_up,
         "hung_up_people": day.hung_up_people,
+        "people_hung_up": day.people_hung_up,
         "sim_seconds": round(day.seconds + roll.seconds, 2),
         **extra,
     }
@@ -493,20 +500,12 @@ def run_strategy(key: str, one: World, many: World, quick: bool) -> dict[str, ob
 
 def run_sweep(world: World) -> dict[str, object]:
     r = simulate(world, predictive(world))
-    reached = r.live + r.hung_up_people
     return {"occupancy": round(r.occupancy, 4), "abandon_rate": round(r.rate, 4),
-            "people_hung_up": round(r.hung_up_people / reached if reached else 0.0, 4),
+            "people_hung_up": round(r.people_hung_up, 4),
             "ok": r.rate <= LIMIT}
 
 
 KEYS = ("a_progressive", "b_adapt_tapered", "c_static_oracle", "d_contactd")
-
-
-def people_lost(run: dict[str, object]) -> float:
-    """Of the people who would have answered, the share whose call was ended ringing."""
-    lost = num(run.get("hung_up_people", 0))
-    reached = num(run["live_answers"]) + lost
-    return lost / reached if reached else 0.0
 
 
 def summarise(runs: list[dict[str, object]]) -> dict[str, object]:
@@ -514,7 +513,7 @@ def summarise(runs: list[dict[str, object]]) -> dict[str, object]:
     occ = [num(r["occupancy"]) for r in runs]
     worst_rate = [max(num(r["abandon_rate"]), num(r["worst_24h"]), num(r["rolling_rate"]))
                   for r in runs]
-    lost = [people_lost(r) for r in runs]
+    lost = [num(r["people_hung_up"]) for r in runs]
     return {"occupancy_mean": round(sum(occ) / len(occ), 4), "occupancy_worst": min(occ),
             "abandon_mean": round(sum(num(r["abandon_rate"]) for r in runs) / len(runs), 4),
             "abandon_worst": max(worst_rate),
@@ -600,7 +599,7 @@ def main(argv: list[str] | None = None) -> int:
                      if num(d["forecast_bias"]) else "no abandon to check its forecast on"))
             print(f"{'':>11} (d) ended {d['hung_up']} ringing calls unanswered, "
                   f"{d['hung_up_people']} of them a person would have answered "
-                  f"({fmt_pct(people_lost(d)).strip()} of the people it reached)")
+                  f"({fmt_pct(num(d['people_hung_up'])).strip()} of the people it reached)")
         print()
         for key in KEYS:
             per[key] = {"seeds": {str(seed): results[(agents, key, seed)] for seed in seeds},
